@@ -1,0 +1,136 @@
+"""The catalog a spec is checked against: engines, pools and topics from the settings,
+datasets and preset algorithms from the database.
+
+The settings are the source of truth for engines, pools and topics; `sync_catalog`
+mirrors them into their tables so that the TUI and other processes can list them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from app.config import Settings
+from app.db import Database
+from app.models import (
+    Dataset,
+    DatasetVersion,
+    EngineRow,
+    PresetAlgorithm,
+    ResourcePool,
+    Topic,
+    version_label,
+)
+from app.spec import EngineInfo, ParamSchema, PresetInfo, is_remote
+
+
+def _parse_version(label: str) -> int | None:
+    text = label.strip().upper().removeprefix("V")
+    return int(text) if text.isdigit() else None
+
+
+def preset_info(row: PresetAlgorithm) -> PresetInfo:
+    """The validation view of a preset algorithm row."""
+    params = tuple(
+        ParamSchema(
+            name=p["name"],
+            type=p.get("type", "str"),
+            default=p.get("default"),
+            min=p.get("min"),
+            max=p.get("max"),
+            choices=tuple(p.get("choices", ())),
+            help=p.get("help", ""),
+        )
+        for p in json.loads(row.params_schema_json or "[]")
+    )
+    return PresetInfo(row.name, row.engine, row.engine_version, params)
+
+
+@dataclass
+class DbCatalog:
+    """The live catalog: settings plus what the database knows."""
+
+    db: Database
+    settings: Settings
+
+    def engine(self, name: str, version: str) -> EngineInfo | None:
+        entry = self.settings.engine(name, version)
+        return EngineInfo(entry.name, entry.version, entry.single_node) if entry else None
+
+    def engine_versions(self, name: str) -> list[str]:
+        return [e.version for e in self.settings.engines if e.name == name]
+
+    def has_pool(self, name: str) -> bool:
+        return self.settings.pool(name) is not None
+
+    def has_topic(self, name: str) -> bool:
+        return self.settings.topic(name) is not None
+
+    def _dataset_version(self, session: Session, name: str, label: str) -> DatasetVersion | None:
+        number = _parse_version(label)
+        return session.exec(
+            select(DatasetVersion)
+            .join(Dataset, Dataset.id == DatasetVersion.dataset_id)  # type: ignore[arg-type]
+            .where(Dataset.name == name, DatasetVersion.number == number)
+        ).first()
+
+    def has_dataset_version(self, name: str, version: str) -> bool | None:
+        with self.db.read() as session:
+            if session.exec(select(Dataset.id).where(Dataset.name == name)).first() is None:
+                return None
+            return self._dataset_version(session, name, version) is not None
+
+    def dataset_local_paths(self, name: str, version: str) -> list[str]:
+        with self.db.read() as session:
+            row = self._dataset_version(session, name, version)
+        return [row.uri] if row and not is_remote(row.uri) else []
+
+    def preset(self, name: str) -> PresetInfo | None:
+        with self.db.read() as session:
+            row = session.exec(select(PresetAlgorithm).where(PresetAlgorithm.name == name)).first()
+        return preset_info(row) if row else None
+
+
+def sync_catalog(db: Database, settings: Settings) -> None:
+    """Mirror the settings' engines, pools and topics into their tables (writes only changes)."""
+    wanted_engines = {
+        (e.name, e.version): (e.image, e.interpreter, e.single_node, e.tensorboard)
+        for e in settings.engines
+    }
+    wanted_pools = {
+        p.name: (p.kind, ",".join(map(str, p.gpus)), p.description) for p in settings.pools
+    }
+    wanted_topics = {t.name: (t.description, len(t.urls)) for t in settings.topics}
+    with db.read() as session:
+        have_engines = {
+            (r.name, r.version): (r.image, r.interpreter, r.single_node, r.tensorboard)
+            for r in session.exec(select(EngineRow))
+        }
+        have_pools = {
+            r.name: (r.kind, r.gpus, r.description) for r in session.exec(select(ResourcePool))
+        }
+        have_topics = {r.name: (r.description, r.url_count) for r in session.exec(select(Topic))}
+    if (wanted_engines, wanted_pools, wanted_topics) == (have_engines, have_pools, have_topics):
+        return
+    with db.write() as session:
+        for row in session.exec(select(EngineRow)):
+            session.delete(row)
+        for row in session.exec(select(ResourcePool)):
+            session.delete(row)
+        for row in session.exec(select(Topic)):
+            session.delete(row)
+        session.flush()
+        for (name, version), (image, interp, single, tb) in wanted_engines.items():
+            session.add(EngineRow(name=name, version=version, image=image, interpreter=interp,
+                                  single_node=single, tensorboard=tb))
+        for name, (kind, gpus, desc) in wanted_pools.items():
+            session.add(ResourcePool(name=name, kind=kind, gpus=gpus, description=desc))
+        for name, (desc, count) in wanted_topics.items():
+            session.add(Topic(name=name, description=desc, url_count=count))
+
+
+def dataset_label(number: int) -> str:
+    """Dataset versions are labelled like job versions."""
+    return version_label(number)

@@ -1,0 +1,1 @@
+"""The `traindeck` command line: a thin layer over the core."""

@@ -1,0 +1,374 @@
+"""`traindeck`: the TUI with no arguments, or one of the commands below.
+
+Every command exits 0 on success and non-zero with a one-line message on error;
+`--json` prints data for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from app.cli.output import (
+    format_duration,
+    format_time,
+    format_value,
+    print_json,
+    print_table,
+)
+from app.errors import SpecError, TraindeckError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _context() -> Any:
+    from app.context import Context
+    from app.runtime.reconcile import reconcile
+
+    ctx = Context.open()
+    reconcile(ctx)
+    return ctx
+
+
+def _load(path: str) -> tuple[dict[str, Any], Path]:
+    from app.spec import load_spec_file
+
+    return load_spec_file(Path(path))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from app.context import Context
+    from app.jobs import prepare_spec
+
+    raw, base = _load(args.spec)
+    spec = prepare_spec(Context.open(), raw, base, args.spec)
+    if args.json:
+        print_json({"valid": True, "spec": spec.to_dict()})
+    else:
+        print(f"{args.spec}: valid")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from app.jobs import submit
+
+    raw, base = _load(args.spec)
+    ref = submit(_context(), raw, base, args.spec)
+    if args.json:
+        print_json(ref.to_dict())
+    else:
+        print(f"{ref.job} {ref.version} submitted ({ref.status})")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from app.queries import list_jobs
+
+    rows = list_jobs(_context().db, search=args.filter or "", status=args.status,
+                     sort=args.sort, limit=args.limit)
+    if args.json:
+        print_json([r.to_dict() for r in rows])
+        return 0
+    print_table(
+        ["job", "version", "status", "engine", "resources", "created", "duration"],
+        [
+            (r.name, r.version, r.status, r.engine,
+             f"{r.gpus} GPU × {r.nodes} · {r.runtime}", format_time(r.created),
+             format_duration(_duration(r.started, r.finished)))
+            for r in rows
+        ],
+    )
+    return 0
+
+
+def _duration(started: Any, finished: Any) -> float | None:
+    from app.models import utcnow
+
+    if started is None:
+        return None
+    return ((finished or utcnow()) - started).total_seconds()
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from app.queries import job_versions, version_events, version_info
+
+    ctx = _context()
+    versions = (
+        [version_info(ctx.db, args.job, args.version)] if args.version
+        else job_versions(ctx.db, args.job)
+    )
+    if args.json:
+        print_json({"job": args.job, "versions": [v.to_dict() for v in versions]})
+        return 0
+    for v in versions:
+        print(f"{v.job} {v.version}  {v.status}" + (f"  ({v.reason})" if v.reason else ""))
+        print(f"  parent      {v.parent or '-'}")
+        print(f"  engine      {v.engine}  runtime {v.runtime}  pool {v.pool}  "
+              f"gpus {v.gpus} × {v.nodes} node(s)" +
+              (f"  allocated [{v.allocated_gpus}]" if v.allocated_gpus else ""))
+        print(f"  created     {format_time(v.created)}  started {format_time(v.started)}  "
+              f"finished {format_time(v.finished)}  duration {format_duration(v.duration)}")
+        if v.exit_code is not None:
+            print(f"  exit code   {v.exit_code}")
+        params = " ".join(f"{k}={format_value(x)}" for k, x in v.parameters.items())
+        print(f"  parameters  {params or '-'}")
+        metrics = " ".join(f"{k}={format_value(x)}" for k, x in v.metrics.items())
+        print(f"  metrics     {metrics or '-'}")
+        print(f"  output      {v.output}")
+        print(f"  logs        {v.log_dir}")
+        if args.version and args.events:
+            for e in version_events(ctx.db, v.id):
+                print(f"  {format_time(e.time)}  {e.kind:<12} {e.message}")
+    return 0
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    from app.models import Status, version_label
+    from app.runtime.control import wait_final
+
+    version = wait_final(_context(), args.job, args.version, args.timeout)
+    label = version_label(version.number)
+    if args.json:
+        print_json({"job": args.job, "version": label, "status": version.status,
+                    "reason": version.reason, "exit_code": version.exit_code})
+    else:
+        print(f"{args.job} {label} {version.status}" +
+              (f": {version.reason}" if version.reason else ""))
+    return 0 if version.status == Status.SUCCEEDED else EXIT_ERROR
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from app.runtime.logview import print_logs
+
+    return print_logs(_context(), args.job, args.version, rank=args.rank, follow=args.follow,
+                      tail_lines=args.tail)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from app.runtime.control import stop_version
+
+    print(stop_version(_context(), args.job, args.version))
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from app.runtime.control import delete
+
+    if not args.yes:
+        what = f"{args.job} {args.version}" if args.version else f"job {args.job} (all versions)"
+        raise TraindeckError(f"delete {what}: add --yes to confirm")
+    removed = delete(_context(), args.job, args.version, purge=args.purge)
+    if args.json:
+        print_json({"job": args.job, "deleted": removed})
+    else:
+        print(f"deleted {args.job} {', '.join(removed)}")
+    return 0
+
+
+def cmd_modify(args: argparse.Namespace) -> int:
+    from app.jobs import create_version, modified_spec, parse_assignments, spec_diff
+
+    ctx = _context()
+    sets = parse_assignments(args.set or [])
+    raw, base = (_load(args.spec) if args.spec else (None, None))
+    parent, spec, parent_id = modified_spec(ctx, args.job, args.from_version, sets, raw, base,
+                                            args.spec)
+    diff = spec_diff(parent, spec)
+    if args.dry_run:
+        if args.json:
+            print_json({"diff": [{"field": f, "old": a, "new": b} for f, a, b in diff]})
+        else:
+            for field, old, new in diff:
+                print(f"{field}: {format_value(old)} -> {format_value(new)}")
+        return 0
+    ref = create_version(ctx, args.job, spec, parent_id)
+    if args.json:
+        print_json({**ref.to_dict(), "parent": args.from_version.upper(),
+                    "diff": [{"field": f, "old": a, "new": b} for f, a, b in diff]})
+    else:
+        for field, old, new in diff:
+            print(f"  {field}: {format_value(old)} -> {format_value(new)}")
+        print(f"{ref.job} {ref.version} submitted from {args.from_version.upper()} "
+              f"({ref.status})")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from app.queries import compare
+
+    result = compare(_context().db, args.job, args.versions or None, status=args.status)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    names = result.parameter_names if args.all else result.differing
+    rows: list[list[str]] = [["status", *result.statuses]]
+    rows += [[f"param {n}", *map(format_value, result.parameters[n])] for n in names]
+    for name in result.metric_names:
+        best = result.best[name]
+        rows.append([name, *(format_value(x) + (" *" if i == best else "")
+                             for i, x in enumerate(result.metrics[name]))])
+    print_table(["", *result.versions], rows)
+    if not args.all and len(names) < len(result.parameter_names):
+        print(f"({len(result.parameter_names) - len(names)} equal parameters hidden; --all)")
+    return 0
+
+
+def cmd_engines(args: argparse.Namespace) -> int:
+    from app.config import load_settings
+
+    settings = load_settings()
+    entries = [
+        {"name": e.name, "version": e.version, "image": e.image,
+         "interpreter": e.interpreter or sys.executable, "single_node": e.single_node,
+         "tensorboard": e.tensorboard}
+        for e in settings.engines
+    ]
+    if args.json:
+        print_json(entries)
+    else:
+        print_table(["engine", "version", "image", "local interpreter", "nodes"],
+                    [(e["name"], e["version"], e["image"], e["interpreter"],
+                      "1 only" if e["single_node"] else "any") for e in entries])
+    return 0
+
+
+def cmd_templates(args: argparse.Namespace) -> int:
+    from app.templates import delete_template, get_template, list_templates, save_from_version
+
+    ctx = _context()
+    if args.action == "list":
+        rows = list_templates(ctx)
+        if args.json:
+            print_json([r.to_dict() for r in rows])
+        else:
+            print_table(["name", "description", "engine", "updated"],
+                        [(r.name, r.description, r.engine, format_time(r.updated))
+                         for r in rows])
+    elif args.action == "show":
+        row = get_template(ctx, args.name)
+        print_json(row.to_dict()) if args.json else print(row.to_yaml(), end="")
+    elif args.action == "save":
+        save_from_version(ctx, args.name, args.description or "", args.job, args.version,
+                          replace=args.replace)
+        print(f"saved job parameters {args.name!r}")
+    elif args.action == "delete":
+        delete_template(ctx, args.name)
+        print(f"deleted job parameters {args.name!r}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `traindeck`."""
+    parser = argparse.ArgumentParser(
+        prog="traindeck",
+        description="Run, version and compare ML training jobs. No command opens the TUI.",
+    )
+    from app import __version__
+
+    parser.add_argument("--version", action="version", version=f"traindeck {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help_text: str, *, json_out: bool = True
+            ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        if json_out:
+            p.add_argument("--json", action="store_true", help="print JSON")
+        return p
+
+    def job_args(p: argparse.ArgumentParser, version_help: str = "version (default: latest)"
+                 ) -> None:
+        p.add_argument("job", help="job name")
+        p.add_argument("--version", "-v", dest="version", help=version_help)
+
+    p = add("validate", cmd_validate, "check a job spec without running it")
+    p.add_argument("spec", help="spec YAML file")
+    p = add("submit", cmd_submit, "create a job from a spec and start V001")
+    p.add_argument("spec", help="spec YAML file")
+    p = add("list", cmd_list, "list jobs with their latest version")
+    p.add_argument("--filter", "-f", help="text in the name or description")
+    p.add_argument("--status", help="latest version's status")
+    p.add_argument("--sort", choices=["updated", "created", "name", "status"], default="updated")
+    p.add_argument("--limit", type=int, default=1000)
+    p = add("show", cmd_show, "show a job's versions, or one version")
+    job_args(p, "one version (default: all)")
+    p.add_argument("--events", action="store_true", help="with --version: list its events")
+    p = add("wait", cmd_wait, "wait until a version ends; exit 0 only if it succeeded")
+    job_args(p)
+    p.add_argument("--timeout", type=float, help="seconds to wait at most")
+    p = add("logs", cmd_logs, "print a version's logs", json_out=False)
+    job_args(p)
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    p.add_argument("--rank", type=int, help="one rank only (default: all)")
+    p.add_argument("--tail", type=int, help="only the last N lines")
+    p = add("stop", cmd_stop, "stop a running or queued version", json_out=False)
+    job_args(p)
+    p = add("delete", cmd_delete, "delete a version or a whole job (stops it first)")
+    job_args(p, "one version (default: the whole job)")
+    p.add_argument("--yes", action="store_true", help="confirm")
+    p.add_argument("--purge", action="store_true", help="also remove output and log files")
+    p = add("modify", cmd_modify, "launch a new version from an earlier one with changes")
+    p.add_argument("job", help="job name")
+    p.add_argument("--from", dest="from_version", required=True, help="parent version")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="run parameter")
+    p.add_argument("--spec", help="a whole new spec file instead of the parent's")
+    p.add_argument("--dry-run", action="store_true", help="show the diff, launch nothing")
+    p = add("compare", cmd_compare, "compare versions on parameters and metrics")
+    p.add_argument("job", help="job name")
+    p.add_argument("versions", nargs="*", help="versions (default: all)")
+    p.add_argument("--status", help="only versions with this status")
+    p.add_argument("--all", action="store_true", help="show equal parameters too")
+    add("engines", cmd_engines, "list the engine catalog")
+    p = add("templates", cmd_templates, "manage saved job parameters")
+    p.add_argument("action", choices=["list", "show", "save", "delete"])
+    p.add_argument("name", nargs="?", help="template name")
+    p.add_argument("--description", help="with save")
+    p.add_argument("--job", help="with save: source job")
+    p.add_argument("--version", "-v", dest="version", help="with save: source version")
+    p.add_argument("--replace", action="store_true", help="with save: overwrite")
+    return parser
+
+
+def _run_tui() -> int:
+    from app.tui.app import run
+
+    run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `traindeck` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    try:
+        if handler is None:
+            return _run_tui()
+        if getattr(args, "action", None) in ("show", "save", "delete") and not args.name:
+            parser.error(f"templates {args.action}: a name is required")
+        return handler(args)
+    except SpecError as exc:
+        for line in exc.lines():
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_ERROR
+    except TraindeckError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except json.JSONDecodeError as exc:  # a corrupt stored spec
+        print(f"error: stored data is corrupt: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

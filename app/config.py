@@ -1,0 +1,221 @@
+"""Settings: a YAML file in the config dir, `TRAINDECK_*` environment variables, defaults.
+
+`TRAINDECK_HOME` puts the config file, the database and the default run folders under
+one directory (the tests use it); otherwise the platform's usual user dirs are used.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from app.errors import ConfigError
+
+APP_NAME = "traindeck"
+CONFIG_FILE_NAME = "config.yaml"
+
+
+def home_dir() -> Path | None:
+    """The folder named by `TRAINDECK_HOME`, if set."""
+    value = os.environ.get("TRAINDECK_HOME")
+    return Path(value).expanduser().resolve() if value else None
+
+
+def config_dir() -> Path:
+    """Where the config file lives."""
+    home = home_dir()
+    return home if home else Path(platformdirs.user_config_dir(APP_NAME))
+
+
+def data_dir() -> Path:
+    """Where the database, supervisor logs and default run folders live."""
+    home = home_dir()
+    return home if home else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def config_file() -> Path:
+    """The YAML config file (it need not exist)."""
+    explicit = os.environ.get("TRAINDECK_CONFIG")
+    return Path(explicit).expanduser() if explicit else config_dir() / CONFIG_FILE_NAME
+
+
+class EngineSettings(BaseModel):
+    """One version of an AI engine that jobs can run on."""
+
+    name: str
+    """Engine name as written in specs, e.g. `pytorch`."""
+    version: str
+    """Engine version as written in specs, e.g. `2.4`."""
+    image: str
+    """Docker image that carries the engine (runtime `docker`)."""
+    interpreter: str | None = None
+    """Interpreter for runtime `local`; None means the Python running Traindeck."""
+    single_node: bool = False
+    """True when the engine cannot run distributed (node count must be 1)."""
+    tensorboard: bool = False
+    """True when the engine writes TensorBoard event files by itself."""
+
+
+class PoolSettings(BaseModel):
+    """A resource pool: `public` holds every GPU no dedicated pool reserves."""
+
+    name: str
+    """Pool name as written in specs."""
+    kind: Literal["public", "dedicated"] = "dedicated"
+    """Public pools share the machine; dedicated pools own the GPUs they list."""
+    gpus: list[int] = Field(default_factory=list)
+    """GPU indices reserved for a dedicated pool (ignored for the public pool)."""
+    description: str = ""
+    """Shown in the wizard's pool picker."""
+
+
+class TopicSettings(BaseModel):
+    """A notification topic: a name and the apprise URLs it sends to."""
+
+    name: str
+    """Topic name as written in spec subscriptions."""
+    urls: list[str] = Field(default_factory=list)
+    """apprise URLs (mailto://, slack://, ntfy://, json://, ...)."""
+    description: str = ""
+    """Shown in the wizard's topic picker."""
+
+
+def _engine(name: str, version: str, image: str, **extra: Any) -> EngineSettings:
+    return EngineSettings(name=name, version=version, image=image, **extra)
+
+
+DEFAULT_ENGINES: list[EngineSettings] = [
+    _engine("python", "3.11", "traindeck/python:3.11"),
+    _engine("pytorch", "2.13", "traindeck/pytorch:2.13"),
+    _engine("pytorch", "2.4", "pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime"),
+    _engine("tensorflow", "2.16", "tensorflow/tensorflow:2.16.1-gpu", tensorboard=True),
+    _engine("mxnet", "1.9", "mxnet/python:1.9.1_gpu_cu112_py3", tensorboard=True),
+    _engine("scikit-learn", "1.5", "traindeck/sklearn:1.5"),
+    _engine("xgboost", "2.1", "traindeck/xgboost:2.1"),
+    _engine("caffe", "1.0", "bvlc/caffe:gpu", single_node=True),
+]
+
+DEFAULT_POOLS: list[PoolSettings] = [
+    PoolSettings(name="public", kind="public", description="Every GPU of this machine"),
+]
+
+
+class Settings(BaseSettings):
+    """Every Traindeck setting. Environment variables use the `TRAINDECK_` prefix."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRAINDECK_", extra="forbid", env_nested_delimiter="__"
+    )
+
+    database_url: str | None = None
+    """Any SQLAlchemy URL; default: SQLite `traindeck.db` in the data dir."""
+    runs_dir: Path | None = None
+    """Default folder for outputs and logs of specs that give relative paths."""
+    gpus: list[int] | None = None
+    """GPU indices to use when NVML finds no NVIDIA driver (e.g. `[0, 1]`)."""
+    default_runtime: Literal["auto", "docker", "local"] = "auto"
+    """Runtime for specs that name none: `auto` is docker when an engine is reachable."""
+    docker_host: str | None = None
+    """Docker engine URL; default: the docker SDK's own (DOCKER_HOST or the local socket)."""
+    docker_shm_size: str = "2g"
+    """Shared memory for each training container (PyTorch data loaders need plenty)."""
+    stop_grace_seconds: float = 10.0
+    """Seconds between SIGTERM and SIGKILL when a version is stopped."""
+    engines: list[EngineSettings] = Field(default_factory=lambda: list(DEFAULT_ENGINES))
+    """The engine catalog."""
+    pools: list[PoolSettings] = Field(default_factory=lambda: list(DEFAULT_POOLS))
+    """Resource pools; a `public` pool always exists."""
+    topics: list[TopicSettings] = Field(default_factory=list)
+    """Notification topics."""
+    theme: str = "textual-dark"
+    """TUI theme name (built-in or from a themes/ YAML file)."""
+
+    @field_validator("pools")
+    @classmethod
+    def _ensure_public_pool(cls, pools: list[PoolSettings]) -> list[PoolSettings]:
+        if not any(p.kind == "public" for p in pools):
+            pools = [*DEFAULT_POOLS, *pools]
+        names = [p.name for p in pools]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"duplicate pool names: {', '.join(sorted(duplicates))}")
+        return pools
+
+    @field_validator("engines")
+    @classmethod
+    def _unique_engines(cls, engines: list[EngineSettings]) -> list[EngineSettings]:
+        keys = [(e.name, e.version) for e in engines]
+        if len(keys) != len(set(keys)):
+            raise ValueError("an engine name and version appear twice")
+        return engines
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            YamlConfigSettingsSource(settings_cls, yaml_file=config_file()),
+        )
+
+    @property
+    def data_dir(self) -> Path:
+        """Folder of the database and supervisor state."""
+        return data_dir()
+
+    @property
+    def resolved_runs_dir(self) -> Path:
+        """Folder for outputs and logs that specs leave to the default."""
+        return (self.runs_dir or data_dir() / "runs").expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in force."""
+        return self.database_url or f"sqlite:///{data_dir() / 'traindeck.db'}"
+
+    def engine(self, name: str, version: str) -> EngineSettings | None:
+        """The catalog entry for an engine name and version, if any."""
+        return next((e for e in self.engines if e.name == name and e.version == version), None)
+
+    def pool(self, name: str) -> PoolSettings | None:
+        """The pool of that name, if any."""
+        return next((p for p in self.pools if p.name == name), None)
+
+    def topic(self, name: str) -> TopicSettings | None:
+        """The topic of that name, if any."""
+        return next((t for t in self.topics if t.name == name), None)
+
+
+def load_settings() -> Settings:
+    """Read the settings, turning any invalid value into a ConfigError naming it."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ConfigError(f"{config_file()}: {where}: {first['msg']}") from exc
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{config_file()}: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process (read once)."""
+    return load_settings()

@@ -1,0 +1,153 @@
+"""Database engine, sessions and migrations — the one place that creates them.
+
+SQLite (the default) runs in WAL mode with a busy timeout so the TUI, the CLI and every
+supervisor can share one file. Write transactions on SQLite start with `BEGIN IMMEDIATE`:
+taking the write lock first means two processes never both read and then collide on
+the write (the cause of instant "database is locked" errors under deferred locking).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlmodel import Session, create_engine
+
+from app.errors import DatabaseError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+HEAD_REVISION = "0001"
+"""The newest migration; start-up runs alembic only when the database is behind it."""
+
+_WRITE_OPTION = "traindeck_write"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        # Manage transactions ourselves (see `_on_begin`) instead of pysqlite's implicit ones.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get their folder created and the pragmas above."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    """An engine plus the two kinds of session the app uses: read and write."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine = make_engine(url)
+        except (SQLAlchemyError, OSError) as exc:
+            raise DatabaseError(f"database {url}: {exc}") from exc
+        self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading; objects stay usable after it closes."""
+        with self._translate(), Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session whose transaction holds the write lock from its start; commits on exit."""
+        with self._translate(), Session(self._write_engine, expire_on_commit=False) as session:
+            yield session
+            session.commit()
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as exc:
+            raise DatabaseError(f"database {self.url}: {exc.orig}") from exc
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest migration (fast when already there)."""
+        try:
+            if self.current_revision() == HEAD_REVISION:
+                return
+            run_migrations(self.engine)
+        except OperationalError as exc:
+            raise DatabaseError(f"database {self.url}: {exc.orig}") from exc
+
+    def current_revision(self) -> str | None:
+        """The alembic revision stored in the database, or None for an empty one."""
+        with self.engine.connect() as conn:
+            try:
+                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            except OperationalError:
+                return None
+            except SQLAlchemyError:
+                return None
+
+    def dispose(self) -> None:
+        """Close every pooled connection (before a fork, or at exit)."""
+        self.engine.dispose()
+
+
+def alembic_config(engine: Engine) -> Any:
+    """An alembic Config pointing at the packaged migrations and this engine."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def run_migrations(engine: Engine) -> None:
+    """Run alembic's upgrade to head on `engine` (imported lazily: start-up rarely needs it)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(engine), "head")
+
+
+@lru_cache(maxsize=4)
+def _open(url: str) -> Database:
+    db = Database(url)
+    db.migrate()
+    return db
+
+
+def open_database(url: str | None = None) -> Database:
+    """The migrated database of this process for `url` (default: the settings' URL)."""
+    if url is None:
+        from app.config import get_settings
+
+        url = get_settings().resolved_database_url
+    return _open(url)
+
+
+def reset_cache() -> None:
+    """Forget opened databases (tests switch TRAINDECK_HOME between cases)."""
+    _open.cache_clear()

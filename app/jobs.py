@@ -1,0 +1,398 @@
+"""Creating and changing jobs and versions: the write side of the core.
+
+Every function here validates first and writes after, inside one transaction, so bad
+input never leaves anything half-written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import update
+from sqlmodel import Session, col, delete, select
+
+from app.context import Context
+from app.errors import ConflictError, FieldError, NotFoundError, SpecError
+from app.models import (
+    Event,
+    GpuAllocation,
+    Job,
+    MetricPointRow,
+    MetricSummary,
+    Status,
+    Template,
+    Version,
+    utcnow,
+    version_label,
+)
+from app.spec import (
+    PARAM_NAME_PATTERN,
+    JobSpec,
+    ParamValue,
+    check_name,
+    is_remote,
+    parse_spec,
+    validate_spec,
+)
+
+Launcher = Callable[[Context, int], None]
+"""Starts whatever runs a new version (the supervisor); tests may pass a no-op."""
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """Which version was created."""
+
+    job: str
+    version: str
+    version_id: int
+    status: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """For `--json` output."""
+        return {"job": self.job, "version": self.version, "id": self.version_id,
+                "status": self.status}
+
+
+def parse_version_label(label: str) -> int:
+    """`V003`, `v3` or `3` → 3; anything else is a FieldError naming `version`."""
+    text = label.strip().upper().removeprefix("V")
+    if not text.isdigit() or int(text) < 1:
+        raise FieldError("version", f"{label!r} is not a version like V001")
+    return int(text)
+
+
+def record_event(
+    session: Session, version_id: int, message: str, kind: str = "info",
+    status: str | None = None,
+) -> None:
+    """Add an event to a version's history (in the caller's transaction)."""
+    session.add(Event(version_id=version_id, message=message, kind=kind, status=status))
+
+
+def set_status(
+    ctx: Context, version_id: int, status: Status, reason: str = "", **fields: Any
+) -> bool:
+    """Move a version to `status`, with an event. A final status is never left again.
+
+    Returns False (and changes nothing) when the version is already final or gone.
+    """
+    with ctx.db.write() as session:
+        version = session.get(Version, version_id)
+        if version is None or Status(version.status).is_final:
+            return False
+        now = utcnow()
+        version.status = status.value
+        version.reason = reason
+        if status == Status.QUEUED and version.queued_at is None:
+            version.queued_at = now
+        if status == Status.RUNNING and version.started_at is None:
+            version.started_at = now
+        if status.is_final:
+            version.finished_at = now
+        for key, value in fields.items():
+            setattr(version, key, value)
+        session.add(version)
+        session.exec(update(Job).where(col(Job.id) == version.job_id).values(updated_at=now))
+        message = status.value + (f": {reason}" if reason else "")
+        record_event(session, version_id, message, "status", status.value)
+    return True
+
+
+def default_locations(ctx: Context, job: str) -> tuple[str, str]:
+    """Output and log folders for a spec that names none."""
+    base = ctx.settings.resolved_runs_dir / job
+    return str(base / "output"), str(base / "logs")
+
+
+def version_paths(ctx: Context, spec: JobSpec, label: str) -> tuple[str, str]:
+    """The version's own output location and its local log folder.
+
+    Each version writes under `<output>/<V00n>` and `<log_dir>/<V00n>`, so a new version
+    never overwrites an earlier one's files. Remote log paths are staged locally.
+    """
+    output = f"{spec.output.rstrip('/')}/{label}" if spec.output else ""
+    log_base = spec.log_dir or ""
+    if is_remote(log_base):
+        log_base = str(ctx.settings.resolved_runs_dir / spec.name / "logs-stage")
+    return output, str(Path(log_base) / label)
+
+
+def resolve_runtime(ctx: Context, spec: JobSpec) -> JobSpec:
+    """Fill in `resources.runtime` when the spec leaves it to the settings."""
+    if spec.resources.runtime is not None:
+        return spec
+    runtime = ctx.settings.default_runtime
+    if runtime == "auto":
+        from app.runtime.dockerhost import docker_reachable
+
+        runtime = "docker" if docker_reachable(ctx.settings) else "local"
+    resources = spec.resources.model_copy(update={"runtime": runtime})
+    return spec.model_copy(update={"resources": resources})
+
+
+def prepare_spec(
+    ctx: Context, raw: Mapping[str, Any] | JobSpec, base_dir: Path, source: str | None = None
+) -> JobSpec:
+    """Validate a spec and fill in its defaults; raises SpecError naming each bad field."""
+    spec = validate_spec(raw, base_dir, ctx.catalog, source)
+    output, log_dir = default_locations(ctx, spec.name)
+    spec = spec.model_copy(update={"output": spec.output or output,
+                                   "log_dir": spec.log_dir or log_dir})
+    return resolve_runtime(ctx, spec)
+
+
+def _insert_version(
+    session: Session, ctx: Context, job: Job, spec: JobSpec, parent_id: int | None
+) -> Version:
+    # Bump the job's counter first: the UPDATE takes the write lock (a row lock elsewhere),
+    # so concurrent submitters are serialised and numbers come out distinct and gap-free.
+    session.exec(
+        update(Job).where(col(Job.id) == job.id)
+        .values(last_version_number=Job.last_version_number + 1, updated_at=utcnow())
+    )
+    number = session.exec(select(Job.last_version_number).where(Job.id == job.id)).one()
+    label = version_label(number)
+    output, log_dir = version_paths(ctx, spec, label)
+    version = Version(
+        job_id=job.id or 0, number=number, parent_id=parent_id,
+        spec_json=json.dumps(spec.to_dict()),
+        engine=spec.engine_label, runtime=spec.resources.runtime or "", pool=spec.resources.pool,
+        gpus_requested=spec.resources.gpus, nodes=spec.resources.nodes, output=output,
+        log_dir=log_dir,
+    )
+    session.add(version)
+    session.flush()
+    session.exec(update(Job).where(col(Job.id) == job.id).values(latest_version_id=version.id))
+    parent = f" from {version_label(_number_of(session, parent_id))}" if parent_id else ""
+    record_event(session, version.id or 0, f"{label} created{parent}", "status",
+                 Status.INITIALIZING.value)
+    return version
+
+
+def _number_of(session: Session, version_id: int | None) -> int:
+    return session.exec(select(Version.number).where(Version.id == version_id)).one()
+
+
+def _save_template(session: Session, spec: JobSpec, source_version_id: int | None) -> None:
+    if spec.save_as_template is None:
+        return
+    name = spec.save_as_template.name
+    if session.exec(select(Template.id).where(Template.name == name)).first() is not None:
+        raise ConflictError(f"save_as_template.name: job parameters {name!r} already exist")
+    session.add(Template(
+        name=name, description=spec.save_as_template.description,
+        spec_json=json.dumps(spec.model_copy(update={"save_as_template": None}).to_dict()),
+        source_version_id=source_version_id,
+    ))
+
+
+def _launch(ctx: Context, version_id: int, launcher: Launcher | None) -> None:
+    if launcher is None:
+        from app.runtime.launcher import start_supervisor
+
+        launcher = start_supervisor
+    launcher(ctx, version_id)
+
+
+def submit(
+    ctx: Context, raw: Mapping[str, Any] | JobSpec, base_dir: Path, source: str | None = None,
+    *, launcher: Launcher | None = None,
+) -> VersionRef:
+    """Create a new job from a spec and start its first version (V001)."""
+    spec = prepare_spec(ctx, raw, base_dir, source)
+    with ctx.db.write() as session:
+        if session.exec(select(Job.id).where(Job.name == spec.name)).first() is not None:
+            raise ConflictError(
+                f"name: job {spec.name!r} already exists; to run it again use "
+                f"`traindeck modify {spec.name} --from V001`"
+            )
+        job = Job(name=spec.name, description=spec.description)
+        session.add(job)
+        session.flush()
+        version = _insert_version(session, ctx, job, spec, None)
+        _save_template(session, spec, version.id)
+        ref = VersionRef(job.name, version_label(version.number), version.id or 0,
+                         version.status)
+    _launch(ctx, ref.version_id, launcher)
+    return ref
+
+
+def coerce_parameter(text: str) -> ParamValue:
+    """A `--set` value typed on the command line: numbers and booleans as YAML reads them."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, bool | int | float | str) and not (
+        isinstance(value, str) and value != text
+    ):
+        return value
+    return text
+
+
+def parse_assignments(items: list[str], field: str = "--set") -> dict[str, ParamValue]:
+    """`["lr=0.1", "steps=5"]` → `{"lr": 0.1, "steps": 5}`, with errors naming the item."""
+    out: dict[str, ParamValue] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep:
+            raise FieldError(field, f"{item!r} must be name=value")
+        if not PARAM_NAME_PATTERN.fullmatch(name):
+            raise FieldError(f"parameters.{name}", "not a valid parameter name")
+        if name in out:
+            raise FieldError(f"parameters.{name}", "given twice")
+        out[name] = coerce_parameter(value)
+    return out
+
+
+def load_version(session: Session, job_name: str, label: str | None) -> tuple[Job, Version]:
+    """A job and one of its versions (the latest when `label` is None)."""
+    job = session.exec(select(Job).where(Job.name == job_name)).first()
+    if job is None:
+        raise NotFoundError(f"job {job_name!r} not found")
+    query = select(Version).where(Version.job_id == job.id)
+    if label is None:
+        query = query.order_by(col(Version.number).desc())
+    else:
+        query = query.where(Version.number == parse_version_label(label))
+    version = session.exec(query).first()
+    if version is None:
+        raise NotFoundError(f"job {job_name!r} has no version {label or '(none)'}")
+    return job, version
+
+
+def modified_spec(
+    ctx: Context, job_name: str, from_label: str, sets: Mapping[str, ParamValue] | None = None,
+    raw: Mapping[str, Any] | None = None, base_dir: Path | None = None,
+    source: str | None = None,
+) -> tuple[JobSpec, JobSpec, int]:
+    """The parent's spec and the validated spec of a new version made from it."""
+    with ctx.db.read() as session:
+        _, parent = load_version(session, job_name, from_label)
+    parent_spec = JobSpec.model_validate(json.loads(parent.spec_json))
+    if raw is not None:
+        data = dict(raw)
+        if data.get("name", job_name) != job_name:
+            raise SpecError([FieldError("name", f"must stay {job_name!r} for a new version")],
+                            source)
+        data["name"] = job_name
+        base = base_dir or Path.cwd()
+    else:
+        data = parent_spec.to_dict()
+        data.pop("save_as_template", None)
+        base = base_dir or Path.cwd()
+    if sets:
+        data["parameters"] = {**data.get("parameters", {}), **sets}
+    new_spec = prepare_spec(ctx, parse_spec(data, source), base, source)
+    return parent_spec, new_spec, parent.id or 0
+
+
+def create_version(
+    ctx: Context, job_name: str, spec: JobSpec, parent_id: int | None,
+    *, launcher: Launcher | None = None,
+) -> VersionRef:
+    """Insert a new version of an existing job with an already validated spec, and launch it."""
+    with ctx.db.write() as session:
+        job = session.exec(select(Job).where(Job.name == job_name)).first()
+        if job is None:
+            raise NotFoundError(f"job {job_name!r} not found")
+        version = _insert_version(session, ctx, job, spec, parent_id)
+        _save_template(session, spec, version.id)
+        ref = VersionRef(job.name, version_label(version.number), version.id or 0,
+                         version.status)
+    _launch(ctx, ref.version_id, launcher)
+    return ref
+
+
+def modify(
+    ctx: Context, job_name: str, from_label: str, sets: Mapping[str, ParamValue] | None = None,
+    raw: Mapping[str, Any] | None = None, base_dir: Path | None = None,
+    source: str | None = None, *, launcher: Launcher | None = None,
+) -> VersionRef:
+    """Launch a new version whose parent is `from_label`, with changed parameters or spec."""
+    _, spec, parent_id = modified_spec(ctx, job_name, from_label, sets, raw, base_dir, source)
+    return create_version(ctx, job_name, spec, parent_id, launcher=launcher)
+
+
+def spec_diff(old: JobSpec, new: JobSpec) -> list[tuple[str, Any, Any]]:
+    """Every leaf field that differs, as `(dotted.path, old, new)`; missing is None."""
+    def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(data, dict):
+            out: dict[str, Any] = {}
+            for key, value in data.items():
+                out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+            return out
+        return {prefix: data}
+
+    a, b = flatten(old.to_dict()), flatten(new.to_dict())
+    return [(k, a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+
+
+def _delete_version_rows(session: Session, version_ids: list[int]) -> None:
+    if not version_ids:
+        return
+    for table in (Event, MetricPointRow, MetricSummary, GpuAllocation):
+        session.exec(delete(table).where(col(table.version_id).in_(version_ids)))  # type: ignore[attr-defined]
+    session.exec(update(Version).where(col(Version.parent_id).in_(version_ids))
+                 .values(parent_id=None))
+    session.exec(update(Template).where(col(Template.source_version_id).in_(version_ids))
+                 .values(source_version_id=None))
+    from app.models import ModelVersion
+
+    session.exec(update(ModelVersion).where(col(ModelVersion.source_version_id).in_(version_ids))
+                 .values(source_version_id=None))
+    session.exec(delete(Version).where(col(Version.id).in_(version_ids)))
+
+
+def delete_rows(ctx: Context, job_name: str, label: str | None) -> list[Version]:
+    """Remove a version (or, with no label, the whole job) from the database.
+
+    Refuses while any of them is still active: stop it first. Returns the removed rows.
+    """
+    with ctx.db.write() as session:
+        job = session.exec(select(Job).where(Job.name == job_name)).first()
+        if job is None:
+            raise NotFoundError(f"job {job_name!r} not found")
+        if label is None:
+            versions = list(session.exec(select(Version).where(Version.job_id == job.id)))
+        else:
+            versions = [load_version(session, job_name, label)[1]]
+        active = [v for v in versions if not Status(v.status).is_final]
+        if active:
+            labels = ", ".join(version_label(v.number) for v in active)
+            raise ConflictError(f"{job_name} {labels} still active: stop it first")
+        _delete_version_rows(session, [v.id for v in versions if v.id is not None])
+        if label is None:
+            session.delete(job)
+        else:
+            latest = session.exec(
+                select(Version.id).where(Version.job_id == job.id)
+                .order_by(col(Version.number).desc())
+            ).first()
+            job.latest_version_id = latest
+            session.add(job)
+    return versions
+
+
+def save_template(
+    ctx: Context, name: str, description: str, spec: JobSpec,
+    source_version_id: int | None = None, *, replace: bool = False,
+) -> None:
+    """Save job parameters (a template) under `name`."""
+    check_name(name, "template name")
+    body = json.dumps(spec.model_copy(update={"save_as_template": None}).to_dict())
+    with ctx.db.write() as session:
+        row = session.exec(select(Template).where(Template.name == name)).first()
+        if row is not None and not replace:
+            raise ConflictError(f"name: job parameters {name!r} already exist")
+        row = row or Template(name=name, spec_json=body)
+        row.description, row.spec_json, row.updated_at = description, body, utcnow()
+        row.source_version_id = source_version_id
+        session.add(row)

@@ -1,0 +1,336 @@
+"""Reading jobs and versions: plain read models for the CLI and the TUI.
+
+Nothing here returns live ORM objects, and the job list reads one window of rows at
+a time so that 10,000 jobs cost what 100 do.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from app.db import Database
+from app.jobs import load_version, parse_version_label
+from app.metrics import best_index, metric_goal, ordered_metric_names
+from app.models import (
+    Event,
+    Job,
+    MetricPointRow,
+    MetricSummary,
+    Status,
+    Version,
+    utcnow,
+    version_label,
+)
+
+SortKey = Literal["updated", "created", "name", "status"]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def duration_seconds(version: Version, now: datetime | None = None) -> float | None:
+    """How long the version ran (so far, while running)."""
+    if version.started_at is None:
+        return None
+    end = version.finished_at or now or utcnow()
+    return max(0.0, (end - version.started_at).total_seconds())
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One line of the job list: a job and its latest version."""
+
+    id: int
+    name: str
+    description: str
+    version: str
+    versions: int
+    status: str
+    reason: str
+    engine: str
+    runtime: str
+    gpus: int
+    nodes: int
+    created: datetime
+    updated: datetime
+    started: datetime | None
+    finished: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """For `--json`."""
+        data = asdict(self)
+        for key in ("created", "updated", "started", "finished"):
+            data[key] = _iso(data[key])
+        return data
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """Everything about one version."""
+
+    id: int
+    job: str
+    number: int
+    version: str
+    parent: str | None
+    status: str
+    reason: str
+    exit_code: int | None
+    engine: str
+    runtime: str
+    pool: str
+    gpus: int
+    nodes: int
+    allocated_gpus: str
+    output: str
+    log_dir: str
+    created: datetime
+    queued: datetime | None
+    started: datetime | None
+    finished: datetime | None
+    duration: float | None
+    parameters: dict[str, Any]
+    metrics: dict[str, float]
+    spec: dict[str, Any] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """For `--json`."""
+        data = asdict(self)
+        for key in ("created", "queued", "started", "finished"):
+            data[key] = _iso(data[key])
+        return data
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    """One event of a version."""
+
+    time: datetime
+    kind: str
+    status: str | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """For `--json`."""
+        return {"time": _iso(self.time), "kind": self.kind, "status": self.status,
+                "message": self.message}
+
+
+def _job_filter(search: str, status: str | None) -> list[Any]:
+    clauses: list[Any] = []
+    if search:
+        like = f"%{search}%"
+        clauses.append(or_(col(Job.name).ilike(like), col(Job.description).ilike(like)))
+    if status:
+        clauses.append(Version.status == status)
+    return clauses
+
+
+def list_jobs(
+    db: Database, search: str = "", status: str | None = None, sort: SortKey = "updated",
+    descending: bool = True, offset: int = 0, limit: int = 200,
+) -> list[JobRow]:
+    """One window of the job list, each job with its latest version."""
+    order = {
+        "updated": col(Job.updated_at), "created": col(Job.created_at),
+        "name": col(Job.name), "status": col(Version.status),
+    }[sort]
+    query = (
+        select(Job, Version)
+        .join(Version, col(Version.id) == col(Job.latest_version_id), isouter=True)
+        .where(*_job_filter(search, status))
+        .order_by(order.desc() if descending else order.asc(), col(Job.id).desc())
+        .offset(offset).limit(limit)
+    )
+    with db.read() as session:
+        rows = session.exec(query).all()
+    return [
+        JobRow(
+            id=job.id or 0, name=job.name, description=job.description,
+            version=version_label(v.number) if v else "", versions=job.last_version_number,
+            status=v.status if v else "", reason=v.reason if v else "",
+            engine=v.engine if v else "", runtime=v.runtime if v else "",
+            gpus=v.gpus_requested if v else 0, nodes=v.nodes if v else 0,
+            created=job.created_at, updated=job.updated_at,
+            started=v.started_at if v else None, finished=v.finished_at if v else None,
+        )
+        for job, v in rows
+    ]
+
+
+def count_jobs(db: Database, search: str = "", status: str | None = None) -> int:
+    """How many jobs match the filter."""
+    query = (
+        select(func.count()).select_from(Job)
+        .join(Version, col(Version.id) == col(Job.latest_version_id), isouter=True)
+        .where(*_job_filter(search, status))
+    )
+    with db.read() as session:
+        return int(session.exec(query).one())
+
+
+def final_metrics(session: Session, version_ids: list[int]) -> dict[int, dict[str, float]]:
+    """Final metric values of each version."""
+    out: dict[int, dict[str, float]] = {vid: {} for vid in version_ids}
+    if not version_ids:
+        return out
+    rows = session.exec(
+        select(MetricSummary).where(col(MetricSummary.version_id).in_(version_ids))
+    )
+    for row in rows:
+        out[row.version_id][row.name] = row.value
+    return out
+
+
+def _info(job: Job, version: Version, parent_number: int | None,
+          metrics: dict[str, float]) -> VersionInfo:
+    spec = json.loads(version.spec_json)
+    return VersionInfo(
+        id=version.id or 0, job=job.name, number=version.number,
+        version=version_label(version.number),
+        parent=version_label(parent_number) if parent_number else None,
+        status=version.status, reason=version.reason, exit_code=version.exit_code,
+        engine=version.engine, runtime=version.runtime, pool=version.pool,
+        gpus=version.gpus_requested, nodes=version.nodes,
+        allocated_gpus=version.allocated_gpus, output=version.output, log_dir=version.log_dir,
+        created=version.created_at, queued=version.queued_at, started=version.started_at,
+        finished=version.finished_at, duration=duration_seconds(version),
+        parameters=spec.get("parameters", {}), metrics=metrics, spec=spec,
+    )
+
+
+def job_versions(
+    db: Database, job_name: str, status: str | None = None, labels: list[str] | None = None,
+) -> list[VersionInfo]:
+    """Every version of a job (oldest first), optionally filtered."""
+    from app.errors import NotFoundError
+
+    with db.read() as session:
+        job = session.exec(select(Job).where(Job.name == job_name)).first()
+        if job is None:
+            raise NotFoundError(f"job {job_name!r} not found")
+        query = select(Version).where(Version.job_id == job.id)
+        if status:
+            query = query.where(Version.status == status)
+        if labels:
+            numbers = [parse_version_label(label) for label in labels]
+            query = query.where(col(Version.number).in_(numbers))
+        versions = list(session.exec(query.order_by(col(Version.number))))
+        if labels:
+            found = {v.number for v in versions}
+            missing = [label for label, n in zip(labels, numbers, strict=True) if n not in found]
+            if missing:
+                raise NotFoundError(f"job {job_name!r} has no version {', '.join(missing)}")
+        numbers_by_id = dict(session.exec(
+            select(Version.id, Version.number).where(Version.job_id == job.id)
+        ).all())
+        metrics = final_metrics(session, [v.id for v in versions if v.id is not None])
+    return [
+        _info(job, v, numbers_by_id.get(v.parent_id) if v.parent_id else None,
+              metrics.get(v.id or 0, {}))
+        for v in versions
+    ]
+
+
+def version_info(db: Database, job_name: str, label: str | None = None) -> VersionInfo:
+    """One version (the latest when `label` is None)."""
+    with db.read() as session:
+        job, version = load_version(session, job_name, label)
+        parent_number = (
+            session.exec(select(Version.number).where(Version.id == version.parent_id)).first()
+            if version.parent_id else None
+        )
+        metrics = final_metrics(session, [version.id or 0])[version.id or 0]
+    return _info(job, version, parent_number, metrics)
+
+
+def version_events(db: Database, version_id: int, limit: int = 500) -> list[EventInfo]:
+    """A version's events, oldest first."""
+    with db.read() as session:
+        rows = session.exec(
+            select(Event).where(Event.version_id == version_id)
+            .order_by(col(Event.id)).limit(limit)
+        ).all()
+    return [EventInfo(e.time, e.kind, e.status, e.message) for e in rows]
+
+
+def metric_series(
+    db: Database, version_ids: list[int], names: list[str] | None = None,
+) -> dict[int, dict[str, list[tuple[int, float]]]]:
+    """Metric curves: version id → metric name → [(step, value), ...] in step order."""
+    out: dict[int, dict[str, list[tuple[int, float]]]] = {vid: {} for vid in version_ids}
+    if not version_ids:
+        return out
+    query = select(MetricPointRow.version_id, MetricPointRow.name, MetricPointRow.step,
+                   MetricPointRow.value).where(col(MetricPointRow.version_id).in_(version_ids))
+    if names:
+        query = query.where(col(MetricPointRow.name).in_(names))
+    with db.read() as session:
+        rows = session.exec(query.order_by(col(MetricPointRow.version_id),
+                                           col(MetricPointRow.name),
+                                           col(MetricPointRow.step))).all()
+    for vid, name, step, value in rows:
+        out[vid].setdefault(name, []).append((step, value))
+    return out
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Versions side by side: parameters and final metrics, with the best value marked."""
+
+    job: str
+    versions: list[str]
+    version_ids: list[int]
+    statuses: list[str]
+    parameter_names: list[str]
+    differing: list[str]
+    parameters: dict[str, list[Any]]
+    metric_names: list[str]
+    metrics: dict[str, list[float | None]]
+    best: dict[str, int | None]
+    goals: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """For `--json`: best values named by version label."""
+        data = asdict(self)
+        data["best"] = {
+            name: (self.versions[i] if i is not None else None) for name, i in self.best.items()
+        }
+        return data
+
+
+def compare(
+    db: Database, job_name: str, labels: list[str] | None = None, status: str | None = None,
+) -> Comparison:
+    """Compare the given versions (or all, or those with `status`) of a job."""
+    versions = job_versions(db, job_name, status=status, labels=labels)
+    param_names = sorted({name for v in versions for name in v.parameters})
+    parameters = {name: [v.parameters.get(name) for v in versions] for name in param_names}
+    differing = [n for n in param_names if len({json.dumps(x) for x in parameters[n]}) > 1]
+    metric_names = ordered_metric_names({name for v in versions for name in v.metrics})
+    metrics = {name: [v.metrics.get(name) for v in versions] for name in metric_names}
+    goals = {name: metric_goal(name) for name in metric_names}
+    best = {name: best_index(metrics[name], goals[name]) for name in metric_names}
+    return Comparison(
+        job=job_name, versions=[v.version for v in versions], version_ids=[v.id for v in versions],
+        statuses=[v.status for v in versions], parameter_names=param_names, differing=differing,
+        parameters=parameters, metric_names=metric_names, metrics=metrics, best=best,
+        goals=goals,
+    )
+
+
+def active_versions(db: Database) -> list[tuple[str, Version]]:
+    """Every version not yet final, with its job name (for reconciliation)."""
+    with db.read() as session:
+        rows = session.exec(
+            select(Job.name, Version).join(Version, col(Version.job_id) == col(Job.id))
+            .where(col(Version.status).in_([s.value for s in Status if not s.is_final]))
+        ).all()
+    return [(name, version) for name, version in rows]

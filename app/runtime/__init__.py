@@ -1,0 +1,1 @@
+"""Running versions: supervisor, executors, GPU inventory and scheduling."""

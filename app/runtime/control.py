@@ -1,0 +1,104 @@
+"""Controlling versions from outside their supervisor: stop, wait, delete.
+
+A supervisor owns its version; others ask it to act by setting `stop_requested` and
+sending it SIGUSR1. When no supervisor is alive (it never started, or it is gone), the
+version is finalised here directly so that nothing waits forever.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+from app.context import Context
+from app.errors import ConflictError, TraindeckError
+from app.jobs import delete_rows, load_version, set_status
+from app.models import Status, Version, version_label
+from app.runtime.procs import supervisor_alive
+
+STOP_SIGNAL = signal.SIGUSR1
+"""Sent to a supervisor to say: stop your version (its `stop_requested` flag is set)."""
+WAKE_SIGNAL = signal.SIGUSR2
+"""Sent to queued supervisors when GPUs are released: look again now."""
+
+
+def signal_supervisor(version: Version, sig: signal.Signals) -> bool:
+    """Send `sig` to the version's supervisor if it is alive; True when sent."""
+    if not supervisor_alive(version.supervisor_pid, version.id or 0, version.supervisor_host):
+        return False
+    try:
+        os.kill(version.supervisor_pid or 0, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_version(ctx: Context, job: str, label: str | None = None) -> str:
+    """Ask a version to stop; returns what was done, for the user."""
+    with ctx.db.write() as session:
+        _, version = load_version(session, job, label)
+        name = f"{job} {version_label(version.number)}"
+        if Status(version.status).is_final:
+            raise ConflictError(f"{name} is already {version.status}: nothing to stop")
+        version.stop_requested = True
+        session.add(version)
+    if signal_supervisor(version, STOP_SIGNAL):
+        return f"stopping {name}"
+    set_status(ctx, version.id or 0, Status.STOPPED, "stopped by user")
+    return f"{name} stopped"
+
+
+def wait_final(ctx: Context, job: str, label: str | None, timeout: float | None) -> Version:
+    """Block until the version reaches a final status (or the timeout passes)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with ctx.db.read() as session:
+            _, version = load_version(session, job, label)
+        if Status(version.status).is_final:
+            return version
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TraindeckError(
+                f"{job} {version_label(version.number)} still {version.status} "
+                f"after {timeout:g}s"
+            )
+        time.sleep(0.2)
+
+
+def delete(
+    ctx: Context, job: str, label: str | None = None, *, purge: bool = False,
+    timeout: float | None = None,
+) -> list[str]:
+    """Stop what still runs, then remove the records; with `purge`, the files too.
+
+    Returns the labels of the removed versions.
+    """
+    with ctx.db.read() as session:
+        if label is None:
+            from sqlmodel import select
+
+            from app.models import Job
+
+            job_row = session.exec(select(Job).where(Job.name == job)).first()
+            if job_row is None:
+                from app.errors import NotFoundError
+
+                raise NotFoundError(f"job {job!r} not found")
+            versions = list(session.exec(select(Version).where(Version.job_id == job_row.id)))
+        else:
+            versions = [load_version(session, job, label)[1]]
+    grace = ctx.settings.stop_grace_seconds
+    for version in versions:
+        if not Status(version.status).is_final:
+            v = version_label(version.number)
+            stop_version(ctx, job, v)
+            wait_final(ctx, job, v, timeout if timeout is not None else grace + 30)
+    removed = delete_rows(ctx, job, label)
+    if purge:
+        for version in removed:
+            for path in (version.output, version.log_dir):
+                if path and not path.startswith(("s3://", "obs://")):
+                    shutil.rmtree(Path(path), ignore_errors=True)
+    return [version_label(v.number) for v in removed]

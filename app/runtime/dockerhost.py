@@ -1,0 +1,37 @@
+"""Reaching the Docker engine (the docker SDK), with clear errors when it is not there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.config import Settings
+from app.errors import TraindeckError
+
+
+class EngineUnreachable(TraindeckError):
+    """The Docker engine cannot be reached."""
+
+
+def docker_client(settings: Settings, timeout: float = 60) -> Any:
+    """A docker SDK client for the configured engine; EngineUnreachable if none answers."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        if settings.docker_host:
+            client = docker.DockerClient(base_url=settings.docker_host, timeout=timeout)
+        else:
+            client = docker.from_env(timeout=timeout)
+        client.ping()
+    except (DockerException, OSError) as exc:
+        raise EngineUnreachable(f"Docker engine unreachable: {exc}") from exc
+    return client
+
+
+def docker_reachable(settings: Settings) -> bool:
+    """True when a Docker engine answers a ping within a few seconds."""
+    try:
+        docker_client(settings, timeout=3).close()
+    except EngineUnreachable:
+        return False
+    return True

@@ -1,0 +1,107 @@
+"""The small interface every executor implements, and the plan it is handed.
+
+The supervisor builds a `LaunchPlan` (what to run, where, with which GPUs) and an
+executor turns it into containers or processes. Handles are plain JSON-able dicts
+stored in the database, so a later supervisor can find the run again.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from app.errors import TraindeckError
+
+Handle = dict[str, Any]
+
+
+class ExecutorError(TraindeckError):
+    """A run could not be started or controlled; the message is the version's reason."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host folder made visible to the ranks (Docker bind mount; local runs use `host`)."""
+
+    host: Path
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class RankPlan:
+    """One rank (node) of a version: its argv (never a shell string) and environment."""
+
+    rank: int
+    argv: list[str]
+    env: dict[str, str]
+    name: str
+    """Container name, or a label for the process (unique per rank)."""
+    gpus: list[int] = field(default_factory=list)
+    """GPU indices this rank may use."""
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Everything an executor needs to start a version."""
+
+    job: str
+    version: str
+    version_id: int
+    image: str | None
+    """Docker image; None for local runs."""
+    workdir: str
+    """Working directory: a path inside the container, or a host path for local runs."""
+    mounts: list[Mount]
+    ranks: list[RankPlan]
+    user: tuple[int, int]
+    """uid, gid the ranks run as."""
+    shm_size: str = "2g"
+    network: str | None = None
+    """Docker network shared by the ranks of a multi-node version."""
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RankExit:
+    """How one rank ended."""
+
+    rank: int
+    exit_code: int
+    oom_killed: bool = False
+    error: str = ""
+    """Set when the executor itself could not tell (e.g. the container vanished)."""
+
+
+class Executor(ABC):
+    """Starts, watches, stops and cleans up the ranks of a version."""
+
+    kind: str
+
+    @abstractmethod
+    def start(self, plan: LaunchPlan) -> Handle:
+        """Start every rank; raise ExecutorError with a user-facing reason on failure."""
+
+    @abstractmethod
+    def logs(self, handle: Handle, rank: int, since: datetime | None = None) -> Iterator[bytes]:
+        """Yield the rank's combined stdout/stderr in chunks until it exits."""
+
+    @abstractmethod
+    def poll(self, handle: Handle) -> list[RankExit | None]:
+        """Per rank: None while running, else how it ended."""
+
+    @abstractmethod
+    def stop(self, handle: Handle, grace: float) -> None:
+        """SIGTERM every rank, SIGKILL whatever still runs after `grace` seconds."""
+
+    @abstractmethod
+    def cleanup(self, handle: Handle) -> None:
+        """Remove containers/networks (exit codes must have been read first)."""
+
+    @abstractmethod
+    def adoptable(self, handle: Handle) -> bool:
+        """True when a new supervisor can take over the run (its ranks are still known)."""

@@ -1,0 +1,171 @@
+"""Turning a version's frozen spec into a LaunchPlan for its executor.
+
+The boot file is called the ModelArts way — `<python> <boot_file> --data_url=<data>
+--train_url=<output> --name=value ...` — as an argv list: run parameters never pass
+through a shell. Docker ranks see fixed paths under /traindeck; local ranks see host
+paths. Each rank gets torchrun-compatible rendezvous variables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.config import Settings
+from app.errors import TraindeckError
+from app.models import Version, version_label
+from app.runtime.executors.base import LaunchPlan, Mount, RankPlan
+from app.runtime.procs import free_port
+from app.spec import JobSpec, format_parameter, is_remote
+
+IN_CONTAINER = Path("/traindeck")
+MASTER_PORT_IN_NETWORK = 29500
+
+
+class PlanError(TraindeckError):
+    """The version cannot be planned; the message is its failure reason."""
+
+
+@dataclass(frozen=True)
+class Program:
+    """What to run, before paths are mapped for the runtime."""
+
+    interpreter: str | None
+    code_dir: Path | None
+    entry: list[str]
+    image: str | None
+
+
+def state_dir(settings: Settings, version_id: int) -> Path:
+    """Traindeck's own per-version folder: metrics files, bootstrap, HOME, packages."""
+    return settings.data_dir / "versions" / str(version_id)
+
+
+def metrics_file_name(rank: int) -> str:
+    """Name of the JSON-lines metrics file of a rank, inside the state dir."""
+    return f"metrics.rank{rank}.jsonl"
+
+
+def _program(settings: Settings, spec: JobSpec, runtime: str, presets_dir: Path | None
+             ) -> Program:
+    algo = spec.algorithm
+    if algo.framework is not None:
+        fw = algo.framework
+        engine = settings.engine(fw.engine, fw.engine_version)
+        if engine is None:
+            raise PlanError(f"engine {fw.engine} {fw.engine_version} is no longer configured")
+        return Program(engine.interpreter, Path(fw.code_dir), [fw.boot_file], engine.image)
+    if algo.preset is not None:
+        from app.presets import preset_program
+
+        return preset_program(settings, algo.preset.name, runtime)
+    image = algo.image
+    assert image is not None
+    code = Path(image.code_dir) if image.code_dir else None
+    return Program(None, code, list(image.command or []), image.name)
+
+
+def _data_dirs(spec: JobSpec, dataset_paths: list[str]) -> list[Path]:
+    paths = spec.data.paths if spec.data.paths is not None else dataset_paths
+    remote = [p for p in paths if is_remote(p)]
+    if remote:
+        raise PlanError(f"object storage data ({remote[0]}) is not supported by this "
+                        "version of Traindeck yet")
+    return [Path(p) for p in paths]
+
+
+def build_plan(
+    settings: Settings, job: str, version: Version, spec: JobSpec, gpus: list[int],
+    dataset_paths: list[str] | None = None, presets_dir: Path | None = None,
+) -> LaunchPlan:
+    """The LaunchPlan of a version; creates its output, log and state folders."""
+    runtime = version.runtime or "local"
+    label = version_label(version.number)
+    program = _program(settings, spec, runtime, presets_dir)
+    data_dirs = _data_dirs(spec, dataset_paths or [])
+    if is_remote(version.output):
+        raise PlanError("object storage output is not supported by this version of "
+                        "Traindeck yet")
+    output = Path(version.output)
+    state = state_dir(settings, version.id or 0)
+    for folder in (output, Path(version.log_dir), state, state / "home", state / "pkgs"):
+        folder.mkdir(parents=True, exist_ok=True)
+    needs_bootstrap = bool(program.code_dir and (program.code_dir / "requirements.txt").is_file())
+    if needs_bootstrap:
+        shutil.copy(Path(__file__).with_name("bootstrap.py"), state / "bootstrap.py")
+
+    docker = runtime == "docker"
+    mounts: list[Mount] = []
+    if docker:
+        if not program.image:
+            raise PlanError("no Docker image for this algorithm")
+        code_at = str(IN_CONTAINER / "code") if program.code_dir else None
+        if program.code_dir:
+            mounts.append(Mount(program.code_dir, str(code_at), read_only=True))
+        if len(data_dirs) == 1:
+            mounts.append(Mount(data_dirs[0], str(IN_CONTAINER / "data")))
+        else:
+            mounts += [Mount(d, str(IN_CONTAINER / "data" / str(i)))
+                       for i, d in enumerate(data_dirs)]
+        mounts.append(Mount(output, str(IN_CONTAINER / "output"), read_only=False))
+        mounts.append(Mount(state, str(IN_CONTAINER / "state"), read_only=False))
+        data_url, train_url = str(IN_CONTAINER / "data"), str(IN_CONTAINER / "output")
+        state_at, workdir = IN_CONTAINER / "state", code_at or "/"
+        python = "python"
+    else:
+        if len(data_dirs) == 1:
+            data_url = str(data_dirs[0])
+        else:
+            # Several data paths: one folder of links, so the script always gets one dir.
+            links = state / "data"
+            links.mkdir(exist_ok=True)
+            for i, d in enumerate(data_dirs):
+                link = links / str(i)
+                if not link.is_symlink():
+                    link.symlink_to(d, target_is_directory=True)
+            data_url = str(links)
+        train_url, state_at = str(output), state
+        workdir = str(program.code_dir or output)
+        python = program.interpreter or sys.executable
+        code_at = str(program.code_dir) if program.code_dir else None
+
+    if program.interpreter is not None or spec.algorithm.image is None:
+        entry = [python, str(Path(code_at or "") / program.entry[0]), *program.entry[1:]]
+    else:
+        entry = list(program.entry)
+    args = [f"--data_url={data_url}", f"--train_url={train_url}"]
+    args += [f"--{name}={format_parameter(value)}" for name, value in spec.parameters.items()]
+    argv = entry + args
+    if needs_bootstrap:
+        argv = [python, str(state_at / "bootstrap.py"), str(state_at / "pkgs"), "--", *argv]
+
+    nodes = max(1, version.nodes)
+    per_rank = len(gpus) // nodes if gpus else 0
+    net = f"traindeck-{version.id}" if docker and nodes > 1 else None
+    names = [f"traindeck-{version.id}-r{r}" for r in range(nodes)]
+    master_addr = names[0] if net else "127.0.0.1"
+    master_port = MASTER_PORT_IN_NETWORK if docker else free_port()
+    ranks = []
+    for rank in range(nodes):
+        rank_gpus = gpus[rank * per_rank:(rank + 1) * per_rank]
+        env = {
+            "TRAINDECK_JOB": job, "TRAINDECK_VERSION": label,
+            "TRAINDECK_METRICS_FILE": str(state_at / metrics_file_name(rank)),
+            "MASTER_ADDR": master_addr, "MASTER_PORT": str(master_port),
+            "WORLD_SIZE": str(nodes), "RANK": str(rank), "NODE_RANK": str(rank),
+            "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "PYTHONUNBUFFERED": "1",
+        }
+        if docker:
+            env["HOME"] = str(IN_CONTAINER / "state" / "home")
+        else:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, rank_gpus))
+        ranks.append(RankPlan(rank=rank, argv=argv, env=env, name=names[rank], gpus=rank_gpus))
+
+    return LaunchPlan(
+        job=job, version=label, version_id=version.id or 0,
+        image=program.image if docker else None, workdir=workdir, mounts=mounts, ranks=ranks,
+        user=(os.getuid(), os.getgid()), shm_size=settings.docker_shm_size, network=net,
+    )

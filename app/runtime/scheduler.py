@@ -1,0 +1,115 @@
+"""GPU admission: atomic across processes, first come first served, and self-explaining.
+
+Each decision runs in one write transaction (SQLite: `BEGIN IMMEDIATE`, so decisions of
+different supervisors are serialised) and the `gpu_allocations` primary key makes a
+double booking impossible even if two decisions raced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, delete, select
+
+from app.context import Context
+from app.models import GpuAllocation, Job, Status, Version, version_label
+from app.runtime.gpus import inventory, pool_gpus
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The outcome of one scheduling attempt."""
+
+    granted: list[int] | None
+    """GPU indices when admitted (empty for CPU versions); None when not (yet)."""
+    reason: str = ""
+    """Why not: what the version waits for, or why it can never run."""
+    impossible: bool = False
+    """True when waiting cannot help (the pool is too small)."""
+
+
+def _label(session: Session, version_id: int) -> str:
+    row = session.exec(
+        select(Job.name, Version.number).join(Version, col(Version.job_id) == col(Job.id))
+        .where(Version.id == version_id)
+    ).first()
+    return f"{row[0]}/{version_label(row[1])}" if row else f"version {version_id}"
+
+
+def try_admit(ctx: Context, version_id: int, gpu_indices: list[int] | None = None) -> Admission:
+    """Allocate the version's GPUs if it is its turn and they are free."""
+    with ctx.db.write() as session:
+        version = session.get(Version, version_id)
+        if version is None:
+            return Admission(None, "version deleted", impossible=True)
+        needed = version.gpus_requested * version.nodes
+        if needed == 0:
+            return Admission([])
+        held_by_me = list(session.exec(
+            select(GpuAllocation.gpu).where(GpuAllocation.version_id == version_id)))
+        if len(held_by_me) >= needed:
+            return Admission(sorted(held_by_me)[:needed])
+        indices = gpu_indices if gpu_indices is not None else [
+            g.index for g in inventory(ctx.settings)]
+        gpus = pool_gpus(ctx.settings, version.pool, indices)
+        if needed > len(gpus):
+            return Admission(None, f"asks for {needed} GPU(s) but pool {version.pool} has "
+                                   f"{len(gpus)}", impossible=True)
+        earlier = session.exec(
+            select(Version.id).where(
+                col(Version.status).in_([Status.INITIALIZING.value, Status.QUEUED.value]),
+                Version.pool == version.pool, Version.gpus_requested > 0,
+                col(Version.id) < version_id,
+            ).where(~col(Version.id).in_(select(GpuAllocation.version_id).distinct()))
+            .order_by(col(Version.id))
+        ).all()
+        holders = dict(session.exec(
+            select(GpuAllocation.gpu, GpuAllocation.version_id)
+            .where(col(GpuAllocation.gpu).in_(gpus))
+        ).all())
+        free = [g for g in gpus if g not in holders]
+        if earlier:
+            first = _label(session, earlier[0])
+            return Admission(None, f"waiting for {needed} GPU(s) in pool {version.pool}; "
+                                   f"{len(earlier)} earlier version(s) first ({first})")
+        if len(free) < needed:
+            busy = ", ".join(f"GPU{g} held by {_label(session, v)}"
+                             for g, v in sorted(holders.items()))
+            return Admission(None, f"waiting for {needed} GPU(s) in pool {version.pool}; "
+                                   f"{len(free)} free; {busy}")
+        granted = free[:needed]
+        for gpu in granted:
+            session.add(GpuAllocation(gpu=gpu, version_id=version_id))
+        version.allocated_gpus = ",".join(map(str, granted))
+        session.add(version)
+    return Admission(granted)
+
+
+def release(ctx: Context, version_id: int) -> None:
+    """Give back every GPU the version holds."""
+    with ctx.db.write() as session:
+        session.exec(delete(GpuAllocation).where(col(GpuAllocation.version_id) == version_id))
+
+
+def release_finished(ctx: Context) -> int:
+    """Free GPUs still held by final versions (a supervisor that died while finishing)."""
+    final = [s.value for s in Status if s.is_final]
+    with ctx.db.write() as session:
+        stale = session.exec(
+            select(GpuAllocation.version_id).join(
+                Version, col(Version.id) == col(GpuAllocation.version_id))
+            .where(col(Version.status).in_(final))
+        ).all()
+        if stale:
+            session.exec(delete(GpuAllocation).where(col(GpuAllocation.version_id).in_(stale)))
+    return len(stale)
+
+
+def queued_supervisors(ctx: Context) -> list[Version]:
+    """Queued versions, oldest first (to wake them when GPUs are released)."""
+    with ctx.db.read() as session:
+        return list(session.exec(
+            select(Version).where(col(Version.status).in_(
+                [Status.QUEUED.value, Status.INITIALIZING.value]))
+            .order_by(col(Version.id))
+        ))

@@ -1,0 +1,608 @@
+"""Job specs: the YAML format shared by the wizard and the CLI, and every rule on it.
+
+Validation has two stages. The pydantic models check shape and types; `validate_spec`
+then checks the rules that need the outside world (engine catalog, pools, topics,
+datasets, presets, the file system) and resolves relative paths. Every error names its
+field, and validation never writes anything.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from app.errors import FieldError, SpecError
+
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+PARAM_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+VERSION_PATTERN = re.compile(r"V\d{3,}")
+S3_PATTERN = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?")
+EVENTS = ("OnJobRunning", "OnJobSucceeded", "OnJobFailed")
+EventName = Literal["OnJobRunning", "OnJobSucceeded", "OnJobFailed"]
+ParamValue = StrictBool | StrictInt | StrictFloat | StrictStr
+Runtime = Literal["docker", "local"]
+
+
+def check_name(value: str, what: str = "name") -> str:
+    """Raise ValueError unless `value` is a valid job/template name."""
+    if not NAME_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"{what} {value!r} must be 1-64 letters, digits, '-' or '_', starting with a letter"
+        )
+    return value
+
+
+def is_remote(path: str) -> bool:
+    """True for object-storage locations (`s3://` or `obs://`)."""
+    return path.startswith(("s3://", "obs://"))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetRef(_Strict):
+    """A dataset and one of its versions."""
+
+    name: str
+    version: str
+
+    @field_validator("version")
+    @classmethod
+    def _version_format(cls, value: str) -> str:
+        if not VERSION_PATTERN.fullmatch(value):
+            raise ValueError(f"version {value!r} must look like V001")
+        return value
+
+
+class DataSpec(_Strict):
+    """Where the training data comes from: datasets, or storage paths — exactly one."""
+
+    datasets: list[DatasetRef] | None = None
+    paths: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DataSpec:
+        given = [n for n in ("datasets", "paths") if getattr(self, n)]
+        if len(given) != 1:
+            raise ValueError("give exactly one data source: datasets or paths (not empty)")
+        return self
+
+
+def _engine_version_to_str(value: Any) -> Any:
+    # YAML reads `engine_version: 2.4` as a float; engine versions are names, not numbers.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+class FrameworkSpec(_Strict):
+    """A common framework: an AI engine and version running a boot file from a code dir."""
+
+    engine: str
+    engine_version: str
+    code_dir: str
+    boot_file: str
+
+    _coerce = field_validator("engine_version", mode="before")(
+        classmethod(lambda cls, v: _engine_version_to_str(v))
+    )
+
+
+class PresetSpec(_Strict):
+    """A built-in algorithm, by name."""
+
+    name: str
+
+
+class ImageSpec(_Strict):
+    """A custom image and the command it runs."""
+
+    name: str
+    command: list[str] | None = None
+    code_dir: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _image_name(cls, value: str) -> str:
+        if not value or any(c.isspace() for c in value):
+            raise ValueError(f"image name {value!r} is empty or has spaces")
+        return value
+
+
+class AlgorithmSpec(_Strict):
+    """Where the training code comes from — exactly one of the three sources."""
+
+    framework: FrameworkSpec | None = None
+    preset: PresetSpec | None = None
+    image: ImageSpec | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AlgorithmSpec:
+        given = [n for n in ("framework", "preset", "image") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one algorithm source: framework, preset or image")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """`framework`, `preset` or `image`."""
+        if self.framework is not None:
+            return "framework"
+        return "preset" if self.preset is not None else "image"
+
+
+class ResourcesSpec(_Strict):
+    """Resource pool, GPUs per node, node count and runtime."""
+
+    pool: str = "public"
+    gpus: int = Field(default=0, ge=0, le=64)
+    nodes: int = Field(default=1, ge=1, le=64)
+    runtime: Runtime | None = None
+
+
+class SubscriptionSpec(_Strict):
+    """Events of this job to send to a notification topic."""
+
+    topic: str
+    events: list[EventName] = Field(min_length=1)
+
+    @field_validator("events")
+    @classmethod
+    def _no_duplicates(cls, events: list[str]) -> list[str]:
+        if len(set(events)) != len(events):
+            raise ValueError("an event is listed twice")
+        return events
+
+
+class TemplateSave(_Strict):
+    """Save these settings as job parameters (a template) under a name."""
+
+    name: str
+    description: str = ""
+
+    _name = field_validator("name")(classmethod(lambda cls, v: check_name(v, "template name")))
+
+
+class JobSpec(_Strict):
+    """A complete training job description."""
+
+    name: str
+    description: str = Field(default="", max_length=1000)
+    data: DataSpec
+    algorithm: AlgorithmSpec
+    parameters: dict[str, ParamValue] = Field(default_factory=dict)
+    output: str | None = None
+    log_dir: str | None = None
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    subscriptions: list[SubscriptionSpec] = Field(default_factory=list)
+    save_as_template: TemplateSave | None = None
+
+    _name = field_validator("name")(classmethod(lambda cls, v: check_name(v, "job name")))
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameter_names(cls, params: dict[str, Any]) -> dict[str, Any]:
+        for name, value in params.items():
+            if not PARAM_NAME_PATTERN.fullmatch(name):
+                raise ValueError(
+                    f"parameter name {name!r} must start with a letter or '_' and hold only "
+                    "letters, digits, '_', '.' or '-'"
+                )
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"parameter {name!r} is not a finite number")
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError(f"parameter {name!r} holds a NUL character")
+        return params
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain data (what the YAML file and the database hold)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def to_yaml(self) -> str:
+        """The spec as YAML text."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    @property
+    def engine_label(self) -> str:
+        """`pytorch 2.4`, `preset:name` or the image name, for lists."""
+        algo = self.algorithm
+        if algo.framework is not None:
+            return f"{algo.framework.engine} {algo.framework.engine_version}"
+        if algo.preset is not None:
+            return f"preset {algo.preset.name}"
+        return algo.image.name if algo.image else ""
+
+
+def format_parameter(value: ParamValue) -> str:
+    """A run parameter as the boot file sees it (`true`/`false` for booleans)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# ---------------------------------------------------------------- reading YAML
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (YAML keeps the last)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]
+)
+
+
+def parse_yaml(text: str, source: str) -> dict[str, Any]:
+    """Parse spec YAML text into a mapping; errors name the source and line."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}" if mark else "YAML"
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise SpecError([FieldError(where, problem)], source) from exc
+    except yaml.YAMLError as exc:
+        raise SpecError([FieldError("", f"invalid YAML: {exc}")], source) from exc
+    if not isinstance(data, dict):
+        raise SpecError([FieldError("", "a spec must be a YAML mapping")], source)
+    return data
+
+
+def load_spec_file(path: Path) -> tuple[dict[str, Any], Path]:
+    """Read a spec file: its raw mapping and the folder relative paths resolve against."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError([FieldError("", exc.strerror or str(exc))], str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError([FieldError("", "not UTF-8 text")], str(path)) from exc
+    return parse_yaml(text, str(path)), path.resolve().parent
+
+
+def _loc_to_field(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-", "tagged-union")):
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def parse_spec(raw: Mapping[str, Any], source: str | None = None) -> JobSpec:
+    """Check the shape and types of a raw spec mapping."""
+    try:
+        return JobSpec.model_validate(dict(raw))
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field"
+            elif err["type"] == "missing":
+                msg = "required"
+            errors.append(FieldError(_loc_to_field(err["loc"]), msg))
+        raise SpecError(errors, source) from exc
+
+
+# ---------------------------------------------------------------- the rules
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What validation needs to know of an engine version."""
+
+    name: str
+    version: str
+    single_node: bool = False
+
+
+@dataclass(frozen=True)
+class ParamSchema:
+    """One parameter of a preset algorithm."""
+
+    name: str
+    type: Literal["int", "float", "str", "bool"] = "str"
+    default: Any = None
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class PresetInfo:
+    """What validation needs to know of a preset algorithm."""
+
+    name: str
+    engine: str
+    engine_version: str
+    params: tuple[ParamSchema, ...] = ()
+
+
+class Catalog(Protocol):
+    """The outside facts a spec is checked against."""
+
+    def engine(self, name: str, version: str) -> EngineInfo | None: ...
+    def engine_versions(self, name: str) -> list[str]: ...
+    def has_pool(self, name: str) -> bool: ...
+    def has_topic(self, name: str) -> bool: ...
+    def has_dataset_version(self, name: str, version: str) -> bool | None:
+        """True/False, or None when the dataset itself does not exist."""
+        ...
+    def dataset_local_paths(self, name: str, version: str) -> list[str]: ...
+    def preset(self, name: str) -> PresetInfo | None: ...
+
+
+@dataclass
+class StaticCatalog:
+    """A catalog held in memory (tests, and the wizard's offline checks)."""
+
+    engines: list[EngineInfo] = field(default_factory=list)
+    pools: set[str] = field(default_factory=lambda: {"public"})
+    topics: set[str] = field(default_factory=set)
+    datasets: dict[str, dict[str, str]] = field(default_factory=dict)
+    presets: dict[str, PresetInfo] = field(default_factory=dict)
+
+    def engine(self, name: str, version: str) -> EngineInfo | None:
+        return next((e for e in self.engines if e.name == name and e.version == version), None)
+
+    def engine_versions(self, name: str) -> list[str]:
+        return [e.version for e in self.engines if e.name == name]
+
+    def has_pool(self, name: str) -> bool:
+        return name in self.pools
+
+    def has_topic(self, name: str) -> bool:
+        return name in self.topics
+
+    def has_dataset_version(self, name: str, version: str) -> bool | None:
+        versions = self.datasets.get(name)
+        return None if versions is None else version in versions
+
+    def dataset_local_paths(self, name: str, version: str) -> list[str]:
+        uri = self.datasets.get(name, {}).get(version)
+        return [uri] if uri and not is_remote(uri) else []
+
+    def preset(self, name: str) -> PresetInfo | None:
+        return self.presets.get(name)
+
+
+def _resolve(path: str, base_dir: Path) -> Path:
+    return (base_dir / Path(path).expanduser()).resolve()
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
+def _check_remote(path: str, where: str, errors: list[FieldError]) -> None:
+    if path.startswith("obs://"):
+        path = "s3://" + path.removeprefix("obs://")
+    if not S3_PATTERN.fullmatch(path):
+        errors.append(FieldError(where, f"{path!r} is not a valid s3://bucket/prefix location"))
+
+
+def _check_preset_params(
+    preset: PresetInfo, params: Mapping[str, Any], errors: list[FieldError]
+) -> None:
+    known = {p.name: p for p in preset.params}
+    for name, value in params.items():
+        schema = known.get(name)
+        where = f"parameters.{name}"
+        if schema is None:
+            allowed = ", ".join(known) or "none"
+            errors.append(FieldError(where, f"preset {preset.name!r} takes no such parameter "
+                                            f"(it takes: {allowed})"))
+            continue
+        error = check_param_value(schema, value)
+        if error:
+            errors.append(FieldError(where, error))
+
+
+def check_param_value(schema: ParamSchema, value: Any) -> str | None:
+    """Why `value` does not fit `schema`, or None when it does."""
+    kind = schema.type
+    number: float | None = None
+    if kind == "bool":
+        if not isinstance(value, bool) and str(value).lower() not in ("true", "false"):
+            return "must be true or false"
+        return None
+    if kind in ("int", "float"):
+        try:
+            number = int(value) if kind == "int" else float(value)
+        except (TypeError, ValueError):
+            return f"must be {'an integer' if kind == 'int' else 'a number'}"
+        if isinstance(value, bool) or (kind == "int" and isinstance(value, float)):
+            return "must be an integer" if kind == "int" else "must be a number"
+        if not math.isfinite(number):
+            return "must be a finite number"
+        if schema.min is not None and number < schema.min:
+            return f"must be at least {schema.min:g}"
+        if schema.max is not None and number > schema.max:
+            return f"must be at most {schema.max:g}"
+    if schema.choices and str(value) not in schema.choices:
+        return f"must be one of {', '.join(schema.choices)}"
+    return None
+
+
+def validate_spec(
+    raw: Mapping[str, Any] | JobSpec,
+    base_dir: Path,
+    catalog: Catalog,
+    source: str | None = None,
+) -> JobSpec:
+    """Check every rule and return the spec with its local paths made absolute.
+
+    Raises SpecError listing each field at fault. Never writes anything.
+    """
+    spec = raw if isinstance(raw, JobSpec) else parse_spec(raw, source)
+    errors: list[FieldError] = []
+    algo, data, res = spec.algorithm, spec.data, spec.resources
+    updates: dict[str, Any] = {}
+
+    # Data source.
+    data_dirs: list[Path] = []
+    if data.paths is not None:
+        if len(data.paths) > 1 and algo.framework is None:
+            errors.append(FieldError("data.paths", "several paths need a framework algorithm"))
+        resolved_paths = []
+        for i, path in enumerate(data.paths):
+            where = f"data.paths[{i}]"
+            if is_remote(path):
+                _check_remote(path, where, errors)
+                resolved_paths.append(path)
+                continue
+            local = _resolve(path, base_dir)
+            if not local.is_dir():
+                errors.append(FieldError(where, f"{local} is not an existing directory"))
+            data_dirs.append(local)
+            resolved_paths.append(str(local))
+        if len(set(resolved_paths)) != len(resolved_paths):
+            errors.append(FieldError("data.paths", "a path is listed twice"))
+        updates["data"] = DataSpec(paths=resolved_paths)
+    else:
+        for i, ref in enumerate(data.datasets or []):
+            known = catalog.has_dataset_version(ref.name, ref.version)
+            if known is None:
+                errors.append(FieldError(f"data.datasets[{i}].name", f"no dataset {ref.name!r}"))
+            elif not known:
+                errors.append(FieldError(
+                    f"data.datasets[{i}].version",
+                    f"dataset {ref.name!r} has no version {ref.version}",
+                ))
+            else:
+                data_dirs += [Path(p) for p in catalog.dataset_local_paths(ref.name, ref.version)]
+
+    # Algorithm source.
+    engine_single_node = False
+    if algo.framework is not None:
+        fw = algo.framework
+        engine = catalog.engine(fw.engine, fw.engine_version)
+        if engine is None:
+            versions = catalog.engine_versions(fw.engine)
+            if versions:
+                errors.append(FieldError(
+                    "algorithm.framework.engine_version",
+                    f"engine {fw.engine!r} has no version {fw.engine_version!r} "
+                    f"(known: {', '.join(versions)})",
+                ))
+            else:
+                errors.append(FieldError("algorithm.framework.engine",
+                                         f"unknown engine {fw.engine!r}"))
+        else:
+            engine_single_node = engine.single_node
+        code_dir = _resolve(fw.code_dir, base_dir)
+        if not code_dir.is_dir():
+            errors.append(FieldError("algorithm.framework.code_dir",
+                                     f"{code_dir} is not an existing directory"))
+        else:
+            boot = (code_dir / fw.boot_file).resolve()
+            if Path(fw.boot_file).is_absolute() or not boot.is_relative_to(code_dir):
+                errors.append(FieldError("algorithm.framework.boot_file",
+                                         f"{fw.boot_file!r} must be inside the code dir"))
+            elif not boot.is_file():
+                errors.append(FieldError("algorithm.framework.boot_file",
+                                         f"{fw.boot_file!r} not found in {code_dir}"))
+        updates["algorithm"] = AlgorithmSpec(framework=fw.model_copy(
+            update={"code_dir": str(code_dir)}))
+    elif algo.preset is not None:
+        preset = catalog.preset(algo.preset.name)
+        if preset is None:
+            errors.append(FieldError("algorithm.preset.name",
+                                     f"unknown preset algorithm {algo.preset.name!r}"))
+        else:
+            _check_preset_params(preset, spec.parameters, errors)
+            engine_info = catalog.engine(preset.engine, preset.engine_version)
+            engine_single_node = bool(engine_info and engine_info.single_node)
+    elif algo.image is not None:
+        if res.runtime == "local":
+            errors.append(FieldError("resources.runtime",
+                                     "a custom image needs runtime docker"))
+        if algo.image.code_dir is not None:
+            code_dir = _resolve(algo.image.code_dir, base_dir)
+            if not code_dir.is_dir():
+                errors.append(FieldError("algorithm.image.code_dir",
+                                         f"{code_dir} is not an existing directory"))
+            updates["algorithm"] = AlgorithmSpec(image=algo.image.model_copy(
+                update={"code_dir": str(code_dir)}))
+
+    # Output and log locations.
+    for key in ("output", "log_dir"):
+        value = getattr(spec, key)
+        if value is None:
+            continue
+        if not value.strip():
+            errors.append(FieldError(key, "must not be empty"))
+            continue
+        if is_remote(value):
+            _check_remote(value, key, errors)
+            continue
+        local = _resolve(value, base_dir)
+        if local.exists() and not local.is_dir():
+            errors.append(FieldError(key, f"{local} exists and is not a directory"))
+        updates[key] = str(local)
+        if key == "output":
+            for data_dir in data_dirs:
+                if _overlaps(local, data_dir):
+                    errors.append(FieldError(
+                        "output", f"must not be, contain or lie inside the data path {data_dir}"))
+    if spec.output and data.paths and is_remote(spec.output):
+        for path in data.paths:
+            if is_remote(path) and _overlaps(Path(path[5:]), Path(spec.output[5:])):
+                errors.append(FieldError("output", f"must not overlap the data path {path}"))
+
+    # Resources.
+    if not catalog.has_pool(res.pool):
+        errors.append(FieldError("resources.pool", f"unknown resource pool {res.pool!r}"))
+    if engine_single_node and res.nodes != 1:
+        errors.append(FieldError("resources.nodes",
+                                 "this engine runs on a single node: nodes must be 1"))
+
+    # Subscriptions.
+    topics = [s.topic for s in spec.subscriptions]
+    for i, sub in enumerate(spec.subscriptions):
+        if not catalog.has_topic(sub.topic):
+            errors.append(FieldError(f"subscriptions[{i}].topic",
+                                     f"unknown topic {sub.topic!r}"))
+        elif topics.count(sub.topic) > 1 and topics.index(sub.topic) != i:
+            errors.append(FieldError(f"subscriptions[{i}].topic",
+                                     f"topic {sub.topic!r} is subscribed twice"))
+
+    if errors:
+        raise SpecError(errors, source)
+    return spec.model_copy(update=updates)
