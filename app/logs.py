@@ -1,0 +1,418 @@
+"""Job log files: one timestamped file per rank, written live and read back cheaply.
+
+Each rank writes ``<version_log_dir>/rank-<N>.log``, every line stamped in UTC with
+milliseconds: ``2026-11-23T13:45:00.123Z epoch 1 loss 0.3``. The writer works per chunk,
+not per line, to keep up with chatty jobs; the readers (tail, follower, grep) read a bounded
+number of bytes per call however large the file. Part of the core: never import textual.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+#: Lines longer than this are cut into pieces, so no reader or writer buffers without bound.
+MAX_LINE_BYTES = 1024 * 1024
+_BLOCK = 64 * 1024
+_RANK_FILE = re.compile(r"rank-(\d+)\.log")
+# Our own stamps have milliseconds; Docker's RFC 3339 stamps have up to nanoseconds. Both are
+# recognised so that a raw copy of `docker logs --timestamps` can be resumed the same way.
+_STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z) ")
+
+
+def rank_log_path(version_log_dir: Path, rank: int) -> Path:
+    """Path of the log file for one rank of a version."""
+    if rank < 0:
+        raise ValueError(f"rank must be >= 0, got {rank}")
+    return Path(version_log_dir) / f"rank-{rank}.log"
+
+
+def list_rank_logs(version_log_dir: Path) -> list[tuple[int, Path]]:
+    """Every ``rank-<N>.log`` in the folder as ``(rank, path)``, sorted by rank.
+
+    A missing folder gives an empty list: a version that never started has no logs.
+    """
+    folder = Path(version_log_dir)
+    try:
+        entries = list(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = []
+    for entry in entries:
+        match = _RANK_FILE.fullmatch(entry.name)
+        if match and entry.is_file():
+            found.append((int(match.group(1)), entry))
+    return sorted(found)
+
+
+def format_timestamp(when: float) -> str:
+    """Format a Unix time as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC)."""
+    millis = int(when * 1000)
+    seconds, ms = divmod(millis, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
+
+
+def parse_timestamp(stamp: str) -> datetime:
+    """Parse a stamp as written in log files into an aware UTC datetime.
+
+    Raises ValueError when the text is not such a stamp.
+    """
+    if not _STAMP.fullmatch(stamp + " "):
+        raise ValueError(f"not a log timestamp: {stamp!r}")
+    # fromisoformat keeps at most microseconds; Docker's nanoseconds are truncated.
+    return datetime.fromisoformat(stamp).astimezone(UTC)
+
+
+def split_timestamp(line: str) -> tuple[str | None, str]:
+    """Separate the leading stamp from the text of a log line.
+
+    Returns ``(stamp, text)``; ``stamp`` is None when the line carries no stamp (a raw copy,
+    or a line cut at MAX_LINE_BYTES), in which case ``text`` is the whole line.
+    """
+    match = _STAMP.match(line)
+    if match is None:
+        return None, line
+    return match.group(1), line[match.end() :]
+
+
+class LogWriter:
+    """Append a process's output to a log file, one timestamp per line.
+
+    ``write`` takes byte chunks as they come off a pipe or a Docker stream: lines may be
+    split across chunks, end in ``\\r\\n`` or hold invalid UTF-8 (replaced by U+FFFD). Each
+    complete line is stamped with the time its newline arrived and written at once, with no
+    user-space buffering, so another process can follow the file during the run. A line
+    longer than ``max_line_bytes`` is written in pieces. ``stamp=False`` copies chunks as
+    they are. Thread-safe: the supervisor may ``write_line`` while a thread pumps ``write``.
+    """
+
+    def __init__(
+        self, path: Path, *, stamp: bool = True, max_line_bytes: int = MAX_LINE_BYTES
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._stamp = stamp
+        self._max_line_bytes = max_line_bytes
+        # Unbuffered: every write below is one system call that lands in the page cache,
+        # so readers in other processes see whole lines without us calling flush.
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - lives with the writer
+        self._pending = b""
+        self._lock = threading.Lock()
+        self._stamp_ms = -1
+        self._stamp_bytes = b""
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` has run."""
+        return self._file.closed
+
+    def _prefix(self) -> bytes:
+        # Formatting a stamp costs more than stamping a whole chunk, so reuse it within
+        # the same millisecond.
+        now_ms = time.time_ns() // 1_000_000
+        if now_ms != self._stamp_ms:
+            self._stamp_ms = now_ms
+            self._stamp_bytes = (format_timestamp(now_ms / 1000) + " ").encode("ascii")
+        return self._stamp_bytes
+
+    def _emit(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            view = view[written:]
+
+    def _stamp_block(self, block: bytes) -> bytes:
+        """Stamp a run of complete lines; ``block`` ends with ``\\n``."""
+        if b"\r\n" in block:
+            block = block.replace(b"\r\n", b"\n")
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            # Only the rare bad chunk pays for the round trip; newlines never occur inside
+            # a multi-byte sequence, so decoding whole lines cannot split a character.
+            block = block.decode("utf-8", errors="replace").encode("utf-8")
+        prefix = self._prefix()
+        # One C-level replace stamps every line of the chunk; the last newline is left out
+        # so the next chunk's first line is not stamped early.
+        return prefix + block[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
+
+    def write(self, chunk: bytes) -> None:
+        """Append a chunk of raw output; complete lines are stamped and written now."""
+        if not chunk:
+            return
+        with self._lock:
+            if self._file.closed:
+                raise ValueError("write to a closed LogWriter")
+            if not self._stamp:
+                self._emit(chunk)
+                return
+            data = self._pending + chunk if self._pending else chunk
+            cut = data.rfind(b"\n") + 1
+            out = self._stamp_block(data[:cut]) if cut else b""
+            rest = data[cut:]
+            if len(rest) > self._max_line_bytes:
+                # A line without end (a progress bar, a binary dump) must not hold memory
+                # hostage; write what we have as a line of its own.
+                out += self._stamp_block(rest + b"\n")
+                rest = b""
+            self._pending = rest
+            if out:
+                self._emit(out)
+
+    def write_line(self, text: str) -> None:
+        """Write the supervisor's own message as whole stamped line(s).
+
+        A partial line from the process stays pending, so the message never lands in the
+        middle of it.
+        """
+        data = text.encode("utf-8", errors="replace")
+        if not data.endswith(b"\n"):
+            data += b"\n"
+        with self._lock:
+            if self._file.closed:
+                raise ValueError("write to a closed LogWriter")
+            self._emit(self._stamp_block(data) if self._stamp else data)
+
+    def close(self) -> None:
+        """Write a trailing partial line (stamped and newline-terminated) and close."""
+        with self._lock:
+            if self._file.closed:
+                return
+            try:
+                if self._pending:
+                    self._emit(self._stamp_block(self._pending + b"\n"))
+                    self._pending = b""
+            finally:
+                self._file.close()
+
+    def __enter__(self) -> LogWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _decode_line(raw: bytes) -> str:
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    return raw.decode("utf-8", errors="replace")
+
+
+def tail_file(
+    f: BinaryIO,
+    max_lines: int,
+    *,
+    include_partial: bool = False,
+    max_bytes: int = 16 * 1024 * 1024,
+    block_size: int = _BLOCK,
+) -> tuple[list[str], int]:
+    """Last ``max_lines`` lines of an open, seekable binary file, read backwards in blocks.
+
+    Returns ``(lines, end_offset)``. ``end_offset`` is the byte just past the last line
+    returned, which is where a LogFollower should start so nothing is shown twice. A final
+    line without its newline (still being written) is left for the follower unless
+    ``include_partial`` is set. At most ``max_bytes`` are read however long the lines are;
+    a line cut by that limit is dropped.
+    """
+    size = f.seek(0, os.SEEK_END)
+    if max_lines <= 0 or size <= 0:
+        return [], max(size, 0)
+    f.seek(size - 1)
+    partial = f.read(1) != b"\n"
+    # Newlines to find before the oldest wanted line starts: one per line, plus the one
+    # that ends the line before it; a kept partial line has none of its own.
+    wanted = max_lines + (0 if include_partial and partial else 1)
+    chunks: list[bytes] = []
+    pos = size
+    newlines = 0
+    while pos > 0 and size - pos < max_bytes and newlines < wanted:
+        step = min(block_size, pos, max_bytes - (size - pos))
+        pos -= step
+        f.seek(pos)
+        block = f.read(step)
+        chunks.append(block)
+        newlines += block.count(b"\n")
+    data = b"".join(reversed(chunks))
+    end = size
+    if partial and not include_partial:
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            # Only an unfinished line: the follower shows it from its start once it ends,
+            # unless its start is further back than we may read.
+            return [], 0 if pos == 0 else size
+        data = data[:cut]
+        end = pos + cut
+    if not data:
+        return [], end
+    pieces = data.removesuffix(b"\n").split(b"\n")
+    if pos > 0:
+        # Not at the start of the file, so the first piece is cut (or empty).
+        pieces = pieces[1:]
+    return [_decode_line(p) for p in pieces[-max_lines:]], end
+
+
+def tail(path: Path, max_lines: int, *, include_partial: bool = False) -> tuple[list[str], int]:
+    """Last ``max_lines`` lines of a log file and the offset just past them.
+
+    Reads backwards from the end in blocks, so the cost depends on the lines asked for,
+    not on the file's size. A missing file gives ``([], 0)``. See ``tail_file``.
+    """
+    try:
+        with open(path, "rb") as f:
+            return tail_file(f, max_lines, include_partial=include_partial)
+    except FileNotFoundError:
+        return [], 0
+
+
+def last_timestamp(path: Path, *, max_bytes: int = 1024 * 1024) -> datetime | None:
+    """Stamp of the last stamped line of a log file, or None.
+
+    Used to resume streaming Docker logs after a supervisor restart without duplicating
+    lines. Looks back at most ``max_bytes`` from the end of the file.
+    """
+    try:
+        with open(path, "rb") as f:
+            # The last line nearly always has a stamp; look further only for a raw tail.
+            for lines in (8, max_bytes):
+                found, _ = tail_file(f, lines, include_partial=True, max_bytes=max_bytes)
+                for line in reversed(found):
+                    stamp, _ = split_timestamp(line)
+                    if stamp is None:
+                        continue
+                    try:
+                        return parse_timestamp(stamp)
+                    except ValueError:  # shaped like a stamp but not a date (month 13)
+                        continue
+    except FileNotFoundError:
+        pass
+    return None
+
+
+class LogFollower:
+    """Read the lines appended to a log file since an offset, a bounded amount per call.
+
+    The file may not exist yet; it may also be truncated or replaced by a new file (a
+    restarted run), which is detected by the file shrinking below the offset or changing
+    identity, and then reading starts over from the beginning (``restarts`` counts those
+    times). A final line without its newline stays buffered until it completes, or until
+    ``read_new(final=True)``.
+    """
+
+    def __init__(self, path: Path, offset: int = 0, *, max_line_bytes: int = MAX_LINE_BYTES):
+        self.path = Path(path)
+        self._offset = offset
+        self._partial = b""
+        self._max_line_bytes = max_line_bytes
+        self._identity: tuple[int, int] | None = None
+        self.restarts = 0
+
+    @property
+    def offset(self) -> int:
+        """Byte offset of the next unread byte (past the buffered partial line)."""
+        return self._offset
+
+    def read_new(self, max_bytes: int = 1024 * 1024, *, final: bool = False) -> list[str]:
+        """Complete lines appended since the last call, reading at most ``max_bytes``.
+
+        When more than ``max_bytes`` is waiting, call again to get the rest. With
+        ``final=True`` a buffered partial line is returned too (the run has ended).
+        """
+        try:
+            f = open(self.path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            return self._drain_partial() if final else []
+        with f:
+            st = os.fstat(f.fileno())
+            identity = (st.st_dev, st.st_ino)
+            if st.st_size < self._offset or (
+                self._identity is not None and identity != self._identity
+            ):
+                self._offset = 0
+                self._partial = b""
+                self.restarts += 1
+            self._identity = identity
+            data = b""
+            if st.st_size > self._offset:
+                f.seek(self._offset)
+                data = f.read(min(max_bytes, st.st_size - self._offset))
+                self._offset += len(data)
+        data = self._partial + data if self._partial else data
+        cut = data.rfind(b"\n") + 1
+        self._partial = data[cut:]
+        lines = [_decode_line(p) for p in data[: cut - 1].split(b"\n")] if cut else []
+        if len(self._partial) > self._max_line_bytes or final:
+            lines.extend(self._drain_partial())
+        return lines
+
+    def _drain_partial(self) -> list[str]:
+        partial, self._partial = self._partial, b""
+        return [_decode_line(partial)] if partial else []
+
+
+def _iter_portions(f: BinaryIO, block_size: int, max_line_bytes: int) -> Iterator[bytes]:
+    """Yield runs of whole lines (each ending with a newline), at most a block or so each."""
+    carry = b""
+    while True:
+        block = f.read(block_size)
+        if not block:
+            if carry:
+                yield carry + b"\n"
+            return
+        data = carry + block if carry else block
+        cut = data.rfind(b"\n") + 1
+        if cut == 0 and len(data) > max_line_bytes:
+            # An endless line is cut into pieces; each piece then counts as a line.
+            yield data + b"\n"
+            carry = b""
+            continue
+        carry = data[cut:]
+        if cut:
+            yield data[:cut]
+
+
+def grep(
+    path: Path, pattern: str, max_hits: int = 1000, *, block_size: int = 1024 * 1024
+) -> list[tuple[int, str]]:
+    """Lines containing ``pattern`` (case-insensitive substring) as ``(line_no, line)``.
+
+    Line numbers start at 1; lines are returned whole, stamp included, and the stamp is
+    searched too (so ``13:45`` finds lines by time). Reads the file in blocks and stops at
+    ``max_hits`` hits, so memory stays bounded whatever the file's size. A missing file
+    or an empty pattern gives no hits.
+    """
+    needle = pattern.lower()
+    hits: list[tuple[int, str]] = []
+    if not needle or "\n" in needle or max_hits <= 0:
+        return hits
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return hits
+    with f:
+        line_base = 0
+        for portion in _iter_portions(f, block_size, MAX_LINE_BYTES):
+            text = portion.decode("utf-8", errors="replace")
+            low = text.lower()
+            count = low.count("\n")
+            if needle in low:
+                # Lowering can change a string's length, but never its newlines, so line
+                # indexes found in `low` are valid in `text`.
+                lines = text.split("\n")
+                pos = low.find(needle)
+                scanned, index = 0, 0
+                while pos >= 0:
+                    index += low.count("\n", scanned, pos)
+                    hits.append((line_base + index + 1, lines[index].removesuffix("\r")))
+                    if len(hits) >= max_hits:
+                        return hits
+                    scanned = low.find("\n", pos) + 1
+                    index += 1
+                    pos = low.find(needle, scanned)
+            line_base += count
+    return hits
