@@ -12,16 +12,18 @@ class EngineUnreachable(TraindeckError):
     """The Docker engine cannot be reached."""
 
 
-def docker_client(settings: Settings, timeout: float = 60) -> Any:
+def docker_client(settings: Settings, timeout: float = 60, max_pool_size: int = 32) -> Any:
     """A docker SDK client for the configured engine; EngineUnreachable if none answers."""
     import docker
     from docker.errors import DockerException
 
     try:
         if settings.docker_host:
-            client = docker.DockerClient(base_url=settings.docker_host, timeout=timeout)
+            client = docker.DockerClient(base_url=settings.docker_host, timeout=timeout,
+                                         max_pool_size=max_pool_size)
         else:
-            client = docker.from_env(timeout=timeout)
+            # One log stream per rank plus polling: more than the SDK's default 10 connections.
+            client = docker.from_env(timeout=timeout, max_pool_size=max_pool_size)
         client.ping()
     except (DockerException, OSError) as exc:
         raise EngineUnreachable(f"Docker engine unreachable: {exc}") from exc

@@ -1,0 +1,416 @@
+"""Runs each rank of a version as a detached Docker container (docker SDK).
+
+The SDK is imported inside functions so that importing this module stays cheap. Engine
+failures become `ExecutorError`s a user can act on: "image not found: NAME", "engine
+unreachable: ...", "GPU request cannot be served: ...", else the engine's own message.
+
+Transient engine trouble (dockerd restarting) surfaces as "engine unreachable: ..." from
+`poll`, `logs`, `stop`, `cleanup` and `adoptable`: the containers may well be fine, so
+the supervisor should retry later rather than declare the run failed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from datetime import UTC, datetime
+from typing import Any
+
+from app.config import Settings
+from app.runtime.dockerhost import EngineUnreachable, docker_client
+from app.runtime.executors.base import Executor, ExecutorError, Handle, LaunchPlan, RankExit
+
+LABEL_JOB = "traindeck.job"
+LABEL_VERSION = "traindeck.version"
+LABEL_VERSION_ID = "traindeck.version_id"
+LABEL_RANK = "traindeck.rank"
+
+_ALIVE = frozenset({"created", "running", "restarting", "paused"})
+"""Container states in which a rank has not ended yet."""
+
+_RESUME_PAUSE = 0.5
+"""Seconds before re-opening a log stream that ended while its rank still runs."""
+
+_STAMP = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$")
+
+_GPU_WORDS = ("device driver", "gpu", "nvidia", "cuda", "device request")
+"""Words of the engine's errors for device requests it cannot serve."""
+
+
+class _Gone:
+    """What `_call` returns when the object asked about does not exist (any more)."""
+
+
+GONE = _Gone()
+
+
+def _engine_message(exc: BaseException) -> str:
+    """The engine's own words for an API error, without the SDK's HTTP preamble."""
+    explanation = getattr(exc, "explanation", None)
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode(errors="replace")
+    return str(explanation or exc).strip()
+
+
+def _as_executor_error(exc: BaseException) -> ExecutorError | None:
+    """The ExecutorError for an engine failure, or None when `exc` is not one (a bug)."""
+    import requests
+    import urllib3
+    from docker.errors import APIError, DockerException
+
+    if isinstance(exc, EngineUnreachable):
+        return ExecutorError(f"engine unreachable: {exc.__cause__ or exc}")
+    # APIError first: through requests it is an OSError too, yet the engine did answer.
+    if isinstance(exc, APIError):
+        return ExecutorError(_engine_message(exc))
+    if isinstance(exc, requests.RequestException | urllib3.exceptions.HTTPError | OSError):
+        return ExecutorError(f"engine unreachable: {exc}")
+    if isinstance(exc, DockerException):
+        return ExecutorError(_engine_message(exc))
+    return None
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call the SDK: GONE when the object is not found, ExecutorError on engine failure."""
+    from docker.errors import NotFound
+
+    try:
+        return fn(*args, **kwargs)
+    except NotFound:
+        return GONE
+    except Exception as exc:
+        err = _as_executor_error(exc)
+        if err is None:
+            raise
+        raise err from exc
+
+
+def _epoch(when: datetime) -> float:
+    """Seconds since the epoch; naive datetimes are taken as UTC (what the database holds)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def _stamp_ns(raw: bytes) -> int | None:
+    """Nanoseconds since the epoch of a Docker log timestamp (RFC 3339 with nanoseconds)."""
+    match = _STAMP.match(raw)
+    if match is None:
+        return None
+    base, fraction, zone = (part.decode() if part else "" for part in match.groups())
+    seconds = datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
+    return int(seconds.timestamp()) * 1_000_000_000 + int(fraction.ljust(9, "0"))
+
+
+class DockerExecutor(Executor):
+    """Runs ranks as containers: argv exec'd without a shell, never privileged."""
+
+    kind = "docker"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+
+    def _docker(self) -> Any:
+        """The shared SDK client (its connection pool is thread-safe), made on first use."""
+        with self._client_lock:
+            if self._client is None:
+                try:
+                    self._client = docker_client(self.settings)
+                except EngineUnreachable as exc:
+                    raise ExecutorError(f"engine unreachable: {exc.__cause__ or exc}") from exc
+            return self._client
+
+    # -- start ---------------------------------------------------------------------------
+
+    def start(self, plan: LaunchPlan) -> Handle:
+        """Create every rank's container, then start them in rank order.
+
+        On any failure, whatever was created (containers, network) is removed first.
+        """
+        if not plan.image:
+            raise ExecutorError("runtime docker needs an image")
+        client = self._docker()
+        labels = {
+            LABEL_JOB: plan.job,
+            LABEL_VERSION: plan.version,
+            LABEL_VERSION_ID: str(plan.version_id),
+        }
+        created: list[str] = []
+        network_ours = False
+        try:
+            if plan.network:
+                network_ours = self._ensure_network(client, plan.network, labels)
+            # Creating every container before starting any catches image and config
+            # errors before a single rank has run.
+            for index in range(len(plan.ranks)):
+                created.append(self._create(client, plan, index, labels))
+            for rank, container_id in zip(plan.ranks, created, strict=True):
+                self._start_one(client, container_id, rank.name, bool(rank.gpus))
+        except BaseException:
+            for container_id in created:
+                with suppress(Exception):
+                    client.api.remove_container(container_id, force=True)
+            if network_ours:
+                with suppress(Exception):
+                    client.api.remove_network(plan.network)
+            raise
+        return {
+            "kind": self.kind,
+            "containers": created,
+            "names": [r.name for r in plan.ranks],
+            "network": plan.network,
+        }
+
+    def _ensure_network(self, client: Any, name: str, labels: dict[str, str]) -> bool:
+        """Create the ranks' user bridge (they resolve each other by name there).
+
+        True when this call created it; a leftover of this same version is reused.
+        """
+        found = _call(client.api.networks, names=[name])
+        # The engine filters names by substring: keep exact matches only.
+        existing = [n for n in found if n.get("Name") == name]
+        if existing:
+            if (existing[0].get("Labels") or {}).get(LABEL_VERSION_ID) == labels[LABEL_VERSION_ID]:
+                return False
+            raise ExecutorError(f"network {name} already exists and belongs to something else")
+        _call(client.api.create_network, name, driver="bridge", labels=labels)
+        return True
+
+    def _create(self, client: Any, plan: LaunchPlan, index: int, labels: dict[str, str]) -> str:
+        """Create (not start) one rank's container; its id."""
+        from docker.errors import ImageNotFound
+        from docker.types import DeviceRequest, Mount
+
+        rank = plan.ranks[index]
+        devices = (
+            [DeviceRequest(device_ids=[str(g) for g in rank.gpus], capabilities=[["gpu"]])]
+            if rank.gpus
+            else None
+        )
+        uid, gid = plan.user
+        # containers.create, not run: run would pull a missing image.
+        try:
+            container = client.containers.create(
+                plan.image,
+                command=list(rank.argv),
+                name=rank.name,
+                hostname=rank.name,
+                environment=dict(rank.env),
+                working_dir=plan.workdir,
+                user=f"{uid}:{gid}",
+                # An init as PID 1 forwards SIGTERM to the trainer and reaps zombies.
+                init=True,
+                shm_size=plan.shm_size or self.settings.docker_shm_size,
+                mounts=[
+                    Mount(target=m.target, source=str(m.host), type="bind", read_only=m.read_only)
+                    for m in plan.mounts
+                ],
+                device_requests=devices,
+                network=plan.network,
+                labels={**plan.labels, **labels, LABEL_RANK: str(rank.rank)},
+                auto_remove=False,
+                privileged=False,
+            )
+        except ImageNotFound as exc:
+            raise ExecutorError(f"image not found: {plan.image}") from exc
+        except Exception as exc:
+            err = _as_executor_error(exc)
+            if err is None:
+                raise
+            if getattr(exc, "status_code", 0) == 409:
+                raise ExecutorError(
+                    f"container name {rank.name} is already in use "
+                    f"(remove it with `docker rm -f {rank.name}`)"
+                ) from exc
+            if str(err).startswith("engine unreachable"):
+                raise err from exc
+            raise ExecutorError(f"{rank.name}: {err}") from exc
+        return str(container.id)
+
+    def _start_one(self, client: Any, container_id: str, name: str, wants_gpu: bool) -> None:
+        """Start one created container; device-request failures get their own reason."""
+        try:
+            started = _call(client.api.start, container_id)
+        except ExecutorError as err:
+            message = str(err)
+            if wants_gpu and any(w in message.lower() for w in _GPU_WORDS):
+                raise ExecutorError(f"GPU request cannot be served: {message}") from err
+            if message.startswith("engine unreachable"):
+                raise
+            raise ExecutorError(f"{name}: {message}") from err
+        if started is GONE:
+            raise ExecutorError(f"{name}: the container vanished before it started")
+
+    # -- watch ---------------------------------------------------------------------------
+
+    def logs(self, handle: Handle, rank: int, since: datetime | None = None) -> Iterator[bytes]:
+        """Yield the rank's stdout+stderr as the engine delivers it, until the rank ends.
+
+        `since` is inclusive, as in Docker: a line stamped exactly at `since` is sent
+        again (at-least-once; nothing is lost). Ends quietly when the container is gone.
+        If the stream breaks while the container still runs, it is re-opened after the
+        last line delivered, skipping lines already yielded (told apart by the engine's
+        nanosecond timestamps, which are stripped from the output).
+        """
+        container_id = handle["containers"][rank]
+        client = self._docker()
+        since_s = _epoch(since) if since else None
+        last: bytes | None = None  # engine timestamp of the last frame yielded
+        seen_at_last = 0  # frames yielded that carry exactly that timestamp
+        while True:
+            skip_ns = _stamp_ns(last) if last is not None else None
+            skip_equal = seen_at_last
+            if skip_ns is not None:
+                # A millisecond early: float seconds cannot carry nanoseconds exactly.
+                since_s = skip_ns / 1e9 - 0.001
+            stream = _call(
+                client.api.logs, container_id, stream=True, follow=True, stdout=True,
+                stderr=True, timestamps=True, since=since_s if since_s and since_s > 0 else None,
+            )
+            if stream is GONE:
+                return
+            try:
+                for frame in stream:
+                    stamp, sep, data = frame.partition(b" ")
+                    if not sep:
+                        yield frame
+                        continue
+                    if skip_ns is not None:
+                        ns = _stamp_ns(stamp)
+                        if ns is not None and ns < skip_ns:
+                            continue
+                        if ns == skip_ns and skip_equal > 0:
+                            skip_equal -= 1
+                            continue
+                        skip_ns = None
+                    if stamp == last:
+                        seen_at_last += 1
+                    else:
+                        last, seen_at_last = stamp, 1
+                    yield data
+            finally:
+                stream.close()
+            # The SDK ends a broken stream as if it were complete: only the container's
+            # state tells an exited rank from a dropped connection.
+            state = _call(client.api.inspect_container, container_id)
+            if state is GONE or state["State"].get("Status") not in _ALIVE:
+                return
+            time.sleep(_RESUME_PAUSE)
+
+    def poll(self, handle: Handle) -> list[RankExit | None]:
+        """Per rank: None while alive, else its exit code and OOM flag.
+
+        Raises ExecutorError("engine unreachable: ...") when the engine does not answer;
+        that says nothing about the ranks, so the supervisor should poll again later.
+        """
+        client = self._docker()
+        result: list[RankExit | None] = []
+        for rank, container_id in enumerate(handle["containers"]):
+            info = _call(client.api.inspect_container, container_id)
+            if info is GONE:
+                result.append(RankExit(rank=rank, exit_code=-1, error="container removed"))
+                continue
+            state = info["State"]
+            if state.get("Status") in _ALIVE:
+                result.append(None)
+                continue
+            result.append(
+                RankExit(
+                    rank=rank,
+                    exit_code=int(state.get("ExitCode", -1)),
+                    oom_killed=bool(state.get("OOMKilled", False)),
+                    error=str(state.get("Error") or ""),
+                )
+            )
+        return result
+
+    # -- stop and clean up ---------------------------------------------------------------
+
+    def stop(self, handle: Handle, grace: float) -> None:
+        """`docker stop` every rank at once: SIGTERM, then SIGKILL after `grace` seconds.
+
+        Ranks already ended or removed are left as they are.
+        """
+        client = self._docker()
+        # The engine takes whole seconds; rounding up never cuts a grace period short.
+        timeout = max(0, math.ceil(grace))
+        self._each(lambda cid: _call(client.api.stop, cid, timeout=timeout), handle)
+
+    def cleanup(self, handle: Handle) -> None:
+        """Remove the containers (forced) and the network; safe to call again."""
+        from docker.errors import APIError
+
+        client = self._docker()
+
+        def remove(container_id: str) -> None:
+            try:
+                _call(client.api.remove_container, container_id, force=True)
+            except ExecutorError as err:
+                # 409: a removal is already under way, which is what we want anyway.
+                cause = err.__cause__
+                if not (isinstance(cause, APIError) and cause.status_code == 409):
+                    raise
+
+        self._each(remove, handle)
+        if handle.get("network"):
+            _call(client.api.remove_network, handle["network"])
+
+    @staticmethod
+    def _each(action: Callable[[str], Any], handle: Handle) -> None:
+        """Run `action` on every container in parallel; re-raise the first failure."""
+        container_ids = handle.get("containers") or []
+        if not container_ids:
+            return
+        with ThreadPoolExecutor(max_workers=len(container_ids)) as pool:
+            futures = [pool.submit(action, cid) for cid in container_ids]
+        for future in futures:
+            future.result()
+
+    # -- adoption ------------------------------------------------------------------------
+
+    def adoptable(self, handle: Handle) -> bool:
+        """True when every container of the handle still exists (running or exited).
+
+        Raises ExecutorError("engine unreachable: ...") when the engine does not answer,
+        so an engine restart is not mistaken for a lost run.
+        """
+        if handle.get("kind") != self.kind or not handle.get("containers"):
+            return False
+        client = self._docker()
+        return all(
+            _call(client.api.inspect_container, cid) is not GONE for cid in handle["containers"]
+        )
+
+    def find_containers(self, version_id: int) -> list[Any]:
+        """The SDK containers labelled with `version_id` (any state), in rank order."""
+        client = self._docker()
+        label = f"{LABEL_VERSION_ID}={version_id}"
+        found = _call(client.containers.list, all=True, filters={"label": label})
+
+        def rank_of(container: Any) -> int:
+            value = container.labels.get(LABEL_RANK, "")
+            return int(value) if value.isdigit() else 0
+
+        return [] if found is GONE else sorted(found, key=rank_of)
+
+    def recover_handle(self, version_id: int) -> Handle | None:
+        """Rebuild a handle from labels when none was saved (e.g. to clean up), or None."""
+        containers = self.find_containers(version_id)
+        label = f"{LABEL_VERSION_ID}={version_id}"
+        networks = _call(self._docker().api.networks, filters={"label": label})
+        networks = [] if networks is GONE else networks
+        if not containers and not networks:
+            return None
+        return {
+            "kind": self.kind,
+            "containers": [c.id for c in containers],
+            "names": [c.name for c in containers],
+            "network": networks[0]["Name"] if networks else None,
+        }
