@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
+import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -211,7 +212,11 @@ def load_settings() -> Settings:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "config"
         raise ConfigError(f"{config_file()}: {where}: {first['msg']}") from exc
-    except (OSError, ValueError) as exc:
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(f"{config_file()}: {where}invalid YAML") from exc
+    except (OSError, ValueError, TypeError) as exc:
         raise ConfigError(f"{config_file()}: {exc}") from exc
 
 

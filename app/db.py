@@ -17,7 +17,9 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError as SADatabaseError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
 from app.errors import DatabaseError
@@ -53,7 +55,12 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        memory = path in ("", ":memory:")
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30},
+            # One shared connection, or every connection would see its own empty database.
+            poolclass=StaticPool if memory else None,
+        )
         _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -87,7 +94,9 @@ class Database:
     def _translate(self) -> Iterator[None]:
         try:
             yield
-        except OperationalError as exc:
+        except IntegrityError:
+            raise
+        except SADatabaseError as exc:  # locked, read-only, corrupt, unreachable, ...
             raise DatabaseError(f"database {self.url}: {exc.orig}") from exc
 
     def migrate(self) -> None:
@@ -96,18 +105,19 @@ class Database:
             if self.current_revision() == HEAD_REVISION:
                 return
             run_migrations(self.engine)
-        except OperationalError as exc:
-            raise DatabaseError(f"database {self.url}: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            detail = getattr(exc, "orig", None) or exc
+            raise DatabaseError(f"database {self.url}: {detail}") from exc
 
     def current_revision(self) -> str | None:
         """The alembic revision stored in the database, or None for an empty one."""
         with self.engine.connect() as conn:
             try:
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-            except OperationalError:
-                return None
-            except SQLAlchemyError:
-                return None
+            except OperationalError as exc:
+                if "no such table" in str(exc.orig):
+                    return None
+                raise
 
     def dispose(self) -> None:
         """Close every pooled connection (before a fork, or at exit)."""
@@ -120,7 +130,9 @@ def alembic_config(engine: Engine) -> Any:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # ConfigParser treats '%' as interpolation: escape it (non-ASCII paths render as %xx).
+    url = engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    cfg.set_main_option("sqlalchemy.url", url)
     cfg.attributes["engine"] = engine
     return cfg
 

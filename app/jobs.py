@@ -128,7 +128,9 @@ def resolve_runtime(ctx: Context, spec: JobSpec) -> JobSpec:
     if spec.resources.runtime is not None:
         return spec
     runtime = ctx.settings.default_runtime
-    if runtime == "auto":
+    if spec.algorithm.image is not None:
+        runtime = "docker"  # a custom image has no local equivalent
+    elif runtime == "auto":
         from app.runtime.dockerhost import docker_reachable
 
         runtime = "docker" if docker_reachable(ctx.settings) else "local"
@@ -386,7 +388,10 @@ def save_template(
     source_version_id: int | None = None, *, replace: bool = False,
 ) -> None:
     """Save job parameters (a template) under `name`."""
-    check_name(name, "template name")
+    try:
+        check_name(name, "template name")
+    except ValueError as exc:
+        raise FieldError("name", str(exc)) from None
     body = json.dumps(spec.model_copy(update={"save_as_template": None}).to_dict())
     with ctx.db.write() as session:
         row = session.exec(select(Template).where(Template.name == name)).first()

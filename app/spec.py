@@ -247,14 +247,21 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
+    loader.flatten_mapping(node)  # standard merge keys (`<<: *defaults`) stay allowed
+    seen: list[Any] = []
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain value", key_node.start_mark
+            ) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
-        seen.add(key)
+        seen.append(key)
     return loader.construct_mapping(node)
 
 
@@ -275,6 +282,8 @@ def parse_yaml(text: str, source: str) -> dict[str, Any]:
         raise SpecError([FieldError(where, problem)], source) from exc
     except yaml.YAMLError as exc:
         raise SpecError([FieldError("", f"invalid YAML: {exc}")], source) from exc
+    except RecursionError as exc:
+        raise SpecError([FieldError("", "YAML nested too deeply")], source) from exc
     if not isinstance(data, dict):
         raise SpecError([FieldError("", "a spec must be a YAML mapping")], source)
     return data
@@ -299,6 +308,8 @@ def _loc_to_field(loc: tuple[int | str, ...]) -> str:
         elif part.startswith(("function-", "tagged-union")):
             continue
         else:
+            if not part.isprintable() or any(c in part for c in ".[] "):
+                part = repr(part)
             out += f".{part}" if out else part
     return out
 
@@ -402,8 +413,46 @@ class StaticCatalog:
         return self.presets.get(name)
 
 
-def _resolve(path: str, base_dir: Path) -> Path:
-    return (base_dir / Path(path).expanduser()).resolve()
+def _path_problem(text: str) -> str | None:
+    """Why a path string can never name a file here, or None."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid text"
+    if len(encoded) > 4095:
+        return "is too long"
+    if any(len(part.encode()) > 255 for part in text.split("/")):
+        return "has a name longer than 255 bytes"
+    return None
+
+
+def _resolve(text: str, base_dir: Path, where: str, errors: list[FieldError]) -> Path | None:
+    """The absolute path a field names, or None after recording why it cannot be one."""
+    problem = _path_problem(text)
+    if problem:
+        errors.append(FieldError(where, f"path {problem}"))
+        return None
+    try:
+        return (base_dir / Path(text).expanduser()).resolve()
+    except (RuntimeError, OSError, ValueError) as exc:
+        errors.append(FieldError(where, f"cannot resolve {text!r}: {exc}"))
+        return None
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _overlaps(a: Path, b: Path) -> bool:
@@ -415,6 +464,23 @@ def _check_remote(path: str, where: str, errors: list[FieldError]) -> None:
         path = "s3://" + path.removeprefix("obs://")
     if not S3_PATTERN.fullmatch(path):
         errors.append(FieldError(where, f"{path!r} is not a valid s3://bucket/prefix location"))
+
+
+def _check_boot_file(boot_file: str, code_dir: Path, errors: list[FieldError]) -> None:
+    where = "algorithm.framework.boot_file"
+    problem = _path_problem(boot_file)
+    if problem or not boot_file.strip():
+        errors.append(FieldError(where, f"path {problem or 'is empty'}"))
+        return
+    try:
+        boot = (code_dir / boot_file).resolve()
+    except (RuntimeError, OSError) as exc:
+        errors.append(FieldError(where, f"cannot resolve {boot_file!r}: {exc}"))
+        return
+    if Path(boot_file).is_absolute() or not boot.is_relative_to(code_dir):
+        errors.append(FieldError(where, f"{boot_file!r} must be inside the code dir"))
+    elif not _is_file(boot):
+        errors.append(FieldError(where, f"{boot_file!r} not found in {code_dir}"))
 
 
 def _check_preset_params(
@@ -487,8 +553,10 @@ def validate_spec(
                 _check_remote(path, where, errors)
                 resolved_paths.append(path)
                 continue
-            local = _resolve(path, base_dir)
-            if not local.is_dir():
+            local = _resolve(path, base_dir, where, errors)
+            if local is None:
+                continue
+            if not _is_dir(local):
                 errors.append(FieldError(where, f"{local} is not an existing directory"))
             data_dirs.append(local)
             resolved_paths.append(str(local))
@@ -526,20 +594,14 @@ def validate_spec(
                                          f"unknown engine {fw.engine!r}"))
         else:
             engine_single_node = engine.single_node
-        code_dir = _resolve(fw.code_dir, base_dir)
-        if not code_dir.is_dir():
+        code_dir = _resolve(fw.code_dir, base_dir, "algorithm.framework.code_dir", errors)
+        if code_dir is not None and not _is_dir(code_dir):
             errors.append(FieldError("algorithm.framework.code_dir",
                                      f"{code_dir} is not an existing directory"))
-        else:
-            boot = (code_dir / fw.boot_file).resolve()
-            if Path(fw.boot_file).is_absolute() or not boot.is_relative_to(code_dir):
-                errors.append(FieldError("algorithm.framework.boot_file",
-                                         f"{fw.boot_file!r} must be inside the code dir"))
-            elif not boot.is_file():
-                errors.append(FieldError("algorithm.framework.boot_file",
-                                         f"{fw.boot_file!r} not found in {code_dir}"))
-        updates["algorithm"] = AlgorithmSpec(framework=fw.model_copy(
-            update={"code_dir": str(code_dir)}))
+        elif code_dir is not None:
+            _check_boot_file(fw.boot_file, code_dir, errors)
+            updates["algorithm"] = AlgorithmSpec(framework=fw.model_copy(
+                update={"code_dir": str(code_dir)}))
     elif algo.preset is not None:
         preset = catalog.preset(algo.preset.name)
         if preset is None:
@@ -554,8 +616,8 @@ def validate_spec(
             errors.append(FieldError("resources.runtime",
                                      "a custom image needs runtime docker"))
         if algo.image.code_dir is not None:
-            code_dir = _resolve(algo.image.code_dir, base_dir)
-            if not code_dir.is_dir():
+            code_dir = _resolve(algo.image.code_dir, base_dir, "algorithm.image.code_dir", errors)
+            if code_dir is not None and not _is_dir(code_dir):
                 errors.append(FieldError("algorithm.image.code_dir",
                                          f"{code_dir} is not an existing directory"))
             updates["algorithm"] = AlgorithmSpec(image=algo.image.model_copy(
@@ -572,8 +634,10 @@ def validate_spec(
         if is_remote(value):
             _check_remote(value, key, errors)
             continue
-        local = _resolve(value, base_dir)
-        if local.exists() and not local.is_dir():
+        local = _resolve(value, base_dir, key, errors)
+        if local is None:
+            continue
+        if local.exists() and not _is_dir(local):
             errors.append(FieldError(key, f"{local} exists and is not a directory"))
         updates[key] = str(local)
         if key == "output":
