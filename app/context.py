@@ -22,7 +22,10 @@ class Context:
         settings = settings or load_settings()
         db = open_database(settings.resolved_database_url)
         if sync:
+            from app.presets import sync_presets
+
             sync_catalog(db, settings)
+            sync_presets(db)
         return cls(settings, db)
 
     @property

@@ -333,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job", help="with save: source job")
     p.add_argument("--version", "-v", dest="version", help="with save: source version")
     p.add_argument("--replace", action="store_true", help="with save: overwrite")
+    from app.cli.extras import add_commands
+
+    add_commands(sub, add)
     return parser
 
 
@@ -368,6 +371,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except json.JSONDecodeError as exc:  # a corrupt stored spec
         print(f"error: stored data is corrupt: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        # Notifications sent on this process's behalf (e.g. by reconciliation) must
+        # finish before it exits: apprise cannot send during interpreter shutdown.
+        notify = sys.modules.get("app.notify")
+        if notify is not None:
+            notify.wait_for_notifications()
 
 
 if __name__ == "__main__":
