@@ -247,9 +247,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)  # standard merge keys (`<<: *defaults`) stay allowed
     seen: list[Any] = []
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # merged keys may be overridden by the mapping's own
         key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
         try:
             hash(key)
@@ -262,6 +263,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
         seen.append(key)
+    loader.flatten_mapping(node)  # standard merge keys (`<<: *defaults`) stay allowed
     return loader.construct_mapping(node)
 
 
@@ -480,7 +482,7 @@ def _check_boot_file(boot_file: str, code_dir: Path, errors: list[FieldError]) -
     if Path(boot_file).is_absolute() or not boot.is_relative_to(code_dir):
         errors.append(FieldError(where, f"{boot_file!r} must be inside the code dir"))
     elif not _is_file(boot):
-        errors.append(FieldError(where, f"{boot_file!r} not found in {code_dir}"))
+        errors.append(FieldError(where, f"{boot_file!r} not found in {str(code_dir)!r}"))
 
 
 def _check_preset_params(
@@ -557,12 +559,12 @@ def validate_spec(
             if local is None:
                 continue
             if not _is_dir(local):
-                errors.append(FieldError(where, f"{local} is not an existing directory"))
+                errors.append(FieldError(where, f"{str(local)!r} is not an existing directory"))
             data_dirs.append(local)
             resolved_paths.append(str(local))
         if len(set(resolved_paths)) != len(resolved_paths):
             errors.append(FieldError("data.paths", "a path is listed twice"))
-        updates["data"] = DataSpec(paths=resolved_paths)
+        updates["data"] = DataSpec(paths=resolved_paths or list(data.paths))
     else:
         for i, ref in enumerate(data.datasets or []):
             known = catalog.has_dataset_version(ref.name, ref.version)
@@ -597,7 +599,7 @@ def validate_spec(
         code_dir = _resolve(fw.code_dir, base_dir, "algorithm.framework.code_dir", errors)
         if code_dir is not None and not _is_dir(code_dir):
             errors.append(FieldError("algorithm.framework.code_dir",
-                                     f"{code_dir} is not an existing directory"))
+                                     f"{str(code_dir)!r} is not an existing directory"))
         elif code_dir is not None:
             _check_boot_file(fw.boot_file, code_dir, errors)
             updates["algorithm"] = AlgorithmSpec(framework=fw.model_copy(
@@ -619,7 +621,7 @@ def validate_spec(
             code_dir = _resolve(algo.image.code_dir, base_dir, "algorithm.image.code_dir", errors)
             if code_dir is not None and not _is_dir(code_dir):
                 errors.append(FieldError("algorithm.image.code_dir",
-                                         f"{code_dir} is not an existing directory"))
+                                         f"{str(code_dir)!r} is not an existing directory"))
             updates["algorithm"] = AlgorithmSpec(image=algo.image.model_copy(
                 update={"code_dir": str(code_dir)}))
 
@@ -638,13 +640,13 @@ def validate_spec(
         if local is None:
             continue
         if local.exists() and not _is_dir(local):
-            errors.append(FieldError(key, f"{local} exists and is not a directory"))
+            errors.append(FieldError(key, f"{str(local)!r} exists and is not a directory"))
         updates[key] = str(local)
         if key == "output":
             for data_dir in data_dirs:
                 if _overlaps(local, data_dir):
-                    errors.append(FieldError(
-                        "output", f"must not be, contain or lie inside the data path {data_dir}"))
+                    errors.append(FieldError("output", "must not be, contain or lie inside "
+                                                       f"the data path {str(data_dir)!r}"))
     if spec.output and data.paths and is_remote(spec.output):
         for path in data.paths:
             if is_remote(path) and _overlaps(Path(path[5:]), Path(spec.output[5:])):

@@ -1,0 +1,124 @@
+"""Fixtures shared by the whole suite: an isolated Traindeck home, a context, a project.
+
+Tests marked `docker` need a reachable Docker engine. They are skipped without one,
+unless `TRAINDECK_REQUIRE_DOCKER=1` is set: then they fail, so that a machine that
+should run them cannot silently pass without doing so.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import BOOT_OK, Project, build_project
+
+import app.db
+from app.config import Settings, get_settings, load_settings
+from app.context import Context
+from app.errors import TraindeckError
+
+REQUIRE_DOCKER_ENV = "TRAINDECK_REQUIRE_DOCKER"
+_docker_problem: list[str | None] = []  # cached once per session: [] = not checked yet
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers (also declared in pyproject, so `--strict-markers` holds)."""
+    config.addinivalue_line(
+        "markers", f"docker: needs a reachable Docker engine (fails when {REQUIRE_DOCKER_ENV}=1)"
+    )
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+def docker_required() -> bool:
+    """True when tests needing Docker must fail rather than skip without an engine."""
+    return os.environ.get(REQUIRE_DOCKER_ENV) == "1"
+
+
+def docker_problem() -> str | None:
+    """Why no Docker engine can be used (checked once per session), or None."""
+    if not _docker_problem:
+        from app.runtime.dockerhost import docker_reachable
+
+        try:
+            reachable = docker_reachable(load_settings())
+        except TraindeckError as exc:
+            _docker_problem.append(f"no Docker engine: {exc}")
+        else:
+            _docker_problem.append(None if reachable else "no reachable Docker engine")
+    return _docker_problem[0]
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip, or fail when Docker is required."""
+    if docker_required():
+        pytest.fail(f"{reason} ({REQUIRE_DOCKER_ENV}=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip (or fail) tests marked `docker` when no engine answers."""
+    if item.get_closest_marker("docker") is not None:
+        problem = docker_problem()
+        if problem:
+            skip_or_fail(problem)
+
+
+def _reset_caches() -> None:
+    app.db.reset_cache()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty TRAINDECK_HOME: config file, database and run folders all under it.
+
+    Every `TRAINDECK_*` setting from the caller's environment is removed first.
+    """
+    folder = tmp_path / "home"
+    folder.mkdir(exist_ok=True)
+    for name in [*Settings.model_fields, "config"]:
+        monkeypatch.delenv(f"TRAINDECK_{name.upper()}", raising=False)
+    monkeypatch.setenv("TRAINDECK_HOME", str(folder))
+    _reset_caches()
+    yield folder
+    _reset_caches()
+
+
+@pytest.fixture
+def ctx(home: Path) -> Context:
+    """A context (settings + migrated database) on the `home` fixture's folder."""
+    return Context.open()
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[..., Project]:
+    """A factory: `make_project(name="demo", boot=..., parameters=...)` → a `Project`.
+
+    Each call writes a code dir with `train.py`, a data dir and a valid spec (relative
+    paths, runtime local) in a folder of its own.
+    """
+    counter = iter(range(1_000_000))
+
+    def make(name: str = "demo", boot: str = BOOT_OK, **kwargs: Any) -> Project:
+        return build_project(tmp_path / f"project-{next(counter)}-{name}", name, boot, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def docker_engine() -> Iterator[Any]:
+    """A docker SDK client for the configured engine; skips (or fails, when required)."""
+    from app.runtime.dockerhost import EngineUnreachable, docker_client
+
+    problem = docker_problem()
+    if problem:
+        skip_or_fail(problem)
+    try:
+        client = docker_client(load_settings())
+    except EngineUnreachable as exc:
+        skip_or_fail(str(exc))
+    yield client
+    client.close()

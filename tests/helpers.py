@@ -1,0 +1,132 @@
+"""Helpers shared by the test modules (import as `from helpers import ...`).
+
+Nothing here is a fixture: fixtures live in `conftest.py` and hand these objects out.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import func, select
+from sqlmodel import SQLModel
+
+from app.context import Context
+from app.db import Database
+from app.jobs import set_status
+from app.models import Status
+
+BOOT_OK = "import sys\nsys.exit(0)\n"
+"""A boot file that ends at once, successfully."""
+BOOT_EXIT_3 = "import sys\nsys.exit(3)\n"
+"""A boot file that ends at once with exit code 3."""
+
+
+def noop_launcher(ctx: Context, version_id: int) -> None:
+    """A launcher that starts nothing: the version stays `initializing`."""
+
+
+def instant_launcher(ctx: Context, version_id: int) -> None:
+    """A launcher that 'runs' the version at once: running, then succeeded with exit 0.
+
+    Keeps CLI tests independent of the run engine while leaving every version final,
+    so that the reconciliation each CLI command does never restarts anything.
+    """
+    set_status(ctx, version_id, Status.RUNNING)
+    set_status(ctx, version_id, Status.SUCCEEDED, exit_code=0)
+
+
+def count_rows(db: Database) -> dict[str, int]:
+    """Rows in every table of the schema, by table name."""
+    with db.read() as session:
+        return {
+            table.name: int(session.execute(select(func.count()).select_from(table)).scalar_one())
+            for table in SQLModel.metadata.sorted_tables
+        }
+
+
+def write_yaml(path: Path, data: Any) -> Path:
+    """Write `data` as YAML to `path` (folders created) and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def traindeck_executable() -> str:
+    """The installed `traindeck` console script of the interpreter running the tests."""
+    beside = Path(sys.executable).parent / "traindeck"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("traindeck")
+    if found is None:
+        raise RuntimeError("the traindeck console script is not installed")
+    return found
+
+
+@dataclass
+class Project:
+    """A code dir with a boot file, a data dir, and a valid raw spec using relative paths."""
+
+    base: Path
+    """Folder relative spec paths resolve against (where `spec.yaml` is written)."""
+    code_dir: Path
+    data_dir: Path
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def boot_file(self) -> Path:
+        """The boot file inside the code dir."""
+        return self.code_dir / "train.py"
+
+    def raw(self, **changes: Any) -> dict[str, Any]:
+        """A deep copy of the spec with top-level keys replaced (a value of None removes one)."""
+        raw = copy.deepcopy(self.spec)
+        for key, value in changes.items():
+            if value is None:
+                raw.pop(key, None)
+            else:
+                raw[key] = value
+        return raw
+
+    def write_spec(self, raw: dict[str, Any] | None = None, name: str = "spec.yaml") -> Path:
+        """Write a spec (default: this project's) next to the code and data dirs."""
+        return write_yaml(self.base / name, self.spec if raw is None else raw)
+
+
+def build_project(
+    base: Path, name: str = "demo", boot: str = BOOT_OK,
+    parameters: dict[str, Any] | None = None,
+) -> Project:
+    """Create `base/code/train.py` and `base/data/sample.csv` and a valid spec for them.
+
+    The spec runs as a local process (`resources.runtime: local`) so that nothing depends
+    on a Docker engine, and writes its output and logs under `base`.
+    """
+    code_dir, data_dir = base / "code", base / "data"
+    code_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (code_dir / "train.py").write_text(boot, encoding="utf-8")
+    (data_dir / "sample.csv").write_text("x,y\n1,0\n", encoding="utf-8")
+    spec: dict[str, Any] = {
+        "name": name,
+        "description": "a test job",
+        "data": {"paths": ["data"]},
+        "algorithm": {
+            "framework": {
+                "engine": "python",
+                "engine_version": "3.11",
+                "code_dir": "code",
+                "boot_file": "train.py",
+            }
+        },
+        "parameters": {"lr": 0.1, "epochs": 2} if parameters is None else parameters,
+        "output": "out",
+        "log_dir": "logs",
+        "resources": {"pool": "public", "gpus": 0, "nodes": 1, "runtime": "local"},
+    }
+    return Project(base=base, code_dir=code_dir, data_dir=data_dir, spec=spec)
