@@ -161,9 +161,10 @@ def _insert_version(
     number = session.exec(select(Job.last_version_number).where(Job.id == job.id)).one()
     label = version_label(number)
     output, log_dir = version_paths(ctx, spec, label)
+    stored = spec.model_copy(update={"save_as_template": None})
     version = Version(
         job_id=job.id or 0, number=number, parent_id=parent_id,
-        spec_json=json.dumps(spec.to_dict()),
+        spec_json=json.dumps(stored.to_dict()),
         engine=spec.engine_label, runtime=spec.resources.runtime or "", pool=spec.resources.pool,
         gpus_requested=spec.resources.gpus, nodes=spec.resources.nodes, output=output,
         log_dir=log_dir,
@@ -181,7 +182,22 @@ def _number_of(session: Session, version_id: int | None) -> int:
     return session.exec(select(Version.number).where(Version.id == version_id)).one()
 
 
-def _save_template(session: Session, spec: JobSpec, source_version_id: int | None) -> None:
+def template_body(ctx: Context, spec: JobSpec) -> str:
+    """The spec a template keeps: without the save request, and without output and log
+    folders that were only the source job's defaults (a job made from the template gets
+    its own)."""
+    output, log_dir = default_locations(ctx, spec.name)
+    update: dict[str, Any] = {"save_as_template": None}
+    if spec.output == output:
+        update["output"] = None
+    if spec.log_dir == log_dir:
+        update["log_dir"] = None
+    return json.dumps(spec.model_copy(update=update).to_dict())
+
+
+def _save_template(
+    session: Session, ctx: Context, spec: JobSpec, source_version_id: int | None
+) -> None:
     if spec.save_as_template is None:
         return
     name = spec.save_as_template.name
@@ -189,17 +205,22 @@ def _save_template(session: Session, spec: JobSpec, source_version_id: int | Non
         raise ConflictError(f"save_as_template.name: job parameters {name!r} already exist")
     session.add(Template(
         name=name, description=spec.save_as_template.description,
-        spec_json=json.dumps(spec.model_copy(update={"save_as_template": None}).to_dict()),
-        source_version_id=source_version_id,
+        spec_json=template_body(ctx, spec), source_version_id=source_version_id,
     ))
 
 
-def _launch(ctx: Context, version_id: int, launcher: Launcher | None) -> None:
+def _launch(ctx: Context, ref: VersionRef, launcher: Launcher | None) -> VersionRef:
+    """Start the version's supervisor; a failure to start is recorded on the version."""
     if launcher is None:
         from app.runtime.launcher import start_supervisor
 
         launcher = start_supervisor
-    launcher(ctx, version_id)
+    try:
+        launcher(ctx, ref.version_id)
+    except OSError as exc:
+        set_status(ctx, ref.version_id, Status.FAILED, f"could not start the supervisor: {exc}")
+        return VersionRef(ref.job, ref.version, ref.version_id, Status.FAILED.value)
+    return ref
 
 
 def submit(
@@ -218,11 +239,10 @@ def submit(
         session.add(job)
         session.flush()
         version = _insert_version(session, ctx, job, spec, None)
-        _save_template(session, spec, version.id)
+        _save_template(session, ctx, spec, version.id)
         ref = VersionRef(job.name, version_label(version.number), version.id or 0,
                          version.status)
-    _launch(ctx, ref.version_id, launcher)
-    return ref
+    return _launch(ctx, ref, launcher)
 
 
 def coerce_parameter(text: str) -> ParamValue:
@@ -306,11 +326,10 @@ def create_version(
         if job is None:
             raise NotFoundError(f"job {job_name!r} not found")
         version = _insert_version(session, ctx, job, spec, parent_id)
-        _save_template(session, spec, version.id)
+        _save_template(session, ctx, spec, version.id)
         ref = VersionRef(job.name, version_label(version.number), version.id or 0,
                          version.status)
-    _launch(ctx, ref.version_id, launcher)
-    return ref
+    return _launch(ctx, ref, launcher)
 
 
 def modify(
@@ -392,7 +411,7 @@ def save_template(
         check_name(name, "template name")
     except ValueError as exc:
         raise FieldError("name", str(exc)) from None
-    body = json.dumps(spec.model_copy(update={"save_as_template": None}).to_dict())
+    body = template_body(ctx, spec)
     with ctx.db.write() as session:
         row = session.exec(select(Template).where(Template.name == name)).first()
         if row is not None and not replace:
