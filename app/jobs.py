@@ -76,16 +76,21 @@ def record_event(
 
 
 def set_status(
-    ctx: Context, version_id: int, status: Status, reason: str = "", **fields: Any
+    ctx: Context, version_id: int, status: Status, reason: str = "", *, notify: bool = True,
+    **fields: Any,
 ) -> bool:
     """Move a version to `status`, with an event. A final status is never left again.
 
     Returns False (and changes nothing) when the version is already final or gone.
+    A change the version's spec subscribes to (OnJobRunning, OnJobSucceeded,
+    OnJobFailed) sends its notification from this process, in the background.
     """
     with ctx.db.write() as session:
         version = session.get(Version, version_id)
         if version is None or Status(version.status).is_final:
             return False
+        changed = version.status != status.value
+        subscribed = notify and changed and _subscribes(version.spec_json, status)
         now = utcnow()
         version.status = status.value
         version.reason = reason
@@ -101,7 +106,29 @@ def set_status(
         session.exec(update(Job).where(col(Job.id) == version.job_id).values(updated_at=now))
         message = status.value + (f": {reason}" if reason else "")
         record_event(session, version_id, message, "status", status.value)
+    if subscribed:
+        from app.notify import notify_status_in_background
+
+        notify_status_in_background(ctx, version_id, status)
     return True
+
+
+STATUS_EVENTS = {
+    Status.RUNNING: "OnJobRunning", Status.SUCCEEDED: "OnJobSucceeded",
+    Status.FAILED: "OnJobFailed",
+}
+"""The subscribable event of each status (the source platform's names)."""
+
+
+def _subscribes(spec_json: str, status: Status) -> bool:
+    event = STATUS_EVENTS.get(status)
+    if event is None:
+        return False
+    try:
+        subscriptions = json.loads(spec_json).get("subscriptions") or []
+    except (ValueError, AttributeError):
+        return False
+    return any(event in (sub.get("events") or []) for sub in subscriptions)
 
 
 def default_locations(ctx: Context, job: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ import json
 import socket
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,6 +36,7 @@ from app.notify import (
     subscribed_events_since,
     wait_for_notifications,
 )
+from app.runtime.control import wait_final
 
 FAST = (0.05, 0.1)
 
@@ -114,16 +116,16 @@ def test_subscribed_events_arrive_with_their_content_and_only_those(
     ctx = configure(home, [{"name": "ops", "urls": [hook.url()]}])
     vid = job_with(ctx, make_project, [{"topic": "ops",
                                         "events": ["OnJobSucceeded", "OnJobFailed"]}])
-    set_status(ctx, vid, Status.QUEUED, "waiting for GPUs")
+    set_status(ctx, vid, Status.QUEUED, "waiting for GPUs", notify=False)
     assert notify_status(ctx, vid, Status.QUEUED, retry_delays=FAST) == []
-    set_status(ctx, vid, Status.RUNNING)
+    set_status(ctx, vid, Status.RUNNING, notify=False)
     assert notify_status(ctx, vid, Status.RUNNING, retry_delays=FAST) == []  # not subscribed
     assert hook.received == []
 
     with ctx.db.write() as session:
         session.add(MetricSummary(version_id=vid, name="accuracy", value=0.9375))
         session.add(MetricSummary(version_id=vid, name="f1", value=0.91))
-    set_status(ctx, vid, Status.SUCCEEDED, exit_code=0)
+    set_status(ctx, vid, Status.SUCCEEDED, exit_code=0, notify=False)
     [delivery] = notify_status(ctx, vid, "succeeded", retry_delays=FAST)
     assert delivery.delivered and delivery.attempts == 1
     [message] = hook.received
@@ -150,12 +152,12 @@ def test_failed_and_running_events_carry_reason_and_type(
         {"topic": "ops", "events": ["OnJobRunning", "OnJobFailed"]},
         {"topic": "quiet", "events": ["OnJobSucceeded"]},
     ])
-    set_status(ctx, vid, Status.RUNNING)
+    set_status(ctx, vid, Status.RUNNING, notify=False)
     notify_status(ctx, vid, Status.RUNNING, retry_delays=FAST)
     assert sorted(m["path"] for m in hook.received) == ["/a", "/b"]
     assert {m["type"] for m in hook.received} == {"info"}
     hook.received.clear()
-    set_status(ctx, vid, Status.FAILED, "exit code 3", exit_code=3)
+    set_status(ctx, vid, Status.FAILED, "exit code 3", exit_code=3, notify=False)
     [delivery] = notify_status(ctx, vid, Status.FAILED, retry_delays=FAST)
     assert delivery.urls == 2 and delivery.delivered
     assert len(hook.received) == 2
@@ -174,7 +176,7 @@ def test_unreachable_url_is_retried_and_recorded_without_raising(
     url = f"json://alice:{secret}@127.0.0.1:{closed_port()}/hooks/{secret}"
     ctx = configure(home, [{"name": "ops", "urls": [url]}])
     vid = job_with(ctx, make_project, [{"topic": "ops", "events": ["OnJobFailed"]}])
-    set_status(ctx, vid, Status.FAILED, "killed (OOM)")
+    set_status(ctx, vid, Status.FAILED, "killed (OOM)", notify=False)
     [delivery] = notify_status(ctx, vid, Status.FAILED, retry_delays=FAST)
     assert not delivery.delivered
     assert delivery.attempts == 3 and delivery.failed_urls == 1
@@ -193,7 +195,7 @@ def test_a_flaky_endpoint_gets_the_message_on_a_retry(
     try:
         ctx = configure(home, [{"name": "ops", "urls": [flaky.url()]}])
         vid = job_with(ctx, make_project, [{"topic": "ops", "events": ["OnJobRunning"]}])
-        set_status(ctx, vid, Status.RUNNING)
+        set_status(ctx, vid, Status.RUNNING, notify=False)
         [delivery] = notify_status(ctx, vid, Status.RUNNING, retry_delays=FAST)
     finally:
         flaky.close()
@@ -201,16 +203,47 @@ def test_a_flaky_endpoint_gets_the_message_on_a_retry(
     assert len(flaky.received) == 1
 
 
-def test_background_delivery_does_not_hold_up_the_caller(
+def test_a_status_change_sends_its_subscribed_event_in_the_background(
     home: Path, hook: Hook, make_project: Callable[..., Any],
 ) -> None:
     ctx = configure(home, [{"name": "ops", "urls": [hook.url()]}])
     vid = job_with(ctx, make_project, [{"topic": "ops", "events": ["OnJobSucceeded"]}])
-    set_status(ctx, vid, Status.RUNNING)
+    set_status(ctx, vid, Status.RUNNING)  # not subscribed: nothing sent
     set_status(ctx, vid, Status.SUCCEEDED)
+    assert wait_for_notifications(30)
+    assert [m["title"] for m in hook.received] == ["[traindeck] demo V001 succeeded"]
+    set_status(ctx, vid, Status.FAILED)  # a final status is never left: nothing more
+    assert wait_for_notifications(30)
+    assert len(hook.received) == 1
+
+
+def test_explicit_background_delivery_does_not_hold_up_the_caller(
+    home: Path, hook: Hook, make_project: Callable[..., Any],
+) -> None:
+    ctx = configure(home, [{"name": "ops", "urls": [hook.url()]}])
+    vid = job_with(ctx, make_project, [{"topic": "ops", "events": ["OnJobSucceeded"]}])
+    set_status(ctx, vid, Status.RUNNING, notify=False)
+    set_status(ctx, vid, Status.SUCCEEDED, notify=False)
     thread = notify_status_in_background(ctx, vid, Status.SUCCEEDED)
     assert wait_for_notifications(30) and not thread.is_alive()
     assert [m["title"] for m in hook.received] == ["[traindeck] demo V001 succeeded"]
+
+
+def test_a_real_run_notifies_from_its_supervisor(
+    home: Path, hook: Hook, make_project: Callable[..., Any],
+) -> None:
+    """The supervisor process sends the messages: no TUI or CLI needs to be open."""
+    ctx = configure(home, [{"name": "ops", "urls": [hook.url()]}])
+    project = make_project("live")
+    ref = submit(ctx, project.raw(subscriptions=[
+        {"topic": "ops", "events": ["OnJobRunning", "OnJobSucceeded"]}]), project.base)
+    version = wait_final(ctx, "live", ref.version, 60)
+    assert version.status == "succeeded"
+    deadline = time.monotonic() + 30
+    while len(hook.received) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sorted(m["title"] for m in hook.received) == [
+        "[traindeck] live V001 running", "[traindeck] live V001 succeeded"]
 
 
 def test_a_topic_removed_from_the_config_is_recorded_not_raised(
@@ -219,7 +252,7 @@ def test_a_topic_removed_from_the_config_is_recorded_not_raised(
     ctx = configure(home, [{"name": "ops", "urls": [hook.url()]}])
     vid = job_with(ctx, make_project, [{"topic": "ops", "events": ["OnJobRunning"]}])
     ctx = configure(home, [])
-    set_status(ctx, vid, Status.RUNNING)
+    set_status(ctx, vid, Status.RUNNING, notify=False)
     [delivery] = notify_status(ctx, vid, Status.RUNNING, retry_delays=FAST)
     assert not delivery.delivered
     assert notification_events(ctx, vid) == [
@@ -236,8 +269,8 @@ def test_tui_alerts_list_subscribed_status_changes_after_a_cursor(
     alerts, cursor = subscribed_events_since(ctx.db, 0)
     assert alerts == []
     for vid in (watched, other):
-        set_status(ctx, vid, Status.RUNNING)
-        set_status(ctx, vid, Status.FAILED, "exit code 1")
+        set_status(ctx, vid, Status.RUNNING, notify=False)
+        set_status(ctx, vid, Status.FAILED, "exit code 1", notify=False)
     alerts, cursor2 = subscribed_events_since(ctx.db, cursor)
     assert [(a.job, a.version, a.status, a.event, a.reason) for a in alerts] == [
         ("a", "V001", "failed", "OnJobFailed", "exit code 1")]

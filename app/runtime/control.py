@@ -18,11 +18,13 @@ from app.errors import ConflictError, TraindeckError
 from app.jobs import delete_rows, load_version, set_status
 from app.models import Status, Version, version_label
 from app.runtime.procs import supervisor_alive
+from app.runtime.supervisor import STOP_SIGNAL, WAKE_SIGNAL
 
-STOP_SIGNAL = signal.SIGUSR1
-"""Sent to a supervisor to say: stop your version (its `stop_requested` flag is set)."""
-WAKE_SIGNAL = signal.SIGUSR2
-"""Sent to queued supervisors when GPUs are released: look again now."""
+__all__ = ["STOP_SIGNAL", "WAKE_SIGNAL", "delete", "signal_supervisor", "stop_version",
+           "wait_final"]
+
+RECONCILE_EVERY_SECONDS = 5.0
+"""While waiting, how often to check that the version's supervisor is still alive."""
 
 
 def signal_supervisor(version: Version, sig: signal.Signals) -> bool:
@@ -47,24 +49,66 @@ def stop_version(ctx: Context, job: str, label: str | None = None) -> str:
         session.add(version)
     if signal_supervisor(version, STOP_SIGNAL):
         return f"stopping {name}"
+    _stop_unsupervised(ctx, version)
     set_status(ctx, version.id or 0, Status.STOPPED, "stopped by user")
     return f"{name} stopped"
+
+
+def _stop_unsupervised(ctx: Context, version: Version) -> None:
+    """Stop and remove the ranks of a version whose supervisor is gone (best effort)."""
+    from app.runtime.startup import marker_of
+
+    if not version.handle or marker_of(version.handle) is not None:
+        return
+    import json
+
+    from app.runtime.executors import ExecutorError, get_executor
+
+    handle = json.loads(version.handle)
+    try:
+        executor = get_executor(handle.get("kind") or version.runtime, ctx.settings)
+        kill = getattr(executor, "kill_orphans", None)
+        if kill is not None:
+            kill(handle)
+        else:
+            executor.stop(handle, ctx.settings.stop_grace_seconds)
+            executor.cleanup(handle)
+    except ExecutorError:
+        pass
 
 
 def wait_final(ctx: Context, job: str, label: str | None, timeout: float | None) -> Version:
     """Block until the version reaches a final status (or the timeout passes)."""
     deadline = None if timeout is None else time.monotonic() + timeout
+    next_check = time.monotonic() + RECONCILE_EVERY_SECONDS
     while True:
         with ctx.db.read() as session:
             _, version = load_version(session, job, label)
         if Status(version.status).is_final:
             return version
+        if time.monotonic() >= next_check:
+            next_check = time.monotonic() + RECONCILE_EVERY_SECONDS
+            if not supervisor_alive(version.supervisor_pid, version.id or 0,
+                                    version.supervisor_host):
+                # Its supervisor died: settle it (restart, adopt or fail) rather than
+                # wait for something that can no longer happen.
+                from app.runtime.reconcile import reconcile
+
+                reconcile(ctx)
         if deadline is not None and time.monotonic() >= deadline:
             raise TraindeckError(
                 f"{job} {version_label(version.number)} still {version.status} "
                 f"after {timeout:g}s"
             )
         time.sleep(0.2)
+
+
+def purge_state(ctx: Context, version_id: int) -> None:
+    """Remove Traindeck's own files of a deleted version (never its output or logs)."""
+    from app.runtime.plan import state_dir
+
+    shutil.rmtree(state_dir(ctx.settings, version_id), ignore_errors=True)
+    (ctx.settings.data_dir / "supervisors" / f"{version_id}.log").unlink(missing_ok=True)
 
 
 def delete(
@@ -96,6 +140,8 @@ def delete(
             stop_version(ctx, job, v)
             wait_final(ctx, job, v, timeout if timeout is not None else grace + 30)
     removed = delete_rows(ctx, job, label)
+    for version in removed:
+        purge_state(ctx, version.id or 0)
     if purge:
         for version in removed:
             for path in (version.output, version.log_dir):

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 from app.context import Context
-from app.models import Version
+from app.jobs import record_event
+from app.models import Status, Version
+from app.runtime.handoff import HANDOFF_ENV, STARTER_ENV, handoff_path, write_handoff
+from app.runtime.plan import state_dir
 from app.runtime.procs import SUPERVISOR_MODULE, hostname
+from app.runtime.startup import start_in_caller
+from app.runtime.supervisor import CONTROL_SIGNALS
+
+RESTART_EVENT = "supervisor lost; restarting it"
+"""Event message recorded each time reconciliation restarts a version's supervisor."""
 
 
 def supervisor_log(ctx: Context, version_id: int) -> str:
@@ -19,23 +29,78 @@ def supervisor_log(ctx: Context, version_id: int) -> str:
     return str(folder / f"{version_id}.log")
 
 
-def start_supervisor(ctx: Context, version_id: int) -> int:
-    """Start the supervisor of `version_id` in its own session; returns its pid.
+def _spawn(ctx: Context, version_id: int, extra_env: dict[str, str] | None = None
+           ) -> subprocess.Popen[bytes]:
+    """Start `python -m app.runtime.supervisor VERSION_ID` in a session of its own.
 
     The new session means no controlling terminal: an SSH hang-up, closing tmux or
-    killing the TUI (even with -9) does not reach it.
+    killing the starter (even with -9) does not reach it. The control signals are
+    blocked in the child until it has installed its handlers, so a stop sent while it
+    is still importing is kept for it instead of killing it.
     """
     with open(supervisor_log(ctx, version_id), "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", SUPERVISOR_MODULE, str(version_id)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-            close_fds=True, cwd=str(ctx.settings.data_dir), env=dict(os.environ),
-        )
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, CONTROL_SIGNALS)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", SUPERVISOR_MODULE, str(version_id)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                close_fds=True, cwd=str(ctx.settings.data_dir),
+                env={**os.environ, **(extra_env or {})},
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    # Reap it when it ends, so a long-lived TUI collects no zombies.
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+    return proc
+
+
+def start_supervisor(ctx: Context, version_id: int) -> int:
+    """Start the supervisor of a new version; returns its pid.
+
+    A Docker version gets a fast start (see `app.runtime.handoff`): its containers are
+    started here, in the caller's thread, while the supervisor boots; this returns
+    once they run (or failed to start). Other versions return at once.
+    """
+    handoff = _fast_start_handoff(ctx, version_id)
+    extra = {HANDOFF_ENV: str(handoff), STARTER_ENV: str(os.getpid())} if handoff else None
+    proc = _spawn(ctx, version_id, extra)
     with ctx.db.write() as session:
         version = session.get(Version, version_id)
         if version is not None and version.supervisor_pid is None:
             version.supervisor_pid, version.supervisor_host = proc.pid, hostname()
             session.add(version)
-    # Reap it when it ends, so a long-lived TUI collects no zombies.
-    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+    if handoff is not None:
+        start_in_caller(ctx, version_id, lambda payload: write_handoff(handoff, payload))
+    return proc.pid
+
+
+def _fast_start_handoff(ctx: Context, version_id: int) -> Path | None:
+    """The handoff file for a version that gets a fast start, or None."""
+    with ctx.db.read() as session:
+        version = session.get(Version, version_id)
+        if (version is None or version.runtime != "docker" or version.handle
+                or version.status != Status.INITIALIZING.value):
+            return None
+    path = handoff_path(state_dir(ctx.settings, version_id))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    return path
+
+
+def restart_supervisor(ctx: Context, version_id: int, lost_pid: int | None) -> int | None:
+    """Start a new supervisor for a version whose supervisor `lost_pid` is gone.
+
+    Compare-and-set in one write transaction: when another process already restarted
+    it (the recorded pid is no longer `lost_pid`) or the version ended, nothing is
+    started and None is returned; else the new supervisor's pid.
+    """
+    with ctx.db.write() as session:
+        version = session.get(Version, version_id)
+        if (version is None or Status(version.status).is_final
+                or version.supervisor_pid != lost_pid):
+            return None
+        proc = _spawn(ctx, version_id)
+        version.supervisor_pid, version.supervisor_host = proc.pid, hostname()
+        session.add(version)
+        record_event(session, version_id, RESTART_EVENT, "warning")
     return proc.pid

@@ -61,6 +61,10 @@ def print_logs(
             got = got or bool(lines)
             _emit(lines, prefix)
         if final and not got:
+            # The supervisor closes the logs before the status turns final: whatever is
+            # still unterminated now is the rank's last line.
+            for prefix, follower in followers:
+                _emit(follower.read_new(final=True), prefix)
             return 0
         if not got:
             time.sleep(FOLLOW_POLL_SECONDS)

@@ -8,7 +8,9 @@ paths. Each rank gets torchrun-compatible rendezvous variables.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -23,6 +25,11 @@ from app.spec import JobSpec, format_parameter, is_remote
 
 IN_CONTAINER = Path("/traindeck")
 MASTER_PORT_IN_NETWORK = 29500
+INSTANCE_LABEL = "traindeck.instance"
+"""Container label naming the Traindeck installation (database) a container belongs to."""
+CREATED_LABEL = "traindeck.version_created"
+"""Container label holding the version's creation time: tells it from an older version
+that had the same id in an earlier database at the same path."""
 
 
 class PlanError(TraindeckError):
@@ -42,6 +49,31 @@ class Program:
 def state_dir(settings: Settings, version_id: int) -> Path:
     """Traindeck's own per-version folder: metrics files, bootstrap, HOME, packages."""
     return settings.data_dir / "versions" / str(version_id)
+
+
+def instance_tag(settings: Settings) -> str:
+    """A short id of this installation (its database), unique on a shared Docker engine.
+
+    Version ids restart at 1 in every database, so container and network names, and the
+    labels used to find containers again, carry this tag as well.
+    """
+    return hashlib.sha1(settings.resolved_database_url.encode()).hexdigest()[:8]
+
+
+def version_stamp(version: Version) -> str:
+    """The value of CREATED_LABEL for a version."""
+    return f"{version.created_at.timestamp():.6f}"
+
+
+def rank_names(settings: Settings, job: str, version: Version) -> tuple[list[str], str]:
+    """Container names of a version's ranks and the name of their network.
+
+    Readable in `docker ps` (job and version) and unique per installation; at most 63
+    characters, so that each also works as the rank's host name.
+    """
+    slug = re.sub(r"[^a-z0-9-]", "-", job.lower())[:24].strip("-") or "job"
+    base = f"td-{slug}-{version_label(version.number).lower()}-{instance_tag(settings)}"
+    return [f"{base}-r{r}" for r in range(max(1, version.nodes))], base
 
 
 def metrics_file_name(rank: int) -> str:
@@ -144,8 +176,8 @@ def build_plan(
 
     nodes = max(1, version.nodes)
     per_rank = len(gpus) // nodes if gpus else 0
-    net = f"traindeck-{version.id}" if docker and nodes > 1 else None
-    names = [f"traindeck-{version.id}-r{r}" for r in range(nodes)]
+    names, network = rank_names(settings, job, version)
+    net = network if docker and nodes > 1 else None
     master_addr = names[0] if net else "127.0.0.1"
     master_port = MASTER_PORT_IN_NETWORK if docker else free_port()
     ranks = []
@@ -168,4 +200,5 @@ def build_plan(
         job=job, version=label, version_id=version.id or 0,
         image=program.image if docker else None, workdir=workdir, mounts=mounts, ranks=ranks,
         user=(os.getuid(), os.getgid()), shm_size=settings.docker_shm_size, network=net,
+        labels={INSTANCE_LABEL: instance_tag(settings), CREATED_LABEL: version_stamp(version)},
     )

@@ -7,6 +7,7 @@ double booking impossible even if two decisions raced.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlmodel import Session, col, delete, select
@@ -68,21 +69,32 @@ def try_admit(ctx: Context, version_id: int, gpu_indices: list[int] | None = Non
             .where(col(GpuAllocation.gpu).in_(gpus))
         ).all())
         free = [g for g in gpus if g not in holders]
-        if earlier:
-            first = _label(session, earlier[0])
-            return Admission(None, f"waiting for {needed} GPU(s) in pool {version.pool}; "
-                                   f"{len(earlier)} earlier version(s) first ({first})")
-        if len(free) < needed:
-            busy = ", ".join(f"GPU{g} held by {_label(session, v)}"
-                             for g, v in sorted(holders.items()))
-            return Admission(None, f"waiting for {needed} GPU(s) in pool {version.pool}; "
-                                   f"{len(free)} free; {busy}")
+        if earlier or len(free) < needed:
+            return Admission(None, _waiting_reason(
+                session, needed, version.pool, len(free), holders, earlier))
         granted = free[:needed]
         for gpu in granted:
             session.add(GpuAllocation(gpu=gpu, version_id=version_id))
         version.allocated_gpus = ",".join(map(str, granted))
         session.add(version)
     return Admission(granted)
+
+
+def _waiting_reason(
+    session: Session, needed: int, pool: str, free: int, holders: dict[int, int],
+    earlier: Sequence[int | None],
+) -> str:
+    """Why a version waits, naming who holds the GPUs and who is ahead in the queue."""
+    parts = [f"waiting for {needed} GPU(s) in pool {pool}: {free} free"]
+    labels: dict[int, str] = {}
+    for gpu, holder in sorted(holders.items()):
+        if holder not in labels:
+            labels[holder] = _label(session, holder)
+        parts.append(f"GPU{gpu} held by {labels[holder]}")
+    if earlier:
+        ahead = f"{len(earlier)} earlier version(s) first ({_label(session, earlier[0] or 0)}"
+        parts.append(ahead + (", ...)" if len(earlier) > 1 else ")"))
+    return "; ".join(parts)
 
 
 def release(ctx: Context, version_id: int) -> None:
@@ -94,6 +106,15 @@ def release(ctx: Context, version_id: int) -> None:
 def release_finished(ctx: Context) -> int:
     """Free GPUs still held by final versions (a supervisor that died while finishing)."""
     final = [s.value for s in Status if s.is_final]
+    stale_query = (
+        select(GpuAllocation.version_id)
+        .join(Version, col(Version.id) == col(GpuAllocation.version_id))
+        .where(col(Version.status).in_(final))
+    )
+    with ctx.db.read() as session:
+        # Every CLI start comes here: look first, so that it takes no write lock.
+        if not session.exec(stale_query.limit(1)).first():
+            return 0
     with ctx.db.write() as session:
         stale = session.exec(
             select(GpuAllocation.version_id).join(
@@ -103,6 +124,18 @@ def release_finished(ctx: Context) -> int:
         if stale:
             session.exec(delete(GpuAllocation).where(col(GpuAllocation.version_id).in_(stale)))
     return len(stale)
+
+
+def wake_queued(ctx: Context, exclude: int | None = None) -> int:
+    """Ask every waiting version's supervisor to look at the GPUs again now."""
+    from app.runtime.control import signal_supervisor
+    from app.runtime.supervisor import WAKE_SIGNAL
+
+    woken = 0
+    for version in queued_supervisors(ctx):
+        if version.id != exclude and version.gpus_requested > 0:
+            woken += signal_supervisor(version, WAKE_SIGNAL)
+    return woken
 
 
 def queued_supervisors(ctx: Context) -> list[Version]:

@@ -1,0 +1,131 @@
+"""The fast start of a Docker version: a head start by the submitter, a light first stage.
+
+A supervisor needs a second or so to import the database layer; a container starts in
+a few hundred milliseconds. So for a Docker version the submitting process (the TUI or
+the CLI, whose imports are already done) admits it, starts its containers and records
+the handle itself, while the supervisor it spawned boots. It then writes a small
+*handoff* file (JSON) naming the run. The supervisor's first stage — before any heavy
+import — waits for that file and starts copying the containers' output into the rank
+logs at once; its second stage opens the database and takes over the version as usual.
+
+Whatever goes wrong on either side falls back to the ordinary path: the supervisor
+reads the version from the database and recovers any container by its labels.
+
+This module is imported by the supervisor's entry point before the heavy imports:
+it must stay light at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HANDOFF_ENV = "TRAINDECK_HANDOFF"
+"""Environment variable naming the handoff file a new supervisor should wait for."""
+STARTER_ENV = "TRAINDECK_STARTER_PID"
+"""Environment variable with the pid of the process starting the ranks for it."""
+HANDOFF_WAIT_SECONDS = 120.0
+"""Longest wait for the handoff (a slow engine); a dead starter ends it at once."""
+_POLL = 0.005
+
+
+@dataclass
+class WarmStart:
+    """What the supervisor's light first stage already runs: pumps copying the logs."""
+
+    handle: dict[str, Any]
+    executor: Any
+    logs: dict[int, Any]
+    """RankLog per rank."""
+    threads: list[threading.Thread] = field(default_factory=list)
+    ended: threading.Event = field(default_factory=threading.Event)
+
+
+def handoff_path(state: Path) -> Path:
+    """The handoff file of a version, in its state folder."""
+    return state / "handoff.json"
+
+
+def write_handoff(path: Path, payload: dict[str, Any]) -> None:
+    """Write the handoff atomically (the supervisor polls for the file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _starter_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def read_handoff(path: Path, starter: int, timeout: float = HANDOFF_WAIT_SECONDS
+                 ) -> dict[str, Any] | None:
+    """Wait for the handoff file and return it; None when the starter died or timed out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            data = None
+        except (OSError, ValueError):
+            return None
+        if isinstance(data, dict):
+            path.unlink(missing_ok=True)
+            return data
+        if time.monotonic() > deadline or not _starter_alive(starter):
+            return None
+        time.sleep(_POLL)
+
+
+def warm_start(on_end: Any) -> WarmStart | None:
+    """The supervisor's first stage: pick up a handoff and start the log pumps.
+
+    Returns None when there is no handoff to wait for (an ordinary start) or it says
+    to fall back. `on_end` is called by each pump when its rank's output ends.
+    """
+    raw_path = os.environ.pop(HANDOFF_ENV, None)
+    starter = int(os.environ.pop(STARTER_ENV, "0") or 0)
+    if not raw_path:
+        return None
+    # While the submitter starts the containers: import what the pumps need (still no
+    # database layer), so that they can start the moment the handoff arrives.
+    import docker  # noqa: F401 - the executor imports it lazily, on its first call
+
+    from app.config import load_settings
+    from app.runtime.executors import get_executor
+    from app.runtime.logpump import RankLog, pump
+
+    executor = get_executor("docker", load_settings())
+    with contextlib.suppress(Exception):
+        executor.poll({"containers": []})  # connects to the engine now, not when it counts
+    data = read_handoff(Path(raw_path), starter)
+    if not data or "handle" not in data:
+        return None
+    logs = {int(rank): RankLog(Path(log), Path(counter))
+            for rank, (log, counter) in data["logs"].items()}
+    warm = WarmStart(handle=data["handle"], executor=executor, logs=logs)
+    for rank, rank_log in sorted(logs.items()):
+        rank_log.resume()
+        thread = threading.Thread(
+            target=pump, name=f"logs-{rank}", daemon=True,
+            args=(executor, warm.handle, rank, rank_log, warm.ended, on_end))
+        thread.start()
+        warm.threads.append(thread)
+    return warm

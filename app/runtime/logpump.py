@@ -1,0 +1,227 @@
+"""Copying a rank's output into its log file — exactly once, across supervisor restarts.
+
+A rank's log file holds the rank's own lines and a few lines of the supervisor's own
+(`[traindeck] ...`). Beside it, in the version's state folder, a small counter file
+(`own-lines.rank<N>`, one byte per line) counts every line of the log that did *not*
+come from the rank's output in this run: lines already there when the ranks were started
+and each supervisor message. So at any time
+
+    rank lines written = newlines in the log file - size of the counter file
+
+and a new supervisor adopting a Docker run (or re-opening a stream broken by an engine
+restart) replays the container's output from its start and skips exactly that many
+lines: nothing is lost and nothing is written twice, whatever the clocks say.
+
+Only whole lines are handed to the log writer; a trailing partial line waits in memory
+until its newline comes (or the rank ends), so a replay can drop it safely.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from app.logs import MAX_LINE_BYTES, LogWriter
+from app.runtime.executors.base import Executor, ExecutorError, Handle
+
+log = logging.getLogger("traindeck.supervisor")
+
+SUPERVISOR_PREFIX = "[traindeck] "
+_BLOCK = 1024 * 1024
+STREAM_RETRY_SECONDS = 1.0
+"""Pause before re-opening a broken log stream."""
+RETRIES_AFTER_END = 5
+"""Re-open attempts once the ranks have ended (to fetch the last lines after an outage)."""
+CATCH_UP_MAX_BYTES = 64 * 1024 * 1024
+"""Logs larger than this are not read again at the end (see `catch_up`)."""
+
+
+def count_newlines(path: Path) -> int:
+    """Number of newline bytes in a file (0 when it does not exist)."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return 0
+    total = 0
+    with f:
+        while block := f.read(_BLOCK):
+            total += block.count(b"\n")
+    return total
+
+
+def own_lines_path(state_dir: Path, rank: int) -> Path:
+    """The counter file of the supervisor's own (non-rank) lines of a rank's log."""
+    return state_dir / f"own-lines.rank{rank}"
+
+
+class RankLog:
+    """One rank's log file plus the counts that make exact resumption possible."""
+
+    def __init__(self, path: Path, counter: Path) -> None:
+        self.path = Path(path)
+        self.counter = Path(counter)
+        self.writer = LogWriter(self.path)
+        self.rank_lines = 0
+        """Lines of the rank's output in the file (since the ranks were started)."""
+        self.interrupted = False
+        """True once the rank's output stream broke (and had to be replayed)."""
+        self._tail = b""
+        self._lock = threading.Lock()
+
+    # -- origin ------------------------------------------------------------------------
+
+    def start_fresh(self) -> None:
+        """The ranks are about to start: every line now in the file is not theirs."""
+        existing = count_newlines(self.path)
+        tmp = self.counter.with_name(self.counter.name + ".tmp")
+        tmp.write_bytes(b"\n" * existing)
+        os.replace(tmp, self.counter)
+        self.rank_lines = 0
+
+    def resume(self) -> None:
+        """Adopting running ranks: count the rank lines a previous supervisor wrote."""
+        try:
+            own = self.counter.stat().st_size
+        except FileNotFoundError:
+            own = 0
+        self.rank_lines = max(0, count_newlines(self.path) - own)
+
+    # -- writing -----------------------------------------------------------------------
+
+    def note(self, message: str) -> None:
+        """Write one supervisor line (counted as not the rank's)."""
+        if self.writer.closed:
+            return
+        with self._lock:
+            # Count first: a crash between the two writes then costs at most one line
+            # written twice on adoption, never one lost.
+            with open(self.counter, "ab") as f:
+                f.write(b"\n")
+            self.writer.write_line(SUPERVISOR_PREFIX + message)
+
+    def feed(self, chunk: bytes) -> None:
+        """Append raw rank output; whole lines go to the file, a partial one waits."""
+        if not chunk:
+            return
+        with self._lock:
+            data = self._tail + chunk if self._tail else chunk
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                self.writer.write(data[:cut])
+                self.rank_lines += data.count(b"\n", 0, cut)
+            self._tail = data[cut:]
+            if len(self._tail) > MAX_LINE_BYTES:
+                # An endless line must not hold memory: write it as a line of its own.
+                self.writer.write(self._tail + b"\n")
+                self.rank_lines += 1
+                self._tail = b""
+
+    def drop_partial(self) -> None:
+        """Forget a partial line (a replay will deliver it again, whole)."""
+        with self._lock:
+            self._tail = b""
+
+    def finish_partial(self) -> None:
+        """The rank's output ended: write a last line that had no newline."""
+        with self._lock:
+            if self._tail and not self.writer.closed:
+                self.writer.write(self._tail + b"\n")
+                self.rank_lines += 1
+            self._tail = b""
+
+    def close(self) -> None:
+        """Write what is pending and close the file."""
+        self.finish_partial()
+        with self._lock:
+            self.writer.close()
+
+
+def skip_lines(chunks: Iterable[bytes], count: int) -> Iterable[bytes]:
+    """The chunks with their first `count` newline-terminated lines removed."""
+    for chunk in chunks:
+        if count <= 0:
+            yield chunk
+            continue
+        newlines = chunk.count(b"\n")
+        if newlines < count:
+            count -= newlines
+            continue
+        pos = -1
+        for _ in range(count):
+            pos = chunk.index(b"\n", pos + 1)
+        count = 0
+        rest = chunk[pos + 1:]
+        if rest:
+            yield rest
+
+
+def pump(
+    executor: Executor, handle: Handle, rank: int, rank_log: RankLog,
+    ended: threading.Event, on_end: Callable[[], None],
+) -> None:
+    """Copy one rank's output into its log until the rank ends (run in a thread).
+
+    Docker streams are replayed from the container's start, skipping what the file
+    already holds, whenever they must be (re)opened: at adoption and after an engine
+    outage. A local rank's pipe is read once, to its end. `ended` is set by the
+    supervisor when every rank has exited; `on_end` is called when this pump returns.
+    """
+    replay = executor.kind == "docker"
+    retries_left = RETRIES_AFTER_END
+    try:
+        while True:
+            try:
+                stream = executor.logs(handle, rank, None)
+                for chunk in skip_lines(stream, rank_log.rank_lines) if replay else stream:
+                    rank_log.feed(chunk)
+                if not replay:
+                    rank_log.finish_partial()
+                # A Docker rank's partial last line waits for `catch_up`.
+                return
+            except ExecutorError as exc:
+                log.warning("log stream of rank %d broke: %s", rank, exc)
+            except Exception:
+                log.exception("log stream of rank %d failed", rank)
+            rank_log.interrupted = True
+            if not replay:
+                rank_log.finish_partial()
+                return
+            rank_log.drop_partial()
+            if ended.wait(STREAM_RETRY_SECONDS):
+                retries_left -= 1
+                if retries_left < 0:
+                    return
+    finally:
+        on_end()
+
+
+def catch_up(executor: Executor, handle: Handle, rank: int, rank_log: RankLog) -> int | None:
+    """After a Docker rank has exited: copy whatever its stream did not deliver.
+
+    An engine that shuts down (or a stream that breaks as the container ends) can close
+    a log stream before its last lines were sent, while the engine's own log has them.
+    One more replay of the exited container, skipping what the file holds, fetches them.
+    Returns the number of rank lines added, or None when the engine did not answer (try
+    again later). The caller writes the partial last line (`finish_partial`) when done.
+    """
+    before = rank_log.rank_lines
+    try:
+        if rank_log.path.stat().st_size > CATCH_UP_MAX_BYTES:
+            return 0
+    except FileNotFoundError:
+        pass
+    try:
+        first = True
+        for chunk in skip_lines(executor.logs(handle, rank, None), rank_log.rank_lines):
+            if first:
+                # The replay sends the partial last line whole: drop our piece of it.
+                rank_log.drop_partial()
+                first = False
+            rank_log.feed(chunk)
+    except ExecutorError as exc:
+        log.warning("could not read the end of rank %d's log again: %s", rank, exc)
+        return None
+    return rank_log.rank_lines - before

@@ -1,0 +1,556 @@
+"""The supervisor: one detached process per version that owns the version's whole life.
+
+Started by `launcher.start_supervisor` (entry point `app.runtime.supervisor`) in its own
+session, so closing the terminal, an SSH hang-up or the TUI's death never touch it. It
+waits for GPUs, plans and starts the ranks, writes their logs, ingests metrics, moves
+the status, and on the way out releases GPUs and wakes queued versions. A second
+supervisor started for a version that already has a live one exits at once; one
+started for a Docker version whose supervisor died adopts the containers again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete
+
+from app.context import Context
+from app.errors import TraindeckError
+from app.jobs import record_event, set_status
+from app.metrics import (
+    JsonlMetricsReader,
+    MetricPoint,
+    final_values,
+    read_summary_file,
+    read_tensorboard_scalars,
+)
+from app.models import (
+    Job,
+    MetricPointRow,
+    MetricSummary,
+    Status,
+    Version,
+    version_label,
+)
+from app.runtime.executors import Executor, ExecutorError, RankExit, get_executor
+from app.runtime.executors.base import Handle
+from app.runtime.handoff import HANDOFF_WAIT_SECONDS, WarmStart
+from app.runtime.logpump import RankLog, catch_up, pump
+from app.runtime.plan import (
+    CREATED_LABEL,
+    INSTANCE_LABEL,
+    PlanError,
+    build_plan,
+    instance_tag,
+    metrics_file_name,
+    rank_names,
+    state_dir,
+    version_stamp,
+)
+from app.runtime.procs import hostname, supervisor_alive
+from app.runtime.scheduler import release, try_admit, wake_queued
+from app.runtime.startup import (
+    announce_start,
+    clear_marker,
+    dataset_paths,
+    marker_alive,
+    marker_of,
+    open_rank_logs,
+)
+from app.runtime.supervisor import SignalFlags
+from app.spec import JobSpec
+
+log = logging.getLogger("traindeck.supervisor")
+POLL_SECONDS = 2.0
+"""Longest time between two polls of the ranks (their output ending wakes it sooner)."""
+ENDING_POLL_SECONDS = 0.05
+"""Time between polls once a rank's output has ended."""
+METRICS_SECONDS = 1.0
+QUEUE_RECHECK_SECONDS = 2.0
+ENGINE_RETRY_SECONDS = 600.0
+"""How long an unreachable Docker engine is waited for before the version fails."""
+PUMP_JOIN_SECONDS = 10.0
+CATCH_UP_DELAY_SECONDS = 1.0
+CATCH_UP_WAIT_SECONDS = 120.0
+"""How long an exited Docker rank's last log lines are waited for while the engine is away."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a version ended."""
+
+    status: Status
+    reason: str = ""
+    exit_code: int | None = None
+
+
+class Supervisor:
+    """Runs one version from admission to its final status."""
+
+    def __init__(self, ctx: Context, version_id: int, flags: SignalFlags | None = None,
+                 warm: WarmStart | None = None) -> None:
+        self.ctx = ctx
+        self.warm = warm
+        self.version_id = version_id
+        self.flags = flags or SignalFlags()
+        self.logs: dict[int, RankLog] = {}
+        self.readers: dict[int, JsonlMetricsReader] = {}
+        self.points: list[MetricPoint] = []
+        self.threads: list[threading.Thread] = []
+        self.state = state_dir(ctx.settings, version_id)
+        self.job = ""
+        self.label = ""
+        self.failed_first: list[RankExit] = []
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was requested."""
+        return self.flags.stop.is_set()
+
+    # -- life ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Supervise the version; returns the process exit code."""
+        version = self._claim()
+        if version is None:
+            return 0
+        try:
+            spec = JobSpec.model_validate(json.loads(version.spec_json))
+            if marker_of(version.handle) is not None:
+                found = self._await_starter()
+                if found is None:
+                    return 0
+                version = found
+            if version.handle:
+                self._adopt(version)
+            else:
+                self._launch(version, spec)
+        except Exception as exc:  # the version must end truthfully whatever went wrong
+            log.exception("supervisor failed")
+            self._end(Outcome(Status.FAILED, f"supervisor error: {exc}"))
+        finally:
+            try:
+                release(self.ctx, self.version_id)
+                wake_queued(self.ctx, exclude=self.version_id)
+            finally:
+                for rank_log in self.logs.values():
+                    rank_log.close()
+                # Subscribed status changes are being sent in the background: they must
+                # reach their topics before this process exits.
+                notify = sys.modules.get("app.notify")
+                if notify is not None:
+                    notify.wait_for_notifications()
+        return 0
+
+    def _claim(self) -> Version | None:
+        """Record this process as the version's supervisor, unless another live one is."""
+        with self.ctx.db.write() as session:
+            version = session.get(Version, self.version_id)
+            if version is None or Status(version.status).is_final:
+                return None
+            if version.supervisor_pid not in (None, os.getpid()) and supervisor_alive(
+                    version.supervisor_pid, self.version_id, version.supervisor_host):
+                return None
+            version.supervisor_pid, version.supervisor_host = os.getpid(), hostname()
+            session.add(version)
+            job = session.get(Job, version.job_id)
+            self.job = job.name if job is not None else "?"
+            self.label = version_label(version.number)
+            if version.stop_requested:
+                self.flags.request_stop()
+            return version
+
+    def _end(self, outcome: Outcome) -> None:
+        """Write the last log line, close the logs, then make the status final."""
+        line = outcome.status.value + (f": {outcome.reason}" if outcome.reason else "")
+        self._note(line)
+        for rank_log in self.logs.values():
+            rank_log.close()
+        fields: dict[str, Any] = {}
+        if outcome.exit_code is not None:
+            fields["exit_code"] = outcome.exit_code
+        set_status(self.ctx, self.version_id, outcome.status, outcome.reason, **fields)
+
+    def _note(self, message: str, rank: int = 0) -> None:
+        rank_log = self.logs.get(rank)
+        if rank_log is not None:
+            rank_log.note(message)
+
+    def _event(self, message: str, kind: str = "info") -> None:
+        with self.ctx.db.write() as session:
+            record_event(session, self.version_id, message, kind)
+
+    def _open_logs(self, version: Version, *, fresh: bool) -> None:
+        self.logs = open_rank_logs(self.ctx, version, fresh=fresh)
+
+    def _reload(self) -> Version | None:
+        with self.ctx.db.read() as session:
+            return session.get(Version, self.version_id)
+
+    def _await_starter(self) -> Version | None:
+        """The submitting process is starting the ranks: wait for its handle.
+
+        Returns the version once it has a real handle (or none, when the starter died
+        or gave up: `_launch` then recovers what it may have started); None when the
+        version ended meanwhile.
+        """
+        deadline = time.monotonic() + HANDOFF_WAIT_SECONDS
+        while True:
+            version = self._reload()
+            if version is None or Status(version.status).is_final:
+                return None
+            marker = marker_of(version.handle)
+            if marker is None:
+                return version
+            if not marker_alive(marker) or time.monotonic() > deadline:
+                clear_marker(self.ctx, self.version_id, version.handle)
+            else:
+                time.sleep(0.05)
+
+    # -- admission ------------------------------------------------------------------------
+
+    def _admit(self) -> list[int] | None:
+        """Wait in `queued` until the GPUs are ours; None when stopped or impossible."""
+        last_reason = None
+        while not self.stopping:
+            self.flags.wake.clear()
+            admission = try_admit(self.ctx, self.version_id)
+            if admission.granted is not None:
+                if admission.granted:
+                    # Others waiting re-check now, so their reasons name the new holder.
+                    wake_queued(self.ctx, exclude=self.version_id)
+                return admission.granted
+            if admission.impossible:
+                self._end(Outcome(Status.FAILED, admission.reason))
+                return None
+            if admission.reason != last_reason:
+                set_status(self.ctx, self.version_id, Status.QUEUED, admission.reason)
+                last_reason = admission.reason
+            self.flags.wake.wait(QUEUE_RECHECK_SECONDS)
+        self._end(Outcome(Status.STOPPED, "stopped by user"))
+        return None
+
+    # -- start ------------------------------------------------------------------------------
+
+    def _launch(self, version: Version, spec: JobSpec) -> None:
+        self._open_logs(version, fresh=True)
+        gpus = self._admit()
+        if gpus is None:
+            return
+        executor = get_executor(version.runtime or "local", self.ctx.settings)
+        if self._recover(executor, version):
+            return
+        try:
+            plan = build_plan(self.ctx.settings, self.job, version, spec, gpus,
+                              dataset_paths(self.ctx, spec))
+        except (PlanError, OSError) as exc:
+            self._end(Outcome(Status.FAILED, str(exc)))
+            return
+        if self.stopping:
+            self._end(Outcome(Status.STOPPED, "stopped by user"))
+            return
+        announce_start(self.ctx, version, self.logs, plan, executor.kind, gpus)
+        try:
+            handle = executor.start(plan)
+        except ExecutorError as exc:
+            self._end(Outcome(Status.FAILED, str(exc)))
+            return
+        ended = threading.Event()
+        self._start_pumps(executor, handle, ended)
+        set_status(self.ctx, self.version_id, Status.RUNNING, "", handle=json.dumps(handle),
+                   executor=executor.kind, allocated_gpus=",".join(map(str, gpus)))
+        self._watch(executor, handle, version, ended, adopted=False)
+
+    def _recover(self, executor: Executor, version: Version) -> bool:
+        """Containers of this version left by a supervisor that died while starting them.
+
+        When every rank's container was started, adopt them (True); remove any other
+        leftovers so that a fresh start can reuse the names (False).
+        """
+        finder = getattr(executor, "find_containers", None)
+        if finder is None:
+            return False
+        tag = instance_tag(self.ctx.settings)
+        try:
+            found = [c for c in finder(self.version_id)
+                     if c.labels.get(INSTANCE_LABEL) == tag]
+        except ExecutorError:
+            return False
+        if not found:
+            return False
+        _, network = rank_names(self.ctx.settings, self.job, version)
+        handle: Handle = {"kind": executor.kind, "containers": [c.id for c in found],
+                          "names": [c.name for c in found],
+                          "network": network if version.nodes > 1 else None}
+        mine = all(c.labels.get(CREATED_LABEL) == version_stamp(version) for c in found)
+        if (mine and len(found) == max(1, version.nodes)
+                and all(c.status != "created" for c in found)):
+            with self.ctx.db.write() as session:
+                row = session.get(Version, self.version_id)
+                if row is not None:
+                    row.handle, row.executor = json.dumps(handle), executor.kind
+                    session.add(row)
+            version.handle = json.dumps(handle)
+            self._adopt(version, logs_open=True)
+            return True
+        self._cleanup(executor, handle, retry=False)
+        return False
+
+    def _adopt(self, version: Version, *, logs_open: bool = False) -> None:
+        """Take over a run whose supervisor died (Docker ranks live on in the engine).
+
+        Also the usual way in after a fast start (`app.runtime.handoff`): the ranks were
+        started by the submitting process and this process's first stage already copies
+        their output.
+        """
+        handle: Handle = json.loads(version.handle)
+        warm, self.warm = self.warm, None
+        if warm is not None and warm.handle == handle:
+            self.logs, self.threads = warm.logs, warm.threads
+            if version.status != Status.RUNNING.value:
+                set_status(self.ctx, self.version_id, Status.RUNNING, "")
+            self._watch(warm.executor, handle, version, warm.ended, adopted=False)
+            return
+        if warm is not None:  # not the run it was told about: let its pumps go
+            warm.ended.set()
+        executor = get_executor(version.executor or handle.get("kind") or version.runtime,
+                                self.ctx.settings)
+        if not logs_open:
+            self._open_logs(version, fresh=False)
+        for rank_log in self.logs.values():
+            rank_log.resume()
+        deadline = time.monotonic() + ENGINE_RETRY_SECONDS
+        while True:
+            try:
+                adoptable = executor.adoptable(handle)
+                break
+            except ExecutorError as exc:
+                if time.monotonic() > deadline:
+                    self._end(Outcome(Status.FAILED, f"supervisor lost; {exc}"))
+                    return
+                time.sleep(2.0)
+        if not adoptable:
+            kill = getattr(executor, "kill_orphans", None)
+            if kill is not None:
+                kill(handle)
+            self._end(Outcome(Status.FAILED, "supervisor lost"))
+            return
+        self._note("supervisor restarted: adopting the running ranks")
+        self._event("supervisor restarted; ranks adopted")
+        if version.status != Status.RUNNING.value:
+            set_status(self.ctx, self.version_id, Status.RUNNING, "")
+        ended = threading.Event()
+        self._start_pumps(executor, handle, ended)
+        self._watch(executor, handle, version, ended, adopted=True)
+
+    # -- watch ------------------------------------------------------------------------------
+
+    def _start_pumps(self, executor: Executor, handle: Handle, ended: threading.Event) -> None:
+        for rank, rank_log in sorted(self.logs.items()):
+            thread = threading.Thread(
+                target=pump, name=f"logs-{rank}", daemon=True,
+                args=(executor, handle, rank, rank_log, ended, self.flags.changed.set))
+            thread.start()
+            self.threads.append(thread)
+
+    def _ingest_metrics(self, version: Version, *, replace: bool = False) -> None:
+        """Store new metric points; `replace` re-reads the files from their start."""
+        new: list[MetricPoint] = []
+        for rank in range(max(1, version.nodes)):
+            reader = self.readers.setdefault(
+                rank, JsonlMetricsReader(self.state / metrics_file_name(rank)))
+            new += reader.read_new()
+        if not new and not replace:
+            return
+        self.points += new
+        with self.ctx.db.write() as session:
+            if replace:
+                session.exec(delete(MetricPointRow).where(
+                    MetricPointRow.version_id == self.version_id))  # type: ignore[arg-type]
+            session.add_all([
+                MetricPointRow(version_id=self.version_id, name=p.name, step=p.step,
+                               value=p.value, wall_time=p.wall_time) for p in new
+            ])
+
+    def _poll(self, executor: Executor, handle: Handle) -> list[RankExit | None]:
+        deadline = time.monotonic() + ENGINE_RETRY_SECONDS
+        reported = False
+        while True:
+            try:
+                return executor.poll(handle)
+            except ExecutorError as exc:
+                if time.monotonic() > deadline:
+                    raise
+                if not reported:
+                    self._note(f"{exc}; retrying")
+                    self._event(f"{exc}; retrying", "warning")
+                    reported = True
+                self.flags.changed.wait(2.0)
+                self.flags.changed.clear()
+
+    def _watch(self, executor: Executor, handle: Handle, version: Version,
+               ended: threading.Event, adopted: bool) -> None:
+        stop_sent = False
+        last_metrics = last_poll = time.monotonic()
+        self._ingest_metrics(version, replace=adopted)
+        woke = True
+        ended_pumps, fast_until = 0, 0.0
+        while True:
+            # Pumps whose output ended, stop requests and the stop thread all set
+            # `changed`; without news the ranks are polled only now and then. A rank's
+            # output ends a moment before its exit can be read: poll often after that.
+            now_ended = sum(not t.is_alive() for t in self.threads)
+            if now_ended > ended_pumps:
+                ended_pumps, fast_until = now_ended, time.monotonic() + POLL_SECONDS
+            interval = ENDING_POLL_SECONDS if time.monotonic() < fast_until else POLL_SECONDS
+            if woke or time.monotonic() - last_poll >= interval:
+                exits = self._poll(executor, handle)
+                last_poll = time.monotonic()
+                if all(e is not None for e in exits):
+                    break
+                failed = [e for e in exits if e is not None and e.exit_code != 0]
+                if (self.stopping or failed) and not stop_sent:
+                    stop_sent = True
+                    self.failed_first = failed
+                    self._note("stop requested" if self.stopping and not failed else
+                               "a rank failed: stopping the others")
+                    threading.Thread(target=self._stop_ranks, name="stop", daemon=True,
+                                     args=(executor, handle)).start()
+            if time.monotonic() - last_metrics >= METRICS_SECONDS:
+                self._ingest_metrics(version)
+                last_metrics = time.monotonic()
+            woke = self.flags.changed.wait(min(METRICS_SECONDS, interval))
+            if woke:
+                self.flags.changed.clear()
+        ended.set()
+        deadline = time.monotonic() + PUMP_JOIN_SECONDS
+        for thread in self.threads:
+            thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        final = [e for e in exits if e is not None]
+        if executor.kind == "docker" and not any(t.is_alive() for t in self.threads):
+            self._catch_up(executor, handle, final)
+        for rank_log in self.logs.values():
+            rank_log.finish_partial()
+        self._finish(executor, handle, version, final)
+
+    def _catch_up(self, executor: Executor, handle: Handle, exits: list[RankExit]) -> None:
+        """Fetch the last lines a Docker log stream may have missed (see `catch_up`).
+
+        Only when there is reason to doubt the stream: it broke, or a rank was killed by
+        a signal nobody here sent (an engine shutting down stops its containers and may
+        still be copying their last output into its log: give it a moment first).
+        """
+        killed = not self.stopping and any(e.exit_code in (137, 143) for e in exits)
+        doubtful = [r for r, x in sorted(self.logs.items()) if killed or x.interrupted]
+        if killed:
+            time.sleep(CATCH_UP_DELAY_SECONDS)
+        deadline = time.monotonic() + CATCH_UP_WAIT_SECONDS
+        for rank in doubtful:
+            rank_log = self.logs[rank]
+            while (added := catch_up(executor, handle, rank, rank_log)) is None:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(2.0)
+            rank_log.finish_partial()
+            if added:
+                self._event(f"rank {rank}: {added} last log line(s) fetched again after "
+                            "its log stream ended early", "warning")
+
+    def _stop_ranks(self, executor: Executor, handle: Handle) -> None:
+        try:
+            executor.stop(handle, self.ctx.settings.stop_grace_seconds)
+        except ExecutorError as exc:
+            log.warning("stop failed: %s", exc)
+        finally:
+            self.flags.changed.set()
+
+    # -- end --------------------------------------------------------------------------------
+
+    def _finish(self, executor: Executor, handle: Handle, version: Version,
+                exits: list[RankExit]) -> None:
+        self._ingest_metrics(version)
+        output = Path(version.output)
+        summary = read_summary_file(output) if output.is_dir() else {}
+        tb_points = read_tensorboard_scalars(output) if output.is_dir() else []
+        known = {p.name for p in self.points}
+        extra = [p for p in tb_points if p.name not in known]
+        finals = final_values([*self.points, *extra], summary)
+        with self.ctx.db.write() as session:
+            if extra:
+                session.add_all([
+                    MetricPointRow(version_id=self.version_id, name=p.name, step=p.step,
+                                   value=p.value, wall_time=p.wall_time) for p in extra])
+            session.exec(delete(MetricSummary).where(
+                MetricSummary.version_id == self.version_id))  # type: ignore[arg-type]
+            session.add_all([MetricSummary(version_id=self.version_id, name=k, value=v)
+                             for k, v in finals.items()])
+        cleaned = self._cleanup(executor, handle, retry=False)
+        self._end(outcome_of(exits, self.failed_first, self.stopping))
+        if not cleaned:
+            # The engine may be restarting: the status is final, the GPUs free; keep
+            # trying to remove the containers for a while, so that none is left behind.
+            release(self.ctx, self.version_id)
+            wake_queued(self.ctx, exclude=self.version_id)
+            self._cleanup(executor, handle, retry=True)
+
+    def _cleanup(self, executor: Executor, handle: Handle, *, retry: bool) -> bool:
+        """Remove the ranks' containers/processes; with `retry`, for up to 10 minutes."""
+        deadline = time.monotonic() + (ENGINE_RETRY_SECONDS if retry else 0)
+        while True:
+            try:
+                executor.cleanup(handle)
+                return True
+            except ExecutorError as exc:
+                if time.monotonic() >= deadline:
+                    if retry:
+                        self._event(f"cleanup failed: {exc}", "warning")
+                    return False
+            time.sleep(2.0)
+
+
+def outcome_of(exits: list[RankExit], failed_first: list[RankExit], stopped: bool) -> Outcome:
+    """The final status of a version from how its ranks ended.
+
+    `failed_first` are the ranks seen failing before the others were stopped: one of
+    them, not a rank the stop itself ended, is the reason given.
+    """
+    bad = [e for e in exits if e.exit_code != 0 or e.error]
+    culprit = next(iter(failed_first), None) or next(iter(bad), None)
+    if stopped and not failed_first:
+        return Outcome(Status.STOPPED, "stopped by user",
+                       culprit.exit_code if culprit else 0)
+    if culprit is None:
+        return Outcome(Status.SUCCEEDED, "", 0)
+    return Outcome(Status.FAILED, describe_exit(culprit, len(exits) > 1), culprit.exit_code)
+
+
+def describe_exit(exit_: RankExit, several: bool) -> str:
+    """A failure reason a user can act on."""
+    where = f" (rank {exit_.rank})" if several else ""
+    if exit_.error:
+        return exit_.error + where
+    if exit_.oom_killed:
+        return f"killed (OOM){where}"
+    if exit_.exit_code == 137:
+        return f"killed (SIGKILL, exit code 137){where}"
+    return f"exit code {exit_.exit_code}{where}"
+
+
+def run_supervisor(version_id: int, flags: SignalFlags, warm: WarmStart | None = None) -> int:
+    """Open the database and supervise `version_id`; the process's exit code."""
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        ctx = Context.open(sync=False)
+    except TraindeckError as exc:
+        log.error("%s", exc)
+        return 1
+    return Supervisor(ctx, version_id, flags, warm).run()

@@ -1,0 +1,200 @@
+"""Launch overhead: how long from "submit" to the first line a trivial job prints.
+
+Docker: a container running `python3 -c "print('hello')"` in traindeck/python:3.11,
+started by Traindeck (`traindeck submit` as a command, and `app.jobs.submit` called in
+this process as the TUI does) versus `docker run --rm` of the same image and command.
+The first line counts when it is in the version's rank log (that is where `logs -f`
+and the TUI read it), or on `docker run`'s stdout.
+
+Local: the same one-line script as a Traindeck version with runtime local versus
+running it directly with the same interpreter.
+
+Runs are interleaved (one of each scenario per round) so that a machine whose load
+changes treats every scenario alike; the table shows the median and the fastest of
+N rounds and each median's ratio to its baseline. Nothing is asserted. Run with
+``.venv/bin/python benchmarks/bench_launch.py [--runs N] [--no-docker]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+# Run as a plain script from anywhere, without installing the project.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import yaml
+
+IMAGE = "traindeck/python:3.11"
+SCRIPT = "print('hello', flush=True)"
+POLL = 0.002
+TIMEOUT = 60.0
+
+
+def traindeck_command() -> list[str]:
+    """The installed console script beside this interpreter, else `python -m app.cli.main`."""
+    beside = Path(sys.executable).parent / "traindeck"
+    return [str(beside)] if beside.exists() else [sys.executable, "-m", "app.cli.main"]
+
+
+def first_stdout_line(argv: list[str]) -> float:
+    """Seconds from starting `argv` to its first stdout line (then it is waited for)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    elapsed = time.perf_counter() - start
+    proc.wait(TIMEOUT)
+    if not line:
+        raise RuntimeError(f"{argv[0]} printed nothing")
+    return elapsed
+
+
+def wait_first_rank_line(log: Path, started: float) -> float:
+    """Seconds from `started` until the rank log holds a line of the job's own output."""
+    deadline = started + TIMEOUT
+    while time.perf_counter() < deadline:
+        try:
+            text = log.read_bytes()
+        except FileNotFoundError:
+            text = b""
+        if b" hello\n" in text:  # "<stamp> hello": the job's line, not a [traindeck] one
+            return time.perf_counter() - started
+        time.sleep(POLL)
+    raise RuntimeError(f"no output in {log} after {TIMEOUT:g}s")
+
+
+class Bench:
+    """One Traindeck home and the specs the scenarios submit."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.count = 0
+        self.data = folder / "data"
+        self.code = folder / "code"
+        self.data.mkdir()
+        self.code.mkdir()
+        (self.code / "train.py").write_text(SCRIPT + "\n")
+
+    def spec(self, runtime: str) -> tuple[str, Path, dict[str, object]]:
+        """A new job name, its rank-0 log path and its raw spec."""
+        self.count += 1
+        name = f"bench-{runtime}-{self.count}"
+        algorithm: dict[str, object]
+        if runtime == "docker":
+            algorithm = {"image": {"name": IMAGE, "command": ["python3", "-c", SCRIPT]}}
+        else:
+            algorithm = {"framework": {"engine": "python", "engine_version": "3.11",
+                                       "code_dir": str(self.code), "boot_file": "train.py"}}
+        raw = {"name": name, "data": {"paths": [str(self.data)]}, "algorithm": algorithm,
+               "output": str(self.folder / "out" / name),
+               "log_dir": str(self.folder / "logs" / name),
+               "resources": {"runtime": runtime}}
+        return name, self.folder / "logs" / name / "V001" / "rank-0.log", raw
+
+    def via_cli(self, runtime: str) -> float:
+        name, log, raw = self.spec(runtime)
+        path = self.folder / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        started = time.perf_counter()
+        subprocess.run([*traindeck_command(), "submit", str(path)], check=True,
+                       stdout=subprocess.DEVNULL)
+        elapsed = wait_first_rank_line(log, started)
+        self.settle(name)
+        return elapsed
+
+    def in_process(self, runtime: str) -> float:
+        from app.jobs import submit
+
+        name, log, raw = self.spec(runtime)
+        ctx = self.context()
+        started = time.perf_counter()
+        submit(ctx, raw, self.folder)
+        elapsed = wait_first_rank_line(log, started)
+        self.settle(name)
+        return elapsed
+
+    def context(self) -> object:
+        from app.context import Context
+
+        if not hasattr(self, "_ctx"):
+            self._ctx = Context.open()
+        return self._ctx
+
+    def settle(self, name: str) -> None:
+        """Wait until the version is over, so that runs never overlap."""
+        from app.runtime.control import wait_final
+
+        wait_final(self.context(), name, None, TIMEOUT)  # type: ignore[arg-type]
+
+
+def row(name: str, times: list[float], baseline: list[float] | None) -> list[str]:
+    median = statistics.median(times)
+    ratio = f"{median / statistics.median(baseline):.2f}x" if baseline else "1.00x (base)"
+    return [name, f"{median:.3f}", f"{min(times):.3f}", ratio]
+
+
+def print_table(rows: list[list[str]]) -> None:
+    header = ["scenario", "median s", "best s", "vs baseline"]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, ["-" * w for w in widths], *rows]:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="rounds (default 7)")
+    parser.add_argument("--no-docker", action="store_true", help="local scenarios only")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="traindeck-bench-launch-"))
+    os.environ["TRAINDECK_HOME"] = str(folder / "home")
+    docker = not args.no_docker and shutil.which("docker") is not None
+    bench = Bench(folder)
+    scenarios: dict[str, Callable[[], float]] = {
+        "python3 train.py (direct)": lambda: first_stdout_line(
+            [sys.executable, str(bench.code / "train.py")]),
+        "traindeck submit, local": lambda: bench.via_cli("local"),
+        "app.jobs.submit, local": lambda: bench.in_process("local"),
+    }
+    if docker:
+        scenarios = {
+            "docker run --rm": lambda: first_stdout_line(
+                ["docker", "run", "--rm", IMAGE, "python3", "-c", SCRIPT]),
+            "traindeck submit, docker": lambda: bench.via_cli("docker"),
+            "app.jobs.submit, docker": lambda: bench.in_process("docker"),
+            **scenarios,
+        }
+    times: dict[str, list[float]] = {name: [] for name in scenarios}
+    try:
+        for run in scenarios.values():  # warm-up: caches, images, .pyc files
+            run()
+        for _ in range(args.runs):
+            for name, run in scenarios.items():
+                times[name].append(run())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"launch overhead: submit -> first output line, {args.runs} rounds, "
+          f"{os.cpu_count()} CPUs")
+    rows = []
+    for name, values in times.items():
+        base = None
+        if "docker" in name and name != "docker run --rm":
+            base = times["docker run --rm"]
+        elif name.startswith(("traindeck submit, local", "app.jobs.submit, local")):
+            base = times["python3 train.py (direct)"]
+        rows.append(row(name, values, base))
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

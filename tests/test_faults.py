@@ -1,0 +1,229 @@
+"""Nothing lost: `kill -9` of a supervisor, or a Docker engine restart, mid-run.
+
+Every version must still end with a truthful final status and its whole log, and no
+version may stay `running` for ever. Real supervisors, real processes, real engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_runtime_local import (
+    cli,
+    current,
+    log_lines,
+    logreg_spec,
+    point_counts,
+    same_process_alive,
+    submit,
+    wait,
+    wait_for,
+    wait_status,
+)
+
+from app.context import Context
+from app.models import Status, Version
+from app.queries import version_events
+from app.runtime.launcher import RESTART_EVENT
+from app.runtime.plan import INSTANCE_LABEL, instance_tag
+from app.runtime.procs import pid_alive
+
+IMAGE = "traindeck/python:3.11"
+_restarted_engines: list[subprocess.Popen[bytes]] = []  # keep the handles: no warnings
+
+
+def step_lines(version: Version, rank: int = 0) -> list[int]:
+    """The step numbers the logistic-regression sample printed, in log order."""
+    return [int(line.split()[1].split("/")[0]) for line in log_lines(version, rank)
+            if line.startswith("step ")]
+
+
+def kill_supervisor(version: Version) -> int:
+    """SIGKILL the version's supervisor and wait until it is gone."""
+    pid = version.supervisor_pid or 0
+    assert pid_alive(pid)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(pid), 10, "the supervisor to die")
+    return pid
+
+
+# -- local ---------------------------------------------------------------------------------------
+
+
+def test_kill_9_of_a_local_supervisor_fails_the_version_and_kills_the_rank(
+        ctx: Context, tmp_path: Path) -> None:
+    # log_every is huge: after its first lines the rank prints nothing, so losing its
+    # reader does not end it, and it stays behind as an orphan to be found and killed.
+    submit(logreg_spec(tmp_path, "k9-local", train_steps=100_000, log_every=1_000_000,
+                       sleep_per_step=0.05))
+    version = wait_status(ctx, "k9-local", Status.RUNNING)
+    # Once it has said this it prints nothing more (a print to a pipe without a reader
+    # would end it: that is not what this test is about).
+    wait_for(lambda: any(x.startswith("training: ") for x in log_lines(version)), 30,
+             "the rank's last line")
+    handle = json.loads(version.handle)
+    pid, start = handle["pids"][0], handle["start_times"][0]
+    kill_supervisor(version)
+    time.sleep(0.5)
+    assert same_process_alive(pid, start)  # the orphan runs on, unwatched...
+    assert current(ctx, "k9-local").status == "running"
+    listed = json.loads(cli("list", "--json").stdout)  # ...until the next start reconciles
+    assert [(r["name"], r["status"], r["reason"]) for r in listed] == [
+        ("k9-local", "failed", "supervisor lost")]
+    assert not same_process_alive(pid, start)
+    version = current(ctx, "k9-local")
+    assert version.finished_at is not None
+
+
+# -- docker --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def image(docker_engine: Any, ctx: Context) -> Iterator[Any]:
+    """The Docker engine client, with the test image present; removes leftovers after."""
+    from docker.errors import ImageNotFound
+
+    try:
+        docker_engine.images.get(IMAGE)
+    except ImageNotFound:
+        if os.environ.get("TRAINDECK_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"image {IMAGE} missing: run scripts/build-test-image")
+        pytest.skip(f"image {IMAGE} missing: run scripts/build-test-image")
+    yield docker_engine
+    label = f"{INSTANCE_LABEL}={instance_tag(ctx.settings)}"
+    for container in docker_engine.containers.list(all=True, filters={"label": label}):
+        container.remove(force=True)
+
+
+@pytest.mark.docker
+def test_kill_9_of_a_docker_supervisor_is_adopted_with_the_whole_log(
+        image: Any, ctx: Context, tmp_path: Path) -> None:
+    steps = 60
+    ref = submit(logreg_spec(tmp_path, "k9-docker", "docker", train_steps=steps, log_every=1,
+                             sleep_per_step=0.08))
+    version = wait_status(ctx, "k9-docker", Status.RUNNING)
+    wait_for(lambda: len(step_lines(current(ctx, "k9-docker"))) >= 10, 30, "ten steps")
+    lost = kill_supervisor(version)
+    time.sleep(1.0)  # the container keeps printing while nobody copies its output
+    assert current(ctx, "k9-docker").status == "running"
+    cli("list")  # reconciliation starts a supervisor that adopts the container
+    version = current(ctx, "k9-docker")
+    assert version.supervisor_pid not in (None, lost)
+    version = wait(ctx, "k9-docker")
+    assert (version.status, version.reason, version.exit_code) == ("succeeded", "", 0)
+    assert step_lines(version) == list(range(1, steps + 1))  # each once, in order
+    lines = log_lines(version)
+    assert lines.count("[traindeck] supervisor restarted: adopting the running ranks") == 1
+    assert lines[-1] == "[traindeck] succeeded"
+    assert point_counts(ctx, ref["id"])["loss"] == (steps, steps)  # no doubled points
+    messages = [e.message for e in version_events(ctx.db, ref["id"])]
+    assert RESTART_EVENT in messages
+
+
+@pytest.mark.docker
+def test_a_container_that_ended_unwatched_gets_its_real_exit_code(
+        image: Any, ctx: Context, tmp_path: Path) -> None:
+    submit(logreg_spec(tmp_path, "k9-exit", "docker", train_steps=40, log_every=1,
+                       sleep_per_step=0.05, fail_at_step=25))
+    version = wait_status(ctx, "k9-exit", Status.RUNNING)
+    kill_supervisor(version)
+    container = image.containers.get(json.loads(version.handle)["containers"][0])
+    wait_for(lambda: (container.reload(), container.status)[1] == "exited", 30, "the exit")
+    cli("list")
+    version = wait(ctx, "k9-exit")
+    assert (version.status, version.reason, version.exit_code) == ("failed", "exit code 3", 3)
+    assert step_lines(version) == list(range(1, 26))
+    assert any("injected failure at step 25" in line for line in log_lines(version))
+
+
+@pytest.mark.docker
+def test_containers_of_a_submitter_that_died_while_starting_them_are_recovered(
+        image: Any, ctx: Context, tmp_path: Path) -> None:
+    """The fast start: the submitter started the containers, then died before it could
+    record their handle. The supervisor finds them by their labels and adopts them."""
+    from app.jobs import submit as core_submit
+    from app.runtime.launcher import start_supervisor
+    from app.runtime.procs import hostname
+    from app.runtime.startup import STARTING, start_in_caller
+    from app.spec import load_spec_file
+
+    raw, base = load_spec_file(logreg_spec(tmp_path, "dead-starter", "docker", train_steps=30,
+                                           log_every=1, sleep_per_step=0.05))
+    version_id = core_submit(ctx, raw, base, launcher=lambda c, v: None).version_id
+    handed: list[dict[str, Any]] = []
+    start_in_caller(ctx, version_id, handed.append)  # as a submitter does
+    assert "handle" in handed[0]
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with ctx.db.write() as session:  # ...and as if it died before writing the handle
+        row = session.get(Version, version_id)
+        assert row is not None
+        row.handle = json.dumps({"kind": "docker", STARTING: gone.pid, "host": hostname()})
+        row.status, row.started_at = Status.INITIALIZING.value, None
+        session.add(row)
+    start_supervisor(ctx, version_id)
+    version = wait(ctx, "dead-starter")
+    assert (version.status, version.exit_code) == ("succeeded", 0)
+    assert json.loads(version.handle)["containers"] == handed[0]["handle"]["containers"]
+    assert step_lines(version) == list(range(1, 31))
+    assert sum(x.startswith("[traindeck] starting ") for x in log_lines(version)) == 1
+
+
+def _dockerd() -> tuple[int, list[str]]:
+    """The running dockerd's pid and command line."""
+    found = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True, check=False)
+    pids = found.stdout.split()
+    if len(pids) != 1:
+        pytest.skip(f"need exactly one local dockerd to restart, found {pids}")
+    pid = int(pids[0])
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return pid, [a.decode() for a in argv if a]
+
+
+def _engine_answers() -> bool:
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=20,
+                          check=False).returncode == 0
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_docker_engine_restart_mid_run_ends_truthfully(
+        image: Any, ctx: Context, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("restarting dockerd needs root")
+    pid, argv = _dockerd()
+    submit(logreg_spec(tmp_path, "engine-restart", "docker", train_steps=400, log_every=1,
+                       sleep_per_step=0.05))
+    wait_status(ctx, "engine-restart", Status.RUNNING)
+    wait_for(lambda: len(step_lines(current(ctx, "engine-restart"))) >= 5, 30, "five steps")
+    # Stop the engine the way an init system does, then start it again exactly as
+    # scripts/ensure-docker does: same command line, own session, log appended.
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not pid_alive(pid), 60, "dockerd to exit")
+    with open("/var/log/traindeck-dockerd.log", "ab") as engine_log:
+        _restarted_engines.append(subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=engine_log, stderr=subprocess.STDOUT,
+            start_new_session=True))
+    wait_for(_engine_answers, 90, "the Docker engine to answer again")
+    version = wait(ctx, "engine-restart", timeout=120)
+    assert version.status in ("failed", "succeeded"), version.status
+    lines = log_lines(version)
+    if version.status == "failed":  # stopped with the engine (no live-restore)
+        assert "exit code" in version.reason, version.reason
+        assert version.exit_code in (137, 143)
+        if version.exit_code == 143:  # the sample's own last words reached the log
+            assert lines[-2].startswith("received SIGTERM at step ")
+    steps = step_lines(version)
+    assert steps[:5] == [1, 2, 3, 4, 5]
+    assert steps == list(range(1, len(steps) + 1))  # no line twice, none skipped
+    assert lines[-1].startswith(f"[traindeck] {version.status}")
+    listed = json.loads(cli("list", "--json").stdout)
+    assert all(r["status"] not in ("running", "initializing", "queued") for r in listed)

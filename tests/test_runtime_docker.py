@@ -1,0 +1,214 @@
+"""The run engine end to end on the real Docker engine: real supervisors, real containers.
+
+Needs the local image `traindeck/python:3.11` (`scripts/build-test-image`). Without an
+engine (or the image) these tests skip, or fail when TRAINDECK_REQUIRE_DOCKER=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import count_rows, traindeck_executable, write_yaml
+from test_runtime_local import (
+    ECHO_BOOT,
+    FOUR_METRICS,
+    RENDEZVOUS_BOOT,
+    STAMPED,
+    cli,
+    current,
+    log_lines,
+    logreg_spec,
+    point_counts,
+    script_spec,
+    show,
+    submit,
+    wait,
+    wait_status,
+)
+
+from app.context import Context
+from app.models import Status, Version
+from app.runtime.plan import INSTANCE_LABEL, instance_tag
+
+IMAGE = "traindeck/python:3.11"
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def engine(docker_engine: Any, ctx: Context) -> Iterator[Any]:
+    """The engine client, with the test image present; removes this home's leftovers."""
+    from docker.errors import ImageNotFound
+
+    try:
+        docker_engine.images.get(IMAGE)
+    except ImageNotFound:
+        message = f"image {IMAGE} missing: run scripts/build-test-image"
+        if os.environ.get("TRAINDECK_REQUIRE_DOCKER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    yield docker_engine
+    label = f"{INSTANCE_LABEL}={instance_tag(ctx.settings)}"
+    for container in docker_engine.containers.list(all=True, filters={"label": label}):
+        container.remove(force=True)
+    for network in docker_engine.networks.list(filters={"label": label}):
+        network.remove()
+
+
+def containers_of(engine: Any, ctx: Context, version: Version) -> list[Any]:
+    """Containers (any state) of a version of this test's installation."""
+    found = engine.containers.list(all=True, filters={
+        "label": [f"{INSTANCE_LABEL}={instance_tag(ctx.settings)}",
+                  f"traindeck.version_id={version.id}"]})
+    return list(found)
+
+
+def container_gone(engine: Any, container_id: str) -> bool:
+    from docker.errors import NotFound
+
+    try:
+        engine.containers.get(container_id)
+    except NotFound:
+        return True
+    return False
+
+
+def test_success_with_metrics_and_followed_logs(engine: Any, ctx: Context,
+                                                tmp_path: Path) -> None:
+    ref = submit(logreg_spec(tmp_path, "d-ok", "docker", train_steps=40, log_every=5))
+    follower = subprocess.Popen([traindeck_executable(), "logs", "-f", "d-ok"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    followed, err = follower.communicate(timeout=90)
+    assert follower.returncode == 0, err
+    version = wait(ctx, "d-ok")
+    assert (version.status, version.reason, version.exit_code) == ("succeeded", "", 0)
+    record = show("d-ok")
+    assert set(FOUR_METRICS) | {"loss"} <= set(record["metrics"])
+    assert record["metrics"]["accuracy"] > 0.8
+    assert point_counts(ctx, ref["id"])["loss"] == (8, 8)
+    lines = log_lines(version)
+    assert lines[0].startswith("[traindeck] starting d-ok V001: 1 rank(s) with docker")
+    assert "python /traindeck/code/train.py --data_url=/traindeck/data " \
+           "--train_url=/traindeck/output" in lines[1]
+    assert lines[-1] == "[traindeck] succeeded"
+    assert followed.splitlines() == lines  # `logs -f` printed all of it, then ended
+    assert json.loads((Path(version.output) / "model.json").read_text())["type"]
+    assert containers_of(engine, ctx, version) == []  # removed once done
+
+
+def test_failure_has_exit_code(engine: Any, ctx: Context, tmp_path: Path) -> None:
+    submit(logreg_spec(tmp_path, "d-fail", "docker", fail_at_step=3, log_every=1))
+    version = wait(ctx, "d-fail")
+    assert (version.status, version.reason, version.exit_code) == ("failed", "exit code 3", 3)
+    assert any("injected failure at step 3" in line for line in log_lines(version))
+    assert containers_of(engine, ctx, version) == []
+
+
+def test_stop_removes_the_container(engine: Any, ctx: Context, tmp_path: Path) -> None:
+    submit(logreg_spec(tmp_path, "d-stop", "docker", train_steps=10_000, sleep_per_step=0.05))
+    version = wait_status(ctx, "d-stop", Status.RUNNING)
+    container_id = json.loads(version.handle)["containers"][0]
+    assert engine.containers.get(container_id).status == "running"
+    assert cli("stop", "d-stop").stdout.strip() == "stopping d-stop V001"
+    version = wait(ctx, "d-stop", timeout=40)
+    assert (version.status, version.reason, version.exit_code) == (
+        "stopped", "stopped by user", 143)
+    assert container_gone(engine, container_id)
+    assert any("received SIGTERM" in line for line in log_lines(version))
+
+
+def test_delete_stops_first_and_keeps_files(engine: Any, ctx: Context, tmp_path: Path) -> None:
+    submit(logreg_spec(tmp_path, "d-del", "docker", train_steps=10_000, sleep_per_step=0.05))
+    version = wait_status(ctx, "d-del", Status.RUNNING)
+    container_id = json.loads(version.handle)["containers"][0]
+    cli("delete", "d-del", "--yes")
+    assert container_gone(engine, container_id)
+    assert count_rows(ctx.db)["versions"] == 0
+    assert Path(version.log_dir, "rank-0.log").stat().st_size > 0
+    assert Path(version.output).is_dir()
+
+
+def test_missing_image_fails_with_its_name(engine: Any, ctx: Context, tmp_path: Path) -> None:
+    missing = f"traindeck/no-such-image:{uuid.uuid4().hex[:8]}"
+    data = tmp_path / "data"
+    data.mkdir()
+    submit(write_yaml(tmp_path / "noimg.yaml", {
+        "name": "d-noimg",
+        "data": {"paths": [str(data)]},
+        "algorithm": {"image": {"name": missing, "command": ["python3", "-c", "print(1)"]}},
+        "output": str(tmp_path / "out"),
+        "log_dir": str(tmp_path / "logs"),
+        "resources": {"runtime": "docker"},
+    }))
+    version = wait(ctx, "d-noimg")
+    assert version.status == "failed"
+    assert version.reason.startswith("image not found: ") and missing in version.reason
+    assert log_lines(version)[-1] == f"[traindeck] failed: {version.reason}"
+
+
+def test_gpu_request_the_engine_cannot_serve_fails_clearly(
+        engine: Any, ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINDECK_GPUS", "[0, 1]")  # declared: this engine has none
+    submit(logreg_spec(tmp_path, "d-gpu", "docker"))
+    spec = script_spec(tmp_path, "d-gpu2", "print('never')\n", "docker", gpus=1)
+    submit(spec)
+    version = wait(ctx, "d-gpu2")
+    assert version.status == "failed"
+    assert version.reason.startswith("GPU request cannot be served: "), version.reason
+    assert version.allocated_gpus == "0"
+    assert wait(ctx, "d-gpu").status == "succeeded"  # a CPU version asks for no device
+    assert containers_of(engine, ctx, version) == []
+
+
+def test_parameters_never_pass_through_a_shell(engine: Any, ctx: Context,
+                                               tmp_path: Path) -> None:
+    marker = f"/tmp/pwned-{uuid.uuid4().hex}"
+    evil = f"1; touch {marker}"
+    submit(script_spec(tmp_path, "d-inject", ECHO_BOOT, "docker", parameters={"evil": evil}))
+    version = wait(ctx, "d-inject")
+    assert version.status == "succeeded", version.reason
+    argv = json.loads((Path(version.output) / "argv-0.json").read_text())
+    assert argv[0] == "/traindeck/code/train.py"
+    assert f"--evil={evil}" in argv
+    assert not Path(marker).exists()
+
+
+def test_two_ranks_on_one_network(engine: Any, ctx: Context, tmp_path: Path) -> None:
+    submit(script_spec(tmp_path, "d-ranks", RENDEZVOUS_BOOT, "docker", nodes=2))
+    version = wait(ctx, "d-ranks")
+    assert version.status == "succeeded", version.reason
+    handle = json.loads(version.handle)
+    envs = [json.loads((Path(version.output) / f"env-{r}.json").read_text()) for r in (0, 1)]
+    for rank, env in enumerate(envs):
+        assert env["RANK"] == env["NODE_RANK"] == str(rank)
+        assert env["WORLD_SIZE"] == "2"
+        assert env["MASTER_ADDR"] == handle["names"][0]
+        assert env["MASTER_PORT"] == "29500"
+        assert env["HOSTNAME"] == handle["names"][rank]
+        assert env["HOME"] == "/traindeck/state/home"
+        assert env["TRAINDECK_METRICS_FILE"] == f"/traindeck/state/metrics.rank{rank}.jsonl"
+    assert "rank 0 got hello from rank 1" in log_lines(version, 0)
+    assert "rank 1 sent" in log_lines(version, 1)
+    assert containers_of(engine, ctx, version) == []
+    assert engine.networks.list(names=[handle["network"]]) == []
+
+
+def test_every_log_line_is_stamped_and_nothing_is_left_running(
+        engine: Any, ctx: Context, tmp_path: Path) -> None:
+    source = "import sys\nfor i in range(500):\n    print(f'line {i}')\n" \
+             "print('partial without newline', end='')\nsys.stderr.write('to stderr\\n')\n"
+    submit(script_spec(tmp_path, "d-lines", source, "docker"))
+    version = wait(ctx, "d-lines")
+    assert version.status == "succeeded"
+    text = (Path(version.log_dir) / "rank-0.log").read_text()
+    assert all(STAMPED.match(line) for line in text.splitlines())
+    lines = log_lines(version)
+    assert [x for x in lines if x.startswith("line ")] == [f"line {i}" for i in range(500)]
+    assert "partial without newline" in lines and "to stderr" in lines
+    assert current(ctx, "d-lines").status == "succeeded"

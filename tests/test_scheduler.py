@@ -1,0 +1,149 @@
+"""GPU admission with real supervisors: atomic, first come first served, self-explaining.
+
+No GPU exists here, so the tests declare two (`TRAINDECK_GPUS=[0, 1]`): the scheduler
+only books indices. The versions run as local processes (a Docker engine could not
+serve the device requests) and hold their GPU for a couple of seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from helpers import traindeck_executable
+from test_runtime_local import script_spec, submit_in_process, wait, wait_status
+
+from app.context import Context
+from app.models import Status, Version
+from app.queries import version_events
+
+HOLD_BOOT = """\
+import json, os, sys, time
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+os.makedirs(args["train_url"], exist_ok=True)
+with open(os.path.join(args["train_url"], "gpu.json"), "w") as f:
+    json.dump({"cuda": os.environ.get("CUDA_VISIBLE_DEVICES")}, f)
+print("holding GPU", os.environ.get("CUDA_VISIBLE_DEVICES"), flush=True)
+if "until" in args:  # hold until the test creates this file
+    while not os.path.exists(args["until"]):
+        time.sleep(0.05)
+else:
+    time.sleep(float(args.get("seconds", "2")))
+"""
+
+
+@pytest.fixture
+def gpu_ctx(home: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
+    """A context whose machine declares GPUs 0 and 1 (inherited by every supervisor)."""
+    monkeypatch.setenv("TRAINDECK_GPUS", "[0, 1]")
+    return Context.open()
+
+
+def hold_spec(base: Path, name: str, gpus: int, seconds: float = 2.0, nodes: int = 1,
+              until: Path | None = None) -> Path:
+    """A version holding its GPUs `seconds` long, or until the file `until` exists."""
+    parameters: dict[str, float | str] = {"seconds": seconds}
+    if until is not None:
+        parameters["until"] = str(until)
+    return script_spec(base, name, HOLD_BOOT, gpus=gpus, nodes=nodes, parameters=parameters)
+
+
+def reasons(ctx: Context, version: Version) -> list[str]:
+    """Messages of the version's `queued` status events, oldest first."""
+    return [e.message for e in reversed(version_events(ctx.db, version.id or 0))
+            if e.status == Status.QUEUED.value]
+
+
+def most_running_at_once(versions: list[Version]) -> int:
+    """The largest number of versions whose [started, finished) intervals overlap."""
+    marks: list[tuple[datetime, int]] = []
+    for v in versions:
+        assert v.started_at is not None and v.finished_at is not None
+        marks += [(v.started_at, 1), (v.finished_at, -1)]
+    running = peak = 0
+    for _, delta in sorted(marks, key=lambda m: (m[0], m[1])):  # ends before starts on ties
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
+def test_three_submitters_two_gpus(gpu_ctx: Context, tmp_path: Path) -> None:
+    specs = [hold_spec(tmp_path, f"g{i}", gpus=1) for i in range(3)]
+    submitters = [subprocess.Popen([traindeck_executable(), "submit", "--json", str(s)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                  for s in specs]
+    for proc in submitters:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert json.loads(out)["status"] == "initializing"
+    versions = [wait(gpu_ctx, f"g{i}", timeout=90) for i in range(3)]
+    assert [v.status for v in versions] == ["succeeded"] * 3, [v.reason for v in versions]
+    assert most_running_at_once(versions) == 2
+    for a in versions:  # overlapping runs never share a GPU
+        for b in versions:
+            if a.id != b.id and a.started_at < b.finished_at and b.started_at < a.finished_at:
+                assert set(a.allocated_gpus.split(",")).isdisjoint(b.allocated_gpus.split(","))
+    for v in versions:  # each rank saw exactly the GPU it was given
+        seen = json.loads((Path(v.output) / "gpu.json").read_text())["cuda"]
+        assert seen == v.allocated_gpus and seen in ("0", "1")
+    # First come, first served: the last created waited, and said for whom.
+    by_id = sorted(versions, key=lambda v: v.id or 0)
+    waiter = by_id[-1]
+    assert waiter.started_at >= min(v.finished_at for v in by_id[:2])  # type: ignore[type-var]
+    assert waiter.queued_at is not None
+    holders = {v.allocated_gpus: _job(gpu_ctx, v) for v in by_id[:2]}
+    said = reasons(gpu_ctx, waiter)
+    assert any(all(f"GPU{g} held by {job}/V001" in r for g, job in holders.items())
+               for r in said), said
+    assert all(not reasons(gpu_ctx, v) for v in by_id[:2])
+
+
+def _job(ctx: Context, version: Version) -> str:
+    from app.models import Job
+
+    with ctx.db.read() as session:
+        job = session.get(Job, version.job_id)
+        assert job is not None
+        return job.name
+
+
+def test_more_gpus_than_the_pool_fails_at_once(gpu_ctx: Context, tmp_path: Path) -> None:
+    submit_in_process(gpu_ctx, hold_spec(tmp_path, "greedy", gpus=3))
+    submit_in_process(gpu_ctx, hold_spec(tmp_path, "greedy-nodes", gpus=1, nodes=3))
+    for job, needed in (("greedy", 3), ("greedy-nodes", 3)):
+        version = wait(gpu_ctx, job, timeout=30)
+        assert version.status == "failed"
+        assert version.reason == f"asks for {needed} GPU(s) but pool public has 2"
+        assert version.started_at is None and version.allocated_gpus == ""
+        assert not reasons(gpu_ctx, version)  # failed without ever queueing
+
+
+def test_first_come_first_served_and_stop_while_queued(gpu_ctx: Context,
+                                                       tmp_path: Path) -> None:
+    release_a = tmp_path / "release-a"
+    submit_in_process(gpu_ctx, hold_spec(tmp_path, "fifo-a", gpus=1, until=release_a))
+    wait_status(gpu_ctx, "fifo-a", Status.RUNNING)
+    # b needs both GPUs: it waits for a. c needs one, and one is free: but b is first.
+    submit_in_process(gpu_ctx, hold_spec(tmp_path, "fifo-b", gpus=2, seconds=1.5))
+    wait_status(gpu_ctx, "fifo-b", Status.QUEUED)
+    submit_in_process(gpu_ctx, hold_spec(tmp_path, "fifo-c", gpus=1, seconds=1))
+    c = wait_status(gpu_ctx, "fifo-c", Status.QUEUED,
+                    predicate=lambda v: "earlier version(s) first (fifo-b/V001)" in v.reason)
+    assert re.search(r": 1 free; GPU\d held by fifo-a/V001; 1 earlier version", c.reason)
+    submit_in_process(gpu_ctx, hold_spec(tmp_path, "fifo-d", gpus=1, seconds=1))
+    wait_status(gpu_ctx, "fifo-d", Status.QUEUED)
+    from app.runtime.control import stop_version
+
+    assert stop_version(gpu_ctx, "fifo-d") == "stopping fifo-d V001"
+    d = wait(gpu_ctx, "fifo-d", timeout=20)
+    assert (d.status, d.reason, d.started_at) == ("stopped", "stopped by user", None)
+    release_a.touch()
+    a, b, c = (wait(gpu_ctx, j, timeout=60) for j in ("fifo-a", "fifo-b", "fifo-c"))
+    assert [x.status for x in (a, b, c)] == ["succeeded"] * 3
+    assert b.allocated_gpus == "0,1"
+    assert a.finished_at <= b.started_at  # type: ignore[operator]
+    assert b.finished_at <= c.started_at  # type: ignore[operator]
