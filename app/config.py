@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import platformdirs
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -92,6 +92,29 @@ class TopicSettings(BaseModel):
     """Shown in the wizard's topic picker."""
 
 
+class StorageEndpoint(BaseModel):
+    """A named S3-compatible object-storage endpoint (OBS, MinIO, Ceph, or AWS itself).
+
+    No credentials here: they come from the standard AWS configuration (environment
+    variables, the shared credentials file, or `profile`), so none reaches the database.
+    """
+
+    name: str
+    """How `default_endpoint` names it."""
+    endpoint_url: str | None = None
+    """e.g. `https://obs.cn-north-4.myhuaweicloud.com`; None: the AWS configuration's own."""
+    region: str | None = None
+    """Signing region; None: the AWS configuration's own."""
+    addressing: Literal["path", "virtual"] = "path"
+    """`path` (`endpoint/bucket/key`) suits OBS, MinIO and Ceph; `virtual` suits AWS."""
+    checksum: Literal["when_required", "when_supported"] = "when_required"
+    """Request checksums and response validation; `when_required` for S3-compatibles."""
+    profile: str | None = None
+    """AWS profile (shared config/credentials files) with this endpoint's keys."""
+    buckets: list[str] = Field(default_factory=list)
+    """Buckets on this endpoint; other buckets use `default_endpoint`."""
+
+
 def _engine(name: str, version: str, image: str, **extra: Any) -> EngineSettings:
     return EngineSettings(name=name, version=version, image=image, **extra)
 
@@ -141,6 +164,30 @@ class Settings(BaseSettings):
     """Notification topics."""
     theme: str = "textual-dark"
     """TUI theme name (built-in or from a themes/ YAML file)."""
+    storage_endpoints: list[StorageEndpoint] = Field(default_factory=list)
+    """Named object-storage endpoints (credentials stay in the AWS configuration)."""
+    default_endpoint: str | None = None
+    """Endpoint of buckets no endpoint lists; None: the standard AWS configuration alone."""
+
+    @field_validator("storage_endpoints")
+    @classmethod
+    def _unique_endpoints(cls, endpoints: list[StorageEndpoint]) -> list[StorageEndpoint]:
+        names = [e.name for e in endpoints]
+        if len(names) != len(set(names)):
+            raise ValueError("a storage endpoint name appears twice")
+        buckets = [b for e in endpoints for b in e.buckets]
+        if len(buckets) != len(set(buckets)):
+            raise ValueError("a bucket is listed by two storage endpoints")
+        return endpoints
+
+    @field_validator("default_endpoint")
+    @classmethod
+    def _known_endpoint(cls, name: str | None, info: ValidationInfo) -> str | None:
+        known = [e.name for e in info.data.get("storage_endpoints") or []]
+        if name is not None and name not in known:
+            raise ValueError(f"no storage endpoint named {name!r} "
+                             f"(known: {', '.join(known) or 'none'})")
+        return name
 
     @field_validator("pools")
     @classmethod

@@ -138,6 +138,7 @@ def test_missing_image_fails_with_its_name(engine: Any, ctx: Context, tmp_path: 
     missing = f"traindeck/no-such-image:{uuid.uuid4().hex[:8]}"
     data = tmp_path / "data"
     data.mkdir()
+    (data / "sample.csv").write_text("x,y\n1,0\n", encoding="utf-8")
     submit(write_yaml(tmp_path / "noimg.yaml", {
         "name": "d-noimg",
         "data": {"paths": [str(data)]},

@@ -91,6 +91,7 @@ def script_spec(base: Path, name: str, source: str, runtime: str = "local", *,
     data = base / name / "data"
     code.mkdir(parents=True)
     data.mkdir(parents=True)
+    (data / "sample.csv").write_text("x,y\n1,0\n", encoding="utf-8")  # empty data fails
     (code / "train.py").write_text(textwrap.dedent(source), encoding="utf-8")
     for file_name, text in (files or {}).items():
         (code / file_name).write_text(text, encoding="utf-8")

@@ -333,9 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job", help="with save: source job")
     p.add_argument("--version", "-v", dest="version", help="with save: source version")
     p.add_argument("--replace", action="store_true", help="with save: overwrite")
+    from app.cli.data_commands import add_commands as add_data_commands
     from app.cli.extras import add_commands
 
     add_commands(sub, add)
+    add_data_commands(sub, add)
     return parser
 
 

@@ -22,6 +22,7 @@ from app.models import Version, version_label
 from app.runtime.executors.base import LaunchPlan, Mount, RankPlan
 from app.runtime.procs import free_port
 from app.spec import JobSpec, format_parameter, is_remote
+from app.storage import local_output_path
 
 IN_CONTAINER = Path("/traindeck")
 MASTER_PORT_IN_NETWORK = 29500
@@ -100,12 +101,13 @@ def _program(settings: Settings, spec: JobSpec, runtime: str, presets_dir: Path 
     return Program(None, code, list(image.command or []), image.name)
 
 
-def _data_dirs(spec: JobSpec, dataset_paths: list[str]) -> list[Path]:
-    paths = spec.data.paths if spec.data.paths is not None else dataset_paths
+def _data_dirs(spec: JobSpec, data_paths: list[str]) -> list[Path]:
+    """The local data folders: those `app.storage.prepare_data` returned (object storage
+    staged), else the spec's own local paths."""
+    paths = data_paths or spec.data.paths or []
     remote = [p for p in paths if is_remote(p)]
     if remote:
-        raise PlanError(f"object storage data ({remote[0]}) is not supported by this "
-                        "version of Traindeck yet")
+        raise PlanError(f"{remote[0]}: object-storage data must be staged first")
     return [Path(p) for p in paths]
 
 
@@ -118,11 +120,8 @@ def build_plan(
     label = version_label(version.number)
     program = _program(settings, spec, runtime, presets_dir)
     data_dirs = _data_dirs(spec, dataset_paths or [])
-    if is_remote(version.output):
-        raise PlanError("object storage output is not supported by this version of "
-                        "Traindeck yet")
-    output = Path(version.output)
     state = state_dir(settings, version.id or 0)
+    output = local_output_path(version.output, state)  # an s3:// output goes up at the end
     for folder in (output, Path(version.log_dir), state, state / "home", state / "pkgs"):
         folder.mkdir(parents=True, exist_ok=True)
     needs_bootstrap = bool(program.code_dir and (program.code_dir / "requirements.txt").is_file())

@@ -29,6 +29,7 @@ from app.runtime.logpump import RankLog, own_lines_path
 from app.runtime.plan import PlanError, metrics_file_name, state_dir
 from app.runtime.procs import hostname, pid_alive
 from app.spec import JobSpec
+from app.storage import data_ready
 
 log = logging.getLogger("traindeck.launcher")
 
@@ -155,13 +156,20 @@ def _start(ctx: Context, version_id: int,
         job = session.exec(select(Job.name).where(Job.id == version.job_id)).one()
     started = False
     try:
+        spec = JobSpec.model_validate(json.loads(version.spec_json))
+        sources = (spec.data.paths if spec.data.paths is not None
+                   else dataset_paths(ctx, spec))
+        if not data_ready(sources):
+            # Object-storage data is staged, and a folder with no usable file is failed
+            # with its reason, by the supervisor.
+            clear_marker(ctx, version_id, marker)
+            return {"fallback": True}
         admission = try_admit(ctx, version_id)
         if admission.granted is None:
             clear_marker(ctx, version_id, marker)
             return {"fallback": True}
         gpus = admission.granted
-        spec = JobSpec.model_validate(json.loads(version.spec_json))
-        plan = build_plan(ctx.settings, job, version, spec, gpus, dataset_paths(ctx, spec))
+        plan = build_plan(ctx.settings, job, version, spec, gpus, sources)
         logs = open_rank_logs(ctx, version, fresh=True)
         executor = get_executor("docker", ctx.settings)
         announce_start(ctx, version, logs, plan, executor.kind, gpus)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import threading
 import time
@@ -66,9 +67,20 @@ from app.runtime.startup import (
     open_rank_logs,
 )
 from app.runtime.supervisor import SignalFlags
-from app.spec import JobSpec
+from app.spec import JobSpec, is_remote
+from app.storage import (
+    DataError,
+    LogSyncer,
+    TransferCancelled,
+    local_output_path,
+    prepare_data,
+    remote_log_uri,
+    upload_output,
+)
 
 log = logging.getLogger("traindeck.supervisor")
+ALWAYS_CATCH_UP_BYTES = 4 * 1024 * 1024
+"""Docker rank logs below this size are always re-read once at the end (see _catch_up)."""
 POLL_SECONDS = 2.0
 """Longest time between two polls of the ranks (their output ending wakes it sooner)."""
 ENDING_POLL_SECONDS = 0.05
@@ -78,6 +90,10 @@ QUEUE_RECHECK_SECONDS = 2.0
 ENGINE_RETRY_SECONDS = 600.0
 """How long an unreachable Docker engine is waited for before the version fails."""
 PUMP_JOIN_SECONDS = 10.0
+LOG_SYNC_SECONDS = 30.0
+"""How often an object-storage log folder is brought up to date while a version runs."""
+DATA_CACHE = "data-cache"
+"""Folder of the state dir that object-storage data is staged into (removed at the end)."""
 CATCH_UP_DELAY_SECONDS = 1.0
 CATCH_UP_WAIT_SECONDS = 120.0
 """How long an exited Docker rank's last log lines are waited for while the engine is away."""
@@ -109,6 +125,9 @@ class Supervisor:
         self.job = ""
         self.label = ""
         self.failed_first: list[RankExit] = []
+        self.output_uri = ""
+        """The version's output location; an object-storage one is uploaded at the end."""
+        self.log_sync: LogSyncer | None = None
 
     @property
     def stopping(self) -> bool:
@@ -124,6 +143,7 @@ class Supervisor:
             return 0
         try:
             spec = JobSpec.model_validate(json.loads(version.spec_json))
+            self._setup_storage(version, spec)
             if marker_of(version.handle) is not None:
                 found = self._await_starter()
                 if found is None:
@@ -169,15 +189,71 @@ class Supervisor:
             return version
 
     def _end(self, outcome: Outcome) -> None:
-        """Write the last log line, close the logs, then make the status final."""
+        """Upload the output, write the last log line, close (and upload) the logs, then
+        make the status final."""
+        outcome = self._upload_output(outcome)
         line = outcome.status.value + (f": {outcome.reason}" if outcome.reason else "")
         self._note(line)
         for rank_log in self.logs.values():
             rank_log.close()
+        self._finish_storage()
         fields: dict[str, Any] = {}
         if outcome.exit_code is not None:
             fields["exit_code"] = outcome.exit_code
         set_status(self.ctx, self.version_id, outcome.status, outcome.reason, **fields)
+
+    # -- object storage ---------------------------------------------------------------------
+
+    def _setup_storage(self, version: Version, spec: JobSpec) -> None:
+        """Remember where the output goes; keep an object-storage log folder in sync."""
+        self.output_uri = version.output
+        self.log_sync = LogSyncer(self.ctx.settings, Path(version.log_dir),
+                                  remote_log_uri(spec.log_dir, self.label), LOG_SYNC_SECONDS,
+                                  warn=lambda message: self._event(message, "warning"))
+        self.log_sync.start()
+
+    def _prepare_data(self, spec: JobSpec) -> list[str] | None:
+        """Stage object-storage data and apply the 255 rule; None when the version ended."""
+        try:
+            sources = (spec.data.paths if spec.data.paths is not None
+                       else dataset_paths(self.ctx, spec))
+            paths = prepare_data(self.ctx.settings, sources, self.state / DATA_CACHE,
+                                 self._note, self._event, should_stop=lambda: self.stopping)
+        except TransferCancelled:
+            self._end(Outcome(Status.STOPPED, "stopped by user"))
+            return None
+        except (DataError, PlanError) as exc:
+            self._end(Outcome(Status.FAILED, str(exc)))
+            return None
+        return [str(p) for p in paths]
+
+    def _upload_output(self, outcome: Outcome) -> Outcome:
+        """Send an object-storage output up. A succeeded version whose output cannot go up
+        fails; the reason says where its files stay."""
+        if not is_remote(self.output_uri):
+            return outcome
+        try:
+            error = upload_output(self.ctx.settings,
+                                  local_output_path(self.output_uri, self.state),
+                                  self.output_uri, self._note)
+        except Exception as exc:  # the version must still end
+            log.exception("output upload failed")
+            error = f"output upload failed: {exc}"
+        if error is None:
+            return outcome
+        self._event(error, "warning")
+        if outcome.status == Status.SUCCEEDED:
+            return Outcome(Status.FAILED, error, outcome.exit_code)
+        return outcome
+
+    def _finish_storage(self) -> None:
+        """The last log upload (after the last line), and the staged data goes away."""
+        shutil.rmtree(self.state / DATA_CACHE, ignore_errors=True)
+        if self.log_sync is not None:
+            try:
+                self.log_sync.stop()  # a failure becomes a warning event
+            except Exception:
+                log.exception("log upload failed")
 
     def _note(self, message: str, rank: int = 0) -> None:
         rank_log = self.logs.get(rank)
@@ -242,6 +318,9 @@ class Supervisor:
 
     def _launch(self, version: Version, spec: JobSpec) -> None:
         self._open_logs(version, fresh=True)
+        data_paths = self._prepare_data(spec)
+        if data_paths is None:
+            return
         gpus = self._admit()
         if gpus is None:
             return
@@ -249,8 +328,7 @@ class Supervisor:
         if self._recover(executor, version):
             return
         try:
-            plan = build_plan(self.ctx.settings, self.job, version, spec, gpus,
-                              dataset_paths(self.ctx, spec))
+            plan = build_plan(self.ctx.settings, self.job, version, spec, gpus, data_paths)
         except (PlanError, OSError) as exc:
             self._end(Outcome(Status.FAILED, str(exc)))
             return
@@ -444,12 +522,15 @@ class Supervisor:
     def _catch_up(self, executor: Executor, handle: Handle, exits: list[RankExit]) -> None:
         """Fetch the last lines a Docker log stream may have missed (see `catch_up`).
 
-        Only when there is reason to doubt the stream: it broke, or a rank was killed by
-        a signal nobody here sent (an engine shutting down stops its containers and may
-        still be copying their last output into its log: give it a moment first).
+        When there is reason to doubt the stream: it broke, or a rank was killed by a
+        signal nobody here sent (an engine shutting down stops its containers and may
+        still be copying their last output into its log: give it a moment first). Small
+        logs are always checked: a follow stream can close as its container exits just
+        before the last frames arrive, and replaying a few MiB costs little.
         """
         killed = not self.stopping and any(e.exit_code in (137, 143) for e in exits)
-        doubtful = [r for r, x in sorted(self.logs.items()) if killed or x.interrupted]
+        doubtful = [r for r, x in sorted(self.logs.items())
+                    if killed or x.interrupted or _size(x.path) < ALWAYS_CATCH_UP_BYTES]
         if killed:
             time.sleep(CATCH_UP_DELAY_SECONDS)
         deadline = time.monotonic() + CATCH_UP_WAIT_SECONDS
@@ -477,7 +558,7 @@ class Supervisor:
     def _finish(self, executor: Executor, handle: Handle, version: Version,
                 exits: list[RankExit]) -> None:
         self._ingest_metrics(version)
-        output = Path(version.output)
+        output = local_output_path(version.output, self.state)
         summary = read_summary_file(output) if output.is_dir() else {}
         tb_points = read_tensorboard_scalars(output) if output.is_dir() else []
         known = {p.name for p in self.points}
@@ -542,6 +623,13 @@ def describe_exit(exit_: RankExit, several: bool) -> str:
     if exit_.exit_code == 137:
         return f"killed (SIGKILL, exit code 137){where}"
     return f"exit code {exit_.exit_code}{where}"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def run_supervisor(version_id: int, flags: SignalFlags, warm: WarmStart | None = None) -> int:

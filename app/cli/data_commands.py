@@ -1,0 +1,169 @@
+"""CLI twins of the dataset actions: `traindeck datasets create|add-version|list|show|
+check|delete`.
+
+`add_commands(sub, add)` registers the `datasets` group on the `traindeck` parser; each
+action takes `--json` before or after it. Errors are one line naming the field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from app.cli.output import format_time, print_json, print_table
+from app.errors import TraindeckError
+
+Handler = Callable[[argparse.Namespace], int]
+AddCommand = Callable[..., argparse.ArgumentParser]
+
+
+def _context(*, reconcile: bool = False) -> Any:
+    from app.context import Context
+
+    ctx = Context.open()
+    if reconcile:
+        from app.runtime.reconcile import reconcile as settle
+
+        settle(ctx)
+    return ctx
+
+
+def _json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def _size(count: int) -> str:
+    from app.storage import human_bytes
+
+    return human_bytes(count)
+
+
+def _print_created(info: Any, what: str) -> None:
+    print(f"{what} {info.dataset} {info.version}: {info.uri} "
+          f"({info.file_count} files, {_size(info.total_bytes)})")
+    for line in info.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+
+
+def cmd_datasets_create(args: argparse.Namespace) -> int:
+    from app.datasets import create_dataset
+
+    info = create_dataset(_context(), args.name, args.path, args.description or "")
+    print_json(info.to_dict()) if _json(args) else _print_created(info, "created dataset")
+    return 0
+
+
+def cmd_datasets_add_version(args: argparse.Namespace) -> int:
+    from app.datasets import add_version
+
+    info = add_version(_context(), args.name, args.path, args.description or "")
+    print_json(info.to_dict()) if _json(args) else _print_created(info, "added")
+    return 0
+
+
+def cmd_datasets_list(args: argparse.Namespace) -> int:
+    from app.datasets import list_datasets
+
+    rows = list_datasets(_context().db)
+    if _json(args):
+        print_json([r.to_dict() for r in rows])
+        return 0
+    print_table(
+        ["dataset", "versions", "latest", "files", "size", "location", "description"],
+        [(r.name, r.versions, r.latest.version if r.latest else "-",
+          r.latest.file_count if r.latest else "-",
+          _size(r.latest.total_bytes) if r.latest else "-",
+          r.latest.uri if r.latest else "-", r.description) for r in rows],
+    )
+    return 0
+
+
+def cmd_datasets_show(args: argparse.Namespace) -> int:
+    from app.datasets import get_dataset
+
+    info = get_dataset(_context().db, args.name)
+    if _json(args):
+        print_json(info.to_dict())
+        return 0
+    print(info.name + (f": {info.description}" if info.description else ""))
+    print(f"  created {format_time(info.created)}")
+    print_table(["version", "files", "size", "created", "location", "description"],
+                [(v.version, v.file_count, _size(v.total_bytes), format_time(v.created),
+                  v.uri, v.description) for v in info.versions])
+    return 0
+
+
+def cmd_datasets_check(args: argparse.Namespace) -> int:
+    from app.datasets import check_changes
+
+    drifts = check_changes(_context(), args.name, args.version)
+    if _json(args):
+        print_json([d.to_dict() for d in drifts])
+    else:
+        for drift in drifts:
+            print(drift.describe() + ("" if drift.detailed else
+                                      " (summary only: the full manifest is missing)"))
+    return 0
+
+
+def cmd_datasets_delete(args: argparse.Namespace) -> int:
+    from app.datasets import delete_dataset
+
+    what = f"dataset {args.name}" + (f" {args.version}" if args.version
+                                     else " (all versions)")
+    if not args.yes:
+        raise TraindeckError(f"delete {what}: add --yes to confirm")
+    removed = delete_dataset(_context(reconcile=True), args.name, args.version)
+    if _json(args):
+        print_json({"dataset": args.name, "deleted": removed,
+                    "dataset_deleted": args.version is None})
+    else:
+        print(f"deleted dataset {args.name} {', '.join(removed) or '(no versions)'}")
+    return 0
+
+
+def _actions(parser: argparse.ArgumentParser) -> Callable[..., argparse.ArgumentParser]:
+    actions = parser.add_subparsers(dest="datasets_action", metavar="ACTION", required=True)
+
+    def action(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        p = actions.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        # SUPPRESS: an absent flag here must not undo `traindeck datasets --json ...`.
+        p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="print JSON")
+        return p
+
+    return action
+
+
+def add_commands(sub: Any, add: AddCommand) -> None:
+    """Register `datasets` on the `traindeck` parser.
+
+    `sub` is the subparsers object and `add(name, handler, help_text, json_out=True)` the
+    helper of `app.cli.main.build_parser`.
+    """
+    del sub  # every command goes through `add`, like the built-in ones
+    action = _actions(add("datasets", cmd_datasets_list,
+                          "manage datasets: versions of a local folder or s3:// prefix"))
+    path_help = "a local folder or s3://bucket/prefix (obs:// too)"
+    p = action("create", cmd_datasets_create, "create a dataset and its first version V001")
+    p.add_argument("name", help="dataset name")
+    p.add_argument("--path", required=True, help=path_help)
+    p.add_argument("--description", help="what the dataset holds")
+    p = action("add-version", cmd_datasets_add_version, "add the next version of a dataset")
+    p.add_argument("name", help="dataset name")
+    p.add_argument("--path", required=True, help=path_help)
+    p.add_argument("--description", help="what changed in this version")
+    action("list", cmd_datasets_list, "list datasets with their latest version")
+    action("show", cmd_datasets_show, "show a dataset's versions").add_argument("name")
+    p = action("check", cmd_datasets_check,
+               "compare a version's files with its manifest (what changed since)")
+    p.add_argument("name", help="dataset name")
+    p.add_argument("--version", "-v", dest="version", help="one version (default: all)")
+    p = action("delete", cmd_datasets_delete,
+               "delete a dataset version, or the whole dataset (not its files)")
+    p.add_argument("name", help="dataset name")
+    p.add_argument("--version", "-v", dest="version", help="one version (default: all)")
+    p.add_argument("--yes", action="store_true", help="confirm")

@@ -1,0 +1,84 @@
+"""Object storage (S3, OBS, MinIO, Ceph) in and out, and the 255-character rule.
+
+Importing this package is cheap: boto3 loads on the first transfer.
+
+* `client`: locations, named endpoints, clients and error reasons.
+* `names`: which file names are usable (`scan_names`, `scan_local`).
+* `transfer`: `list_objects`, `stage_in`, `upload_dir` (multipart, parallel, progress).
+* `data`: what the supervisor calls — `prepare_data`, `LogSyncer`, `finalize_outputs`.
+"""
+
+from __future__ import annotations
+
+from app.storage.client import (
+    ClientOptions,
+    Endpoint,
+    S3Location,
+    client_for,
+    endpoint_for,
+    endpoints_of,
+    make_client,
+    storage_error,
+)
+from app.storage.data import (
+    NO_USABLE_FILES,
+    FinalizeResult,
+    LogSyncer,
+    data_ready,
+    finalize_outputs,
+    local_output_path,
+    prepare_data,
+    remote_log_uri,
+    sync_logs,
+    upload_logs,
+    upload_output,
+)
+from app.storage.errors import DataError, StorageError, TransferCancelled
+from app.storage.names import NameScan, scan_local, scan_names
+from app.storage.progress import ProgressLog, human_bytes
+from app.storage.transfer import (
+    ObjectInfo,
+    StageResult,
+    TransferOptions,
+    UploadResult,
+    list_objects,
+    stage_in,
+    upload_dir,
+)
+
+__all__ = [
+    "NO_USABLE_FILES",
+    "ClientOptions",
+    "DataError",
+    "Endpoint",
+    "FinalizeResult",
+    "LogSyncer",
+    "NameScan",
+    "ObjectInfo",
+    "ProgressLog",
+    "S3Location",
+    "StageResult",
+    "StorageError",
+    "TransferCancelled",
+    "TransferOptions",
+    "UploadResult",
+    "client_for",
+    "data_ready",
+    "endpoint_for",
+    "endpoints_of",
+    "finalize_outputs",
+    "human_bytes",
+    "list_objects",
+    "local_output_path",
+    "make_client",
+    "prepare_data",
+    "remote_log_uri",
+    "scan_local",
+    "scan_names",
+    "stage_in",
+    "storage_error",
+    "sync_logs",
+    "upload_dir",
+    "upload_logs",
+    "upload_output",
+]

@@ -1,0 +1,278 @@
+"""A version's data in and results out: what the supervisor calls around a run.
+
+* `prepare_data` before the plan: local data folders pass through after the 255 scan,
+  object-storage locations are staged into the version's cache; `DataError(reason)`
+  when the version cannot run ("no usable data files", "s3://b/p: no such bucket", ...).
+* `LogSyncer` (or `sync_logs`) while it runs: the log folder goes up every N seconds.
+* `finalize_outputs` (or `upload_output` + `upload_logs`) when it ends, however it ends.
+
+`log(line)` writes a line to the version's log; `event(message, kind)` records an event
+(kind `info` or `warning`), the shape of the supervisor's own `_note` and `_event`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.spec import is_remote
+from app.storage.client import client_for
+from app.storage.errors import DataError, StorageError, TransferCancelled
+from app.storage.names import NameScan, describe_skipped, name_too_long, scan_local, walk_files
+from app.storage.progress import ProgressFn, ProgressLog, human_bytes
+from app.storage.transfer import StopFn, TransferOptions, stage_in, upload_dir
+
+LogFn = Callable[[str], None]
+EventFn = Callable[[str, str], None]
+NO_USABLE_FILES = "no usable data files"
+DEFAULT_SYNC_SECONDS = 30.0
+
+_log = logging.getLogger("traindeck.storage")
+
+
+def local_output_path(output: str, state_dir: Path) -> Path:
+    """Where a version writes its output: the output itself when local, else a folder in
+    its state dir that `upload_output` sends to the object-storage output at the end."""
+    return state_dir / "output" if is_remote(output) else Path(output)
+
+
+def remote_log_uri(spec_log_dir: str | None, label: str) -> str | None:
+    """The object-storage folder of a version's logs (`<log_dir>/<V00n>`), if remote."""
+    if not spec_log_dir or not is_remote(spec_log_dir):
+        return None
+    return f"{spec_log_dir.rstrip('/')}/{label}"
+
+
+@dataclass
+class _Options:
+    endpoints: Sequence[Any] | None = None
+    transfer: TransferOptions | None = None
+    client_options: Any = None
+
+    def client(self, settings: Any, uri: str) -> Any:
+        return client_for(uri, settings, endpoints=self.endpoints,
+                          options=self.client_options)
+
+
+def data_ready(sources: Sequence[str]) -> bool:
+    """True when `sources` need no preparation: all local, with a usable file among them.
+
+    Quick (the walk stops at the first usable file), for a fast path that starts a
+    version itself: it does so only then, and leaves the rest to `prepare_data` in the
+    supervisor (staging, the 255 report, failing with "no usable data files").
+    """
+    if any(is_remote(s) for s in sources):
+        return False
+    for source in sources:
+        try:
+            for rel, _ in walk_files(Path(source)):
+                if not name_too_long(rel.rsplit("/", 1)[-1]):
+                    return True
+        except OSError:
+            return False
+    return False
+
+
+def prepare_data(
+    settings: Any, sources: Sequence[str], cache_dir: Path, log: LogFn, event: EventFn,
+    *, progress: ProgressFn | None = None, should_stop: StopFn | None = None,
+    endpoints: Sequence[Any] | None = None, transfer: TransferOptions | None = None,
+    client_options: Any = None,
+) -> list[Path]:
+    """The local data folders of a version, in the order of `sources`.
+
+    `sources` are the spec's data paths or its datasets' version URIs. Object-storage
+    ones are staged into `cache_dir/<i>` (a complete earlier copy is reused). Files whose
+    names break the 255 rule are skipped, with a log warning and a `warning` event naming
+    the count and the first few. Raises DataError when a source cannot be read or no
+    usable file remains, and TransferCancelled when `should_stop` turns true.
+    """
+    opts = _Options(endpoints, transfer, client_options)
+    out: list[Path] = []
+    usable = 0
+    skipped = NameScan()
+    for i, source in enumerate(sources):
+        if is_remote(source):
+            path, scan, count = _stage(settings, source, cache_dir / str(i), log, event,
+                                       progress, should_stop, opts)
+        else:
+            path = Path(source)
+            try:
+                scan, _ = scan_local(path)
+            except OSError as exc:
+                raise DataError(f"{source}: {exc.strerror or exc}") from exc
+            count = len(scan.usable)  # a local folder is used as it is: nothing to log
+        for line in describe_skipped(scan, source):
+            log(f"warning: {line}")
+            event(line, "warning")
+        if count == 0:
+            log(f"warning: {source}: {NO_USABLE_FILES}")
+        skipped.merge(scan)
+        usable += count
+        out.append(path)
+    if usable == 0:
+        detail = ""
+        if skipped.too_long:
+            detail = (f" ({len(skipped.too_long)} skipped: names longer than 255 "
+                      "characters)")
+        elif skipped.unsafe:
+            detail = f" ({len(skipped.unsafe)} skipped: keys that cannot be local files)"
+        raise DataError(NO_USABLE_FILES + detail)
+    return out
+
+
+def _stage(settings: Any, source: str, dest: Path, log: LogFn, event: EventFn,
+           progress: ProgressFn | None, should_stop: StopFn | None, opts: _Options
+           ) -> tuple[Path, NameScan, int]:
+    log(f"staging {source} into {dest}")
+    try:
+        client = opts.client(settings, source)
+        result = stage_in(source, dest, ProgressLog(log, f"staging {source}", then=progress),
+                          client=client, transfer=opts.transfer, should_stop=should_stop)
+    except StorageError as exc:
+        raise DataError(str(exc)) from exc
+    if result.reused:
+        log(f"staged {source}: reusing the complete copy in {result.local_dir}")
+    else:
+        rate = result.bytes / result.seconds if result.seconds > 0 else 0
+        message = (f"staged {source}: {result.files} file(s), {human_bytes(result.bytes)} "
+                   f"in {result.seconds:.1f} s ({human_bytes(rate)}/s)")
+        log(message)
+        event(message, "info")
+    return result.local_dir, result.scan, result.files
+
+
+def upload_output(
+    settings: Any, local_output: Path, remote_output_uri: str | None, log: LogFn, *,
+    endpoints: Sequence[Any] | None = None, transfer: TransferOptions | None = None,
+    client_options: Any = None, progress: ProgressFn | None = None,
+) -> str | None:
+    """Upload a version's output folder; None when done (or nothing to do), else why not.
+
+    On failure the files stay in `local_output` and the reason says so.
+    """
+    if not remote_output_uri or not local_output.is_dir():
+        return None
+    opts = _Options(endpoints, transfer, client_options)
+    log(f"uploading output to {remote_output_uri}")
+    try:
+        result = upload_dir(local_output, remote_output_uri,
+                            ProgressLog(log, f"uploading {remote_output_uri}", then=progress),
+                            client=opts.client(settings, remote_output_uri),
+                            transfer=opts.transfer)
+    except (StorageError, TransferCancelled) as exc:
+        reason = f"output upload failed: {exc}; the files stay in {local_output}"
+        log(reason)
+        return reason
+    log(f"uploaded output: {result.files} file(s), {human_bytes(result.bytes)} to "
+        f"{remote_output_uri} in {result.seconds:.1f} s")
+    return None
+
+
+def sync_logs(
+    settings: Any, local_log_dir: Path, remote_log_uri: str | None,
+    seen: dict[str, tuple[int, int]] | None = None, *, endpoints: Sequence[Any] | None = None,
+    client_options: Any = None,
+) -> str | None:
+    """Upload the log files that changed since the last call (`seen` remembers them).
+
+    Returns None when done, else a one-line reason (the caller warns; it never fails a
+    version). Safe to call every N seconds while a version runs.
+    """
+    if not remote_log_uri or not local_log_dir.is_dir():
+        return None
+    opts = _Options(endpoints, None, client_options)
+    try:
+        upload_dir(local_log_dir, remote_log_uri, client=opts.client(settings, remote_log_uri),
+                   seen=seen if seen is not None else {})
+    except (StorageError, TransferCancelled) as exc:
+        return f"log upload failed: {exc}"
+    return None
+
+
+def upload_logs(settings: Any, local_log_dir: Path, remote_log_uri: str | None,
+                seen: dict[str, tuple[int, int]] | None = None, **kwargs: Any) -> str | None:
+    """The last log upload of a version (after its last line was written)."""
+    return sync_logs(settings, local_log_dir, remote_log_uri, seen, **kwargs)
+
+
+@dataclass(frozen=True)
+class FinalizeResult:
+    """What went wrong uploading a version's results (None: nothing)."""
+
+    output_error: str | None = None
+    log_error: str | None = None
+
+
+def finalize_outputs(
+    settings: Any, local_output: Path | None, remote_output_uri: str | None,
+    local_log_dir: Path | None, remote_log_uri: str | None, log: LogFn, **kwargs: Any,
+) -> FinalizeResult:
+    """Upload the output, then the logs, of a version that ended (also failed or stopped).
+
+    Either pair may be None. Keyword arguments go to the uploads (`endpoints`, ...).
+    """
+    output_error = log_error = None
+    if local_output is not None:
+        output_error = upload_output(settings, local_output, remote_output_uri, log, **kwargs)
+    if local_log_dir is not None:
+        kwargs.pop("transfer", None)
+        kwargs.pop("progress", None)
+        log_error = upload_logs(settings, local_log_dir, remote_log_uri, **kwargs)
+    return FinalizeResult(output_error, log_error)
+
+
+class LogSyncer:
+    """Uploads a version's log folder every `interval` seconds from a daemon thread.
+
+    `warn(message)` hears about the first failure only (later ones are logged), so a
+    flaky endpoint gives one event, not one per interval.
+    """
+
+    def __init__(self, settings: Any, local_log_dir: Path, remote_log_uri: str | None,
+                 interval: float = DEFAULT_SYNC_SECONDS, warn: LogFn | None = None,
+                 **kwargs: Any) -> None:
+        self.settings = settings
+        self.local_log_dir = local_log_dir
+        self.remote_log_uri = remote_log_uri
+        self.interval = interval
+        self.warn = warn
+        self.kwargs = kwargs
+        self.seen: dict[str, tuple[int, int]] = {}
+        self.warned = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start syncing in the background (nothing when the logs are not remote)."""
+        if self.remote_log_uri and self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="log-sync", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sync_once()
+
+    def sync_once(self) -> str | None:
+        """Upload what changed now; the reason when it failed."""
+        with self._lock:
+            error = sync_logs(self.settings, self.local_log_dir, self.remote_log_uri,
+                              self.seen, **self.kwargs)
+        if error:
+            _log.warning("%s", error)
+            if not self.warned and self.warn is not None:
+                self.warn(error)
+            self.warned = True
+        return error
+
+    def stop(self, *, final: bool = True) -> str | None:
+        """Stop the thread; with `final`, upload what changed one last time."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.interval + 60)
+        return self.sync_once() if final else None
