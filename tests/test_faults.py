@@ -220,7 +220,8 @@ def test_docker_engine_restart_mid_run_ends_truthfully(
         assert "exit code" in version.reason, version.reason
         assert version.exit_code in (137, 143)
         if version.exit_code == 143:  # the sample's own last words reached the log
-            assert lines[-2].startswith("received SIGTERM at step ")
+            # (the supervisor's own notes about the outage may come after it)
+            assert any(line.startswith("received SIGTERM at step ") for line in lines)
     steps = step_lines(version)
     assert steps[:5] == [1, 2, 3, 4, 5]
     assert steps == list(range(1, len(steps) + 1))  # no line twice, none skipped
