@@ -417,6 +417,7 @@ def delete_rows(ctx: Context, job_name: str, label: str | None) -> list[Version]
             labels = ", ".join(version_label(v.number) for v in active)
             raise ConflictError(f"{job_name} {labels} still active: stop it first")
         _delete_version_rows(session, [v.id for v in versions if v.id is not None])
+        job.updated_at = utcnow()  # open job lists notice the change
         if label is None:
             session.delete(job)
         else:

@@ -27,12 +27,12 @@ from app.models import (
     utcnow,
     version_label,
 )
+from app.readmodels import JobRow, iso
 
 SortKey = Literal["updated", "created", "name", "status"]
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+_iso = iso
 
 
 def duration_seconds(version: Version, now: datetime | None = None) -> float | None:
@@ -41,34 +41,6 @@ def duration_seconds(version: Version, now: datetime | None = None) -> float | N
         return None
     end = version.finished_at or now or utcnow()
     return max(0.0, (end - version.started_at).total_seconds())
-
-
-@dataclass(frozen=True)
-class JobRow:
-    """One line of the job list: a job and its latest version."""
-
-    id: int
-    name: str
-    description: str
-    version: str
-    versions: int
-    status: str
-    reason: str
-    engine: str
-    runtime: str
-    gpus: int
-    nodes: int
-    created: datetime
-    updated: datetime
-    started: datetime | None
-    finished: datetime | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """For `--json`."""
-        data = asdict(self)
-        for key in ("created", "updated", "started", "finished"):
-            data[key] = _iso(data[key])
-        return data
 
 
 @dataclass(frozen=True)
@@ -163,6 +135,15 @@ def list_jobs(
         )
         for job, v in rows
     ]
+
+
+def jobs_change_marker(db: Database) -> tuple[int, datetime | None]:
+    """(job count, newest `updated_at`): it moves whenever a job is added, removed or
+    changes status, so a list can poll this instead of re-reading its rows."""
+    query = select(func.count(), func.max(col(Job.updated_at))).select_from(Job)
+    with db.read() as session:
+        count, newest = session.exec(query).one()
+    return int(count), newest
 
 
 def count_jobs(db: Database, search: str = "", status: str | None = None) -> int:

@@ -350,6 +350,8 @@ def _run_tui() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `traindeck` command."""
+    if not (sys.argv[1:] if argv is None else argv):
+        return _run_tui()  # the TUI starts before the parser is even built
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)

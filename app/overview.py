@@ -1,0 +1,288 @@
+"""Read models for the overview screens: GPUs and the queue, "since you left", template checks.
+
+Core code: plain dataclasses out, no Textual. The TUI calls these from thread workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from app.config import Settings
+from app.db import Database
+from app.models import AppState, GpuAllocation, Job, Status, Version, version_label
+from app.runtime.gpus import GpuInfo, pool_gpus
+from app.spec import Catalog, JobSpec
+
+LAST_SEEN_KEY = "tui_last_seen"
+"""`AppState` key holding when the TUI was last open (ISO 8601, UTC)."""
+
+# ---------------------------------------------------------------- since you left
+
+
+@dataclass(frozen=True)
+class SinceItem:
+    """One version that finished, failed, stopped or started while the TUI was closed."""
+
+    version_id: int
+    job: str
+    version: str
+    status: str
+    reason: str
+    when: datetime
+    """When it finished (final statuses) or started (running ones)."""
+
+    @property
+    def label(self) -> str:
+        """`job/V003`."""
+        return f"{self.job}/{self.version}"
+
+
+SINCE_KINDS = ("succeeded", "failed", "stopped", "started")
+"""The counts a summary keeps, in the order they are shown."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What changed since a moment: counts per kind and the newest changes."""
+
+    since: datetime
+    counts: dict[str, int] = field(default_factory=dict)
+    """`succeeded`, `failed`, `stopped` and `started` (started and still going) → number."""
+    items: list[SinceItem] = field(default_factory=list)
+    """The newest changes first, at most the `limit` asked for."""
+
+    @property
+    def total(self) -> int:
+        """Every change counted (the list may hold fewer)."""
+        return sum(self.counts.values())
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing happened."""
+        return self.total == 0
+
+
+def since_summary(db: Database, since: datetime, limit: int = 200) -> Summary:
+    """Versions that ended after `since`, and those that started after it and still run."""
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    final = [s.value for s in Status if s.is_final]
+    ended = (col(Version.finished_at) > since) & col(Version.status).in_(final)
+    started = (col(Version.started_at) > since) & ~col(Version.status).in_(final)
+    counts = dict.fromkeys(SINCE_KINDS, 0)
+    with db.read() as session:
+        for status, number in session.exec(
+            select(Version.status, func.count()).where(ended).group_by(col(Version.status))
+        ):
+            counts[status] = int(number)
+        counts["started"] = int(session.exec(
+            select(func.count()).select_from(Version).where(started)).one())
+        finished_rows = session.exec(
+            select(Job.name, Version).join(Job, col(Job.id) == col(Version.job_id))
+            .where(ended).order_by(col(Version.finished_at).desc()).limit(limit)
+        ).all()
+        started_rows = session.exec(
+            select(Job.name, Version).join(Job, col(Job.id) == col(Version.job_id))
+            .where(started).order_by(col(Version.started_at).desc()).limit(limit)
+        ).all()
+    items = [
+        SinceItem(v.id or 0, name, version_label(v.number), v.status, v.reason,
+                  v.finished_at or since)
+        for name, v in finished_rows
+    ] + [
+        SinceItem(v.id or 0, name, version_label(v.number), v.status, v.reason,
+                  v.started_at or since)
+        for name, v in started_rows
+    ]
+    items.sort(key=lambda item: (item.when, item.version_id), reverse=True)
+    return Summary(since=since, counts=counts, items=items[:limit])
+
+
+def last_seen(db: Database) -> datetime | None:
+    """When the TUI was last open, or None on its very first start."""
+    with db.read() as session:
+        row = session.get(AppState, LAST_SEEN_KEY)
+    if row is None or not row.value:
+        return None
+    try:
+        moment = datetime.fromisoformat(row.value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def mark_seen(db: Database, when: datetime) -> None:
+    """Remember that the TUI was open at `when`."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    with db.write() as session:
+        row = session.get(AppState, LAST_SEEN_KEY) or AppState(key=LAST_SEEN_KEY)
+        row.value = when.astimezone(UTC).isoformat()
+        session.add(row)
+
+
+def since_last_seen(db: Database, now: datetime) -> Summary | None:
+    """The summary to greet the TUI with, then mark `now` as seen.
+
+    None on the very first start and when nothing changed: then nothing is shown.
+    """
+    seen = last_seen(db)
+    summary = since_summary(db, seen) if seen is not None else None
+    mark_seen(db, now)
+    return None if summary is None or summary.empty else summary
+
+
+# ---------------------------------------------------------------- GPUs and the queue
+
+
+@dataclass(frozen=True)
+class GpuRow:
+    """One GPU: where it belongs, who holds it, how busy the driver says it is."""
+
+    index: int
+    name: str
+    pools: tuple[str, ...]
+    holder: str | None = None
+    """`job/V003` holding it, or None when free."""
+    holder_version_id: int | None = None
+    held_since: datetime | None = None
+    memory_used_mb: int | None = None
+    memory_total_mb: int | None = None
+    utilization: int | None = None
+    present: bool = True
+    """False for a GPU still allocated but missing from the inventory (config changed)."""
+
+
+@dataclass(frozen=True)
+class QueuedRow:
+    """One queued version, in the order the scheduler serves them."""
+
+    position: int
+    version_id: int
+    job: str
+    version: str
+    pool: str
+    gpus: int
+    """GPUs it needs in all (per node × nodes)."""
+    queued_at: datetime | None
+    reason: str
+
+    @property
+    def label(self) -> str:
+        """`job/V003`."""
+        return f"{self.job}/{self.version}"
+
+
+@dataclass(frozen=True)
+class GpuBoard:
+    """Every GPU and every queued version."""
+
+    gpus: list[GpuRow]
+    queue: list[QueuedRow]
+    source: str
+    """`nvml`, `config`, or `none` when this machine has no GPU."""
+
+
+def gpu_pools(settings: Settings, indices: list[int]) -> dict[int, tuple[str, ...]]:
+    """GPU index → names of the pools it serves."""
+    out: dict[int, list[str]] = {i: [] for i in indices}
+    for pool in settings.pools:
+        for gpu in pool_gpus(settings, pool.name, indices):
+            out[gpu].append(pool.name)
+    return {gpu: tuple(names) for gpu, names in out.items()}
+
+
+def gpu_board(settings: Settings, db: Database, inventory: list[GpuInfo]) -> GpuBoard:
+    """The GPUs of `inventory` with their pools and holders, and the queue in FIFO order."""
+    pools = gpu_pools(settings, [g.index for g in inventory])
+    with db.read() as session:
+        holders = {
+            alloc.gpu: (f"{name}/{version_label(number)}", alloc.version_id, alloc.allocated_at)
+            for alloc, name, number in session.exec(
+                select(GpuAllocation, Job.name, Version.number)
+                .join(Version, col(Version.id) == col(GpuAllocation.version_id))
+                .join(Job, col(Job.id) == col(Version.job_id))
+            )
+        }
+        queued = session.exec(
+            select(Job.name, Version).join(Job, col(Job.id) == col(Version.job_id))
+            .where(Version.status == Status.QUEUED.value).order_by(col(Version.id))
+        ).all()
+    rows = []
+    for gpu in inventory:
+        label, vid, since = holders.pop(gpu.index, (None, None, None))
+        rows.append(GpuRow(
+            index=gpu.index, name=gpu.name, pools=pools.get(gpu.index, ()), holder=label,
+            holder_version_id=vid, held_since=since, memory_used_mb=gpu.memory_used_mb,
+            memory_total_mb=gpu.memory_total_mb, utilization=gpu.utilization,
+        ))
+    for index, (label, vid, since) in sorted(holders.items()):
+        rows.append(GpuRow(index=index, name="not in the inventory", pools=(), holder=label,
+                           holder_version_id=vid, held_since=since, present=False))
+    queue = [
+        QueuedRow(position=i + 1, version_id=v.id or 0, job=name,
+                  version=version_label(v.number), pool=v.pool,
+                  gpus=v.gpus_requested * v.nodes, queued_at=v.queued_at, reason=v.reason)
+        for i, (name, v) in enumerate(queued)
+    ]
+    source = inventory[0].source if inventory else "none"
+    return GpuBoard(gpus=rows, queue=queue, source=source)
+
+
+# ---------------------------------------------------------------- templates
+
+
+def template_problem(catalog: Catalog, spec: Mapping[str, Any]) -> str:
+    """Why saved job parameters cannot be used as they are ('' when they can).
+
+    Only what can disappear from under a template is checked: the engine, preset algorithm,
+    datasets, resource pool and topics it names, and the spec format itself.
+    """
+    try:
+        job = JobSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "spec"
+        return f"spec no longer valid: {where}: {first['msg']}"
+    problems: list[str] = []
+    algo = job.algorithm
+    if algo.framework is not None:
+        fw = algo.framework
+        if catalog.engine(fw.engine, fw.engine_version) is None:
+            problems.append(f"engine {fw.engine} {fw.engine_version} not in the catalog")
+    elif algo.preset is not None:
+        preset = catalog.preset(algo.preset.name)
+        if preset is None:
+            problems.append(f"preset algorithm {algo.preset.name} not found")
+        elif catalog.engine(preset.engine, preset.engine_version) is None:
+            problems.append(f"engine {preset.engine} {preset.engine_version} "
+                            "not in the catalog")
+    for ref in job.data.datasets or []:
+        known = catalog.has_dataset_version(ref.name, ref.version)
+        if known is None:
+            problems.append(f"dataset {ref.name} not found")
+        elif not known:
+            problems.append(f"dataset {ref.name} has no version {ref.version}")
+    if not catalog.has_pool(job.resources.pool):
+        problems.append(f"resource pool {job.resources.pool} not configured")
+    for sub in job.subscriptions:
+        if not catalog.has_topic(sub.topic):
+            problems.append(f"topic {sub.topic} not configured")
+    return "; ".join(problems)
+
+
+def template_problems(catalog: Catalog, specs: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Template name → its problem, for the templates that have one."""
+    out = {}
+    for name, spec in specs.items():
+        problem = template_problem(catalog, spec)
+        if problem:
+            out[name] = problem
+    return out

@@ -1,0 +1,431 @@
+"""The Traindeck application: global keys, theme variables, the palette, the job list first.
+
+Start-up is ordered for speed: the job list draws its first page straight from the SQLite
+file (stdlib only), and only then does a worker open the core (settings, SQLModel,
+migrations). Once it is open the app greets with "since you left" when something
+happened, watches subscribed events (bell, OSC 9, a toast) and loads the user's themes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import var
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.worker import get_current_worker
+
+from app.tui.messages import (
+    ActionDone,
+    ActionFailed,
+    ContextFailed,
+    ContextReady,
+    JobsChanged,
+    VersionCreated,
+)
+from app.tui.screens.jobs import JobsScreen
+from app.tui.widgets.status import theme_variable_defaults
+
+if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
+    from textual.theme import Theme
+
+    from app.context import Context
+    from app.jobs import VersionRef
+    from app.notify import Alert
+    from app.overview import Summary
+
+ALERT_POLL_SECONDS = 2.0
+"""How often subscribed events are looked for while the TUI is open."""
+THEME_SETTLE_SECONDS = 1.0
+"""A theme chosen stays this long before it is written into the config file."""
+CORE_FALLBACK_SECONDS = 1.0
+"""Open the core after this long even if the job list never asked (it normally does)."""
+
+VIEWS: dict[str, tuple[str, str, str]] = {
+    "templates": ("app.tui.screens.templates", "TemplatesScreen",
+                  "templates (saved job parameters)"),
+    "gpus": ("app.tui.screens.gpus", "GpusScreen", "GPUs and queue"),
+    "datasets": ("app.tui.screens.datasets", "DatasetsScreen", "datasets"),
+    "models": ("app.tui.screens.models", "ModelsScreen", "models"),
+}
+"""The secondary screens: name → (module, class, palette name after `view: `)."""
+
+
+class TraindeckApp(App[None]):
+    """Jobs, versions, logs and comparisons of this workstation, in one terminal."""
+
+    CSS_PATH = [Path(__file__).parent / "app.tcss",
+                Path(__file__).parent / "screens" / "jobs.tcss"]
+    """Absolute, so that subclasses elsewhere (benchmarks, tests) find it too. The job
+    list's layout is read here with the app's own: a screen's CSS_PATH is read when the
+    screen is first shown, which costs the whole stylesheet a second parse at start-up."""
+    TITLE = "Traindeck"
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("f1", "help", "Help", show=False, id="app.help-f1"),
+        Binding("T", "open_view('templates')", "Job parameters (templates)", show=False,
+                id="app.templates"),
+        Binding("U", "open_view('gpus')", "GPUs and queue", show=False, id="app.gpus"),
+        Binding("D", "open_view('datasets')", "Datasets", show=False, id="app.datasets"),
+        Binding("O", "open_view('models')", "Models", show=False, id="app.models"),
+    ]
+
+    ctx: var[Context | None] = var(None, init=False)
+    """The open settings + database; None until the start-up worker has opened them."""
+    context_error: var[str] = var("", init=False)
+    """Why the database could not be opened (empty when all is well)."""
+
+    def __init__(self, ctx: Context | None = None) -> None:
+        """`ctx` is given by tests; otherwise the app opens its own after the first frame."""
+        super().__init__()
+        self._given_ctx = ctx
+        self._context_requested = False
+        self._themes_applied = False
+        self._alert_cursor: int | None = None
+        self._alert_timer: Timer | None = None
+        self._theme_timer: Timer | None = None
+
+    @property
+    def fast_start(self) -> bool:
+        """True when the job list may draw its first page before the core is open."""
+        return self._given_ctx is None
+
+    def get_default_screen(self) -> Screen[Any]:
+        """The job list: the first screen, and the one every other screen returns to."""
+        return JobsScreen()
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return theme_variable_defaults()
+
+    class ThemesLoaded(Message):
+        """User and shipped theme files, read by a worker (with one line per bad file)."""
+
+        def __init__(self, themes: list[Theme], errors: list[str]) -> None:
+            super().__init__()
+            self.themes = themes
+            self.errors = errors
+
+    class SinceRead(Message):
+        """What happened while the TUI was closed (None: nothing worth a word)."""
+
+        def __init__(self, summary: Summary | None) -> None:
+            super().__init__()
+            self.summary = summary
+
+    class AlertsRead(Message):
+        """Subscribed status changes after event `after`, and the cursor to read from next."""
+
+        def __init__(self, after: int | None, alerts: list[Alert], cursor: int) -> None:
+            super().__init__()
+            self.after = after
+            self.alerts = alerts
+            self.cursor = cursor
+
+    # -- start-up ----------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        if self._given_ctx is not None:
+            self.ctx = self._given_ctx
+            self._context_requested = True
+            self._load_themes()
+            self._after_context(self._given_ctx)
+        else:
+            self.set_timer(CORE_FALLBACK_SECONDS, self.open_context)
+
+    def open_context(self) -> None:
+        """Open the core in a worker (once; the job list calls this after its first page)."""
+        if self._context_requested:
+            return
+        self._context_requested = True
+        self._open_context()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="context")
+    def _open_context(self) -> None:
+        """Open settings + database (migrations included) off the UI thread."""
+        from app.context import Context
+        from app.errors import TraindeckError
+
+        try:
+            ctx = Context.open()
+        except TraindeckError as exc:
+            self.post_message(ContextFailed(str(exc)))
+            return
+        self.post_message(ContextReady(ctx))
+        self._read_theme_files()
+        self._reconcile(ctx)
+
+    def _reconcile(self, ctx: Context) -> None:
+        """Settle versions whose supervisor is gone, as every start of the CLI does."""
+        from app.errors import TraindeckError
+        from app.runtime.reconcile import reconcile
+
+        try:
+            actions = reconcile(ctx)
+        except TraindeckError as exc:
+            self.call_from_thread(self.notify, f"reconciling runs: {exc}", title="Runs",
+                                  severity="warning", timeout=15)
+            return
+        for action in actions:
+            self.call_from_thread(self.notify, action, title="Runs", timeout=8)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="themes")
+    def _load_themes(self) -> None:
+        """Read the theme files off the UI thread."""
+        self._read_theme_files()
+
+    def _read_theme_files(self) -> None:
+        from app.tui.themes import load_user_themes, theme_dirs
+
+        themes, errors = load_user_themes(theme_dirs())
+        self.post_message(self.ThemesLoaded(themes, errors))
+
+    def on_context_ready(self, message: ContextReady) -> None:
+        self.ctx = message.ctx
+        self._after_context(message.ctx)
+
+    def _after_context(self, ctx: Context) -> None:
+        """What needs the database: the "since you left" report and the event watch."""
+        self._read_since(ctx)
+        self._read_alerts(ctx, None)
+        if self._alert_timer is None:
+            self._alert_timer = self.set_interval(ALERT_POLL_SECONDS, self._poll_alerts)
+
+    def on_traindeck_app_themes_loaded(self, message: ThemesLoaded) -> None:
+        from app.tui.themes import apply_theme, install_themes
+
+        install_themes(self, message.themes)
+        errors = list(message.errors)
+        if self.ctx is not None:
+            error = apply_theme(self, self.ctx.settings.theme)
+            if error:
+                errors.append(error)
+        self._themes_applied = True
+        for error in errors:
+            self.notify(error, title="Theme", severity="warning", timeout=10)
+
+    def on_context_failed(self, message: ContextFailed) -> None:
+        self.context_error = message.error
+        self.notify(message.error, title="Cannot open the database", severity="error",
+                    timeout=30)
+
+    # -- since you left --------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="since")
+    def _read_since(self, ctx: Context) -> None:
+        """Summarise what changed since the TUI was last open, and mark now as seen."""
+        from app.errors import TraindeckError
+        from app.overview import since_last_seen
+        from app.tui import clock
+
+        try:
+            summary = since_last_seen(ctx.db, clock.now())
+        except TraindeckError:
+            return  # a greeting is not worth an error popup
+        self.post_message(self.SinceRead(summary))
+
+    def on_traindeck_app_since_read(self, message: SinceRead) -> None:
+        if message.summary is not None:
+            from app.tui.screens.since import SinceScreen
+
+            self.push_screen(SinceScreen(message.summary))
+
+    def leave(self) -> None:
+        """After the app has closed: remember this moment as seen, let notifications finish."""
+        if self.ctx is not None:
+            from app.errors import TraindeckError
+            from app.overview import mark_seen
+            from app.tui import clock
+
+            # On failure the next start merely reports a little more than needed.
+            with contextlib.suppress(TraindeckError):
+                mark_seen(self.ctx.db, clock.now())
+        from app.notify import wait_for_notifications
+
+        wait_for_notifications()
+
+    # -- subscribed events: bell, OSC 9, toast ---------------------------------------------
+
+    def _poll_alerts(self) -> None:
+        if self.ctx is not None:
+            self._read_alerts(self.ctx, self._alert_cursor)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="alerts")
+    def _read_alerts(self, ctx: Context, after: int | None) -> None:
+        """Status changes that versions subscribed to, since event `after` (None: start)."""
+        from app import notify
+        from app.errors import TraindeckError
+
+        try:
+            alerts: list[Alert] = []
+            if after is None:
+                cursor = notify.latest_event_id(ctx.db)
+            else:
+                alerts, cursor = notify.subscribed_events_since(ctx.db, after)
+        except TraindeckError:
+            return  # tried again at the next poll
+        if cursor != after and not get_current_worker().is_cancelled:
+            self.post_message(self.AlertsRead(after, alerts, cursor))
+
+    def on_traindeck_app_alerts_read(self, message: AlertsRead) -> None:
+        if message.after != self._alert_cursor:
+            return  # an older read that a newer one overtook
+        self._alert_cursor = message.cursor
+        for alert in message.alerts:
+            self.ring(alert)
+
+    def ring(self, alert: Alert) -> None:
+        """Tell the user about `alert`: the bell, a desktop notification (OSC 9), a toast."""
+        from app.notify import osc9
+
+        self.bell()
+        self.write_escape(osc9(alert.text))
+        severity: SeverityLevel = "error" if alert.status == "failed" else "information"
+        self.notify(alert.text, title=f"Job {alert.status}", severity=severity, timeout=8)
+
+    def write_escape(self, sequence: str) -> None:
+        """Send a raw escape sequence to the terminal (nothing when headless).
+
+        Textual has no public call for this; its own OSC 52 clipboard and bell write
+        through the driver the same way.
+        """
+        driver = self._driver
+        if driver is not None and not self.is_headless:
+            driver.write(sequence)
+
+    # -- themes ----------------------------------------------------------------------------
+
+    def _theme_changed(self, _theme: Theme) -> None:
+        # The theme picker previews each theme it passes: write once the choice settles.
+        if self._theme_timer is not None:
+            self._theme_timer.stop()
+        self._theme_timer = self.set_timer(THEME_SETTLE_SECONDS, self._theme_settled)
+
+    def _theme_settled(self) -> None:
+        ctx = self.ctx
+        if ctx is None or not self._themes_applied or self.theme == ctx.settings.theme:
+            return
+        ctx.settings.theme = self.theme
+        self._remember_theme(self.theme)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="theme-write")
+    def _remember_theme(self, name: str) -> None:
+        """Write the chosen theme into the config file."""
+        from app.errors import TraindeckError
+        from app.tui.themes import remember_theme
+
+        try:
+            remember_theme(name)
+        except TraindeckError as exc:
+            self.post_message(ActionFailed("Theme not remembered", str(exc)))
+
+    # -- messages from screens -------------------------------------------------------------
+
+    def on_action_done(self, message: ActionDone) -> None:
+        self.notify(message.text)
+
+    def on_action_failed(self, message: ActionFailed) -> None:
+        self.notify(message.error, title=message.what, severity="error", timeout=10)
+
+    def on_jobs_changed(self, message: JobsChanged) -> None:
+        for screen in self.screen_stack:
+            hook = getattr(screen, "data_changed", None)
+            if callable(hook):
+                hook(message.job)
+
+    def on_version_created(self, message: VersionCreated) -> None:
+        self.notify(f"Created {message.ref.job} {message.ref.version}")
+        for screen in self.screen_stack:
+            hook = getattr(screen, "version_created", None)
+            if callable(hook):
+                hook(message.ref)
+
+    def on_templates_screen_use_template(self, message: Any) -> None:
+        """A template's "use": the wizard, filled with its spec."""
+        self.open_wizard(initial=message.spec)
+
+    # -- navigation ------------------------------------------------------------------------
+
+    def open_wizard(self, modify_from: tuple[str, str] | None = None,
+                    initial: dict[str, Any] | None = None) -> None:
+        """Open the create wizard: a new job (from `initial`, a template's spec, when given)
+        or a new version made from `modify_from`."""
+        if self.ctx is None:
+            self.notify("The database is still opening.", severity="warning")
+            return
+        try:
+            from app.tui.screens.wizard import WizardScreen
+        except ImportError as exc:
+            self.notify(f"The create wizard is not available yet ({exc}).",
+                        title="Not available", severity="warning")
+            return
+
+        def created(ref: VersionRef | None) -> None:
+            if ref is not None:
+                self.post_message(VersionCreated(ref))
+
+        self.push_screen(WizardScreen(self.ctx, modify_from=modify_from, initial=initial),
+                         created)
+
+    def action_open_view(self, view: str) -> None:
+        """Open one of the secondary screens (templates, GPUs, datasets, models)."""
+        if view not in VIEWS:
+            return
+        if self.ctx is None:
+            self.notify("The database is still opening.", severity="warning")
+            return
+        import importlib
+
+        module, name, _title = VIEWS[view]
+        screen_class = getattr(importlib.import_module(module), name)
+        if isinstance(self.screen, screen_class):
+            return
+        self.push_screen(screen_class(self.ctx))
+
+    def action_jobs(self) -> None:
+        """Back to the job list, closing every screen above it."""
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_help(self) -> None:
+        """Show the keys of the current screen."""
+        from app.tui.screens.help import HelpScreen, collect_help
+
+        if isinstance(self.screen, HelpScreen):
+            return
+        title = f"Keys — {self.screen.sub_title or self.screen.title or 'Traindeck'}"
+        self.push_screen(HelpScreen(collect_help(self.screen), title))
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("app: help", "Show the keys of this screen", self.action_help)
+        yield SystemCommand("app: quit", "Leave Traindeck (running jobs go on)", self.exit)
+        yield SystemCommand("app: theme …", "Pick a theme (remembered in the config file)",
+                            self.action_change_theme)
+        yield SystemCommand("view: jobs", "Back to the job list", self.action_jobs)
+        for view, (_module, _name, title) in VIEWS.items():
+            yield SystemCommand(f"view: {title}", f"Open the {title} screen",
+                                lambda view=view: self.action_open_view(view))
+        commands = getattr(screen, "palette_commands", None)
+        if callable(commands):
+            yield from commands()
+
+
+def run() -> None:
+    """Open the TUI (what `traindeck` with no arguments does)."""
+    app = TraindeckApp()
+    app.run()
+    app.leave()
+
+
+if __name__ == "__main__":
+    run()

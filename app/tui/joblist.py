@@ -1,0 +1,69 @@
+"""The job list's data side: the filter syntax, reading a window of rows, the cell texts.
+
+Used by the jobs screen; rows come from the open core (`app.queries`) or, before it has
+opened, straight from the SQLite file (`app.quicklist`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.tui.widgets.formatting import format_duration, format_resources, format_time, run_duration
+
+if TYPE_CHECKING:
+    from app.context import Context
+    from app.readmodels import JobRow
+
+Marker = tuple[int, datetime | None]
+"""`queries.jobs_change_marker`: (job count, newest change); it moves when rows change."""
+
+SORT_KEYS = ("updated", "created", "name", "status")
+SORT_LABELS = {"updated": "last change", "created": "created", "name": "name", "status": "status"}
+COLUMNS = (
+    ("name", "Name", 26), ("version", "Version", 7), ("status", "Status", 13),
+    ("engine", "Engine", 14), ("resources", "Resources", 19), ("created", "Created", 16),
+    ("duration", "Duration", 10),
+)
+
+
+def parse_filter(text: str) -> tuple[str, str | None]:
+    """`status:failed digits` → (`digits`, `failed`): a status token plus free text."""
+    status: str | None = None
+    words: list[str] = []
+    for word in text.split():
+        if word.lower().startswith("status:"):
+            status = word.split(":", 1)[1].lower() or None
+        else:
+            words.append(word)
+    return " ".join(words), status
+
+
+def fetch_rows(source: Context | Path, search: str, status: str | None, sort: Any,
+               descending: bool, offset: int, limit: int) -> tuple[list[JobRow], int]:
+    """One window of rows and the count, from the core or straight from the file.
+
+    Blocking: call from a worker. Raises TraindeckError (core) or QuickListError (file).
+    """
+    if isinstance(source, Path):
+        from app import quicklist
+
+        return (quicklist.list_jobs_fast(source, search, status, sort, descending, offset,
+                                         limit),
+                quicklist.count_jobs_fast(source, search, status))
+    from app import queries
+
+    return (queries.list_jobs(source.db, search, status, sort, descending, offset, limit),
+            queries.count_jobs(source.db, search, status))
+
+
+def row_texts(row: JobRow) -> tuple[str, ...]:
+    """What each column shows for `row`, as plain text (compared to skip needless redraws)."""
+    return (
+        row.name, row.version or "—", row.status, row.engine or "—",
+        format_resources(row.gpus, row.nodes, row.runtime) if row.version else "—",
+        format_time(row.created), format_duration(run_duration(row.started, row.finished)),
+    )
+
+

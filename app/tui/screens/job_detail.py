@@ -1,0 +1,604 @@
+"""One job: its version tree on the left, the selected version's tabs on the right.
+
+Opens on the latest version. Quick actions act on the selected version; an action the
+version does not allow is dimmed in the footer, and pressing it says why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from textual import events, on, work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane, Tree
+from textual.worker import get_current_worker
+
+from app.tui.messages import ActionDone, ActionFailed, JobsChanged
+from app.tui.widgets.formatting import format_seconds_time
+from app.tui.widgets.key_table import KeyTable
+from app.tui.widgets.log_panel import LogPanel
+from app.tui.widgets.metrics_view import MetricsView
+from app.tui.widgets.status import status_text
+from app.tui.widgets.version_overview import VersionOverview
+from app.tui.widgets.version_tree import VersionTree
+
+if TYPE_CHECKING:
+    from app.context import Context
+    from app.jobs import VersionRef
+    from app.queries import EventInfo, VersionInfo
+    from app.registry import ModelVersionInfo
+    from app.tensorboard import TensorBoardInfo
+
+POLL_SECONDS = 2.0
+"""How often the job's versions are re-read for status changes."""
+ACTIVE = frozenset({"initializing", "queued", "running"})
+TABS = ("overview", "logs", "metrics", "events")
+
+
+def matches_filter(info: VersionInfo, text: str) -> bool:
+    """Every word of `text` must match the label, the status or `status:X`."""
+    for word in text.lower().split():
+        if word.startswith("status:"):
+            if info.status != word.split(":", 1)[1]:
+                return False
+        elif word not in info.version.lower() and word not in info.status:
+            return False
+    return True
+
+
+def _same(a: VersionInfo | None, b: VersionInfo | None) -> bool:
+    """Equal apart from the duration (it moves on while running)."""
+    if a is None or b is None:
+        return a is b
+    return dataclasses.replace(a, duration=None) == dataclasses.replace(b, duration=None)
+
+
+class JobDetailScreen(Screen[None]):
+    """A job's versions, one version's overview, logs, metrics and events."""
+
+    CSS_PATH = "job_detail.tcss"
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="job.back"),
+        Binding("slash", "filter", "Filter", id="job.filter"),
+        Binding("m", "modify", "Modify", id="version.modify"),
+        Binding("x", "stop", "Stop", id="version.stop"),
+        Binding("d", "delete", "Delete", id="version.delete"),
+        Binding("C", "compare", "Compare", id="job.compare"),
+        Binding("t", "tensorboard", "TensorBoard", id="version.tensorboard"),
+        Binding("M", "create_model", "Model", id="version.create-model"),
+        Binding("p", "save_parameters", "Save params", id="version.save-parameters"),
+        Binding("1", "tab('overview')", "Overview tab", show=False, id="job.tab-overview"),
+        Binding("2", "tab('logs')", "Logs tab", show=False, id="job.tab-logs"),
+        Binding("3", "tab('metrics')", "Metrics tab", show=False, id="job.tab-metrics"),
+        Binding("4", "tab('events')", "Events tab", show=False, id="job.tab-events"),
+    ]
+
+    selected: reactive[str | None] = reactive(None, init=False)
+    """Label of the version shown on the right (`V003`)."""
+    version_filter: reactive[str] = reactive("", init=False)
+    """Words that versions must match (label, status, `status:X`)."""
+    marked: reactive[frozenset[str]] = reactive(frozenset(), init=False)
+    """Versions marked with space for comparison."""
+
+    class VersionsLoaded(Message):
+        """The job's versions, read by a worker (or why they could not be)."""
+
+        def __init__(self, versions: list[VersionInfo], error: str = "") -> None:
+            super().__init__()
+            self.versions = versions
+            self.error = error
+
+    class DetailLoaded(Message):
+        """Curves and events of one version."""
+
+        def __init__(self, label: str, series: dict[str, list[tuple[int, float]]],
+                     events: list[EventInfo]) -> None:
+            super().__init__()
+            self.label = label
+            self.series = series
+            self.events = events
+
+    class TensorBoardStarting(Message):
+        """The version has event files: TensorBoard is being started (it takes a while)."""
+
+        def __init__(self, label: str) -> None:
+            super().__init__()
+            self.label = label
+
+    class TensorBoardReady(Message):
+        """TensorBoard answers (or is starting) for the version."""
+
+        def __init__(self, board: TensorBoardInfo) -> None:
+            super().__init__()
+            self.board = board
+
+    def __init__(self, ctx: Context, job: str, *, select: str | None = None) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.job = job
+        self._versions: list[VersionInfo] = []
+        self._loaded = False
+        self._want: str | None = select
+        self._shown_info: VersionInfo | None = None
+        self._shown_detail: tuple[Any, ...] | None = None
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="detail-body"):
+            with Vertical(id="detail-left"):
+                yield Input(placeholder="filter: V00, failed, status:running",
+                            id="version-filter", classes="filter-input")
+                yield VersionTree(id="version-tree")
+                yield Static("", id="detail-marks")
+            with TabbedContent(id="detail-tabs", initial="overview"):
+                with TabPane("Overview", id="overview"):
+                    yield VersionOverview(id="overview-pane")
+                with TabPane("Logs", id="logs"):
+                    yield LogPanel(id="log-panel")
+                with TabPane("Metrics", id="metrics"):
+                    yield MetricsView(id="metrics-view")
+                with TabPane("Events", id="events"):
+                    table = KeyTable(id="events-table", cursor_type="row")
+                    table.add_column("Time", key="time")
+                    table.add_column("Kind", key="kind")
+                    table.add_column("Status", key="status")
+                    table.add_column("Message", key="message")
+                    yield table
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = f"job {self.job}"
+        self.query_one("#version-filter").display = False
+        self._update_marks()
+        self._load_versions()
+        self.set_interval(POLL_SECONDS, self._poll)
+        self.query_one(VersionTree).focus()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-versions")
+    def _load_versions(self) -> None:
+        """Read every version of the job."""
+        from app import queries
+        from app.errors import TraindeckError
+
+        try:
+            versions = queries.job_versions(self.ctx.db, self.job)
+        except TraindeckError as exc:
+            self.post_message(self.VersionsLoaded([], str(exc)))
+            return
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.VersionsLoaded(versions))
+
+    def _poll(self) -> None:
+        if self.is_current:
+            self._load_versions()
+            if self.current is not None and self.current.status in ACTIVE:
+                self._load_detail(self.current.id, self.current.version)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-version")
+    def _load_detail(self, version_id: int, label: str) -> None:
+        """Read one version's curves and events."""
+        from app import queries
+        from app.errors import TraindeckError
+
+        try:
+            series = queries.metric_series(self.ctx.db, [version_id]).get(version_id, {})
+            history = queries.version_events(self.ctx.db, version_id)
+        except TraindeckError:
+            return
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.DetailLoaded(label, series, history))
+
+    @on(VersionsLoaded)
+    def _versions_loaded(self, message: VersionsLoaded) -> None:
+        if message.error:
+            self.query_one(VersionOverview).show(None)
+            self.notify(message.error, title=f"Job {self.job}", severity="error")
+            return
+        first = not self._loaded
+        self._loaded = True
+        self._versions = message.versions
+        labels = {v.version for v in self._versions}
+        self.marked = frozenset(m for m in self.marked if m in labels)
+        want = self._want
+        self._want = None
+        if want not in labels:
+            want = None
+        if first and want is None and self._versions:
+            want = self._versions[-1].version
+        if want is None and self.selected not in labels:
+            want = self._versions[-1].version if self._versions else None
+        self._show_tree(want or self.selected)
+        if want is not None and want != self.selected:
+            self.selected = want
+        else:
+            self._refresh_current()
+        self.refresh_bindings()
+
+    def _show_tree(self, select: str | None) -> None:
+        visible = self.visible_versions
+        self.query_one(VersionTree).show(visible, set(self.marked), select)
+
+    def _refresh_current(self) -> None:
+        info = self.current
+        overview = self.query_one(VersionOverview)
+        if not _same(info, self._shown_info):
+            overview.show(info)
+            if info is not None and info.status != getattr(self._shown_info, "status", None):
+                self._load_detail(info.id, info.version)
+            self._shown_info = info
+        elif info is not None and info.finished is None and info.started is not None:
+            overview.refresh_headline(info)
+
+    @on(DetailLoaded)
+    def _detail_loaded(self, message: DetailLoaded) -> None:
+        info = self.current
+        if info is None or message.label != info.version:
+            return
+        key = (info.metrics, message.series, message.events)
+        if key == self._shown_detail:
+            return
+        self._shown_detail = key
+        self.query_one(MetricsView).show(info.version, info.metrics, message.series)
+        table = self.query_one("#events-table", KeyTable)
+        table.clear()
+        for event in message.events:
+            table.add_row(format_seconds_time(event.time), event.kind,
+                          status_text(self.app, event.status or ""), event.message)
+
+    # -- selection -------------------------------------------------------------------------
+
+    @property
+    def current(self) -> VersionInfo | None:
+        """The selected version."""
+        return next((v for v in self._versions if v.version == self.selected), None)
+
+    @property
+    def visible_versions(self) -> list[VersionInfo]:
+        """Versions that pass the filter."""
+        return [v for v in self._versions if matches_filter(v, self.version_filter)]
+
+    def watch_selected(self, label: str | None) -> None:
+        info = self.current
+        self._shown_info = info
+        self._shown_detail = None
+        self.query_one(VersionOverview).show(info)
+        self.query_one(LogPanel).open(info.log_dir if info else None)
+        if info is not None:
+            self._load_detail(info.id, info.version)
+            self.query_one(VersionTree).select_label(info.version)
+        self.refresh_bindings()
+
+    @on(Tree.NodeHighlighted, "#version-tree")
+    def _node_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
+        # Moving the cursor from code posts events too; only the one for the node under
+        # the cursor now is current (older ones would make the selection swing back).
+        if event.node.data is not None and event.node is event.control.cursor_node:
+            self.selected = event.node.data
+
+    @on(Tree.NodeSelected, "#version-tree")
+    def _node_selected(self, event: Tree.NodeSelected[str]) -> None:
+        self.query_one(TabbedContent).focus()
+
+    @on(VersionTree.MarkToggled)
+    def _mark_toggled(self, message: VersionTree.MarkToggled) -> None:
+        self.marked = self.marked ^ {message.label}
+
+    def watch_marked(self) -> None:
+        self._show_tree(None)
+        self._update_marks()
+        self.refresh_bindings()
+
+    def _update_marks(self) -> None:
+        hint = self.query_one("#detail-marks", Static)
+        if self.marked:
+            hint.update(f"{len(self.marked)} marked · C compares them")
+        else:
+            hint.update("space marks · C compares")
+
+    @on(Input.Changed, "#version-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.version_filter = event.value
+
+    @on(Input.Submitted, "#version-filter")
+    def _filter_submitted(self) -> None:
+        self.query_one(VersionTree).focus()
+
+    def watch_version_filter(self) -> None:
+        self._show_tree(self.selected)
+        self.refresh_bindings()
+
+    # -- what is allowed, and why not ---------------------------------------------------------
+
+    def disabled_reason(self, action: str) -> str | None:
+        """Why `action` cannot run on the selected version now (None: it can)."""
+        info = self.current
+        needs_version = {"modify", "stop", "delete", "tensorboard", "create_model",
+                         "save_parameters"}
+        if action in needs_version and info is None:
+            return f"{action.replace('_', ' ')}: no version selected"
+        if info is None:
+            return "compare: this job has no versions" if action == "compare" else None
+        if action == "stop" and info.status not in ACTIVE:
+            return f"stop: {info.version} already {info.status}"
+        if action == "create_model":
+            from app.registry import create_model_refusal
+
+            return create_model_refusal(info.status, info.version)
+        if action == "compare" and len(self.compare_labels() or self._versions) < 2:
+            return "compare: needs at least two versions"
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return None if self.disabled_reason(action) else True
+
+    def on_key(self, event: events.Key) -> None:
+        # A dimmed binding does not run; say why instead of doing nothing.
+        for binding in self._bindings.key_to_bindings.get(event.key, []):
+            reason = self.disabled_reason(binding.action)
+            if reason:
+                event.stop()
+                event.prevent_default()
+                self.notify(reason, severity="warning")
+                return
+
+    def _explain_or(self, action: str) -> bool:
+        """True when `action` may run; otherwise tell why (for palette commands)."""
+        reason = self.disabled_reason(action)
+        if reason:
+            self.notify(reason, severity="warning")
+        return reason is None
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        """Close the filter, or go back to the job list."""
+        field = self.query_one("#version-filter", Input)
+        if field.display:
+            field.value = ""
+            field.display = False
+            self.version_filter = ""
+            self.query_one(VersionTree).focus()
+            return
+        self.app.pop_screen()
+
+    def action_filter(self) -> None:
+        """Filter the versions by label or status."""
+        field = self.query_one("#version-filter", Input)
+        field.display = True
+        field.focus()
+
+    def action_tab(self, tab: str) -> None:
+        """Show one of the tabs (and put the keys on it: `f` and `/` then act on the log)."""
+        if tab not in TABS:
+            return
+        self.query_one(TabbedContent).active = tab
+        target = {"logs": "#log-view", "metrics": "#metrics-table",
+                  "events": "#events-table"}.get(tab)
+        if target:
+            self.query_one(target).focus()
+        else:
+            self.query_one(VersionTree).focus()
+
+    def action_modify(self) -> None:
+        """Make a new version from the selected one, with changed parameters."""
+        info = self.current
+        if info is None or not self._explain_or("modify"):
+            return
+        open_wizard = getattr(self.app, "open_wizard", None)
+        if callable(open_wizard):
+            open_wizard(modify_from=(self.job, info.version))
+
+    def action_tensorboard(self) -> None:
+        """Start (or find) TensorBoard for the selected version's event files."""
+        info = self.current
+        if info is None or not self._explain_or("tensorboard"):
+            return
+        self._start_tensorboard(info.version, info.output)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-tensorboard")
+    def _start_tensorboard(self, label: str, output: str) -> None:
+        """Check the output for event files, then start TensorBoard (it may take a while)."""
+        from app.errors import TraindeckError
+        from app.tensorboard import start_tensorboard, unavailable_reason
+
+        what = f"No TensorBoard for {self.job} {label}"
+        reason = unavailable_reason(output)
+        if reason:
+            self.post_message(ActionFailed(what, reason))
+            return
+        self.post_message(self.TensorBoardStarting(label))
+        try:
+            board = start_tensorboard(self.ctx, self.job, [label])
+        except TraindeckError as exc:
+            self.post_message(ActionFailed(what, str(exc)))
+            return
+        self.post_message(self.TensorBoardReady(board))
+
+    @on(TensorBoardStarting)
+    def _tensorboard_starting(self, message: TensorBoardStarting) -> None:
+        self.notify(f"Starting TensorBoard for {self.job} {message.label}…", timeout=5)
+
+    @on(TensorBoardReady)
+    def _tensorboard_ready(self, message: TensorBoardReady) -> None:
+        from app.tui.screens.tensorboard import TensorBoardScreen
+
+        self.app.push_screen(TensorBoardScreen(self.ctx, message.board))
+
+    def action_create_model(self) -> None:
+        """Register the selected succeeded version as a model."""
+        info = self.current
+        if info is None or not self._explain_or("create_model"):
+            return
+        from app.tui.screens.create_model import CreateModelScreen
+
+        def created(model: ModelVersionInfo | None) -> None:
+            if model is not None:
+                copied = " (artifacts copied)" if model.copied else ""
+                self.notify(f"Created model {model.model} {model.version} from "
+                            f"{model.source}{copied}")
+
+        self.app.push_screen(CreateModelScreen(self.ctx, self.job, info.version), created)
+
+    def action_compare(self) -> None:
+        """Compare the marked versions, or the filtered ones, or all."""
+        if not self._explain_or("compare"):
+            return
+        from app.tui.screens.compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(self.ctx, self.job, self.compare_labels()))
+
+    def compare_labels(self) -> list[str] | None:
+        """What `C` compares: marked versions, else the filtered ones, else None (all)."""
+        if self.marked:
+            return sorted(self.marked)
+        if self.version_filter:
+            return [v.version for v in self.visible_versions]
+        return None
+
+    def action_stop(self) -> None:
+        """Stop the selected version (after confirming)."""
+        info = self.current
+        if info is None or not self._explain_or("stop"):
+            return
+        from app.tui.screens.confirm import ConfirmScreen
+
+        grace = self.ctx.settings.stop_grace_seconds
+        question = (f"Stop {self.job} {info.version} ({info.status})? Its processes get "
+                    f"SIGTERM, then SIGKILL after {grace:g}s; the version ends as stopped "
+                    "and keeps its logs and outputs.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._stop(info.version)
+
+        self.app.push_screen(ConfirmScreen(question, title="Stop version", yes="Stop"),
+                             answered)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-write")
+    def _stop(self, label: str) -> None:
+        """Ask the version's supervisor to stop it."""
+        from app.errors import TraindeckError
+
+        try:
+            from app.runtime.control import stop_version
+        except ImportError:
+            self.post_message(ActionFailed("Not available", "stop is not available yet"))
+            return
+        try:
+            done = stop_version(self.ctx, self.job, label)
+        except TraindeckError as exc:
+            self.post_message(ActionFailed("Not stopped", str(exc)))
+            return
+        self.post_message(ActionDone(done, self.job))
+        self.post_message(JobsChanged(self.job))
+
+    def action_delete(self) -> None:
+        """Delete the selected version's records (after confirming)."""
+        info = self.current
+        if info is None or not self._explain_or("delete"):
+            return
+        from app.tui.screens.confirm import ConfirmScreen
+
+        question = (f"Delete version {info.version} of {self.job} ({info.status}) from "
+                    "Traindeck? Its records, metrics and events go; its output and log "
+                    "files stay on disk.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._delete(info.version)
+
+        self.app.push_screen(ConfirmScreen(question, title="Delete version", yes="Delete"),
+                             answered)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-write")
+    def _delete(self, label: str) -> None:
+        """Remove the version's rows; the core refuses while it is active."""
+        from app.errors import TraindeckError
+        from app.jobs import delete_rows
+
+        try:
+            delete_rows(self.ctx, self.job, label)
+        except TraindeckError as exc:
+            self.post_message(ActionFailed("Not deleted", str(exc)))
+            return
+        self.post_message(ActionDone(f"Deleted {self.job} {label}", self.job))
+        self.post_message(JobsChanged(self.job))
+
+    def action_save_parameters(self) -> None:
+        """Save the selected version's settings as job parameters (a template)."""
+        info = self.current
+        if info is None or not self._explain_or("save_parameters"):
+            return
+        from app.tui.screens.save_params import SaveParamsScreen
+
+        def answered(result: tuple[str, str] | None) -> None:
+            if result is not None:
+                self._save_parameters(info, *result)
+
+        self.app.push_screen(SaveParamsScreen(f"{self.job} {info.version}"), answered)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-write")
+    def _save_parameters(self, info: VersionInfo, name: str, description: str) -> None:
+        """Store the version's spec under `name`."""
+        from pydantic import ValidationError
+
+        from app.errors import TraindeckError
+        from app.jobs import save_template
+        from app.spec import JobSpec
+
+        try:
+            spec = JobSpec.model_validate(info.spec)
+            save_template(self.ctx, name, description, spec, info.id)
+        except (TraindeckError, ValidationError) as exc:
+            self.post_message(ActionFailed("Job parameters not saved", str(exc)))
+            return
+        self.post_message(ActionDone(f"Saved job parameters {name!r}"))
+
+    # -- from other screens ---------------------------------------------------------------
+
+    def data_changed(self, job: str | None) -> None:
+        """Something changed (a delete, a stop): read the versions again."""
+        if job in (None, self.job):
+            self._load_versions()
+
+    def version_created(self, ref: VersionRef) -> None:
+        """A new version of this job: show it."""
+        if ref.job == self.job:
+            self._want = ref.version
+            self._load_versions()
+
+    def on_screen_resume(self) -> None:
+        self._load_versions()
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        """This screen's actions for the command palette."""
+        label = self.selected or "version"
+        yield SystemCommand(f"version: modify {label}", "New version with changed parameters",
+                            self.action_modify)
+        yield SystemCommand(f"version: stop {label}", "Stop the selected version",
+                            self.action_stop)
+        yield SystemCommand(f"version: delete {label}", "Delete the selected version's records",
+                            self.action_delete)
+        yield SystemCommand(f"version: save job parameters from {label}",
+                            "Save these settings as job parameters", self.action_save_parameters)
+        yield SystemCommand(f"version: TensorBoard for {label}", "Start TensorBoard",
+                            self.action_tensorboard)
+        yield SystemCommand(f"version: create model from {label}",
+                            "Register a succeeded version as a model", self.action_create_model)
+        yield SystemCommand("view: compare versions", "Marked, filtered or all versions",
+                            self.action_compare)
+        yield SystemCommand("view: filter versions", "By label or status", self.action_filter)
+        for tab in TABS:
+            yield SystemCommand(f"view: {tab} tab", f"Show the {tab} of {label}",
+                                lambda tab=tab: self.action_tab(tab))

@@ -1,0 +1,460 @@
+"""The create-job wizard: ModelArts' "create training job" steps, checked as you type.
+
+Steps: basic info, job parameters, resources, subscriptions & save, confirm. The fields
+(`JobForm`) make one raw spec mapping that is checked with the CLI's own rules in a
+debounced thread worker; the errors come back as a message and stand beside their
+fields. Modify is the same screen started from a parent version: it shows the diff
+against the parent before launching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Button, Checkbox, Footer, Input, Label, RadioSet, Select, Static
+
+from app.context import Context
+from app.errors import FieldError, SpecError, TraindeckError
+from app.jobs import Launcher, VersionRef, create_version, modified_spec, submit
+from app.tui.screens.confirm import ConfirmScreen
+from app.tui.screens.spec_diff import SpecDiffScreen, diff_table
+from app.tui.widgets.job_form import JobForm
+from app.tui.widgets.param_rows import EditableRows
+from app.tui.widgets.wizard_fields import (
+    SpecCheck,
+    StepIndicator,
+    WizardChoices,
+    as_field_error,
+    check_raw_spec,
+    load_choices,
+    locate,
+    short_message,
+)
+
+STEPS = ("Basic info", "Job parameters", "Resources", "Subscriptions & save", "Confirm")
+CHECK_DELAY_S = 0.3
+"""Typing pauses this long before the fields are checked again."""
+
+
+# ---------------------------------------------------------------- the screen
+
+
+class WizardScreen(Screen[VersionRef | None]):
+    """Create a training job (or a new version of one) step by step.
+
+    Dismisses with the created `VersionRef`, or None when cancelled.
+    """
+
+    CSS_PATH = "wizard.tcss"
+
+    BINDINGS = [
+        Binding("ctrl+n", "next_step", "Next", id="wizard.next"),
+        Binding("ctrl+b,ctrl+p", "previous_step", "Back", id="wizard.back"),
+        Binding("ctrl+s", "create", "Create now", id="wizard.create"),
+        Binding("escape", "cancel", "Cancel", id="wizard.cancel"),
+        # `q` quits the app elsewhere; here it must not drop what was typed without asking.
+        Binding("q", "cancel", "Cancel", show=False, id="wizard.q"),
+    ]
+
+    step: reactive[int] = reactive(1, init=False)
+    """The step shown, 1 (basic info) to 5 (confirm)."""
+    creating: reactive[bool] = reactive(False, init=False)
+    """True while the version is being created."""
+
+    class ChoicesLoaded(Message):
+        """Templates, datasets, presets (and the parent spec) were read."""
+
+        def __init__(self, choices: WizardChoices | None, error: str = "") -> None:
+            super().__init__()
+            self.choices = choices
+            self.error = error
+
+    class Checked(Message):
+        """The fields were checked."""
+
+        def __init__(self, generation: int, result: SpecCheck) -> None:
+            super().__init__()
+            self.generation = generation
+            self.result = result
+
+    class Created(Message):
+        """The version was created (or creating it failed, with the errors)."""
+
+        def __init__(self, ref: VersionRef | None, errors: list[FieldError]) -> None:
+            super().__init__()
+            self.ref = ref
+            self.errors = errors
+
+    def __init__(
+        self, ctx: Context, *, initial: Mapping[str, Any] | None = None,
+        modify_from: tuple[str, str] | None = None, base_dir: Path | None = None,
+        launcher: Launcher | None = None,
+    ) -> None:
+        """`initial` is a raw spec to start from; `modify_from` is `(job, version label)`.
+
+        `launcher` is passed on to `submit`/`create_version` (tests pass a no-op).
+        """
+        super().__init__()
+        self.ctx = ctx
+        self.initial = dict(initial) if initial is not None else None
+        self.modify_from = modify_from
+        self.base_dir = (base_dir or Path.cwd()).resolve()
+        self.launcher = launcher
+        self.choices = WizardChoices()
+        self.result: SpecCheck | None = None
+        """The last full check: what "Create now" will create."""
+        self._loaded = False
+        self._show_all = False
+        self._touched: set[str] = set()
+        self._attempted: set[int] = set()
+        self._errors: list[FieldError] = []
+        self._generation = 0
+        self._timer: Timer | None = None
+        self._pending_step: int | None = None
+        self._baseline: dict[str, Any] = {}
+
+    @property
+    def form(self) -> JobForm:
+        """The fields of steps 1-4."""
+        return self.query_one(JobForm)
+
+    def compose(self) -> ComposeResult:
+        if self.modify_from:
+            title = f"Modify {self.modify_from[0]}: a new version from {self.modify_from[1]}"
+        else:
+            title = "Create training job"
+        yield Label(title, id="wizard-title")
+        yield StepIndicator(STEPS, id="steps")
+        yield JobForm(self.ctx.settings, self.base_dir,
+                      job_name=self.modify_from[0] if self.modify_from else None, id="form")
+        with VerticalScroll(id="step-5", classes="step"):
+            yield Static("", id="confirm-intro", markup=False)
+            yield Static("", id="confirm-diff")
+            yield Static("", id="confirm-spec")
+        yield Static("", id="wizard-error", markup=False)
+        with Horizontal(id="wizard-buttons"):
+            yield Button("Cancel", id="cancel", compact=True)
+            yield Static("", id="button-gap")
+            yield Button("Back", id="back", compact=True)
+            yield Button("Next", id="next", variant="primary", compact=True)
+            yield Button("Create now", id="create", variant="success", compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#step-5").display = False
+        self.watch_step(self.step)
+        self._load()
+
+    # -- loading
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="wizard-load")
+    def _load(self) -> None:
+        try:
+            choices = load_choices(self.ctx, self.modify_from)
+        except Exception as exc:  # shown in the wizard; the worker must not die silently
+            self.post_message(self.ChoicesLoaded(None, str(exc)))
+            return
+        self.post_message(self.ChoicesLoaded(choices))
+
+    async def on_wizard_screen_choices_loaded(self, message: ChoicesLoaded) -> None:
+        if message.choices is None:
+            self.query_one("#wizard-error", Static).update(
+                f"Could not read the database: {message.error}")
+            return
+        self.choices = message.choices
+        self.form.set_choices(self.choices)
+        raw = self.choices.parent_spec if self.modify_from else self.initial
+        await self.form.fill(raw or {}, keep_typed=raw is None)
+        self._show_all = raw is not None
+        self.call_after_refresh(self._settle)
+
+    def _settle(self) -> None:
+        self._baseline = self.form.collect()[0]
+        self._loaded = True
+        self._check_now()
+
+    # -- checking
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Checkbox.Changed)
+    @on(RadioSet.Changed)
+    @on(EditableRows.Changed)
+    @on(JobForm.Filled)
+    def _field_changed(self, event: Message) -> None:
+        if not self._loaded:
+            return
+        if isinstance(event, JobForm.Filled):
+            self._show_all = True
+            self.notify(f"Every field filled from job parameters {event.template!r}.")
+        else:
+            control = getattr(event, "control", None)
+            target = self.form.target_of(control) if control is not None else None
+            if target:
+                self._touched.add(target)
+        self._schedule_check()
+
+    @on(Input.Submitted)
+    def _field_submitted(self) -> None:
+        """Enter in a field moves on to the next one, as in a form."""
+        self.focus_next()
+
+    def _schedule_check(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(CHECK_DELAY_S, self._check_now)
+
+    def _check_now(self, full: bool = False) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self._generation += 1
+        raw, local = self.form.collect()
+        self._check(self._generation, raw, local, full)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="wizard-check")
+    def _check(self, generation: int, raw: dict[str, Any], local: list[FieldError],
+               full: bool) -> None:
+        try:
+            result = check_raw_spec(self.ctx, raw, self.base_dir, local_errors=local,
+                                    modify_from=self.modify_from, full=full)
+        except Exception as exc:  # shown in the wizard; the worker must not die silently
+            result = SpecCheck([FieldError("", f"could not check the spec: {exc}")])
+        self.post_message(self.Checked(generation, result))
+
+    def on_wizard_screen_checked(self, message: Checked) -> None:
+        if message.generation != self._generation:
+            return  # the fields changed since; a newer check is on its way
+        self._errors = message.result.errors
+        self._render_errors()
+        pending, self._pending_step = self._pending_step, None
+        if pending is None or pending != self.step:
+            return
+        steps_at_fault = sorted({locate(e.field).step for e in self._errors})
+        if pending < 4:
+            if pending in steps_at_fault:
+                self._refuse(pending)
+            else:
+                self.step = pending + 1
+        elif steps_at_fault:
+            field_steps = [step for step in steps_at_fault if step]
+            self._attempted.update(field_steps)
+            if field_steps:  # otherwise the bar already shows the errors of no field
+                self.step = field_steps[0]
+                self._refuse(self.step)
+        elif message.result.spec is None:
+            self._pending_step = pending
+            self._check_now(full=True)
+        else:
+            self.result = message.result
+            self._show_confirm(message.result)
+            self.step = 5
+
+    def _visible(self, step: int, target: str) -> bool:
+        return (self._show_all or step == 0 or step in self._attempted
+                or target in self._touched)
+
+    def _render_errors(self) -> None:
+        located = []
+        for error in self._errors:
+            loc = locate(error.field)
+            if self._visible(loc.step, loc.target):
+                message = short_message(error.message, self.base_dir)
+                if loc.step == 0 and error.field:
+                    message = f"{error.field}: {message}"
+                located.append((loc, message))
+        leftover = self.form.show_errors(located)
+        self.query_one("#wizard-error", Static).update("\n".join(leftover))
+
+    def _refuse(self, step: int) -> None:
+        self._attempted.add(step)
+        self._render_errors()
+        count = sum(1 for e in self._errors if locate(e.field).step == step)
+        bar = self.query_one("#wizard-error", Static)
+        bar.update(f"Fix the {count} marked field{'s' if count != 1 else ''} to go on.")
+        first = next((e for e in self._errors if locate(e.field).step == step), None)
+        if first is not None:
+            target = locate(first.field).target
+            for widget in self.form.query(f"#{target}").results():
+                focusable = [w for w in [widget, *widget.query("*")] if w.focusable]
+                if focusable:
+                    focusable[0].focus()
+                break
+
+    # -- steps
+
+    def watch_step(self, step: int) -> None:
+        self.query_one(StepIndicator).current = step
+        form = self.form
+        form.display = step < 5
+        self.query_one("#step-5").display = step == 5
+        if step < 5:
+            form.current = f"step-{step}"
+        self.query_one("#back", Button).disabled = step == 1
+        self.query_one("#next", Button).display = step < 5
+        self.query_one("#create", Button).display = step == 5
+        if step < 5:
+            self.query_one("#wizard-error", Static).update("")
+            self._render_errors()
+        self.call_after_refresh(self._focus_step)
+        self.refresh_bindings()
+
+    def _focus_step(self) -> None:
+        if self.step == 5:
+            self.query_one("#create", Button).focus()
+            return
+        container = self.query_one(f"#step-{self.step}")
+        first = next((w for w in self.focus_chain if container in w.ancestors), None)
+        if first is not None:
+            first.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next_step":
+            return self.step < 5
+        if action == "previous_step":
+            return self.step > 1
+        if action == "create":
+            return self.step == 5
+        return True
+
+    def action_next_step(self) -> None:
+        """Check this step's fields and go on when they are valid."""
+        if not self._loaded or self.creating or self.step >= 5:
+            return
+        self._pending_step = self.step
+        if self.step == 4:
+            self.query_one("#wizard-error", Static).update("Checking the whole spec…")
+        self._check_now(full=self.step == 4)
+
+    def action_previous_step(self) -> None:
+        """Go back one step (nothing is lost)."""
+        if self.step > 1 and not self.creating:
+            self._pending_step = None
+            self.step -= 1
+
+    @on(Button.Pressed, "#next")
+    def _next_pressed(self) -> None:
+        self.action_next_step()
+
+    @on(Button.Pressed, "#back")
+    def _back_pressed(self) -> None:
+        self.action_previous_step()
+
+    # -- confirm and create
+
+    def _show_confirm(self, result: SpecCheck) -> None:
+        assert result.spec is not None
+        spec = result.spec
+        if self.modify_from:
+            job, parent = self.modify_from
+            intro = (f"Start {job} {self.choices.version} from {parent} now. Its spec, with the "
+                     f"changes from {parent} first:")
+            changes = Group(Text(f"Changes from {parent}", style="bold"),
+                            diff_table(result.diff, parent, self.choices.version), Text(""))
+            self.query_one("#confirm-diff", Static).update(changes)
+        else:
+            intro = f"Create job {spec.name} and start {self.choices.version} now, with this spec:"
+        self.query_one("#confirm-diff").display = bool(self.modify_from)
+        self.query_one("#confirm-intro", Static).update(intro)
+        self.query_one("#confirm-spec", Static).update(
+            Syntax(spec.to_yaml(), "yaml", theme="ansi_dark", background_color="default",
+                   word_wrap=True))
+
+    @on(Button.Pressed, "#create")
+    def action_create(self) -> None:
+        """Create the job (or version) and start it."""
+        if self.step != 5 or self.creating or self.result is None:
+            return
+        if self.modify_from:
+            parent = self.modify_from[1]
+            self.app.push_screen(
+                SpecDiffScreen(self.result.diff, old_label=parent,
+                               new_label=self.choices.version,
+                               launch_label=f"Launch {self.choices.version}"),
+                self._diff_answered)
+        else:
+            self._start_create()
+
+    def _diff_answered(self, launch: bool | None) -> None:
+        if launch:
+            self._start_create()
+
+    def _start_create(self) -> None:
+        self.creating = True
+        self.query_one("#wizard-error", Static).update("Creating…")
+        self._create(self.form.collect()[0])
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="wizard-create")
+    def _create(self, raw: dict[str, Any]) -> None:
+        try:
+            if self.modify_from:
+                job, label = self.modify_from
+                _, spec, parent_id = modified_spec(self.ctx, job, label, raw=raw,
+                                                   base_dir=self.base_dir)
+                ref = create_version(self.ctx, job, spec, parent_id, launcher=self.launcher)
+            else:
+                ref = submit(self.ctx, raw, self.base_dir, launcher=self.launcher)
+        except SpecError as exc:
+            self.post_message(self.Created(None, exc.errors))
+        except TraindeckError as exc:
+            self.post_message(self.Created(None, [as_field_error(exc)]))
+        except Exception as exc:  # shown in the wizard; the worker must not die silently
+            self.post_message(self.Created(None, [FieldError("", f"could not create: {exc}")]))
+        else:
+            self.post_message(self.Created(ref, []))
+
+    def on_wizard_screen_created(self, message: Created) -> None:
+        if message.ref is not None:
+            self.dismiss(message.ref)
+            return
+        self.creating = False
+        self._errors = message.errors
+        self._show_all = True
+        steps = sorted({locate(e.field).step for e in self._errors} - {0})
+        if steps:
+            self.step = steps[0]
+        self._render_errors()
+        general = [e for e in self._errors if locate(e.field).step == 0]
+        if general or not steps:
+            self.query_one("#wizard-error", Static).update(
+                "\n".join(short_message(str(e), self.base_dir) for e in self._errors))
+
+    def watch_creating(self, creating: bool) -> None:
+        for button in self.query("#wizard-buttons Button").results(Button):
+            button.disabled = creating or (button.id == "back" and self.step == 1)
+
+    # -- cancel
+
+    def action_cancel(self) -> None:
+        """Leave the wizard; asks first when something was typed."""
+        if self.creating:
+            return
+        if not self._loaded or self.form.collect()[0] == self._baseline:
+            self.dismiss(None)
+            return
+        what = "new version" if self.modify_from else "job"
+        self.app.push_screen(
+            ConfirmScreen(f"Leave the wizard and discard what you typed for this {what}?",
+                          title="Discard changes", yes="Discard"),
+            self._discard_answered)
+
+    def _discard_answered(self, discard: bool | None) -> None:
+        if discard:
+            self.dismiss(None)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()

@@ -1,0 +1,1 @@
+"""Reusable widgets, one per module; each takes plain data (read models), never ORM rows."""

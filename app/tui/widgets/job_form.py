@@ -1,0 +1,599 @@
+"""The create-job wizard's form: steps 1-4 as one widget that fills from and reads a spec.
+
+`JobForm.fill` shows a raw spec mapping in the fields; `JobForm.collect` turns the fields
+back into a raw spec mapping plus the form's own findings (a blank required field);
+`JobForm.show_errors` puts the errors it is handed beside their fields. It reads nothing
+from the database: the screen hands it `WizardChoices`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import (
+    Checkbox,
+    ContentSwitcher,
+    Input,
+    RadioButton,
+    RadioSet,
+    Select,
+    Static,
+)
+
+from app.config import EngineSettings, Settings, config_file
+from app.errors import FieldError
+from app.spec import EVENTS
+from app.tui.widgets.param_rows import DatasetRows, EditableRows, ParamRows, PathRows
+from app.tui.widgets.wizard_fields import (
+    HINTS,
+    LIST_TARGETS,
+    Location,
+    PresetChoice,
+    WizardChoices,
+    field_row,
+    list_field,
+    mapping_of,
+    text_of,
+)
+
+_FIELD_CHANGES = (Input.Changed, Select.Changed, Checkbox.Changed, EditableRows.Changed)
+
+
+class JobForm(ContentSwitcher):
+    """Steps 1-4 of the wizard (one container each) holding every field of a job spec."""
+
+    data_kind: reactive[str] = reactive("paths", init=False)
+    """Data source shown: `datasets` or `paths`."""
+    algo_kind: reactive[str] = reactive("framework", init=False)
+    """Algorithm source shown: `preset`, `framework` or `image`."""
+
+    class Filled(Message):
+        """Every field was filled from saved job parameters."""
+
+        def __init__(self, template: str) -> None:
+            super().__init__()
+            self.template = template
+
+    def __init__(self, settings: Settings, base_dir: Path, *, job_name: str | None = None,
+                 id: str | None = None) -> None:
+        """`job_name` fixes the name (modify: a new version of that job)."""
+        super().__init__(initial="step-1", id=id)
+        self.settings = settings
+        self.base_dir = base_dir
+        self.job_name = job_name
+        self.choices = WizardChoices()
+        self.runtime = "auto"
+        self._options: dict[str, list[tuple[str, str]]] = {}
+        self._hints = dict(HINTS)
+        if job_name is not None:
+            self._hints["name"] = "a new version keeps the job's name"
+        self._errors: dict[str, str] = {}
+        self._path_index: list[int] = []
+        self._extra_subscriptions: list[dict[str, Any]] = []
+        self._notes: dict[str, Static] = {}
+        self._preset_defaults: dict[str, Any] = {}
+        self._shown: dict[str, tuple[str, bool]] = {}
+
+    # -- layout
+
+    def compose(self) -> ComposeResult:
+        field, ask = self._input_field, self._select_field
+        self._options["engine"] = [(e, e) for e in dict.fromkeys(
+            e.name for e in self.settings.engines)]
+        self._options["pool"] = [(f"{p.name} ({p.kind})", p.name) for p in self.settings.pools]
+        with VerticalScroll(id="step-1", classes="step"):
+            yield field("Name", "name", value=self.job_name or "", max_length=64,
+                        disabled=self.job_name is not None)
+            yield field("Description", "description", max_length=1000)
+            yield field_row("Version", Static("", id="version"), "version")
+        with VerticalScroll(id="step-2", classes="step"):
+            yield ask("Saved job parameters", "template", "(none)")
+            yield Static(f"Relative paths resolve against {self.base_dir}",
+                         classes="section-note", markup=False)
+            yield self._radio_field("Data source", "data-kind", "paths",
+                                    datasets="Datasets", paths="Storage paths")
+            yield list_field("  Datasets", DatasetRows(id="datasets"), "datasets-field")
+            yield list_field("  Paths", PathRows(id="paths"), "paths-field")
+            yield self._radio_field("Algorithm source", "algo-kind", "framework",
+                                    preset="Preset algorithm", framework="Common framework",
+                                    image="Custom image")
+            with Vertical(id="preset-fields", classes="algo-fields"):
+                yield ask("  Preset algorithm", "preset", "choose a preset")
+            with Vertical(id="framework-fields", classes="algo-fields"):
+                yield ask("  AI engine", "engine", "choose an engine")
+                yield ask("  Engine version", "engine-version", "choose a version")
+                yield field("  Code directory", "code-dir", placeholder="./code")
+                yield field("  Boot file", "boot-file", placeholder="train.py")
+            with Vertical(id="image-fields", classes="algo-fields"):
+                yield field("  Image", "image-name", placeholder="registry/trainer:1.2")
+                yield field("  Command", "image-command", placeholder="python /app/train.py")
+                yield field("  Code directory", "image-code-dir", placeholder="optional")
+            yield list_field("Run parameters", ParamRows(id="params"), "params-field")
+            yield field("Output location", "output", placeholder="./runs/out")
+            yield field("Job log path", "log-dir", placeholder="./runs/logs")
+        with VerticalScroll(id="step-3", classes="step"):
+            yield ask("Resource pool", "pool", "", allow_blank=False)
+            yield field("GPUs per node", "gpus", value="0", type="integer")
+            yield field("Compute nodes", "nodes", value="1", type="integer")
+            yield self._radio_field("Runtime", "runtime", "auto",
+                                    auto=f"default ({self.settings.default_runtime})",
+                                    docker="docker", local="local")
+        with VerticalScroll(id="step-4", classes="step"):
+            yield from self._compose_subscriptions()
+            yield field_row("Save as job parameters", Checkbox(
+                "save these settings", id="save-template", compact=True), "save-template")
+            yield field("  Parameters name", "template-name", disabled=True)
+            yield field("  Description", "template-description", disabled=True)
+
+    def _input_field(self, label: str, input_id: str, **options: Any) -> Widget:
+        return field_row(label, Input(id=input_id, compact=True, **options), input_id)
+
+    def _select_field(self, label: str, select_id: str, prompt: str, **options: Any) -> Widget:
+        select = Select(self._options.get(select_id, []), prompt=prompt, id=select_id,
+                        compact=True, **options)
+        return field_row(label, select, select_id)
+
+    def _radio_field(self, label: str, set_id: str, pressed: str, **choices: str) -> Widget:
+        buttons = [RadioButton(text, id=f"{set_id}-{key}", value=key == pressed)
+                   for key, text in choices.items()]
+        return field_row(label, RadioSet(*buttons, id=set_id, compact=True), set_id)
+
+    def _compose_subscriptions(self) -> ComposeResult:
+        topics = self.settings.topics
+        if not topics:
+            yield Static(f"Event subscriptions: no notification topic is set up yet. Add one "
+                         f"under `topics:` in {config_file()} (a name and apprise URLs) and "
+                         "open the wizard again.", id="no-topics", classes="section-note",
+                         markup=False)
+            return
+        self._options["topic"] = [
+            (f"{t.name} — {t.description}" if t.description else t.name, t.name) for t in topics
+        ]
+        yield self._select_field("Subscription topic", "topic", "no subscription")
+        yield field_row("Events", Horizontal(
+            *(Checkbox(event, id=f"event-{event}", compact=True) for event in EVENTS),
+            id="events"), "events")
+
+    def on_mount(self) -> None:
+        self._notes = {(n.id or "").removesuffix("-note"): n
+                       for n in self.query(".field-note").results(Static)}
+        self.watch_data_kind(self.data_kind)
+        self.watch_algo_kind(self.algo_kind)
+        self.hint_for_pool()
+
+    # -- choices and dependent fields
+
+    def set_choices(self, choices: WizardChoices) -> None:
+        """Offer the templates, presets and datasets read from the database."""
+        self.choices = choices
+        self.query_one("#version", Static).update(choices.version)
+        self._set_options("template", [
+            (f"{t.name} — {t.description}" if t.description else t.name, t.name)
+            for t in choices.templates
+        ])
+        self._set_options("preset", [
+            (f"{p.name} ({p.info.engine} {p.info.engine_version})", p.name)
+            for p in choices.presets
+        ])
+        datasets = self.query_one(DatasetRows)
+        datasets.datasets = dict(choices.datasets)
+        datasets.set_hint("a dataset and one of its versions" if choices.datasets
+                          else "no dataset is registered yet: use storage paths")
+        self._hints["template"] = (
+            "fills every field in one step" if choices.templates
+            else "none saved yet (see step 4)"
+        )
+        self._render_notes()
+
+    def _set_options(self, select_id: str, options: list[tuple[str, str]]) -> None:
+        self._options[select_id] = options
+        self.query_one(f"#{select_id}", Select).set_options(options)
+
+    def _choose(self, select_id: str, value: str) -> None:
+        select = self.query_one(f"#{select_id}", Select)
+        if not value:
+            if not isinstance(select.value, type(Select.NULL)):
+                select.clear()
+            return
+        if value not in (v for _, v in self._options.get(select_id, [])):
+            self._set_options(select_id, [*self._options.get(select_id, []),
+                                          (f"{value} (unknown)", value)])
+        select.value = value
+
+    def _value(self, input_id: str) -> str:
+        return self.query_one(f"#{input_id}", Input).value.strip()
+
+    def _selected(self, select_id: str) -> str:
+        select = self.query_one(f"#{select_id}", Select)
+        return "" if select.is_blank() else str(select.value)
+
+    def _press(self, set_id: str, choice: str) -> None:
+        self.query_one(f"#{set_id}-{choice}", RadioButton).value = True
+
+    def sync_engine_versions(self, prefer: str = "") -> None:
+        """Offer the versions of the chosen engine, keeping `prefer` or the current one."""
+        engine = self._selected("engine")
+        current = prefer or self._selected("engine-version")
+        versions = [e.version for e in self.settings.engines if e.name == engine]
+        self._set_options("engine-version", [(v, v) for v in versions])
+        if current and (current in versions or prefer):
+            self._choose("engine-version", current)
+        elif versions:
+            self._choose("engine-version", versions[0])
+
+    def engine_entry(self) -> EngineSettings | None:
+        """The engine the chosen algorithm runs on, if known."""
+        if self.algo_kind == "framework":
+            return self.settings.engine(self._selected("engine"), self._selected("engine-version"))
+        if self.algo_kind == "preset":
+            preset = self._preset(self._selected("preset"))
+            if preset is not None:
+                return self.settings.engine(preset.info.engine, preset.info.engine_version)
+        return None
+
+    def _preset(self, name: str) -> PresetChoice | None:
+        return next((p for p in self.choices.presets if p.name == name), None)
+
+    def sync_nodes(self) -> None:
+        """Fix the node count at 1, with a note, for a single-node engine."""
+        entry = self.engine_entry()
+        nodes = self.query_one("#nodes", Input)
+        single = entry is not None and entry.single_node
+        if single and nodes.value != "1":
+            nodes.value = "1"
+        nodes.disabled = single
+        self._hints["nodes"] = (
+            f"{entry.name} {entry.version} runs on one node only: fixed at 1"
+            if single and entry else HINTS["nodes"]
+        )
+        self._render_note("nodes")
+
+    def sync_template_fields(self) -> None:
+        """Enable the name and description of saved job parameters only when ticked."""
+        ticked = self.query_one("#save-template", Checkbox).value
+        self.query_one("#template-name", Input).disabled = not ticked
+        self.query_one("#template-description", Input).disabled = not ticked
+
+    def _sync_params_hint(self) -> None:
+        rows = self.query_one(ParamRows)
+        preset = self._preset(self._selected("preset")) if self.algo_kind == "preset" else None
+        if preset is None:
+            rows.set_hint("passed to the code as --name=value")
+            return
+        names = ", ".join(p.name for p in preset.info.params) or "no parameters"
+        rows.set_hint(f"{preset.name} takes: {names}")
+
+    def watch_data_kind(self, kind: str) -> None:
+        self.query_one("#datasets-field").display = kind == "datasets"
+        self.query_one("#paths-field").display = kind == "paths"
+        rows = self.query_one(DatasetRows if kind == "datasets" else PathRows)
+        if self.is_mounted and not rows.rows:
+            self.call_later(rows.add_row, None, focus=False)
+
+    def watch_algo_kind(self, kind: str) -> None:
+        for name in ("preset", "framework", "image"):
+            self.query_one(f"#{name}-fields").display = kind == name
+        self.sync_nodes()
+        self._sync_params_hint()
+
+    @on(RadioSet.Changed)
+    def _radio_changed(self, event: RadioSet.Changed) -> None:
+        set_id = event.radio_set.id or ""
+        choice = (event.pressed.id or "").removeprefix(f"{set_id}-")
+        if set_id == "data-kind":
+            self.data_kind = choice
+        elif set_id == "algo-kind":
+            self.algo_kind = choice
+        elif set_id == "runtime":
+            self.runtime = choice
+
+    @on(Select.Changed, "#engine")
+    def _engine_chosen(self) -> None:
+        self.sync_engine_versions()
+
+    @on(Select.Changed, "#engine-version")
+    def _engine_version_chosen(self) -> None:
+        self.sync_nodes()
+
+    @on(Select.Changed, "#preset")
+    async def _preset_chosen(self) -> None:
+        self.sync_nodes()
+        self._sync_params_hint()
+        preset = self._preset(self._selected("preset"))
+        rows = self.query_one(ParamRows)
+        typed, _ = rows.collect()
+        if preset and (not typed or typed == self._preset_defaults):
+            # Empty, or still the previous preset's defaults: offer this one's.
+            self._preset_defaults = {p.name: p.default for p in preset.info.params
+                                     if p.default is not None}
+            await rows.set_params(self._preset_defaults)
+
+    @on(Select.Changed, "#pool")
+    def _pool_chosen(self) -> None:
+        self.hint_for_pool()
+
+    @on(Checkbox.Changed, "#save-template")
+    def _save_toggled(self) -> None:
+        self.sync_template_fields()
+
+    @on(Select.Changed, "#template")
+    async def _template_chosen(self, event: Select.Changed) -> None:
+        name = self._selected("template")
+        template = next((t for t in self.choices.templates if t.name == name), None)
+        if template is not None:
+            await self.fill(template.spec, keep_typed=True)
+            self.post_message(self.Filled(template.name))
+
+    # -- spec → fields
+
+    async def fill(self, raw: Mapping[str, Any], *, keep_typed: bool = False) -> None:
+        """Show a raw spec in the fields (unknown or odd values are kept for the check).
+
+        With `keep_typed` (a template, or defaults), a name and description typed are kept.
+        """
+        with self.prevent(*_FIELD_CHANGES):
+            name = self.query_one("#name", Input)
+            if self.job_name is None and not (keep_typed and name.value.strip()):
+                name.value = text_of(raw.get("name"))
+            description = self.query_one("#description", Input)
+            if not (keep_typed and description.value.strip()):
+                description.value = text_of(raw.get("description"))
+            await self._fill_data(mapping_of(raw.get("data")))
+            self._fill_algorithm(mapping_of(raw.get("algorithm")))
+            params = mapping_of(raw.get("parameters"))
+            await self.query_one(ParamRows).set_params(
+                {str(k): v if isinstance(v, bool | int | float | str) else str(v)
+                 for k, v in params.items()})
+            self.query_one("#output", Input).value = text_of(raw.get("output"))
+            self.query_one("#log-dir", Input).value = text_of(raw.get("log_dir"))
+            self._fill_resources(mapping_of(raw.get("resources")))
+            self._fill_subscriptions(raw.get("subscriptions"))
+            save = mapping_of(raw.get("save_as_template"))
+            self.query_one("#save-template", Checkbox).value = bool(save)
+            self.query_one("#template-name", Input).value = text_of(save.get("name"))
+            self.query_one("#template-description", Input).value = text_of(save.get("description"))
+            self.sync_nodes()
+        self.sync_template_fields()
+        self._sync_params_hint()
+        self.hint_for_pool()
+
+    async def _fill_data(self, data: Mapping[str, Any]) -> None:
+        datasets, paths = data.get("datasets"), data.get("paths")
+        dataset_rows = [(text_of(mapping_of(d).get("name")) or None,
+                         text_of(mapping_of(d).get("version")) or None)
+                        for d in (datasets if isinstance(datasets, list) else [])]
+        path_rows = [text_of(p) for p in (paths if isinstance(paths, list) else [])]
+        use_datasets = bool(dataset_rows) or (not path_rows and bool(self.choices.datasets))
+        kind = "datasets" if use_datasets else "paths"
+        await self.query_one(DatasetRows).set_rows(dataset_rows or [None])
+        await self.query_one(PathRows).set_rows(path_rows or [None])
+        self._press("data-kind", kind)
+        self.data_kind = kind
+
+    def _fill_algorithm(self, algo: Mapping[str, Any]) -> None:
+        if "preset" in algo:
+            kind = "preset"
+            self._choose("preset", text_of(mapping_of(algo["preset"]).get("name")))
+        elif "image" in algo:
+            kind = "image"
+            image = mapping_of(algo["image"])
+            command = image.get("command")
+            self.query_one("#image-name", Input).value = text_of(image.get("name"))
+            self.query_one("#image-command", Input).value = (
+                shlex.join(map(str, command)) if isinstance(command, list) else text_of(command))
+            self.query_one("#image-code-dir", Input).value = text_of(image.get("code_dir"))
+        else:
+            kind = "framework"
+            framework = mapping_of(algo.get("framework"))
+            self._choose("engine", text_of(framework.get("engine")))
+            self.sync_engine_versions(prefer=text_of(framework.get("engine_version")))
+            self.query_one("#code-dir", Input).value = text_of(framework.get("code_dir"))
+            self.query_one("#boot-file", Input).value = text_of(framework.get("boot_file"))
+        self._press("algo-kind", kind)
+        self.algo_kind = kind
+
+    def _fill_resources(self, resources: Mapping[str, Any]) -> None:
+        public = next((p.name for p in self.settings.pools if p.kind == "public"), "public")
+        self._choose("pool", text_of(resources.get("pool")) or public)
+        self.query_one("#gpus", Input).value = text_of(resources.get("gpus", 0))
+        self.query_one("#nodes", Input).value = text_of(resources.get("nodes", 1))
+        runtime = text_of(resources.get("runtime"))
+        self.runtime = runtime if runtime in ("docker", "local") else "auto"
+        self._press("runtime", self.runtime)
+
+    def _fill_subscriptions(self, subscriptions: Any) -> None:
+        subs = [dict(s) for s in subscriptions if isinstance(s, Mapping)] if isinstance(
+            subscriptions, list) else []
+        self._extra_subscriptions = []
+        if not self.settings.topics:
+            dropped = ", ".join(text_of(s.get("topic")) for s in subs)
+            if dropped:
+                self.query_one("#no-topics", Static).update(
+                    f"Event subscriptions to {dropped} are dropped: no such topic is set up. "
+                    f"Add topics under `topics:` in {config_file()}.")
+            return
+        first = subs[0] if subs else {}
+        self._choose("topic", text_of(first.get("topic")))
+        events = first.get("events")
+        events = events if isinstance(events, list) else []
+        for event in EVENTS:
+            self.query_one(f"#event-{event}", Checkbox).value = event in events
+        self._extra_subscriptions = subs[1:]
+
+    # -- fields → spec
+
+    def collect(self) -> tuple[dict[str, Any], list[FieldError]]:
+        """The raw spec the fields describe, and the form's own findings (blank fields)."""
+        errors: list[FieldError] = []
+        raw: dict[str, Any] = {"name": self._value("name")}
+        if self._value("description"):
+            raw["description"] = self._value("description")
+        raw["data"] = self._collect_data(errors)
+        raw["algorithm"] = self._collect_algorithm(errors)
+        params, row_errors = self.query_one(ParamRows).collect()
+        errors += [FieldError(f"parameters#{i}", message) for i, message in row_errors.items()]
+        if params:
+            raw["parameters"] = params
+        for key, input_id in (("output", "output"), ("log_dir", "log-dir")):
+            if self._value(input_id):
+                raw[key] = self._value(input_id)
+        raw["resources"] = self._collect_resources(errors)
+        subscriptions = self._collect_subscriptions(errors)
+        if subscriptions:
+            raw["subscriptions"] = subscriptions
+        if self.query_one("#save-template", Checkbox).value:
+            raw["save_as_template"] = {"name": self._value("template-name"),
+                                       "description": self._value("template-description")}
+            if not raw["save_as_template"]["name"]:
+                errors.append(FieldError("save_as_template.name", "give the saved job "
+                                                                  "parameters a name"))
+        return raw, errors
+
+    def _collect_data(self, errors: list[FieldError]) -> dict[str, Any]:
+        if self.data_kind == "datasets":
+            items = []
+            for i, (name, version) in enumerate(self.query_one(DatasetRows).refs()):
+                if name is None:
+                    errors.append(FieldError(f"data.datasets[{i}].name", "choose a dataset"))
+                elif version is None:
+                    errors.append(FieldError(f"data.datasets[{i}].version", "choose a version"))
+                items.append({"name": name or "-", "version": version or "V001"})
+            if not items:
+                errors.append(FieldError("data.datasets", "add a dataset"))
+            return {"datasets": items}
+        paths = self.query_one(PathRows).paths()
+        self._path_index = [i for i, path in enumerate(paths) if path]
+        if not self._path_index:
+            errors.append(FieldError("data.paths", "add a data path"))
+        return {"paths": [paths[i] for i in self._path_index]}
+
+    def _collect_algorithm(self, errors: list[FieldError]) -> dict[str, Any]:
+        if self.algo_kind == "preset":
+            name = self._selected("preset")
+            if not name:
+                errors.append(FieldError("algorithm.preset.name", "choose a preset algorithm"))
+            return {"preset": {"name": name or "-"}}
+        if self.algo_kind == "image":
+            image: dict[str, Any] = {"name": self._value("image-name")}
+            if not image["name"]:
+                errors.append(FieldError("algorithm.image.name", "required"))
+            try:
+                command = shlex.split(self._value("image-command"))
+            except ValueError as exc:
+                errors.append(FieldError("algorithm.image.command", f"cannot split it: {exc}"))
+                command = []
+            if command:
+                image["command"] = command
+            if self._value("image-code-dir"):
+                image["code_dir"] = self._value("image-code-dir")
+            return {"image": image}
+        framework = {"engine": self._selected("engine"),
+                     "engine_version": self._selected("engine-version"),
+                     "code_dir": self._value("code-dir"), "boot_file": self._value("boot-file")}
+        for key, message in (("engine", "choose an engine"), ("engine_version", "choose a "
+                             "version"), ("code_dir", "required"), ("boot_file", "required")):
+            if not framework[key]:
+                errors.append(FieldError(f"algorithm.framework.{key}", message))
+        return {"framework": framework}
+
+    def _collect_resources(self, errors: list[FieldError]) -> dict[str, Any]:
+        resources: dict[str, Any] = {"pool": self._selected("pool")}
+        for key in ("gpus", "nodes"):
+            text = self._value(key)
+            try:
+                resources[key] = int(text)
+            except ValueError:
+                errors.append(FieldError(f"resources.{key}", "must be a whole number"))
+        if self.runtime in ("docker", "local"):
+            resources["runtime"] = self.runtime
+        return resources
+
+    def _collect_subscriptions(self, errors: list[FieldError]) -> list[dict[str, Any]]:
+        if not self.settings.topics:
+            return []
+        topic = self._selected("topic")
+        events = [e for e in EVENTS if self.query_one(f"#event-{e}", Checkbox).value]
+        subs: list[dict[str, Any]] = []
+        if topic and not events:
+            errors.append(FieldError("subscriptions[0].events", "tick at least one event"))
+        elif events and not topic:
+            errors.append(FieldError("subscriptions[0].topic", "choose a topic for the events"))
+        elif topic:
+            subs.append({"topic": topic, "events": events})
+        return subs + self._extra_subscriptions
+
+    # -- errors and hints
+
+    def target_of(self, widget: Widget) -> str | None:
+        """The error target a control belongs to (its own id, or its list's / set's id)."""
+        node: Any = widget
+        while node is not None and node is not self:
+            node_id = getattr(node, "id", None)
+            if node_id in LIST_TARGETS or node_id in self._notes:
+                return str(node_id)
+            node = node.parent
+        return None
+
+    def show_errors(self, located: Sequence[tuple[Location, str]]) -> list[str]:
+        """Show each error beside its field; return those with no field to stand by."""
+        notes: dict[str, str] = {}
+        rows: dict[str, dict[int, str]] = {t: {} for t in LIST_TARGETS}
+        whole: dict[str, str] = dict.fromkeys(LIST_TARGETS, "")
+        leftover = []
+        for loc, message in located:
+            if loc.target in LIST_TARGETS:
+                index = self._row_index(loc)
+                if index is None:
+                    whole[loc.target] = whole[loc.target] or message
+                else:
+                    rows[loc.target].setdefault(index, message)
+            elif loc.target in self._notes:
+                notes.setdefault(loc.target, message)
+            else:
+                leftover.append(message)
+        self._errors = notes
+        self._render_notes()
+        for target in LIST_TARGETS:
+            self.query_one(f"#{target}", EditableRows).set_errors(rows[target], whole[target])
+        return leftover
+
+    def _row_index(self, loc: Location) -> int | None:
+        if isinstance(loc.row, str):  # a parameter name; names may hold dots
+            name = loc.row
+            while name and self.query_one(ParamRows).row_of(name) is None:
+                name = name.rpartition(".")[0]
+            return self.query_one(ParamRows).row_of(name) if name else None
+        if loc.row is not None and loc.target == "paths":
+            return self._path_index[loc.row] if loc.row < len(self._path_index) else None
+        return loc.row
+
+    def _render_notes(self) -> None:
+        for target in self._notes:
+            self._render_note(target)
+
+    def _render_note(self, target: str) -> None:
+        note = self._notes.get(target)
+        if note is None:
+            return
+        error = self._errors.get(target)
+        shown = (error or self._hints.get(target, ""), bool(error))
+        if self._shown.get(target) != shown:  # an update costs a layout: only on change
+            self._shown[target] = shown
+            note.set_class(shown[1], "-error")
+            note.update(shown[0])
+
+    def hint_for_pool(self) -> None:
+        """Describe the chosen pool beside it."""
+        pool = self.settings.pool(self._selected("pool"))
+        self._hints["pool"] = pool.description if pool else ""
+        self._render_note("pool")
+

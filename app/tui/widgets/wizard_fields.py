@@ -1,0 +1,388 @@
+"""Shared pieces of the create-job wizard: what it offers, how it checks, where errors go.
+
+`load_choices` and `check_raw_spec` call only the core and run in the wizard's thread
+workers; `locate` maps a spec field path to the step and widget that shows its error;
+`StepIndicator` and `field_row` are the small building blocks of its layout.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import col, select
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Label, Static
+
+from app.catalog import preset_info
+from app.context import Context
+from app.errors import FieldError, SpecError, TraindeckError
+from app.jobs import default_locations, load_version, modified_spec, prepare_spec, spec_diff
+from app.models import Dataset, DatasetVersion, Job, PresetAlgorithm, Template, version_label
+from app.spec import JobSpec, PresetInfo, parse_spec, validate_spec
+from app.templates import list_templates
+
+# ---------------------------------------------------------------- what the wizard offers
+
+
+@dataclass(frozen=True)
+class TemplateChoice:
+    """Saved job parameters, as the wizard offers them."""
+
+    name: str
+    description: str
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PresetChoice:
+    """A preset algorithm with its parameter schema."""
+
+    name: str
+    description: str
+    info: PresetInfo
+
+
+@dataclass(frozen=True)
+class WizardChoices:
+    """Everything the wizard lists from the database, read once when it opens."""
+
+    templates: list[TemplateChoice] = field(default_factory=list)
+    datasets: dict[str, list[str]] = field(default_factory=dict)
+    """Dataset name → its version labels, oldest first."""
+    presets: list[PresetChoice] = field(default_factory=list)
+    version: str = "V001"
+    """The label the new version will get."""
+    parent_spec: dict[str, Any] | None = None
+    """For modify: the spec of the version it starts from."""
+
+
+# ---------------------------------------------------------------- where an error is shown
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a field error is shown: the step (0: no step), the target id, a row of a list."""
+
+    step: int
+    target: str
+    row: int | str | None = None
+
+
+_TARGETS: dict[str, tuple[int, str]] = {
+    "name": (1, "name"),
+    "description": (1, "description"),
+    "data": (2, "data-kind"),
+    "data.datasets": (2, "datasets"),
+    "data.paths": (2, "paths"),
+    "algorithm": (2, "algo-kind"),
+    "algorithm.framework": (2, "algo-kind"),
+    "algorithm.framework.engine": (2, "engine"),
+    "algorithm.framework.engine_version": (2, "engine-version"),
+    "algorithm.framework.code_dir": (2, "code-dir"),
+    "algorithm.framework.boot_file": (2, "boot-file"),
+    "algorithm.preset": (2, "preset"),
+    "algorithm.image": (2, "image-name"),
+    "algorithm.image.command": (2, "image-command"),
+    "algorithm.image.code_dir": (2, "image-code-dir"),
+    "parameters": (2, "params"),
+    "--set": (2, "params"),
+    "output": (2, "output"),
+    "log_dir": (2, "log-dir"),
+    "resources": (3, "pool"),
+    "resources.gpus": (3, "gpus"),
+    "resources.nodes": (3, "nodes"),
+    "resources.runtime": (3, "runtime"),
+    "subscriptions": (4, "topic"),
+    "subscriptions.events": (4, "events"),
+    "save_as_template": (4, "save-template"),
+    "save_as_template.name": (4, "template-name"),
+    "save_as_template.description": (4, "template-description"),
+}
+
+LIST_TARGETS = ("datasets", "paths", "params")
+"""Targets that are row lists: their errors go beside a row or under the list."""
+
+
+def locate(path: str) -> Location:
+    """Which step and widget show the error of the dotted field `path`.
+
+    `data.paths[2]` and `data.datasets[0].version` name a row by index;
+    `parameters.lr` names a parameter row by name and `parameters#3` by index.
+    """
+    match = re.match(r"(data\.(?:datasets|paths))\[(\d+)\]", path)
+    if match:
+        step, target = _TARGETS[match.group(1)]
+        return Location(step, target, int(match.group(2)))
+    match = re.fullmatch(r"parameters(?:#(\d+)|\.(.+))", path)
+    if match:
+        row: int | str = int(match.group(1)) if match.group(1) else match.group(2)
+        return Location(2, "params", row)
+    plain = re.sub(r"\[\d+\]", "", path)
+    while plain:
+        if plain in _TARGETS:
+            return Location(*_TARGETS[plain])
+        plain = plain.rpartition(".")[0]
+    return Location(0, "general")
+
+
+# ---------------------------------------------------------------- reading and checking
+
+
+def load_choices(ctx: Context, modify_from: tuple[str, str] | None) -> WizardChoices:
+    """Read templates, datasets, presets and (for modify) the parent version."""
+    templates = [TemplateChoice(t.name, t.description, _own_locations(ctx, t.spec))
+                 for t in list_templates(ctx)]
+    datasets: dict[str, list[str]] = {}
+    with ctx.db.read() as session:
+        rows = session.exec(
+            select(Dataset.name, DatasetVersion.number)
+            .join(DatasetVersion, col(DatasetVersion.dataset_id) == col(Dataset.id),
+                  isouter=True)
+            .order_by(col(Dataset.name), col(DatasetVersion.number))
+        ).all()
+        for name, number in rows:
+            datasets.setdefault(name, [])
+            if number is not None:
+                datasets[name].append(version_label(number))
+        presets = [
+            PresetChoice(row.name, row.description, preset_info(row))
+            for row in session.exec(select(PresetAlgorithm).order_by(col(PresetAlgorithm.name)))
+        ]
+        version, parent = "V001", None
+        if modify_from is not None:
+            job, source = load_version(session, *modify_from)
+            version = version_label(job.last_version_number + 1)
+            parent = json.loads(source.spec_json)
+            parent.pop("save_as_template", None)
+    return WizardChoices(templates, datasets, presets, version, parent)
+
+
+def _own_locations(ctx: Context, spec: dict[str, Any]) -> dict[str, Any]:
+    """A saved spec without the default output and log folders of the job it came from.
+
+    Those defaults are named after that job; left in, a new job would write into them.
+    """
+    defaults = default_locations(ctx, str(spec.get("name", "")))
+    return {k: v for k, v in spec.items()
+            if not (k in ("output", "log_dir") and v in defaults)}
+
+
+@dataclass(frozen=True)
+class SpecCheck:
+    """The outcome of checking the wizard's fields."""
+
+    errors: list[FieldError]
+    spec: JobSpec | None = None
+    """The prepared spec, when every field is valid and the check was a full one."""
+    parent_spec: JobSpec | None = None
+    diff: list[tuple[str, Any, Any]] = field(default_factory=list)
+
+
+# Top-level keys whose shape errors can be set aside (with a stand-in value) so that the
+# rules on the rest of the spec still run and every bad field shows at once.
+_STAND_INS: dict[str, Any] = {
+    "name": "stand-in", "description": "", "resources": {}, "subscriptions": [],
+    "save_as_template": None, "parameters": {}, "output": None, "log_dir": None,
+    "data": {"datasets": [{"name": "-", "version": "V001"}]},
+    "algorithm": {"preset": {"name": "-"}},
+}
+
+
+def top_key(path: str) -> str:
+    """`data.paths[1]` → `data`."""
+    return re.split(r"[.\[#]", path, maxsplit=1)[0]
+
+
+def as_field_error(exc: Exception) -> FieldError:
+    """A core error as a FieldError, taking the field from a `field: message` prefix."""
+    if isinstance(exc, FieldError):
+        return exc
+    match = re.match(r"([a-z_][\w.\[\]]*): (.*)", str(exc), re.DOTALL)
+    if match and top_key(match.group(1)) in _STAND_INS:
+        return FieldError(match.group(1), match.group(2))
+    return FieldError("", str(exc))
+
+
+def _related(a: str, b: str) -> bool:
+    """True when one field path is the other or lies inside it."""
+    short, long = sorted((a, b), key=len)
+    return long == short or long.startswith((short + ".", short + "["))
+
+
+def check_raw_spec(
+    ctx: Context, raw: Mapping[str, Any], base_dir: Path, *,
+    local_errors: Sequence[FieldError] = (), modify_from: tuple[str, str] | None = None,
+    full: bool = False,
+) -> SpecCheck:
+    """Check the wizard's raw spec with the CLI's rules (reads the file system and the DB).
+
+    `local_errors` are the form's own findings (a blank field); a core finding on the
+    same field, or one inside or around it, is dropped. `full` also fills defaults and the
+    runtime (and the parent diff for modify), as creating the version will.
+    """
+    core: list[FieldError] = []
+    data = dict(raw)
+    set_aside: set[str] = set()
+    try:
+        parse_spec(data)
+    except SpecError as exc:
+        core += exc.errors
+        set_aside = {top_key(e.field) for e in exc.errors}
+        for key in set_aside & _STAND_INS.keys():
+            if _STAND_INS[key] is None:
+                data.pop(key, None)
+            else:
+                data[key] = _STAND_INS[key]
+    spec = parent = None
+    diff: list[tuple[str, Any, Any]] = []
+    if set_aside <= _STAND_INS.keys():
+        try:
+            if set_aside or local_errors or not full:
+                validate_spec(data, base_dir, ctx.catalog)
+            elif modify_from is not None:
+                parent, spec, _ = modified_spec(ctx, *modify_from, raw=data, base_dir=base_dir)
+                # Saving job parameters is an act of the parent's creation, not a setting
+                # it runs with: its disappearance is no change.
+                diff = [row for row in spec_diff(parent, spec)
+                        if not (row[0].startswith("save_as_template.") and row[2] is None)]
+            else:
+                spec = prepare_spec(ctx, data, base_dir)
+        except SpecError as exc:
+            core += [e for e in exc.errors if top_key(e.field) not in set_aside]
+        except TraindeckError as exc:
+            core.append(as_field_error(exc))
+    core += _name_conflicts(ctx, data, set_aside, modify_from)
+    errors = list(local_errors)
+    for error in core:
+        if not any(_related(error.field, e.field) for e in errors):
+            errors.append(error)
+    return SpecCheck(errors) if errors else SpecCheck([], spec, parent, diff)
+
+
+def _name_conflicts(
+    ctx: Context, data: Mapping[str, Any], set_aside: set[str],
+    modify_from: tuple[str, str] | None,
+) -> list[FieldError]:
+    out = []
+    name, save = data.get("name"), data.get("save_as_template")
+    with ctx.db.read() as session:
+        if (modify_from is None and "name" not in set_aside and isinstance(name, str)
+                and session.exec(select(Job.id).where(Job.name == name)).first() is not None):
+            out.append(FieldError("name", f"job {name!r} already exists: open it and "
+                                          "modify a version to run it again"))
+        if "save_as_template" not in set_aside and isinstance(save, Mapping):
+            taken = save.get("name")
+            if session.exec(select(Template.id).where(Template.name == taken)).first():
+                out.append(FieldError("save_as_template.name",
+                                      f"job parameters {taken!r} already exist"))
+    return out
+
+
+def short_message(message: str, base_dir: Path) -> str:
+    """A message with `base_dir` written as `.` (shorter on a narrow terminal)."""
+    base = str(base_dir).rstrip("/")
+    if not base:
+        return message
+    message = message.replace(base + "/", "./")
+    return re.sub(re.escape(base) + r"(?![\w/.-])", ".", message)
+
+
+# ---------------------------------------------------------------- small widgets
+
+
+class StepIndicator(Horizontal):
+    """The wizard's steps in one line; the current one stands out, done ones are ticked."""
+
+    DEFAULT_CSS = """
+    StepIndicator {
+        height: 1;
+        width: 1fr;
+        padding: 0 1;
+    }
+    StepIndicator > .step-label {
+        color: $text-muted;
+    }
+    StepIndicator > .step-label.-done {
+        color: $text-success;
+    }
+    StepIndicator > .step-label.-current {
+        background: $accent;
+        color: $text;
+        text-style: bold;
+    }
+    StepIndicator > .step-sep {
+        color: $text-muted;
+        padding: 0 1;
+    }
+    """
+
+    current: reactive[int] = reactive(1)
+    """The step being shown, from 1."""
+
+    def __init__(self, titles: Sequence[str], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.titles = tuple(titles)
+
+    def compose(self) -> ComposeResult:
+        for number, title in enumerate(self.titles, 1):
+            if number > 1:
+                yield Label("›", classes="step-sep")
+            yield Label(f" {number} {title} ", id=f"step-label-{number}", classes="step-label")
+
+    def watch_current(self, current: int) -> None:
+        for number, title in enumerate(self.titles, 1):
+            label = self.query_one(f"#step-label-{number}", Label)
+            label.set_class(number == current, "-current")
+            label.set_class(number < current, "-done")
+            label.update(f" {'✓' if number < current else number} {title} ")
+
+
+def field_row(label: str, control: Widget, target: str, *, row_id: str | None = None) -> Widget:
+    """A labelled field: the label, the control, and a note showing its hint or error."""
+    return Horizontal(Label(label, classes="field-label"), control,
+                      Static("", id=f"{target}-note", classes="field-note", markup=False),
+                      id=row_id, classes="field")
+
+
+def list_field(label: str, rows: Widget, row_id: str) -> Widget:
+    """A labelled row list (its rows show their own errors)."""
+    return Horizontal(Label(label, classes="field-label"), rows, id=row_id,
+                      classes="field list-field")
+
+
+def text_of(value: Any) -> str:
+    """A raw spec value as field text (None is empty)."""
+    return "" if value is None else str(value)
+
+
+def mapping_of(value: Any) -> Mapping[str, Any]:
+    """A raw spec value as a mapping (anything else is empty)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+HINTS = {
+    # What each field shows beside it while it has no error.
+    "name": "letters, digits, - or _; starts with a letter",
+    "version": "generated; cannot be changed",
+    "engine": "the framework your code is written for",
+    "code-dir": "a requirements.txt here is installed first",
+    "boot-file": "run with --data_url and --train_url",
+    "image-command": "split like a shell would; no shell runs it",
+    "image-code-dir": "optional; mounted read-only",
+    "output": "empty dir, not the data dir; blank: default",
+    "log-dir": "blank: a folder under the runs folder",
+    "gpus": "0 = CPU spec",
+    "nodes": "1 = single machine, more = distributed",
+    "runtime": "docker: in a container; local: a process",
+    "topic": "this job's events are sent to the topic",
+    "events": "running, succeeded, failed",
+    "template-name": "how the saved job parameters are named",
+}

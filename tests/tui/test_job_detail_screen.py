@@ -1,0 +1,235 @@
+"""The job screen: version tree, quick actions and why some are not allowed, logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import select
+from textual.pilot import Pilot
+from tui_data import DataBuilder, sample_job
+
+from app.models import Status, Template
+from app.queries import job_versions, version_info
+from app.tui.app import TraindeckApp
+from app.tui.screens.compare import CompareScreen
+from app.tui.screens.job_detail import JobDetailScreen
+from app.tui.widgets.log_panel import LogPanel
+from app.tui.widgets.version_tree import VersionTree
+
+SIZE = (120, 40)
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Let workers finish and the screen catch up."""
+    for _ in range(2):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def open_detail(pilot: Pilot[Any], job: str) -> JobDetailScreen:
+    """Push the job screen of `job` and wait for it to fill."""
+    app = pilot.app
+    await settle(pilot)
+    screen = JobDetailScreen(app.ctx, job)  # type: ignore[attr-defined]
+    await app.push_screen(screen)
+    await settle(pilot)
+    return screen
+
+
+def messages(app: TraindeckApp) -> list[str]:
+    """Texts of the notifications shown so far."""
+    return [n.message for n in app._notifications]
+
+
+async def test_stop_is_dimmed_on_a_finished_version_and_says_why(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_detail(pilot, "digits-baseline")
+        assert screen.selected == "V003"
+        assert screen.active_bindings["x"].enabled is False
+        await pilot.press("x")
+        await settle(pilot)
+        assert app.screen is screen  # no confirmation: nothing to stop
+        assert "stop: V003 already failed" in messages(app)
+
+
+async def test_stop_a_running_version(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_detail(pilot, "resnet-sweep")
+        assert screen.active_bindings["x"].enabled is True
+        await pilot.press("x")
+        await settle(pilot)
+        assert "SIGTERM" in str(app.screen.query_one("#confirm-question").render())
+        await pilot.press("y")
+        await settle(pilot)
+        assert version_info(build.ctx.db, "resnet-sweep", "V001").status == Status.STOPPED
+        assert screen.current is not None and screen.current.status == "stopped"
+
+
+async def test_delete_removes_a_finished_version(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_detail(pilot, "digits-baseline")
+        await pilot.press("k", "k")
+        await settle(pilot)
+        assert screen.selected == "V001"
+        await pilot.press("d")
+        await settle(pilot)
+        question = str(app.screen.query_one("#confirm-question").render())
+        assert "Delete version V001 of digits-baseline" in question
+        await pilot.press("y")
+        await settle(pilot)
+        labels = [v.version for v in job_versions(build.ctx.db, "digits-baseline")]
+        assert labels == ["V002", "V003"]
+        assert screen.selected in ("V002", "V003")
+        assert "Deleted digits-baseline V001" in messages(app)
+
+
+async def test_delete_of_an_active_version_shows_the_core_refusal(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_detail(pilot, "resnet-sweep")
+        await pilot.press("d")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert any("still active" in m for m in messages(app))
+        assert [v.version for v in job_versions(build.ctx.db, "resnet-sweep")] == ["V001"]
+
+
+async def test_cancelled_delete_keeps_the_version(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_detail(pilot, "digits-baseline")
+        await pilot.press("d")
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert len(job_versions(build.ctx.db, "digits-baseline")) == 3
+
+
+async def test_dimmed_action_says_why_and_allowed_one_opens(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_detail(pilot, "digits-baseline")
+        await pilot.press("M")
+        await settle(pilot)
+        assert "create model: only succeeded versions (V003 is failed)" in messages(app)
+        assert app.screen is screen
+        await pilot.press("k")
+        await settle(pilot)
+        assert screen.selected == "V002"
+        await pilot.press("M")
+        await settle(pilot)
+        from app.tui.screens.create_model import CreateModelScreen
+
+        assert isinstance(app.screen, CreateModelScreen)
+        assert app.screen.label == "V002"
+
+
+async def test_filter_versions_and_compare_the_marked_ones(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_detail(pilot, "digits-baseline")
+        screen.version_filter = "succeeded"
+        await settle(pilot)
+        assert [v.version for v in screen.visible_versions] == ["V001", "V002"]
+        assert screen.compare_labels() == ["V001", "V002"]
+        screen.version_filter = "failed"
+        await settle(pilot)
+        assert screen.disabled_reason("compare") == "compare: needs at least two versions"
+        screen.version_filter = ""
+        await settle(pilot)
+        screen.query_one(VersionTree).select_label("V003")
+        await settle(pilot)
+        await pilot.press("space", "k", "k", "space")
+        await settle(pilot)
+        assert screen.marked == frozenset({"V001", "V003"})
+        await pilot.press("C")
+        await settle(pilot)
+        assert isinstance(app.screen, CompareScreen)
+        assert app.screen.labels == ["V001", "V003"]
+
+
+async def test_save_job_parameters(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_detail(pilot, "digits-baseline")
+        await pilot.press("p")
+        await settle(pilot)
+        await pilot.press(*"lr-half", "enter", *"too high", "enter")
+        await settle(pilot)
+        with build.ctx.db.read() as s:
+            row = s.exec(select(Template).where(Template.name == "lr-half")).one()
+        assert row.description == "too high"
+        assert '"lr": 0.5' in row.spec_json
+
+
+async def test_logs_tab_shows_the_tail_then_follows(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_detail(pilot, "digits-baseline")
+        await pilot.press("2")
+        await settle(pilot)
+        panel = screen.query_one(LogPanel)
+        assert panel.lines[-1].endswith("RuntimeError: CUDA out of memory")
+        ref = next(v for v in job_versions(build.ctx.db, "digits-baseline") if v.version == "V003")
+        from app.jobs import VersionRef
+
+        build.log(VersionRef("digits-baseline", "V003", ref.id, ref.status),
+                  ["retrying with batch 32", "epoch 1 loss 1.9"])
+        await pilot.pause(0.6)
+        await settle(pilot)
+        assert panel.lines[-1].endswith("epoch 1 loss 1.9")
+        # Pause: new lines wait; follow again: they arrive.
+        await pilot.press("f")
+        build.log(VersionRef("digits-baseline", "V003", ref.id, ref.status), ["held back"])
+        await pilot.pause(0.6)
+        await settle(pilot)
+        assert not panel.lines[-1].endswith("held back")
+        await pilot.press("f")
+        await settle(pilot)
+        assert panel.lines[-1].endswith("held back")
+
+
+async def test_log_search_finds_lines(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_detail(pilot, "digits-baseline")
+        await pilot.press("2")
+        await settle(pilot)
+        screen.query_one("#log-view").focus()
+        await pilot.press("slash", *"loss", "enter")
+        await settle(pilot)
+        panel = screen.query_one(LogPanel)
+        assert panel.search_text == "loss"
+        assert panel.following is False
+        assert "1/1" in str(panel.query_one("#log-state").render())
+        await pilot.press("escape")
+        await settle(pilot)
+        assert panel.search_text == ""
+        assert app.screen is screen
+
+
+async def test_modify_opens_the_wizard_or_says_it_is_missing(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_detail(pilot, "digits-baseline")
+        await pilot.press("m")
+        await settle(pilot)
+        opened = type(app.screen).__name__ == "WizardScreen"
+        assert opened or any("not available" in m for m in messages(app))
+        assert app.screen is not screen or not opened

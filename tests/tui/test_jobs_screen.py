@@ -1,0 +1,234 @@
+"""The job list: filter, sort, open, windowing over thousands of jobs, live updates."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlmodel import select
+from textual.pilot import Pilot
+from tui_data import T0, DataBuilder, sample_job
+
+from app.jobs import set_status
+from app.models import Job, Status, Version
+from app.tui.app import TraindeckApp
+from app.tui.screens.job_detail import JobDetailScreen
+from app.tui.screens.jobs import PAGE, JobsScreen, parse_filter
+from app.tui.widgets.key_table import KeyTable
+
+SIZE = (120, 40)
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Let workers finish and the screen catch up."""
+    for _ in range(2):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def job_names(app: TraindeckApp) -> list[str]:
+    """Names in the table, top to bottom."""
+    table = app.screen.query_one("#jobs-table", KeyTable)
+    return [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+
+
+def test_parse_filter_splits_status_token() -> None:
+    assert parse_filter("status:failed digits") == ("digits", "failed")
+    assert parse_filter("mnist") == ("mnist", None)
+
+
+async def test_filter_narrows_rows_and_esc_clears(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert len(job_names(app)) == 3
+        await pilot.press("slash")
+        await pilot.press(*"mnist")
+        await pilot.pause(0.3)
+        await settle(pilot)
+        assert job_names(app) == ["mnist-cnn"]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert len(job_names(app)) == 3
+        assert isinstance(app.focused, KeyTable)
+
+
+async def test_status_filter(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        screen.search = "status:failed"
+        await settle(pilot)
+        assert sorted(job_names(app)) == ["digits-baseline", "mnist-cnn"]
+
+
+async def test_filter_without_match_says_so(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.screen.search = "nothing-like-this"  # type: ignore[attr-defined]
+        await settle(pilot)
+        empty = app.screen.query_one("#jobs-empty")
+        assert empty.display
+        assert "No jobs match" in str(empty.render())
+
+
+async def test_sort_cycles_and_orders_by_name(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        await pilot.press("s")
+        await settle(pilot)
+        assert screen.sort_key == "created"
+        assert job_names(app)[0] == "resnet-sweep"  # newest first
+        await pilot.press("s")
+        await settle(pilot)
+        assert screen.sort_key == "name"
+        assert job_names(app) == ["digits-baseline", "mnist-cnn", "resnet-sweep"]
+        await pilot.press("r")
+        await settle(pilot)
+        assert job_names(app) == ["resnet-sweep", "mnist-cnn", "digits-baseline"]
+
+
+async def test_enter_opens_detail_on_latest_version(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, JobDetailScreen)
+        assert screen.job == "digits-baseline"
+        assert screen.selected == "V003"
+        tree = screen.query_one("#version-tree")
+        assert tree.cursor_node is not None and tree.cursor_node.data == "V003"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, JobsScreen)
+
+
+def _bulk_jobs(build: DataBuilder, count: int) -> None:
+    """`count` jobs inserted in one transaction (submitting each would take minutes)."""
+    from datetime import timedelta
+
+    ref = build.job("bulk-template")
+    with build.ctx.db.read() as s:
+        template = s.get(Version, ref.version_id)
+        assert template is not None
+        spec = json.loads(template.spec_json)
+    with build.ctx.db.write() as s:
+        jobs = [Job(name=f"bulk-{i:05d}", created_at=T0 + timedelta(seconds=i),
+                    updated_at=T0 + timedelta(seconds=i), last_version_number=1)
+                for i in range(count)]
+        s.add_all(jobs)
+        s.flush()
+        versions = [Version(job_id=job.id or 0, number=1, spec_json=json.dumps(spec),
+                            status="succeeded", engine="python 3.11", runtime="local")
+                    for job in jobs]
+        s.add_all(versions)
+        s.flush()
+        for job, version in zip(jobs, versions, strict=True):
+            job.latest_version_id = version.id
+        s.add_all(jobs)
+
+
+async def test_windowing_loads_pages_on_demand(build: DataBuilder) -> None:
+    _bulk_jobs(build, 3000)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        table = screen.query_one("#jobs-table", KeyTable)
+        assert screen.total == 3001
+        assert table.row_count == PAGE
+        assert "3,001 jobs" in str(screen.query_one("#jobs-status").render())
+        await pilot.press("G")  # to the last loaded row: the next page follows
+        await settle(pilot)
+        assert table.row_count == 2 * PAGE
+        for _ in range(3):
+            await pilot.press("pagedown")
+        await settle(pilot)
+        assert 2 * PAGE <= table.row_count < 3001
+        names = job_names(app)
+        assert len(set(names)) == len(names)
+        assert names[0] == "bulk-02999"
+
+
+async def test_idle_poll_redraws_nothing_and_changes_update_cells(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        table = screen.query_one("#jobs-table", KeyTable)
+        updates: list[tuple[Any, ...]] = []
+        original = table.update_cell
+
+        def counting(*args: Any, **kwargs: Any) -> None:
+            updates.append(args)
+            original(*args, **kwargs)
+
+        table.update_cell = counting  # type: ignore[method-assign]
+        screen._poll()
+        await settle(pilot)
+        screen._poll()  # the change marker is known now: this one reads no rows at all
+        await settle(pilot)
+        assert updates == []
+        # A status change of the running job; sorted by name its row stays where it is.
+        screen.sort_key = "name"
+        await settle(pilot)
+        with build.ctx.db.read() as s:
+            vid = s.exec(select(Job.latest_version_id).where(Job.name == "resnet-sweep")).one()
+        set_status(build.ctx, vid or 0, Status.SUCCEEDED, exit_code=0)
+        screen._poll()
+        await settle(pilot)
+        assert any(args[1] == "status" for args in updates)
+        row = job_names(app).index("resnet-sweep")
+        assert "succeeded" in str(table.get_row_at(row)[2])
+
+
+async def test_new_job_from_elsewhere_appears(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        build.job("late-arrival")
+        app.screen._poll()  # type: ignore[attr-defined]
+        await settle(pilot)
+        assert "late-arrival" in job_names(app)
+
+
+async def test_delete_job_from_list(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#jobs-table", KeyTable)
+        table.move_cursor(row=job_names(app).index("mnist-cnn"))
+        await pilot.press("d")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert "mnist-cnn" not in job_names(app)
+
+
+async def test_empty_state_and_palette_commands(ctx: Any) -> None:
+    app = TraindeckApp(ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        empty = app.screen.query_one("#jobs-empty")
+        assert "No jobs yet" in str(empty.render())
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"job: create", "view: filter jobs", "app: help"} <= set(titles)
