@@ -130,3 +130,17 @@ def build_project(
         "resources": {"pool": "public", "gpus": 0, "nodes": 1, "runtime": "local"},
     }
     return Project(base=base, code_dir=code_dir, data_dir=data_dir, spec=spec)
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    """Run `traindeck ARGV...` in this process: its exit code and what it printed
+    (standard output, then any `error: ...` line)."""
+    import contextlib
+    import io
+
+    from app.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue() + err.getvalue()

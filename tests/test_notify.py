@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
 import json
 import socket
 import stat
@@ -17,13 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import noop_launcher
+from helpers import noop_launcher, run_cli
 from sqlmodel import select
 
-from app.cli.extras import add_commands
 from app.config import get_settings, load_settings
 from app.context import Context
-from app.errors import ConflictError, FieldError, NotFoundError, TraindeckError
+from app.errors import ConflictError, FieldError, NotFoundError
 from app.jobs import set_status, submit
 from app.models import Event, MetricSummary, Status, Version
 from app.notify import (
@@ -322,28 +318,6 @@ def test_a_new_config_file_is_private(home: Path, hook: Hook) -> None:
 # ------------------------------------------------------------------------------ CLI
 
 
-def run_cli(*argv: str) -> tuple[int, str]:
-    parser = argparse.ArgumentParser(prog="traindeck")
-    sub = parser.add_subparsers(dest="command")
-
-    def add(name: str, handler: Any, help_text: str, *, json_out: bool = True
-            ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text)
-        p.set_defaults(handler=handler)
-        if json_out:
-            p.add_argument("--json", action="store_true")
-        return p
-
-    add_commands(sub, add)
-    args = parser.parse_args(argv)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        try:
-            code = args.handler(args)
-        except TraindeckError as exc:
-            print(f"error: {exc}")
-            code = 1
-    return code, out.getvalue()
 
 
 def test_topics_cli(home: Path, hook: Hook) -> None:

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import noop_launcher
+from helpers import noop_launcher, run_cli
 
-from app.cli.extras import add_commands
 from app.context import Context
-from app.errors import ConflictError, FieldError, NotFoundError, TraindeckError
+from app.errors import ConflictError, FieldError, NotFoundError
 from app.jobs import delete_rows, set_status, submit
 from app.models import MetricSummary, ModelVersion, Status, Version
 from app.registry import (
@@ -143,28 +139,6 @@ def test_bad_names_and_missing_sources(ctx: Context, make_project: Callable[...,
     assert list_models(ctx.db) == []
 
 
-def run_cli(*argv: str) -> tuple[int, str]:
-    parser = argparse.ArgumentParser(prog="traindeck")
-    sub = parser.add_subparsers(dest="command")
-
-    def add(name: str, handler: Any, help_text: str, *, json_out: bool = True
-            ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text)
-        p.set_defaults(handler=handler)
-        if json_out:
-            p.add_argument("--json", action="store_true")
-        return p
-
-    add_commands(sub, add)
-    args = parser.parse_args(argv)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        try:
-            code = args.handler(args)
-        except TraindeckError as exc:
-            print(f"error: {exc}")
-            code = 1
-    return code, out.getvalue()
 
 
 def test_models_cli(ctx: Context, make_project: Callable[..., Any]) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import io
 import json
 import socket
 import time
@@ -14,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import noop_launcher
+from helpers import noop_launcher, run_cli
 
-from app.cli.extras import add_commands
 from app.context import Context
 from app.errors import ConflictError, TraindeckError
 from app.jobs import set_status, submit
@@ -167,28 +164,6 @@ def test_says_how_to_install_tensorboard(boards: Context, monkeypatch: pytest.Mo
     assert INSTALL_HINT in str(info.value) and "traindeck[tensorboard]" in INSTALL_HINT
 
 
-def run_cli(*argv: str) -> tuple[int, str]:
-    parser = argparse.ArgumentParser(prog="traindeck")
-    sub = parser.add_subparsers(dest="command")
-
-    def add(name: str, handler: Any, help_text: str, *, json_out: bool = True
-            ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text)
-        p.set_defaults(handler=handler)
-        if json_out:
-            p.add_argument("--json", action="store_true")
-        return p
-
-    add_commands(sub, add)
-    args = parser.parse_args(argv)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        try:
-            code = args.handler(args)
-        except TraindeckError as exc:
-            print(f"error: {exc}")
-            code = 1
-    return code, out.getvalue()
 
 
 @pytest.mark.slow
