@@ -188,6 +188,7 @@ def _insert_version(
     number = session.exec(select(Job.last_version_number).where(Job.id == job.id)).one()
     label = version_label(number)
     output, log_dir = version_paths(ctx, spec, label)
+    _refuse_shared_folders(session, job, output, log_dir)
     stored = spec.model_copy(update={"save_as_template": None})
     version = Version(
         job_id=job.id or 0, number=number, parent_id=parent_id,
@@ -203,6 +204,23 @@ def _insert_version(
     record_event(session, version.id or 0, f"{label} created{parent}", "status",
                  Status.INITIALIZING.value)
     return version
+
+
+def _refuse_shared_folders(session: Session, job: Job, output: str, log_dir: str) -> None:
+    """Two jobs must never write into the same version folders (`<output>/V001`, ...)."""
+    for field, path, column in (("output", output, Version.output),
+                                ("log_dir", log_dir, Version.log_dir)):
+        if not path:
+            continue
+        clash = session.exec(
+            select(Job.name, Version.number).join(Version, col(Version.job_id) == col(Job.id))
+            .where(column == path, col(Version.job_id) != job.id)
+        ).first()
+        if clash is not None:
+            raise ConflictError(
+                f"{field}: {path!r} is already used by {clash[0]}/{version_label(clash[1])}; "
+                "give this job its own folder"
+            )
 
 
 def _number_of(session: Session, version_id: int | None) -> int:

@@ -228,6 +228,22 @@ def test_submit_refuses_an_existing_name_and_points_to_modify(cli: Cli, submitte
     assert len(versions_of("demo")) == 1
 
 
+def test_a_second_job_may_not_share_the_first_ones_folders(
+    cli: Cli, project: Project, instant: None,
+) -> None:
+    shared = {"output": "runs/out", "log_dir": "runs/logs"}
+    assert cli("submit", project.write_spec(project.raw(**shared))).code == 0
+    before = count_rows(Context.open().db)
+    other = project.write_spec(project.raw(name="other", **shared))
+    line = cli("submit", other).error_line
+    assert line.startswith("error: output: ") and "already used by demo/V001" in line
+    assert count_rows(Context.open().db) == before
+    apart = project.raw(name="other", output="runs/out2", log_dir="runs/logs")
+    assert "error: log_dir: " in cli("submit", project.write_spec(apart)).error_line
+    own = project.raw(name="other", output="runs/out2", log_dir="runs/logs2")
+    assert cli("submit", project.write_spec(own)).code == 0
+
+
 def test_real_submit_then_wait_succeeds(cli: Cli, spec_file: Path) -> None:
     assert cli("submit", spec_file).code == 0
     result = cli("wait", "demo", "--timeout", "30", "--json")

@@ -204,8 +204,9 @@ def test_template_name_clash_rolls_back_the_whole_submit(ctx: Context, project: 
                           project.base)
     before = count_rows(ctx.db)
     with pytest.raises(ConflictError, match=r"save_as_template\.name"):
-        submit(ctx, project.raw(name="second", save_as_template=template), project.base,
-               launcher=noop_launcher)
+        submit(ctx, project.raw(name="second", output="runs/second/out",
+                                log_dir="runs/second/logs", save_as_template=template),
+               project.base, launcher=noop_launcher)
     assert count_rows(ctx.db) == before
 
 

@@ -444,6 +444,12 @@ def _remote_spec(tmp_path: Path, name: str, data: str, runtime: str = "local"
             "resources": {"runtime": runtime}}
 
 
+def _own_folders(spec: dict[str, Any]) -> dict[str, Any]:
+    """Jobs of one database may not share output or log folders: one prefix per job."""
+    return {**spec, "output": f"s3://results/{spec['name']}/out",
+            "log_dir": f"s3://results/{spec['name']}/logs"}
+
+
 @needs_supervisor
 @pytest.mark.slow
 def test_a_version_reads_and_writes_object_storage(s3: S3Server, ctx: Any, tmp_path: Path
@@ -498,17 +504,18 @@ def test_a_version_without_usable_data_fails(s3: S3Server, ctx: Any, tmp_path: P
 
     put_objects(s3, "inputs", {f"long/{LONG}": b"x"})
     s3.client().create_bucket(Bucket="results")
-    submit(ctx, _remote_spec(tmp_path, "longonly", "s3://inputs/long"), tmp_path)
+    submit(ctx, _own_folders(_remote_spec(tmp_path, "longonly", "s3://inputs/long")), tmp_path)
     version = wait_final(ctx, "longonly", None, 60)
     assert version.status == "failed"
     assert version.reason == "no usable data files (1 skipped: names longer than 255 characters)"
-    assert "logs/V001/rank-0.log" in _tree(s3, "results", "logs/")
+    assert "longonly/logs/V001/rank-0.log" in _tree(s3, "results", "longonly/logs/")
     empty = tmp_path / "empty"
     empty.mkdir()
-    submit(ctx, _remote_spec(tmp_path, "emptylocal", str(empty)), tmp_path)
+    submit(ctx, _own_folders(_remote_spec(tmp_path, "emptylocal", str(empty))), tmp_path)
     version = wait_final(ctx, "emptylocal", None, 60)
     assert (version.status, version.reason) == ("failed", "no usable data files")
-    submit(ctx, _remote_spec(tmp_path, "nobucket", "s3://missing-bucket/x"), tmp_path)
+    submit(ctx, _own_folders(_remote_spec(tmp_path, "nobucket", "s3://missing-bucket/x")),
+           tmp_path)
     version = wait_final(ctx, "nobucket", None, 60)
     assert (version.status, version.reason) == ("failed",
                                                 "s3://missing-bucket/x: no such bucket")
