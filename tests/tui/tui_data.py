@@ -50,8 +50,8 @@ class DataBuilder:
             "algorithm": {"framework": {"engine": "python", "engine_version": "3.11",
                                         "code_dir": "./code", "boot_file": "train.py"}},
             "parameters": {"train_steps": 10000, "lr": 0.01},
-            "output": "./runs/out",
-            "log_dir": "./runs/logs",
+            "output": f"./runs/{name}/out",
+            "log_dir": f"./runs/{name}/logs",
             "resources": {"pool": "public", "gpus": 0, "nodes": 1, "runtime": "local"},
             "subscriptions": [],
         }
