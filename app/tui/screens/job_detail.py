@@ -10,22 +10,19 @@ import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from textual import events, on, work
+from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane, Tree
 from textual.worker import get_current_worker
 
-from app.tui.messages import ActionDone, ActionFailed, JobsChanged
-from app.tui.widgets.formatting import format_seconds_time
-from app.tui.widgets.key_table import KeyTable
+from app.tui.screens.version_actions import ACTIVE, VersionActionsScreen
+from app.tui.widgets.events_table import EventsTable
 from app.tui.widgets.log_panel import LogPanel
 from app.tui.widgets.metrics_view import MetricsView
-from app.tui.widgets.status import status_text
 from app.tui.widgets.version_overview import VersionOverview
 from app.tui.widgets.version_tree import VersionTree
 
@@ -33,12 +30,9 @@ if TYPE_CHECKING:
     from app.context import Context
     from app.jobs import VersionRef
     from app.queries import EventInfo, VersionInfo
-    from app.registry import ModelVersionInfo
-    from app.tensorboard import TensorBoardInfo
 
 POLL_SECONDS = 2.0
 """How often the job's versions are re-read for status changes."""
-ACTIVE = frozenset({"initializing", "queued", "running"})
 TABS = ("overview", "logs", "metrics", "events")
 
 
@@ -60,7 +54,7 @@ def _same(a: VersionInfo | None, b: VersionInfo | None) -> bool:
     return dataclasses.replace(a, duration=None) == dataclasses.replace(b, duration=None)
 
 
-class JobDetailScreen(Screen[None]):
+class JobDetailScreen(VersionActionsScreen):
     """A job's versions, one version's overview, logs, metrics and events."""
 
     CSS_PATH = "job_detail.tcss"
@@ -105,20 +99,6 @@ class JobDetailScreen(Screen[None]):
             self.series = series
             self.events = events
 
-    class TensorBoardStarting(Message):
-        """The version has event files: TensorBoard is being started (it takes a while)."""
-
-        def __init__(self, label: str) -> None:
-            super().__init__()
-            self.label = label
-
-    class TensorBoardReady(Message):
-        """TensorBoard answers (or is starting) for the version."""
-
-        def __init__(self, board: TensorBoardInfo) -> None:
-            super().__init__()
-            self.board = board
-
     def __init__(self, ctx: Context, job: str, *, select: str | None = None) -> None:
         super().__init__()
         self.ctx = ctx
@@ -147,12 +127,7 @@ class JobDetailScreen(Screen[None]):
                 with TabPane("Metrics", id="metrics"):
                     yield MetricsView(id="metrics-view")
                 with TabPane("Events", id="events"):
-                    table = KeyTable(id="events-table", cursor_type="row")
-                    table.add_column("Time", key="time")
-                    table.add_column("Kind", key="kind")
-                    table.add_column("Status", key="status")
-                    table.add_column("Message", key="message")
-                    yield table
+                    yield EventsTable(id="events-table")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -250,11 +225,7 @@ class JobDetailScreen(Screen[None]):
             return
         self._shown_detail = key
         self.query_one(MetricsView).show(info.version, info.metrics, message.series)
-        table = self.query_one("#events-table", KeyTable)
-        table.clear()
-        for event in message.events:
-            table.add_row(format_seconds_time(event.time), event.kind,
-                          status_text(self.app, event.status or ""), event.message)
+        self.query_one(EventsTable).show(message.events)
 
     # -- selection -------------------------------------------------------------------------
 
@@ -262,6 +233,11 @@ class JobDetailScreen(Screen[None]):
     def current(self) -> VersionInfo | None:
         """The selected version."""
         return next((v for v in self._versions if v.version == self.selected), None)
+
+    @property
+    def version_count(self) -> int:
+        """How many versions the job has."""
+        return len(self._versions)
 
     @property
     def visible_versions(self) -> list[VersionInfo]:
@@ -318,47 +294,6 @@ class JobDetailScreen(Screen[None]):
         self._show_tree(self.selected)
         self.refresh_bindings()
 
-    # -- what is allowed, and why not ---------------------------------------------------------
-
-    def disabled_reason(self, action: str) -> str | None:
-        """Why `action` cannot run on the selected version now (None: it can)."""
-        info = self.current
-        needs_version = {"modify", "stop", "delete", "tensorboard", "create_model",
-                         "save_parameters"}
-        if action in needs_version and info is None:
-            return f"{action.replace('_', ' ')}: no version selected"
-        if info is None:
-            return "compare: this job has no versions" if action == "compare" else None
-        if action == "stop" and info.status not in ACTIVE:
-            return f"stop: {info.version} already {info.status}"
-        if action == "create_model":
-            from app.registry import create_model_refusal
-
-            return create_model_refusal(info.status, info.version)
-        if action == "compare" and len(self.compare_labels() or self._versions) < 2:
-            return "compare: needs at least two versions"
-        return None
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return None if self.disabled_reason(action) else True
-
-    def on_key(self, event: events.Key) -> None:
-        # A dimmed binding does not run; say why instead of doing nothing.
-        for binding in self._bindings.key_to_bindings.get(event.key, []):
-            reason = self.disabled_reason(binding.action)
-            if reason:
-                event.stop()
-                event.prevent_default()
-                self.notify(reason, severity="warning")
-                return
-
-    def _explain_or(self, action: str) -> bool:
-        """True when `action` may run; otherwise tell why (for palette commands)."""
-        reason = self.disabled_reason(action)
-        if reason:
-            self.notify(reason, severity="warning")
-        return reason is None
-
     # -- actions ---------------------------------------------------------------------------
 
     def action_back(self) -> None:
@@ -390,66 +325,6 @@ class JobDetailScreen(Screen[None]):
         else:
             self.query_one(VersionTree).focus()
 
-    def action_modify(self) -> None:
-        """Make a new version from the selected one, with changed parameters."""
-        info = self.current
-        if info is None or not self._explain_or("modify"):
-            return
-        open_wizard = getattr(self.app, "open_wizard", None)
-        if callable(open_wizard):
-            open_wizard(modify_from=(self.job, info.version))
-
-    def action_tensorboard(self) -> None:
-        """Start (or find) TensorBoard for the selected version's event files."""
-        info = self.current
-        if info is None or not self._explain_or("tensorboard"):
-            return
-        self._start_tensorboard(info.version, info.output)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-tensorboard")
-    def _start_tensorboard(self, label: str, output: str) -> None:
-        """Check the output for event files, then start TensorBoard (it may take a while)."""
-        from app.errors import TraindeckError
-        from app.tensorboard import start_tensorboard, unavailable_reason
-
-        what = f"No TensorBoard for {self.job} {label}"
-        reason = unavailable_reason(output)
-        if reason:
-            self.post_message(ActionFailed(what, reason))
-            return
-        self.post_message(self.TensorBoardStarting(label))
-        try:
-            board = start_tensorboard(self.ctx, self.job, [label])
-        except TraindeckError as exc:
-            self.post_message(ActionFailed(what, str(exc)))
-            return
-        self.post_message(self.TensorBoardReady(board))
-
-    @on(TensorBoardStarting)
-    def _tensorboard_starting(self, message: TensorBoardStarting) -> None:
-        self.notify(f"Starting TensorBoard for {self.job} {message.label}…", timeout=5)
-
-    @on(TensorBoardReady)
-    def _tensorboard_ready(self, message: TensorBoardReady) -> None:
-        from app.tui.screens.tensorboard import TensorBoardScreen
-
-        self.app.push_screen(TensorBoardScreen(self.ctx, message.board))
-
-    def action_create_model(self) -> None:
-        """Register the selected succeeded version as a model."""
-        info = self.current
-        if info is None or not self._explain_or("create_model"):
-            return
-        from app.tui.screens.create_model import CreateModelScreen
-
-        def created(model: ModelVersionInfo | None) -> None:
-            if model is not None:
-                copied = " (artifacts copied)" if model.copied else ""
-                self.notify(f"Created model {model.model} {model.version} from "
-                            f"{model.source}{copied}")
-
-        self.app.push_screen(CreateModelScreen(self.ctx, self.job, info.version), created)
-
     def action_compare(self) -> None:
         """Compare the marked versions, or the filtered ones, or all."""
         if not self._explain_or("compare"):
@@ -465,105 +340,6 @@ class JobDetailScreen(Screen[None]):
         if self.version_filter:
             return [v.version for v in self.visible_versions]
         return None
-
-    def action_stop(self) -> None:
-        """Stop the selected version (after confirming)."""
-        info = self.current
-        if info is None or not self._explain_or("stop"):
-            return
-        from app.tui.screens.confirm import ConfirmScreen
-
-        grace = self.ctx.settings.stop_grace_seconds
-        question = (f"Stop {self.job} {info.version} ({info.status})? Its processes get "
-                    f"SIGTERM, then SIGKILL after {grace:g}s; the version ends as stopped "
-                    "and keeps its logs and outputs.")
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._stop(info.version)
-
-        self.app.push_screen(ConfirmScreen(question, title="Stop version", yes="Stop"),
-                             answered)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-write")
-    def _stop(self, label: str) -> None:
-        """Ask the version's supervisor to stop it."""
-        from app.errors import TraindeckError
-
-        try:
-            from app.runtime.control import stop_version
-        except ImportError:
-            self.post_message(ActionFailed("Not available", "stop is not available yet"))
-            return
-        try:
-            done = stop_version(self.ctx, self.job, label)
-        except TraindeckError as exc:
-            self.post_message(ActionFailed("Not stopped", str(exc)))
-            return
-        self.post_message(ActionDone(done, self.job))
-        self.post_message(JobsChanged(self.job))
-
-    def action_delete(self) -> None:
-        """Delete the selected version's records (after confirming)."""
-        info = self.current
-        if info is None or not self._explain_or("delete"):
-            return
-        from app.tui.screens.confirm import ConfirmScreen
-
-        question = (f"Delete version {info.version} of {self.job} ({info.status}) from "
-                    "Traindeck? Its records, metrics and events go; its output and log "
-                    "files stay on disk.")
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._delete(info.version)
-
-        self.app.push_screen(ConfirmScreen(question, title="Delete version", yes="Delete"),
-                             answered)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-write")
-    def _delete(self, label: str) -> None:
-        """Remove the version's rows; the core refuses while it is active."""
-        from app.errors import TraindeckError
-        from app.jobs import delete_rows
-
-        try:
-            delete_rows(self.ctx, self.job, label)
-        except TraindeckError as exc:
-            self.post_message(ActionFailed("Not deleted", str(exc)))
-            return
-        self.post_message(ActionDone(f"Deleted {self.job} {label}", self.job))
-        self.post_message(JobsChanged(self.job))
-
-    def action_save_parameters(self) -> None:
-        """Save the selected version's settings as job parameters (a template)."""
-        info = self.current
-        if info is None or not self._explain_or("save_parameters"):
-            return
-        from app.tui.screens.save_params import SaveParamsScreen
-
-        def answered(result: tuple[str, str] | None) -> None:
-            if result is not None:
-                self._save_parameters(info, *result)
-
-        self.app.push_screen(SaveParamsScreen(f"{self.job} {info.version}"), answered)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-write")
-    def _save_parameters(self, info: VersionInfo, name: str, description: str) -> None:
-        """Store the version's spec under `name`."""
-        from pydantic import ValidationError
-
-        from app.errors import TraindeckError
-        from app.jobs import save_template
-        from app.spec import JobSpec
-
-        try:
-            spec = JobSpec.model_validate(info.spec)
-            save_template(self.ctx, name, description, spec, info.id)
-        except (TraindeckError, ValidationError) as exc:
-            self.post_message(ActionFailed("Job parameters not saved", str(exc)))
-            return
-        self.post_message(ActionDone(f"Saved job parameters {name!r}"))
 
     # -- from other screens ---------------------------------------------------------------
 
@@ -584,18 +360,7 @@ class JobDetailScreen(Screen[None]):
     def palette_commands(self) -> Iterable[SystemCommand]:
         """This screen's actions for the command palette."""
         label = self.selected or "version"
-        yield SystemCommand(f"version: modify {label}", "New version with changed parameters",
-                            self.action_modify)
-        yield SystemCommand(f"version: stop {label}", "Stop the selected version",
-                            self.action_stop)
-        yield SystemCommand(f"version: delete {label}", "Delete the selected version's records",
-                            self.action_delete)
-        yield SystemCommand(f"version: save job parameters from {label}",
-                            "Save these settings as job parameters", self.action_save_parameters)
-        yield SystemCommand(f"version: TensorBoard for {label}", "Start TensorBoard",
-                            self.action_tensorboard)
-        yield SystemCommand(f"version: create model from {label}",
-                            "Register a succeeded version as a model", self.action_create_model)
+        yield from self.version_commands(label)
         yield SystemCommand("view: compare versions", "Marked, filtered or all versions",
                             self.action_compare)
         yield SystemCommand("view: filter versions", "By label or status", self.action_filter)
