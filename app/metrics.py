@@ -290,19 +290,15 @@ def metric_goal(name: str) -> Goal:
     return "min" if any(part in _MIN_PARTS for part in _word_parts(name)) else "max"
 
 
-def best_index(values: Sequence[float | None], goal: Goal) -> int | None:
-    """Index of the best value (first one on ties); None and NaN are skipped.
-
-    Returns None when no value is usable.
+def best_indices(values: Sequence[float | None], goal: Goal) -> tuple[int, ...]:
+    """Indices of the best value — every one of them when several tie; None and NaN are
+    skipped. Empty when no value is usable.
     """
-    best: int | None = None
-    best_value = 0.0
-    for index, value in enumerate(values):
-        if value is None or math.isnan(value):
-            continue
-        if best is None or (value > best_value if goal == "max" else value < best_value):
-            best, best_value = index, value
-    return best
+    usable = [v for v in values if v is not None and not math.isnan(v)]
+    if not usable:
+        return ()
+    target = max(usable) if goal == "max" else min(usable)
+    return tuple(i for i, v in enumerate(values) if v == target)
 
 
 # The comparison page leads with these, in this order; aliases sort with their metric.

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from app.db import Database
 from app.jobs import load_version, parse_version_label
-from app.metrics import best_index, metric_goal, ordered_metric_names
+from app.metrics import best_indices, metric_goal, ordered_metric_names
 from app.models import (
     Event,
     Job,
@@ -275,14 +275,15 @@ class Comparison:
     parameters: dict[str, list[Any]]
     metric_names: list[str]
     metrics: dict[str, list[float | None]]
-    best: dict[str, int | None]
+    best: dict[str, tuple[int, ...]]
+    """Per metric, the indices of the versions holding the best value (all of a tie)."""
     goals: dict[str, str]
 
     def to_dict(self) -> dict[str, Any]:
-        """For `--json`: best values named by version label."""
+        """For `--json`: per metric, the labels of the versions with the best value."""
         data = asdict(self)
         data["best"] = {
-            name: (self.versions[i] if i is not None else None) for name, i in self.best.items()
+            name: [self.versions[i] for i in indices] for name, indices in self.best.items()
         }
         return data
 
@@ -298,7 +299,7 @@ def compare(
     metric_names = ordered_metric_names({name for v in versions for name in v.metrics})
     metrics = {name: [v.metrics.get(name) for v in versions] for name in metric_names}
     goals = {name: metric_goal(name) for name in metric_names}
-    best = {name: best_index(metrics[name], goals[name]) for name in metric_names}
+    best = {name: best_indices(metrics[name], goals[name]) for name in metric_names}
     return Comparison(
         job=job_name, versions=[v.version for v in versions], version_ids=[v.id for v in versions],
         statuses=[v.status for v in versions], parameter_names=param_names, differing=differing,

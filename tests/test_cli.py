@@ -463,7 +463,7 @@ def three_versions(home: Path, project: Project) -> Context:
 def test_compare_json_marks_the_best_value_per_metric(cli: Cli, three_versions: Context) -> None:
     data = cli("compare", "demo", "--json").json()
     assert data["versions"] == ["V001", "V002", "V003"]
-    assert data["best"] == {"accuracy": "V002", "f1": "V003", "loss": "V002"}
+    assert data["best"] == {"accuracy": ["V002"], "f1": ["V003"], "loss": ["V002"]}
     assert data["goals"] == {"accuracy": "max", "f1": "max", "loss": "min"}
     assert data["metrics"]["loss"] == [0.5, 0.4, 0.45]
     assert data["differing"] == ["lr"]
@@ -473,7 +473,7 @@ def test_compare_json_marks_the_best_value_per_metric(cli: Cli, three_versions: 
 def test_compare_chosen_versions(cli: Cli, three_versions: Context) -> None:
     data = cli("compare", "demo", "V001", "V003", "--json").json()
     assert data["versions"] == ["V001", "V003"]
-    assert data["best"] == {"accuracy": "V003", "f1": "V003", "loss": "V003"}
+    assert data["best"] == {"accuracy": ["V003"], "f1": ["V003"], "loss": ["V003"]}
 
 
 def test_compare_text_stars_the_best_and_hides_equal_parameters(
@@ -485,6 +485,17 @@ def test_compare_text_stars_the_best_and_hides_equal_parameters(
     assert loss.split() == ["loss", "0.5", "0.4", "*", "0.45"]
     assert "param lr" in result.out and "param epochs" not in result.out
     assert "param epochs" in cli("compare", "demo", "--all").out
+
+
+def test_compare_marks_every_version_of_a_tie(cli: Cli, three_versions: Context) -> None:
+    with three_versions.db.write() as session:
+        row = session.exec(select(MetricSummary).where(MetricSummary.name == "f1",
+                                                       MetricSummary.value == 0.70)).one()
+        row.value = 0.75
+        session.add(row)
+    assert cli("compare", "demo", "--json").json()["best"]["f1"] == ["V001", "V003"]
+    f1 = next(line for line in cli("compare", "demo").out.splitlines() if line.startswith("f1"))
+    assert f1.split() == ["f1", "0.75", "*", "0.6", "0.75", "*"]
 
 
 # ------------------------------------------------------------------ engines

@@ -14,7 +14,7 @@ import pytest
 from app.metrics import (
     JsonlMetricsReader,
     MetricPoint,
-    best_index,
+    best_indices,
     final_values,
     metric_goal,
     ordered_metric_names,
@@ -233,12 +233,13 @@ def test_metric_goal_max(name: str) -> None:
     assert metric_goal(name) == "max"
 
 
-def test_best_index() -> None:
-    assert best_index([0.5, 0.9, None, 0.9], "max") == 1
-    assert best_index([0.5, 0.2, math.nan, 0.3], "min") == 1
-    assert best_index([None, math.nan], "max") is None
-    assert best_index([], "min") is None
-    assert best_index([None, -1.0], "max") == 1
+def test_best_indices_mark_every_tied_version() -> None:
+    assert best_indices([0.5, 0.9, None, 0.9], "max") == (1, 3)
+    assert best_indices([0.5, 0.2, math.nan, 0.3], "min") == (1,)
+    assert best_indices([0.2, 0.2, 0.2], "min") == (0, 1, 2)
+    assert best_indices([None, math.nan], "max") == ()
+    assert best_indices([], "min") == ()
+    assert best_indices([None, -1.0], "max") == (1,)
 
 
 def test_ordered_metric_names() -> None:

@@ -212,7 +212,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rows += [[f"param {n}", *map(format_value, result.parameters[n])] for n in names]
     for name in result.metric_names:
         best = result.best[name]
-        rows.append([name, *(format_value(x) + (" *" if i == best else "")
+        rows.append([name, *(format_value(x) + (" *" if i in best else "")
                              for i, x in enumerate(result.metrics[name]))])
     print_table(["", *result.versions], rows)
     if not args.all and len(names) < len(result.parameter_names):

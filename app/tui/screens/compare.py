@@ -165,11 +165,11 @@ class CompareScreen(Screen[None]):
         comparison = self._comparison
         if comparison is None:
             return []
-        best = comparison.best.get(name)
+        best = comparison.best.get(name, ())
         success = self.app.theme_variables.get("success", "green")
         cells: list[Any] = []
         for index, value in enumerate(comparison.metrics[name]):
-            if value is not None and index == best:
+            if index in best:
                 cells.append(Text(f"{format_value(value)} ★", style=f"bold {success}"))
             else:
                 cells.append(Text(format_value(value)))
