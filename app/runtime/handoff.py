@@ -1,12 +1,18 @@
-"""The fast start of a Docker version: a head start by the submitter, a light first stage.
+"""The fast start of a version: a head start by the submitter, a light first stage.
 
 A supervisor needs a second or so to import the database layer; a container starts in
-a few hundred milliseconds. So for a Docker version the submitting process (the TUI or
-the CLI, whose imports are already done) admits it, starts its containers and records
-the handle itself, while the supervisor it spawned boots. It then writes a small
-*handoff* file (JSON) naming the run. The supervisor's first stage — before any heavy
-import — waits for that file and starts copying the containers' output into the rank
-logs at once; its second stage opens the database and takes over the version as usual.
+a few hundred milliseconds, a local process in a few dozen. So the submitting process
+(the TUI or the CLI, whose imports are already done) admits the version and plans it
+while the supervisor it spawned boots, and writes a small *handoff* file (JSON):
+
+* Docker: the submitter starts the containers and records the handle itself; the
+  handoff names the run. The supervisor's first stage — before any heavy import —
+  waits for that file and starts copying the containers' output into the rank logs.
+* Local: the ranks must be the supervisor's own children (it reads their pipes and
+  their exit codes), so the handoff carries the whole launch plan and the first stage
+  starts them, then copies their output.
+
+In both, the second stage opens the database and takes over the version as usual.
 
 Whatever goes wrong on either side falls back to the ordinary path: the supervisor
 reads the version from the database and recovers any container by its labels.
@@ -30,6 +36,8 @@ HANDOFF_ENV = "TRAINDECK_HANDOFF"
 """Environment variable naming the handoff file a new supervisor should wait for."""
 STARTER_ENV = "TRAINDECK_STARTER_PID"
 """Environment variable with the pid of the process starting the ranks for it."""
+KIND_ENV = "TRAINDECK_HANDOFF_KIND"
+"""Environment variable with the runtime of the version (`docker` or `local`)."""
 HANDOFF_WAIT_SECONDS = 120.0
 """Longest wait for the handoff (a slow engine); a dead starter ends it at once."""
 _POLL = 0.005
@@ -45,6 +53,12 @@ class WarmStart:
     """RankLog per rank."""
     threads: list[threading.Thread] = field(default_factory=list)
     ended: threading.Event = field(default_factory=threading.Event)
+    started_here: bool = False
+    """The ranks were started by this first stage (local), not by the submitter."""
+    gpus: list[int] = field(default_factory=list)
+    """GPUs admitted for the ranks (local: recorded by the second stage)."""
+    error: str = ""
+    """Why the first stage could not start the ranks (the version fails with it)."""
 
 
 def handoff_path(state: Path) -> Path:
@@ -102,15 +116,17 @@ def warm_start(on_end: Any) -> WarmStart | None:
     """
     raw_path = os.environ.pop(HANDOFF_ENV, None)
     starter = int(os.environ.pop(STARTER_ENV, "0") or 0)
+    kind = os.environ.pop(KIND_ENV, "docker")
     if not raw_path:
         return None
+    if kind == "local":
+        return _warm_local(Path(raw_path), starter, on_end)
     # While the submitter starts the containers: import what the pumps need (still no
     # database layer), so that they can start the moment the handoff arrives.
     import docker  # noqa: F401 - the executor imports it lazily, on its first call
 
     from app.config import load_settings
     from app.runtime.executors import get_executor
-    from app.runtime.logpump import RankLog, pump
 
     executor = get_executor("docker", load_settings())
     with contextlib.suppress(Exception):
@@ -118,14 +134,46 @@ def warm_start(on_end: Any) -> WarmStart | None:
     data = read_handoff(Path(raw_path), starter)
     if not data or "handle" not in data:
         return None
-    logs = {int(rank): RankLog(Path(log), Path(counter))
+    warm = WarmStart(handle=data["handle"], executor=executor, logs=_rank_logs(data))
+    _start_pumps(warm, on_end)
+    return warm
+
+
+def _warm_local(path: Path, starter: int, on_end: Any) -> WarmStart | None:
+    """Local ranks: start them from the handed-over plan, then copy their output."""
+    import app.runtime.logpump  # noqa: F401 - before the wait: the pumps need it at once
+    from app.runtime.executors.base import ExecutorError, plan_from_json
+    from app.runtime.executors.local import LocalExecutor
+
+    data = read_handoff(path, starter)
+    if not data or "plan" not in data:
+        return None
+    executor = LocalExecutor()
+    warm = WarmStart(handle={}, executor=executor, logs=_rank_logs(data), started_here=True,
+                     gpus=[int(g) for g in data.get("gpus", [])])
+    try:
+        warm.handle = executor.start(plan_from_json(data["plan"]))
+    except ExecutorError as exc:
+        warm.error = str(exc)
+        return warm
+    _start_pumps(warm, on_end)
+    return warm
+
+
+def _rank_logs(data: dict[str, Any]) -> dict[int, Any]:
+    from app.runtime.logpump import RankLog
+
+    return {int(rank): RankLog(Path(log), Path(counter))
             for rank, (log, counter) in data["logs"].items()}
-    warm = WarmStart(handle=data["handle"], executor=executor, logs=logs)
-    for rank, rank_log in sorted(logs.items()):
+
+
+def _start_pumps(warm: WarmStart, on_end: Any) -> None:
+    from app.runtime.logpump import pump
+
+    for rank, rank_log in sorted(warm.logs.items()):
         rank_log.resume()
         thread = threading.Thread(
             target=pump, name=f"logs-{rank}", daemon=True,
-            args=(executor, warm.handle, rank, rank_log, warm.ended, on_end))
+            args=(warm.executor, warm.handle, rank, rank_log, warm.ended, on_end))
         thread.start()
         warm.threads.append(thread)
-    return warm

@@ -12,7 +12,13 @@ from pathlib import Path
 from app.context import Context
 from app.jobs import record_event
 from app.models import Status, Version
-from app.runtime.handoff import HANDOFF_ENV, STARTER_ENV, handoff_path, write_handoff
+from app.runtime.handoff import (
+    HANDOFF_ENV,
+    KIND_ENV,
+    STARTER_ENV,
+    handoff_path,
+    write_handoff,
+)
 from app.runtime.plan import state_dir
 from app.runtime.procs import SUPERVISOR_MODULE, hostname
 from app.runtime.startup import start_in_caller
@@ -57,12 +63,16 @@ def _spawn(ctx: Context, version_id: int, extra_env: dict[str, str] | None = Non
 def start_supervisor(ctx: Context, version_id: int) -> int:
     """Start the supervisor of a new version; returns its pid.
 
-    A Docker version gets a fast start (see `app.runtime.handoff`): its containers are
-    started here, in the caller's thread, while the supervisor boots; this returns
-    once they run (or failed to start). Other versions return at once.
+    A new version gets a fast start (see `app.runtime.handoff`): while the supervisor
+    boots, it is admitted and planned here, in the caller's thread, and a Docker
+    version's containers are started; this returns once they run (or failed to start),
+    or once a local version's plan is handed over.
     """
     handoff = _fast_start_handoff(ctx, version_id)
-    extra = {HANDOFF_ENV: str(handoff), STARTER_ENV: str(os.getpid())} if handoff else None
+    extra = None
+    if handoff is not None:
+        path, kind = handoff
+        extra = {HANDOFF_ENV: str(path), STARTER_ENV: str(os.getpid()), KIND_ENV: kind}
     proc = _spawn(ctx, version_id, extra)
     with ctx.db.write() as session:
         version = session.get(Version, version_id)
@@ -70,21 +80,23 @@ def start_supervisor(ctx: Context, version_id: int) -> int:
             version.supervisor_pid, version.supervisor_host = proc.pid, hostname()
             session.add(version)
     if handoff is not None:
-        start_in_caller(ctx, version_id, lambda payload: write_handoff(handoff, payload))
+        start_in_caller(ctx, version_id, lambda payload: write_handoff(handoff[0], payload),
+                        supervisor_pid=proc.pid)
     return proc.pid
 
 
-def _fast_start_handoff(ctx: Context, version_id: int) -> Path | None:
-    """The handoff file for a version that gets a fast start, or None."""
+def _fast_start_handoff(ctx: Context, version_id: int) -> tuple[Path, str] | None:
+    """The handoff file and runtime of a version that gets a fast start, or None."""
     with ctx.db.read() as session:
         version = session.get(Version, version_id)
-        if (version is None or version.runtime != "docker" or version.handle
+        if (version is None or version.runtime not in ("docker", "local") or version.handle
                 or version.status != Status.INITIALIZING.value):
             return None
+        kind = version.runtime
     path = handoff_path(state_dir(ctx.settings, version_id))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
-    return path
+    return path, kind
 
 
 def restart_supervisor(ctx: Context, version_id: int, lost_pid: int | None) -> int | None:

@@ -1,13 +1,14 @@
 """Steps shared by every way a version's ranks are started.
 
-The supervisor starts ranks itself; for Docker versions the submitting process may
-start them first (`start_in_caller`, see `app.runtime.handoff`). Both open the rank
+The supervisor starts ranks itself; the submitting process may give it a head start
+(`start_in_caller`, see `app.runtime.handoff`): it starts a Docker version's containers,
+or plans a local version for the supervisor's first stage to start. Both open the rank
 logs, plan and announce the run the same way, through the functions here.
 
-While the submitter is starting a version's containers, the version's `handle` holds
-a *marker* (`{"kind": ..., "starting": PID, "host": ...}`) instead of container ids:
-the supervisor then waits for the real handle rather than start a second run, and
-reconciliation treats it as "not started yet".
+While a version's ranks are being started that way, its `handle` holds a *marker*
+(`{"kind": ..., "starting": PID, "host": ...}`, PID being the process that starts
+them) instead of a real handle: a supervisor then waits for the real handle rather
+than start a second run, and reconciliation treats it as "not started yet".
 """
 
 from __future__ import annotations
@@ -111,14 +112,15 @@ def announce_start(ctx: Context, version: Version, logs: dict[int, RankLog], pla
 
 
 def start_in_caller(ctx: Context, version_id: int,
-                    hand_off: Callable[[dict[str, Any]], None]) -> None:
-    """Start a new Docker version's containers in this (warm) process.
+                    hand_off: Callable[[dict[str, Any]], None], supervisor_pid: int = 0) -> None:
+    """Give a new version's supervisor a head start from this (warm) process.
 
     Calls `hand_off` exactly once with what the version's supervisor needs to take
-    over: `{"handle", "logs"}` as soon as the containers run, `{"done": true}` when the
-    start failed (the version is then failed here, with the engine's reason), or
-    `{"fallback": true}` when the supervisor should do it all itself (GPUs busy, a plan
-    problem, anything unexpected).
+    over. Docker: `{"handle", "logs"}` as soon as the containers run, `{"done": true}`
+    when the start failed (the version is then failed here, with the engine's reason).
+    Local: `{"plan", "logs", "gpus"}` — the supervisor (`supervisor_pid`) starts the
+    ranks, as they must be its children. Either: `{"fallback": true}` when the
+    supervisor should do it all itself (GPUs busy, a plan problem, anything unexpected).
     """
     handed: list[dict[str, Any]] = []
 
@@ -128,28 +130,35 @@ def start_in_caller(ctx: Context, version_id: int,
             hand_off(payload)
 
     try:
-        give(_start(ctx, version_id, give))
+        give(_start(ctx, version_id, give, supervisor_pid))
     except Exception:
         log.exception("fast start of version %d failed", version_id)
         give({"fallback": True})
 
 
-def _start(ctx: Context, version_id: int,
-           give: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def _start(ctx: Context, version_id: int, give: Callable[[dict[str, Any]], None],
+           supervisor_pid: int) -> dict[str, Any]:
     from app.runtime.dockerhost import docker_reachable
     from app.runtime.executors import ExecutorError, get_executor
+    from app.runtime.executors.base import plan_to_json
     from app.runtime.plan import build_plan
     from app.runtime.scheduler import release, try_admit
 
-    if not docker_reachable(ctx.settings):
+    with ctx.db.read() as session:
+        version = session.get(Version, version_id)
+        kind = version.runtime if version is not None else ""
+    if kind == "docker" and not docker_reachable(ctx.settings):
         # A short ping: a hung engine must not hang the submitter (the supervisor
         # waits for it, and reports).
         return {"fallback": True}
-    marker = json.dumps({"kind": "docker", STARTING: os.getpid(), "host": hostname()})
+    if kind not in ("docker", "local") or (kind == "local" and supervisor_pid <= 0):
+        return {"fallback": True}
+    starter = os.getpid() if kind == "docker" else supervisor_pid
+    marker = json.dumps({"kind": kind, STARTING: starter, "host": hostname()})
     with ctx.db.write() as session:
         version = session.get(Version, version_id)
         if (version is None or version.status != Status.INITIALIZING.value or version.handle
-                or version.stop_requested or version.runtime != "docker"):
+                or version.stop_requested or version.runtime != kind):
             return {"fallback": True}
         version.handle = marker
         session.add(version)
@@ -171,8 +180,14 @@ def _start(ctx: Context, version_id: int,
         gpus = admission.granted
         plan = build_plan(ctx.settings, job, version, spec, gpus, sources)
         logs = open_rank_logs(ctx, version, fresh=True)
-        executor = get_executor("docker", ctx.settings)
-        announce_start(ctx, version, logs, plan, executor.kind, gpus)
+        announce_start(ctx, version, logs, plan, kind, gpus)
+        log_files = {str(r): [str(x.path), str(x.counter)] for r, x in logs.items()}
+        if kind == "local":
+            for rank_log in logs.values():
+                rank_log.close()
+            # The supervisor starts the ranks from this plan and records the handle.
+            return {"plan": plan_to_json(plan), "logs": log_files, "gpus": gpus}
+        executor = get_executor(kind, ctx.settings)
         try:
             handle = executor.start(plan)
         except ExecutorError as exc:
@@ -185,8 +200,7 @@ def _start(ctx: Context, version_id: int,
         started = True
         for rank_log in logs.values():
             rank_log.close()
-        payload = {"handle": handle,
-                   "logs": {str(r): [str(x.path), str(x.counter)] for r, x in logs.items()}}
+        payload = {"handle": handle, "logs": log_files}
         give(payload)  # the supervisor can copy the logs now; it waits for the status
         set_status(ctx, version_id, Status.RUNNING, "", handle=json.dumps(handle),
                    executor=executor.kind, allocated_gpus=",".join(map(str, gpus)))

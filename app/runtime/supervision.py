@@ -59,6 +59,7 @@ from app.runtime.plan import (
 from app.runtime.procs import hostname, supervisor_alive
 from app.runtime.scheduler import release, try_admit, wake_queued
 from app.runtime.startup import (
+    STARTING,
     announce_start,
     clear_marker,
     dataset_paths,
@@ -144,7 +145,16 @@ class Supervisor:
         try:
             spec = JobSpec.model_validate(json.loads(version.spec_json))
             self._setup_storage(version, spec)
-            if marker_of(version.handle) is not None:
+            if self.warm is not None and self.warm.started_here:
+                self._take_over_warm(version)
+                return 0
+            marker = marker_of(version.handle)
+            if marker is not None and int(marker.get(STARTING) or 0) == os.getpid():
+                # Marked as started by this process, whose first stage had nothing to
+                # start (the submitter died first): start it the ordinary way.
+                clear_marker(self.ctx, self.version_id, version.handle)
+                version.handle = ""
+            elif marker is not None:
                 found = self._await_starter()
                 if found is None:
                     return 0
@@ -381,6 +391,18 @@ class Supervisor:
             return True
         self._cleanup(executor, handle, retry=False)
         return False
+
+    def _take_over_warm(self, version: Version) -> None:
+        """The first stage started the ranks (a local fast start): record and watch them."""
+        warm, self.warm = self.warm, None
+        assert warm is not None
+        self.logs, self.threads = warm.logs, warm.threads
+        if warm.error:
+            self._end(Outcome(Status.FAILED, warm.error))
+            return
+        set_status(self.ctx, self.version_id, Status.RUNNING, "", handle=json.dumps(warm.handle),
+                   executor=warm.executor.kind, allocated_gpus=",".join(map(str, warm.gpus)))
+        self._watch(warm.executor, warm.handle, version, warm.ended, adopted=False)
 
     def _adopt(self, version: Version, *, logs_open: bool = False) -> None:
         """Take over a run whose supervisor died (Docker ranks live on in the engine).

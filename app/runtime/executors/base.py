@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,23 @@ class LaunchPlan:
     network: str | None = None
     """Docker network shared by the ranks of a multi-node version."""
     labels: dict[str, str] = field(default_factory=dict)
+
+
+def plan_to_json(plan: LaunchPlan) -> dict[str, Any]:
+    """The plan as JSON-able data (for the handoff to a new supervisor)."""
+    data = asdict(plan)
+    data["mounts"] = [{**m, "host": str(m["host"])} for m in data["mounts"]]
+    return data
+
+
+def plan_from_json(data: dict[str, Any]) -> LaunchPlan:
+    """The plan back from `plan_to_json`."""
+    return LaunchPlan(**{
+        **data,
+        "mounts": [Mount(**{**m, "host": Path(m["host"])}) for m in data["mounts"]],
+        "ranks": [RankPlan(**r) for r in data["ranks"]],
+        "user": tuple(data["user"]),
+    })
 
 
 @dataclass(frozen=True)

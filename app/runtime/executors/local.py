@@ -17,9 +17,12 @@ import time
 from collections.abc import Iterator
 from contextlib import suppress
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from app.config import Settings
 from app.runtime.executors.base import Executor, ExecutorError, Handle, LaunchPlan, RankExit
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 _CHUNK = 64 * 1024
 _WAIT_STEP = 0.02
@@ -65,7 +68,7 @@ class LocalExecutor(Executor):
 
     kind = "local"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._readers: set[int] = set()
