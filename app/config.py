@@ -258,13 +258,27 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "config"
-        raise ConfigError(f"{config_file()}: {where}: {first['msg']}") from exc
+        raise ConfigError(f"{_source_of(first['loc'])}: {where}: {first['msg']}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
         raise ConfigError(f"{config_file()}: {where}invalid YAML") from exc
     except (OSError, ValueError, TypeError) as exc:
         raise ConfigError(f"{config_file()}: {exc}") from exc
+
+
+def _source_of(loc: tuple[int | str, ...]) -> str:
+    """Where a bad value came from: the environment variable that set it, else the file.
+
+    Environment variables win over the file, so one set for the field is the culprit.
+    """
+    if loc and isinstance(loc[0], str):
+        prefix = f"TRAINDECK_{loc[0]}".upper()
+        names = sorted(n for n in os.environ
+                       if n.upper() == prefix or n.upper().startswith(prefix + "__"))
+        if names:
+            return f"environment variable {names[0]}"
+    return str(config_file())
 
 
 @lru_cache(maxsize=1)
