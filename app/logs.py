@@ -81,6 +81,49 @@ def split_timestamp(line: str) -> tuple[str | None, str]:
     return match.group(1), line[match.end() :]
 
 
+STAMP_STYLES = ("time", "full", "off")
+"""How log lines show their stamp: local time of day, the stored UTC stamp, or none."""
+
+
+class StampFormatter:
+    """Rewrites the stamp of log lines for display, in one of `STAMP_STYLES`.
+
+    `time` turns `2026-05-01T14:03:07.215Z` into the local `16:03:07.215`; the
+    conversion is done once per second of stamps (lines of one second share it), so a
+    batch of 100k lines costs a slice and a dictionary lookup each.
+    """
+
+    def __init__(self, style: str = "time") -> None:
+        if style not in STAMP_STYLES:
+            raise ValueError(f"unknown stamp style {style!r}")
+        self.style = style
+        self._seconds: dict[str, str] = {}
+
+    def __call__(self, line: str) -> str:
+        if self.style == "full":
+            return line
+        match = _STAMP.match(line)
+        if match is None:
+            return line
+        text = line[match.end():]
+        if self.style == "off":
+            return text
+        stamp = match.group(1)
+        second = stamp[:19]
+        local = self._seconds.get(second)
+        if local is None:
+            if len(self._seconds) > 4096:
+                self._seconds.clear()
+            local = datetime.fromisoformat(second + "+00:00").astimezone().strftime("%H:%M:%S")
+            self._seconds[second] = local
+        fraction = stamp[19:-1][:4]  # `.215` (milliseconds), or nothing
+        return f"{local}{fraction} {text}"
+
+    def lines(self, lines: list[str]) -> list[str]:
+        """Every line rewritten (the same list when the style keeps them as they are)."""
+        return lines if self.style == "full" else [self(line) for line in lines]
+
+
 class LogWriter:
     """Append a process's output to a log file, one timestamp per line.
 

@@ -7,14 +7,17 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from app.logs import (
+    STAMP_STYLES,
     LogFollower,
     LogWriter,
+    StampFormatter,
     format_timestamp,
     grep,
     last_timestamp,
@@ -292,3 +295,23 @@ def test_grep(tmp_path: Path) -> None:
     assert len(grep(path, "step 1", max_hits=10_000)) == 1111
     path.write_text("Grüße aus KÖLN\nnothing\n", encoding="utf-8")
     assert grep(path, "köln") == [(1, "Grüße aus KÖLN")]
+
+
+def test_stamp_formatter_shows_local_time_of_day_utc_or_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        line = "2026-05-01T14:03:07.215379Z epoch 3 loss=0.2"
+        assert StampFormatter("time")(line) == "22:03:07.215 epoch 3 loss=0.2"
+        assert StampFormatter("time")("2026-05-01T23:59:59Z no fraction") == "07:59:59 no fraction"
+        assert StampFormatter("full")(line) == line
+        assert StampFormatter("off")(line) == "epoch 3 loss=0.2"
+        raw = "a line copied without a stamp"
+        assert [StampFormatter(s)(raw) for s in STAMP_STYLES] == [raw] * 3
+        assert StampFormatter("off").lines([line, raw]) == ["epoch 3 loss=0.2", raw]
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    with pytest.raises(ValueError, match="stamp style"):
+        StampFormatter("iso")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import select
@@ -201,6 +203,32 @@ async def test_logs_tab_shows_the_tail_then_follows(build: DataBuilder) -> None:
         await pilot.press("f")
         await settle(pilot)
         assert panel.lines[-1].endswith("held back")
+
+
+async def test_t_cycles_the_log_stamps_between_time_of_day_utc_and_none(
+        build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_detail(pilot, "digits-baseline")
+        await pilot.press("2")
+        await settle(pilot)
+        panel = screen.query_one(LogPanel)
+        last = panel.lines[-1]
+        assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3} RuntimeError: CUDA out of memory", last)
+        await pilot.press("t")
+        await settle(pilot)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z RuntimeError: "
+                            "CUDA out of memory", panel.lines[-1])
+        utc = datetime.fromisoformat(panel.lines[-1][:19] + "+00:00")
+        assert last.startswith(utc.astimezone().strftime("%H:%M:%S") + panel.lines[-1][19:23])
+        await pilot.press("t")
+        await settle(pilot)
+        assert panel.lines[-1] == "RuntimeError: CUDA out of memory"
+        assert "Log timestamps: hidden" in messages(app)
+        await pilot.press("t")
+        await settle(pilot)
+        assert panel.lines[-1] == last
 
 
 async def test_log_search_finds_lines(build: DataBuilder) -> None:

@@ -56,6 +56,17 @@ def test_job_detail_logs(snap_compare: Any, snap_build: DataBuilder) -> None:
     assert snap_compare(TraindeckApp(snap_build.ctx), terminal_size=SIZE, run_before=logs)
 
 
+def test_job_detail_logs_on_a_small_terminal(snap_compare: Any,
+                                             snap_build: DataBuilder) -> None:
+    """80 by 24: the version tree narrows and the log keeps its width for the text."""
+    sample_job(snap_build)
+
+    async def logs(pilot: Pilot[Any]) -> None:
+        await open_job(pilot, "2")
+
+    assert snap_compare(TraindeckApp(snap_build.ctx), terminal_size=(80, 24), run_before=logs)
+
+
 def test_job_detail_metrics(snap_compare: Any, snap_build: DataBuilder) -> None:
     sample_job(snap_build)
 

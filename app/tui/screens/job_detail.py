@@ -58,6 +58,8 @@ class JobDetailScreen(VersionActionsScreen):
     """A job's versions, one version's overview, logs, metrics and events."""
 
     CSS_PATH = "job_detail.tcss"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    """Below 100 columns the version tree gives the tabs more room."""
     BINDINGS = [
         Binding("escape", "back", "Back", id="job.back"),
         Binding("slash", "filter", "Filter", id="job.filter"),

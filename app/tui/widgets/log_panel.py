@@ -5,6 +5,9 @@ A timer starts a short thread worker a few times a second that reads what was ap
 into a `Log` widget in one batch, so a job printing 100k lines a second costs a few
 writes a second and memory never grows past `MAX_LINES`. While paused, only the newest
 `MAX_LINES` wait.
+
+Each line's stamp shows as the local time of day by default (`t` cycles: time of day,
+the stored UTC stamp, none), so that on a narrow terminal the text keeps the width.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from textual.reactive import reactive
 from textual.widgets import Input, Log, Select, Static
 from textual.worker import get_current_worker
 
+from app.logs import STAMP_STYLES, StampFormatter
+
 if TYPE_CHECKING:
     from app.logs import LogFollower
 
@@ -35,6 +40,8 @@ READ_BYTES = 4 * 1024 * 1024
 """Bytes read per call of the follower."""
 TICK_BYTES = 32 * 1024 * 1024
 """Bytes read at most per tick (a job writing faster than 128 MB/s falls behind)."""
+STAMP_NAMES = {"time": "local time of day", "full": "UTC, as stored", "off": "hidden"}
+"""What each stamp style is called when `t` switches to it."""
 RANK_RESCAN_TICKS = 20
 """Every this many ticks, look for rank files that appeared since opening."""
 
@@ -45,6 +52,7 @@ class LogPanel(Vertical):
     HELP_GROUP = "Logs"
     BINDINGS = [
         Binding("f", "toggle_follow", "Follow/pause", id="logs.follow"),
+        Binding("t", "cycle_stamps", "Timestamps", show=False, id="logs.stamps"),
         Binding("slash", "search", "Search log", id="logs.search"),
         Binding("n", "next_match", "Next match", show=False, id="logs.next-match"),
         Binding("N", "previous_match", "Previous match", show=False, id="logs.previous-match"),
@@ -59,6 +67,8 @@ class LogPanel(Vertical):
     """New lines scroll into view; False holds the view still (lines wait in the queue)."""
     search_text: reactive[str] = reactive("", init=False)
     """What `/` looks for in the lines on screen (empty: no search)."""
+    stamps: reactive[str] = reactive("time", init=False)
+    """How line stamps show: `time` (local time of day), `full` (UTC, as stored), `off`."""
 
     class Opened(Message):
         """The tail of a rank's log was read."""
@@ -98,6 +108,7 @@ class LogPanel(Vertical):
         self._ticks = 0
         self._matches: list[int] = []
         self._match_index = -1
+        self._format = StampFormatter(self.stamps)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="log-bar"):
@@ -117,9 +128,10 @@ class LogPanel(Vertical):
 
     # -- opening ---------------------------------------------------------------------------
 
-    def open(self, log_dir: str | None, rank: int | None = None) -> None:
-        """Show the log of the version whose rank files live in `log_dir`."""
-        if log_dir == self._log_dir and rank == self._rank and self._generation:
+    def open(self, log_dir: str | None, rank: int | None = None, *, again: bool = False) -> None:
+        """Show the log of the version whose rank files live in `log_dir` (`again`: read
+        it anew even when it is the one shown)."""
+        if log_dir == self._log_dir and rank == self._rank and self._generation and not again:
             return
         self._log_dir = log_dir
         self._generation += 1
@@ -156,7 +168,7 @@ class LogPanel(Vertical):
         log = self.query_one("#log-view", Log)
         log.clear()
         if message.lines:
-            log.write_lines(message.lines)
+            log.write_lines(self._format.lines(message.lines))
         if message.ranks or message.lines:
             self.query_one("#log-empty").display = False
         else:
@@ -235,7 +247,7 @@ class LogPanel(Vertical):
         if len(batch) >= MAX_LINES:
             log.clear()
         self.query_one("#log-empty").display = False
-        log.write_lines(batch)
+        log.write_lines(self._format.lines(batch))
         self._update_state()
 
     # -- state -----------------------------------------------------------------------------
@@ -268,6 +280,15 @@ class LogPanel(Vertical):
         self._update_state()
 
     # -- actions ---------------------------------------------------------------------------
+
+    def action_cycle_stamps(self) -> None:
+        """Show line stamps as local time of day, then as stored (UTC), then not at all."""
+        self.stamps = STAMP_STYLES[(STAMP_STYLES.index(self.stamps) + 1) % len(STAMP_STYLES)]
+
+    def watch_stamps(self, style: str) -> None:
+        self._format = StampFormatter(style)
+        self.notify(f"Log timestamps: {STAMP_NAMES[style]}", timeout=2)
+        self.open(self._log_dir, self._rank, again=True)
 
     def action_toggle_follow(self) -> None:
         """Follow new lines, or hold the view still."""
