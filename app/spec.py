@@ -316,20 +316,86 @@ def _loc_to_field(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _shape_errors(exc: ValidationError) -> list[FieldError]:
+    errors = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif err["type"] == "missing":
+            msg = "required"
+        errors.append(FieldError(_loc_to_field(err["loc"]), msg))
+    return errors
+
+
 def parse_spec(raw: Mapping[str, Any], source: str | None = None) -> JobSpec:
     """Check the shape and types of a raw spec mapping."""
     try:
         return JobSpec.model_validate(dict(raw))
     except ValidationError as exc:
-        errors = []
-        for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown field"
-            elif err["type"] == "missing":
-                msg = "required"
-            errors.append(FieldError(_loc_to_field(err["loc"]), msg))
-        raise SpecError(errors, source) from exc
+        raise SpecError(_shape_errors(exc), source) from exc
+
+
+_STAND_INS: dict[str, Any] = {
+    "name": "stand-in", "description": "", "data": {"paths": ["-"]},
+    "algorithm": {"preset": {"name": "-"}}, "parameters": {}, "resources": {},
+    "subscriptions": [],
+}
+"""Well-formed values put in place of malformed top-level fields, so that the rules on the
+rest of a spec can still run. Their own checks are skipped (see `validate_spec`); fields
+not listed here are simply left out (they are optional)."""
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A raw spec after the shape check: what could be read of it, and what could not."""
+
+    spec: JobSpec | None
+    """The spec with stand-ins for its malformed fields (None: nothing could be read)."""
+    errors: list[FieldError]
+    """The shape errors."""
+    broken: frozenset[str]
+    """Top-level fields that are malformed (their stand-ins must not be checked)."""
+    framework: dict[str, str]
+    """For a malformed algorithm: the framework fields that are well-formed on their own."""
+
+
+def _parse_salvaging(raw: Mapping[str, Any]) -> _Parsed:
+    """Check the shape; on errors, read what is well-formed so its rules can run too."""
+    try:
+        return _Parsed(JobSpec.model_validate(dict(raw)), [], frozenset(), {})
+    except ValidationError as exc:
+        errors = _shape_errors(exc)
+        locs = [err["loc"] for err in exc.errors()]
+    if any(not loc for loc in locs):
+        return _Parsed(None, errors, frozenset(), {})
+    broken = {loc[0] for loc in locs}
+    data = {k: v for k, v in raw.items() if k not in broken}
+    data.update({k: _STAND_INS[k] for k in broken if isinstance(k, str) and k in _STAND_INS})
+    try:
+        spec: JobSpec | None = JobSpec.model_validate(data)
+    except ValidationError:
+        spec = None
+    framework = _framework_fields(raw.get("algorithm"), locs) if "algorithm" in broken else {}
+    return _Parsed(spec, errors, frozenset(k for k in broken if isinstance(k, str)), framework)
+
+
+def _framework_fields(algo: Any, locs: list[tuple[int | str, ...]]) -> dict[str, str]:
+    """The well-formed fields of a malformed `algorithm.framework` block (else nothing)."""
+    if not isinstance(algo, Mapping) or not isinstance(algo.get("framework"), Mapping):
+        return {}
+    if any(key in algo for key in ("preset", "image")):
+        return {}  # two sources: which one is meant is unknown
+    bad = {loc[2] for loc in locs if loc[:2] == ("algorithm", "framework") and len(loc) > 2}
+    if any(loc in (("algorithm",), ("algorithm", "framework")) for loc in locs):
+        return {}
+    out = {}
+    for key, value in algo["framework"].items():
+        if key in FrameworkSpec.model_fields and key not in bad:
+            value = _engine_version_to_str(value) if key == "engine_version" else value
+            if isinstance(value, str):
+                out[key] = value
+    return out
 
 
 # ---------------------------------------------------------------- the rules
@@ -536,18 +602,77 @@ def validate_spec(
 ) -> JobSpec:
     """Check every rule and return the spec with its local paths made absolute.
 
-    Raises SpecError listing each field at fault. Never writes anything.
+    Raises SpecError listing each field at fault, all at once: when some fields are
+    malformed (the shape check), the rules still run on every field that is well-formed,
+    so one run names every error. Never writes anything.
     """
-    spec = raw if isinstance(raw, JobSpec) else parse_spec(raw, source)
-    errors: list[FieldError] = []
-    algo, data, res = spec.algorithm, spec.data, spec.resources
-    updates: dict[str, Any] = {}
+    if isinstance(raw, JobSpec):
+        parsed = _Parsed(raw, [], frozenset(), {})
+    else:
+        parsed = _parse_salvaging(raw)
+    if parsed.spec is None:
+        raise SpecError(parsed.errors, source)
+    rules = _Rules(parsed.spec, base_dir, catalog, parsed.broken)
+    rules.check(parsed.framework)
+    errors = parsed.errors + rules.errors
+    if errors:
+        raise SpecError(errors, source)
+    return parsed.spec.model_copy(update=rules.updates)
 
-    # Data source.
-    data_dirs: list[Path] = []
-    if data.paths is not None:
-        if len(data.paths) > 1 and algo.framework is None:
-            errors.append(FieldError("data.paths", "several paths need a framework algorithm"))
+
+class _Rules:
+    """The rules that need the outside world, run over the well-formed fields of a spec."""
+
+    def __init__(self, spec: JobSpec, base_dir: Path, catalog: Catalog,
+                 broken: frozenset[str]) -> None:
+        self.spec = spec
+        self.base_dir = base_dir
+        self.catalog = catalog
+        self.broken = broken
+        self.errors: list[FieldError] = []
+        self.updates: dict[str, Any] = {}
+        self.data_dirs: list[Path] = []
+        self.single_node = False
+
+    def ok(self, *keys: str) -> bool:
+        """True when every top-level field named is well-formed."""
+        return not self.broken.intersection(keys)
+
+    def error(self, where: str, message: str) -> None:
+        self.errors.append(FieldError(where, message))
+
+    def check(self, framework: Mapping[str, str]) -> None:
+        if self.ok("data"):
+            self.check_data()
+        if self.ok("algorithm"):
+            self.check_algorithm()
+        elif framework:
+            self.check_framework(framework)
+        for key in ("output", "log_dir"):
+            if self.ok(key):
+                self.check_location(key)
+        if self.ok("resources"):
+            self.check_resources()
+        if self.ok("subscriptions"):
+            self.check_subscriptions()
+
+    def check_data(self) -> None:
+        data, errors = self.spec.data, self.errors
+        if data.paths is None:
+            for i, ref in enumerate(data.datasets or []):
+                known = self.catalog.has_dataset_version(ref.name, ref.version)
+                if known is None:
+                    self.error(f"data.datasets[{i}].name", f"no dataset {ref.name!r}")
+                elif not known:
+                    self.error(f"data.datasets[{i}].version",
+                               f"dataset {ref.name!r} has no version {ref.version}")
+                else:
+                    self.data_dirs += [Path(p) for p in
+                                       self.catalog.dataset_local_paths(ref.name, ref.version)]
+            return
+        if (len(data.paths) > 1 and self.ok("algorithm")
+                and self.spec.algorithm.framework is None):
+            self.error("data.paths", "several paths need a framework algorithm")
         resolved_paths = []
         for i, path in enumerate(data.paths):
             where = f"data.paths[{i}]"
@@ -555,120 +680,109 @@ def validate_spec(
                 _check_remote(path, where, errors)
                 resolved_paths.append(path)
                 continue
-            local = _resolve(path, base_dir, where, errors)
+            local = _resolve(path, self.base_dir, where, errors)
             if local is None:
                 continue
             if not _is_dir(local):
-                errors.append(FieldError(where, f"{str(local)!r} is not an existing directory"))
-            data_dirs.append(local)
+                self.error(where, f"{str(local)!r} is not an existing directory")
+            self.data_dirs.append(local)
             resolved_paths.append(str(local))
         if len(set(resolved_paths)) != len(resolved_paths):
-            errors.append(FieldError("data.paths", "a path is listed twice"))
-        updates["data"] = DataSpec(paths=resolved_paths or list(data.paths))
-    else:
-        for i, ref in enumerate(data.datasets or []):
-            known = catalog.has_dataset_version(ref.name, ref.version)
-            if known is None:
-                errors.append(FieldError(f"data.datasets[{i}].name", f"no dataset {ref.name!r}"))
-            elif not known:
-                errors.append(FieldError(
-                    f"data.datasets[{i}].version",
-                    f"dataset {ref.name!r} has no version {ref.version}",
-                ))
-            else:
-                data_dirs += [Path(p) for p in catalog.dataset_local_paths(ref.name, ref.version)]
+            self.error("data.paths", "a path is listed twice")
+        self.updates["data"] = DataSpec(paths=resolved_paths or list(data.paths))
 
-    # Algorithm source.
-    engine_single_node = False
-    if algo.framework is not None:
-        fw = algo.framework
-        engine = catalog.engine(fw.engine, fw.engine_version)
-        if engine is None:
-            versions = catalog.engine_versions(fw.engine)
-            if versions:
-                errors.append(FieldError(
-                    "algorithm.framework.engine_version",
-                    f"engine {fw.engine!r} has no version {fw.engine_version!r} "
-                    f"(known: {', '.join(versions)})",
-                ))
-            else:
-                errors.append(FieldError("algorithm.framework.engine",
-                                         f"unknown engine {fw.engine!r}"))
-        else:
-            engine_single_node = engine.single_node
-        code_dir = _resolve(fw.code_dir, base_dir, "algorithm.framework.code_dir", errors)
-        if code_dir is not None and not _is_dir(code_dir):
-            errors.append(FieldError("algorithm.framework.code_dir",
-                                     f"{str(code_dir)!r} is not an existing directory"))
-        elif code_dir is not None:
-            _check_boot_file(fw.boot_file, code_dir, errors)
-            updates["algorithm"] = AlgorithmSpec(framework=fw.model_copy(
-                update={"code_dir": str(code_dir)}))
-    elif algo.preset is not None:
-        preset = catalog.preset(algo.preset.name)
-        if preset is None:
-            errors.append(FieldError("algorithm.preset.name",
-                                     f"unknown preset algorithm {algo.preset.name!r}"))
-        else:
-            _check_preset_params(preset, spec.parameters, errors)
-            engine_info = catalog.engine(preset.engine, preset.engine_version)
-            engine_single_node = bool(engine_info and engine_info.single_node)
-    elif algo.image is not None:
-        if res.runtime == "local":
-            errors.append(FieldError("resources.runtime",
-                                     "a custom image needs runtime docker"))
-        if algo.image.code_dir is not None:
-            code_dir = _resolve(algo.image.code_dir, base_dir, "algorithm.image.code_dir", errors)
-            if code_dir is not None and not _is_dir(code_dir):
-                errors.append(FieldError("algorithm.image.code_dir",
-                                         f"{str(code_dir)!r} is not an existing directory"))
-            updates["algorithm"] = AlgorithmSpec(image=algo.image.model_copy(
-                update={"code_dir": str(code_dir)}))
+    def check_algorithm(self) -> None:
+        algo = self.spec.algorithm
+        if algo.framework is not None:
+            fields = self.check_framework(algo.framework.model_dump())
+            if "code_dir" in fields:
+                self.updates["algorithm"] = AlgorithmSpec(framework=algo.framework.model_copy(
+                    update={"code_dir": fields["code_dir"]}))
+        elif algo.preset is not None:
+            preset = self.catalog.preset(algo.preset.name)
+            if preset is None:
+                self.error("algorithm.preset.name",
+                           f"unknown preset algorithm {algo.preset.name!r}")
+                return
+            if self.ok("parameters"):
+                _check_preset_params(preset, self.spec.parameters, self.errors)
+            engine = self.catalog.engine(preset.engine, preset.engine_version)
+            self.single_node = bool(engine and engine.single_node)
+        elif algo.image is not None:
+            if self.ok("resources") and self.spec.resources.runtime == "local":
+                self.error("resources.runtime", "a custom image needs runtime docker")
+            if algo.image.code_dir is not None:
+                where = "algorithm.image.code_dir"
+                code_dir = _resolve(algo.image.code_dir, self.base_dir, where, self.errors)
+                if code_dir is not None and not _is_dir(code_dir):
+                    self.error(where, f"{str(code_dir)!r} is not an existing directory")
+                self.updates["algorithm"] = AlgorithmSpec(image=algo.image.model_copy(
+                    update={"code_dir": str(code_dir)}))
 
-    # Output and log locations.
-    for key in ("output", "log_dir"):
-        value = getattr(spec, key)
+    def check_framework(self, fw: Mapping[str, str]) -> dict[str, str]:
+        """Check the framework fields given; return the code dir made absolute when valid."""
+        engine, version = fw.get("engine"), fw.get("engine_version")
+        if engine is not None:
+            info = self.catalog.engine(engine, version) if version is not None else None
+            versions = self.catalog.engine_versions(engine)
+            if not versions:
+                self.error("algorithm.framework.engine", f"unknown engine {engine!r}")
+            elif version is not None and info is None:
+                self.error("algorithm.framework.engine_version",
+                           f"engine {engine!r} has no version {version!r} "
+                           f"(known: {', '.join(versions)})")
+            self.single_node = bool(info and info.single_node)
+        if fw.get("code_dir") is None:
+            return {}
+        where = "algorithm.framework.code_dir"
+        code_dir = _resolve(fw["code_dir"], self.base_dir, where, self.errors)
+        if code_dir is None:
+            return {}
+        if not _is_dir(code_dir):
+            self.error(where, f"{str(code_dir)!r} is not an existing directory")
+            return {}
+        if fw.get("boot_file") is not None:
+            _check_boot_file(fw["boot_file"], code_dir, self.errors)
+        return {"code_dir": str(code_dir)}
+
+    def check_location(self, key: str) -> None:
+        value = getattr(self.spec, key)
         if value is None:
-            continue
+            return
         if not value.strip():
-            errors.append(FieldError(key, "must not be empty"))
-            continue
+            self.error(key, "must not be empty")
+            return
         if is_remote(value):
-            _check_remote(value, key, errors)
-            continue
-        local = _resolve(value, base_dir, key, errors)
+            _check_remote(value, key, self.errors)
+            if key == "output" and self.ok("data"):
+                for path in self.spec.data.paths or []:
+                    if is_remote(path) and _overlaps(Path(path[5:]), Path(value[5:])):
+                        self.error("output", f"must not overlap the data path {path}")
+            return
+        local = _resolve(value, self.base_dir, key, self.errors)
         if local is None:
-            continue
+            return
         if local.exists() and not _is_dir(local):
-            errors.append(FieldError(key, f"{str(local)!r} exists and is not a directory"))
-        updates[key] = str(local)
+            self.error(key, f"{str(local)!r} exists and is not a directory")
+        self.updates[key] = str(local)
         if key == "output":
-            for data_dir in data_dirs:
+            for data_dir in self.data_dirs:
                 if _overlaps(local, data_dir):
-                    errors.append(FieldError("output", "must not be, contain or lie inside "
-                                                       f"the data path {str(data_dir)!r}"))
-    if spec.output and data.paths and is_remote(spec.output):
-        for path in data.paths:
-            if is_remote(path) and _overlaps(Path(path[5:]), Path(spec.output[5:])):
-                errors.append(FieldError("output", f"must not overlap the data path {path}"))
+                    self.error("output", "must not be, contain or lie inside "
+                                         f"the data path {str(data_dir)!r}")
 
-    # Resources.
-    if not catalog.has_pool(res.pool):
-        errors.append(FieldError("resources.pool", f"unknown resource pool {res.pool!r}"))
-    if engine_single_node and res.nodes != 1:
-        errors.append(FieldError("resources.nodes",
-                                 "this engine runs on a single node: nodes must be 1"))
+    def check_resources(self) -> None:
+        res = self.spec.resources
+        if not self.catalog.has_pool(res.pool):
+            self.error("resources.pool", f"unknown resource pool {res.pool!r}")
+        if self.single_node and res.nodes != 1:
+            self.error("resources.nodes", "this engine runs on a single node: nodes must be 1")
 
-    # Subscriptions.
-    topics = [s.topic for s in spec.subscriptions]
-    for i, sub in enumerate(spec.subscriptions):
-        if not catalog.has_topic(sub.topic):
-            errors.append(FieldError(f"subscriptions[{i}].topic",
-                                     f"unknown topic {sub.topic!r}"))
-        elif topics.count(sub.topic) > 1 and topics.index(sub.topic) != i:
-            errors.append(FieldError(f"subscriptions[{i}].topic",
-                                     f"topic {sub.topic!r} is subscribed twice"))
-
-    if errors:
-        raise SpecError(errors, source)
-    return spec.model_copy(update=updates)
+    def check_subscriptions(self) -> None:
+        topics = [s.topic for s in self.spec.subscriptions]
+        for i, sub in enumerate(self.spec.subscriptions):
+            if not self.catalog.has_topic(sub.topic):
+                self.error(f"subscriptions[{i}].topic", f"unknown topic {sub.topic!r}")
+            elif topics.count(sub.topic) > 1 and topics.index(sub.topic) != i:
+                self.error(f"subscriptions[{i}].topic",
+                           f"topic {sub.topic!r} is subscribed twice")

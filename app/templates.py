@@ -1,20 +1,22 @@
-"""Saved job parameters (templates): list, show, save from a version, delete."""
+"""Saved job parameters (templates): list, show, save from a version, edit, delete."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import yaml
 from sqlmodel import col, select
 
 from app.context import Context
-from app.errors import NotFoundError
-from app.jobs import load_version, save_template
-from app.models import Template
-from app.spec import JobSpec
+from app.errors import ConflictError, FieldError, NotFoundError
+from app.jobs import load_version, save_template, template_body
+from app.models import Template, utcnow
+from app.spec import JobSpec, ParamValue, check_name, validate_spec
 
 
 @dataclass(frozen=True)
@@ -85,3 +87,49 @@ def delete_template(ctx: Context, name: str) -> None:
         if row is None:
             raise NotFoundError(f"no job parameters named {name!r}")
         session.delete(row)
+
+
+def update_template(
+    ctx: Context, name: str, *, new_name: str | None = None, description: str | None = None,
+    body: Mapping[str, Any] | None = None, sets: Mapping[str, ParamValue] | None = None,
+    base_dir: Path | None = None, source: str | None = None,
+) -> TemplateInfo:
+    """Change saved job parameters in place and return them as saved.
+
+    `new_name` renames them (refused when taken), `description` replaces theirs, `body`
+    replaces the saved spec and `sets` changes run parameters in it. A changed spec is
+    checked with every rule a job's spec is (relative paths resolve against `base_dir`,
+    default the current folder) and is saved only when valid: a SpecError names each
+    field at fault and nothing changes. A save request inside `body` is ignored.
+    """
+    target = name if new_name is None else new_name
+    try:
+        check_name(target, "template name")
+    except ValueError as exc:
+        raise FieldError("name", str(exc)) from None
+    current = get_template(ctx, name)
+    spec_json: str | None = None
+    if body is not None or sets:
+        data = dict(current.spec if body is None else body)
+        data.pop("save_as_template", None)
+        if sets:
+            params = data.get("parameters")
+            data["parameters"] = {**(params if isinstance(params, Mapping) else {}), **sets}
+        spec = validate_spec(data, base_dir or Path.cwd(), ctx.catalog, source)
+        spec_json = template_body(ctx, spec)
+    with ctx.db.write() as session:
+        row = session.exec(select(Template).where(Template.name == name)).first()
+        if row is None:
+            raise NotFoundError(f"no job parameters named {name!r}")
+        if target != name and session.exec(
+                select(Template.id).where(Template.name == target)).first() is not None:
+            raise ConflictError(f"name: job parameters {target!r} already exist; "
+                                "choose another name")
+        row.name = target
+        if description is not None:
+            row.description = description
+        if spec_json is not None:
+            row.spec_json = spec_json
+        row.updated_at = utcnow()
+        session.add(row)
+    return get_template(ctx, target)

@@ -205,6 +205,22 @@ def test_several_errors_give_one_line_each(cli: Cli, project: Project) -> None:
     assert ": name: " in lines[0] and ": resources.nodes: " in lines[1]
 
 
+@pytest.mark.parametrize("command", ["validate", "submit"])
+def test_malformed_and_missing_fields_come_in_one_run(cli: Cli, project: Project, instant: None,
+                                                      command: str) -> None:
+    # A bad name (the shape check) and a missing code dir (a rule on the file system).
+    raw = project.raw(name="1 bad", resources={"gpus": -1, "runtime": "local"})
+    raw["algorithm"]["framework"]["code_dir"] = "no-such-code"
+    spec = project.write_spec(raw)
+    before = count_rows(Context.open().db)
+    result = cli(command, spec)
+    assert result.code == 1 and result.out == ""
+    fields = [line.removeprefix(f"error: {spec}: ").split(":")[0]
+              for line in result.err.splitlines()]
+    assert fields == ["name", "resources.gpus", "algorithm.framework.code_dir"]
+    assert count_rows(Context.open().db) == before
+
+
 # ------------------------------------------------------------------ submit, wait, logs
 
 

@@ -123,6 +123,75 @@ def test_every_bad_field_is_reported_at_once(project: Project, fields: Fields) -
     assert set(fields(raw)) == {"output", "resources.pool", "algorithm.framework.boot_file"}
 
 
+def test_malformed_and_missing_fields_are_reported_together(project: Project,
+                                                            fields: Fields) -> None:
+    # A malformed field (the shape check) no longer hides the rules on the others.
+    errors = fields(project.raw(name="1 bad", algorithm=framework(code_dir="no-such-code")))
+    assert set(errors) == {"name", "algorithm.framework.code_dir"}
+    assert "is not an existing directory" in errors["algorithm.framework.code_dir"]
+
+
+def test_every_kind_of_error_comes_in_one_run(project: Project, fields: Fields) -> None:
+    raw = project.raw(name="", resources={"gpus": -1}, data={"paths": ["nowhere"]},
+                      subscriptions=[{"topic": "nobody", "events": ["OnJobFailed"]}],
+                      output="data/out")
+    assert set(fields(raw)) == {"name", "resources.gpus", "data.paths[0]",
+                                "subscriptions[0].topic"}
+    # (output: the data path is missing, so it cannot be overlapped)
+
+
+def test_shape_errors_come_first_then_the_rules(project: Project, check: Check) -> None:
+    raw = project.raw(name="9", data={"paths": ["nowhere"]})
+    with pytest.raises(SpecError) as info:
+        check(raw)
+    assert [e.field for e in info.value.errors] == ["name", "data.paths[0]"]
+
+
+def test_a_malformed_framework_still_checks_its_good_fields(project: Project,
+                                                            fields: Fields) -> None:
+    block = framework(code_dir="no-such-code")
+    block["framework"]["bootfile"] = block["framework"].pop("boot_file")
+    errors = fields(project.raw(algorithm=block))
+    assert errors == {"algorithm.framework.bootfile": "unknown field",
+                      "algorithm.framework.boot_file": "required",
+                      "algorithm.framework.code_dir": errors["algorithm.framework.code_dir"]}
+    assert "no-such-code" in errors["algorithm.framework.code_dir"]
+
+
+def test_a_malformed_framework_checks_engine_and_boot_file(project: Project,
+                                                           fields: Fields) -> None:
+    block = framework(engine="tensorflow", boot_file="missing.py")
+    block["framework"]["colour"] = "red"
+    assert set(fields(project.raw(algorithm=block))) == {
+        "algorithm.framework.colour", "algorithm.framework.engine",
+        "algorithm.framework.boot_file"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        # A malformed algorithm: no "several paths need a framework" guess.
+        ({"algorithm": {"framework": 3}, "data": {"paths": ["data", "code"]}},
+         {"algorithm.framework"}),
+        # Malformed data: nothing said about the stand-in data, nor the output beside it.
+        ({"data": {"paths": "data"}, "output": "data"}, {"data.paths"}),
+        # Malformed resources: the image's runtime rule cannot be judged.
+        ({"algorithm": {"image": {"name": "img:1"}}, "resources": {"runtime": "cloud"}},
+         {"resources.runtime"}),
+        # Malformed parameters: the preset's schema is not checked against a stand-in.
+        ({"algorithm": {"preset": {"name": "resnet"}}, "parameters": ["lr=1"]},
+         {"parameters"}),
+        # Two algorithm sources: neither is checked.
+        ({"algorithm": {"preset": {"name": "ghost"}, **framework(code_dir="nope")}},
+         {"algorithm"}),
+    ],
+)
+def test_stand_ins_for_malformed_fields_are_never_checked(
+    project: Project, fields: Fields, changes: dict[str, Any], expected: set[str],
+) -> None:
+    assert set(fields(project.raw(**changes))) == expected
+
+
 # ------------------------------------------------------------------ name
 
 

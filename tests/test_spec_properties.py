@@ -188,6 +188,27 @@ def test_random_parameters_only_raise_traindeck_errors(
     # Accepted once, the name is then taken: later examples must be refused cleanly.
 
 
+@PROPERTY_SETTINGS
+@given(
+    key=st.sampled_from(["name", "description", "data", "parameters", "output", "log_dir",
+                         "resources", "subscriptions", "save_as_template", "colour"]),
+    value=VALUES,
+)
+def test_a_malformed_field_never_hides_the_other_fields_errors(
+    ctx: Context, project: Project, key: str, value: Any,
+) -> None:
+    """Whatever one field holds, the rules on the others still run in the same pass."""
+    raw = project.raw()
+    raw[key] = value
+    raw["algorithm"]["framework"]["code_dir"] = "no-such-code"
+    before = count_rows(ctx.db)
+    with pytest.raises(SpecError) as info:
+        submit(ctx, raw, project.base, "spec.yaml", launcher=noop_launcher)
+    assert "algorithm.framework.code_dir" in {e.field for e in info.value.errors}
+    assert all("\n" not in line for line in info.value.lines())
+    assert count_rows(ctx.db) == before
+
+
 def test_the_valid_spec_is_accepted_and_a_second_submit_writes_nothing(
     ctx: Context, project: Project,
 ) -> None:

@@ -1,14 +1,20 @@
-"""CLI twins of the preset, topic, TensorBoard and model actions.
+"""CLI twins of the preset, topic, TensorBoard and model actions, and template editing.
 
 `add_commands(sub, add)` registers `presets`, `topics`, `tensorboard` and `models` on
 the `traindeck` parser; each takes an action as its next word (`traindeck models list`)
-and `--json` either before or after it.
+and `--json` either before or after it. `edit_template` is `traindeck templates edit`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from app.cli.output import format_duration, format_time, format_value, print_json, print_table
@@ -269,6 +275,136 @@ def cmd_models_delete(args: argparse.Namespace) -> int:
     else:
         print(f"deleted model {args.name} {', '.join(removed) or '(no versions)'}")
     return 0
+
+
+# ------------------------------------------------------------------------------ templates
+
+
+def edit_template(args: argparse.Namespace, ctx: Any) -> int:
+    """`traindeck templates edit NAME`: from options, or in $EDITOR when none is given."""
+    from app.jobs import parse_assignments
+    from app.spec import load_spec_file
+    from app.templates import update_template
+
+    if args.set or args.spec or args.description is not None or args.rename:
+        body, base, source = None, None, None
+        if args.spec:
+            body, base = load_spec_file(Path(args.spec))
+            source = args.spec
+        info = update_template(ctx, args.name, new_name=args.rename,
+                               description=args.description, body=body,
+                               sets=parse_assignments(args.set or []), base_dir=base,
+                               source=source)
+    else:
+        info = _edit_in_editor(ctx, args.name)
+        if info is None:
+            print(f"no change: job parameters {args.name!r} left as they were")
+            return 0
+    if _json(args):
+        print_json(info.to_dict())
+    else:
+        renamed = f" (was {args.name!r})" if info.name != args.name else ""
+        print(f"saved job parameters {info.name!r}{renamed}")
+    return 0
+
+
+EDIT_HEADER = """\
+# Job parameters {name!r}: change the spec below, save and close the editor.
+# It is checked before it is saved; nothing is saved while it has an error.
+# Relative paths resolve against {cwd}
+# Lines starting with '#' are ignored. Leave the file as it is to change nothing.
+"""
+ERROR_MARK = "# error: "
+
+
+def editor_command() -> list[str]:
+    """The user's editor as an argument list: $VISUAL, then $EDITOR, then vi (as git)."""
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    try:
+        command = shlex.split(editor)
+    except ValueError as exc:
+        raise TraindeckError(f"EDITOR: cannot split {editor!r}: {exc}") from None
+    if not command:
+        raise TraindeckError("EDITOR: is empty")
+    return command
+
+
+def _edit_in_editor(ctx: Any, name: str) -> Any:
+    """Open the template's spec in the editor until it is valid and saved, or given up.
+
+    Returns the saved template, or None when the file was left unchanged. A refused edit
+    stays in its file (named in the last error line) so that no typing is lost.
+    """
+    from app.errors import SpecError
+    from app.spec import parse_yaml
+    from app.templates import get_template, update_template
+
+    current = get_template(ctx, name)
+    original = EDIT_HEADER.format(name=name, cwd=Path.cwd()) + current.to_yaml()
+    handle, path_text = tempfile.mkstemp(prefix=f"traindeck-{name}-", suffix=".yaml")
+    path = Path(path_text)
+    with os.fdopen(handle, "w", encoding="utf-8") as file:
+        file.write(original)
+    while True:
+        _run_editor(path, original)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TraindeckError(f"{path}: cannot read the edited file: {exc}") from None
+        if text == original:
+            path.unlink(missing_ok=True)
+            return None
+        try:
+            info = update_template(ctx, name, body=parse_yaml(text, str(path)),
+                                   base_dir=Path.cwd(), source=str(path))
+        except SpecError as exc:
+            for line in exc.lines():
+                print(f"error: {line}", file=sys.stderr)
+            if not _ask("Edit again? [Y/n] "):
+                raise TraindeckError(f"nothing saved; your edit is kept in {path}") from None
+            _mark_errors(path, text, exc.errors)
+            continue
+        path.unlink(missing_ok=True)
+        return info
+
+
+def _run_editor(path: Path, original: str) -> None:
+    """Run the editor on `path`; a failure ends the edit (keeping what was typed)."""
+    command = editor_command()
+    try:
+        done = subprocess.run([*command, str(path)], check=False)
+    except OSError as exc:
+        problem = f"EDITOR: cannot start {command[0]!r}: {exc.strerror or exc}"
+    else:
+        if done.returncode == 0:
+            return
+        problem = f"the editor {command[0]!r} exited with {done.returncode}"
+    try:
+        untouched = path.read_text(encoding="utf-8") == original
+    except (OSError, UnicodeDecodeError):
+        untouched = False
+    if untouched:
+        path.unlink(missing_ok=True)
+        raise TraindeckError(f"{problem}; nothing saved")
+    raise TraindeckError(f"{problem}; nothing saved (your edit is kept in {path})")
+
+
+def _mark_errors(path: Path, text: str, errors: list[Any]) -> None:
+    """Put the errors at the top of the file for the next round (replacing older ones)."""
+    kept = [line for line in text.splitlines(keepends=True) if not line.startswith(ERROR_MARK)]
+    marks = [f"{ERROR_MARK}{str(e).replace(chr(10), ' ')}\n" for e in errors]
+    path.write_text("".join(marks + kept), encoding="utf-8")
+
+
+def _ask(question: str) -> bool:
+    """A yes/no question on the terminal; no answer possible means no."""
+    print(question, end="", file=sys.stderr, flush=True)
+    try:
+        answer = input()
+    except (EOFError, OSError):
+        print(file=sys.stderr)
+        return False
+    return answer.strip().lower() in ("", "y", "yes")
 
 
 # ------------------------------------------------------------------------------ wiring

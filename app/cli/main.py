@@ -24,6 +24,9 @@ from app.errors import SpecError, TraindeckError
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+TEMPLATE_ACTIONS = ["list", "show", "save", "edit", "delete"]
+EDIT_ONLY = (("set", "--set"), ("spec", "--spec"), ("rename", "--rename"))
+"""`templates` options that only `templates edit` takes: (attribute, flag)."""
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -65,6 +68,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print_json(ref.to_dict())
     else:
         print(f"{ref.job} {ref.version} submitted ({ref.status})")
+    return 0
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from app.tui.app import run
+
+    run(create=args.from_file or "")
     return 0
 
 
@@ -258,6 +268,10 @@ def cmd_templates(args: argparse.Namespace) -> int:
         save_from_version(ctx, args.name, args.description or "", args.job, args.version,
                           replace=args.replace)
         print(f"saved job parameters {args.name!r}")
+    elif args.action == "edit":
+        from app.cli.extras import edit_template
+
+        return edit_template(args, ctx)
     elif args.action == "delete":
         delete_template(ctx, args.name)
         print(f"deleted job parameters {args.name!r}")
@@ -275,9 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"traindeck {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name: str, handler: Handler, help_text: str, *, json_out: bool = True
-            ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    def add(name: str, handler: Handler, help_text: str, *, json_out: bool = True,
+            epilog: str | None = None) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog)
         p.set_defaults(handler=handler)
         if json_out:
             p.add_argument("--json", action="store_true", help="print JSON")
@@ -292,6 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="spec YAML file")
     p = add("submit", cmd_submit, "create a job from a spec and start V001")
     p.add_argument("spec", help="spec YAML file")
+    p = add("create", cmd_create, "open the TUI's create wizard (filled from a spec file)",
+            json_out=False)
+    p.add_argument("--from", dest="from_file", metavar="SPEC",
+                   help="spec YAML file to fill the wizard from; its errors show by the fields")
     p = add("list", cmd_list, "list jobs with their latest version")
     p.add_argument("--filter", "-f", help="text in the name or description")
     p.add_argument("--status", help="latest version's status")
@@ -326,19 +344,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", help="only versions with this status")
     p.add_argument("--all", action="store_true", help="show equal parameters too")
     add("engines", cmd_engines, "list the engine catalog")
-    p = add("templates", cmd_templates, "manage saved job parameters")
-    p.add_argument("action", choices=["list", "show", "save", "delete"])
+    p = add("templates", cmd_templates, "manage saved job parameters",
+            epilog="edit NAME with no option opens the spec in $VISUAL or $EDITOR; it is "
+                   "checked before it is saved")
+    p.add_argument("action", choices=TEMPLATE_ACTIONS)
     p.add_argument("name", nargs="?", help="template name")
-    p.add_argument("--description", help="with save")
+    p.add_argument("--description", help="with save or edit")
     p.add_argument("--job", help="with save: source job")
     p.add_argument("--version", "-v", dest="version", help="with save: source version")
     p.add_argument("--replace", action="store_true", help="with save: overwrite")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="with edit: set a run parameter")
+    p.add_argument("--spec", help="with edit: replace the saved spec with this file's")
+    p.add_argument("--rename", metavar="NEW", help="with edit: a new name (must be free)")
     from app.cli.data_commands import add_commands as add_data_commands
     from app.cli.extras import add_commands
 
     add_commands(sub, add)
     add_data_commands(sub, add)
     return parser
+
+
+def _check_template_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors of `templates`: a name where one is needed, options where they fit."""
+    if getattr(args, "handler", None) is not cmd_templates:
+        return
+    if args.action != "list" and not args.name:
+        parser.error(f"templates {args.action}: a name is required")
+    if args.action != "edit":
+        for dest, flag in EDIT_ONLY:
+            if getattr(args, dest):
+                parser.error(f"templates {args.action}: {flag} goes with edit only")
 
 
 def _run_tui() -> int:
@@ -358,8 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if handler is None:
             return _run_tui()
-        if getattr(args, "action", None) in ("show", "save", "delete") and not args.name:
-            parser.error(f"templates {args.action}: a name is required")
+        _check_template_args(parser, args)
         return handler(args)
     except SpecError as exc:
         for line in exc.lines():

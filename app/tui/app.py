@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from app.jobs import VersionRef
     from app.notify import Alert
     from app.overview import Summary
+    from app.tui.widgets.wizard_fields import TemplateChoice
 
 ALERT_POLL_SECONDS = 2.0
 """How often subscribed events are looked for while the TUI is open."""
@@ -84,10 +85,15 @@ class TraindeckApp(App[None]):
     context_error: var[str] = var("", init=False)
     """Why the database could not be opened (empty when all is well)."""
 
-    def __init__(self, ctx: Context | None = None) -> None:
-        """`ctx` is given by tests; otherwise the app opens its own after the first frame."""
+    def __init__(self, ctx: Context | None = None, *, create: str | None = None) -> None:
+        """`ctx` is given by tests; otherwise the app opens its own after the first frame.
+
+        `create` opens the create wizard once the database is open: empty for `""`,
+        filled from that spec file for a path (`traindeck create [--from FILE]`).
+        """
         super().__init__()
         self._given_ctx = ctx
+        self._create = create
         self._context_requested = False
         self._themes_applied = False
         self._alert_cursor: int | None = None
@@ -194,8 +200,16 @@ class TraindeckApp(App[None]):
         self._after_context(message.ctx)
 
     def _after_context(self, ctx: Context) -> None:
-        """What needs the database: the "since you left" report and the event watch."""
-        self._read_since(ctx)
+        """What needs the database: the "since you left" report and the event watch (or,
+        when started to create a job, the wizard instead of the report)."""
+        if self._create is not None:
+            path, self._create = self._create, None
+            if path:
+                self.action_create_from_file(path)
+            else:
+                self.open_wizard()
+        else:
+            self._read_since(ctx)
         self._read_alerts(ctx, None)
         if self._alert_timer is None:
             self._alert_timer = self.set_interval(ALERT_POLL_SECONDS, self._poll_alerts)
@@ -353,12 +367,22 @@ class TraindeckApp(App[None]):
         """A template's "use": the wizard, filled with its spec."""
         self.open_wizard(initial=message.spec)
 
+    def on_templates_screen_edit_template(self, message: Any) -> None:
+        """A template's "edit": the wizard in its edit mode, filled with the template."""
+        from app.tui.widgets.wizard_fields import TemplateChoice
+
+        self.open_wizard(edit_template=TemplateChoice(message.name, message.description,
+                                                      message.spec, message.problem))
+
     # -- navigation ------------------------------------------------------------------------
 
     def open_wizard(self, modify_from: tuple[str, str] | None = None,
-                    initial: dict[str, Any] | None = None) -> None:
-        """Open the create wizard: a new job (from `initial`, a template's spec, when given)
-        or a new version made from `modify_from`."""
+                    initial: dict[str, Any] | None = None, *, base_dir: Path | None = None,
+                    source: str | None = None, edit_template: TemplateChoice | None = None,
+                    ) -> None:
+        """Open the create wizard: a new job (from `initial`, a template's spec or the spec
+        file `source` whose paths resolve against `base_dir`, when given), a new version
+        made from `modify_from`, or saved job parameters to edit."""
         if self.ctx is None:
             self.notify("The database is still opening.", severity="warning")
             return
@@ -369,12 +393,35 @@ class TraindeckApp(App[None]):
                         title="Not available", severity="warning")
             return
 
-        def created(ref: VersionRef | None) -> None:
-            if ref is not None:
+        from app.templates import TemplateInfo
+
+        def created(ref: VersionRef | TemplateInfo | None) -> None:
+            if isinstance(ref, TemplateInfo):
+                self.notify(f"Saved job parameters {ref.name}")
+                for screen in self.screen_stack:
+                    hook = getattr(screen, "template_saved", None)
+                    if callable(hook):
+                        hook(ref.name)
+            elif ref is not None:
                 self.post_message(VersionCreated(ref))
 
-        self.push_screen(WizardScreen(self.ctx, modify_from=modify_from, initial=initial),
-                         created)
+        self.push_screen(WizardScreen(self.ctx, modify_from=modify_from, initial=initial,
+                                      base_dir=base_dir, source=source,
+                                      edit_template=edit_template), created)
+
+    def action_create_from_file(self, path: str = "") -> None:
+        """Ask for a spec file (`path` tried at once when given), then open the wizard
+        filled from it, with its errors beside the fields."""
+        if self.ctx is None:
+            self.notify("The database is still opening.", severity="warning")
+            return
+        from app.tui.screens.spec_file import LoadedSpec, SpecFileScreen
+
+        def loaded(spec: LoadedSpec | None) -> None:
+            if spec is not None:
+                self.open_wizard(initial=spec.raw, base_dir=spec.base_dir, source=spec.source)
+
+        self.push_screen(SpecFileScreen(path=path, open_at_once=bool(path)), loaded)
 
     def action_open_view(self, view: str) -> None:
         """Open one of the secondary screens (templates, GPUs, datasets, models)."""
@@ -412,6 +459,9 @@ class TraindeckApp(App[None]):
         yield SystemCommand("app: theme …", "Pick a theme (remembered in the config file)",
                             self.action_change_theme)
         yield SystemCommand("view: jobs", "Back to the job list", self.action_jobs)
+        yield SystemCommand("job: create from spec file…",
+                            "Open the create wizard filled from a spec YAML file",
+                            self.action_create_from_file)
         for view, (_module, _name, title) in VIEWS.items():
             yield SystemCommand(f"view: {title}", f"Open the {title} screen",
                                 lambda view=view: self.action_open_view(view))
@@ -420,9 +470,10 @@ class TraindeckApp(App[None]):
             yield from commands()
 
 
-def run() -> None:
-    """Open the TUI (what `traindeck` with no arguments does)."""
-    app = TraindeckApp()
+def run(create: str | None = None) -> None:
+    """Open the TUI (what `traindeck` with no arguments does); `create` opens the create
+    wizard at once, filled from that spec file when it is a path."""
+    app = TraindeckApp(create=create)
     app.run()
     app.leave()
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 from textual.pilot import Pilot
+from textual.widgets import Input
 from tui_data import T0, DataBuilder, sample_job
 
 from app.context import Context
@@ -110,6 +111,47 @@ async def test_templates_use_opens_the_wizard_filled(build: DataBuilder) -> None
         raw, _errors = wizard.form.collect()
         assert raw["name"] == "digits-baseline"
         assert raw["parameters"] == {"train_steps": 500, "lr": 0.05}
+
+
+async def test_templates_edit_saves_in_place_and_the_list_shows_it(build: DataBuilder) -> None:
+    ref = build.job("digits-baseline", parameters={"train_steps": 500, "lr": 0.05})
+    from app.queries import version_info
+    from app.templates import get_template
+    from app.tui.screens.templates import TemplatesScreen
+    from app.tui.screens.wizard import WizardScreen
+    from app.tui.widgets.gpu_table import GpuTable
+
+    info = version_info(build.ctx.db, ref.job, ref.version)
+    save_template(build.ctx, "digits-small", "a small run", JobSpec.model_validate(info.spec),
+                  info.id)
+    save_template(build.ctx, "a-first", "", JobSpec.model_validate(info.spec), info.id)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("T")
+        await settle(pilot)
+        await pilot.press("j", "e")
+        await settle(pilot)
+        wizard = app.screen
+        assert isinstance(wizard, WizardScreen) and wizard.edit_template is not None
+        for _ in range(3):
+            await pilot.press("ctrl+n")
+            await settle(pilot)
+        assert wizard.step == 4
+        wizard.query_one("#template-name", Input).value = "z-small"
+        wizard.query_one("#template-description", Input).value = "the small one"
+        await settle(pilot)
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert wizard.step == 5
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, TemplatesScreen)
+        table = app.screen.query_one(GpuTable)
+        assert table.row_keys == ["a-first", "z-small"]
+        assert table.highlighted_key() == "z-small"  # the cursor follows the renamed row
+        assert "the small one" in str(app.screen.query_one("#templates-summary").render())
+    assert get_template(build.ctx, "z-small").description == "the small one"
 
 
 async def test_since_you_left_shows_at_start_and_marks_seen(build: DataBuilder) -> None:

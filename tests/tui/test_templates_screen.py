@@ -33,6 +33,7 @@ class HostApp(App[None]):
         super().__init__()
         self.ctx = ctx
         self.used: list[TemplatesScreen.UseTemplate] = []
+        self.edited: list[TemplatesScreen.EditTemplate] = []
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return theme_variable_defaults()
@@ -45,6 +46,9 @@ class HostApp(App[None]):
 
     def on_templates_screen_use_template(self, message: TemplatesScreen.UseTemplate) -> None:
         self.used.append(message)
+
+    def on_templates_screen_edit_template(self, message: TemplatesScreen.EditTemplate) -> None:
+        self.edited.append(message)
 
 
 
@@ -129,6 +133,21 @@ async def test_use_key_on_broken_template_passes_the_problem(build: DataBuilder)
         await settle(pilot)
         assert [(m.name, m.problem) for m in app.used] == [
             ("resnet-old", "engine pytorch 1.13 not in the catalog")]
+
+
+async def test_edit_key_asks_for_the_wizard_with_the_template(build: DataBuilder) -> None:
+    make_templates(build)
+    app = HostApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("G", "e")
+        await settle(pilot)
+        (edit,) = app.edited
+        assert (edit.name, edit.description, edit.problem) == (
+            "resnet-old", "from last year's runs", "engine pytorch 1.13 not in the catalog")
+        assert edit.spec["algorithm"]["framework"]["engine_version"] == "1.13"
+        commands = {c.title for c in app.screen.palette_commands()}
+        assert "template: edit" in commands
 
 
 async def test_delete_asks_then_removes(build: DataBuilder) -> None:

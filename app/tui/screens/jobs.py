@@ -61,6 +61,7 @@ class JobsScreen(Screen[None]):
     BINDINGS = [
         Binding("enter", "open", "Open", id="jobs.open"),
         Binding("c", "create", "Create", id="jobs.create"),
+        Binding("f", "app.create_from_file", "From file", id="jobs.create-from-file"),
         Binding("slash", "filter", "Filter", id="jobs.filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="jobs.clear-filter"),
         Binding("s", "cycle_sort", "Sort", id="jobs.sort"),

@@ -1,4 +1,5 @@
-"""Saved job parameters (templates): list, read the spec, use one in the wizard, delete.
+"""Saved job parameters (templates): list, read the spec, use one in the wizard, edit one
+in the wizard, delete.
 
 Each template is checked against the catalog in the same worker that reads the list, so a
 template whose engine, dataset, pool or topic has gone away is marked with the reason.
@@ -69,7 +70,8 @@ def read_templates(ctx: Context) -> list[TemplateRow]:
 
 
 class TemplatesScreen(Screen[None]):
-    """Saved job parameters: enter shows the spec, enter again or u fills the wizard."""
+    """Saved job parameters: enter shows the spec, enter again or u fills the wizard, e edits
+    them in the wizard."""
 
     CSS_PATH = "templates.tcss"
     AUTO_FOCUS = "#templates-table"
@@ -77,6 +79,7 @@ class TemplatesScreen(Screen[None]):
         # Priority: the table's own enter (show=False) would hide this one from the footer.
         Binding("enter", "open", "Spec / use", priority=True, id="templates.open"),
         Binding("u", "use", "Use", id="templates.use"),
+        Binding("e", "edit", "Edit", id="templates.edit"),
         Binding("d", "delete", "Delete", id="templates.delete"),
         Binding("escape", "back", "Back", id="templates.back"),
         Binding("ctrl+r", "reload", "Reload", show=False, id="templates.reload"),
@@ -113,10 +116,23 @@ class TemplatesScreen(Screen[None]):
             self.spec = spec
             self.problem = problem
 
+    class EditTemplate(Message):
+        """The user wants to change these job parameters: the app opens the wizard in its
+        edit mode. Bubbles from the screen to the app."""
+
+        def __init__(self, name: str, description: str, spec: dict[str, Any],
+                     problem: str) -> None:
+            super().__init__()
+            self.name = name
+            self.description = description
+            self.spec = spec
+            self.problem = problem
+
     def __init__(self, ctx: Context) -> None:
         super().__init__()
         self.ctx = ctx
         self._rows: dict[str, TemplateRow] = {}
+        self._select: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -154,6 +170,11 @@ class TemplatesScreen(Screen[None]):
         self._rows = {row.name: row for row in message.rows}
         self._show_rows()
         self.loaded = True
+        table = self.query_one(GpuTable)
+        if self._select in table.row_keys:
+            table.move_cursor(row=table.row_keys.index(self._select), animate=False)
+            self._update_details()
+        self._select = None
 
     def _show_rows(self, force: bool = False) -> None:
         table = self.query_one(GpuTable)
@@ -256,6 +277,14 @@ class TemplatesScreen(Screen[None]):
                         severity="warning")
         self.post_message(self.UseTemplate(row.name, dict(row.spec), row.problem))
 
+    def action_edit(self) -> None:
+        """Change the highlighted template in the wizard (the app opens it)."""
+        row = self.highlighted()
+        if row is None:
+            return
+        self.post_message(self.EditTemplate(row.name, row.description, dict(row.spec),
+                                            row.problem))
+
     def action_delete(self) -> None:
         """Delete the highlighted template, after asking."""
         row = self.highlighted()
@@ -306,6 +335,12 @@ class TemplatesScreen(Screen[None]):
         if len(self.app.screen_stack) > 1:
             self.dismiss(None)
 
+    def template_saved(self, name: str) -> None:
+        """Job parameters were saved (perhaps under a new name): read the list again and
+        put the cursor on them."""
+        self._select = name
+        self._read(self.ctx)
+
     def data_changed(self, _job: str | None = None) -> None:
         """Templates may have been saved elsewhere in the app: read them again."""
         self._read(self.ctx)
@@ -316,6 +351,8 @@ class TemplatesScreen(Screen[None]):
                             self.action_open)
         yield SystemCommand("template: use", "Create a job from the highlighted job parameters",
                             self.action_use)
+        yield SystemCommand("template: edit", "Change the highlighted job parameters in the "
+                            "wizard", self.action_edit)
         yield SystemCommand("template: delete", "Delete the highlighted job parameters",
                             self.action_delete)
         yield SystemCommand("view: reload job parameters", "Read the list again",

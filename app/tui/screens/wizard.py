@@ -4,7 +4,8 @@ Steps: basic info, job parameters, resources, subscriptions & save, confirm. The
 (`JobForm`) make one raw spec mapping that is checked with the CLI's own rules in a
 debounced thread worker; the errors come back as a message and stand beside their
 fields. Modify is the same screen started from a parent version: it shows the diff
-against the parent before launching.
+against the parent before launching. Editing saved job parameters is the same screen
+again: its last step saves them instead of creating a job.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, RadioSet, Se
 from app.context import Context
 from app.errors import FieldError, SpecError, TraindeckError
 from app.jobs import Launcher, VersionRef, create_version, modified_spec, submit
+from app.templates import TemplateInfo, update_template
 from app.tui.screens.confirm import ConfirmScreen
 from app.tui.screens.spec_diff import SpecDiffScreen, diff_table
 from app.tui.widgets.job_form import JobForm
@@ -36,6 +38,7 @@ from app.tui.widgets.param_rows import EditableRows
 from app.tui.widgets.wizard_fields import (
     SpecCheck,
     StepIndicator,
+    TemplateChoice,
     WizardChoices,
     as_field_error,
     check_raw_spec,
@@ -48,22 +51,31 @@ STEPS = ("Basic info", "Job parameters", "Resources", "Subscriptions & save", "C
 CHECK_DELAY_S = 0.3
 """Typing pauses this long before the fields are checked again."""
 
+WizardResult = VersionRef | TemplateInfo | None
+"""What the wizard dismisses with: the version created, the job parameters saved (when
+editing them), or None when cancelled."""
+
 
 # ---------------------------------------------------------------- the screen
 
 
-class WizardScreen(Screen[VersionRef | None]):
-    """Create a training job (or a new version of one) step by step.
+class WizardScreen(Screen[WizardResult]):
+    """Create a training job (or a new version of one, or edit saved job parameters)
+    step by step.
 
-    Dismisses with the created `VersionRef`, or None when cancelled.
+    Dismisses with the created `VersionRef` (or the saved `TemplateInfo`), or None when
+    cancelled.
     """
 
     CSS_PATH = "wizard.tcss"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    """Below 110 columns each field's note goes under it (see wizard.tcss)."""
 
     BINDINGS = [
         Binding("ctrl+n", "next_step", "Next", id="wizard.next"),
         Binding("ctrl+b,ctrl+p", "previous_step", "Back", id="wizard.back"),
         Binding("ctrl+s", "create", "Create now", id="wizard.create"),
+        Binding("ctrl+s", "save_template", "Save", id="wizard.save-template"),
         Binding("escape", "cancel", "Cancel", id="wizard.cancel"),
         # `q` quits the app elsewhere; here it must not drop what was typed without asking.
         Binding("q", "cancel", "Cancel", show=False, id="wizard.q"),
@@ -93,7 +105,8 @@ class WizardScreen(Screen[VersionRef | None]):
     class Created(Message):
         """The version was created (or creating it failed, with the errors)."""
 
-        def __init__(self, ref: VersionRef | None, errors: list[FieldError]) -> None:
+        def __init__(self, ref: VersionRef | TemplateInfo | None,
+                     errors: list[FieldError]) -> None:
             super().__init__()
             self.ref = ref
             self.errors = errors
@@ -101,15 +114,23 @@ class WizardScreen(Screen[VersionRef | None]):
     def __init__(
         self, ctx: Context, *, initial: Mapping[str, Any] | None = None,
         modify_from: tuple[str, str] | None = None, base_dir: Path | None = None,
-        launcher: Launcher | None = None,
+        launcher: Launcher | None = None, edit_template: TemplateChoice | None = None,
+        source: str | None = None,
     ) -> None:
-        """`initial` is a raw spec to start from; `modify_from` is `(job, version label)`.
+        """`initial` is a raw spec to start from (read from the file `source`, if any);
+        `modify_from` is `(job, version label)`; `edit_template` the saved job parameters
+        to edit (their spec is the one shown).
 
         `launcher` is passed on to `submit`/`create_version` (tests pass a no-op).
         """
         super().__init__()
         self.ctx = ctx
+        self.edit_template = edit_template
+        if edit_template is not None:
+            initial = {**edit_template.spec, "save_as_template": {
+                "name": edit_template.name, "description": edit_template.description}}
         self.initial = dict(initial) if initial is not None else None
+        self.source = source
         self.modify_from = modify_from
         self.base_dir = (base_dir or Path.cwd()).resolve()
         self.launcher = launcher
@@ -134,12 +155,19 @@ class WizardScreen(Screen[VersionRef | None]):
     def compose(self) -> ComposeResult:
         if self.modify_from:
             title = f"Modify {self.modify_from[0]}: a new version from {self.modify_from[1]}"
+        elif self.edit_template is not None:
+            title = (f"Edit job parameters {self.edit_template.name} "
+                     "(saved settings: no job is created)")
+        elif self.source:
+            title = f"Create training job from {self.source}"
         else:
             title = "Create training job"
-        yield Label(title, id="wizard-title")
-        yield StepIndicator(STEPS, id="steps")
+        yield Label(title, id="wizard-title", markup=False)
+        yield StepIndicator(STEPS[:-1] + (("Confirm & save",) if self.edit_template else
+                                           STEPS[-1:]), id="steps")
         yield JobForm(self.ctx.settings, self.base_dir,
-                      job_name=self.modify_from[0] if self.modify_from else None, id="form")
+                      job_name=self.modify_from[0] if self.modify_from else None,
+                      template_mode=self.edit_template is not None, id="form")
         with VerticalScroll(id="step-5", classes="step"):
             yield Static("", id="confirm-intro", markup=False)
             yield Static("", id="confirm-diff")
@@ -150,7 +178,8 @@ class WizardScreen(Screen[VersionRef | None]):
             yield Static("", id="button-gap")
             yield Button("Back", id="back", compact=True)
             yield Button("Next", id="next", variant="primary", compact=True)
-            yield Button("Create now", id="create", variant="success", compact=True)
+            yield Button("Save" if self.edit_template else "Create now", id="create",
+                         variant="success", compact=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -185,6 +214,12 @@ class WizardScreen(Screen[VersionRef | None]):
         self._baseline = self.form.collect()[0]
         self._loaded = True
         self._check_now()
+        if self.source and self.initial is not None:
+            left_out = left_out_fields(self.initial, self._baseline)
+            if left_out:
+                self.notify(f"Left out (the wizard has no field for them): "
+                            f"{', '.join(left_out)}", title=f"From {self.source}",
+                            severity="warning", timeout=20)
 
     # -- checking
 
@@ -199,7 +234,12 @@ class WizardScreen(Screen[VersionRef | None]):
             return
         if isinstance(event, JobForm.Filled):
             self._show_all = True
-            self.notify(f"Every field filled from job parameters {event.template!r}.")
+            if event.problem:
+                self.notify(f"{event.problem}: the field is marked; fix it to go on.",
+                            title=f"Filled from {event.template}", severity="warning",
+                            timeout=10)
+            else:
+                self.notify(f"Every field filled from job parameters {event.template!r}.")
         else:
             control = getattr(event, "control", None)
             target = self.form.target_of(control) if control is not None else None
@@ -229,8 +269,9 @@ class WizardScreen(Screen[VersionRef | None]):
     def _check(self, generation: int, raw: dict[str, Any], local: list[FieldError],
                full: bool) -> None:
         try:
-            result = check_raw_spec(self.ctx, raw, self.base_dir, local_errors=local,
-                                    modify_from=self.modify_from, full=full)
+            result = check_raw_spec(
+                self.ctx, raw, self.base_dir, local_errors=local, modify_from=self.modify_from,
+                template=self.edit_template.name if self.edit_template else None, full=full)
         except Exception as exc:  # shown in the wizard; the worker must not die silently
             result = SpecCheck([FieldError("", f"could not check the spec: {exc}")])
         self.post_message(self.Checked(generation, result))
@@ -327,7 +368,9 @@ class WizardScreen(Screen[VersionRef | None]):
         if action == "previous_step":
             return self.step > 1
         if action == "create":
-            return self.step == 5
+            return self.step == 5 and self.edit_template is None
+        if action == "save_template":
+            return self.step == 5 and self.edit_template is not None
         return True
 
     def action_next_step(self) -> None:
@@ -365,6 +408,13 @@ class WizardScreen(Screen[VersionRef | None]):
             changes = Group(Text(f"Changes from {parent}", style="bold"),
                             diff_table(result.diff, parent, self.choices.version), Text(""))
             self.query_one("#confirm-diff", Static).update(changes)
+        elif self.edit_template is not None and spec.save_as_template is not None:
+            save = spec.save_as_template
+            renamed = ("" if save.name == self.edit_template.name
+                       else f" (renamed from {self.edit_template.name})")
+            intro = (f"Save job parameters {save.name}{renamed} with this spec. No job is "
+                     "created: the wizard fills a new job from them in one step.")
+            spec = spec.model_copy(update={"save_as_template": None})
         else:
             intro = f"Create job {spec.name} and start {self.choices.version} now, with this spec:"
         self.query_one("#confirm-diff").display = bool(self.modify_from)
@@ -374,6 +424,18 @@ class WizardScreen(Screen[VersionRef | None]):
                    word_wrap=True))
 
     @on(Button.Pressed, "#create")
+    def _create_pressed(self) -> None:
+        if self.edit_template is not None:
+            self.action_save_template()
+        else:
+            self.action_create()
+
+    def action_save_template(self) -> None:
+        """Save the edited job parameters (nothing is created or started)."""
+        if self.step != 5 or self.creating or self.result is None:
+            return
+        self._start_create()
+
     def action_create(self) -> None:
         """Create the job (or version) and start it."""
         if self.step != 5 or self.creating or self.result is None:
@@ -394,13 +456,17 @@ class WizardScreen(Screen[VersionRef | None]):
 
     def _start_create(self) -> None:
         self.creating = True
-        self.query_one("#wizard-error", Static).update("Creating…")
+        self.query_one("#wizard-error", Static).update(
+            "Saving…" if self.edit_template else "Creating…")
         self._create(self.form.collect()[0])
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="wizard-create")
     def _create(self, raw: dict[str, Any]) -> None:
+        ref: VersionRef | TemplateInfo
         try:
-            if self.modify_from:
+            if self.edit_template is not None:
+                ref = self._save_template(raw)
+            elif self.modify_from:
                 job, label = self.modify_from
                 _, spec, parent_id = modified_spec(self.ctx, job, label, raw=raw,
                                                    base_dir=self.base_dir)
@@ -410,11 +476,25 @@ class WizardScreen(Screen[VersionRef | None]):
         except SpecError as exc:
             self.post_message(self.Created(None, exc.errors))
         except TraindeckError as exc:
-            self.post_message(self.Created(None, [as_field_error(exc)]))
+            error = as_field_error(exc)
+            if self.edit_template is not None and error.field in ("name", "description"):
+                # Raised by the update itself: about the saved parameters' own name.
+                error = FieldError(f"save_as_template.{error.field}", error.message)
+            self.post_message(self.Created(None, [error]))
         except Exception as exc:  # shown in the wizard; the worker must not die silently
             self.post_message(self.Created(None, [FieldError("", f"could not create: {exc}")]))
         else:
             self.post_message(self.Created(ref, []))
+
+    def _save_template(self, raw: dict[str, Any]) -> TemplateInfo:
+        """Save the edited job parameters: the save block names them, the rest is the spec."""
+        assert self.edit_template is not None
+        body = dict(raw)
+        save = body.pop("save_as_template", None) or {}
+        return update_template(self.ctx, self.edit_template.name,
+                               new_name=str(save.get("name", "")),
+                               description=str(save.get("description", "")), body=body,
+                               base_dir=self.base_dir)
 
     def on_wizard_screen_created(self, message: Created) -> None:
         if message.ref is not None:
@@ -445,7 +525,8 @@ class WizardScreen(Screen[VersionRef | None]):
         if not self._loaded or self.form.collect()[0] == self._baseline:
             self.dismiss(None)
             return
-        what = "new version" if self.modify_from else "job"
+        what = ("new version" if self.modify_from else
+                f"job parameters {self.edit_template.name}" if self.edit_template else "job")
         self.app.push_screen(
             ConfirmScreen(f"Leave the wizard and discard what you typed for this {what}?",
                           title="Discard changes", yes="Discard"),
@@ -458,3 +539,23 @@ class WizardScreen(Screen[VersionRef | None]):
     @on(Button.Pressed, "#cancel")
     def _cancel_pressed(self) -> None:
         self.action_cancel()
+
+
+def left_out_fields(given: Mapping[str, Any], shown: Mapping[str, Any]) -> list[str]:
+    """Fields of a spec file that the wizard's fields could not take (so they are gone)."""
+    def leaves(data: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(data, Mapping) and data:
+            out: dict[str, Any] = {}
+            for key, value in data.items():
+                out.update(leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+            return out
+        return {prefix: data}
+
+    have = leaves(shown)
+    gone = []
+    for path, value in leaves(given).items():
+        if value in (None, "", [], {}) or path in have:
+            continue
+        if not any(p.startswith((path + ".", path + "[")) for p in have):
+            gone.append(path)
+    return gone

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -38,6 +39,7 @@ from app.tui.widgets.wizard_fields import (
     LIST_TARGETS,
     Location,
     PresetChoice,
+    TemplateChoice,
     WizardChoices,
     field_row,
     list_field,
@@ -46,6 +48,25 @@ from app.tui.widgets.wizard_fields import (
 )
 
 _FIELD_CHANGES = (Input.Changed, Select.Changed, Checkbox.Changed, EditableRows.Changed)
+
+TEMPLATE_MODE_HINTS = {
+    # Editing saved job parameters: what the fields mean there.
+    "name": "the job name they fill in",
+    "version": "each job made from them gets its own versions",
+    "template-name": "their name; a new one must be free",
+    "template-description": "shown in the list and in the wizard's picker",
+}
+
+
+def template_label(template: TemplateChoice) -> Text:
+    """How the picker lists saved job parameters: name, description, and what is broken."""
+    label = Text(template.name)
+    if template.description:
+        label.append(f" — {template.description}")
+    if template.problem:
+        label = Text("⚠ ") + label
+        label.append(f"  ({template.problem})", style="italic")
+    return label
 
 
 class JobForm(ContentSwitcher):
@@ -57,25 +78,32 @@ class JobForm(ContentSwitcher):
     """Algorithm source shown: `preset`, `framework` or `image`."""
 
     class Filled(Message):
-        """Every field was filled from saved job parameters."""
+        """Every field was filled from saved job parameters (`problem`: what in them is
+        broken, '' when nothing)."""
 
-        def __init__(self, template: str) -> None:
+        def __init__(self, template: str, problem: str = "") -> None:
             super().__init__()
             self.template = template
+            self.problem = problem
 
     def __init__(self, settings: Settings, base_dir: Path, *, job_name: str | None = None,
-                 id: str | None = None) -> None:
-        """`job_name` fixes the name (modify: a new version of that job)."""
+                 template_mode: bool = False, id: str | None = None) -> None:
+        """`job_name` fixes the name (modify: a new version of that job). `template_mode`
+        edits saved job parameters: their name and description are asked for on step 4
+        (and there is no picker of other saved ones)."""
         super().__init__(initial="step-1", id=id)
         self.settings = settings
         self.base_dir = base_dir
         self.job_name = job_name
+        self.template_mode = template_mode
         self.choices = WizardChoices()
         self.runtime = "auto"
-        self._options: dict[str, list[tuple[str, str]]] = {}
+        self._options: dict[str, list[tuple[str | Text, str]]] = {}
         self._hints = dict(HINTS)
         if job_name is not None:
             self._hints["name"] = "a new version keeps the job's name"
+        if template_mode:
+            self._hints.update(TEMPLATE_MODE_HINTS)
         self._errors: dict[str, str] = {}
         self._path_index: list[int] = []
         self._extra_subscriptions: list[dict[str, Any]] = []
@@ -96,7 +124,8 @@ class JobForm(ContentSwitcher):
             yield field("Description", "description", max_length=1000)
             yield field_row("Version", Static("", id="version"), "version")
         with VerticalScroll(id="step-2", classes="step"):
-            yield ask("Saved job parameters", "template", "(none)")
+            yield self._select_field("Saved job parameters", "template", "(none)",
+                                     row_id="template-field")
             yield Static(f"Relative paths resolve against {self.base_dir}",
                          classes="section-note", markup=False)
             yield self._radio_field("Data source", "data-kind", "paths",
@@ -130,17 +159,20 @@ class JobForm(ContentSwitcher):
         with VerticalScroll(id="step-4", classes="step"):
             yield from self._compose_subscriptions()
             yield field_row("Save as job parameters", Checkbox(
-                "save these settings", id="save-template", compact=True), "save-template")
-            yield field("  Parameters name", "template-name", disabled=True)
-            yield field("  Description", "template-description", disabled=True)
+                "save these settings", id="save-template", compact=True), "save-template",
+                row_id="save-template-field")
+            indent = "" if self.template_mode else "  "
+            yield field(f"{indent}Parameters name", "template-name", disabled=True)
+            yield field(f"{indent}Description", "template-description", disabled=True)
 
     def _input_field(self, label: str, input_id: str, **options: Any) -> Widget:
         return field_row(label, Input(id=input_id, compact=True, **options), input_id)
 
-    def _select_field(self, label: str, select_id: str, prompt: str, **options: Any) -> Widget:
+    def _select_field(self, label: str, select_id: str, prompt: str, *,
+                      row_id: str | None = None, **options: Any) -> Widget:
         select = Select(self._options.get(select_id, []), prompt=prompt, id=select_id,
                         compact=True, **options)
-        return field_row(label, select, select_id)
+        return field_row(label, select, select_id, row_id=row_id)
 
     def _radio_field(self, label: str, set_id: str, pressed: str, **choices: str) -> Widget:
         buttons = [RadioButton(text, id=f"{set_id}-{key}", value=key == pressed)
@@ -169,17 +201,17 @@ class JobForm(ContentSwitcher):
         self.watch_data_kind(self.data_kind)
         self.watch_algo_kind(self.algo_kind)
         self.hint_for_pool()
+        if self.template_mode:
+            self.query_one("#template-field").display = False
+            self.query_one("#save-template-field").display = False
 
     # -- choices and dependent fields
 
     def set_choices(self, choices: WizardChoices) -> None:
         """Offer the templates, presets and datasets read from the database."""
         self.choices = choices
-        self.query_one("#version", Static).update(choices.version)
-        self._set_options("template", [
-            (f"{t.name} — {t.description}" if t.description else t.name, t.name)
-            for t in choices.templates
-        ])
+        self.query_one("#version", Static).update("—" if self.template_mode else choices.version)
+        self._set_options("template", [(template_label(t), t.name) for t in choices.templates])
         self._set_options("preset", [
             (f"{p.name} ({p.info.engine} {p.info.engine_version})", p.name)
             for p in choices.presets
@@ -194,7 +226,7 @@ class JobForm(ContentSwitcher):
         )
         self._render_notes()
 
-    def _set_options(self, select_id: str, options: list[tuple[str, str]]) -> None:
+    def _set_options(self, select_id: str, options: list[tuple[str | Text, str]]) -> None:
         self._options[select_id] = options
         self.query_one(f"#{select_id}", Select).set_options(options)
 
@@ -331,7 +363,7 @@ class JobForm(ContentSwitcher):
         template = next((t for t in self.choices.templates if t.name == name), None)
         if template is not None:
             await self.fill(template.spec, keep_typed=True)
-            self.post_message(self.Filled(template.name))
+            self.post_message(self.Filled(template.name, template.problem))
 
     # -- spec → fields
 
@@ -589,6 +621,7 @@ class JobForm(ContentSwitcher):
         if self._shown.get(target) != shown:  # an update costs a layout: only on change
             self._shown[target] = shown
             note.set_class(shown[1], "-error")
+            note.set_class(not shown[0], "-empty")
             note.update(shown[0])
 
     def hint_for_pool(self) -> None:

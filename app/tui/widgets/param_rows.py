@@ -99,7 +99,7 @@ class EditableRows(Vertical):
 
     def _build_row(self, value: Any) -> Horizontal:
         remove = Button("✕", classes="remove-row", compact=True, tooltip="Remove this row")
-        error = Static("", classes="row-error", markup=False)
+        error = Static("", classes="row-error -empty", markup=False)
         return Horizontal(*self.make_row_controls(value), remove, error, classes="row")
 
     @property
@@ -148,6 +148,7 @@ class EditableRows(Vertical):
         """Show an error beside each row in `rows` (by index) and one for the whole list."""
         for index, row in enumerate(self.rows):
             error = row.query_one(".row-error", Static)
+            error.set_class(not rows.get(index), "-empty")
             if error.content != rows.get(index, ""):
                 error.update(rows.get(index, ""))
         note = self.query_one(".list-note", Static)

@@ -26,7 +26,8 @@ from app.context import Context
 from app.errors import FieldError, SpecError, TraindeckError
 from app.jobs import default_locations, load_version, modified_spec, prepare_spec, spec_diff
 from app.models import Dataset, DatasetVersion, Job, PresetAlgorithm, Template, version_label
-from app.spec import JobSpec, PresetInfo, parse_spec, validate_spec
+from app.overview import template_problem
+from app.spec import JobSpec, PresetInfo, validate_spec
 from app.templates import list_templates
 
 # ---------------------------------------------------------------- what the wizard offers
@@ -34,11 +35,13 @@ from app.templates import list_templates
 
 @dataclass(frozen=True)
 class TemplateChoice:
-    """Saved job parameters, as the wizard offers them."""
+    """Saved job parameters, as the wizard offers them (or edits them)."""
 
     name: str
     description: str
     spec: dict[str, Any]
+    problem: str = ""
+    """Why they cannot be used as they are (an engine or dataset gone); '' when they can."""
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,11 @@ def locate(path: str) -> Location:
 
 
 def load_choices(ctx: Context, modify_from: tuple[str, str] | None) -> WizardChoices:
-    """Read templates, datasets, presets and (for modify) the parent version."""
-    templates = [TemplateChoice(t.name, t.description, _own_locations(ctx, t.spec))
+    """Read templates (each with its catalog check), datasets, presets and (for modify)
+    the parent version."""
+    catalog = ctx.catalog
+    templates = [TemplateChoice(t.name, t.description, _own_locations(ctx, t.spec),
+                                template_problem(catalog, t.spec))
                  for t in list_templates(ctx)]
     datasets: dict[str, list[str]] = {}
     with ctx.db.read() as session:
@@ -186,16 +192,6 @@ class SpecCheck:
     diff: list[tuple[str, Any, Any]] = field(default_factory=list)
 
 
-# Top-level keys whose shape errors can be set aside (with a stand-in value) so that the
-# rules on the rest of the spec still run and every bad field shows at once.
-_STAND_INS: dict[str, Any] = {
-    "name": "stand-in", "description": "", "resources": {}, "subscriptions": [],
-    "save_as_template": None, "parameters": {}, "output": None, "log_dir": None,
-    "data": {"datasets": [{"name": "-", "version": "V001"}]},
-    "algorithm": {"preset": {"name": "-"}},
-}
-
-
 def top_key(path: str) -> str:
     """`data.paths[1]` → `data`."""
     return re.split(r"[.\[#]", path, maxsplit=1)[0]
@@ -206,7 +202,7 @@ def as_field_error(exc: Exception) -> FieldError:
     if isinstance(exc, FieldError):
         return exc
     match = re.match(r"([a-z_][\w.\[\]]*): (.*)", str(exc), re.DOTALL)
-    if match and top_key(match.group(1)) in _STAND_INS:
+    if match and top_key(match.group(1)) in JobSpec.model_fields:
         return FieldError(match.group(1), match.group(2))
     return FieldError("", str(exc))
 
@@ -220,46 +216,38 @@ def _related(a: str, b: str) -> bool:
 def check_raw_spec(
     ctx: Context, raw: Mapping[str, Any], base_dir: Path, *,
     local_errors: Sequence[FieldError] = (), modify_from: tuple[str, str] | None = None,
-    full: bool = False,
+    template: str | None = None, full: bool = False,
 ) -> SpecCheck:
     """Check the wizard's raw spec with the CLI's rules (reads the file system and the DB).
 
-    `local_errors` are the form's own findings (a blank field); a core finding on the
-    same field, or one inside or around it, is dropped. `full` also fills defaults and the
-    runtime (and the parent diff for modify), as creating the version will.
+    Every field's error comes at once: `validate_spec` runs the rules on whatever fields
+    are well-formed. `local_errors` are the form's own findings (a blank field); a core
+    finding on the same field, or one inside or around it, is dropped. `full` also fills
+    defaults and the runtime (and the parent diff for modify), as creating the version
+    will. `template` names the saved job parameters being edited: the spec is checked as
+    their new body (no defaults filled, the job name need not be free).
     """
     core: list[FieldError] = []
-    data = dict(raw)
-    set_aside: set[str] = set()
-    try:
-        parse_spec(data)
-    except SpecError as exc:
-        core += exc.errors
-        set_aside = {top_key(e.field) for e in exc.errors}
-        for key in set_aside & _STAND_INS.keys():
-            if _STAND_INS[key] is None:
-                data.pop(key, None)
-            else:
-                data[key] = _STAND_INS[key]
     spec = parent = None
     diff: list[tuple[str, Any, Any]] = []
-    if set_aside <= _STAND_INS.keys():
-        try:
-            if set_aside or local_errors or not full:
-                validate_spec(data, base_dir, ctx.catalog)
+    try:
+        checked = validate_spec(raw, base_dir, ctx.catalog)
+        if full and not local_errors:
+            if template is not None:
+                spec = checked
             elif modify_from is not None:
-                parent, spec, _ = modified_spec(ctx, *modify_from, raw=data, base_dir=base_dir)
+                parent, spec, _ = modified_spec(ctx, *modify_from, raw=raw, base_dir=base_dir)
                 # Saving job parameters is an act of the parent's creation, not a setting
                 # it runs with: its disappearance is no change.
                 diff = [row for row in spec_diff(parent, spec)
                         if not (row[0].startswith("save_as_template.") and row[2] is None)]
             else:
-                spec = prepare_spec(ctx, data, base_dir)
-        except SpecError as exc:
-            core += [e for e in exc.errors if top_key(e.field) not in set_aside]
-        except TraindeckError as exc:
-            core.append(as_field_error(exc))
-    core += _name_conflicts(ctx, data, set_aside, modify_from)
+                spec = prepare_spec(ctx, raw, base_dir)
+    except SpecError as exc:
+        core += exc.errors
+    except TraindeckError as exc:
+        core.append(as_field_error(exc))
+    core += _name_conflicts(ctx, raw, {top_key(e.field) for e in core}, modify_from, template)
     errors = list(local_errors)
     for error in core:
         if not any(_related(error.field, e.field) for e in errors):
@@ -268,19 +256,21 @@ def check_raw_spec(
 
 
 def _name_conflicts(
-    ctx: Context, data: Mapping[str, Any], set_aside: set[str],
-    modify_from: tuple[str, str] | None,
+    ctx: Context, data: Mapping[str, Any], at_fault: set[str],
+    modify_from: tuple[str, str] | None, template: str | None,
 ) -> list[FieldError]:
     out = []
     name, save = data.get("name"), data.get("save_as_template")
     with ctx.db.read() as session:
-        if (modify_from is None and "name" not in set_aside and isinstance(name, str)
+        if (modify_from is None and template is None and "name" not in at_fault
+                and isinstance(name, str)
                 and session.exec(select(Job.id).where(Job.name == name)).first() is not None):
             out.append(FieldError("name", f"job {name!r} already exists: open it and "
                                           "modify a version to run it again"))
-        if "save_as_template" not in set_aside and isinstance(save, Mapping):
+        if "save_as_template" not in at_fault and isinstance(save, Mapping):
             taken = save.get("name")
-            if session.exec(select(Template.id).where(Template.name == taken)).first():
+            if taken != template and session.exec(
+                    select(Template.id).where(Template.name == taken)).first():
                 out.append(FieldError("save_as_template.name",
                                       f"job parameters {taken!r} already exist"))
     return out
@@ -326,6 +316,8 @@ class StepIndicator(Horizontal):
 
     current: reactive[int] = reactive(1)
     """The step being shown, from 1."""
+    compact: reactive[bool] = reactive(False)
+    """True when the titles do not fit: only the current step's is written out."""
 
     def __init__(self, titles: Sequence[str], *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -337,12 +329,25 @@ class StepIndicator(Horizontal):
                 yield Label("›", classes="step-sep")
             yield Label(f" {number} {title} ", id=f"step-label-{number}", classes="step-label")
 
+    @property
+    def full_width(self) -> int:
+        """Cells the indicator needs with every title written out."""
+        return sum(len(t) + 4 for t in self.titles) + 3 * (len(self.titles) - 1) + 2
+
+    def on_resize(self) -> None:
+        self.compact = self.size.width < self.full_width
+
+    def watch_compact(self) -> None:
+        self.watch_current(self.current)
+
     def watch_current(self, current: int) -> None:
         for number, title in enumerate(self.titles, 1):
             label = self.query_one(f"#step-label-{number}", Label)
             label.set_class(number == current, "-current")
             label.set_class(number < current, "-done")
-            label.update(f" {'✓' if number < current else number} {title} ")
+            mark = "✓" if number < current else str(number)
+            full = number == current or not self.compact
+            label.update(f" {mark} {title} " if full else f" {mark} ")
 
 
 def field_row(label: str, control: Widget, target: str, *, row_id: str | None = None) -> Widget:
