@@ -187,14 +187,16 @@ def _parse_label(label: str) -> int:
     return int(text)
 
 
-def _check_name(name: str) -> None:
+def check_dataset_name(name: str) -> None:
+    """FieldError naming `name` unless it is a valid dataset name (the job name rules)."""
     try:
         check_name(name, "dataset name")
     except ValueError as exc:
         raise FieldError("name", str(exc)) from exc
 
 
-def _check_description(description: str) -> None:
+def check_description(description: str) -> None:
+    """FieldError naming `description` when it is too long."""
     if len(description) > DESCRIPTION_MAX:
         raise FieldError("description", f"must be at most {DESCRIPTION_MAX} characters")
 
@@ -252,8 +254,8 @@ def _insert_version(session: Session, ctx: Context, dataset: Dataset, uri: str,
 def create_dataset(ctx: Context, name: str, path: str, description: str = "",
                    *, base_dir: Path | None = None) -> DatasetVersionInfo:
     """Create a dataset with its first version (V001) at `path`."""
-    _check_name(name)
-    _check_description(description)
+    check_dataset_name(name)
+    check_description(description)
     uri = normalize_location(path, base_dir)
     with ctx.db.read() as session:
         if session.exec(select(Dataset.id).where(Dataset.name == name)).first() is not None:
@@ -280,7 +282,7 @@ def _exists(name: str) -> ConflictError:
 def add_version(ctx: Context, name: str, path: str, description: str = "",
                 *, base_dir: Path | None = None) -> DatasetVersionInfo:
     """Add the next version of a dataset at `path`."""
-    _check_description(description)
+    check_description(description)
     uri = normalize_location(path, base_dir)
     _get_dataset(ctx.db, name)
     manifest = _manifest_for(ctx, uri)

@@ -20,6 +20,8 @@ from app.context import Context
 from app.datasets import (
     add_version,
     check_changes,
+    check_dataset_name,
+    check_description,
     create_dataset,
     dataset_uri,
     delete_dataset,
@@ -129,6 +131,17 @@ def test_bad_input_names_the_field_and_writes_nothing(ctx: Context, tmp_path: Pa
         delete_dataset(ctx, "ok", "V007")
     with pytest.raises(FieldError, match="version: 'latest' is not a version"):
         delete_dataset(ctx, "ok", "latest")
+
+
+def test_the_checks_the_tui_runs_as_one_types_are_the_create_checks() -> None:
+    check_dataset_name("mnist-train_2")
+    check_description("d" * 1000)
+    for call, field in ((lambda: check_dataset_name("9lives"), "name"),
+                        (lambda: check_dataset_name("a" * 65), "name"),
+                        (lambda: check_description("d" * 1001), "description")):
+        with pytest.raises(FieldError) as caught:
+            call()
+        assert caught.value.field == field
 
 
 def test_drift_is_reported(ctx: Context, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import json
 import os
 import threading
@@ -33,17 +34,22 @@ from app.storage import (
     StorageError,
     TransferCancelled,
     TransferOptions,
+    TransferSnapshot,
     data_ready,
     finalize_outputs,
     local_output_path,
     make_client,
     prepare_data,
+    read_transfer,
     remote_log_uri,
     scan_names,
     stage_in,
     storage_error,
     sync_logs,
+    transfer_path,
     upload_dir,
+    upload_output,
+    write_transfer,
 )
 from app.storage.client import endpoint_for
 
@@ -192,6 +198,76 @@ def test_multipart_both_ways(s3: S3Server, tmp_path: Path) -> None:
     assert len(parts) == 3 and set(parts) == {  # three ranged GETs
         f"runs/V001/ckpt/model.bin bytes={start}-{end}"
         for start, end in [(0, 5 * MiB - 1), (5 * MiB, 10 * MiB - 1), (10 * MiB, "")]}
+
+
+# ---------------------------------------------------------------- the progress file
+
+
+def test_staging_keeps_a_progress_file_while_it_runs(s3: S3Server, tmp_path: Path) -> None:
+    big = os.urandom(11 * MiB)
+    put_objects(s3, "data-bucket", {"big/a.bin": big, "big/b.csv": b"12345",
+                                    "big/sub/c.csv": b"6789"})
+    state = tmp_path / "versions" / "7"
+    progress_file = transfer_path(state)
+    seen: list[TransferSnapshot | None] = []
+    rec = Recorder()
+    # The writer runs first: each call of ours finds the file as it stands then.
+    prepare_data(None, ["s3://data-bucket/big"], state / "data-cache", rec.log, rec.event,
+                 progress=lambda done, total: seen.append(read_transfer(progress_file)),
+                 transfer=SMALL_PARTS)
+    total = 11 * MiB + 9
+    shots = [shot for shot in seen if shot is not None]
+    assert shots, "the progress file was never there while staging"
+    last = shots[-1]
+    assert (last.what, last.uri, last.done, last.total) == (
+        "staging", "s3://data-bucket/big", total, total)
+    assert (last.files_done, last.files, last.pid) == (3, 3, os.getpid())
+    assert last.describe().startswith("11.0 MiB of 11.0 MiB · 3 of 3 files")
+    assert all(a.done <= b.done for a, b in itertools.pairwise(shots))
+    assert not progress_file.exists()  # the transfer ended: nothing is under way
+
+
+def test_output_and_last_log_upload_keep_a_progress_file(s3: S3Server, tmp_path: Path
+                                                         ) -> None:
+    s3.client().create_bucket(Bucket="results")
+    state = tmp_path / "state"
+    output = local_output_path("s3://results/out/V001", state)
+    output.mkdir(parents=True)
+    (output / "model.bin").write_bytes(os.urandom(6 * MiB))
+    seen: list[TransferSnapshot | None] = []
+    error = upload_output(None, output, "s3://results/out/V001", lambda line: None,
+                          transfer=SMALL_PARTS,
+                          progress=lambda d, t: seen.append(read_transfer(
+                              transfer_path(state))))
+    assert error is None
+    last = [shot for shot in seen if shot is not None][-1]
+    assert (last.what, last.done, last.files_done) == ("uploading output", 6 * MiB, 1)
+    assert not transfer_path(state).exists()
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "rank-0.log").write_text("last line\n")
+    syncer = LogSyncer(None, logs, "s3://results/logs/V001", interval=60,
+                       progress_file=transfer_path(state))
+    assert syncer.stop() is None  # never started: only the last upload, with progress
+    assert _tree(s3, "results", "logs/") == {"logs/V001/rank-0.log": b"last line\n"}
+    assert not transfer_path(state).exists()
+
+
+def test_a_progress_file_of_a_dead_process_or_garbage_is_no_transfer(tmp_path: Path
+                                                                      ) -> None:
+    path = transfer_path(tmp_path)
+    assert read_transfer(path) is None  # none at all
+    alive = TransferSnapshot("staging", "s3://b/p", 5, 10, 1, 2, 3.0, 1.0, 2.0, os.getpid())
+    write_transfer(path, alive)
+    assert read_transfer(path) == alive
+    assert alive.fraction == 0.5
+    write_transfer(path, TransferSnapshot("staging", "s3://b/p", 5, 10, 1, 2, 3.0, 1.0, 2.0,
+                                          2 ** 22 + 1))  # above Linux's largest pid
+    assert read_transfer(path) is None
+    path.write_text("{not json")
+    assert read_transfer(path) is None
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left
 
 
 # ---------------------------------------------------------------- errors

@@ -76,6 +76,7 @@ from app.storage import (
     local_output_path,
     prepare_data,
     remote_log_uri,
+    transfer_path,
     upload_output,
 )
 
@@ -219,7 +220,8 @@ class Supervisor:
         self.output_uri = version.output
         self.log_sync = LogSyncer(self.ctx.settings, Path(version.log_dir),
                                   remote_log_uri(spec.log_dir, self.label), LOG_SYNC_SECONDS,
-                                  warn=lambda message: self._event(message, "warning"))
+                                  warn=lambda message: self._event(message, "warning"),
+                                  progress_file=transfer_path(self.state))
         self.log_sync.start()
 
     def _prepare_data(self, spec: JobSpec) -> list[str] | None:

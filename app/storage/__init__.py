@@ -5,6 +5,7 @@ Importing this package is cheap: boto3 loads on the first transfer.
 * `client`: locations, named endpoints, clients and error reasons.
 * `names`: which file names are usable (`scan_names`, `scan_local`).
 * `transfer`: `list_objects`, `stage_in`, `upload_dir` (multipart, parallel, progress).
+* `progress`: progress callbacks, and the progress file the TUI reads.
 * `data`: what the supervisor calls — `prepare_data`, `LogSyncer`, `finalize_outputs`.
 """
 
@@ -35,7 +36,16 @@ from app.storage.data import (
 )
 from app.storage.errors import DataError, StorageError, TransferCancelled
 from app.storage.names import NameScan, scan_local, scan_names
-from app.storage.progress import ProgressLog, human_bytes
+from app.storage.progress import (
+    TRANSFER_FILE,
+    ProgressLog,
+    TransferFile,
+    TransferSnapshot,
+    human_bytes,
+    read_transfer,
+    transfer_path,
+    write_transfer,
+)
 from app.storage.transfer import (
     ObjectInfo,
     StageResult,
@@ -48,6 +58,7 @@ from app.storage.transfer import (
 
 __all__ = [
     "NO_USABLE_FILES",
+    "TRANSFER_FILE",
     "ClientOptions",
     "DataError",
     "Endpoint",
@@ -60,7 +71,9 @@ __all__ = [
     "StageResult",
     "StorageError",
     "TransferCancelled",
+    "TransferFile",
     "TransferOptions",
+    "TransferSnapshot",
     "UploadResult",
     "client_for",
     "data_ready",
@@ -72,13 +85,16 @@ __all__ = [
     "local_output_path",
     "make_client",
     "prepare_data",
+    "read_transfer",
     "remote_log_uri",
     "scan_local",
     "scan_names",
     "stage_in",
     "storage_error",
     "sync_logs",
+    "transfer_path",
     "upload_dir",
     "upload_logs",
     "upload_output",
+    "write_transfer",
 ]

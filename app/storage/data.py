@@ -6,6 +6,10 @@
 * `LogSyncer` (or `sync_logs`) while it runs: the log folder goes up every N seconds.
 * `finalize_outputs` (or `upload_output` + `upload_logs`) when it ends, however it ends.
 
+While data is staged or the output (and the last logs) go up, the transfer's progress is
+kept in `transfer.json` in the version's state dir (`progress.TransferFile`), which the
+TUI reads for its progress bar; the file goes away when the transfer ends.
+
 `log(line)` writes a line to the version's log; `event(message, kind)` records an event
 (kind `info` or `warning`), the shape of the supervisor's own `_note` and `_event`.
 """
@@ -23,7 +27,14 @@ from app.spec import is_remote
 from app.storage.client import client_for
 from app.storage.errors import DataError, StorageError, TransferCancelled
 from app.storage.names import NameScan, describe_skipped, name_too_long, scan_local, walk_files
-from app.storage.progress import ProgressFn, ProgressLog, human_bytes
+from app.storage.progress import (
+    Fanout,
+    ProgressFn,
+    ProgressLog,
+    TransferFile,
+    human_bytes,
+    transfer_path,
+)
 from app.storage.transfer import StopFn, TransferOptions, stage_in, upload_dir
 
 LogFn = Callable[[str], None]
@@ -81,7 +92,7 @@ def prepare_data(
     settings: Any, sources: Sequence[str], cache_dir: Path, log: LogFn, event: EventFn,
     *, progress: ProgressFn | None = None, should_stop: StopFn | None = None,
     endpoints: Sequence[Any] | None = None, transfer: TransferOptions | None = None,
-    client_options: Any = None,
+    client_options: Any = None, progress_file: Path | None = None,
 ) -> list[Path]:
     """The local data folders of a version, in the order of `sources`.
 
@@ -90,15 +101,19 @@ def prepare_data(
     names break the 255 rule are skipped, with a log warning and a `warning` event naming
     the count and the first few. Raises DataError when a source cannot be read or no
     usable file remains, and TransferCancelled when `should_stop` turns true.
+
+    Staging progress goes to `progress_file` (default: `transfer.json` beside
+    `cache_dir`, that is in the version's state dir) while it runs.
     """
     opts = _Options(endpoints, transfer, client_options)
+    progress_file = progress_file or transfer_path(cache_dir.parent)
     out: list[Path] = []
     usable = 0
     skipped = NameScan()
     for i, source in enumerate(sources):
         if is_remote(source):
             path, scan, count = _stage(settings, source, cache_dir / str(i), log, event,
-                                       progress, should_stop, opts)
+                                       progress, should_stop, opts, progress_file)
         else:
             path = Path(source)
             try:
@@ -126,13 +141,16 @@ def prepare_data(
 
 
 def _stage(settings: Any, source: str, dest: Path, log: LogFn, event: EventFn,
-           progress: ProgressFn | None, should_stop: StopFn | None, opts: _Options
-           ) -> tuple[Path, NameScan, int]:
+           progress: ProgressFn | None, should_stop: StopFn | None, opts: _Options,
+           progress_file: Path) -> tuple[Path, NameScan, int]:
     log(f"staging {source} into {dest}")
     try:
         client = opts.client(settings, source)
-        result = stage_in(source, dest, ProgressLog(log, f"staging {source}", then=progress),
-                          client=client, transfer=opts.transfer, should_stop=should_stop)
+        with TransferFile(progress_file, "staging", source) as shown:
+            result = stage_in(source, dest,
+                              ProgressLog(log, f"staging {source}",
+                                          then=Fanout(shown, progress)),
+                              client=client, transfer=opts.transfer, should_stop=should_stop)
     except StorageError as exc:
         raise DataError(str(exc)) from exc
     if result.reused:
@@ -150,20 +168,26 @@ def upload_output(
     settings: Any, local_output: Path, remote_output_uri: str | None, log: LogFn, *,
     endpoints: Sequence[Any] | None = None, transfer: TransferOptions | None = None,
     client_options: Any = None, progress: ProgressFn | None = None,
+    progress_file: Path | None = None,
 ) -> str | None:
     """Upload a version's output folder; None when done (or nothing to do), else why not.
 
-    On failure the files stay in `local_output` and the reason says so.
+    On failure the files stay in `local_output` and the reason says so. Progress goes to
+    `progress_file` (default: `transfer.json` beside `local_output`, which for an
+    object-storage output is the version's state dir) while it runs.
     """
     if not remote_output_uri or not local_output.is_dir():
         return None
     opts = _Options(endpoints, transfer, client_options)
     log(f"uploading output to {remote_output_uri}")
+    progress_file = progress_file or transfer_path(local_output.parent)
     try:
-        result = upload_dir(local_output, remote_output_uri,
-                            ProgressLog(log, f"uploading {remote_output_uri}", then=progress),
-                            client=opts.client(settings, remote_output_uri),
-                            transfer=opts.transfer)
+        with TransferFile(progress_file, "uploading output", remote_output_uri) as shown:
+            result = upload_dir(local_output, remote_output_uri,
+                                ProgressLog(log, f"uploading {remote_output_uri}",
+                                            then=Fanout(shown, progress)),
+                                client=opts.client(settings, remote_output_uri),
+                                transfer=opts.transfer)
     except (StorageError, TransferCancelled) as exc:
         reason = f"output upload failed: {exc}; the files stay in {local_output}"
         log(reason)
@@ -176,21 +200,28 @@ def upload_output(
 def sync_logs(
     settings: Any, local_log_dir: Path, remote_log_uri: str | None,
     seen: dict[str, tuple[int, int]] | None = None, *, endpoints: Sequence[Any] | None = None,
-    client_options: Any = None,
+    client_options: Any = None, progress_file: Path | None = None,
 ) -> str | None:
     """Upload the log files that changed since the last call (`seen` remembers them).
 
     Returns None when done, else a one-line reason (the caller warns; it never fails a
-    version). Safe to call every N seconds while a version runs.
+    version). Safe to call every N seconds while a version runs. With `progress_file`,
+    the upload's progress is kept there while it runs (the last upload of a version).
     """
     if not remote_log_uri or not local_log_dir.is_dir():
         return None
     opts = _Options(endpoints, None, client_options)
+    shown = TransferFile(progress_file, "uploading logs", remote_log_uri) \
+        if progress_file is not None else None
     try:
-        upload_dir(local_log_dir, remote_log_uri, client=opts.client(settings, remote_log_uri),
+        upload_dir(local_log_dir, remote_log_uri, shown,
+                   client=opts.client(settings, remote_log_uri),
                    seen=seen if seen is not None else {})
     except (StorageError, TransferCancelled) as exc:
         return f"log upload failed: {exc}"
+    finally:
+        if shown is not None:
+            shown.close()
     return None
 
 
@@ -214,7 +245,8 @@ def finalize_outputs(
 ) -> FinalizeResult:
     """Upload the output, then the logs, of a version that ended (also failed or stopped).
 
-    Either pair may be None. Keyword arguments go to the uploads (`endpoints`, ...).
+    Either pair may be None. Keyword arguments go to the uploads (`endpoints`,
+    `progress_file`, ...).
     """
     output_error = log_error = None
     if local_output is not None:
@@ -235,8 +267,10 @@ class LogSyncer:
 
     def __init__(self, settings: Any, local_log_dir: Path, remote_log_uri: str | None,
                  interval: float = DEFAULT_SYNC_SECONDS, warn: LogFn | None = None,
-                 **kwargs: Any) -> None:
+                 progress_file: Path | None = None, **kwargs: Any) -> None:
         self.settings = settings
+        self.progress_file = progress_file
+        """Where the last upload (in `stop`) keeps its progress, if anywhere."""
         self.local_log_dir = local_log_dir
         self.remote_log_uri = remote_log_uri
         self.interval = interval
@@ -258,11 +292,11 @@ class LogSyncer:
         while not self._stop.wait(self.interval):
             self.sync_once()
 
-    def sync_once(self) -> str | None:
+    def sync_once(self, *, progress_file: Path | None = None) -> str | None:
         """Upload what changed now; the reason when it failed."""
         with self._lock:
             error = sync_logs(self.settings, self.local_log_dir, self.remote_log_uri,
-                              self.seen, **self.kwargs)
+                              self.seen, progress_file=progress_file, **self.kwargs)
         if error:
             _log.warning("%s", error)
             if not self.warned and self.warn is not None:
@@ -275,4 +309,4 @@ class LogSyncer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.interval + 60)
-        return self.sync_once() if final else None
+        return self.sync_once(progress_file=self.progress_file) if final else None

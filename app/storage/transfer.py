@@ -164,6 +164,8 @@ class _Subscriber:
             future.result()
         except BaseException as exc:
             error = exc
+        if error is None:
+            self.counter.file_finished()
         self.tracker.done(error, self.key, self.local)
 
 
@@ -180,7 +182,7 @@ def _run_transfers(
     """
     from boto3.s3.transfer import create_transfer_manager
 
-    counter = ProgressCounter(total, progress)
+    counter = ProgressCounter(total, progress, files=len(jobs))
     tracker = _Tracker()
     manager = create_transfer_manager(client, options.config())
     futures: list[Any] = []
@@ -265,6 +267,9 @@ def stage_in(
     if _reusable(dest_dir, location.uri, fingerprint):
         result.reused = True
         if progress is not None:
+            on_files = getattr(progress, "on_files", None)
+            if on_files is not None:
+                on_files(len(usable), len(usable))
             progress(total, total)
         return result
 

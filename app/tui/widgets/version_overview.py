@@ -1,4 +1,13 @@
-"""One version at a glance: status and why, timings, resources, parameters, the spec."""
+"""One version at a glance: status and why, a transfer under way, timings, resources,
+parameters, the spec.
+
+While the version stages `s3://` data or uploads its output and logs, its supervisor
+(another process) keeps the transfer's progress in a small file in the version's state
+dir (`app.storage.progress.TransferFile`); the overview shows it as a progress bar. The
+file is read in a worker: twice a second while a transfer runs, every few seconds while
+the version is initializing (staging comes first), and whenever the job screen hands the
+overview a fresh look at the version. A version with no transfer costs no timer.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +16,12 @@ from typing import TYPE_CHECKING
 import yaml
 from rich.table import Table
 from rich.text import Text
+from textual import on, work
 from textual.app import App, ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import ProgressBar, Static
 
 from app.tui.widgets.formatting import (
     format_duration,
@@ -21,7 +33,14 @@ from app.tui.widgets.formatting import (
 from app.tui.widgets.status import status_colour, status_text
 
 if TYPE_CHECKING:
+    from app.config import Settings
     from app.queries import VersionInfo
+    from app.storage import TransferSnapshot
+
+TRANSFER_TICK_SECONDS = 0.5
+"""How often the progress file is read while a transfer runs."""
+STAGING_PROBE_SECONDS = 2.0
+"""How often an initializing version is looked at for a transfer that started."""
 
 REASON_TITLES = {
     "failed": "Why it failed",
@@ -84,16 +103,65 @@ def parameters_table(info: VersionInfo) -> Table | Text:
     return grid
 
 
+def transfer_title(snapshot: TransferSnapshot) -> Text:
+    """`Staging s3://bucket/data  ·  12 of 40 files · 35.2 MiB/s`: what moves where, how."""
+    text = Text()
+    text.append(snapshot.what.capitalize(), style="bold")
+    text.append(f" {snapshot.uri}", style="bold")
+    pace = snapshot.pace()
+    if pace:
+        text.append(f"  ·  {pace}", style="dim")
+    return text
+
+
 class VersionOverview(VerticalScroll):
     """The Overview tab of the job screen."""
+
+    DEFAULT_CSS = """
+    VersionOverview #ov-transfer {
+        height: auto;
+        margin-top: 1;
+        display: none;
+    }
+    VersionOverview #ov-transfer-row {
+        height: 1;
+    }
+    VersionOverview #ov-transfer-bar {
+        width: auto;
+        margin-right: 2;
+    }
+    VersionOverview #ov-transfer-stats {
+        width: 1fr;
+        color: $text-muted;
+    }
+    """
+
+    class TransferRead(Message):
+        """What the progress file of version `version_id` says (None: no transfer)."""
+
+        def __init__(self, version_id: int, snapshot: TransferSnapshot | None) -> None:
+            super().__init__()
+            self.version_id = version_id
+            self.snapshot = snapshot
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._headline = Text()
+        self._version_id: int | None = None
+        self._transfer: TransferSnapshot | None = None
+        self._tick: Timer | None = None
+        """Reads the progress file while a transfer runs."""
+        self._probe: Timer | None = None
+        """Looks for a transfer while the version is initializing."""
 
     def compose(self) -> ComposeResult:
         yield Static("", id="ov-headline")
         yield Static("", id="ov-reason")
+        with Vertical(id="ov-transfer"):
+            yield Static("", id="ov-transfer-title")
+            with Horizontal(id="ov-transfer-row"):
+                yield ProgressBar(total=1, show_eta=False, id="ov-transfer-bar")
+                yield Static("", id="ov-transfer-stats")
         yield Static("Details", classes="ov-section")
         yield Static("", id="ov-details")
         yield Static("Run parameters", classes="ov-section")
@@ -104,6 +172,7 @@ class VersionOverview(VerticalScroll):
     def show(self, info: VersionInfo | None) -> None:
         """Show `info` (None: no version selected)."""
         reason = self.query_one("#ov-reason", Static)
+        self._follow_transfer(info)
         if info is None:
             self._headline = Text("No version selected.")
             self.query_one("#ov-headline", Static).update(self._headline)
@@ -130,3 +199,75 @@ class VersionOverview(VerticalScroll):
         if line != self._headline:
             self._headline = line
             self.query_one("#ov-headline", Static).update(line)
+        self._follow_transfer(info)
+
+    # -- a transfer under way ----------------------------------------------------------------
+
+    def _follow_transfer(self, info: VersionInfo | None) -> None:
+        """Look for a transfer of the version shown (now, and later while it may start)."""
+        if info is None or info.id != self._version_id:
+            self._stop_timers()
+            self._show_transfer(None)
+        self._version_id = info.id if info is not None else None
+        if info is None:
+            return
+        if info.status == "initializing":
+            if self._probe is None:
+                self._probe = self.set_interval(STAGING_PROBE_SECONDS, self._read_now)
+        elif self._probe is not None:
+            self._probe.stop()
+            self._probe = None
+        if self._tick is None:
+            self._read_now()
+
+    def _stop_timers(self) -> None:
+        for timer in (self._tick, self._probe):
+            if timer is not None:
+                timer.stop()
+        self._tick = self._probe = None
+
+    def _read_now(self) -> None:
+        ctx = getattr(self.app, "ctx", None)
+        if ctx is None or self._version_id is None:
+            return
+        self._read_transfer(ctx.settings, self._version_id)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="overview-transfer")
+    def _read_transfer(self, settings: Settings, version_id: int) -> None:
+        """Read the version's progress file (a few hundred bytes)."""
+        from app.runtime.plan import state_dir
+        from app.storage import read_transfer, transfer_path
+
+        snapshot = read_transfer(transfer_path(state_dir(settings, version_id)))
+        self.post_message(self.TransferRead(version_id, snapshot))
+
+    @on(TransferRead)
+    def _transfer_read(self, message: TransferRead) -> None:
+        message.stop()
+        if message.version_id != self._version_id:
+            return
+        self._show_transfer(message.snapshot)
+        if message.snapshot is not None and self._tick is None:
+            self._tick = self.set_interval(TRANSFER_TICK_SECONDS, self._read_now)
+        elif message.snapshot is None and self._tick is not None:
+            self._tick.stop()
+            self._tick = None
+
+    def _show_transfer(self, snapshot: TransferSnapshot | None) -> None:
+        box = self.query_one("#ov-transfer")
+        if snapshot == self._transfer:
+            return
+        self._transfer = snapshot
+        box.display = snapshot is not None
+        if snapshot is None:
+            return
+        self.query_one("#ov-transfer-title", Static).update(transfer_title(snapshot))
+        bar = self.query_one("#ov-transfer-bar", ProgressBar)
+        total = max(snapshot.total, 1)
+        bar.update(total=total, progress=total if snapshot.total <= 0 else snapshot.done)
+        self.query_one("#ov-transfer-stats", Static).update(snapshot.amount())
+
+    @property
+    def transfer(self) -> TransferSnapshot | None:
+        """The transfer shown (None: none under way)."""
+        return self._transfer
