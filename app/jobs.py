@@ -36,7 +36,6 @@ from app.spec import (
     ParamValue,
     check_name,
     is_remote,
-    parse_spec,
     validate_spec,
 )
 
@@ -357,7 +356,7 @@ def modified_spec(
         base = base_dir or Path.cwd()
     if sets:
         data["parameters"] = {**data.get("parameters", {}), **sets}
-    new_spec = prepare_spec(ctx, parse_spec(data, source), base, source)
+    new_spec = prepare_spec(ctx, data, base, source)
     return parent_spec, new_spec, parent.id or 0
 
 

@@ -414,6 +414,20 @@ def test_modify_refusing_the_spec_creates_nothing(cli: Cli, submitted: Path,
     assert len(versions_of("demo")) == 1
 
 
+
+def test_modify_with_a_spec_file_reports_every_error_at_once(cli: Cli, submitted: Path,
+                                                             project: Project) -> None:
+    raw = project.raw(resources={"gpus": -1, "runtime": "local"})
+    raw["algorithm"]["framework"]["code_dir"] = "no-such-code"
+    bad = project.write_spec(raw, "bad-twice.yaml")
+    result = cli("modify", "demo", "--from", "V001", "--spec", bad)
+    assert result.code == 1
+    fields = [line.removeprefix(f"error: {bad}: ").split(":")[0]
+              for line in result.err.splitlines()]
+    assert fields == ["resources.gpus", "algorithm.framework.code_dir"]
+    assert len(versions_of("demo")) == 1
+
+
 # ------------------------------------------------------------------ stop and delete
 
 
