@@ -84,11 +84,20 @@ def details_table(info: VersionInfo) -> Table:
         ("Resources", f"{format_resources(info.gpus, info.nodes, info.runtime)}"
                       f"  ·  pool {info.pool}  ·  GPUs held {gpus}"),
         ("Output", info.output or "—"),
-        ("Logs", info.log_dir or "—"),
+        ("Logs", _logs_location(info)),
     ]
     for name, value in rows:
         grid.add_row(name, value)
     return grid
+
+
+def _logs_location(info: VersionInfo) -> str:
+    """Where the logs go: an object-storage folder names the local copy too."""
+    from app.storage.data import remote_log_uri
+
+    local = info.log_dir or "—"
+    remote = remote_log_uri(str(info.spec.get("log_dir") or ""), info.version)
+    return f"{remote}  (written locally to {local})" if remote else local
 
 
 def parameters_table(info: VersionInfo) -> Table | Text:
