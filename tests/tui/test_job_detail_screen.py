@@ -261,3 +261,16 @@ async def test_modify_opens_the_wizard_or_says_it_is_missing(build: DataBuilder)
         opened = type(app.screen).__name__ == "WizardScreen"
         assert opened or any("not available" in m for m in messages(app))
         assert app.screen is not screen or not opened
+
+
+def test_overview_names_an_s3_log_folder_and_its_local_copy(build: DataBuilder) -> None:
+    import dataclasses
+
+    from app.tui.widgets.version_overview import _logs_location
+
+    sample_job(build)
+    info = job_versions(build.ctx.db, "digits-baseline")[0]
+    assert _logs_location(info) == info.log_dir
+    remote = dataclasses.replace(info, spec={**info.spec, "log_dir": "s3://team/logs/x/"})
+    assert _logs_location(remote) == (f"s3://team/logs/x/{info.version}  "
+                                      f"(written locally to {info.log_dir})")
