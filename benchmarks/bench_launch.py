@@ -82,6 +82,7 @@ class Bench:
         self.code = folder / "code"
         self.data.mkdir()
         self.code.mkdir()
+        (self.data / "rows.csv").write_text("x,y\n1,2\n")  # a data path must hold data
         (self.code / "train.py").write_text(SCRIPT + "\n")
 
     def spec(self, runtime: str) -> tuple[str, Path, dict[str, object]]:
@@ -150,6 +151,36 @@ def print_table(rows: list[list[str]]) -> None:
                         for i, (c, w) in enumerate(zip(r, widths, strict=True))))
 
 
+DOCKER_BASELINE = "docker run --rm"
+LOCAL_BASELINE = "python3 train.py (direct)"
+
+
+def scenarios(bench: Bench, docker: bool) -> dict[str, Callable[[], float]]:
+    """Every scenario by name, each returning seconds to the first line; baselines first."""
+    found: dict[str, Callable[[], float]] = {}
+    if docker:
+        found = {
+            DOCKER_BASELINE: lambda: first_stdout_line(
+                ["docker", "run", "--rm", IMAGE, "python3", "-c", SCRIPT]),
+            "traindeck submit, docker": lambda: bench.via_cli("docker"),
+            "app.jobs.submit, docker": lambda: bench.in_process("docker"),
+        }
+    found.update({
+        LOCAL_BASELINE: lambda: first_stdout_line(
+            [sys.executable, str(bench.code / "train.py")]),
+        "traindeck submit, local": lambda: bench.via_cli("local"),
+        "app.jobs.submit, local": lambda: bench.in_process("local"),
+    })
+    return found
+
+
+def baseline_of(name: str) -> str | None:
+    """The baseline scenario a scenario is compared with (None for a baseline)."""
+    if name in (DOCKER_BASELINE, LOCAL_BASELINE):
+        return None
+    return DOCKER_BASELINE if name.endswith("docker") else LOCAL_BASELINE
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="rounds (default 7)")
@@ -159,26 +190,13 @@ def main() -> int:
     os.environ["TRAINDECK_HOME"] = str(folder / "home")
     docker = not args.no_docker and shutil.which("docker") is not None
     bench = Bench(folder)
-    scenarios: dict[str, Callable[[], float]] = {
-        "python3 train.py (direct)": lambda: first_stdout_line(
-            [sys.executable, str(bench.code / "train.py")]),
-        "traindeck submit, local": lambda: bench.via_cli("local"),
-        "app.jobs.submit, local": lambda: bench.in_process("local"),
-    }
-    if docker:
-        scenarios = {
-            "docker run --rm": lambda: first_stdout_line(
-                ["docker", "run", "--rm", IMAGE, "python3", "-c", SCRIPT]),
-            "traindeck submit, docker": lambda: bench.via_cli("docker"),
-            "app.jobs.submit, docker": lambda: bench.in_process("docker"),
-            **scenarios,
-        }
-    times: dict[str, list[float]] = {name: [] for name in scenarios}
+    found = scenarios(bench, docker)
+    times: dict[str, list[float]] = {name: [] for name in found}
     try:
-        for run in scenarios.values():  # warm-up: caches, images, .pyc files
+        for run in found.values():  # warm-up: caches, images, .pyc files
             run()
         for _ in range(args.runs):
-            for name, run in scenarios.items():
+            for name, run in found.items():
                 times[name].append(run())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -186,12 +204,8 @@ def main() -> int:
           f"{os.cpu_count()} CPUs")
     rows = []
     for name, values in times.items():
-        base = None
-        if "docker" in name and name != "docker run --rm":
-            base = times["docker run --rm"]
-        elif name.startswith(("traindeck submit, local", "app.jobs.submit, local")):
-            base = times["python3 train.py (direct)"]
-        rows.append(row(name, values, base))
+        base = baseline_of(name)
+        rows.append(row(name, values, times[base] if base else None))
     print_table(rows)
     return 0
 

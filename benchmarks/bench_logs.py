@@ -71,12 +71,13 @@ def bench_writer(folder: Path) -> list[tuple[str, str, str]]:
     ]
 
 
-def make_big_log(path: Path) -> None:
+def make_big_log(path: Path, size: int = BIG_FILE_BYTES) -> None:
+    """A log file of `size` bytes (rounded up to 8 MiB blocks) of stamped lines."""
     line = b"2026-11-23T13:45:00.123Z epoch 12 step 123456 loss 0.123456 acc 0.9\n"
-    block = line * (8 * 1024 * 1024 // len(line))
+    block = line * (min(size, 8 * 1024 * 1024) // len(line))
     with open(path, "wb") as f:
         written = 0
-        while written < BIG_FILE_BYTES:
+        while written < size:
             f.write(block)
             written += len(block)
 

@@ -65,9 +65,14 @@ def run_bare_app() -> None:
             self.call_after_refresh(self.report_ready)
 
         def report_ready(self) -> None:
-            with open(os.environ["TRAINDECK_READY_FILE"], "a", encoding="utf-8") as handle:
-                handle.write(f"{time.monotonic():.6f} {time.process_time():.6f}\n")
-            self.exit()
+            # The same hook as the app's (app/tui/ready.py): note the moment, exit if asked
+            # (the idle case keeps it open).
+            path = os.environ.get("TRAINDECK_READY_FILE")
+            if path:
+                with open(path, "a", encoding="utf-8") as handle:
+                    handle.write(f"{time.monotonic():.6f} {time.process_time():.6f}\n")
+            if os.environ.get("TRAINDECK_EXIT_WHEN_READY"):
+                self.exit()
 
     BareApp().run()
 
@@ -80,8 +85,10 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def build_database(home: Path) -> Path:
-    """A Traindeck home with 10,000 jobs, 50,000 versions, their metrics and events."""
+def build_database(home: Path, jobs_count: int = JOBS,
+                   versions_per_job: int = VERSIONS_PER_JOB) -> Path:
+    """A Traindeck home with 10,000 jobs, 50,000 versions, their metrics and events
+    (fewer when asked: the smoke test builds a small one)."""
     import sqlite3
 
     home.mkdir(parents=True, exist_ok=True)
@@ -110,11 +117,11 @@ def build_database(home: Path) -> Path:
     }
     jobs, versions, metrics, events = [], [], [], []
     version_id = 0
-    for j in range(1, JOBS + 1):
+    for j in range(1, jobs_count + 1):
         name = f"exp-{j:05d}"
         created = start + timedelta(minutes=7 * j)
         latest = 0
-        for n in range(1, VERSIONS_PER_JOB + 1):
+        for n in range(1, versions_per_job + 1):
             version_id += 1
             latest = version_id
             status = ("failed" if (j + n) % 11 == 0 else "stopped" if (j + n) % 17 == 0
@@ -136,9 +143,9 @@ def build_database(home: Path) -> Path:
             events.append((version_id, _stamp(made + timedelta(seconds=5)), "status",
                            "running", "running"))
             events.append((version_id, _stamp(ran), "status", status, status))
-        updated = created + timedelta(minutes=VERSIONS_PER_JOB + 40)
+        updated = created + timedelta(minutes=versions_per_job + 40)
         jobs.append((j, name, f"sweep {j % 40}", _stamp(created), _stamp(updated),
-                     VERSIONS_PER_JOB, latest))
+                     versions_per_job, latest))
     conn = sqlite3.connect(path)
     with conn:
         conn.executemany("INSERT INTO jobs (id, name, description, created_at, updated_at, "

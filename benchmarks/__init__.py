@@ -1,0 +1,1 @@
+"""Benchmarks for the quality bars of the brief: `scripts/bench` runs them all."""
