@@ -10,7 +10,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.tui.widgets.formatting import format_duration, format_resources, format_time, run_duration
+from app.tui.widgets.formatting import (
+    format_coarse_duration,
+    format_duration,
+    format_resources,
+    format_time,
+    run_duration,
+)
 
 if TYPE_CHECKING:
     from app.context import Context
@@ -63,7 +69,14 @@ def row_texts(row: JobRow) -> tuple[str, ...]:
     return (
         row.name, row.version or "—", row.status, row.engine or "—",
         format_resources(row.gpus, row.nodes, row.runtime) if row.version else "—",
-        format_time(row.created), format_duration(run_duration(row.started, row.finished)),
+        format_time(row.created), _duration_text(row),
     )
+
+
+def _duration_text(row: JobRow) -> str:
+    """A finished run's exact duration; a running one's in minutes (it ticks: a finer
+    clock would redraw the row, and send it over SSH, every poll)."""
+    seconds = run_duration(row.started, row.finished)
+    return format_duration(seconds) if row.finished is not None else format_coarse_duration(seconds)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from sqlmodel import select
@@ -36,6 +37,23 @@ def job_names(app: TraindeckApp) -> list[str]:
 def test_parse_filter_splits_status_token() -> None:
     assert parse_filter("status:failed digits") == ("digits", "failed")
     assert parse_filter("mnist") == ("mnist", None)
+
+
+def test_a_running_duration_ticks_in_minutes_a_finished_one_is_exact() -> None:
+    from datetime import timedelta
+
+    from app.readmodels import JobRow
+    from app.tui import clock
+    from app.tui.joblist import row_texts
+
+    now = clock.now()
+    started = now - timedelta(minutes=12, seconds=41)
+    row = JobRow(id=1, name="a", description="", version="V001", versions=1,
+                 status="running", reason="", engine="python 3.11", runtime="local", gpus=0,
+                 nodes=1, created=started, updated=started, started=started, finished=None)
+    assert row_texts(row)[-1] == "12m"
+    assert row_texts(replace(row, started=now - timedelta(seconds=20)))[-1] == "<1m"
+    assert row_texts(replace(row, status="succeeded", finished=now))[-1] == "12m 41s"
 
 
 async def test_filter_narrows_rows_and_esc_clears(build: DataBuilder) -> None:
@@ -173,14 +191,20 @@ async def test_idle_poll_redraws_nothing_and_changes_update_cells(build: DataBui
         screen = app.screen
         assert isinstance(screen, JobsScreen)
         table = screen.query_one("#jobs-table", KeyTable)
-        updates: list[tuple[Any, ...]] = []
-        original = table.update_cell
+        updates: list[dict[str, Any]] = []
+        whole: list[tuple[Any, ...]] = []
+        original_update, original_refresh = table.update_row_cells, table.refresh
 
-        def counting(*args: Any, **kwargs: Any) -> None:
-            updates.append(args)
-            original(*args, **kwargs)
+        def counting(key: str, cells: dict[str, Any]) -> None:
+            updates.append(cells)
+            original_update(key, cells)
 
-        table.update_cell = counting  # type: ignore[method-assign]
+        def refresh(*regions: Any, **kwargs: Any) -> Any:
+            if not regions:
+                whole.append(regions)  # a repaint of the whole table
+            return original_refresh(*regions, **kwargs)
+
+        table.update_row_cells = counting  # type: ignore[method-assign]
         screen._poll()
         await settle(pilot)
         screen._poll()  # the change marker is known now: this one reads no rows at all
@@ -192,9 +216,11 @@ async def test_idle_poll_redraws_nothing_and_changes_update_cells(build: DataBui
         with build.ctx.db.read() as s:
             vid = s.exec(select(Job.latest_version_id).where(Job.name == "resnet-sweep")).one()
         set_status(build.ctx, vid or 0, Status.SUCCEEDED, exit_code=0)
+        table.refresh = refresh  # type: ignore[method-assign]
         screen._poll()
         await settle(pilot)
-        assert any(args[1] == "status" for args in updates)
+        assert any("status" in cells for cells in updates)
+        assert whole == []  # only the changed row was repainted
         row = job_names(app).index("resnet-sweep")
         assert "succeeded" in str(table.get_row_at(row)[2])
 

@@ -25,7 +25,7 @@ from textual.worker import get_current_worker
 
 from app.tui import clock
 from app.tui.themes import theme_colour
-from app.tui.widgets.formatting import format_time
+from app.tui.widgets.formatting import format_coarse_duration, format_time
 from app.tui.widgets.gpu_table import GpuTable, SyncRow
 
 if TYPE_CHECKING:
@@ -51,16 +51,7 @@ def coarse_age(since: datetime | None, now: datetime) -> str:
     """`<1m`, `47m`, `3h 04m`, `2d 05h`: minutes at best, so a poll seldom changes it."""
     if since is None:
         return "—"
-    minutes = max(0, int((now - since).total_seconds()) // 60)
-    if minutes < 1:
-        return "<1m"
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours:02d}h"
+    return format_coarse_duration((now - since).total_seconds())
 
 
 def memory_text(used_mb: int | None, total_mb: int | None) -> str:

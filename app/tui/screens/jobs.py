@@ -358,11 +358,10 @@ class JobsScreen(Screen[None]):
         self._rows[index] = row
         if texts == old:
             return
-        table = self.query_one(KeyTable)
         cells = self._cells(row, texts)
-        for column, (key, _label, _width) in enumerate(COLUMNS):
-            if texts[column] != old[column]:
-                table.update_cell(row.name, key, cells[column])
+        self.query_one(KeyTable).update_row_cells(row.name, {
+            key: cells[column] for column, (key, _label, _width) in enumerate(COLUMNS)
+            if texts[column] != old[column]})
         self._shown[index] = texts
 
     def _cells(self, row: JobRow, texts: tuple[str, ...]) -> tuple[Any, ...]:

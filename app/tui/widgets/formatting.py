@@ -40,6 +40,23 @@ def format_duration(seconds: float | None) -> str:
     return f"{days}d {hours:02d}h"
 
 
+def format_coarse_duration(seconds: float | None) -> str:
+    """`<1m`, `47m`, `3h 04m`, `2d 05h`: minutes at best, for values that tick (a running
+    version's duration), so that a poll seldom changes what is on screen."""
+    if seconds is None:
+        return "—"
+    minutes = max(0, int(seconds)) // 60
+    if minutes < 1:
+        return "<1m"
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
+
+
 def run_duration(started: datetime | None, finished: datetime | None) -> float | None:
     """Seconds between start and finish, or until the TUI's `now` while still running."""
     if started is None:

@@ -76,9 +76,10 @@ class GpuTable(KeyTable):
                 continue
             width = len(self._columns)
             restyle = row.texts[width:] != old[width:]
-            for index, (column_key, _label, _width) in enumerate(self._columns):
-                if restyle or row.texts[index] != old[index]:
-                    self.update_cell(row.key, column_key, row.cells[index])
-                    changed += 1
+            cells = {column_key: row.cells[index]
+                     for index, (column_key, _label, _width) in enumerate(self._columns)
+                     if restyle or row.texts[index] != old[index]}
+            self.update_row_cells(row.key, cells)
+            changed += len(cells)
             self._shown[row.key] = row.texts
         return changed
