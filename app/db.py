@@ -25,7 +25,7 @@ from sqlmodel import Session, create_engine
 from app.errors import DatabaseError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 """The newest migration; start-up runs alembic only when the database is behind it."""
 
 _WRITE_OPTION = "traindeck_write"

@@ -72,6 +72,8 @@ class Version(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("job_id", "number", name="uq_versions_job_number"),
         Index("ix_versions_status", "status"),
+        Index("ix_versions_output", "output"),
+        Index("ix_versions_log_dir", "log_dir"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

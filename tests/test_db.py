@@ -322,3 +322,22 @@ def test_in_memory_database_migrates() -> None:  # its URL renders with '%' esca
     db = Database("sqlite:///:memory:")
     db.migrate()
     assert db.current_revision() == HEAD_REVISION
+
+
+def test_a_database_made_by_the_first_schema_is_upgraded_with_its_rows_kept(
+        tmp_path: Path) -> None:
+    from alembic import command
+
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    command.upgrade(alembic_config(db.engine), "0001")
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO jobs (id, name, description, created_at, updated_at, "
+                          "last_version_number) VALUES (1, 'kept', '', '2026-01-01', "
+                          "'2026-01-01', 0)"))
+    assert db.current_revision() == "0001"
+    db.migrate()
+    assert db.current_revision() == HEAD_REVISION
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM jobs")).scalars().all() == ["kept"]
+        indexes = {row[1] for row in conn.execute(text("PRAGMA index_list('versions')"))}
+    assert {"ix_versions_output", "ix_versions_log_dir"} <= indexes

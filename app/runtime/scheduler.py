@@ -7,10 +7,9 @@ double booking impossible even if two decisions raced.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, delete, func, select
 
 from app.context import Context
 from app.models import GpuAllocation, Job, Status, Version, version_label
@@ -29,12 +28,15 @@ class Admission:
     """True when waiting cannot help (the pool is too small)."""
 
 
-def _label(session: Session, version_id: int) -> str:
-    row = session.exec(
-        select(Job.name, Version.number).join(Version, col(Version.job_id) == col(Job.id))
-        .where(Version.id == version_id)
-    ).first()
-    return f"{row[0]}/{version_label(row[1])}" if row else f"version {version_id}"
+def _labels(session: Session, version_ids: set[int]) -> dict[int, str]:
+    """`job/V00n` of each version, in one query."""
+    rows = session.exec(
+        select(Version.id, Job.name, Version.number)
+        .join(Version, col(Version.job_id) == col(Job.id))
+        .where(col(Version.id).in_(version_ids))
+    ).all()
+    found = {vid: f"{name}/{version_label(number)}" for vid, name, number in rows}
+    return {vid: found.get(vid, f"version {vid}") for vid in version_ids}
 
 
 def try_admit(ctx: Context, version_id: int, gpu_indices: list[int] | None = None) -> Admission:
@@ -56,22 +58,24 @@ def try_admit(ctx: Context, version_id: int, gpu_indices: list[int] | None = Non
         if needed > len(gpus):
             return Admission(None, f"asks for {needed} GPU(s) but pool {version.pool} has "
                                    f"{len(gpus)}", impossible=True)
-        earlier = session.exec(
+        ahead = (
             select(Version.id).where(
                 col(Version.status).in_([Status.INITIALIZING.value, Status.QUEUED.value]),
                 Version.pool == version.pool, Version.gpus_requested > 0,
                 col(Version.id) < version_id,
             ).where(~col(Version.id).in_(select(GpuAllocation.version_id).distinct()))
-            .order_by(col(Version.id))
-        ).all()
+        )
+        first_ahead = session.exec(ahead.order_by(col(Version.id)).limit(1)).first()
         holders = dict(session.exec(
             select(GpuAllocation.gpu, GpuAllocation.version_id)
             .where(col(GpuAllocation.gpu).in_(gpus))
         ).all())
         free = [g for g in gpus if g not in holders]
-        if earlier or len(free) < needed:
+        if first_ahead is not None or len(free) < needed:
+            count_ahead = (session.exec(select(func.count()).select_from(ahead.subquery())).one()
+                           if first_ahead is not None else 0)
             return Admission(None, _waiting_reason(
-                session, needed, version.pool, len(free), holders, earlier))
+                session, needed, version.pool, len(free), holders, first_ahead, count_ahead))
         granted = free[:needed]
         for gpu in granted:
             session.add(GpuAllocation(gpu=gpu, version_id=version_id))
@@ -82,18 +86,17 @@ def try_admit(ctx: Context, version_id: int, gpu_indices: list[int] | None = Non
 
 def _waiting_reason(
     session: Session, needed: int, pool: str, free: int, holders: dict[int, int],
-    earlier: Sequence[int | None],
+    first_ahead: int | None, count_ahead: int,
 ) -> str:
     """Why a version waits, naming who holds the GPUs and who is ahead in the queue."""
     parts = [f"waiting for {needed} GPU(s) in pool {pool}: {free} free"]
-    labels: dict[int, str] = {}
+    labels = _labels(session, set(holders.values()) | (
+        {first_ahead} if first_ahead is not None else set()))
     for gpu, holder in sorted(holders.items()):
-        if holder not in labels:
-            labels[holder] = _label(session, holder)
         parts.append(f"GPU{gpu} held by {labels[holder]}")
-    if earlier:
-        ahead = f"{len(earlier)} earlier version(s) first ({_label(session, earlier[0] or 0)}"
-        parts.append(ahead + (", ...)" if len(earlier) > 1 else ")"))
+    if first_ahead is not None:
+        ahead = f"{count_ahead} earlier version(s) first ({labels[first_ahead]}"
+        parts.append(ahead + (", ...)" if count_ahead > 1 else ")"))
     return "; ".join(parts)
 
 

@@ -56,7 +56,7 @@ from app.runtime.plan import (
     state_dir,
     version_stamp,
 )
-from app.runtime.procs import hostname, supervisor_alive
+from app.runtime.procs import hostname, settle_heap, supervisor_alive
 from app.runtime.scheduler import release, try_admit, wake_queued
 from app.runtime.startup import (
     STARTING,
@@ -665,4 +665,5 @@ def run_supervisor(version_id: int, flags: SignalFlags, warm: WarmStart | None =
     except TraindeckError as exc:
         log.error("%s", exc)
         return 1
+    settle_heap()
     return Supervisor(ctx, version_id, flags, warm).run()
