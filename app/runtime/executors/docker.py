@@ -195,16 +195,11 @@ class DockerExecutor(Executor):
             else None
         )
         uid, gid = plan.user
-        # containers.create, not run: run would pull a missing image.
+        # The API's create, not containers.run (it would pull a missing image) nor
+        # containers.create (it inspects the new container: one more round trip).
+        api = client.api
         try:
-            container = client.containers.create(
-                plan.image,
-                command=list(rank.argv),
-                name=rank.name,
-                hostname=rank.name,
-                environment=dict(rank.env),
-                working_dir=plan.workdir,
-                user=f"{uid}:{gid}",
+            host_config = api.create_host_config(
                 # An init as PID 1 forwards SIGTERM to the trainer and reaps zombies.
                 init=True,
                 shm_size=plan.shm_size or self.settings.docker_shm_size,
@@ -213,10 +208,22 @@ class DockerExecutor(Executor):
                     for m in plan.mounts
                 ],
                 device_requests=devices,
-                network=plan.network,
-                labels={**plan.labels, **labels, LABEL_RANK: str(rank.rank)},
+                network_mode=plan.network,
                 auto_remove=False,
                 privileged=False,
+            )
+            created = api.create_container(
+                plan.image,
+                command=list(rank.argv),
+                name=rank.name,
+                hostname=rank.name,
+                environment=dict(rank.env),
+                working_dir=plan.workdir,
+                user=f"{uid}:{gid}",
+                labels={**plan.labels, **labels, LABEL_RANK: str(rank.rank)},
+                host_config=host_config,
+                networking_config=(api.create_networking_config(
+                    {plan.network: api.create_endpoint_config()}) if plan.network else None),
             )
         except ImageNotFound as exc:
             raise ExecutorError(f"image not found: {plan.image}") from exc
@@ -232,7 +239,7 @@ class DockerExecutor(Executor):
             if str(err).startswith("engine unreachable"):
                 raise err from exc
             raise ExecutorError(f"{rank.name}: {err}") from exc
-        return str(container.id)
+        return str(created["Id"])
 
     def _start_one(self, client: Any, container_id: str, name: str, wants_gpu: bool) -> None:
         """Start one created container; device-request failures get their own reason."""
