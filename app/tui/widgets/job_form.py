@@ -140,15 +140,15 @@ class JobForm(ContentSwitcher):
             with Vertical(id="framework-fields", classes="algo-fields"):
                 yield ask("  AI engine", "engine", "choose an engine")
                 yield ask("  Engine version", "engine-version", "choose a version")
-                yield field("  Code directory", "code-dir", placeholder="./code")
-                yield field("  Boot file", "boot-file", placeholder="train.py")
+                yield field("  Code directory", "code-dir", placeholder="e.g. ./code")
+                yield field("  Boot file", "boot-file", placeholder="e.g. train.py")
             with Vertical(id="image-fields", classes="algo-fields"):
-                yield field("  Image", "image-name", placeholder="registry/trainer:1.2")
-                yield field("  Command", "image-command", placeholder="python /app/train.py")
+                yield field("  Image", "image-name", placeholder="e.g. registry/trainer:1.2")
+                yield field("  Command", "image-command", placeholder="e.g. python /app/train.py")
                 yield field("  Code directory", "image-code-dir", placeholder="optional")
             yield list_field("Run parameters", ParamRows(id="params"), "params-field")
-            yield field("Output location", "output", placeholder="./runs/out")
-            yield field("Job log path", "log-dir", placeholder="./runs/logs")
+            yield field("Output location", "output", placeholder="e.g. ./runs/out")
+            yield field("Job log path", "log-dir", placeholder="e.g. ./runs/logs")
         with VerticalScroll(id="step-3", classes="step"):
             yield ask("Resource pool", "pool", "", allow_blank=False)
             yield field("GPUs per node", "gpus", value="0", type="integer")

@@ -249,7 +249,7 @@ class PathRows(EditableRows):
     ADD_LABEL = "+ add path"
 
     def make_row_controls(self, value: Any) -> list[Widget]:
-        return [Input(value or "", placeholder="./data or s3://bucket/prefix/",
+        return [Input(value or "", placeholder="e.g. ./data or s3://bucket/prefix/",
                       classes="data-path", compact=True)]
 
     def paths(self) -> list[str]:
