@@ -292,10 +292,11 @@ def metric_goal(name: str) -> Goal:
 
 def best_indices(values: Sequence[float | None], goal: Goal) -> tuple[int, ...]:
     """Indices of the best value — every one of them when several tie; None and NaN are
-    skipped. Empty when no value is usable.
+    skipped. Empty when there is nothing to choose between: no usable value, or every
+    usable value the same (a star on each would say nothing).
     """
     usable = [v for v in values if v is not None and not math.isnan(v)]
-    if not usable:
+    if len(set(usable)) < 2:
         return ()
     target = max(usable) if goal == "max" else min(usable)
     return tuple(i for i, v in enumerate(values) if v == target)

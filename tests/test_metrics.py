@@ -236,10 +236,11 @@ def test_metric_goal_max(name: str) -> None:
 def test_best_indices_mark_every_tied_version() -> None:
     assert best_indices([0.5, 0.9, None, 0.9], "max") == (1, 3)
     assert best_indices([0.5, 0.2, math.nan, 0.3], "min") == (1,)
-    assert best_indices([0.2, 0.2, 0.2], "min") == (0, 1, 2)
+    assert best_indices([0.2, 0.2, 0.2], "min") == ()  # nothing to choose between
+    assert best_indices([None, 0.7], "max") == ()
     assert best_indices([None, math.nan], "max") == ()
     assert best_indices([], "min") == ()
-    assert best_indices([None, -1.0], "max") == (1,)
+    assert best_indices([None, -1.0, -2.0], "max") == (1,)
 
 
 def test_ordered_metric_names() -> None:
