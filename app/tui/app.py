@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual import work
+from textual.actions import SkipAction
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -32,6 +33,10 @@ from app.tui.messages import (
 )
 from app.tui.screens.jobs import JobsScreen
 from app.tui.widgets.status import theme_variable_defaults
+
+FOCUS_ACTIONS = frozenset({"app.focus_next", "app.focus_previous", "focus_next",
+                           "focus_previous", "move_focus(1)", "move_focus(-1)"})
+"""Tab bindings that only move the focus (any other tab binding is left its key)."""
 
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
@@ -78,6 +83,13 @@ class TraindeckApp(App[None]):
         Binding("U", "open_view('gpus')", "GPUs and queue", show=False, id="app.gpus"),
         Binding("D", "open_view('datasets')", "Datasets", show=False, id="app.datasets"),
         Binding("O", "open_view('models')", "Models", show=False, id="app.models"),
+        # Moving the focus as soon as the key is read, not when the focused widget gets
+        # to it: keys that arrive in one burst (a paste, a slow SSH link catching up)
+        # then land in the field they were typed for.
+        Binding("tab", "move_focus(1)", "Next field", show=False, priority=True,
+                id="app.focus-next"),
+        Binding("shift+tab", "move_focus(-1)", "Previous field", show=False, priority=True,
+                id="app.focus-previous"),
     ]
 
     ctx: var[Context | None] = var(None, init=False)
@@ -442,6 +454,19 @@ class TraindeckApp(App[None]):
         """Back to the job list, closing every screen above it."""
         while len(self.screen_stack) > 1:
             self.pop_screen()
+
+    def action_move_focus(self, step: int) -> None:
+        """Focus the next (1) or previous (-1) widget now; a widget with a key of its own
+        for tab (path completion, say) keeps it."""
+        key = "tab" if step > 0 else "shift+tab"
+        for _namespace, bindings in self.screen._modal_binding_chain:
+            for binding in bindings.key_to_bindings.get(key, ()):
+                if binding.action not in FOCUS_ACTIONS:
+                    raise SkipAction()
+        if step > 0:
+            self.screen.focus_next()
+        else:
+            self.screen.focus_previous()
 
     def action_help(self) -> None:
         """Show the keys of the current screen."""

@@ -227,3 +227,24 @@ async def test_theme_choice_is_written_to_the_config(build: DataBuilder, tmp_pat
     config = (tmp_path / "home" / "config.yaml").read_text()
     assert "theme: textual-light" in config
     assert "default_runtime: local" in config
+
+
+async def test_keys_arriving_in_one_burst_land_in_the_field_they_were_typed_for(
+        build: DataBuilder) -> None:
+    """A paste, or a slow SSH link catching up: `dig<tab>xy` read at once must still put
+    `xy` in the next field (tab moves the focus when read, not when handled)."""
+    from textual import events
+
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        for key in [*"dig", "tab", *"xy"]:
+            app.post_message(events.Key(key, key if len(key) == 1 else None))
+        await settle(pilot)
+        assert app.screen.query_one("#name", Input).value == "dig"
+        assert app.screen.query_one("#description", Input).value == "xy"
+        app.post_message(events.Key("shift+tab", None))
+        await settle(pilot)
+        assert app.focused is app.screen.query_one("#name", Input)
