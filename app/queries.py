@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, or_
+from sqlalchemy import bindparam, func, or_, text
+from sqlalchemy import select as core_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from app.db import Database
@@ -158,23 +160,36 @@ def count_jobs(db: Database, search: str = "", status: str | None = None) -> int
 
 
 def final_metrics(session: Session, version_ids: list[int]) -> dict[int, dict[str, float]]:
-    """Final metric values of each version."""
+    """Final metric values of each version (plain rows: no ORM object per value)."""
     out: dict[int, dict[str, float]] = {vid: {} for vid in version_ids}
     if not version_ids:
         return out
-    rows = session.exec(
-        select(MetricSummary).where(col(MetricSummary.version_id).in_(version_ids))
+    rows = session.connection().execute(
+        core_select(col(MetricSummary.version_id), col(MetricSummary.name),
+                    col(MetricSummary.value))
+        .where(col(MetricSummary.version_id).in_(version_ids))
     )
-    for row in rows:
-        out[row.version_id][row.name] = row.value
+    for version_id, name, value in rows:
+        out[version_id][name] = value
     return out
 
 
-def _info(job: Job, version: Version, parent_number: int | None,
-          metrics: dict[str, float]) -> VersionInfo:
+_VERSION_COLUMNS: tuple[Any, ...] = (
+    Version.id, Version.number, Version.status, Version.reason, Version.exit_code,
+    Version.engine, Version.runtime, Version.pool, Version.gpus_requested, Version.nodes,
+    Version.allocated_gpus, Version.output, Version.log_dir, Version.created_at,
+    Version.queued_at, Version.started_at, Version.finished_at, Version.spec_json,
+)
+"""What a `VersionInfo` is made of: read as plain rows, they cost a fraction of a
+`Version` object each (a job screen reads every version of the job)."""
+
+
+def _info(job_name: str, version: Any, parent_number: int | None,
+          metrics: dict[str, float], now: datetime | None = None) -> VersionInfo:
+    """`version`: a `Version`, or a row of `_VERSION_COLUMNS` (the same attribute names)."""
     spec = json.loads(version.spec_json)
     return VersionInfo(
-        id=version.id or 0, job=job.name, number=version.number,
+        id=version.id or 0, job=job_name, number=version.number,
         version=version_label(version.number),
         parent=version_label(parent_number) if parent_number else None,
         status=version.status, reason=version.reason, exit_code=version.exit_code,
@@ -182,7 +197,7 @@ def _info(job: Job, version: Version, parent_number: int | None,
         gpus=version.gpus_requested, nodes=version.nodes,
         allocated_gpus=version.allocated_gpus, output=version.output, log_dir=version.log_dir,
         created=version.created_at, queued=version.queued_at, started=version.started_at,
-        finished=version.finished_at, duration=duration_seconds(version),
+        finished=version.finished_at, duration=duration_seconds(version, now),
         parameters=spec.get("parameters", {}), metrics=metrics, spec=spec,
     )
 
@@ -193,31 +208,30 @@ def job_versions(
     """Every version of a job (oldest first), optionally filtered."""
     from app.errors import NotFoundError
 
+    parent = aliased(Version, name="parent")
     with db.read() as session:
-        job = session.exec(select(Job).where(Job.name == job_name)).first()
-        if job is None:
+        job_id = session.exec(select(Job.id).where(Job.name == job_name)).first()
+        if job_id is None:
             raise NotFoundError(f"job {job_name!r} not found")
-        query = select(Version).where(Version.job_id == job.id)
+        query = (
+            core_select(*_VERSION_COLUMNS, col(parent.number).label("parent_number"))
+            .outerjoin(parent, col(parent.id) == col(Version.parent_id))
+            .where(col(Version.job_id) == job_id)
+        )
         if status:
-            query = query.where(Version.status == status)
+            query = query.where(col(Version.status) == status)
         if labels:
             numbers = [parse_version_label(label) for label in labels]
             query = query.where(col(Version.number).in_(numbers))
-        versions = list(session.exec(query.order_by(col(Version.number))))
+        rows = session.connection().execute(query.order_by(col(Version.number))).all()
         if labels:
-            found = {v.number for v in versions}
+            found = {row.number for row in rows}
             missing = [label for label, n in zip(labels, numbers, strict=True) if n not in found]
             if missing:
                 raise NotFoundError(f"job {job_name!r} has no version {', '.join(missing)}")
-        numbers_by_id = dict(session.exec(
-            select(Version.id, Version.number).where(Version.job_id == job.id)
-        ).all())
-        metrics = final_metrics(session, [v.id for v in versions if v.id is not None])
-    return [
-        _info(job, v, numbers_by_id.get(v.parent_id) if v.parent_id else None,
-              metrics.get(v.id or 0, {}))
-        for v in versions
-    ]
+        metrics = final_metrics(session, [row.id for row in rows])
+    now = utcnow()
+    return [_info(job_name, row, row.parent_number, metrics[row.id], now) for row in rows]
 
 
 def version_info(db: Database, job_name: str, label: str | None = None) -> VersionInfo:
@@ -229,7 +243,7 @@ def version_info(db: Database, job_name: str, label: str | None = None) -> Versi
             if version.parent_id else None
         )
         metrics = final_metrics(session, [version.id or 0])[version.id or 0]
-    return _info(job, version, parent_number, metrics)
+    return _info(job.name, version, parent_number, metrics)
 
 
 def version_events(db: Database, version_id: int, limit: int = 500) -> list[EventInfo]:
@@ -259,6 +273,56 @@ def metric_series(
                                            col(MetricPointRow.step))).all()
     for vid, name, step, value in rows:
         out[vid].setdefault(name, []).append((step, value))
+    return out
+
+
+# Walks the (version_id, name, step) index from one name to the next ("skip scan"): one
+# index seek per version and name instead of reading every point, as DISTINCT would.
+_CURVE_NAMES = text("""
+    WITH RECURSIVE seen(version_id, name) AS (
+        SELECT v.id, (SELECT p.name FROM metric_points AS p WHERE p.version_id = v.id
+                      ORDER BY p.name LIMIT 1)
+        FROM versions AS v WHERE v.id IN :ids
+        UNION ALL
+        SELECT s.version_id, (SELECT p.name FROM metric_points AS p
+                              WHERE p.version_id = s.version_id AND p.name > s.name
+                              ORDER BY p.name LIMIT 1)
+        FROM seen AS s WHERE s.name IS NOT NULL
+    )
+    SELECT DISTINCT name FROM seen WHERE name IS NOT NULL
+""").bindparams(bindparam("ids", expanding=True))
+
+
+def metric_curve_names(db: Database, version_ids: list[int]) -> set[str]:
+    """Names of the metrics with at least one curve point in any of these versions."""
+    if not version_ids:
+        return set()
+    with db.read() as session:
+        rows = session.connection().execute(_CURVE_NAMES, {"ids": version_ids})
+        return {name for (name,) in rows}
+
+
+def metric_curves(
+    db: Database, version_ids: list[int], name: str,
+) -> dict[int, list[tuple[int, float]]]:
+    """One metric's curves: version id → [(step, value), ...] in step order.
+
+    A Core query of three columns that the (version_id, name, step) index serves in
+    order: no ORM object per point, so a curve per version costs what the rows do.
+    """
+    out: dict[int, list[tuple[int, float]]] = {vid: [] for vid in version_ids}
+    if not version_ids:
+        return out
+    query = (
+        core_select(col(MetricPointRow.version_id), col(MetricPointRow.step),
+                    col(MetricPointRow.value))
+        .where(col(MetricPointRow.version_id).in_(version_ids),
+               col(MetricPointRow.name) == name)
+        .order_by(col(MetricPointRow.version_id), col(MetricPointRow.step))
+    )
+    with db.read() as session:
+        for vid, step, value in session.connection().execute(query):
+            out[vid].append((step, value))
     return out
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from rich.text import Text
 from textual.pilot import Pilot
 from tui_data import DataBuilder, sample_job
 
+import app.queries
 from app.tui.app import TraindeckApp
 from app.tui.screens.compare import CompareScreen
 from app.tui.screens.confirm import ConfirmScreen
 from app.tui.screens.help import HelpScreen
 from app.tui.widgets.key_table import KeyTable
+from app.tui.widgets.metric_plot import MetricPlot
 
 SIZE = (120, 40)
 
@@ -52,7 +56,7 @@ async def test_compare_marks_best_and_toggles_parameters(build: DataBuilder) -> 
                                    "metric-accuracy"]
         f1 = table.get_row("metric-f1")
         assert "★" in str(f1[2]) and "★" not in str(f1[1])
-        assert "bold" in str(f1[2].style)
+        assert isinstance(f1[2], Text) and "bold" in str(f1[2].style)
         loss = table.get_row("metric-loss")
         assert "★" in str(loss[2])  # lowest loss wins
         await pilot.press("a")
@@ -75,6 +79,88 @@ async def test_compare_picks_metrics_with_n_and_p(build: DataBuilder) -> None:
         assert screen.metric == "f1"
         await pilot.press("p")
         assert screen.metric == "loss"
+
+
+async def test_switching_metric_reads_only_its_curves(
+    build: DataBuilder, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sample_job(build)
+    read: list[str] = []
+    real_curves = app.queries.metric_curves
+
+    def curves(db: Any, version_ids: list[int], name: str) -> Any:
+        read.append(name)
+        return real_curves(db, version_ids, name)
+
+    def every_series(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the compare screen reads one metric's curves at a time")
+
+    monkeypatch.setattr(app.queries, "metric_curves", curves)
+    monkeypatch.setattr(app.queries, "metric_series", every_series)
+    tui = TraindeckApp(build.ctx)
+    async with tui.run_test(size=SIZE) as pilot:
+        screen = await open_compare(pilot)
+        plot = screen.query_one(MetricPlot)
+        assert read == ["accuracy"]
+        assert plot.plot_title == "accuracy"
+        assert dict(plot.curves) == {
+            "V001": [(0, 0.5), (100, 0.7), (200, 0.82), (300, 0.88), (400, 0.912)],
+            "V002": [(0, 0.55), (100, 0.75), (200, 0.86), (300, 0.91), (400, 0.934)],
+            "V003": [],
+        }
+        await pilot.press("n")
+        await settle(pilot)
+        assert read == ["accuracy", "loss"]
+        assert plot.plot_title == "loss"
+        assert dict(plot.curves)["V003"] == [(0, 2.3), (100, 2.4)]
+        await pilot.press("n")  # f1 has a final value and no curve: nothing to read
+        await settle(pilot)
+        assert read == ["accuracy", "loss"]
+        assert plot.plot_title == "f1"
+        assert all(points == [] for _, points in plot.curves)
+        await pilot.press("p", "p")  # the curves of a metric left before they came are dropped
+        await settle(pilot)
+        assert screen.metric == "accuracy" and plot.plot_title == "accuracy"
+        assert dict(plot.curves)["V002"][-1] == (400, 0.934)
+        screen.post_message(CompareScreen.CurvesLoaded("loss", {}))  # late, from a worker
+        await settle(pilot)
+        assert plot.plot_title == "accuracy" and dict(plot.curves)["V001"]
+
+
+async def test_version_columns_out_of_view_are_drawn_once_scrolled_to(
+    build: DataBuilder,
+) -> None:
+    """Only the columns in view are rendered; scrolling renders the others."""
+    ref = build.job("wide", parameters={"lr": 0.0})
+    build.metrics(ref, {"accuracy": 0.5})
+    for number in range(2, 13):
+        ref = build.version("wide", "V001", {"lr": number / 100})
+        build.metrics(ref, {"accuracy": 0.5 + number / 100})
+    tui = TraindeckApp(build.ctx)
+    async with tui.run_test(size=(70, 30)) as pilot:
+        await settle(pilot)
+        screen = CompareScreen(build.ctx, "wide")
+        await tui.push_screen(screen)
+        await settle(pilot)
+        table = screen.query_one("#compare-table", KeyTable)
+        assert table.max_scroll_x > 0
+
+        def header() -> str:
+            return table.render_line(0).text
+
+        def accuracy() -> str:
+            row = next(i for i, row in enumerate(table.ordered_rows)
+                       if row.key.value == "metric-accuracy")
+            return table.render_line(row + 1).text  # below the header
+
+        assert "V001" in header() and "V012" not in header()
+        table.scroll_to(x=table.max_scroll_x, animate=False)
+        await pilot.pause()
+        assert "V012" in header() and "V001" not in header()
+        assert "0.62 ★" in accuracy()
+        table.scroll_to(x=0, animate=False)
+        await pilot.pause()
+        assert "V001" in header() and "0.5" in accuracy()
 
 
 async def test_compare_only_given_versions(build: DataBuilder) -> None:

@@ -3,6 +3,10 @@
 Columns are versions. Parameters that are the same everywhere are hidden until `a`; each
 metric's best value (highest for scores, lowest for losses) is bold in the success colour
 and starred; `n`/`p` choose the metric whose curves are overlaid below.
+
+Only the plotted metric's curves are read, by a worker each time the metric changes:
+100 versions x 50 metrics x 1,000 steps are 5 million points, a thousand times what
+the plot can show. The table draws only the version columns in view.
 """
 
 from __future__ import annotations
@@ -10,14 +14,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets.data_table import RowKey
+from textual.worker import get_current_worker
 
 from app.tui.widgets.formatting import format_value
 from app.tui.widgets.key_table import KeyTable
@@ -28,7 +37,49 @@ if TYPE_CHECKING:
     from app.context import Context
     from app.queries import Comparison
 
-Series = dict[int, dict[str, list[tuple[int, float]]]]
+Curves = dict[int, list[tuple[int, float]]]
+"""One metric's curves: version id → [(step, value), ...]."""
+
+
+class _VersionTable(KeyTable):
+    """The comparison table, rendering only the columns in view.
+
+    DataTable renders every cell of a row before cropping it to the view: with 100
+    version columns, ten times what shows. Cells out of view render as blanks of their
+    width, and a row's cached render is dropped whenever the columns in view change.
+    (Relies on DataTable's private render methods, like KeyTable; Textual is pinned.)
+    """
+
+    _in_view: range = range(0)
+    """Indices of the columns at least partly in view when the row was rendered."""
+    _row_height = 1
+
+    def _render_line_in_row(
+        self, row_key: RowKey, line_no: int, base_style: Style, cursor_location: Coordinate,
+        hover_location: Coordinate,
+    ) -> tuple[list[list[Segment]], list[list[Segment]]]:
+        left, right = self.scroll_x, self.scroll_x + self.size.width
+        first, last, x = -1, -1, 0
+        for index, column in enumerate(self.ordered_columns):
+            width = column.get_render_width(self)
+            if x + width > left and x < right:
+                first = index if first < 0 else first
+                last = index
+            x += width
+        in_view = range(first, last + 1)
+        if in_view != self._in_view:
+            self._row_render_cache.clear()
+            self._in_view = in_view
+        row = self.rows.get(row_key)
+        self._row_height = row.height if row is not None else self.header_height
+        return super()._render_line_in_row(row_key, line_no, base_style, cursor_location,
+                                           hover_location)
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False) -> list[list[Segment]]:
+        if column_index >= self.fixed_columns and column_index not in self._in_view:
+            return [[Segment(" " * width, base_style)]] * self._row_height
+        return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
 
 
 class CompareScreen(Screen[None]):
@@ -49,13 +100,28 @@ class CompareScreen(Screen[None]):
     """The metric whose curves are plotted."""
 
     class Loaded(Message):
-        """The comparison and the curves, read by a worker (or why they could not be)."""
+        """The comparison, read by a worker (or why it could not be)."""
 
-        def __init__(self, comparison: Comparison | None, series: Series,
-                     error: str = "") -> None:
+        def __init__(self, comparison: Comparison | None, error: str = "") -> None:
             super().__init__()
             self.comparison = comparison
-            self.series = series
+            self.error = error
+
+    class CurveNamesLoaded(Message):
+        """Which metrics have curves, read by a worker after the comparison."""
+
+        def __init__(self, names: set[str], error: str = "") -> None:
+            super().__init__()
+            self.names = names
+            self.error = error
+
+    class CurvesLoaded(Message):
+        """One metric's curves, read by a worker (or why they could not be)."""
+
+        def __init__(self, metric: str, curves: Curves, error: str = "") -> None:
+            super().__init__()
+            self.metric = metric
+            self.curves = curves
             self.error = error
 
     def __init__(self, ctx: Context, job: str, labels: list[str] | None = None) -> None:
@@ -65,49 +131,92 @@ class CompareScreen(Screen[None]):
         self.labels = labels
         """Versions to compare; None compares all of the job's versions."""
         self._comparison: Comparison | None = None
-        self._series: Series = {}
+        self._curve_names: set[str] = set()
+        """Metrics with at least one curve point in a compared version."""
+        self._curves: Curves = {}
+        """The plotted metric's curves, once read."""
         self._row_metrics: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("Reading versions…", id="compare-summary")
-        yield KeyTable(id="compare-table", cursor_type="row")
+        yield _VersionTable(id="compare-table", cursor_type="row")
         yield MetricPlot(id="compare-plot")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = f"compare {self.job}"
+        self.query_one(MetricPlot).show("", [], empty="Reading curves…")
         self._load()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare-load")
     def _load(self) -> None:
-        """Read the comparison and every compared version's curves."""
+        """Read the comparison, then (while the table fills) which metrics have curves."""
         from app import queries
         from app.errors import TraindeckError
 
         try:
             comparison = queries.compare(self.ctx.db, self.job, self.labels)
-            series = queries.metric_series(self.ctx.db, comparison.version_ids,
-                                           comparison.metric_names or None)
         except TraindeckError as exc:
-            self.post_message(self.Loaded(None, {}, str(exc)))
+            self.post_message(self.Loaded(None, str(exc)))
             return
-        self.post_message(self.Loaded(comparison, series))
+        self.post_message(self.Loaded(comparison))
+        try:
+            names = queries.metric_curve_names(self.ctx.db, comparison.version_ids)
+        except TraindeckError as exc:
+            self.post_message(self.CurveNamesLoaded(set(), str(exc)))
+            return
+        self.post_message(self.CurveNamesLoaded(names))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="compare-curves")
+    def _load_curves(self, version_ids: list[int], metric: str) -> None:
+        """Read `metric`'s curves of the compared versions."""
+        from app import queries
+        from app.errors import TraindeckError
+
+        try:
+            curves = queries.metric_curves(self.ctx.db, version_ids, metric)
+        except TraindeckError as exc:
+            self.post_message(self.CurvesLoaded(metric, {}, str(exc)))
+            return
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.CurvesLoaded(metric, curves))
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
         if message.comparison is None:
             self.query_one("#compare-summary", Static).update(message.error)
             self.notify(message.error, title="Cannot compare", severity="error")
+            self.query_one(MetricPlot).show("", [], empty="Nothing to plot.")
             return
         self._comparison = message.comparison
-        self._series = message.series
-        names = self._plottable_metrics()
-        if self.metric not in names:
-            with_curves = [n for n in names if any(n in per for per in self._series.values())]
-            first = (with_curves or names or [""])[0]
-            self.set_reactive(CompareScreen.metric, first)
         self._fill_table()
+
+    @on(CurveNamesLoaded)
+    def _curve_names_loaded(self, message: CurveNamesLoaded) -> None:
+        if message.error:
+            self.query_one(MetricPlot).show("", [], empty=message.error)
+            return
+        self._curve_names = message.names
+        names = self._plottable_metrics()
+        if self.metric in names:
+            self._read_curves()
+            return
+        with_curves = [n for n in names if n in self._curve_names]
+        first = (with_curves or names or [""])[0]
+        if first == self.metric:  # "" with nothing to plot: no change for the watcher
+            self._read_curves()
+        else:
+            self.metric = first
+
+    @on(CurvesLoaded)
+    def _curves_loaded(self, message: CurvesLoaded) -> None:
+        if message.metric != self.metric:
+            return  # read for a metric since left; the current one's worker follows
+        if message.error:
+            self.query_one(MetricPlot).show(self.metric, [], empty=message.error)
+            return
+        self._curves = message.curves
         self._plot()
 
     # -- table -----------------------------------------------------------------------------
@@ -200,8 +309,19 @@ class CompareScreen(Screen[None]):
         if comparison is None:
             return []
         names = list(comparison.metric_names)
-        extra = {n for per in self._series.values() for n in per} - set(names)
-        return names + sorted(extra)
+        return names + sorted(self._curve_names - set(names))
+
+    def _read_curves(self) -> None:
+        """Plot the metric's curves: at once when it has none, else once a worker has read
+        them (the plot keeps what it shows until then; its title names that metric)."""
+        comparison = self._comparison
+        if comparison is None:
+            return
+        if not self.metric or self.metric not in self._curve_names:
+            self._curves = {}
+            self._plot()
+            return
+        self._load_curves(list(comparison.version_ids), self.metric)
 
     def _plot(self) -> None:
         comparison = self._comparison
@@ -210,7 +330,7 @@ class CompareScreen(Screen[None]):
             plot.show("", [], empty="No metrics to plot.")
             return
         curves = [
-            (label, self._series.get(vid, {}).get(self.metric, []))
+            (label, self._curves.get(vid, []))
             for label, vid in zip(comparison.versions, comparison.version_ids, strict=True)
         ]
         plot.show(self.metric, curves)
@@ -220,9 +340,11 @@ class CompareScreen(Screen[None]):
         for name in (old, new):
             key = f"metric-{name}"
             if name and key in self._row_metrics:
-                table.update_cell(key, "name", self._metric_label(name))
+                # Only these rows: `update_cell` would re-render every column of every
+                # visible row (100 versions: thousands of cells) for one marker.
+                table.update_row_cells(key, {"name": self._metric_label(name)})
         self._update_summary()
-        self._plot()
+        self._read_curves()
 
     def watch_show_all(self) -> None:
         self._fill_table()
