@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import select
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 from tui_data import DataBuilder, sample_job
 
 from app.models import Status, Template
@@ -15,7 +16,9 @@ from app.queries import job_versions, version_info
 from app.tui.app import TraindeckApp
 from app.tui.screens.compare import CompareScreen
 from app.tui.screens.job_detail import JobDetailScreen
+from app.tui.widgets.events_table import EventsTable
 from app.tui.widgets.log_panel import LogPanel
+from app.tui.widgets.metrics_view import MetricsView
 from app.tui.widgets.version_tree import VersionTree
 
 SIZE = (120, 40)
@@ -203,6 +206,90 @@ async def test_logs_tab_shows_the_tail_then_follows(build: DataBuilder) -> None:
         await pilot.press("f")
         await settle(pilot)
         assert panel.lines[-1].endswith("held back")
+
+
+async def test_tabs_are_filled_when_first_shown_then_follow_the_selection(
+        build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_detail(pilot, "digits-baseline")
+        assert screen.selected == "V003"
+        for widget in (LogPanel, MetricsView, EventsTable):
+            assert not screen.query(widget), f"{widget.__name__} mounted before its tab"
+        await pilot.press("4")
+        await settle(pilot)
+        events = screen.query_one(EventsTable)
+        assert app.focused is events
+        assert "failed" in str(events.get_row_at(events.row_count - 1)[2])
+        await pilot.press("3")
+        await settle(pilot)
+        metrics = screen.query_one("#metrics-table", DataTable)
+        assert screen.query_one(MetricsView).display
+        assert metrics.row_count == 1  # V003 reported only its loss
+        screen.query_one(VersionTree).select_label("V002")
+        await settle(pilot)
+        assert screen.selected == "V002"
+        assert metrics.row_count == 5
+        assert "succeeded" in str(events.get_row_at(events.row_count - 1)[2])
+        await pilot.press("2")
+        await settle(pilot)
+        panel = screen.query_one(LogPanel)
+        assert not panel.lines  # V002 wrote no log
+        screen.query_one(VersionTree).select_label("V003")
+        await settle(pilot)
+        assert panel.lines[-1].endswith("RuntimeError: CUDA out of memory")
+
+
+async def test_a_thousand_versions_get_their_labels_and_the_cursor_at_once(
+        build: DataBuilder) -> None:
+    import dataclasses
+
+    from textual.app import App, ComposeResult
+
+    sample_job(build)
+    first = job_versions(build.ctx.db, "digits-baseline")[0]
+    versions = [
+        dataclasses.replace(first, number=n, version=f"V{n:03d}",
+                            parent=f"V{n - 1:03d}" if n % 10 else None,
+                            status="failed" if n % 7 == 0 else "succeeded")
+        for n in range(1, 1001)
+    ]
+
+    class TreeApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield VersionTree(id="version-tree")
+
+    tree_app = TreeApp()
+    async with tree_app.run_test(size=SIZE) as pilot:
+        tree = tree_app.query_one(VersionTree)
+        tree.show(versions, {"V007"}, "V1000")
+        assert tree.cursor_node is not None and tree.cursor_node.data == "V1000"
+        assert tree.last_line == 999
+        await pilot.pause()
+
+        def labels() -> dict[str | None, str]:
+            nodes = [tree.get_node_at_line(line) for line in range(tree.last_line + 1)]
+            return {node.data: str(node.label) for node in nodes if node is not None}
+
+        assert labels()["V014"] == "V014  ✖ failed"
+        assert labels()["V007"] == "V007  ✖ failed  ✓ compare"
+        assert labels()["V999"] == "V999  ✔ succeeded"
+        first_node = tree.get_node_at_line(0)
+        tree.show(versions, set(), "V500")  # same lineage: only labels change
+        assert tree.get_node_at_line(0) is first_node
+        assert labels()["V007"] == "V007  ✖ failed"
+        assert tree.cursor_node is not None and tree.cursor_node.data == "V500"
+
+
+def test_versions_name_their_parent_even_when_it_is_filtered_out(build: DataBuilder) -> None:
+    sample_job(build)
+    [failed] = job_versions(build.ctx.db, "digits-baseline", status="failed")
+    assert (failed.version, failed.parent) == ("V003", "V002")
+    assert failed.metrics == {"loss": 2.3}
+    assert failed.duration == 187.0
+    assert [v.parent for v in job_versions(build.ctx.db, "digits-baseline")] == [
+        None, "V001", "V002"]
 
 
 async def test_t_cycles_the_log_stamps_between_time_of_day_utc_and_none(

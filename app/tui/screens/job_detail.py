@@ -1,7 +1,9 @@
 """One job: its version tree on the left, the selected version's tabs on the right.
 
 Opens on the latest version. Quick actions act on the selected version; an action the
-version does not allow is dimmed in the footer, and pressing it says why.
+version does not allow is dimmed in the footer, and pressing it says why. The Logs,
+Metrics and Events tabs are filled the first time they are shown, so that opening a job
+costs only the tree and the overview.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane, Tree
 from textual.worker import get_current_worker
 
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
 POLL_SECONDS = 2.0
 """How often the job's versions are re-read for status changes."""
 TABS = ("overview", "logs", "metrics", "events")
+TAB_FOCUS = {"logs": "#log-view", "metrics": "#metrics-table", "events": "#events-table"}
+"""What takes the keys when a tab is shown (the version tree, for the overview)."""
 
 
 def matches_filter(info: VersionInfo, text: str) -> bool:
@@ -58,6 +63,7 @@ class JobDetailScreen(VersionActionsScreen):
     """A job's versions, one version's overview, logs, metrics and events."""
 
     CSS_PATH = "job_detail.tcss"
+    AUTO_FOCUS = "#version-tree"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     """Below 100 columns the version tree gives the tabs more room."""
     BINDINGS = [
@@ -106,35 +112,46 @@ class JobDetailScreen(VersionActionsScreen):
         self.ctx = ctx
         self.job = job
         self._versions: list[VersionInfo] = []
+        self._by_label: dict[str, VersionInfo] = {}
         self._loaded = False
         self._want: str | None = select
         self._shown_info: VersionInfo | None = None
         self._shown_detail: tuple[Any, ...] | None = None
+        self._detail: JobDetailScreen.DetailLoaded | None = None
+        self._filled: set[str] = set()
+        self._ready: set[str] = set()
+        self._focus_when_ready: str | None = None
+        self._resumed = False
 
     # -- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        # Take the breakpoint class now, before anything is styled: the first Resize
+        # would otherwise add it once everything is, and restyle the whole screen.
+        width = self.app.size.width
+        reached = [(edge, name) for edge, name in self.HORIZONTAL_BREAKPOINTS if width >= edge]
+        current = max(reached)[1] if reached else None
+        for _, name in self.HORIZONTAL_BREAKPOINTS:
+            self.set_class(name == current, name, update=False)
         yield Header()
         with Horizontal(id="detail-body"):
             with Vertical(id="detail-left"):
-                yield Input(placeholder="filter: V00, failed, status:running",
-                            id="version-filter", classes="filter-input")
+                field = Input(placeholder="filter: V00, failed, status:running",
+                              id="version-filter", classes="filter-input")
+                field.display = False  # until `/`
+                yield field
                 yield VersionTree(id="version-tree")
                 yield Static("", id="detail-marks")
             with TabbedContent(id="detail-tabs", initial="overview"):
                 with TabPane("Overview", id="overview"):
                     yield VersionOverview(id="overview-pane")
-                with TabPane("Logs", id="logs"):
-                    yield LogPanel(id="log-panel")
-                with TabPane("Metrics", id="metrics"):
-                    yield MetricsView(id="metrics-view")
-                with TabPane("Events", id="events"):
-                    yield EventsTable(id="events-table")
+                yield TabPane("Logs", id="logs")
+                yield TabPane("Metrics", id="metrics")
+                yield TabPane("Events", id="events")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = f"job {self.job}"
-        self.query_one("#version-filter").display = False
         self._update_marks()
         self._load_versions()
         self.set_interval(POLL_SECONDS, self._poll)
@@ -160,7 +177,13 @@ class JobDetailScreen(VersionActionsScreen):
         if self.is_current:
             self._load_versions()
             if self.current is not None and self.current.status in ACTIVE:
-                self._load_detail(self.current.id, self.current.version)
+                self._read_detail()
+
+    def _read_detail(self) -> None:
+        """Read the selected version's curves and events, once a tab shows them."""
+        info = self.current
+        if info is not None and self._filled & {"metrics", "events"}:
+            self._load_detail(info.id, info.version)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="detail-version")
     def _load_detail(self, version_id: int, label: str) -> None:
@@ -185,7 +208,8 @@ class JobDetailScreen(VersionActionsScreen):
         first = not self._loaded
         self._loaded = True
         self._versions = message.versions
-        labels = {v.version for v in self._versions}
+        self._by_label = {v.version: v for v in self._versions}
+        labels = self._by_label.keys()
         self.marked = frozenset(m for m in self.marked if m in labels)
         want = self._want
         self._want = None
@@ -197,10 +221,10 @@ class JobDetailScreen(VersionActionsScreen):
             want = self._versions[-1].version if self._versions else None
         self._show_tree(want or self.selected)
         if want is not None and want != self.selected:
-            self.selected = want
+            self.selected = want  # (its watcher refreshes the bindings)
         else:
             self._refresh_current()
-        self.refresh_bindings()
+            self.refresh_bindings()
 
     def _show_tree(self, select: str | None) -> None:
         visible = self.visible_versions
@@ -212,7 +236,7 @@ class JobDetailScreen(VersionActionsScreen):
         if not _same(info, self._shown_info):
             overview.show(info)
             if info is not None and info.status != getattr(self._shown_info, "status", None):
-                self._load_detail(info.id, info.version)
+                self._read_detail()
             self._shown_info = info
         elif info is not None and info.finished is None and info.started is not None:
             overview.refresh_headline(info)
@@ -222,19 +246,78 @@ class JobDetailScreen(VersionActionsScreen):
         info = self.current
         if info is None or message.label != info.version:
             return
+        self._detail = message
         key = (info.metrics, message.series, message.events)
         if key == self._shown_detail:
             return
         self._shown_detail = key
-        self.query_one(MetricsView).show(info.version, info.metrics, message.series)
-        self.query_one(EventsTable).show(message.events)
+        self._show_detail("metrics")
+        self._show_detail("events")
+
+    def _show_detail(self, tab: str) -> None:
+        """Put the selected version's curves or events in their tab, if it is filled."""
+        info, detail = self.current, self._detail
+        if tab not in self._ready or info is None or detail is None:
+            return
+        if detail.label != info.version:
+            return
+        if tab == "metrics":
+            view = self.query_one(MetricsView)
+            view.show(info.version, info.metrics, detail.series)
+            if not view.display:
+                # Shown once what it was given has settled (the table highlights its
+                # row after a refresh, and the plot draws what is highlighted).
+                self.call_after_refresh(setattr, view, "display", True)
+        elif tab == "events":
+            self.query_one(EventsTable).show(detail.events)
+
+    # -- tabs, filled when first shown -------------------------------------------------------
+
+    @on(TabbedContent.TabActivated, "#detail-tabs")
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id is not None:
+            self._fill_tab(event.pane.id)
+
+    def _fill_tab(self, tab: str) -> None:
+        """Mount a tab's content the first time the tab is shown."""
+        if tab not in TAB_FOCUS or tab in self._filled:
+            return
+        self._filled.add(tab)
+        content: Widget = {"logs": LogPanel(id="log-panel"),
+                           "metrics": MetricsView(id="metrics-view"),
+                           "events": EventsTable(id="events-table")}[tab]
+        if tab == "metrics":
+            content.display = False  # until it has a version's metrics to show
+        mounting = self.query_one(f"#{tab}", TabPane).mount(content)
+        if tab != "logs" and self._detail is None:
+            self._read_detail()
+
+        async def filled() -> None:
+            await mounting
+            self._ready.add(tab)
+            if tab == "logs":
+                if self.current is not None:
+                    self._open_log()
+            else:
+                self._show_detail(tab)
+            if self._focus_when_ready == tab:
+                self._focus_when_ready = None
+                self.query_one(TAB_FOCUS[tab]).focus()
+
+        self.call_later(filled)
+
+    def _open_log(self) -> None:
+        """Show the selected version's log, if the Logs tab is filled."""
+        if "logs" in self._ready:
+            info = self.current
+            self.query_one(LogPanel).open(info.log_dir if info else None)
 
     # -- selection -------------------------------------------------------------------------
 
     @property
     def current(self) -> VersionInfo | None:
         """The selected version."""
-        return next((v for v in self._versions if v.version == self.selected), None)
+        return self._by_label.get(self.selected) if self.selected is not None else None
 
     @property
     def version_count(self) -> int:
@@ -244,16 +327,19 @@ class JobDetailScreen(VersionActionsScreen):
     @property
     def visible_versions(self) -> list[VersionInfo]:
         """Versions that pass the filter."""
+        if not self.version_filter.strip():
+            return list(self._versions)
         return [v for v in self._versions if matches_filter(v, self.version_filter)]
 
     def watch_selected(self, label: str | None) -> None:
         info = self.current
         self._shown_info = info
         self._shown_detail = None
+        self._detail = None
         self.query_one(VersionOverview).show(info)
-        self.query_one(LogPanel).open(info.log_dir if info else None)
+        self._open_log()
         if info is not None:
-            self._load_detail(info.id, info.version)
+            self._read_detail()
             self.query_one(VersionTree).select_label(info.version)
         self.refresh_bindings()
 
@@ -320,12 +406,14 @@ class JobDetailScreen(VersionActionsScreen):
         if tab not in TABS:
             return
         self.query_one(TabbedContent).active = tab
-        target = {"logs": "#log-view", "metrics": "#metrics-table",
-                  "events": "#events-table"}.get(tab)
-        if target:
-            self.query_one(target).focus()
-        else:
+        self._fill_tab(tab)
+        self._focus_when_ready = None
+        if tab not in TAB_FOCUS:
             self.query_one(VersionTree).focus()
+        elif tab in self._ready:
+            self.query_one(TAB_FOCUS[tab]).focus()
+        else:
+            self._focus_when_ready = tab
 
     def action_compare(self) -> None:
         """Compare the marked versions, or the filtered ones, or all."""
@@ -357,7 +445,11 @@ class JobDetailScreen(VersionActionsScreen):
             self._load_versions()
 
     def on_screen_resume(self) -> None:
-        self._load_versions()
+        # The first resume is the push itself, and `on_mount` already reads the versions
+        # (reading them twice would cancel that read and pay for both).
+        if self._resumed:
+            self._load_versions()
+        self._resumed = True
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         """This screen's actions for the command palette."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.text import Text
+from rich.cells import cell_len
+from rich.text import Text, TextType
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Tree
@@ -34,6 +35,7 @@ class VersionTree(Tree[str]):
             self.label = label
 
     def __init__(self, *, id: str | None = None) -> None:
+        self._adding = False  # (read by `_invalidate`, which the Tree calls while it starts)
         super().__init__("versions", id=id)
         self.show_root = False
         self.guide_depth = 3
@@ -44,18 +46,19 @@ class VersionTree(Tree[str]):
         """Show `versions` (already filtered), rebuilding only when the lineage changed."""
         shape = tuple((v.version, v.parent) for v in versions)
         if shape != self._shape:
-            self._rebuild(versions)
+            self._rebuild(versions, marked)
             self._shape = shape
-        for info in versions:
-            node = self._by_label.get(info.version)
-            if node is not None:
-                label = self._label(info, info.version in marked)
-                if label != node.label:
-                    node.set_label(label)
+        else:
+            for info in versions:
+                node = self._by_label.get(info.version)
+                if node is not None:
+                    label = self._label(info, info.version in marked)
+                    if label != node.label:
+                        node.set_label(label)
         if select is not None:
             self.select_label(select)
 
-    def _rebuild(self, versions: list[VersionInfo]) -> None:
+    def _rebuild(self, versions: list[VersionInfo], marked: set[str]) -> None:
         shown = {v.version for v in versions}
         children: dict[str | None, list[VersionInfo]] = {}
         for info in versions:
@@ -64,21 +67,48 @@ class VersionTree(Tree[str]):
         self.clear()
         self._by_label = {}
 
+        badges: dict[str, Text] = {}
+
         def add(parent_node: TreeNode[str], key: str | None) -> None:
             for info in children.get(key, []):
-                node = parent_node.add(info.version, data=info.version, expand=True,
+                badge = badges.get(info.status)
+                if badge is None:
+                    badge = badges[info.status] = status_text(self.app, info.status)
+                label = self._label(info, info.version in marked, badge)
+                node = parent_node.add(label, data=info.version, expand=True,
                                        allow_expand=bool(children.get(info.version)))
                 self._by_label[info.version] = node
                 add(node, info.version)
 
-        add(self.root, None)
+        # Each added node would invalidate (and repaint) the whole tree: once will do.
+        self._adding = True
+        try:
+            add(self.root, None)
+        finally:
+            self._adding = False
         self.root.expand()
 
-    def _label(self, info: VersionInfo, marked: bool) -> Text:
+    def _invalidate(self) -> None:
+        if not self._adding:
+            super()._invalidate()
+
+    def process_label(self, label: TextType) -> Text:
+        """Labels made here are single lines already (the Tree would split each one)."""
+        return label if isinstance(label, Text) else super().process_label(label)
+
+    def get_label_width(self, node: TreeNode[str]) -> int:
+        """The label's width without rendering it (the Tree measures every line on each
+        layout: a thousand versions would each be styled and copied)."""
+        width = node.label.cell_len if isinstance(node.label, Text) else cell_len(node.label)
+        if node.allow_expand:
+            width += cell_len(self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE)
+        return width
+
+    def _label(self, info: VersionInfo, marked: bool, badge: Text | None = None) -> Text:
         text = Text()
         text.append(info.version, style="bold")
         text.append("  ")
-        text.append_text(status_text(self.app, info.status))
+        text.append_text(badge if badge is not None else status_text(self.app, info.status))
         if marked:
             text.append("  ✓ compare", style="bold")
         return text
@@ -86,8 +116,13 @@ class VersionTree(Tree[str]):
     def select_label(self, label: str) -> None:
         """Move the cursor to version `label` if it is shown."""
         node = self._by_label.get(label)
-        if node is not None and self.cursor_node is not node:
-            self.move_cursor(node, animate=False)
+        if node is None or self.cursor_node is node:
+            return
+        if node.line < 0:
+            # Nodes added since the last layout have no line yet; reading `last_line`
+            # lays the lines out (once) so that the cursor lands on this node.
+            self.last_line  # noqa: B018
+        self.move_cursor(node, animate=False)
 
     @property
     def highlighted_label(self) -> str | None:
