@@ -9,12 +9,12 @@ happened, watches subscribed events (bell, OSC 9, a toast) and loads the user's 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textual import work
-from textual.actions import SkipAction
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -35,7 +35,7 @@ from app.tui.screens.jobs import JobsScreen
 from app.tui.widgets.status import theme_variable_defaults
 
 FOCUS_ACTIONS = frozenset({"app.focus_next", "app.focus_previous", "focus_next",
-                           "focus_previous", "move_focus(1)", "move_focus(-1)"})
+                           "focus_previous"})
 """Tab bindings that only move the focus (any other tab binding is left its key)."""
 
 if TYPE_CHECKING:
@@ -83,13 +83,6 @@ class TraindeckApp(App[None]):
         Binding("U", "open_view('gpus')", "GPUs and queue", show=False, id="app.gpus"),
         Binding("D", "open_view('datasets')", "Datasets", show=False, id="app.datasets"),
         Binding("O", "open_view('models')", "Models", show=False, id="app.models"),
-        # Moving the focus as soon as the key is read, not when the focused widget gets
-        # to it: keys that arrive in one burst (a paste, a slow SSH link catching up)
-        # then land in the field they were typed for.
-        Binding("tab", "move_focus(1)", "Next field", show=False, priority=True,
-                id="app.focus-next"),
-        Binding("shift+tab", "move_focus(-1)", "Previous field", show=False, priority=True,
-                id="app.focus-previous"),
     ]
 
     ctx: var[Context | None] = var(None, init=False)
@@ -151,6 +144,10 @@ class TraindeckApp(App[None]):
     # -- start-up ----------------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        # Workers (database reads) hand the interpreter back to the UI thread, and get it
+        # back, every millisecond rather than every 5: a read that runs while the screen
+        # draws is not stretched tenfold by waiting for its turn.
+        sys.setswitchinterval(0.001)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         if self._given_ctx is not None:
             self.ctx = self._given_ctx
@@ -181,6 +178,9 @@ class TraindeckApp(App[None]):
         self.post_message(ContextReady(ctx))
         self._read_theme_files()
         self._reconcile(ctx)
+        from app.runtime.procs import settle_heap
+
+        settle_heap()  # start-up is over: later collections skip what it made
 
     def _reconcile(self, ctx: Context) -> None:
         """Settle versions whose supervisor is gone, as every start of the CLI does."""
@@ -455,18 +455,24 @@ class TraindeckApp(App[None]):
         while len(self.screen_stack) > 1:
             self.pop_screen()
 
-    def action_move_focus(self, step: int) -> None:
-        """Focus the next (1) or previous (-1) widget now; a widget with a key of its own
-        for tab (path completion, say) keeps it."""
-        key = "tab" if step > 0 else "shift+tab"
-        for _namespace, bindings in self.screen._modal_binding_chain:
-            for binding in bindings.key_to_bindings.get(key, ()):
-                if binding.action not in FOCUS_ACTIONS:
-                    raise SkipAction()
-        if step > 0:
-            self.screen.focus_next()
-        else:
-            self.screen.focus_previous()
+    async def on_event(self, event: events.Event) -> None:
+        # Tab moves the focus as soon as the key is read, not when the focused widget
+        # gets to it: keys that arrive in one burst (a paste, a slow SSH link catching
+        # up) then land in the field they were typed for. A screen or widget with a tab
+        # key of its own (switching tables, completing a path) keeps it.
+        if (isinstance(event, events.Key) and not event.is_forwarded
+                and event.key in ("tab", "shift+tab") and self._tab_only_moves_focus(event.key)):
+            if event.key == "tab":
+                self.screen.focus_next()
+            else:
+                self.screen.focus_previous()
+            return
+        await super().on_event(event)
+
+    def _tab_only_moves_focus(self, key: str) -> bool:
+        return all(binding.action in FOCUS_ACTIONS
+                   for _namespace, bindings in self.screen._modal_binding_chain
+                   for binding in bindings.key_to_bindings.get(key, ()))
 
     def action_help(self) -> None:
         """Show the keys of the current screen."""

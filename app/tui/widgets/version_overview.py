@@ -93,11 +93,13 @@ def details_table(info: VersionInfo) -> Table:
 
 def _logs_location(info: VersionInfo) -> str:
     """Where the logs go: an object-storage folder names the local copy too."""
-    from app.storage.data import remote_log_uri
+    from app.spec import is_remote
 
     local = info.log_dir or "—"
-    remote = remote_log_uri(str(info.spec.get("log_dir") or ""), info.version)
-    return f"{remote}  (written locally to {local})" if remote else local
+    spec_log_dir = str(info.spec.get("log_dir") or "")
+    if not is_remote(spec_log_dir):
+        return local
+    return f"{spec_log_dir.rstrip('/')}/{info.version}  (written locally to {local})"
 
 
 def parameters_table(info: VersionInfo) -> Table | Text:
