@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from app.config import Settings
 from app.errors import TraindeckError
+
+if TYPE_CHECKING:
+    from app.config import Settings
+
+
+@dataclass(frozen=True)
+class EngineAddress:
+    """Where the engine is, for a process that has not loaded the settings (the
+    supervisor's first stage): what `docker_client` reads of them."""
+
+    docker_host: str | None = None
 
 
 class EngineUnreachable(TraindeckError):
@@ -17,7 +28,8 @@ _api_versions: dict[str | None, str] = {}
 later clients skip asking again (one round trip less per submit in a long-lived TUI)."""
 
 
-def docker_client(settings: Settings, timeout: float = 60, max_pool_size: int = 32) -> Any:
+def docker_client(settings: Settings | EngineAddress, timeout: float = 60,
+                  max_pool_size: int = 32) -> Any:
     """A docker SDK client for the configured engine; EngineUnreachable if none answers."""
     import docker
     from docker.errors import DockerException
@@ -39,7 +51,7 @@ def docker_client(settings: Settings, timeout: float = 60, max_pool_size: int = 
     return client
 
 
-def docker_reachable(settings: Settings) -> bool:
+def docker_reachable(settings: Settings | EngineAddress) -> bool:
     """True when a Docker engine answers a ping within a few seconds."""
     try:
         docker_client(settings, timeout=3).close()

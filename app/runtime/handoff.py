@@ -38,6 +38,9 @@ STARTER_ENV = "TRAINDECK_STARTER_PID"
 """Environment variable with the pid of the process starting the ranks for it."""
 KIND_ENV = "TRAINDECK_HANDOFF_KIND"
 """Environment variable with the runtime of the version (`docker` or `local`)."""
+DOCKER_HOST_ENV = "TRAINDECK_HANDOFF_DOCKER_HOST"
+"""Environment variable with the engine's configured address (empty: the default one),
+so that the first stage reaches it without loading the settings."""
 HANDOFF_WAIT_SECONDS = 120.0
 """Longest wait for the handoff (a slow engine); a dead starter ends it at once."""
 _POLL = 0.005
@@ -117,6 +120,7 @@ def warm_start(on_end: Any) -> WarmStart | None:
     raw_path = os.environ.pop(HANDOFF_ENV, None)
     starter = int(os.environ.pop(STARTER_ENV, "0") or 0)
     kind = os.environ.pop(KIND_ENV, "docker")
+    docker_host = os.environ.pop(DOCKER_HOST_ENV, "") or None
     if not raw_path:
         return None
     if kind == "local":
@@ -125,10 +129,12 @@ def warm_start(on_end: Any) -> WarmStart | None:
     # database layer), so that they can start the moment the handoff arrives.
     import docker  # noqa: F401 - the executor imports it lazily, on its first call
 
-    from app.config import load_settings
-    from app.runtime.executors import get_executor
+    from app.runtime.dockerhost import EngineAddress
+    from app.runtime.executors.docker import DockerExecutor
 
-    executor = get_executor("docker", load_settings())
+    # Only the engine's address: loading the settings (pydantic) would take longer than
+    # the container takes to start.
+    executor = DockerExecutor(EngineAddress(docker_host))  # type: ignore[arg-type]
     with contextlib.suppress(Exception):
         executor.poll({"containers": []})  # connects to the engine now, not when it counts
     data = read_handoff(Path(raw_path), starter)

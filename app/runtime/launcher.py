@@ -13,6 +13,7 @@ from app.context import Context
 from app.jobs import record_event
 from app.models import Status, Version
 from app.runtime.handoff import (
+    DOCKER_HOST_ENV,
     HANDOFF_ENV,
     KIND_ENV,
     STARTER_ENV,
@@ -72,7 +73,8 @@ def start_supervisor(ctx: Context, version_id: int) -> int:
     extra = None
     if handoff is not None:
         path, kind = handoff
-        extra = {HANDOFF_ENV: str(path), STARTER_ENV: str(os.getpid()), KIND_ENV: kind}
+        extra = {HANDOFF_ENV: str(path), STARTER_ENV: str(os.getpid()), KIND_ENV: kind,
+                 DOCKER_HOST_ENV: ctx.settings.docker_host or ""}
     proc = _spawn(ctx, version_id, extra)
     with ctx.db.write() as session:
         version = session.get(Version, version_id)

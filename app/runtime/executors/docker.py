@@ -19,11 +19,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.config import Settings
 from app.runtime.dockerhost import EngineUnreachable, docker_client
 from app.runtime.executors.base import Executor, ExecutorError, Handle, LaunchPlan, RankExit
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 LABEL_JOB = "traindeck.job"
 LABEL_VERSION = "traindeck.version"
