@@ -56,6 +56,34 @@ async def final(ctx: Context, job: str, version: str | None = None) -> Version:
     return await asyncio.to_thread(wait_final, ctx, job, version, 90)
 
 
+async def add_parameter_and_finish(pilot: Pilot[Any], name: str, value: str) -> None:
+    """In the wizard's job parameters: `+ add parameter`, `name = value`, then the next
+    steps up to the confirmation page."""
+    await tab_to(pilot, lambda w: isinstance(w, Button) and "parameter" in str(w.label))
+    await pilot.press("enter")
+    await settle(pilot)
+    await type_text(pilot, name)
+    await pilot.press("tab")
+    await type_text(pilot, value)
+    await settle(pilot)
+    for _ in range(3):
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+
+
+async def modify_with(pilot: Pilot[Any], name: str, value: str) -> None:
+    """`m` on the selected version, one more parameter, create, and launch after the diff."""
+    await pilot.press("m")
+    await settle(pilot)
+    await pilot.press("ctrl+n")
+    await settle(pilot)
+    await add_parameter_and_finish(pilot, name, value)
+    await pilot.press("ctrl+s")  # create now: the parameter diff comes first
+    await settle(pilot)
+    await pilot.press("ctrl+s")  # launch
+    await settle(pilot)
+
+
 def project(base: Path) -> Path:
     """The sample's code and data in a folder of their own (relative paths from here)."""
     base.mkdir(parents=True, exist_ok=True)
@@ -89,16 +117,7 @@ async def test_create_run_modify_compare_and_stop_with_keys_only(
         await type_text(pilot, "./code")
         await pilot.press("tab")
         await type_text(pilot, "train.py")
-        await tab_to(pilot, lambda w: isinstance(w, Button) and "parameter" in str(w.label))
-        await pilot.press("enter")
-        await settle(pilot)
-        await type_text(pilot, "train_steps")
-        await pilot.press("tab")
-        await type_text(pilot, "60")
-        await settle(pilot)
-        for _ in range(3):
-            await pilot.press("ctrl+n")
-            await settle(pilot)
+        await add_parameter_and_finish(pilot, "train_steps", "60")
         assert app.screen.step == 5, app.screen.query_one("#wizard-error").render()
         await pilot.press("ctrl+s")
         await settle(pilot)
@@ -109,24 +128,7 @@ async def test_create_run_modify_compare_and_stop_with_keys_only(
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, JobDetailScreen) and app.screen.selected == "V001"
-        await pilot.press("m")
-        await settle(pilot)
-        await pilot.press("ctrl+n")
-        await settle(pilot)
-        await tab_to(pilot, lambda w: isinstance(w, Button) and "parameter" in str(w.label))
-        await pilot.press("enter")
-        await settle(pilot)
-        await type_text(pilot, "lr")
-        await pilot.press("tab")
-        await type_text(pilot, "0.3")
-        await settle(pilot)
-        for _ in range(3):
-            await pilot.press("ctrl+n")
-            await settle(pilot)
-        await pilot.press("ctrl+s")  # create now: the parameter diff comes first
-        await settle(pilot)
-        await pilot.press("ctrl+s")  # launch V002
-        await settle(pilot)
+        await modify_with(pilot, "lr", "0.3")
         v2 = await final(ctx, "newcomer", "V002")
         assert v2.status == "succeeded" and v2.parent_id == v1.id
 
@@ -144,23 +146,7 @@ async def test_create_run_modify_compare_and_stop_with_keys_only(
         await settle(pilot)
 
         # -- a long V003, stopped from the job screen
-        await pilot.press("m")
-        await settle(pilot)
-        await pilot.press("ctrl+n")
-        await settle(pilot)
-        await tab_to(pilot, lambda w: isinstance(w, Button) and "parameter" in str(w.label))
-        await pilot.press("enter")
-        await settle(pilot)
-        await type_text(pilot, "sleep_per_step")
-        await pilot.press("tab")
-        await type_text(pilot, "1")
-        for _ in range(3):
-            await pilot.press("ctrl+n")
-            await settle(pilot)
-        await pilot.press("ctrl+s")
-        await settle(pilot)
-        await pilot.press("ctrl+s")
-        await settle(pilot)
+        await modify_with(pilot, "sleep_per_step", "1")
         for _ in range(100):
             await pilot.pause(0.2)
             screen = app.screen
