@@ -70,6 +70,14 @@ def _open_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
 
 
 @pytest.fixture
+def quick_wizard_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wizard checks its fields 20 ms after a change instead of after a typing pause."""
+    import app.tui.screens.wizard as wizard_module
+
+    monkeypatch.setattr(wizard_module, "CHECK_DELAY_S", 0.02)
+
+
+@pytest.fixture
 def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
     """A fresh Traindeck home in a temporary folder, opened."""
     context = _open_home(tmp_path / "home", monkeypatch)

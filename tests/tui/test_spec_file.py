@@ -13,7 +13,6 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 from tui_data import DataBuilder
 
-import app.tui.screens.wizard as wizard_module
 from app.context import Context
 from app.tui.app import TraindeckApp
 from app.tui.screens.jobs import JobsScreen
@@ -23,10 +22,7 @@ from app.tui.screens.wizard import WizardScreen
 SIZE = (120, 40)
 
 
-@pytest.fixture(autouse=True)
-def _quick_checks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Check the wizard's fields 20 ms after a change instead of after a typing pause."""
-    monkeypatch.setattr(wizard_module, "CHECK_DELAY_S", 0.02)
+pytestmark = pytest.mark.usefixtures("quick_wizard_checks")
 
 
 async def settle(pilot: Pilot[Any]) -> None:

@@ -48,16 +48,7 @@ def no_launch(ctx: Context, version_id: int) -> None:
     """Start nothing."""
 
 
-@pytest.fixture(autouse=True)
-def _home_folder(tmp_path: Path) -> None:
-    """The shared `ctx` fixture writes `tmp_path/home/config.yaml`: the folder must exist."""
-    (tmp_path / "home").mkdir(exist_ok=True)
-
-
-@pytest.fixture(autouse=True)
-def _quick_checks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Check the fields 20 ms after a change instead of waiting for a typing pause."""
-    monkeypatch.setattr(wizard_module, "CHECK_DELAY_S", 0.02)
+pytestmark = pytest.mark.usefixtures("quick_wizard_checks")
 
 
 class WizardHost(App[None]):

@@ -7,7 +7,6 @@ The wizard runs in the same tiny host app as in test_wizard.py; nothing is launc
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +25,6 @@ from test_wizard import (
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, OptionList, Select, Static
 
-import app.tui.screens.wizard as wizard_module
 from app.context import Context
 from app.jobs import save_template
 from app.models import Job, Template
@@ -35,17 +33,7 @@ from app.templates import TemplateInfo, get_template
 from app.tui.widgets.param_rows import DatasetRows, ParamRows
 from app.tui.widgets.wizard_fields import TemplateChoice
 
-
-@pytest.fixture(autouse=True)
-def _home_folder(tmp_path: Path) -> None:
-    """The shared `ctx` fixture writes `tmp_path/home/config.yaml`: the folder must exist."""
-    (tmp_path / "home").mkdir(exist_ok=True)
-
-
-@pytest.fixture(autouse=True)
-def _quick_checks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Check the fields 20 ms after a change instead of waiting for a typing pause."""
-    monkeypatch.setattr(wizard_module, "CHECK_DELAY_S", 0.02)
+pytestmark = pytest.mark.usefixtures("quick_wizard_checks")
 
 
 def save_valid(build: Any, name: str, description: str = "", **changes: Any) -> TemplateInfo:
