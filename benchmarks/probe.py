@@ -9,14 +9,16 @@ A screen is "ready" when the widgets hold what the user came for (polled every 2
 from the event loop) and the frame after that has been drawn (`call_after_refresh`).
 No app hook is needed: the conditions read the widgets' public state.
 
-* `detail` — push a Screen with an empty Tree (baseline), then the job screen of a job
-  with 1,000 versions: ready with every version in the tree, the cursor on the latest
-  and its overview showing it.
+* `detail` — push a Screen with an empty Tree (baseline), then open a job with 1,000
+  versions as `enter` on its row does (the app reads the versions, then shows the
+  screen): ready with every version in the tree, the cursor on the latest, its overview
+  showing it and the footer showing the keys. The screen's code is first imported then,
+  as in the app.
 * `compare` — push the compare screen of all versions of a job: ready with the table
   filled and the curves plotted. Baseline: reading what the screen shows (every final
   value, one metric's curves) with the standard library's sqlite3 alone; for scale,
   also every curve point of every metric read the same way.
-* `log-open` — push the job screen of a version with a 1 GB log and switch to its Logs
+* `log-open` — open the job of a version with a 1 GB log and switch to its Logs
   tab: ready when the log's last line is on screen; then, with the screen open, the log
   panel alone opening the log again (the figure the target is about). Reports the
   process's peak RSS.
@@ -49,16 +51,13 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import DataTable, Log, Static, Tree
+from textual.widgets import DataTable, Footer, Log, Static, Tree
 from textual.widgets.tree import TreeNode
 
-from app.context import Context
+from app.config import load_settings
 from app.tui.app import TraindeckApp
-from app.tui.screens.compare import CompareScreen
-from app.tui.screens.job_detail import JobDetailScreen
+from app.tui.messages import OpenJob
 from app.tui.screens.jobs import JobsScreen
-from app.tui.widgets.log_panel import LogPanel
-from app.tui.widgets.version_tree import VersionTree
 from benchmarks.terminal import ROOT, peak_rss_mb
 
 POLL = 0.002
@@ -83,9 +82,8 @@ class TreeScreen(Screen[None]):
 class ProbeApp(TraindeckApp):
     """Traindeck with one scenario run from inside its event loop once the list settled."""
 
-    def __init__(self, ctx: Context, scenario: Scenario, result: Path,
-                 profile: Path | None = None) -> None:
-        super().__init__(ctx)
+    def __init__(self, scenario: Scenario, result: Path, profile: Path | None = None) -> None:
+        super().__init__()  # (it opens the core itself, as `traindeck` does)
         self._scenario = scenario
         self._result = result
         self._profile = profile
@@ -96,6 +94,7 @@ class ProbeApp(TraindeckApp):
     async def _run(self) -> None:
         try:
             await self.until(self._list_shown, 60.0)
+            await self.until(self._started, 60.0)
             await asyncio.sleep(SETTLE)
             while not isinstance(self.screen, JobsScreen):  # "since you left", a notice
                 self.pop_screen()
@@ -112,6 +111,11 @@ class ProbeApp(TraindeckApp):
         out["peak_rss_mb"] = peak_rss_mb()
         self._result.write_text(json.dumps(out))
         self.exit()
+
+    def _started(self) -> bool:
+        """The core is open and the start-up worker (reconciling runs) is done."""
+        return self.ctx is not None and not any(
+            worker.group == "context" and not worker.is_finished for worker in self.workers)
 
     def _list_shown(self) -> bool:
         screen = self.screen
@@ -163,17 +167,18 @@ def detail(job: str, versions: int) -> Scenario:
                                    .is_mounted, 30.0) - started
         await app.back_to_list()
 
-        screen = JobDetailScreen(app.ctx, job)  # type: ignore[arg-type]
         steps: dict[str, float] = {}
 
         def mark(step: str) -> None:
             steps.setdefault(step, time.monotonic() - started)
 
         def shown() -> bool:
-            if app.screen is not screen or not screen.is_mounted:
+            screen = app.screen
+            # (by name: the app imports the screen's code when a job is first opened)
+            if type(screen).__name__ != "JobDetailScreen" or not screen.is_mounted:
                 return False
             mark("screen mounted")
-            tree = screen.query_one(VersionTree)
+            tree: Tree[str] = screen.query_one("#version-tree", Tree)
             if not tree.root.children:
                 return False
             mark("tree has nodes")
@@ -184,10 +189,14 @@ def detail(job: str, versions: int) -> Scenario:
             if f"{job} {latest}" not in _text(screen, "#ov-headline"):
                 return False
             mark("overview shows it")
+            if not screen.query_one(Footer).children:
+                return False
+            mark("footer shows the keys")
             return _count_nodes(tree.root) == versions
 
+        # What `enter` on the job's row does.
         started = time.monotonic()
-        app.push_screen(screen)
+        app.screen.post_message(OpenJob(job))
         ours = await app.until(shown, 60.0) - started
         return {"ours": ours, "baseline": baseline, "steps": steps}
 
@@ -198,6 +207,8 @@ def compare(job: str, versions: int, metrics: int, database: Path) -> Scenario:
     """Time the compare screen of every version of `job` against a bare read of its points."""
 
     async def run(app: ProbeApp) -> dict[str, Any]:
+        from app.tui.screens.compare import CompareScreen
+
         screen = CompareScreen(app.ctx, job)  # type: ignore[arg-type]
 
         def shown() -> bool:
@@ -250,11 +261,14 @@ def read_points(database: Path, job: str, every_curve: bool) -> int:
 
 async def _open_logs(app: ProbeApp, job: str, ready: Callable[[Log], bool],
                      timeout: float) -> float:
-    """Push `job`'s screen, show its Logs tab; seconds until `ready(log view)` is drawn."""
-    screen = JobDetailScreen(app.ctx, job)  # type: ignore[arg-type]
+    """Open `job` (as `enter` on its row), show its Logs tab; seconds until
+    `ready(log view)` is drawn."""
     started = time.monotonic()
-    await app.push_screen(screen)
-    screen.action_tab("logs")
+    app.screen.post_message(OpenJob(job))
+    await app.until(lambda: type(app.screen).__name__ == "JobDetailScreen"
+                    and app.screen.is_mounted, 60.0)
+    screen = app.screen
+    screen.action_tab("logs")  # type: ignore[attr-defined]
     done = await app.until(lambda: ready(screen.query_one("#log-view", Log)), timeout)
     return done - started
 
@@ -267,6 +281,9 @@ def log_open(job: str, last_line: str) -> Scenario:
         return log.line_count > 0 and last_line in log.lines[-1]
 
     async def run(app: ProbeApp) -> dict[str, Any]:
+        from app.tui.screens.job_detail import JobDetailScreen
+        from app.tui.widgets.log_panel import LogPanel
+
         with_screen = await _open_logs(app, job, shown, 60.0)
         screen = app.screen
         assert isinstance(screen, JobDetailScreen) and screen.current is not None
@@ -335,18 +352,18 @@ def main() -> None:
     parser.add_argument("--profile", type=Path,
                         help="cProfile the scenario (the event loop's thread) into this file")
     args = parser.parse_args()
-    ctx = Context.open()
+    settings = load_settings()
     scenario: Scenario
     if args.scenario == "detail":
         scenario = detail(args.job, args.versions)
     elif args.scenario == "compare":
-        database = Path(ctx.settings.resolved_database_url.split("///", 1)[1])
+        database = Path(settings.resolved_database_url.split("///", 1)[1])
         scenario = compare(args.job, args.versions, args.metrics, database)
     elif args.scenario == "log-open":
         scenario = log_open(args.job, args.last_line)
     else:
         scenario = log_follow(args.job, args.path, args.rate, args.seconds)
-    ProbeApp(ctx, scenario, args.result, args.profile).run()
+    ProbeApp(scenario, args.result, args.profile).run()
 
 
 if __name__ == "__main__":

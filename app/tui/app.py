@@ -29,6 +29,7 @@ from app.tui.messages import (
     ContextFailed,
     ContextReady,
     JobsChanged,
+    OpenJob,
     VersionCreated,
 )
 from app.tui.screens.jobs import JobsScreen
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from app.jobs import VersionRef
     from app.notify import Alert
     from app.overview import Summary
+    from app.queries import VersionInfo
     from app.tui.widgets.wizard_fields import TemplateChoice
 
 ALERT_POLL_SECONDS = 2.0
@@ -69,7 +71,8 @@ class TraindeckApp(App[None]):
     """Jobs, versions, logs and comparisons of this workstation, in one terminal."""
 
     CSS_PATH = [Path(__file__).parent / "app.tcss",
-                Path(__file__).parent / "screens" / "jobs.tcss"]
+                Path(__file__).parent / "screens" / "jobs.tcss",
+                Path(__file__).parent / "screens" / "job_detail.tcss"]
     """Absolute, so that subclasses elsewhere (benchmarks, tests) find it too. The job
     list's layout is read here with the app's own: a screen's CSS_PATH is read when the
     screen is first shown, which costs the whole stylesheet a second parse at start-up."""
@@ -140,6 +143,17 @@ class TraindeckApp(App[None]):
             self.after = after
             self.alerts = alerts
             self.cursor = cursor
+
+    class JobRead(Message):
+        """A job's versions, read before its screen opens (None: the screen reads them)."""
+
+        def __init__(self, ctx: Context, job: str, select: str | None,
+                     versions: list[VersionInfo] | None) -> None:
+            super().__init__()
+            self.ctx = ctx
+            self.job = job
+            self.select = select
+            self.versions = versions
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -420,6 +434,39 @@ class TraindeckApp(App[None]):
         self.push_screen(WizardScreen(self.ctx, modify_from=modify_from, initial=initial,
                                       base_dir=base_dir, source=source,
                                       edit_template=edit_template), created)
+
+    def open_job(self, job: str, select: str | None = None) -> None:
+        """Open a job's screen on version `select` (None: the latest).
+
+        Its versions are read first, off the UI thread, so that the screen is composed
+        with them and drawn once, rather than drawn empty and then again."""
+        if self.ctx is None:
+            self.notify("The database is still opening.", severity="warning")
+            return
+        self._read_job(self.ctx, job, select)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="open-job")
+    def _read_job(self, ctx: Context, job: str, select: str | None) -> None:
+        """Read the versions of the job to open (and load its screen's code meanwhile)."""
+        import app.tui.screens.job_detail  # noqa: F401  (its code loads off the UI thread)
+        from app import queries
+        from app.errors import TraindeckError
+
+        try:
+            versions: list[VersionInfo] | None = queries.job_versions(ctx.db, job)
+        except TraindeckError:
+            versions = None  # the screen reads them again, and says what is wrong
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.JobRead(ctx, job, select, versions))
+
+    def on_open_job(self, message: OpenJob) -> None:
+        self.open_job(message.job, message.select)
+
+    def on_traindeck_app_job_read(self, message: JobRead) -> None:
+        from app.tui.screens.job_detail import JobDetailScreen
+
+        self.push_screen(JobDetailScreen(message.ctx, message.job, select=message.select,
+                                         versions=message.versions))
 
     def action_create_from_file(self, path: str = "") -> None:
         """Ask for a spec file (`path` tried at once when given), then open the wizard

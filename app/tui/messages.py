@@ -41,6 +41,18 @@ class VersionCreated(Message):
         self.ref = ref
 
 
+class OpenJob(Message):
+    """Open the job screen of `job`, on version `select` (None: the latest).
+
+    It bubbles to the app, which reads the versions first and then shows the screen.
+    """
+
+    def __init__(self, job: str, select: str | None = None) -> None:
+        super().__init__()
+        self.job = job
+        self.select = select
+
+
 class JobsChanged(Message):
     """Versions or jobs were removed or changed by an action: lists should reload.
 

@@ -51,7 +51,10 @@ async def open_overview(pilot: Pilot[Any]) -> VersionOverview:
 
 
 def shown(overview: VersionOverview) -> tuple[bool, float | None, str]:
-    """Whether the bar is shown, its progress, and the figures beside it."""
+    """Whether the bar is shown, its progress, and the figures beside it (the box is
+    mounted with the first transfer the overview sees)."""
+    if not overview.query("#ov-transfer"):
+        return False, None, ""
     bar = overview.query_one("#ov-transfer-bar", ProgressBar)
     stats = str(overview.query_one("#ov-transfer-stats", Static).render())
     return overview.query_one("#ov-transfer").display, bar.progress, stats

@@ -24,10 +24,11 @@ from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.widgets.data_table import RowKey
 from textual.worker import get_current_worker
 
+from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.formatting import format_value
 from app.tui.widgets.key_table import KeyTable
 from app.tui.widgets.metric_plot import MetricPlot
@@ -142,7 +143,7 @@ class CompareScreen(Screen[None]):
         yield Static("Reading versions…", id="compare-summary")
         yield _VersionTable(id="compare-table", cursor_type="row")
         yield MetricPlot(id="compare-plot")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = f"compare {self.job}"

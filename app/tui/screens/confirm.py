@@ -7,7 +7,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Label, Static
+from textual.widgets import Button, Label, Static
+
+from app.tui.widgets.footer import KeyFooter
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -38,7 +40,7 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield Button(f"{self.yes_label} (y)", id="confirm-yes",
                              variant="error" if self.danger else "primary")
                 yield Button("No (n)", id="confirm-no")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#confirm-yes", Button).focus()

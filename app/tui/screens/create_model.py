@@ -16,7 +16,9 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
+from textual.widgets import Button, Checkbox, Input, Label, Static
+
+from app.tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
     from app.context import Context
@@ -72,7 +74,7 @@ class CreateModelScreen(ModalScreen["ModelVersionInfo | None"]):
             with Horizontal(id="model-buttons"):
                 yield Button("Create (ctrl+s)", id="model-ok", variant="primary")
                 yield Button("Cancel", id="model-cancel")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#model-error").display = False

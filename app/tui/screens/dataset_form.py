@@ -18,7 +18,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
+
+from app.tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
     from app.context import Context
@@ -101,7 +103,7 @@ class DatasetFormScreen(ModalScreen["DatasetVersionInfo | None"]):
             with Horizontal(id="dataset-buttons"):
                 yield Button(self._save_label(), id="dataset-ok", variant="primary")
                 yield Button("Cancel", id="dataset-cancel")
-        yield Footer()
+        yield KeyFooter()
 
     def _save_label(self) -> str:
         return ("Create" if self.creating else "Add version") + " (ctrl+s)"

@@ -20,11 +20,13 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.worker import get_current_worker
 
 from app.tui import clock
+from app.tui.messages import OpenJob
 from app.tui.themes import theme_colour
+from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.formatting import format_coarse_duration, format_time
 from app.tui.widgets.gpu_table import GpuTable, SyncRow
 
@@ -99,7 +101,7 @@ class GpusScreen(Screen[None]):
         yield Static("Queue", id="queue-title", classes="section-title")
         yield GpuTable(QUEUE_COLUMNS, id="queue-table")
         yield Static("", id="queue-reason")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "GPUs and queue"
@@ -239,9 +241,7 @@ class GpusScreen(Screen[None]):
         target = self._target()
         if target is None:
             return
-        from app.tui.screens.job_detail import JobDetailScreen
-
-        self.app.push_screen(JobDetailScreen(self.ctx, target[0], select=target[1]))
+        self.post_message(OpenJob(target[0], select=target[1]))
 
     def action_switch_table(self) -> None:
         """Move between the GPU table and the queue."""

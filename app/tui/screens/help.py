@@ -9,7 +9,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
+
+from app.tui.widgets.footer import KeyFooter
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class HelpScreen(ModalScreen[None]):
             yield Label("Arrows, PgUp/PgDn and Home/End move; tab moves between panes. "
                         "Dimmed keys are not available now: pressing one says why.",
                         id="help-hint")
-        yield Footer()
+        yield KeyFooter()
 
     @staticmethod
     def _render_entries(entries: list[HelpEntry]) -> Text:

@@ -12,20 +12,18 @@ import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane, Tree
+from textual.widgets import Header, Input, Static, TabbedContent, TabPane, Tree
 from textual.worker import get_current_worker
 
 from app.tui.screens.version_actions import ACTIVE, VersionActionsScreen
-from app.tui.widgets.events_table import EventsTable
-from app.tui.widgets.log_panel import LogPanel
-from app.tui.widgets.metrics_view import MetricsView
+from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.version_overview import VersionOverview
 from app.tui.widgets.version_tree import VersionTree
 
@@ -39,6 +37,22 @@ POLL_SECONDS = 2.0
 TABS = ("overview", "logs", "metrics", "events")
 TAB_FOCUS = {"logs": "#log-view", "metrics": "#metrics-table", "events": "#events-table"}
 """What takes the keys when a tab is shown (the version tree, for the overview)."""
+
+
+def _tab_content(tab: str) -> Widget:
+    """What the Logs, Metrics or Events tab shows (its code is loaded when first shown:
+    the metrics' plotting library alone is a tenth of opening a job)."""
+    if tab == "logs":
+        from app.tui.widgets.log_panel import LogPanel
+
+        return LogPanel(id="log-panel")
+    if tab == "metrics":
+        from app.tui.widgets.metrics_view import MetricsView
+
+        return MetricsView(id="metrics-view")
+    from app.tui.widgets.events_table import EventsTable
+
+    return EventsTable(id="events-table")
 
 
 def matches_filter(info: VersionInfo, text: str) -> bool:
@@ -62,7 +76,6 @@ def _same(a: VersionInfo | None, b: VersionInfo | None) -> bool:
 class JobDetailScreen(VersionActionsScreen):
     """A job's versions, one version's overview, logs, metrics and events."""
 
-    CSS_PATH = "job_detail.tcss"
     AUTO_FOCUS = "#version-tree"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     """Below 100 columns the version tree gives the tabs more room."""
@@ -107,8 +120,12 @@ class JobDetailScreen(VersionActionsScreen):
             self.series = series
             self.events = events
 
-    def __init__(self, ctx: Context, job: str, *, select: str | None = None) -> None:
+    def __init__(self, ctx: Context, job: str, *, select: str | None = None,
+                 versions: list[VersionInfo] | None = None) -> None:
+        """`versions`: the job's versions, already read (the screen is then drawn with
+        them at once); None: the screen reads them."""
         super().__init__()
+        self._preloaded = versions
         self.ctx = ctx
         self.job = job
         self._versions: list[VersionInfo] = []
@@ -136,11 +153,7 @@ class JobDetailScreen(VersionActionsScreen):
         yield Header()
         with Horizontal(id="detail-body"):
             with Vertical(id="detail-left"):
-                field = Input(placeholder="filter: V00, failed, status:running",
-                              id="version-filter", classes="filter-input")
-                field.display = False  # until `/`
-                yield field
-                yield VersionTree(id="version-tree")
+                yield VersionTree(id="version-tree")  # (the filter goes above it on `/`)
                 yield Static("", id="detail-marks")
             with TabbedContent(id="detail-tabs", initial="overview"):
                 with TabPane("Overview", id="overview"):
@@ -148,12 +161,16 @@ class JobDetailScreen(VersionActionsScreen):
                 yield TabPane("Logs", id="logs")
                 yield TabPane("Metrics", id="metrics")
                 yield TabPane("Events", id="events")
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = f"job {self.job}"
         self._update_marks()
-        self._load_versions()
+        if self._preloaded is not None:
+            self._versions_loaded(self.VersionsLoaded(self._preloaded))
+            self._preloaded = None
+        else:
+            self._load_versions()
         self.set_interval(POLL_SECONDS, self._poll)
         self.query_one(VersionTree).focus()
 
@@ -262,14 +279,18 @@ class JobDetailScreen(VersionActionsScreen):
         if detail.label != info.version:
             return
         if tab == "metrics":
-            view = self.query_one(MetricsView)
+            from app.tui.widgets.metrics_view import MetricsView
+
+            view = self.query_one("#metrics-view", MetricsView)
             view.show(info.version, info.metrics, detail.series)
             if not view.display:
                 # Shown once what it was given has settled (the table highlights its
                 # row after a refresh, and the plot draws what is highlighted).
                 self.call_after_refresh(setattr, view, "display", True)
         elif tab == "events":
-            self.query_one(EventsTable).show(detail.events)
+            from app.tui.widgets.events_table import EventsTable
+
+            self.query_one("#events-table", EventsTable).show(detail.events)
 
     # -- tabs, filled when first shown -------------------------------------------------------
 
@@ -283,9 +304,7 @@ class JobDetailScreen(VersionActionsScreen):
         if tab not in TAB_FOCUS or tab in self._filled:
             return
         self._filled.add(tab)
-        content: Widget = {"logs": LogPanel(id="log-panel"),
-                           "metrics": MetricsView(id="metrics-view"),
-                           "events": EventsTable(id="events-table")}[tab]
+        content = _tab_content(tab)
         if tab == "metrics":
             content.display = False  # until it has a version's metrics to show
         mounting = self.query_one(f"#{tab}", TabPane).mount(content)
@@ -310,7 +329,9 @@ class JobDetailScreen(VersionActionsScreen):
         """Show the selected version's log, if the Logs tab is filled."""
         if "logs" in self._ready:
             info = self.current
-            self.query_one(LogPanel).open(info.log_dir if info else None)
+            from app.tui.widgets.log_panel import LogPanel
+
+            self.query_one("#log-panel", LogPanel).open(info.log_dir if info else None)
 
     # -- selection -------------------------------------------------------------------------
 
@@ -386,8 +407,9 @@ class JobDetailScreen(VersionActionsScreen):
 
     def action_back(self) -> None:
         """Close the filter, or go back to the job list."""
-        field = self.query_one("#version-filter", Input)
-        if field.display:
+        fields = self.query("#version-filter").results(Input)
+        field = next(fields, None)
+        if field is not None and field.display:
             field.value = ""
             field.display = False
             self.version_filter = ""
@@ -397,7 +419,12 @@ class JobDetailScreen(VersionActionsScreen):
 
     def action_filter(self) -> None:
         """Filter the versions by label or status."""
-        field = self.query_one("#version-filter", Input)
+        fields = self.query("#version-filter").results(Input)
+        field = next(fields, None)
+        if field is None:  # (made on first use: most visits never filter)
+            field = Input(placeholder="filter: V00, failed, status:running",
+                          id="version-filter", classes="filter-input")
+            self.query_one("#detail-left").mount(field, before=0)
         field.display = True
         field.focus()
 
@@ -444,11 +471,20 @@ class JobDetailScreen(VersionActionsScreen):
             self._want = ref.version
             self._load_versions()
 
-    def on_screen_resume(self) -> None:
-        # The first resume is the push itself, and `on_mount` already reads the versions
-        # (reading them twice would cancel that read and pay for both).
+    def on_resize(self, event: events.Resize) -> None:
+        # A screen shown for the first time is laid out, and then told its size, which
+        # lays it all out again at the same size. A real resize has a new size.
+        if event.size == self._compositor.size:
+            event.prevent_default()
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        # The first resume is the push itself: `on_mount` already has the versions (reading
+        # them twice would pay for both), and every widget was styled as it was mounted a
+        # moment ago (styling the whole screen again costs a tenth of the opening).
         if self._resumed:
             self._load_versions()
+        else:
+            event.refresh_styles = False
         self._resumed = True
 
     def palette_commands(self) -> Iterable[SystemCommand]:

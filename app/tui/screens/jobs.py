@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import get_current_worker
 
 from app.tui.joblist import (
@@ -34,8 +34,9 @@ from app.tui.joblist import (
     parse_filter,
     row_texts,
 )
-from app.tui.messages import ActionDone, ActionFailed, JobsChanged
+from app.tui.messages import ActionDone, ActionFailed, JobsChanged, OpenJob
 from app.tui.ready import report_ready
+from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.key_table import KeyTable
 from app.tui.widgets.status import status_text
 
@@ -147,7 +148,7 @@ class JobsScreen(Screen[None]):
         yield Static("Opening the database…", id="jobs-empty", classes="empty-state")
         yield Static("", id="jobs-summary")
         yield Static("", id="jobs-status", classes="status-bar")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "jobs"
@@ -177,9 +178,7 @@ class JobsScreen(Screen[None]):
             self._poll_timer = self.set_interval(POLL_SECONDS, self._poll)
         name, self._open_when_ready = self._open_when_ready, None
         if name is not None and self.is_current:
-            from app.tui.screens.job_detail import JobDetailScreen
-
-            self.app.push_screen(JobDetailScreen(ctx, name))
+            self.post_message(OpenJob(name))
 
     def _on_context_error(self, error: str) -> None:
         if error:
@@ -501,9 +500,7 @@ class JobsScreen(Screen[None]):
             self._open_when_ready = row.name
             self.notify(f"Opening {row.name} once the database is open…", timeout=3)
             return
-        from app.tui.screens.job_detail import JobDetailScreen
-
-        self.app.push_screen(JobDetailScreen(ctx, row.name))
+        self.post_message(OpenJob(row.name))
 
     def action_create(self) -> None:
         """Create a new job in the wizard."""

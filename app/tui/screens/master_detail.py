@@ -18,8 +18,9 @@ from textual.app import ComposeResult, SystemCommand
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
+from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.gpu_table import GpuTable, SyncRow
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ class MasterDetailScreen(Screen[None], Generic[ItemT, VersionT]):
         yield GpuTable(self.VERSION_COLUMNS, id=self.VERSIONS_ID)
         yield Static("", id=self.DETAIL_ID)
         yield Static(f"Reading {self.PLURAL}…", id=self.EMPTY_ID, classes="empty-state")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = self.PLURAL

@@ -16,6 +16,7 @@ from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from app.tui.messages import OpenJob
 from app.tui.screens.master_detail import MasterDetailScreen
 from app.tui.widgets.formatting import format_time, format_value
 from app.tui.widgets.gpu_table import SyncRow
@@ -165,10 +166,8 @@ class ModelsScreen(MasterDetailScreen["ModelInfo", "ModelVersionInfo"]):
         if version.source_version_id is None:
             self.notify(f"{version.source} no longer exists", severity="warning")
             return
-        from app.tui.screens.job_detail import JobDetailScreen
-
         job, _, label = version.source.rpartition("/")
-        self.app.push_screen(JobDetailScreen(self.ctx, job, select=label))
+        self.post_message(OpenJob(job, select=label))
 
     def data_changed(self, _job: str | None = None) -> None:
         """A job or version went away: sources may now be gone."""

@@ -7,7 +7,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
+
+from app.tui.widgets.footer import KeyFooter
 
 NAME_HELP = "Letters, digits, '-', '_' and '.'; it is how the wizard lists them."
 
@@ -37,7 +39,7 @@ class SaveParamsScreen(ModalScreen[tuple[str, str] | None]):
             with Horizontal(id="save-buttons"):
                 yield Button("Save", id="save-ok", variant="primary")
                 yield Button("Cancel", id="save-cancel")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#save-name", Input).focus()

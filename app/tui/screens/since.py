@@ -15,10 +15,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Label, Static
+from textual.widgets import DataTable, Label, Static
 
 from app.tui import clock
 from app.tui.themes import theme_colour
+from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.formatting import format_time
 from app.tui.widgets.key_table import KeyTable
 from app.tui.widgets.status import STATUS_GLYPHS
@@ -79,7 +80,7 @@ class SinceScreen(ModalScreen[None]):
                 yield Static(f"Showing the newest {len(summary.items)} of {summary.total}.",
                              id="since-more")
             yield Static("enter or esc to close", id="since-hint")
-        yield Footer()
+        yield KeyFooter()
 
     def _counts(self) -> Text:
         text = Text()

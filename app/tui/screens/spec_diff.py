@@ -13,7 +13,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Label, Static
+from textual.widgets import Button, Label, Static
+
+from app.tui.widgets.footer import KeyFooter
 
 DiffRow = tuple[str, Any, Any]
 """`(dotted.field, parent value, new value)` as `app.jobs.spec_diff` returns them."""
@@ -83,7 +85,7 @@ class SpecDiffScreen(ModalScreen[bool]):
                     yield Button("Back", id="diff-back")
                 else:
                     yield Button("Close", id="diff-back")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#diff-back", Button).focus()

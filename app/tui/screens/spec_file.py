@@ -21,10 +21,11 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.suggester import Suggester
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
 
 from app.errors import SpecError
 from app.spec import load_spec_file
+from app.tui.widgets.footer import KeyFooter
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -130,7 +131,7 @@ class SpecFileScreen(ModalScreen[LoadedSpec | None]):
             with Horizontal(id="spec-file-buttons"):
                 yield Button("Open in wizard", id="spec-file-open", variant="primary")
                 yield Button("Cancel", id="spec-file-cancel")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#spec-file-error").display = False

@@ -21,9 +21,10 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.theme import Theme
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from app.tui.themes import theme_colour
+from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.formatting import format_time
 from app.tui.widgets.gpu_table import GpuTable, SyncRow
 from app.tui.widgets.template_spec import TemplateSpec, TemplateView
@@ -141,7 +142,7 @@ class TemplatesScreen(Screen[None]):
             yield TemplateSpec(id="templates-spec")
         yield Static("Reading job parameters…", id="templates-empty", classes="empty-state")
         yield Static("", id="templates-summary")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "job parameters"

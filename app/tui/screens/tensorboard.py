@@ -16,8 +16,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Label, Static
+from textual.widgets import Button, Label, Static
 
+from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.formatting import format_duration
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class TensorBoardScreen(ModalScreen[None]):
                 yield Button("Copy ssh line (c)", id="tensorboard-copy", variant="primary")
                 yield Button("Stop now (x)", id="tensorboard-stop-button", variant="error")
                 yield Button("Close (esc)", id="tensorboard-close")
-        yield Footer()
+        yield KeyFooter()
 
     def _url_text(self) -> Text:
         text = Text("Serving ")

@@ -25,7 +25,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Button, Checkbox, Footer, Input, Label, RadioSet, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, RadioSet, Select, Static
 
 from app.context import Context
 from app.errors import FieldError, SpecError, TraindeckError
@@ -33,6 +33,7 @@ from app.jobs import Launcher, VersionRef, create_version, modified_spec, submit
 from app.templates import TemplateInfo, update_template
 from app.tui.screens.confirm import ConfirmScreen
 from app.tui.screens.spec_diff import SpecDiffScreen, diff_table
+from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.job_form import JobForm
 from app.tui.widgets.param_rows import EditableRows
 from app.tui.widgets.wizard_fields import (
@@ -180,7 +181,7 @@ class WizardScreen(Screen[WizardResult]):
             yield Button("Next", id="next", variant="primary", compact=True)
             yield Button("Save" if self.edit_template else "Create now", id="create",
                          variant="success", compact=True)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#step-5").display = False

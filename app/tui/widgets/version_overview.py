@@ -125,27 +125,53 @@ def transfer_title(snapshot: TransferSnapshot) -> Text:
     return text
 
 
-class VersionOverview(VerticalScroll):
-    """The Overview tab of the job screen."""
+class TransferBox(Vertical):
+    """A transfer under way: what moves where, a bar, and the amounts.
+
+    Mounted by the overview when a version shows its first transfer (most never do)."""
 
     DEFAULT_CSS = """
-    VersionOverview #ov-transfer {
+    TransferBox {
         height: auto;
         margin-top: 1;
-        display: none;
     }
-    VersionOverview #ov-transfer-row {
+    TransferBox #ov-transfer-row {
         height: 1;
     }
-    VersionOverview #ov-transfer-bar {
+    TransferBox #ov-transfer-bar {
         width: auto;
         margin-right: 2;
     }
-    VersionOverview #ov-transfer-stats {
+    TransferBox #ov-transfer-stats {
         width: 1fr;
         color: $text-muted;
     }
     """
+
+    def __init__(self, snapshot: TransferSnapshot) -> None:
+        super().__init__(id="ov-transfer")
+        self._first = snapshot
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="ov-transfer-title")
+        with Horizontal(id="ov-transfer-row"):
+            yield ProgressBar(total=1, show_eta=False, id="ov-transfer-bar")
+            yield Static("", id="ov-transfer-stats")
+
+    def on_mount(self) -> None:
+        self.show(self._first)
+
+    def show(self, snapshot: TransferSnapshot) -> None:
+        """Show where `snapshot` has got to."""
+        self.query_one("#ov-transfer-title", Static).update(transfer_title(snapshot))
+        bar = self.query_one("#ov-transfer-bar", ProgressBar)
+        total = max(snapshot.total, 1)
+        bar.update(total=total, progress=total if snapshot.total <= 0 else snapshot.done)
+        self.query_one("#ov-transfer-stats", Static).update(snapshot.amount())
+
+
+class VersionOverview(VerticalScroll):
+    """The Overview tab of the job screen."""
 
     class TransferRead(Message):
         """What the progress file of version `version_id` says (None: no transfer)."""
@@ -168,12 +194,7 @@ class VersionOverview(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static("", id="ov-headline")
         yield Static("", id="ov-reason")
-        with Vertical(id="ov-transfer"):
-            yield Static("", id="ov-transfer-title")
-            with Horizontal(id="ov-transfer-row"):
-                yield ProgressBar(total=1, show_eta=False, id="ov-transfer-bar")
-                yield Static("", id="ov-transfer-stats")
-        yield Static("Details", classes="ov-section")
+        yield Static("Details", classes="ov-section", id="ov-details-title")
         yield Static("", id="ov-details")
         yield Static("Run parameters", classes="ov-section")
         yield Static("", id="ov-params")
@@ -265,18 +286,18 @@ class VersionOverview(VerticalScroll):
             self._tick = None
 
     def _show_transfer(self, snapshot: TransferSnapshot | None) -> None:
-        box = self.query_one("#ov-transfer")
         if snapshot == self._transfer:
             return
         self._transfer = snapshot
-        box.display = snapshot is not None
+        boxes = self.query(TransferBox)
         if snapshot is None:
-            return
-        self.query_one("#ov-transfer-title", Static).update(transfer_title(snapshot))
-        bar = self.query_one("#ov-transfer-bar", ProgressBar)
-        total = max(snapshot.total, 1)
-        bar.update(total=total, progress=total if snapshot.total <= 0 else snapshot.done)
-        self.query_one("#ov-transfer-stats", Static).update(snapshot.amount())
+            boxes.set(display=False)
+        elif boxes:
+            box = boxes.first()
+            box.display = True
+            box.show(snapshot)
+        else:
+            self.mount(TransferBox(snapshot), before="#ov-details-title")
 
     @property
     def transfer(self) -> TransferSnapshot | None:

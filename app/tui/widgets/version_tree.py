@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.text import Text, TextType
+from textual import events
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Tree
@@ -91,6 +92,21 @@ class VersionTree(Tree[str]):
     def _invalidate(self) -> None:
         if not self._adding:
             super()._invalidate()
+
+    # A new size or a new style changes how the lines look, not which lines there are.
+    # The Tree would drop its lines, walk every node and lay the screen out again; with
+    # a thousand versions that is a rebuild per focus change, and two when a screen opens.
+
+    def _on_resize(self, event: events.Resize) -> None:
+        event.prevent_default()  # (instead of the Tree's own)
+        self._line_cache.grow(event.size.height)
+        self._line_cache.clear()  # (the rendered lines; the Tree's method drops all lines)
+        self.refresh()
+
+    def notify_style_update(self) -> None:
+        super(Tree, self).notify_style_update()  # (skipping the Tree's rebuild)
+        self._line_cache.clear()
+        self.refresh()
 
     def process_label(self, label: TextType) -> Text:
         """Labels made here are single lines already (the Tree would split each one)."""

@@ -1,0 +1,59 @@
+"""The key footer, rebuilt only when the keys it shows change.
+
+Textual's Footer removes and mounts all of its keys whenever its screen says the
+bindings may have changed: on every focus move, every `refresh_bindings`, and while
+the screen is hidden under another. Each rebuild styles a dozen widgets again; opening
+a job screen did four of them and the hidden job list one more. This footer compares
+what it would show with what it shows, and rebuilds only on a difference, and only
+while its screen is the one on top (a screen that comes back to the top refreshes its
+bindings, and so its footer).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual.widgets import Footer
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+
+class KeyFooter(Footer):
+    """A Footer that skips rebuilds which would show the same keys."""
+
+    def __init__(self, *, compact: bool = False, id: str | None = None) -> None:
+        super().__init__(compact=compact, id=id)
+        self._shown: tuple[Any, ...] | None = None
+
+    def bindings_changed(self, screen: Screen[Any]) -> None:
+        self._bindings_ready = True
+        if not screen.app.app_focus or not self.is_attached or screen is not self.screen:
+            return
+        if not screen.is_current:
+            return  # (it refreshes its bindings when it is on top again)
+        # Before the next frame rather than after it: a new screen's keys are then in its
+        # first frame, not laid out and drawn in one more. Changes that come together are
+        # compared, and rebuilt once.
+        self.call_next(self._rebuild_if_changed)
+
+    def shown_keys(self) -> tuple[Any, ...]:
+        """What the footer would show now: each key, its label, and whether it is on."""
+        app = self.app
+        keys = tuple(
+            (binding.key, app.get_key_display(binding), binding.description,
+             binding.action, enabled, tooltip, binding.group)
+            for (_, binding, enabled, tooltip) in self.screen.active_bindings.values()
+            if binding.show
+        )
+        palette = self.screen.active_bindings.get(app.COMMAND_PALETTE_BINDING)
+        return (keys, palette is not None and palette[2], self.show_command_palette,
+                self.compact)
+
+    async def _rebuild_if_changed(self) -> None:
+        if not self.is_attached or not self.screen.is_current:
+            return
+        keys = self.shown_keys()
+        if keys != self._shown:
+            self._shown = keys
+            await self.recompose()
