@@ -28,6 +28,7 @@ from textual.widgets import DataTable, Header, Static
 from textual.widgets.data_table import RowKey
 from textual.worker import get_current_worker
 
+from app.tui.screens.first_show import FirstShow
 from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.formatting import format_value
 from app.tui.widgets.key_table import KeyTable
@@ -83,7 +84,7 @@ class _VersionTable(KeyTable):
         return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(FirstShow, Screen[None]):
     """Compare versions of one job."""
 
     CSS_PATH = "compare.tcss"

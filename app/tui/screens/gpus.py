@@ -25,6 +25,7 @@ from textual.worker import get_current_worker
 
 from app.tui import clock
 from app.tui.messages import OpenJob
+from app.tui.screens.first_show import FirstShow
 from app.tui.themes import theme_colour
 from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.formatting import format_coarse_duration, format_time
@@ -63,7 +64,7 @@ def memory_text(used_mb: int | None, total_mb: int | None) -> str:
     return f"{used_mb / 1024:.1f}/{total_mb / 1024:.1f} GiB"
 
 
-class GpusScreen(Screen[None]):
+class GpusScreen(FirstShow, Screen[None]):
     """Each GPU with its pool and holder; below, the queue in the order it is served."""
 
     CSS_PATH = "gpus.tcss"

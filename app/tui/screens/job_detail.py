@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from textual import events, on, work
+from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -22,6 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Header, Input, Static, TabbedContent, TabPane, Tree
 from textual.worker import get_current_worker
 
+from app.tui.screens.first_show import FirstShow
 from app.tui.screens.version_actions import ACTIVE, VersionActionsScreen
 from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.version_overview import VersionOverview
@@ -73,7 +74,7 @@ def _same(a: VersionInfo | None, b: VersionInfo | None) -> bool:
     return dataclasses.replace(a, duration=None) == dataclasses.replace(b, duration=None)
 
 
-class JobDetailScreen(VersionActionsScreen):
+class JobDetailScreen(FirstShow, VersionActionsScreen):
     """A job's versions, one version's overview, logs, metrics and events."""
 
     AUTO_FOCUS = "#version-tree"
@@ -143,13 +144,7 @@ class JobDetailScreen(VersionActionsScreen):
     # -- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        # Take the breakpoint class now, before anything is styled: the first Resize
-        # would otherwise add it once everything is, and restyle the whole screen.
-        width = self.app.size.width
-        reached = [(edge, name) for edge, name in self.HORIZONTAL_BREAKPOINTS if width >= edge]
-        current = max(reached)[1] if reached else None
-        for _, name in self.HORIZONTAL_BREAKPOINTS:
-            self.set_class(name == current, name, update=False)
+        self.take_width_class()
         yield Header()
         with Horizontal(id="detail-body"):
             with Vertical(id="detail-left"):
@@ -471,20 +466,11 @@ class JobDetailScreen(VersionActionsScreen):
             self._want = ref.version
             self._load_versions()
 
-    def on_resize(self, event: events.Resize) -> None:
-        # A screen shown for the first time is laid out, and then told its size, which
-        # lays it all out again at the same size. A real resize has a new size.
-        if event.size == self._compositor.size:
-            event.prevent_default()
-
-    def on_screen_resume(self, event: events.ScreenResume) -> None:
-        # The first resume is the push itself: `on_mount` already has the versions (reading
-        # them twice would pay for both), and every widget was styled as it was mounted a
-        # moment ago (styling the whole screen again costs a tenth of the opening).
+    def on_screen_resume(self) -> None:
+        # The first resume is the push itself, and `on_mount` already has the versions
+        # (reading them twice would pay for both).
         if self._resumed:
             self._load_versions()
-        else:
-            event.refresh_styles = False
         self._resumed = True
 
     def palette_commands(self) -> Iterable[SystemCommand]:

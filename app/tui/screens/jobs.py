@@ -36,6 +36,7 @@ from app.tui.joblist import (
 )
 from app.tui.messages import ActionDone, ActionFailed, JobsChanged, OpenJob
 from app.tui.ready import report_ready
+from app.tui.screens.first_show import FirstShow
 from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.key_table import KeyTable
 from app.tui.widgets.status import status_text
@@ -54,7 +55,7 @@ RELOAD_CAP = 2000
 POLL_SECONDS = 2.0
 """How often the rows on screen are checked for changes."""
 
-class JobsScreen(Screen[None]):
+class JobsScreen(FirstShow, Screen[None]):
     """Jobs, newest change first: filter, sort, open, create."""
 
     # Its layout, jobs.tcss, is loaded with the app's CSS (see TraindeckApp.CSS_PATH).

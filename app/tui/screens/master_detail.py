@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
+from app.tui.screens.first_show import FirstShow
 from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.gpu_table import GpuTable, SyncRow
 
@@ -31,7 +32,7 @@ VersionT = TypeVar("VersionT")
 Columns = list[tuple[str, str, "int | None"]]
 
 
-class MasterDetailScreen(Screen[None], Generic[ItemT, VersionT]):
+class MasterDetailScreen(FirstShow, Screen[None], Generic[ItemT, VersionT]):
     """Items and their versions; tab moves between the two tables."""
 
     NOUN: ClassVar[str] = "item"

@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.theme import Theme
 from textual.widgets import DataTable, Header, Static
 
+from app.tui.screens.first_show import FirstShow
 from app.tui.themes import theme_colour
 from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.formatting import format_time
@@ -70,7 +71,7 @@ def read_templates(ctx: Context) -> list[TemplateRow]:
     ]
 
 
-class TemplatesScreen(Screen[None]):
+class TemplatesScreen(FirstShow, Screen[None]):
     """Saved job parameters: enter shows the spec, enter again or u fills the wizard, e edits
     them in the wizard."""
 

@@ -32,6 +32,7 @@ from app.errors import FieldError, SpecError, TraindeckError
 from app.jobs import Launcher, VersionRef, create_version, modified_spec, submit
 from app.templates import TemplateInfo, update_template
 from app.tui.screens.confirm import ConfirmScreen
+from app.tui.screens.first_show import FirstShow
 from app.tui.screens.spec_diff import SpecDiffScreen, diff_table
 from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.job_form import JobForm
@@ -60,7 +61,7 @@ editing them), or None when cancelled."""
 # ---------------------------------------------------------------- the screen
 
 
-class WizardScreen(Screen[WizardResult]):
+class WizardScreen(FirstShow, Screen[WizardResult]):
     """Create a training job (or a new version of one, or edit saved job parameters)
     step by step.
 
@@ -154,6 +155,7 @@ class WizardScreen(Screen[WizardResult]):
         return self.query_one(JobForm)
 
     def compose(self) -> ComposeResult:
+        self.take_width_class()
         if self.modify_from:
             title = f"Modify {self.modify_from[0]}: a new version from {self.modify_from[1]}"
         elif self.edit_template is not None:
