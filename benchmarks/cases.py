@@ -110,7 +110,7 @@ def probe(space: Workspace, scenario: str, *args: str) -> dict[str, Any]:
 
 
 def case_detail(space: Workspace, opts: Options) -> list[Row]:
-    """2: the job screen of a job with 1,000 versions, against a screen with an empty Tree."""
+    """2: opening a job with 1,000 versions, against pushing a screen with an empty Tree."""
     versions = space.sizes.detail_versions
     ours, base = [], []
     steps: dict[str, list[float]] = {}
@@ -123,7 +123,8 @@ def case_detail(space: Workspace, opts: Options) -> list[Row]:
         progress(f"detail run {run + 1}: {out['ours']:.3f}s (empty Tree {out['baseline']:.3f}s);"
                  + "".join(f" {step} {seconds:.3f}s," for step, seconds in out["steps"].items()))
     along = ", ".join(f"{step} {median(values):.2f} s" for step, values in steps.items())
-    return [Row(f"2 open a job of {versions:,} versions: tree + overview drawn", "s", ours,
+    return [Row(f"2 open a job of {versions:,} versions: enter → tree, overview, keys drawn",
+                "s", ours,
                 base, Target("below", 0.3),
                 note="baseline: pushing a screen with an empty Tree in the same app; "
                      f"medians along the way: {along}, then the frame is drawn")]
@@ -176,7 +177,7 @@ def case_logs(space: Workspace, opts: Options) -> list[Row]:
             Target("below", 0.5),
             note=f"the panel reads the last {TAIL_LINES:,} lines; baseline: "
                  f"`tail -n {TAIL_LINES}` of the file"),
-        Row("4 logs: the same from pushing the job screen (Logs tab)", "s", screen, tail_cmd,
+        Row("4 logs: the same from opening the job (enter, then Logs)", "s", screen, tail_cmd,
             Target("below", 0.5)),
     ]
     lags, final, rates = [], [], []

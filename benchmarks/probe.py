@@ -275,7 +275,7 @@ async def _open_logs(app: ProbeApp, job: str, ready: Callable[[Log], bool],
 
 def log_open(job: str, last_line: str) -> Scenario:
     """Time the Logs tab of `job` until the log's last line (`last_line`) is on screen:
-    once from pushing the job screen, then the panel alone opening the log again."""
+    once from opening the job, then the panel alone opening the log again."""
 
     def shown(log: Log) -> bool:
         return log.line_count > 0 and last_line in log.lines[-1]
