@@ -72,14 +72,13 @@ async def add_parameter_and_finish(pilot: Pilot[Any], name: str, value: str) -> 
 
 
 async def modify_with(pilot: Pilot[Any], name: str, value: str) -> None:
-    """`m` on the selected version, one more parameter, create, and launch after the diff."""
+    """`m` on the selected version, one more parameter, and launch from the confirm page
+    (which shows the change from the parent above the spec)."""
     await pilot.press("m")
     await settle(pilot)
     await pilot.press("ctrl+n")
     await settle(pilot)
     await add_parameter_and_finish(pilot, name, value)
-    await pilot.press("ctrl+s")  # create now: the parameter diff comes first
-    await settle(pilot)
     await pilot.press("ctrl+s")  # launch
     await settle(pilot)
 

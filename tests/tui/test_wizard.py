@@ -26,7 +26,6 @@ from app.errors import FieldError
 from app.jobs import VersionRef, prepare_spec, save_template
 from app.models import Dataset, DatasetVersion, Job, Template, Version
 from app.tui.screens.confirm import ConfirmScreen
-from app.tui.screens.spec_diff import SpecDiffScreen
 from app.tui.screens.wizard import WizardScreen
 from app.tui.widgets.job_form import JobForm
 from app.tui.widgets.param_rows import DatasetRows, ParamRows, PathRows
@@ -271,26 +270,6 @@ def test_snapshot_modify_confirm_with_diff(snap_compare: Any, snap_build: Any) -
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_snapshot_spec_diff_modal(snap_compare: Any, snap_build: Any) -> None:
-    snap_build.job("digits-baseline")
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        await settle(pilot)
-        await next_step(pilot)
-        rows = wizard(pilot).query_one(ParamRows)
-        rows.rows[1].query_one(".param-value", Input).value = "0.05"
-        put(pilot, "#description", "higher lr")
-        await settle(pilot)
-        for _ in range(3):
-            await next_step(pilot)
-        await pilot.press("ctrl+s")
-        await pilot.pause()
-        assert isinstance(pilot.app.screen, SpecDiffScreen)
-
-    app = host(snap_build.ctx, snap_build.base, modify_from=("digits-baseline", "V001"))
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
-
-
 # ---------------------------------------------------------------- behaviour
 
 
@@ -491,10 +470,11 @@ async def test_modify_prefills_and_creates_a_child_version(build: Any) -> None:
         assert screen.step == 5
         assert screen.result is not None
         assert screen.result.diff == [("parameters.lr", 0.01, 0.05)]
+        # The confirm page shows the change; launching asks nothing more.
+        diff = screen.query_one("#confirm-diff", Static)
+        shown = "\n".join(diff.render_line(y).text for y in range(diff.size.height))
+        assert "Changes from V001" in shown and "0.05" in shown
         await pilot.press("ctrl+s")
-        await pilot.pause()
-        assert isinstance(app.screen, SpecDiffScreen)
-        await pilot.click("#diff-launch")
         await settle(pilot)
     assert app.result is not None and app.result.version == "V002"
     parent, parent_row = version_spec(ctx, "digits-baseline", 1)
@@ -504,19 +484,17 @@ async def test_modify_prefills_and_creates_a_child_version(build: Any) -> None:
 
 
 @sync
-async def test_modify_diff_back_launches_nothing(build: Any) -> None:
+async def test_modify_back_from_confirm_launches_nothing(build: Any) -> None:
     build.job("digits-baseline")
     app = host(build.ctx, build.base, modify_from=("digits-baseline", "V001"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         for _ in range(4):
             await next_step(pilot)
-        await pilot.press("ctrl+s")
-        await pilot.pause()
-        assert isinstance(app.screen, SpecDiffScreen)
-        await pilot.press("escape")
-        await pilot.pause()
-        assert app.screen is wizard(pilot) and wizard(pilot).step == 5
+        assert wizard(pilot).step == 5
+        await pilot.click("#back")
+        await settle(pilot)
+        assert app.screen is wizard(pilot) and wizard(pilot).step == 4
     with build.ctx.db.read() as session:
         assert len(session.exec(select(Version)).all()) == 1
 

@@ -3,9 +3,9 @@
 Steps: basic info, job parameters, resources, subscriptions & save, confirm. The fields
 (`JobForm`) make one raw spec mapping that is checked with the CLI's own rules in a
 debounced thread worker; the errors come back as a message and stand beside their
-fields. Modify is the same screen started from a parent version: it shows the diff
-against the parent before launching. Editing saved job parameters is the same screen
-again: its last step saves them instead of creating a job.
+fields. Modify is the same screen started from a parent version: its confirm page shows
+the changes from the parent above the spec, before launching. Editing saved job
+parameters is the same screen again: its last step saves them instead of creating a job.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from app.jobs import Launcher, VersionRef, create_version, modified_spec, submit
 from app.templates import TemplateInfo, update_template
 from app.tui.screens.confirm import ConfirmScreen
 from app.tui.screens.first_show import FirstShow
-from app.tui.screens.spec_diff import SpecDiffScreen, diff_table
 from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.job_form import JobForm
 from app.tui.widgets.param_rows import EditableRows
+from app.tui.widgets.spec_diff import diff_table
 from app.tui.widgets.wizard_fields import (
     SpecCheck,
     StepIndicator,
@@ -443,19 +443,7 @@ class WizardScreen(FirstShow, Screen[WizardResult]):
         """Create the job (or version) and start it."""
         if self.step != 5 or self.creating or self.result is None:
             return
-        if self.modify_from:
-            parent = self.modify_from[1]
-            self.app.push_screen(
-                SpecDiffScreen(self.result.diff, old_label=parent,
-                               new_label=self.choices.version,
-                               launch_label=f"Launch {self.choices.version}"),
-                self._diff_answered)
-        else:
-            self._start_create()
-
-    def _diff_answered(self, launch: bool | None) -> None:
-        if launch:
-            self._start_create()
+        self._start_create()  # (a modify's changes are on this page, above its spec)
 
     def _start_create(self) -> None:
         self.creating = True
