@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
-from tui_data import DataBuilder, sample_job
+from tui_data import DataBuilder, sample_job, settle
 
 from app.tui.app import TraindeckApp
 from app.tui.messages import OpenJob
@@ -21,12 +21,14 @@ from app.tui.widgets.version_tree import VersionTree
 SIZE = (120, 40)
 
 
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers finish and the screen catch up."""
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+async def open_digits(pilot: Pilot[Any]) -> JobDetailScreen:
+    """Filter the job list to the sample job and open it with `enter`, as a user does."""
+    await settle(pilot)
+    await pilot.press("slash", *"digits", "enter", "enter")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, JobDetailScreen) and screen.job == "digits-baseline"
+    return screen
 
 
 class CountingApp(TraindeckApp):
@@ -53,11 +55,7 @@ async def test_enter_opens_the_job_drawn_with_its_versions_at_once(
                         lambda screen: own_reads.append(screen.job))
     app = CountingApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("slash", *"digits", "enter", "enter")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, JobDetailScreen) and screen.job == "digits-baseline"
+        screen = await open_digits(pilot)
         # The app read the versions and handed them over: the screen read nothing, and
         # its first frame already had the tree and the latest version.
         assert own_reads == []
@@ -102,11 +100,7 @@ async def test_the_footer_rebuilds_only_when_its_keys_change(build: DataBuilder)
     sample_job(build)
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("slash", *"digits", "enter", "enter")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, JobDetailScreen)
+        screen = await open_digits(pilot)
         footer = screen.query_one(KeyFooter)
         keys = list(footer.children)
         assert any("Stop" in str(key.render()) for key in keys)
@@ -125,11 +119,7 @@ async def test_the_tree_keeps_its_lines_through_resizes_and_focus(
     sample_job(build)
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("slash", *"digits", "enter", "enter")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, JobDetailScreen)
+        screen = await open_digits(pilot)
         tree = screen.query_one(VersionTree)
         lines = tree._tree_lines
         await pilot.press("tab")  # the tree loses the focus: its style changes
@@ -148,11 +138,7 @@ async def test_a_real_resize_is_still_laid_out(build: DataBuilder) -> None:
     sample_job(build)
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("slash", *"digits", "enter", "enter")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, JobDetailScreen)
+        screen = await open_digits(pilot)
         left = screen.query_one("#detail-left")
         assert screen.has_class("-wide") and left.outer_size.width == 34
         await pilot.resize_terminal(90, 30)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import col, select
+from textual.pilot import Pilot
 
 from app.context import Context
 from app.jobs import VersionRef, modify, set_status, submit
@@ -21,6 +22,14 @@ T0 = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
 """When the test data's first job was created."""
 NOW = datetime(2026, 3, 2, 18, 0, 0, tzinfo=UTC)
 """What the frozen TUI clock says."""
+
+
+async def settle(pilot: Pilot[Any], rounds: int = 3) -> None:
+    """Let workers finish and the screen catch up."""
+    for _ in range(rounds):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
 
 
 def no_launch(ctx: Context, version_id: int) -> None:
