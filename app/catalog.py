@@ -23,7 +23,8 @@ from app.models import (
     Topic,
     version_label,
 )
-from app.spec import EngineInfo, ParamSchema, PresetInfo, is_remote
+from app.spec import is_remote
+from app.spec_rules import EngineInfo, ParamSchema, PresetInfo
 
 
 def _parse_version(label: str) -> int | None:

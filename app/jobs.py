@@ -36,8 +36,8 @@ from app.spec import (
     ParamValue,
     check_name,
     is_remote,
-    validate_spec,
 )
+from app.spec_rules import validate_spec
 
 Launcher = Callable[[Context, int], None]
 """Starts whatever runs a new version (the supervisor); tests may pass a no-op."""

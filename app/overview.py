@@ -18,7 +18,8 @@ from app.config import Settings
 from app.db import Database
 from app.models import AppState, GpuAllocation, Job, Status, Version, version_label
 from app.runtime.gpus import GpuInfo, pool_gpus
-from app.spec import Catalog, JobSpec
+from app.spec import JobSpec
+from app.spec_rules import Catalog
 
 LAST_SEEN_KEY = "tui_last_seen"
 """`AppState` key holding when the TUI was last open (ISO 8601, UTC)."""

@@ -16,7 +16,8 @@ from app.context import Context
 from app.errors import ConflictError, FieldError, NotFoundError
 from app.jobs import load_version, save_template, template_body
 from app.models import Template, utcnow
-from app.spec import JobSpec, ParamValue, check_name, validate_spec
+from app.spec import JobSpec, ParamValue, check_name
+from app.spec_rules import validate_spec
 
 
 @dataclass(frozen=True)

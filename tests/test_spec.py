@@ -17,16 +17,8 @@ from helpers import Project, noop_launcher, write_yaml
 from app.context import Context
 from app.errors import FieldError, SpecError
 from app.jobs import parse_assignments, prepare_spec, submit
-from app.spec import (
-    EngineInfo,
-    JobSpec,
-    ParamSchema,
-    PresetInfo,
-    StaticCatalog,
-    load_spec_file,
-    parse_yaml,
-    validate_spec,
-)
+from app.spec import JobSpec, load_spec_file, parse_yaml
+from app.spec_rules import EngineInfo, ParamSchema, PresetInfo, StaticCatalog, validate_spec
 
 # ------------------------------------------------------------------ fixtures and helpers
 

@@ -24,7 +24,7 @@ from app.context import Context
 from app.errors import ConflictError, FieldError, NotFoundError, SpecError
 from app.jobs import save_template
 from app.models import Template
-from app.spec import validate_spec
+from app.spec_rules import validate_spec
 from app.templates import get_template, update_template
 
 # ------------------------------------------------------------------ fixtures and helpers

@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from app.db import Database
 from app.models import PresetAlgorithm
-from app.spec import ParamSchema, PresetInfo
+from app.spec_rules import ParamSchema, PresetInfo
 
 if TYPE_CHECKING:
     from app.config import Settings

@@ -28,7 +28,8 @@ from textual.widgets import Button, Input, OptionList, Select, Static
 from app.context import Context
 from app.jobs import save_template
 from app.models import Job, Template
-from app.spec import JobSpec, validate_spec
+from app.spec import JobSpec
+from app.spec_rules import validate_spec
 from app.templates import TemplateInfo, get_template
 from app.tui.widgets.param_rows import DatasetRows, ParamRows
 from app.tui.widgets.wizard_fields import TemplateChoice

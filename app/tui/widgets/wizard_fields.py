@@ -27,7 +27,8 @@ from app.errors import FieldError, SpecError, TraindeckError
 from app.jobs import default_locations, load_version, modified_spec, prepare_spec, spec_diff
 from app.models import Dataset, DatasetVersion, Job, PresetAlgorithm, Template, version_label
 from app.overview import template_problem
-from app.spec import JobSpec, PresetInfo, validate_spec
+from app.spec import JobSpec
+from app.spec_rules import PresetInfo, validate_spec
 from app.templates import list_templates
 
 # ---------------------------------------------------------------- what the wizard offers
