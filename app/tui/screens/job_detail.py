@@ -439,7 +439,7 @@ class JobDetailScreen(FirstShow, VersionActionsScreen):
 
     def action_compare(self) -> None:
         """Compare the marked versions, or the filtered ones, or all."""
-        if not self._explain_or("compare"):
+        if not self.allowed("compare"):
             return
         from app.tui.screens.compare import CompareScreen
 

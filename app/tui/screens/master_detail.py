@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
-from textual import events, on, work
+from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
+from app.tui.screens.explained import Explained
 from app.tui.screens.first_show import FirstShow
 from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.gpu_table import GpuTable, SyncRow
@@ -32,7 +33,7 @@ VersionT = TypeVar("VersionT")
 Columns = list[tuple[str, str, "int | None"]]
 
 
-class MasterDetailScreen(FirstShow, Screen[None], Generic[ItemT, VersionT]):
+class MasterDetailScreen(FirstShow, Explained, Screen[None], Generic[ItemT, VersionT]):
     """Items and their versions; tab moves between the two tables."""
 
     NOUN: ClassVar[str] = "item"
@@ -268,27 +269,6 @@ class MasterDetailScreen(FirstShow, Screen[None], Generic[ItemT, VersionT]):
         if action in self.NEEDS_ITEM and self.highlighted_item() is None:
             return f"{action.replace('_', ' ')}: no {self.NOUN} yet"
         return None
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return None if self.disabled_reason(action) else True
-
-    def allowed(self, action: str) -> bool:
-        """True when `action` may run; otherwise say why (palette commands run actions
-        whatever the footer shows)."""
-        reason = self.disabled_reason(action)
-        if reason:
-            self.notify(reason, severity="warning")
-        return reason is None
-
-    def on_key(self, event: events.Key) -> None:
-        # A dimmed binding does not run; say why instead of doing nothing.
-        for binding in self._bindings.key_to_bindings.get(event.key, []):
-            reason = self.disabled_reason(binding.action)
-            if reason:
-                event.stop()
-                event.prevent_default()
-                self.notify(reason, severity="warning")
-                return
 
     # -- actions ---------------------------------------------------------------------------
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from textual import events, on, work
+from textual import on, work
 from textual.app import SystemCommand
 from textual.message import Message
 from textual.screen import Screen
 
 from app.tui.messages import ActionDone, ActionFailed, JobsChanged
+from app.tui.screens.explained import Explained
 
 if TYPE_CHECKING:
     from app.context import Context
@@ -28,7 +29,7 @@ ACTIVE = frozenset({"initializing", "queued", "running"})
 """Statuses a version can be stopped in."""
 
 
-class VersionActionsScreen(Screen[None]):
+class VersionActionsScreen(Explained, Screen[None]):
     """A screen showing one selected version of a job, and the actions on it."""
 
     ctx: Context
@@ -83,32 +84,12 @@ class VersionActionsScreen(Screen[None]):
             return "compare: needs at least two versions"
         return None
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return None if self.disabled_reason(action) else True
-
-    def on_key(self, event: events.Key) -> None:
-        # A dimmed binding does not run; say why instead of doing nothing.
-        for binding in self._bindings.key_to_bindings.get(event.key, []):
-            reason = self.disabled_reason(binding.action)
-            if reason:
-                event.stop()
-                event.prevent_default()
-                self.notify(reason, severity="warning")
-                return
-
-    def _explain_or(self, action: str) -> bool:
-        """True when `action` may run; otherwise tell why (for palette commands)."""
-        reason = self.disabled_reason(action)
-        if reason:
-            self.notify(reason, severity="warning")
-        return reason is None
-
     # -- actions ---------------------------------------------------------------------------
 
     def action_modify(self) -> None:
         """Make a new version from the selected one, with changed parameters."""
         info = self.current
-        if info is None or not self._explain_or("modify"):
+        if info is None or not self.allowed("modify"):
             return
         open_wizard = getattr(self.app, "open_wizard", None)
         if callable(open_wizard):
@@ -117,7 +98,7 @@ class VersionActionsScreen(Screen[None]):
     def action_tensorboard(self) -> None:
         """Start (or find) TensorBoard for the selected version's event files."""
         info = self.current
-        if info is None or not self._explain_or("tensorboard"):
+        if info is None or not self.allowed("tensorboard"):
             return
         self._start_tensorboard(info.version, info.output)
 
@@ -153,7 +134,7 @@ class VersionActionsScreen(Screen[None]):
     def action_create_model(self) -> None:
         """Register the selected succeeded version as a model."""
         info = self.current
-        if info is None or not self._explain_or("create_model"):
+        if info is None or not self.allowed("create_model"):
             return
         from app.tui.screens.create_model import CreateModelScreen
 
@@ -168,7 +149,7 @@ class VersionActionsScreen(Screen[None]):
     def action_stop(self) -> None:
         """Stop the selected version (after confirming)."""
         info = self.current
-        if info is None or not self._explain_or("stop"):
+        if info is None or not self.allowed("stop"):
             return
         from app.tui.screens.confirm import ConfirmScreen
 
@@ -205,7 +186,7 @@ class VersionActionsScreen(Screen[None]):
     def action_delete(self) -> None:
         """Delete the selected version's records (after confirming)."""
         info = self.current
-        if info is None or not self._explain_or("delete"):
+        if info is None or not self.allowed("delete"):
             return
         from app.tui.screens.confirm import ConfirmScreen
 
@@ -237,7 +218,7 @@ class VersionActionsScreen(Screen[None]):
     def action_save_parameters(self) -> None:
         """Save the selected version's settings as job parameters (a template)."""
         info = self.current
-        if info is None or not self._explain_or("save_parameters"):
+        if info is None or not self.allowed("save_parameters"):
             return
         from app.tui.screens.save_params import SaveParamsScreen
 
