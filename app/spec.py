@@ -314,9 +314,24 @@ def _loc_to_field(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+_PARAM_TYPES = frozenset({"bool", "int", "float", "str"})
+"""The members of a run parameter's type, as pydantic names them in an error's location."""
+
+
 def _shape_errors(exc: ValidationError) -> list[FieldError]:
     errors = []
+    seen_params: set[tuple[int | str, ...]] = set()
     for err in exc.errors():
+        loc = err["loc"]
+        if len(loc) == 3 and loc[0] == "parameters" and loc[2] in _PARAM_TYPES:
+            # One line for a run parameter, not one per type it could have been.
+            if loc[:2] not in seen_params:
+                seen_params.add(loc[:2])
+                kind = type(err["input"]).__name__
+                errors.append(FieldError(_loc_to_field(loc[:2]),
+                                         f"must be a number, a string or true/false, "
+                                         f"not a {kind}"))
+            continue
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"

@@ -741,3 +741,9 @@ def test_duplicate_key_next_to_a_merge_is_still_refused() -> None:
     text = "defaults: &d {lr: 0.1}\nparameters:\n  <<: *d\n  seed: 1\n  seed: 2\n"
     with pytest.raises(SpecError, match="line 5: duplicate key 'seed'"):
         parse_yaml(text, "spec.yaml")
+
+
+def test_a_run_parameter_of_the_wrong_kind_is_one_error(project: Project,
+                                                         fields: Fields) -> None:
+    errors = fields(project.raw(parameters={"lr": [1, 2], "batch": 64}))
+    assert errors == {"parameters.lr": "must be a number, a string or true/false, not a list"}
