@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from helpers import traindeck_executable
-from test_runtime_local import script_spec, submit_in_process, wait, wait_status
+from test_runtime_local import current, script_spec, submit_in_process, wait, wait_status
 
 from app.context import Context
 from app.models import Status, Version
@@ -72,7 +72,10 @@ def most_running_at_once(versions: list[Version]) -> int:
 
 
 def test_three_submitters_two_gpus(gpu_ctx: Context, tmp_path: Path) -> None:
-    specs = [hold_spec(tmp_path, f"g{i}", gpus=1) for i in range(3)]
+    # Every version holds its GPU until the last created one is seen waiting: however
+    # slowly the three submitting processes start, the two GPUs are taken when it asks.
+    release = tmp_path / "release"
+    specs = [hold_spec(tmp_path, f"g{i}", gpus=1, until=release) for i in range(3)]
     submitters = [subprocess.Popen([traindeck_executable(), "submit", "--json", str(s)],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                   for s in specs]
@@ -80,6 +83,9 @@ def test_three_submitters_two_gpus(gpu_ctx: Context, tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         assert json.loads(out)["status"] == "initializing"
+    last = max((current(gpu_ctx, f"g{i}") for i in range(3)), key=lambda v: v.id or 0)
+    wait_status(gpu_ctx, _job(gpu_ctx, last), Status.QUEUED)
+    release.touch()
     versions = [wait(gpu_ctx, f"g{i}", timeout=90) for i in range(3)]
     assert [v.status for v in versions] == ["succeeded"] * 3, [v.reason for v in versions]
     assert most_running_at_once(versions) == 2
