@@ -32,6 +32,21 @@ COLUMNS = (
     ("engine", "Engine", 14), ("resources", "Resources", 19), ("created", "Created", 16),
     ("duration", "Duration", 10),
 )
+"""Every column of the job list: (key, label, width) — 120 columns of terminal."""
+COLUMN_KEYS = tuple(key for key, _label, _width in COLUMNS)
+"""The keys of `COLUMNS`, in order (the order of `row_texts`)."""
+NARROW_BELOW = 100
+"""Below this many terminal columns the list leaves out what the job screen shows anyway."""
+NARROW_HIDDEN = frozenset({"engine", "resources"})
+NARROW_NAME_WIDTH = 20
+
+
+def columns_for(width: int) -> tuple[tuple[str, str, int], ...]:
+    """The columns that fit a terminal `width` columns wide (80 columns hold five)."""
+    if width >= NARROW_BELOW:
+        return COLUMNS
+    return tuple((key, label, NARROW_NAME_WIDTH if key == "name" else size)
+                 for key, label, size in COLUMNS if key not in NARROW_HIDDEN)
 
 
 def parse_filter(text: str) -> tuple[str, str | None]:

@@ -258,3 +258,23 @@ async def test_empty_state_and_palette_commands(ctx: Any) -> None:
         assert "No jobs yet" in str(empty.render())
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert {"job: create", "view: filter jobs", "app: help"} <= set(titles)
+
+
+async def test_a_narrow_terminal_leaves_out_engine_and_resources(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(KeyTable)
+        labels = [str(column.label) for column in table.columns.values()]
+        assert labels == ["Name", "Version", "Status", "Created", "Duration"]
+        assert table.virtual_size.width <= 80  # no sideways scrolling at 80 columns
+        await pilot.press("down")
+        highlighted = job_names(app)[table.cursor_row]
+        await pilot.resize_terminal(120, 30)
+        await settle(pilot)
+        labels = [str(column.label) for column in table.columns.values()]
+        assert labels == ["Name", "Version", "Status", "Engine", "Resources", "Created",
+                          "Duration"]
+        assert job_names(app)[table.cursor_row] == highlighted
+        assert "python 3.11" in str(table.get_row_at(0)[3])

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -26,10 +26,12 @@ from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import get_current_worker
 
 from app.tui.joblist import (
+    COLUMN_KEYS,
     COLUMNS,
     SORT_KEYS,
     SORT_LABELS,
     Marker,
+    columns_for,
     fetch_rows,
     parse_filter,
     row_texts,
@@ -121,6 +123,8 @@ class JobsScreen(FirstShow, Screen[None]):
         super().__init__()
         self._rows: list[JobRow] = []
         self._shown: list[tuple[str, ...]] = []
+        self._columns: tuple[tuple[str, str, int], ...] = COLUMNS
+        """The columns shown (fewer in a narrow terminal)."""
         self._generation = 0
         self._loading = False
         self._filter_timer: Timer | None = None
@@ -143,7 +147,8 @@ class JobsScreen(FirstShow, Screen[None]):
             self._read_first_page(self._generation, self.sort_key, self.descending, first)
         yield Header()
         table = KeyTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
-        for key, label, width in COLUMNS:
+        self._columns = columns_for(self.app.size.width)
+        for key, label, width in self._columns:
             table.add_column(label, key=key, width=width)
         yield table
         yield Static("Opening the database…", id="jobs-empty", classes="empty-state")
@@ -358,17 +363,39 @@ class JobsScreen(FirstShow, Screen[None]):
         self._rows[index] = row
         if texts == old:
             return
-        cells = self._cells(row, texts)
+        cells = dict(zip(COLUMN_KEYS, self._all_cells(row, texts), strict=True))
+        changed = {key for key, now, was in zip(COLUMN_KEYS, texts, old, strict=True)
+                   if now != was}
         self.query_one(KeyTable).update_row_cells(row.name, {
-            key: cells[column] for column, (key, _label, _width) in enumerate(COLUMNS)
-            if texts[column] != old[column]})
+            key: cells[key] for key, _label, _width in self._columns if key in changed})
         self._shown[index] = texts
 
     def _cells(self, row: JobRow, texts: tuple[str, ...]) -> tuple[Any, ...]:
+        """The cells of the columns shown."""
+        cells = dict(zip(COLUMN_KEYS, self._all_cells(row, texts), strict=True))
+        return tuple(cells[key] for key, _label, _width in self._columns)
+
+    def _all_cells(self, row: JobRow, texts: tuple[str, ...]) -> tuple[Any, ...]:
         # Text, not str: a str cell is parsed as markup on every measure and draw.
         name, version, _status, engine, resources, created, duration = texts
         return (Text(name, style="bold"), Text(version), status_text(self.app, row.status),
                 Text(engine), Text(resources), Text(created), Text(duration))
+
+    def on_resize(self, event: events.Resize) -> None:
+        """A terminal that gets narrower (or wider) than 100 columns changes the columns."""
+        columns = columns_for(event.size.width)
+        if columns == self._columns:
+            return
+        self._columns = columns
+        table = self.query_one(KeyTable)
+        cursor = table.cursor_row
+        table.clear(columns=True)
+        for key, label, width in columns:
+            table.add_column(label, key=key, width=width)
+        for row, texts in zip(self._rows, self._shown, strict=True):
+            table.add_row(*self._cells(row, texts), key=row.name)
+        if self._rows:
+            table.move_cursor(row=min(cursor, len(self._rows) - 1), animate=False)
 
     def _highlighted_row(self) -> JobRow | None:
         table = self.query_one(KeyTable)
