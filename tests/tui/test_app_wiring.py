@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 from sqlmodel import select
-from textual.pilot import Pilot
 from textual.widgets import Input
-from tui_data import T0, DataBuilder, sample_job
+from tui_data import T0, DataBuilder, sample_job, settle
 
 from app.context import Context
 from app.jobs import save_template, set_status
@@ -24,13 +23,6 @@ from app.tui.screens.jobs import JobsScreen
 
 SIZE = (120, 40)
 
-
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers finish and the screen catch up."""
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 class RecordingApp(TraindeckApp):

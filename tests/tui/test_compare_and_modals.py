@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from rich.text import Text
 from textual.pilot import Pilot
-from tui_data import DataBuilder, sample_job
+from tui_data import DataBuilder, sample_job, settle
 
 import app.queries
 from app.tui.app import TraindeckApp
@@ -20,20 +20,13 @@ from app.tui.widgets.metric_plot import MetricPlot
 SIZE = (120, 40)
 
 
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers finish and the screen catch up."""
-    for _ in range(2):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
 
 async def open_compare(pilot: Pilot[Any], labels: list[str] | None = None) -> CompareScreen:
     """Push the compare screen of digits-baseline."""
-    await settle(pilot)
+    await settle(pilot, rounds=2)
     screen = CompareScreen(pilot.app.ctx, "digits-baseline", labels)  # type: ignore[attr-defined]
     await pilot.app.push_screen(screen)
-    await settle(pilot)
+    await settle(pilot, rounds=2)
     return screen
 
 
@@ -60,10 +53,10 @@ async def test_compare_marks_best_and_toggles_parameters(build: DataBuilder) -> 
         loss = table.get_row("metric-loss")
         assert "★" in str(loss[2])  # lowest loss wins
         await pilot.press("a")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert "param-train_steps" in row_keys(table)
         await pilot.press("a")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert "param-train_steps" not in row_keys(table)
 
 
@@ -109,21 +102,21 @@ async def test_switching_metric_reads_only_its_curves(
             "V003": [],
         }
         await pilot.press("n")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert read == ["accuracy", "loss"]
         assert plot.plot_title == "loss"
         assert dict(plot.curves)["V003"] == [(0, 2.3), (100, 2.4)]
         await pilot.press("n")  # f1 has a final value and no curve: nothing to read
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert read == ["accuracy", "loss"]
         assert plot.plot_title == "f1"
         assert all(points == [] for _, points in plot.curves)
         await pilot.press("p", "p")  # the curves of a metric left before they came are dropped
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert screen.metric == "accuracy" and plot.plot_title == "accuracy"
         assert dict(plot.curves)["V002"][-1] == (400, 0.934)
         screen.post_message(CompareScreen.CurvesLoaded("loss", {}))  # late, from a worker
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert plot.plot_title == "accuracy" and dict(plot.curves)["V001"]
 
 
@@ -138,10 +131,10 @@ async def test_version_columns_out_of_view_are_drawn_once_scrolled_to(
         build.metrics(ref, {"accuracy": 0.5 + number / 100})
     tui = TraindeckApp(build.ctx)
     async with tui.run_test(size=(70, 30)) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         screen = CompareScreen(build.ctx, "wide")
         await tui.push_screen(screen)
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         table = screen.query_one("#compare-table", KeyTable)
         assert table.max_scroll_x > 0
 
@@ -188,9 +181,9 @@ async def test_help_lists_the_screen_keys_grouped(build: DataBuilder) -> None:
     sample_job(build)
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         await pilot.press("question_mark")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert isinstance(app.screen, HelpScreen)
         groups = app.screen.groups
         assert next(iter(groups)) == "Jobs screen"

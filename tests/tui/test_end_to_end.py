@@ -12,6 +12,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 from textual.widgets import Button, Input
+from tui_data import settle
 
 from app.context import Context
 from app.models import Version
@@ -25,12 +26,6 @@ from app.tui.widgets.key_table import KeyTable
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = (120, 40)
 
-
-async def settle(pilot: Pilot[Any]) -> None:
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def type_text(pilot: Pilot[Any], text: str) -> None:

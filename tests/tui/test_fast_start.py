@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.pilot import Pilot
-from tui_data import T0, DataBuilder, sample_job
+from tui_data import T0, DataBuilder, sample_job, settle
 
 from app import queries, quicklist
 from app.models import Job, Status
@@ -107,12 +106,6 @@ class HeldApp(TraindeckApp):
         if not self.hold:
             super().open_context()
 
-
-async def settle(pilot: Pilot[Any]) -> None:
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def names(app: TraindeckApp) -> list[str]:

@@ -7,9 +7,8 @@ from typing import Any
 
 from sqlmodel import col, delete
 from textual.app import App, ComposeResult
-from textual.pilot import Pilot
 from textual.widgets import Footer
-from tui_data import NOW, T0, DataBuilder
+from tui_data import NOW, T0, DataBuilder, settle
 
 from app.context import Context
 from app.models import GpuAllocation, Status
@@ -44,13 +43,6 @@ class HostApp(App[None]):
         self.push_screen(GpusScreen(self.ctx))
 
 
-
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers finish and the screen catch up."""
-    for _ in range(2):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def make_board(build: DataBuilder) -> None:
@@ -100,14 +92,15 @@ def test_formatting() -> None:
 
 def test_snapshot_holder_and_two_queued(snap_compare: Any, snap_build: DataBuilder) -> None:
     make_board(snap_build)
-    assert snap_compare(HostApp(snap_build.ctx), terminal_size=SIZE, run_before=settle)
+    assert snap_compare(HostApp(snap_build.ctx), terminal_size=SIZE,
+                        run_before=lambda pilot: settle(pilot, rounds=2))
 
 
 async def test_polls_redraw_only_what_changed(build: DataBuilder) -> None:
     make_board(build)
     app = HostApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         screen = app.screen
         assert isinstance(screen, GpusScreen)
         gpus = screen.query_one("#gpus-table", GpuTable)
@@ -132,7 +125,7 @@ async def test_enter_on_queue_opens_that_job(build: DataBuilder) -> None:
     make_board(build)
     app = HostApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         await pilot.press("tab", "j")
         screen = app.screen
         assert isinstance(screen, GpusScreen)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlmodel import select
 from textual.pilot import Pilot
 from textual.widgets import DataTable
-from tui_data import DataBuilder, sample_job
+from tui_data import DataBuilder, sample_job, settle
 
 from app.models import Status, Template
 from app.queries import job_versions, version_info
@@ -24,21 +24,14 @@ from app.tui.widgets.version_tree import VersionTree
 SIZE = (120, 40)
 
 
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers finish and the screen catch up."""
-    for _ in range(2):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
 
 async def open_detail(pilot: Pilot[Any], job: str) -> JobDetailScreen:
     """Push the job screen of `job` and wait for it to fill."""
     app = pilot.app
-    await settle(pilot)
+    await settle(pilot, rounds=2)
     screen = JobDetailScreen(app.ctx, job)  # type: ignore[attr-defined]
     await app.push_screen(screen)
-    await settle(pilot)
+    await settle(pilot, rounds=2)
     return screen
 
 
@@ -55,7 +48,7 @@ async def test_stop_is_dimmed_on_a_finished_version_and_says_why(build: DataBuil
         assert screen.selected == "V003"
         assert screen.active_bindings["x"].enabled is False
         await pilot.press("x")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert app.screen is screen  # no confirmation: nothing to stop
         assert "stop: V003 already failed" in messages(app)
 
@@ -67,10 +60,10 @@ async def test_stop_a_running_version(build: DataBuilder) -> None:
         screen = await open_detail(pilot, "resnet-sweep")
         assert screen.active_bindings["x"].enabled is True
         await pilot.press("x")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert "SIGTERM" in str(app.screen.query_one("#confirm-question").render())
         await pilot.press("y")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert version_info(build.ctx.db, "resnet-sweep", "V001").status == Status.STOPPED
         assert screen.current is not None and screen.current.status == "stopped"
 
@@ -81,14 +74,14 @@ async def test_delete_removes_a_finished_version(build: DataBuilder) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_detail(pilot, "digits-baseline")
         await pilot.press("k", "k")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert screen.selected == "V001"
         await pilot.press("d")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         question = str(app.screen.query_one("#confirm-question").render())
         assert "Delete version V001 of digits-baseline" in question
         await pilot.press("y")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         labels = [v.version for v in job_versions(build.ctx.db, "digits-baseline")]
         assert labels == ["V002", "V003"]
         assert screen.selected in ("V002", "V003")
@@ -101,9 +94,9 @@ async def test_delete_of_an_active_version_shows_the_core_refusal(build: DataBui
     async with app.run_test(size=SIZE) as pilot:
         await open_detail(pilot, "resnet-sweep")
         await pilot.press("d")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         await pilot.press("y")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert any("still active" in m for m in messages(app))
         assert [v.version for v in job_versions(build.ctx.db, "resnet-sweep")] == ["V001"]
 
@@ -114,9 +107,9 @@ async def test_cancelled_delete_keeps_the_version(build: DataBuilder) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await open_detail(pilot, "digits-baseline")
         await pilot.press("d")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         await pilot.press("escape")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert len(job_versions(build.ctx.db, "digits-baseline")) == 3
 
 
@@ -126,14 +119,14 @@ async def test_dimmed_action_says_why_and_allowed_one_opens(build: DataBuilder) 
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_detail(pilot, "digits-baseline")
         await pilot.press("M")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert "create model: only succeeded versions (V003 is failed)" in messages(app)
         assert app.screen is screen
         await pilot.press("k")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert screen.selected == "V002"
         await pilot.press("M")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         from app.tui.screens.create_model import CreateModelScreen
 
         assert isinstance(app.screen, CreateModelScreen)
@@ -146,21 +139,21 @@ async def test_filter_versions_and_compare_the_marked_ones(build: DataBuilder) -
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_detail(pilot, "digits-baseline")
         screen.version_filter = "succeeded"
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert [v.version for v in screen.visible_versions] == ["V001", "V002"]
         assert screen.compare_labels() == ["V001", "V002"]
         screen.version_filter = "failed"
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert screen.disabled_reason("compare") == "compare: needs at least two versions"
         screen.version_filter = ""
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         screen.query_one(VersionTree).select_label("V003")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         await pilot.press("space", "k", "k", "space")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert screen.marked == frozenset({"V001", "V003"})
         await pilot.press("C")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert isinstance(app.screen, CompareScreen)
         assert app.screen.labels == ["V001", "V003"]
 
@@ -171,9 +164,9 @@ async def test_save_job_parameters(build: DataBuilder) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await open_detail(pilot, "digits-baseline")
         await pilot.press("p")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         await pilot.press(*"lr-half", "enter", *"too high", "enter")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         with build.ctx.db.read() as s:
             row = s.exec(select(Template).where(Template.name == "lr-half")).one()
         assert row.description == "too high"
@@ -186,7 +179,7 @@ async def test_logs_tab_shows_the_tail_then_follows(build: DataBuilder) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_detail(pilot, "digits-baseline")
         await pilot.press("2")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         panel = screen.query_one(LogPanel)
         assert panel.lines[-1].endswith("RuntimeError: CUDA out of memory")
         ref = next(v for v in job_versions(build.ctx.db, "digits-baseline") if v.version == "V003")
@@ -195,16 +188,16 @@ async def test_logs_tab_shows_the_tail_then_follows(build: DataBuilder) -> None:
         build.log(VersionRef("digits-baseline", "V003", ref.id, ref.status),
                   ["retrying with batch 32", "epoch 1 loss 1.9"])
         await pilot.pause(0.6)
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert panel.lines[-1].endswith("epoch 1 loss 1.9")
         # Pause: new lines wait; follow again: they arrive.
         await pilot.press("f")
         build.log(VersionRef("digits-baseline", "V003", ref.id, ref.status), ["held back"])
         await pilot.pause(0.6)
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert not panel.lines[-1].endswith("held back")
         await pilot.press("f")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert panel.lines[-1].endswith("held back")
 
 
@@ -218,26 +211,26 @@ async def test_tabs_are_filled_when_first_shown_then_follow_the_selection(
         for widget in (LogPanel, MetricsView, EventsTable):
             assert not screen.query(widget), f"{widget.__name__} mounted before its tab"
         await pilot.press("4")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         events = screen.query_one(EventsTable)
         assert app.focused is events
         assert "failed" in str(events.get_row_at(events.row_count - 1)[2])
         await pilot.press("3")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         metrics = screen.query_one("#metrics-table", DataTable)
         assert screen.query_one(MetricsView).display
         assert metrics.row_count == 1  # V003 reported only its loss
         screen.query_one(VersionTree).select_label("V002")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert screen.selected == "V002"
         assert metrics.row_count == 5
         assert "succeeded" in str(events.get_row_at(events.row_count - 1)[2])
         await pilot.press("2")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         panel = screen.query_one(LogPanel)
         assert not panel.lines  # V002 wrote no log
         screen.query_one(VersionTree).select_label("V003")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert panel.lines[-1].endswith("RuntimeError: CUDA out of memory")
 
 
@@ -299,22 +292,22 @@ async def test_t_cycles_the_log_stamps_between_time_of_day_utc_and_none(
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_detail(pilot, "digits-baseline")
         await pilot.press("2")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         panel = screen.query_one(LogPanel)
         last = panel.lines[-1]
         assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3} RuntimeError: CUDA out of memory", last)
         await pilot.press("t")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z RuntimeError: "
                             "CUDA out of memory", panel.lines[-1])
         utc = datetime.fromisoformat(panel.lines[-1][:19] + "+00:00")
         assert last.startswith(utc.astimezone().strftime("%H:%M:%S") + panel.lines[-1][19:23])
         await pilot.press("t")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert panel.lines[-1] == "RuntimeError: CUDA out of memory"
         assert "Log timestamps: hidden" in messages(app)
         await pilot.press("t")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert panel.lines[-1] == last
 
 
@@ -324,16 +317,16 @@ async def test_log_search_finds_lines(build: DataBuilder) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_detail(pilot, "digits-baseline")
         await pilot.press("2")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         screen.query_one("#log-view").focus()
         await pilot.press("slash", *"loss", "enter")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         panel = screen.query_one(LogPanel)
         assert panel.search_text == "loss"
         assert panel.following is False
         assert "1/1" in str(panel.query_one("#log-state").render())
         await pilot.press("escape")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert panel.search_text == ""
         assert app.screen is screen
 
@@ -344,7 +337,7 @@ async def test_modify_opens_the_wizard_or_says_it_is_missing(build: DataBuilder)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_detail(pilot, "digits-baseline")
         await pilot.press("m")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         opened = type(app.screen).__name__ == "WizardScreen"
         assert opened or any("not available" in m for m in messages(app))
         assert app.screen is not screen or not opened

@@ -7,8 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from sqlmodel import select
-from textual.pilot import Pilot
-from tui_data import T0, DataBuilder, sample_job
+from tui_data import T0, DataBuilder, sample_job, settle
 
 from app.jobs import set_status
 from app.models import Job, Status, Version
@@ -19,13 +18,6 @@ from app.tui.widgets.key_table import KeyTable
 
 SIZE = (120, 40)
 
-
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers finish and the screen catch up."""
-    for _ in range(2):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def job_names(app: TraindeckApp) -> list[str]:
@@ -60,15 +52,15 @@ async def test_filter_narrows_rows_and_esc_clears(build: DataBuilder) -> None:
     sample_job(build)
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert len(job_names(app)) == 3
         await pilot.press("slash")
         await pilot.press(*"mnist")
         await pilot.pause(0.3)
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert job_names(app) == ["mnist-cnn"]
         await pilot.press("escape")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert len(job_names(app)) == 3
         assert isinstance(app.focused, KeyTable)
 
@@ -77,11 +69,11 @@ async def test_status_filter(build: DataBuilder) -> None:
     sample_job(build)
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         screen = app.screen
         assert isinstance(screen, JobsScreen)
         screen.search = "status:failed"
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert sorted(job_names(app)) == ["digits-baseline", "mnist-cnn"]
 
 
@@ -89,9 +81,9 @@ async def test_filter_without_match_says_so(build: DataBuilder) -> None:
     sample_job(build)
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         app.screen.search = "nothing-like-this"  # type: ignore[attr-defined]
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         empty = app.screen.query_one("#jobs-empty")
         assert empty.display
         assert "No jobs match" in str(empty.render())
@@ -101,19 +93,19 @@ async def test_sort_cycles_and_orders_by_name(build: DataBuilder) -> None:
     sample_job(build)
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         screen = app.screen
         assert isinstance(screen, JobsScreen)
         await pilot.press("s")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert screen.sort_key == "created"
         assert job_names(app)[0] == "resnet-sweep"  # newest first
         await pilot.press("s")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert screen.sort_key == "name"
         assert job_names(app) == ["digits-baseline", "mnist-cnn", "resnet-sweep"]
         await pilot.press("r")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert job_names(app) == ["resnet-sweep", "mnist-cnn", "digits-baseline"]
 
 
@@ -121,9 +113,9 @@ async def test_enter_opens_detail_on_latest_version(build: DataBuilder) -> None:
     sample_job(build)
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         await pilot.press("enter")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         screen = app.screen
         assert isinstance(screen, JobDetailScreen)
         assert screen.job == "digits-baseline"
@@ -131,7 +123,7 @@ async def test_enter_opens_detail_on_latest_version(build: DataBuilder) -> None:
         tree = screen.query_one("#version-tree")
         assert tree.cursor_node is not None and tree.cursor_node.data == "V003"
         await pilot.press("escape")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert isinstance(app.screen, JobsScreen)
 
 
@@ -164,7 +156,7 @@ async def test_windowing_loads_pages_on_demand(build: DataBuilder) -> None:
     _bulk_jobs(build, 3000)
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         screen = app.screen
         assert isinstance(screen, JobsScreen)
         table = screen.query_one("#jobs-table", KeyTable)
@@ -172,11 +164,11 @@ async def test_windowing_loads_pages_on_demand(build: DataBuilder) -> None:
         assert table.row_count == PAGE
         assert "3,001 jobs" in str(screen.query_one("#jobs-status").render())
         await pilot.press("G")  # to the last loaded row: the next page follows
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert table.row_count == 2 * PAGE
         for _ in range(3):
             await pilot.press("pagedown")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert 2 * PAGE <= table.row_count < 3001
         names = job_names(app)
         assert len(set(names)) == len(names)
@@ -187,7 +179,7 @@ async def test_idle_poll_redraws_nothing_and_changes_update_cells(build: DataBui
     sample_job(build)
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         screen = app.screen
         assert isinstance(screen, JobsScreen)
         table = screen.query_one("#jobs-table", KeyTable)
@@ -206,19 +198,19 @@ async def test_idle_poll_redraws_nothing_and_changes_update_cells(build: DataBui
 
         table.update_row_cells = counting  # type: ignore[method-assign]
         screen._poll()
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         screen._poll()  # the change marker is known now: this one reads no rows at all
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert updates == []
         # A status change of the running job; sorted by name its row stays where it is.
         screen.sort_key = "name"
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         with build.ctx.db.read() as s:
             vid = s.exec(select(Job.latest_version_id).where(Job.name == "resnet-sweep")).one()
         set_status(build.ctx, vid or 0, Status.SUCCEEDED, exit_code=0)
         table.refresh = refresh  # type: ignore[method-assign]
         screen._poll()
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert any("status" in cells for cells in updates)
         assert whole == []  # only the changed row was repainted
         row = job_names(app).index("resnet-sweep")
@@ -229,10 +221,10 @@ async def test_new_job_from_elsewhere_appears(build: DataBuilder) -> None:
     sample_job(build)
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         build.job("late-arrival")
         app.screen._poll()  # type: ignore[attr-defined]
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert "late-arrival" in job_names(app)
 
 
@@ -240,20 +232,20 @@ async def test_delete_job_from_list(build: DataBuilder) -> None:
     sample_job(build)
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         table = app.screen.query_one("#jobs-table", KeyTable)
         table.move_cursor(row=job_names(app).index("mnist-cnn"))
         await pilot.press("d")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         await pilot.press("y")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert "mnist-cnn" not in job_names(app)
 
 
 async def test_empty_state_and_palette_commands(ctx: Any) -> None:
     app = TraindeckApp(ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         empty = app.screen.query_one("#jobs-empty")
         assert "No jobs yet" in str(empty.render())
         titles = [c.title for c in app.get_system_commands(app.screen)]
@@ -264,7 +256,7 @@ async def test_a_narrow_terminal_leaves_out_engine_and_resources(build: DataBuil
     sample_job(build)
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         table = app.screen.query_one(KeyTable)
         labels = [str(column.label) for column in table.columns.values()]
         assert labels == ["Name", "Version", "Status", "Created", "Duration"]
@@ -272,7 +264,7 @@ async def test_a_narrow_terminal_leaves_out_engine_and_resources(build: DataBuil
         await pilot.press("down")
         highlighted = job_names(app)[table.cursor_row]
         await pilot.resize_terminal(120, 30)
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         labels = [str(column.label) for column in table.columns.values()]
         assert labels == ["Name", "Version", "Status", "Engine", "Resources", "Created",
                           "Duration"]

@@ -8,9 +8,8 @@ from typing import Any
 from textual import work
 from textual.app import App, ComposeResult
 from textual.message import Message
-from textual.pilot import Pilot
 from textual.widgets import Footer, Static
-from tui_data import NOW, T0, DataBuilder
+from tui_data import NOW, T0, DataBuilder, settle
 
 from app.context import Context
 from app.models import Status
@@ -131,18 +130,12 @@ class HostApp(App[None]):
             self.push_screen(SinceScreen(message.summary))
 
 
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers finish and the screen catch up."""
-    for _ in range(2):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
 
 def test_snapshot_since_with_failures(snap_compare: Any, snap_build: DataBuilder) -> None:
     make_changes(snap_build)
     mark_seen(snap_build.ctx.db, SEEN)
-    assert snap_compare(HostApp(snap_build.ctx), terminal_size=SIZE, run_before=settle)
+    assert snap_compare(HostApp(snap_build.ctx), terminal_size=SIZE,
+                        run_before=lambda pilot: settle(pilot, rounds=2))
 
 
 async def test_shown_at_start_and_closed_by_enter(build: DataBuilder) -> None:
@@ -150,11 +143,11 @@ async def test_shown_at_start_and_closed_by_enter(build: DataBuilder) -> None:
     mark_seen(build.ctx.db, SEEN)
     app = HostApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert isinstance(app.screen, SinceScreen)
         assert app.screen.summary.counts["failed"] == 2
         await pilot.press("enter")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert not isinstance(app.screen, SinceScreen)
     assert last_seen(build.ctx.db) == NOW
 
@@ -164,9 +157,9 @@ async def test_esc_closes(build: DataBuilder) -> None:
     mark_seen(build.ctx.db, SEEN)
     app = HostApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         await pilot.press("j", "escape")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert not isinstance(app.screen, SinceScreen)
 
 
@@ -174,7 +167,7 @@ async def test_not_shown_on_first_start(build: DataBuilder) -> None:
     make_changes(build)
     app = HostApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert not isinstance(app.screen, SinceScreen)
     assert last_seen(build.ctx.db) == NOW
 
@@ -184,5 +177,5 @@ async def test_not_shown_when_nothing_changed(build: DataBuilder) -> None:
     mark_seen(build.ctx.db, NOW - timedelta(minutes=1))
     app = HostApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert not isinstance(app.screen, SinceScreen)

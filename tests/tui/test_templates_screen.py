@@ -10,7 +10,7 @@ from sqlmodel import col
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Footer
-from tui_data import T0, DataBuilder
+from tui_data import T0, DataBuilder, settle
 
 from app.context import Context
 from app.jobs import save_template
@@ -52,13 +52,6 @@ class HostApp(App[None]):
 
 
 
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers finish and the screen catch up."""
-    for _ in range(2):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
 
 def make_templates(build: DataBuilder) -> None:
     """Three templates, one naming an engine version the catalog no longer has."""
@@ -90,16 +83,17 @@ def test_broken_template_is_marked(build: DataBuilder) -> None:
 
 def test_snapshot_list_with_broken_template(snap_compare: Any, snap_build: DataBuilder) -> None:
     make_templates(snap_build)
-    assert snap_compare(HostApp(snap_build.ctx), terminal_size=SIZE, run_before=settle)
+    assert snap_compare(HostApp(snap_build.ctx), terminal_size=SIZE,
+                        run_before=lambda pilot: settle(pilot, rounds=2))
 
 
 def test_snapshot_spec_panel(snap_compare: Any, snap_build: DataBuilder) -> None:
     make_templates(snap_build)
 
     async def open_spec(pilot: Pilot[Any]) -> None:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         await pilot.press("j", "enter")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
 
     assert snap_compare(HostApp(snap_build.ctx), terminal_size=SIZE, run_before=open_spec)
 
@@ -108,16 +102,16 @@ async def test_enter_shows_spec_then_uses_it(build: DataBuilder) -> None:
     make_templates(build)
     app = HostApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         panel = app.screen.query_one(TemplateSpec)
         assert not panel.display
         await pilot.press("enter")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert panel.display and panel.template is not None
         assert panel.template.name == "digits-small"
         assert "train_steps: 10000" in panel.template.yaml
         await pilot.press("enter")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert [m.name for m in app.used] == ["digits-small"]
         assert app.used[0].spec["parameters"] == {"train_steps": 10000, "lr": 0.01}
         await pilot.press("escape")
@@ -128,9 +122,9 @@ async def test_use_key_on_broken_template_passes_the_problem(build: DataBuilder)
     make_templates(build)
     app = HostApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         await pilot.press("G", "u")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert [(m.name, m.problem) for m in app.used] == [
             ("resnet-old", "engine pytorch 1.13 not in the catalog")]
 
@@ -139,9 +133,9 @@ async def test_edit_key_asks_for_the_wizard_with_the_template(build: DataBuilder
     make_templates(build)
     app = HostApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         await pilot.press("G", "e")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         (edit,) = app.edited
         assert (edit.name, edit.description, edit.problem) == (
             "resnet-old", "from last year's runs", "engine pytorch 1.13 not in the catalog")
@@ -154,16 +148,16 @@ async def test_delete_asks_then_removes(build: DataBuilder) -> None:
     make_templates(build)
     app = HostApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         await pilot.press("j", "d")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         await pilot.press("n")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert len(list_templates(build.ctx)) == 3
         await pilot.press("d")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         await pilot.press("y")
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         assert [t.name for t in list_templates(build.ctx)] == ["digits-small", "resnet-old"]
         table = app.screen.query_one(GpuTable)
         assert table.row_keys == ["digits-small", "resnet-old"]
@@ -172,7 +166,7 @@ async def test_delete_asks_then_removes(build: DataBuilder) -> None:
 async def test_empty_state(ctx: Context) -> None:
     app = HostApp(ctx)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await settle(pilot, rounds=2)
         empty = app.screen.query_one("#templates-empty")
         assert empty.display
         assert "No saved job parameters yet" in str(empty.render())

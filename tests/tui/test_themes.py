@@ -10,7 +10,7 @@ import yaml
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Footer, Label
-from tui_data import DataBuilder, sample_job
+from tui_data import DataBuilder, sample_job, settle
 
 from app.config import Settings, load_settings
 from app.errors import ConfigError
@@ -41,13 +41,6 @@ def write_theme(folder: Path, file_name: str, data: Any) -> Path:
     path.write_text(data if isinstance(data, str) else yaml.safe_dump(data), encoding="utf-8")
     return path
 
-
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers finish and the screen catch up."""
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 class HostApp(App[None]):

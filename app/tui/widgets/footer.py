@@ -40,13 +40,14 @@ class KeyFooter(Footer):
     def shown_keys(self) -> tuple[Any, ...]:
         """What the footer would show now: each key, its label, and whether it is on."""
         app = self.app
+        active = self.screen.active_bindings  # (worked out afresh on each read)
         keys = tuple(
             (binding.key, app.get_key_display(binding), binding.description,
              binding.action, enabled, tooltip, binding.group)
-            for (_, binding, enabled, tooltip) in self.screen.active_bindings.values()
+            for (_, binding, enabled, tooltip) in active.values()
             if binding.show
         )
-        palette = self.screen.active_bindings.get(app.COMMAND_PALETTE_BINDING)
+        palette = active.get(app.COMMAND_PALETTE_BINDING)
         return (keys, palette is not None and palette[2], self.show_command_palette,
                 self.compact)
 
