@@ -35,8 +35,9 @@ COLUMNS = (
 """Every column of the job list: (key, label, width) — 120 columns of terminal."""
 COLUMN_KEYS = tuple(key for key, _label, _width in COLUMNS)
 """The keys of `COLUMNS`, in order (the order of `row_texts`)."""
-NARROW_BELOW = 100
-"""Below this many terminal columns the list leaves out what the job screen shows anyway."""
+NARROW_BELOW = 120
+"""Below this many terminal columns (every column takes 119 with its padding) the list
+leaves out what the job screen shows anyway, rather than scroll sideways."""
 NARROW_HIDDEN = frozenset({"engine", "resources"})
 NARROW_NAME_WIDTH = 20
 

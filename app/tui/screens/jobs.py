@@ -382,7 +382,7 @@ class JobsScreen(FirstShow, Screen[None]):
                 Text(engine), Text(resources), Text(created), Text(duration))
 
     def on_resize(self, event: events.Resize) -> None:
-        """A terminal that gets narrower (or wider) than 100 columns changes the columns."""
+        """A terminal that gets narrower (or wider) than 120 columns changes the columns."""
         columns = columns_for(event.size.width)
         if columns == self._columns:
             return
