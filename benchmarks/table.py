@@ -46,6 +46,8 @@ class Row:
     note: str = ""
     error: str = ""
     """Why the case could not be measured (then the figures are empty)."""
+    shown_as: str | None = None
+    """How an information row (no target) shows its figure: a target kind (`over`)."""
 
     @property
     def ours_median(self) -> float:
@@ -80,7 +82,7 @@ class Row:
         """The ratio, the difference or the statistic the target is about."""
         if self.error or not self.ours:
             return "—"
-        kind = self.target.kind if self.target else None
+        kind = self.target.kind if self.target else self.shown_as
         same_unit = self.baseline and self.baseline_unit in (None, self.unit)
         if kind == "over":
             return f"+{fmt(self.ours_median - self.baseline_median, self.unit)}"
@@ -133,7 +135,7 @@ class Row:
                    baseline=list(data.get("baseline") or []),
                    target=Target(**target) if target else None,
                    baseline_unit=data.get("baseline_unit"), note=data.get("note", ""),
-                   error=data.get("error", ""))
+                   error=data.get("error", ""), shown_as=data.get("shown_as"))
 
 
 def median(values: list[float]) -> float:

@@ -1,0 +1,253 @@
+"""The command helper's client side: run a `traindeck` command in a warm process.
+
+A `traindeck` command spends most of its time importing the database layer (about half
+a second) before it does anything. The *command helper* (`app.cli.warm_server`) is a
+small per-user process that has done those imports once; for each command it forks a
+child that runs the command exactly as this process would have: with this process's
+arguments, working folder, environment, umask and its stdin, stdout and stderr (the
+file descriptors themselves are passed over a Unix socket). Signals sent here (Ctrl-C,
+SIGTERM, SIGHUP) are forwarded to the child, the child's exit code becomes ours, and
+the child ends when this process goes away.
+
+Nothing depends on the helper: when it is not running this process runs the command
+itself and starts one in the background for the next command; a helper whose code or
+packages changed since it started declines, and exits. It leaves after 15 idle
+minutes. `TRAINDECK_CLI_HELPER=off` turns it off.
+
+This module is imported before anything heavy: standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SWITCH_ENV = "TRAINDECK_CLI_HELPER"
+"""`off` (or 0, no, false): run every command in its own process, start no helper."""
+DIR_ENV = "TRAINDECK_CLI_HELPER_DIR"
+"""Folder for the helper's socket, lock and log (default: the user's runtime folder)."""
+IDLE_ENV = "TRAINDECK_CLI_HELPER_IDLE"
+"""Seconds the helper waits for a command before it exits (default 900)."""
+DEFAULT_IDLE_SECONDS = 900.0
+INTERACTIVE = {("create",), ("templates", "edit")}
+"""Commands that need the terminal itself (a TUI, `$EDITOR`): never sent to the helper."""
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+HEADER = struct.Struct("!I")
+"""Length prefix of the request (JSON) that travels with the three descriptors."""
+
+
+def enabled() -> bool:
+    """False when the user turned the helper off."""
+    return os.environ.get(SWITCH_ENV, "").strip().lower() not in ("0", "off", "no", "false")
+
+
+def eligible(argv: list[str]) -> bool:
+    """True for a command the helper may run: not the TUI, not an interactive one."""
+    words = [a for a in argv if not a.startswith("-")]
+    if not words or argv[0].startswith("-"):
+        return False  # the TUI, `--version`, `--help`: nothing heavy to save
+    return not any(tuple(words[:len(key)]) == key for key in INTERACTIVE)
+
+
+def helper_dir() -> Path | None:
+    """This user's private folder for the helper, made if needed; None if unsafe.
+
+    The folder must belong to this user and be closed to everyone else: whoever can
+    reach the socket runs commands as its owner (the helper also checks each caller's
+    uid).
+    """
+    explicit = os.environ.get(DIR_ENV)
+    if explicit:
+        folder = Path(explicit)
+    else:
+        runtime = os.environ.get("XDG_RUNTIME_DIR")
+        base = Path(runtime) if runtime and os.path.isdir(runtime) else Path(
+            tempfile.gettempdir())
+        folder = base / f"traindeck-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.lstat()
+    except OSError:
+        return None
+    if (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid()
+            or info.st_mode & 0o077):
+        return None
+    return folder
+
+
+def installation_key() -> str:
+    """One helper per interpreter and code tree (two checkouts do not share one)."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(f"{sys.executable}\0{package}".encode()).hexdigest()
+    return digest[:16]
+
+
+def socket_path(folder: Path) -> Path:
+    return folder / f"cli-{installation_key()}.sock"
+
+
+def run_via_helper(argv: list[str]) -> int | None:
+    """Run `traindeck ARGV` in the helper; its exit code, or None: run it here instead.
+
+    None also means "not sent": the helper is off, absent (one is started for the next
+    command), stale or declined before the command began.
+    """
+    if not enabled() or not eligible(argv):
+        return None
+    folder = helper_dir()
+    if folder is None:
+        return None
+    path = socket_path(folder)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        start_helper(folder)
+        return None
+    with sock:
+        try:
+            return _converse(sock, argv)
+        except _Declined:
+            start_helper(folder)
+            return None
+
+
+class _Declined(Exception):
+    """The helper did not start the command (stale, busy, broken): run it here."""
+
+
+def _request(argv: list[str]) -> bytes:
+    try:
+        cwd = os.getcwd()
+    except OSError as exc:  # the working folder was deleted: let the command say so
+        raise _Declined from exc
+    umask = os.umask(0o022)
+    os.umask(umask)
+    body = json.dumps({"argv": argv, "cwd": cwd, "env": dict(os.environ),
+                       "umask": umask}).encode()
+    return HEADER.pack(len(body)) + body
+
+
+def _converse(sock: socket.socket, argv: list[str]) -> int:
+    try:
+        socket.send_fds(sock, [_request(argv)], [0, 1, 2])
+    except OSError as exc:
+        raise _Declined from exc
+    replies = _Replies(sock)
+    first = replies.next()
+    if not first or "pid" not in first:
+        raise _Declined  # stale (it said so) or gone before starting the command
+    child = int(first["pid"])
+    previous = {sig: signal.signal(sig, _forward_to(child)) for sig in FORWARDED_SIGNALS}
+    try:
+        last = replies.next()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if last and "exit" in last:
+        return int(last["exit"])
+    print("error: the command ended without an exit status (killed?)", file=sys.stderr)
+    return 1
+
+
+def _forward_to(pid: int) -> Any:
+    def forward(signum: int, _frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    return forward
+
+
+class _Replies:
+    """JSON lines from the helper; None at the end of the stream."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def next(self) -> dict[str, Any] | None:
+        while b"\n" not in self.buffer:
+            try:
+                chunk = self.sock.recv(4096)
+            except InterruptedError:  # pragma: no cover - retried by Python (PEP 475)
+                continue
+            except OSError:
+                return None
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        try:
+            value = json.loads(line)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+
+def start_helper(folder: Path) -> None:
+    """Start a helper in the background (one that finds another running just exits)."""
+    if not enabled():
+        return
+    log_path = folder / f"cli-{installation_key()}.log"
+    with contextlib.suppress(OSError), open(log_path, "ab") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "app.cli.warm_server", str(folder)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True,
+            start_new_session=True, cwd="/",
+            env={**os.environ, "PYTHONPATH": _package_root_path()},
+        )
+
+
+def _package_root_path() -> str:
+    """PYTHONPATH that finds this `app` package from `/` (an editable or plain checkout)."""
+    root = str(Path(__file__).resolve().parents[2])
+    current = os.environ.get("PYTHONPATH", "")
+    return root if not current else f"{root}{os.pathsep}{current}"
+
+
+def receive_request(conn: socket.socket, timeout: float = 5.0
+                    ) -> tuple[dict[str, Any], list[int]]:
+    """The helper's side of `_request`: the request and the three descriptors."""
+    conn.settimeout(timeout)
+    data, fds, _flags, _addr = socket.recv_fds(conn, 65536, 3)
+    if not data and not fds:
+        raise EOFError("the caller sent nothing")
+    try:
+        if len(data) < HEADER.size:
+            raise ValueError("short request")
+        (size,) = HEADER.unpack_from(data)
+        body = data[HEADER.size:]
+        while len(body) < size:
+            chunk = conn.recv(min(65536, size - len(body)))
+            if not chunk:
+                raise ValueError("request cut short")
+            body += chunk
+        request = json.loads(body)
+        if len(fds) != 3 or not isinstance(request, dict):
+            raise ValueError("malformed request")
+    except Exception:
+        for fd in fds:
+            os.close(fd)
+        raise
+    conn.settimeout(None)
+    return request, fds
+
+
+def peer_uid(conn: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket (Linux)."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid
+

@@ -1,0 +1,296 @@
+"""The command helper: a warm process that runs `traindeck` commands in forked children.
+
+Started in the background by a `traindeck` command that found none (see `app.cli.warm`),
+as `python -m app.cli.warm_server FOLDER`. It imports what commands need once, then
+listens on `FOLDER/cli-KEY.sock`. For each caller (same uid only) it forks a child that
+takes the caller's descriptors, folder, environment and umask and runs the command as a
+fresh process would: nothing is opened before the fork (settings, database, engine
+clients are all made in the child), and the parent stays single-threaded.
+
+It exits after `TRAINDECK_CLI_HELPER_IDLE` seconds without a command (900), when its
+code or installed packages change (it tells the caller to run the command itself),
+when its socket is removed or taken over, and on SIGTERM. Only one runs per folder and
+installation: a lock file decides.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+from app.cli.warm import (
+    DEFAULT_IDLE_SECONDS,
+    IDLE_ENV,
+    installation_key,
+    peer_uid,
+    receive_request,
+    socket_path,
+)
+
+PRELOAD = (
+    "app.cli.main", "app.cli.extras", "app.cli.data_commands", "app.context", "app.jobs",
+    "app.queries", "app.readmodels", "app.spec", "app.spec_rules", "app.logs",
+    "app.metrics", "app.templates", "app.datasets", "app.registry",
+    "app.runtime.launcher", "app.runtime.startup", "app.runtime.reconcile",
+    "app.runtime.control", "app.runtime.plan", "app.runtime.scheduler",
+    "app.runtime.executors.docker", "app.runtime.executors.local", "docker", "yaml",
+)
+"""Modules a command would import first; importing them here is the whole point."""
+_CHECK_SECONDS = 5.0
+
+
+def log(message: str) -> None:
+    """A line in the helper's log (its stderr), for whoever wonders what it did."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    print(f"{stamp} [{os.getpid()}] {message}", file=sys.stderr, flush=True)
+
+
+def code_stamp() -> tuple[int, int, tuple[int, ...]]:
+    """Changes when the code or the installed packages change.
+
+    The package's source files (how many, and the sum of their modification times: any
+    edit moves it) and the modification times of the site-packages folders (an install
+    or an upgrade adds and removes entries there).
+    """
+    package = Path(__file__).resolve().parents[1]
+    total = count = 0
+    stack = [str(package)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != "__pycache__":
+                        stack.append(entry.path)
+                elif entry.name.endswith(".py"):
+                    count += 1
+                    total += entry.stat().st_mtime_ns
+    sites = []
+    for entry in sys.path:
+        if entry.endswith("site-packages"):
+            with contextlib.suppress(OSError):
+                sites.append(os.stat(entry).st_mtime_ns)
+    return total, count, tuple(sites)
+
+
+def preload() -> None:
+    """Import what the commands need (nothing is opened, no thread is started)."""
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m app.cli.warm_server FOLDER", file=sys.stderr)
+        return 2
+    folder = Path(args[0])
+    key = installation_key()
+    lock = open(folder / f"cli-{key}.lock", "a")  # noqa: SIM115 - held for the lifetime
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return 0  # another helper runs (or is starting) for this installation
+    with contextlib.suppress(OSError):
+        os.truncate(folder / f"cli-{key}.log", 0)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    started = time.monotonic()
+    preload()
+    if threading.active_count() != 1:
+        log("an import started a thread; forking is not safe, so no helper")
+        return 1
+    stamp = code_stamp()
+    path = socket_path(folder)
+    path.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        listener.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    listener.listen(32)
+    inode = path.stat().st_ino
+    idle = _idle_seconds()
+    log(f"ready in {time.monotonic() - started:.2f}s on {path} (idle exit after {idle:g}s)")
+    try:
+        _serve(listener, path, inode, stamp, idle)
+    finally:
+        listener.close()
+        if _still_ours(path, inode):
+            path.unlink(missing_ok=True)
+    return 0
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def _idle_seconds() -> float:
+    try:
+        value = float(os.environ.get(IDLE_ENV, "") or DEFAULT_IDLE_SECONDS)
+    except ValueError:
+        return DEFAULT_IDLE_SECONDS
+    return max(value, 1.0)
+
+
+def _still_ours(path: Path, inode: int) -> bool:
+    try:
+        return path.stat().st_ino == inode
+    except OSError:
+        return False
+
+
+def _serve(listener: socket.socket, path: Path, inode: int,
+           stamp: tuple[int, int, tuple[int, ...]], idle: float) -> None:
+    last = time.monotonic()
+    while True:
+        _reap()
+        left = idle - (time.monotonic() - last)
+        if left <= 0:
+            log("idle: exiting")
+            return
+        ready, _, _ = select.select([listener], [], [], min(left, _CHECK_SECONDS))
+        if not _still_ours(path, inode):
+            log("the socket was removed or replaced: exiting")
+            return
+        if not ready:
+            continue
+        conn, _ = listener.accept()
+        last = time.monotonic()
+        with conn:
+            if not _handle(conn, listener, stamp):
+                return
+
+
+def _reap() -> None:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
+def _handle(conn: socket.socket, listener: socket.socket,
+            stamp: tuple[int, int, tuple[int, ...]]) -> bool:
+    """Run one caller's command in a child; False when the helper should exit."""
+    if peer_uid(conn) != os.getuid():
+        log("refused a caller with another uid")
+        return True
+    try:
+        request, fds = receive_request(conn)
+    except EOFError:
+        return True  # a caller that only checked that the helper is there
+    except (OSError, ValueError) as exc:
+        log(f"bad request: {exc}")
+        return True
+    try:
+        if code_stamp() != stamp:
+            _reply(conn, {"stale": True})
+            log("the code or the packages changed: exiting")
+            return False
+        pid = os.fork()
+        if pid == 0:
+            _child(conn, listener, request, fds)
+        argv = request.get("argv") or ["?"]
+        log(f"ran `{argv[0]}` in pid {pid}")
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return True
+
+
+def _reply(conn: socket.socket, message: dict[str, Any]) -> None:
+    conn.sendall(json.dumps(message).encode() + b"\n")
+
+
+def _child(conn: socket.socket, listener: socket.socket, request: dict[str, Any],
+           fds: list[int]) -> NoReturn:
+    """Become the caller's command; never returns."""
+    code = 1
+    try:
+        listener.close()
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
+        argv = [str(a) for a in request["argv"]]
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in request["env"].items()})
+        os.umask(int(request["umask"]))
+        _reopen_stdio()
+        sys.argv = ["traindeck", *argv]
+        _reply(conn, {"pid": os.getpid()})
+        threading.Thread(target=_hang_up_with, args=(conn,), daemon=True).start()
+        code = _run(argv)
+    except BaseException:  # a child must never return into the helper
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
+    finally:
+        with contextlib.suppress(BaseException):
+            _reply(conn, {"exit": code})
+        os._exit(code)
+
+
+def _run(argv: list[str]) -> int:
+    """What the `traindeck` script does with ARGV, as an exit code."""
+    from app.cli.main import main
+
+    try:
+        code: Any = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # reported as the interpreter would
+        traceback.print_exc()
+        code = 1
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with contextlib.suppress(Exception):
+        atexit._run_exitfuncs()
+    return code
+
+
+def _reopen_stdio() -> None:
+    """Text streams on the caller's descriptors, buffered as a new process's would be."""
+    sys.stdin = sys.__stdin__ = open(0, closefd=False)  # noqa: SIM115
+    sys.stdout = sys.__stdout__ = open(  # noqa: SIM115
+        1, "w", closefd=False, buffering=1 if os.isatty(1) else -1)
+    sys.stderr = sys.__stderr__ = open(  # noqa: SIM115
+        2, "w", closefd=False, buffering=1, errors="backslashreplace")
+
+
+def _hang_up_with(conn: socket.socket) -> None:
+    """The caller went away (killed, its terminal closed): end as a hung-up process."""
+    with contextlib.suppress(OSError):
+        while conn.recv(64):
+            pass
+    os.kill(os.getpid(), signal.SIGHUP)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,261 @@
+"""The command helper: `traindeck` commands run in a warm, forked process.
+
+These run the installed `traindeck` script as a user does, with the helper's folder
+inside the test's tmp folder, and check that a command through the helper behaves as
+one run in its own process: output, exit codes, errors, the caller's folder and
+environment, Ctrl-C, and a caller that is killed. The suite turns the helper off
+for every other test (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from helpers import Project, traindeck_executable
+
+from app.cli import warm, warm_server
+
+pytestmark = pytest.mark.slow
+
+READY_SECONDS = 60.0
+
+
+class Helper:
+    """The helper's folder and environment for one test; stops the helper at the end."""
+
+    def __init__(self, folder: Path, env: dict[str, str]) -> None:
+        self.folder = folder
+        self.env = env
+
+    @property
+    def socket(self) -> Path:
+        return warm.socket_path(self.folder)
+
+    @property
+    def log(self) -> str:
+        try:
+            return (self.folder / f"cli-{warm.installation_key()}.log").read_text()
+        except FileNotFoundError:
+            return ""
+
+    def pid(self) -> int | None:
+        found = re.findall(r"\[(\d+)\] ready in", self.log)
+        return int(found[-1]) if found else None
+
+    def run(self, *args: str | Path, cwd: Path | None = None, input: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([traindeck_executable(), *map(str, args)], capture_output=True,
+                              text=True, env=env or self.env, cwd=cwd, input=input,
+                              timeout=60)
+
+    def wait_ready(self) -> None:
+        """Wait until the helper (started by a first command) accepts callers."""
+        deadline = time.monotonic() + READY_SECONDS
+        while time.monotonic() < deadline:
+            with socket.socket(socket.AF_UNIX) as probe:
+                try:
+                    probe.connect(str(self.socket))
+                except OSError:
+                    time.sleep(0.05)
+                    continue
+                return
+        raise AssertionError(f"no helper after {READY_SECONDS:g}s; log:\n{self.log}")
+
+    def served(self, command: str) -> int:
+        """How many times the helper ran `command`."""
+        return len(re.findall(rf"ran `{re.escape(command)}` in pid", self.log))
+
+    def child_pids(self) -> list[int]:
+        return [int(p) for p in re.findall(r"ran `[^`]*` in pid (\d+)", self.log)]
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            wait_gone(pid)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_gone(pid: int, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while alive(pid):
+        assert time.monotonic() < deadline, f"process {pid} still runs after {seconds:g}s"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def helper(home: Path, tmp_path: Path) -> Iterator[Helper]:
+    env = {k: v for k, v in os.environ.items() if k != warm.SWITCH_ENV}
+    env[warm.DIR_ENV] = str(tmp_path / "helper")
+    made = Helper(tmp_path / "helper", env)
+    yield made
+    made.stop()
+
+
+@pytest.fixture
+def warm_helper(helper: Helper) -> Helper:
+    """A helper started by a first command and ready for the next."""
+    first = helper.run("engines", "--json")
+    assert first.returncode == 0, first.stderr
+    helper.wait_ready()
+    return helper
+
+
+def test_a_first_command_runs_itself_and_starts_the_helper(helper: Helper) -> None:
+    first = helper.run("engines", "--json")
+    assert first.returncode == 0, first.stderr
+    assert {e["name"] for e in json.loads(first.stdout)} >= {"pytorch"}
+    helper.wait_ready()
+    assert helper.served("engines") == 0  # the first one ran in its own process
+    again = helper.run("engines", "--json")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    assert helper.served("engines") == 1
+
+
+def test_submit_through_the_helper_uses_the_callers_folder(
+        warm_helper: Helper, make_project: Callable[..., Project], tmp_path: Path) -> None:
+    project = make_project()
+    spec = project.write_spec()
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    submitted = warm_helper.run("submit", os.path.relpath(spec, elsewhere), "--json",
+                                cwd=elsewhere)
+    assert submitted.returncode == 0, submitted.stderr
+    assert json.loads(submitted.stdout)["version"] == "V001"
+    assert warm_helper.served("submit") == 1
+    waited = warm_helper.run("wait", "demo", "--timeout", "30")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    (version,) = json.loads(warm_helper.run("show", "demo", "--json").stdout)["versions"]
+    assert version["status"] == "succeeded"
+    assert version["spec"]["data"]["paths"] == [str(project.data_dir.resolve())]
+
+
+def test_errors_and_exit_codes_are_the_commands(warm_helper: Helper, tmp_path: Path) -> None:
+    missing = warm_helper.run("validate", tmp_path / "missing.yaml")
+    assert missing.returncode == 1
+    assert missing.stdout == ""
+    (line,) = missing.stderr.splitlines()
+    assert line.startswith("error: ") and "missing.yaml" in line
+    usage = warm_helper.run("no-such-command")
+    assert usage.returncode == 2
+    assert "invalid choice" in usage.stderr
+    assert warm_helper.served("validate") == 1 and warm_helper.served("no-such-command") == 1
+
+
+def test_each_command_gets_the_callers_environment(warm_helper: Helper, tmp_path: Path,
+                                                   make_project: Callable[..., Project]
+                                                   ) -> None:
+    spec = make_project().write_spec()
+    assert warm_helper.run("submit", spec).returncode == 0
+    other_home = tmp_path / "other-home"
+    other_home.mkdir()
+    other = warm_helper.run("list", "--json",
+                            env={**warm_helper.env, "TRAINDECK_HOME": str(other_home)})
+    assert other.returncode == 0, other.stderr
+    assert json.loads(other.stdout) == []
+    mine = json.loads(warm_helper.run("list", "--json").stdout)
+    assert [job["name"] for job in mine] == ["demo"]
+    assert warm_helper.served("list") == 2
+
+
+def _follow(helper: Helper, make_project: Callable[..., Project]) -> subprocess.Popen[str]:
+    """`traindeck logs demo -f` of a running job, once its first line has arrived."""
+    boot = "import time\nprint('tick', flush=True)\ntime.sleep(60)\n"
+    spec = make_project(boot=boot).write_spec()
+    assert helper.run("submit", spec).returncode == 0
+    follow = subprocess.Popen([traindeck_executable(), "logs", "demo", "-f"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=helper.env)
+    assert follow.stdout is not None
+    deadline = time.monotonic() + 30
+    while "tick" not in follow.stdout.readline():
+        assert time.monotonic() < deadline and follow.poll() is None, "no log line"
+    return follow
+
+
+def test_ctrl_c_stops_a_followed_log(warm_helper: Helper,
+                                     make_project: Callable[..., Project]) -> None:
+    follow = _follow(warm_helper, make_project)
+    try:
+        child = warm_helper.child_pids()[-1]
+        assert alive(child)
+        follow.send_signal(signal.SIGINT)
+        assert follow.wait(10) == 130
+        wait_gone(child)
+    finally:
+        follow.kill()
+        warm_helper.run("stop", "demo")
+
+
+def test_a_killed_caller_takes_its_command_along(warm_helper: Helper,
+                                                 make_project: Callable[..., Project]
+                                                 ) -> None:
+    follow = _follow(warm_helper, make_project)
+    try:
+        child = warm_helper.child_pids()[-1]
+        follow.kill()
+        follow.wait(10)
+        wait_gone(child)
+    finally:
+        follow.kill()
+        warm_helper.run("stop", "demo")
+
+
+def test_a_changed_installation_sends_commands_back(warm_helper: Helper) -> None:
+    pid = warm_helper.pid()
+    assert pid is not None
+    source = Path(warm_server.__file__)
+    before = source.stat()
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    try:
+        result = warm_helper.run("engines", "--json")
+    finally:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)
+    assert warm_helper.served("engines") == 0, warm_helper.log  # declined: ran it itself
+    wait_gone(pid)
+    assert "changed: exiting" in warm_helper.log or warm_helper.pid() != pid
+
+
+def test_off_means_no_helper(helper: Helper) -> None:
+    off = {**helper.env, warm.SWITCH_ENV: "off"}
+    assert helper.run("engines", "--json", env=off).returncode == 0
+    time.sleep(0.5)
+    assert not helper.socket.exists()
+    assert not helper.log
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["list"], True),
+    (["submit", "spec.yaml", "--json"], True),
+    (["templates", "list"], True),
+    (["templates", "edit", "t1"], False),
+    (["create", "--from", "spec.yaml"], False),
+    (["--version"], False),
+    ([], False),
+])
+def test_interactive_commands_stay_in_their_own_process(argv: list[str], expected: bool
+                                                        ) -> None:
+    assert warm.eligible(argv) is expected
