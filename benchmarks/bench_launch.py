@@ -144,7 +144,7 @@ class Bench:
         while time.perf_counter() < deadline:
             with socket.socket(socket.AF_UNIX) as probe:
                 try:
-                    probe.connect(str(socket_path(self.helper_dir)))
+                    probe.connect(socket_path(self.helper_dir))
                 except OSError:
                     time.sleep(0.05)
                     continue
@@ -155,7 +155,7 @@ class Bench:
         """Remove the helper's socket: it notices and exits within seconds."""
         from app.cli.warm import socket_path
 
-        socket_path(self.helper_dir).unlink(missing_ok=True)
+        Path(socket_path(self.helper_dir)).unlink(missing_ok=True)
 
     def context(self) -> object:
         from app.context import Context

@@ -15,6 +15,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,12 +39,12 @@ class Helper:
 
     @property
     def socket(self) -> Path:
-        return warm.socket_path(self.folder)
+        return Path(warm.socket_path(self.folder))
 
     @property
     def log(self) -> str:
         try:
-            return (self.folder / f"cli-{warm.installation_key()}.log").read_text()
+            return Path(warm.log_path(self.folder)).read_text()
         except FileNotFoundError:
             return ""
 
@@ -259,3 +260,15 @@ def test_off_means_no_helper(helper: Helper) -> None:
 def test_interactive_commands_stay_in_their_own_process(argv: list[str], expected: bool
                                                         ) -> None:
     assert warm.eligible(argv) is expected
+
+
+def test_the_helper_opens_nothing_before_it_forks() -> None:
+    """Preloading only imports: no settings read, no database, no thread to fork over."""
+    probe = ("import threading, app.config, app.db\n"
+             "from app.cli.warm_server import preload\n"
+             "preload()\n"
+             "print(app.config.get_settings.cache_info().currsize,"
+             " app.db._open.cache_info().currsize, threading.active_count())\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.split()
+    assert out == ["0", "0", "1"]

@@ -388,12 +388,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `traindeck` command."""
     if not (sys.argv[1:] if argv is None else argv):
         return _run_tui()  # the TUI starts before the parser is even built
-    if argv is None:  # the `traindeck` script, not a call from Python
-        from app.cli.warm import run_via_helper
-
-        code = run_via_helper(sys.argv[1:])
-        if code is not None:
-            return code
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)

@@ -14,23 +14,21 @@ itself and starts one in the background for the next command; a helper whose cod
 packages changed since it started declines, and exits. It leaves after 15 idle
 minutes. `TRAINDECK_CLI_HELPER=off` turns it off.
 
-This module is imported before anything heavy: standard library only.
+This module is the `traindeck` script's entry point (`main`), imported before anything
+heavy: standard library only, and only the light part of it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import signal
 import socket
 import stat
 import struct
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
+import zlib
 from typing import Any
 
 SWITCH_ENV = "TRAINDECK_CLI_HELPER"
@@ -60,24 +58,24 @@ def eligible(argv: list[str]) -> bool:
     return not any(tuple(words[:len(key)]) == key for key in INTERACTIVE)
 
 
-def helper_dir() -> Path | None:
+def helper_dir() -> str | None:
     """This user's private folder for the helper, made if needed; None if unsafe.
 
     The folder must belong to this user and be closed to everyone else: whoever can
     reach the socket runs commands as its owner (the helper also checks each caller's
-    uid).
+    uid). Paths are plain strings here: `pathlib` alone costs a few milliseconds.
     """
-    explicit = os.environ.get(DIR_ENV)
-    if explicit:
-        folder = Path(explicit)
-    else:
+    folder = os.environ.get(DIR_ENV)
+    if not folder:
         runtime = os.environ.get("XDG_RUNTIME_DIR")
-        base = Path(runtime) if runtime and os.path.isdir(runtime) else Path(
-            tempfile.gettempdir())
-        folder = base / f"traindeck-{os.getuid()}"
+        if not (runtime and os.path.isdir(runtime)):
+            import tempfile
+
+            runtime = tempfile.gettempdir()
+        folder = os.path.join(runtime, f"traindeck-{os.getuid()}")
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = folder.lstat()
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        info = os.lstat(folder)
     except OSError:
         return None
     if (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid()
@@ -88,13 +86,27 @@ def helper_dir() -> Path | None:
 
 def installation_key() -> str:
     """One helper per interpreter and code tree (two checkouts do not share one)."""
-    package = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256(f"{sys.executable}\0{package}".encode()).hexdigest()
-    return digest[:16]
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return f"{zlib.crc32(f'{sys.executable}{package}'.encode()):08x}"
 
 
-def socket_path(folder: Path) -> Path:
-    return folder / f"cli-{installation_key()}.sock"
+def socket_path(folder: str | os.PathLike[str]) -> str:
+    return os.path.join(folder, f"cli-{installation_key()}.sock")
+
+
+def log_path(folder: str | os.PathLike[str]) -> str:
+    return os.path.join(folder, f"cli-{installation_key()}.log")
+
+
+def main() -> int:
+    """The `traindeck` script: a command through the helper where it can, else here."""
+    argv = sys.argv[1:]
+    code = run_via_helper(argv) if argv else None
+    if code is not None:
+        return code
+    from app.cli.main import main as run_here
+
+    return run_here(argv)
 
 
 def run_via_helper(argv: list[str]) -> int | None:
@@ -108,10 +120,9 @@ def run_via_helper(argv: list[str]) -> int | None:
     folder = helper_dir()
     if folder is None:
         return None
-    path = socket_path(folder)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(str(path))
+        sock.connect(socket_path(folder))
     except OSError:
         sock.close()
         start_helper(folder)
@@ -196,14 +207,15 @@ class _Replies:
         return value if isinstance(value, dict) else None
 
 
-def start_helper(folder: Path) -> None:
+def start_helper(folder: str) -> None:
     """Start a helper in the background (one that finds another running just exits)."""
     if not enabled():
         return
-    log_path = folder / f"cli-{installation_key()}.log"
-    with contextlib.suppress(OSError), open(log_path, "ab") as log:
+    import subprocess
+
+    with contextlib.suppress(OSError), open(log_path(folder), "ab") as log:
         subprocess.Popen(
-            [sys.executable, "-m", "app.cli.warm_server", str(folder)],
+            [sys.executable, "-m", "app.cli.warm_server", folder],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True,
             start_new_session=True, cwd="/",
             env={**os.environ, "PYTHONPATH": _package_root_path()},
@@ -212,7 +224,7 @@ def start_helper(folder: Path) -> None:
 
 def _package_root_path() -> str:
     """PYTHONPATH that finds this `app` package from `/` (an editable or plain checkout)."""
-    root = str(Path(__file__).resolve().parents[2])
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     current = os.environ.get("PYTHONPATH", "")
     return root if not current else f"{root}{os.pathsep}{current}"
 

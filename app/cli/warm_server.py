@@ -34,6 +34,7 @@ from app.cli.warm import (
     DEFAULT_IDLE_SECONDS,
     IDLE_ENV,
     installation_key,
+    log_path,
     peer_uid,
     receive_request,
     socket_path,
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except BlockingIOError:
         return 0  # another helper runs (or is starting) for this installation
     with contextlib.suppress(OSError):
-        os.truncate(folder / f"cli-{key}.log", 0)
+        os.truncate(log_path(folder), 0)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         log("an import started a thread; forking is not safe, so no helper")
         return 1
     stamp = code_stamp()
-    path = socket_path(folder)
+    path = Path(socket_path(folder))
     path.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_umask = os.umask(0o177)
