@@ -263,12 +263,16 @@ def test_interactive_commands_stay_in_their_own_process(argv: list[str], expecte
 
 
 def test_the_helper_opens_nothing_before_it_forks() -> None:
-    """Preloading only imports: no settings read, no database, no thread to fork over."""
-    probe = ("import threading, app.config, app.db\n"
-             "from app.cli.warm_server import preload\n"
+    """Preloading and the warm-up leave nothing open: no cached settings or database, no
+    thread to fork over, no process started."""
+    probe = ("import os, threading, app.config, app.db\n"
+             "from app.cli.warm_server import preload, warm_up\n"
              "preload()\n"
+             "warm_up()\n"
+             "children = open(f'/proc/{os.getpid()}/task/{os.getpid()}/children').read()\n"
              "print(app.config.get_settings.cache_info().currsize,"
-             " app.db._open.cache_info().currsize, threading.active_count())\n")
+             " app.db._open.cache_info().currsize, threading.active_count(),"
+             " len(children.split()))\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=60, check=True).stdout.split()
-    assert out == ["0", "0", "1"]
+    assert out == ["0", "0", "1", "0"]
