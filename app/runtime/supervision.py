@@ -13,11 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +43,7 @@ from app.runtime.executors import Executor, ExecutorError, RankExit, get_executo
 from app.runtime.executors.base import Handle
 from app.runtime.handoff import HANDOFF_WAIT_SECONDS, WarmStart
 from app.runtime.logpump import RankLog, catch_up, pump
+from app.runtime.outcome import Outcome, outcome_of
 from app.runtime.plan import (
     CREATED_LABEL,
     INSTANCE_LABEL,
@@ -62,22 +61,16 @@ from app.runtime.startup import (
     STARTING,
     announce_start,
     clear_marker,
-    dataset_paths,
     marker_alive,
     marker_of,
     open_rank_logs,
 )
 from app.runtime.supervisor import SignalFlags
-from app.spec import JobSpec, is_remote
+from app.runtime.supervisor_storage import StorageSteps
+from app.spec import JobSpec
 from app.storage import (
-    DataError,
     LogSyncer,
-    TransferCancelled,
     local_output_path,
-    prepare_data,
-    remote_log_uri,
-    transfer_path,
-    upload_output,
 )
 
 log = logging.getLogger("traindeck.supervisor")
@@ -92,25 +85,12 @@ QUEUE_RECHECK_SECONDS = 2.0
 ENGINE_RETRY_SECONDS = 600.0
 """How long an unreachable Docker engine is waited for before the version fails."""
 PUMP_JOIN_SECONDS = 10.0
-LOG_SYNC_SECONDS = 30.0
-"""How often an object-storage log folder is brought up to date while a version runs."""
-DATA_CACHE = "data-cache"
-"""Folder of the state dir that object-storage data is staged into (removed at the end)."""
 CATCH_UP_DELAY_SECONDS = 1.0
 CATCH_UP_WAIT_SECONDS = 120.0
 """How long an exited Docker rank's last log lines are waited for while the engine is away."""
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """How a version ended."""
-
-    status: Status
-    reason: str = ""
-    exit_code: int | None = None
-
-
-class Supervisor:
+class Supervisor(StorageSteps):
     """Runs one version from admission to its final status."""
 
     def __init__(self, ctx: Context, version_id: int, flags: SignalFlags | None = None,
@@ -212,60 +192,6 @@ class Supervisor:
         if outcome.exit_code is not None:
             fields["exit_code"] = outcome.exit_code
         set_status(self.ctx, self.version_id, outcome.status, outcome.reason, **fields)
-
-    # -- object storage ---------------------------------------------------------------------
-
-    def _setup_storage(self, version: Version, spec: JobSpec) -> None:
-        """Remember where the output goes; keep an object-storage log folder in sync."""
-        self.output_uri = version.output
-        self.log_sync = LogSyncer(self.ctx.settings, Path(version.log_dir),
-                                  remote_log_uri(spec.log_dir, self.label), LOG_SYNC_SECONDS,
-                                  warn=lambda message: self._event(message, "warning"),
-                                  progress_file=transfer_path(self.state))
-        self.log_sync.start()
-
-    def _prepare_data(self, spec: JobSpec) -> list[str] | None:
-        """Stage object-storage data and apply the 255 rule; None when the version ended."""
-        try:
-            sources = (spec.data.paths if spec.data.paths is not None
-                       else dataset_paths(self.ctx, spec))
-            paths = prepare_data(self.ctx.settings, sources, self.state / DATA_CACHE,
-                                 self._note, self._event, should_stop=lambda: self.stopping)
-        except TransferCancelled:
-            self._end(Outcome(Status.STOPPED, "stopped by user"))
-            return None
-        except (DataError, PlanError) as exc:
-            self._end(Outcome(Status.FAILED, str(exc)))
-            return None
-        return [str(p) for p in paths]
-
-    def _upload_output(self, outcome: Outcome) -> Outcome:
-        """Send an object-storage output up. A succeeded version whose output cannot go up
-        fails; the reason says where its files stay."""
-        if not is_remote(self.output_uri):
-            return outcome
-        try:
-            error = upload_output(self.ctx.settings,
-                                  local_output_path(self.output_uri, self.state),
-                                  self.output_uri, self._note)
-        except Exception as exc:  # the version must still end
-            log.exception("output upload failed")
-            error = f"output upload failed: {exc}"
-        if error is None:
-            return outcome
-        self._event(error, "warning")
-        if outcome.status == Status.SUCCEEDED:
-            return Outcome(Status.FAILED, error, outcome.exit_code)
-        return outcome
-
-    def _finish_storage(self) -> None:
-        """The last log upload (after the last line), and the staged data goes away."""
-        shutil.rmtree(self.state / DATA_CACHE, ignore_errors=True)
-        if self.log_sync is not None:
-            try:
-                self.log_sync.stop()  # a failure becomes a warning event
-            except Exception:
-                log.exception("log upload failed")
 
     def _note(self, message: str, rank: int = 0) -> None:
         rank_log = self.logs.get(rank)
@@ -619,34 +545,6 @@ class Supervisor:
                         self._event(f"cleanup failed: {exc}", "warning")
                     return False
             time.sleep(2.0)
-
-
-def outcome_of(exits: list[RankExit], failed_first: list[RankExit], stopped: bool) -> Outcome:
-    """The final status of a version from how its ranks ended.
-
-    `failed_first` are the ranks seen failing before the others were stopped: one of
-    them, not a rank the stop itself ended, is the reason given.
-    """
-    bad = [e for e in exits if e.exit_code != 0 or e.error]
-    culprit = next(iter(failed_first), None) or next(iter(bad), None)
-    if stopped and not failed_first:
-        return Outcome(Status.STOPPED, "stopped by user",
-                       culprit.exit_code if culprit else 0)
-    if culprit is None:
-        return Outcome(Status.SUCCEEDED, "", 0)
-    return Outcome(Status.FAILED, describe_exit(culprit, len(exits) > 1), culprit.exit_code)
-
-
-def describe_exit(exit_: RankExit, several: bool) -> str:
-    """A failure reason a user can act on."""
-    where = f" (rank {exit_.rank})" if several else ""
-    if exit_.error:
-        return exit_.error + where
-    if exit_.oom_killed:
-        return f"killed (OOM){where}"
-    if exit_.exit_code == 137:
-        return f"killed (SIGKILL, exit code 137){where}"
-    return f"exit code {exit_.exit_code}{where}"
 
 
 def _size(path: Path) -> int:

@@ -1,0 +1,45 @@
+"""How a version ended: its final status and a reason a user can act on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.models import Status
+from app.runtime.executors import RankExit
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a version ended."""
+
+    status: Status
+    reason: str = ""
+    exit_code: int | None = None
+
+
+def outcome_of(exits: list[RankExit], failed_first: list[RankExit], stopped: bool) -> Outcome:
+    """The final status of a version from how its ranks ended.
+
+    `failed_first` are the ranks seen failing before the others were stopped: one of
+    them, not a rank the stop itself ended, is the reason given.
+    """
+    bad = [e for e in exits if e.exit_code != 0 or e.error]
+    culprit = next(iter(failed_first), None) or next(iter(bad), None)
+    if stopped and not failed_first:
+        return Outcome(Status.STOPPED, "stopped by user",
+                       culprit.exit_code if culprit else 0)
+    if culprit is None:
+        return Outcome(Status.SUCCEEDED, "", 0)
+    return Outcome(Status.FAILED, describe_exit(culprit, len(exits) > 1), culprit.exit_code)
+
+
+def describe_exit(exit_: RankExit, several: bool) -> str:
+    """A failure reason a user can act on."""
+    where = f" (rank {exit_.rank})" if several else ""
+    if exit_.error:
+        return exit_.error + where
+    if exit_.oom_killed:
+        return f"killed (OOM){where}"
+    if exit_.exit_code == 137:
+        return f"killed (SIGKILL, exit code 137){where}"
+    return f"exit code {exit_.exit_code}{where}"
