@@ -20,7 +20,17 @@ from app.context import Context
 from app.jobs import submit as core_submit
 from app.models import Status, Version
 from app.runtime.executors.base import plan_from_json, plan_to_json
-from app.runtime.handoff import HANDOFF_ENV, KIND_ENV, STARTER_ENV, handoff_path, write_handoff
+from app.runtime.executors.local import LocalExecutor
+from app.runtime.handoff import (
+    HANDOFF_ENV,
+    KIND_ENV,
+    STARTER_ENV,
+    WarmStart,
+    _rank_logs,
+    _start_pumps,
+    handoff_path,
+    write_handoff,
+)
 from app.runtime.launcher import _spawn
 from app.runtime.plan import state_dir
 from app.runtime.procs import hostname
@@ -107,3 +117,41 @@ def test_a_supervisor_whose_submitter_died_before_the_handoff_starts_the_run_its
     assert (version.status, version.supervisor_pid) == ("succeeded", proc.pid)
     assert "done" in log_lines(version)
     assert "pids" in json.loads(version.handle)
+
+
+def _first_stage_pumps(ctx: Context, tmp_path: Path, name: str, source: str
+                       ) -> tuple[WarmStart, list[str]]:
+    """Start a version's ranks and pumps as a supervisor's first stage does."""
+    raw, base = load_spec_file(script_spec(tmp_path, name, source))
+    version_id = core_submit(ctx, raw, base, launcher=lambda c, v: None).version_id
+    payloads: list[dict[str, Any]] = []
+    start_in_caller(ctx, version_id, payloads.append, supervisor_pid=os.getpid())
+    (payload,) = payloads
+    executor = LocalExecutor()
+    warm = WarmStart(handle={}, executor=executor, logs=_rank_logs(payload), started_here=True)
+    warm.handle = executor.start(plan_from_json(payload["plan"]))
+    ended: list[str] = []
+    _start_pumps(warm, lambda: ended.append("ended"))
+    return warm, ended
+
+
+def test_the_first_output_is_signalled_once_it_is_in_the_log(
+        ctx: Context, tmp_path: Path) -> None:
+    """The supervisor's heavy imports wait for this (they would hold up the pumps)."""
+    warm, ended = _first_stage_pumps(ctx, tmp_path, "first-out",
+                                     "import time\nprint('first', flush=True)\ntime.sleep(2)\n")
+    assert warm.first_output.wait(10)
+    assert not ended  # the rank still runs: the output, not the end, set it
+    assert warm.logs[0].path.read_text().endswith(" first\n")
+    for thread in warm.threads:
+        thread.join(10)
+    assert ended == ["ended"]
+
+
+def test_a_rank_that_prints_nothing_does_not_keep_the_first_output_waiting(
+        ctx: Context, tmp_path: Path) -> None:
+    warm, ended = _first_stage_pumps(ctx, tmp_path, "no-out", "pass\n")
+    assert warm.first_output.wait(10)
+    for thread in warm.threads:
+        thread.join(10)
+    assert ended == ["ended"]

@@ -56,6 +56,8 @@ class WarmStart:
     """RankLog per rank."""
     threads: list[threading.Thread] = field(default_factory=list)
     ended: threading.Event = field(default_factory=threading.Event)
+    first_output: threading.Event = field(default_factory=threading.Event)
+    """Set when a pump has written the ranks' first output, or has ended without any."""
     started_here: bool = False
     """The ranks were started by this first stage (local), not by the submitter."""
     gpus: list[int] = field(default_factory=list)
@@ -180,6 +182,15 @@ def _start_pumps(warm: WarmStart, on_end: Any) -> None:
         rank_log.resume()
         thread = threading.Thread(
             target=pump, name=f"logs-{rank}", daemon=True,
-            args=(warm.executor, warm.handle, rank, rank_log, warm.ended, on_end))
+            args=(warm.executor, warm.handle, rank, rank_log, warm.ended,
+                  _both(on_end, warm.first_output.set), warm.first_output.set))
         thread.start()
         warm.threads.append(thread)
+
+
+def _both(first: Any, second: Any) -> Any:
+    def call() -> None:
+        first()
+        second()
+
+    return call

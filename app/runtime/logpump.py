@@ -161,22 +161,28 @@ def skip_lines(chunks: Iterable[bytes], count: int) -> Iterable[bytes]:
 def pump(
     executor: Executor, handle: Handle, rank: int, rank_log: RankLog,
     ended: threading.Event, on_end: Callable[[], None],
+    on_output: Callable[[], None] | None = None,
 ) -> None:
     """Copy one rank's output into its log until the rank ends (run in a thread).
 
     Docker streams are replayed from the container's start, skipping what the file
     already holds, whenever they must be (re)opened: at adoption and after an engine
     outage. A local rank's pipe is read once, to its end. `ended` is set by the
-    supervisor when every rank has exited; `on_end` is called when this pump returns.
+    supervisor when every rank has exited; `on_end` is called when this pump returns, and
+    `on_output` once the first whole line of output has been written.
     """
     replay = executor.kind == "docker"
     retries_left = RETRIES_AFTER_END
+    lines_before = rank_log.rank_lines
     try:
         while True:
             try:
                 stream = executor.logs(handle, rank, None)
                 for chunk in skip_lines(stream, rank_log.rank_lines) if replay else stream:
                     rank_log.feed(chunk)
+                    if on_output is not None and rank_log.rank_lines > lines_before:
+                        on_output()
+                        on_output = None
                 if not replay:
                     rank_log.finish_partial()
                 # A Docker rank's partial last line waits for `catch_up`.

@@ -22,6 +22,8 @@ WAKE_SIGNAL = signal.SIGUSR2
 """Sent to queued supervisors when GPUs change hands: look again now."""
 CONTROL_SIGNALS = frozenset({STOP_SIGNAL, WAKE_SIGNAL, signal.SIGTERM, signal.SIGHUP})
 """Blocked by the launcher until the new supervisor has installed its handlers."""
+FIRST_OUTPUT_WAIT_SECONDS = 0.5
+"""After a fast start, how long the heavy imports wait for the ranks' first output."""
 
 
 class SignalFlags:
@@ -73,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # fall back to the ordinary start
         print(f"fast start failed, continuing without it: {exc!r}", file=sys.stderr)
         warm = None
+    if warm is not None:
+        # The imports below hold the interpreter for most of a second: let the pumps
+        # write the first output before they start, so it is not kept waiting.
+        warm.first_output.wait(FIRST_OUTPUT_WAIT_SECONDS)
     from app.runtime.supervision import run_supervisor
 
     return run_supervisor(int(args[0]), flags, warm)
