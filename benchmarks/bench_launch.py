@@ -136,20 +136,10 @@ class Bench:
 
     def wait_for_helper(self, seconds: float = 60.0) -> None:
         """Wait until the command helper started by a first `via_cli` accepts callers."""
-        import socket
+        from app.cli.warm import wait_until_ready
 
-        from app.cli.warm import socket_path
-
-        deadline = time.perf_counter() + seconds
-        while time.perf_counter() < deadline:
-            with socket.socket(socket.AF_UNIX) as probe:
-                try:
-                    probe.connect(socket_path(self.helper_dir))
-                except OSError:
-                    time.sleep(0.05)
-                    continue
-                return
-        raise RuntimeError(f"the command helper did not start in {seconds:g}s")
+        if not wait_until_ready(self.helper_dir, seconds):
+            raise RuntimeError(f"the command helper did not start in {seconds:g}s")
 
     def stop_helper(self) -> None:
         """Remove the helper's socket: it notices and exits within seconds."""

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -60,16 +59,8 @@ class Helper:
 
     def wait_ready(self) -> None:
         """Wait until the helper (started by a first command) accepts callers."""
-        deadline = time.monotonic() + READY_SECONDS
-        while time.monotonic() < deadline:
-            with socket.socket(socket.AF_UNIX) as probe:
-                try:
-                    probe.connect(str(self.socket))
-                except OSError:
-                    time.sleep(0.05)
-                    continue
-                return
-        raise AssertionError(f"no helper after {READY_SECONDS:g}s; log:\n{self.log}")
+        assert warm.wait_until_ready(self.folder, READY_SECONDS), (
+            f"no helper after {READY_SECONDS:g}s; log:\n{self.log}")
 
     def served(self, command: str) -> int:
         """How many times the helper ran `command`."""

@@ -109,6 +109,23 @@ def main() -> int:
     return run_here(argv)
 
 
+def wait_until_ready(folder: str | os.PathLike[str], seconds: float) -> bool:
+    """Wait until a helper answers on `folder`'s socket; False if none does in time."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(socket_path(folder))
+            except OSError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
+                continue
+            return True
+
+
 def run_via_helper(argv: list[str]) -> int | None:
     """Run `traindeck ARGV` in the helper; its exit code, or None: run it here instead.
 
