@@ -214,6 +214,23 @@ def test_a_killed_caller_takes_its_command_along(warm_helper: Helper,
         warm_helper.run("stop", "demo")
 
 
+def test_a_new_helper_starts_while_an_old_ones_command_still_runs(
+        warm_helper: Helper, make_project: Callable[..., Project]) -> None:
+    follow = _follow(warm_helper, make_project)
+    try:
+        old, child = warm_helper.pid(), warm_helper.child_pids()[-1]
+        assert old is not None
+        os.kill(old, signal.SIGTERM)
+        wait_gone(old)
+        assert alive(child)  # the command outlives its helper...
+        assert warm_helper.run("engines", "--json").returncode == 0
+        warm_helper.wait_ready()  # ...and does not hold the next helper back
+        assert warm_helper.pid() not in (None, old)
+    finally:
+        follow.kill()
+        warm_helper.run("stop", "demo")
+
+
 def test_a_changed_installation_sends_commands_back(warm_helper: Helper) -> None:
     pid = warm_helper.pid()
     assert pid is not None

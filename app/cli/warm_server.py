@@ -50,6 +50,8 @@ PRELOAD = (
 )
 """Modules a command would import first; importing them here is the whole point."""
 _CHECK_SECONDS = 5.0
+_held: list[int] = []
+"""Descriptors of the helper itself (its lock), closed in every child."""
 
 
 def log(message: str) -> None:
@@ -151,11 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     folder = Path(args[0])
     key = installation_key()
-    lock = open(folder / f"cli-{key}.lock", "a")  # noqa: SIM115 - held for the lifetime
+    lock = os.open(folder / f"cli-{key}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return 0  # another helper runs (or is starting) for this installation
+    _held.append(lock)  # children close it: a command outliving the helper must not
+    # keep the next helper from starting
     with contextlib.suppress(OSError):
         os.truncate(log_path(folder), 0)
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -278,6 +282,8 @@ def _child(conn: socket.socket, listener: socket.socket, request: dict[str, Any]
     code = 1
     try:
         listener.close()
+        for fd in _held:
+            os.close(fd)
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
