@@ -60,31 +60,34 @@ def log(message: str) -> None:
     print(f"{stamp} [{os.getpid()}] {message}", file=sys.stderr, flush=True)
 
 
-def code_stamp() -> tuple[int, int, tuple[int, ...]]:
-    """Changes when the code or the installed packages change.
+def loaded_sources() -> list[str]:
+    """The source files of Traindeck's modules this process has imported.
 
-    The package's source files (how many, and the sum of their modification times: any
-    edit moves it) and the modification times of the site-packages folders (an install
-    or an upgrade adds and removes entries there).
+    Only these can go stale here: a module a command imports later is read from disk by
+    that command's child.
     """
-    package = Path(__file__).resolve().parents[1]
-    total = count = 0
-    stack = [str(package)]
-    while stack:
-        with os.scandir(stack.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.name != "__pycache__":
-                        stack.append(entry.path)
-                elif entry.name.endswith(".py"):
-                    count += 1
-                    total += entry.stat().st_mtime_ns
+    package = str(Path(__file__).resolve().parents[1]) + os.sep
+    files = {getattr(module, "__file__", None) for module in list(sys.modules.values())}
+    return sorted(f for f in files if f and f.startswith(package))
+
+
+def code_stamp(sources: list[str]) -> tuple[int, tuple[int, ...]]:
+    """Changes when loaded code or the installed packages change.
+
+    The sum of the loaded source files' modification times (any edit moves it; a file
+    removed counts as 0) and the modification times of the site-packages folders (an
+    install or an upgrade adds and removes entries there).
+    """
+    total = 0
+    for source in sources:
+        with contextlib.suppress(OSError):
+            total += os.stat(source).st_mtime_ns
     sites = []
     for entry in sys.path:
         if entry.endswith("site-packages"):
             with contextlib.suppress(OSError):
                 sites.append(os.stat(entry).st_mtime_ns)
-    return total, count, tuple(sites)
+    return total, tuple(sites)
 
 
 def preload() -> None:
@@ -174,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     if threading.active_count() != 1:
         log("an import started a thread; forking is not safe, so no helper")
         return 1
-    stamp = code_stamp()
+    sources = loaded_sources()
+    stamp = code_stamp(sources)
     path = Path(socket_path(folder))
     path.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -188,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     idle = _idle_seconds()
     log(f"ready in {time.monotonic() - started:.2f}s on {path} (idle exit after {idle:g}s)")
     try:
-        _serve(listener, path, inode, stamp, idle)
+        _serve(listener, path, inode, sources, stamp, idle)
     finally:
         listener.close()
         if _still_ours(path, inode):
@@ -215,8 +219,8 @@ def _still_ours(path: Path, inode: int) -> bool:
         return False
 
 
-def _serve(listener: socket.socket, path: Path, inode: int,
-           stamp: tuple[int, int, tuple[int, ...]], idle: float) -> None:
+def _serve(listener: socket.socket, path: Path, inode: int, sources: list[str],
+           stamp: tuple[int, tuple[int, ...]], idle: float) -> None:
     last = time.monotonic()
     while True:
         _reap()
@@ -233,7 +237,7 @@ def _serve(listener: socket.socket, path: Path, inode: int,
         conn, _ = listener.accept()
         last = time.monotonic()
         with conn:
-            if not _handle(conn, listener, stamp):
+            if not _handle(conn, listener, code_stamp(sources) == stamp):
                 return
 
 
@@ -243,8 +247,7 @@ def _reap() -> None:
             pass
 
 
-def _handle(conn: socket.socket, listener: socket.socket,
-            stamp: tuple[int, int, tuple[int, ...]]) -> bool:
+def _handle(conn: socket.socket, listener: socket.socket, current: bool) -> bool:
     """Run one caller's command in a child; False when the helper should exit."""
     if peer_uid(conn) != os.getuid():
         log("refused a caller with another uid")
@@ -257,7 +260,7 @@ def _handle(conn: socket.socket, listener: socket.socket,
         log(f"bad request: {exc}")
         return True
     try:
-        if code_stamp() != stamp:
+        if not current:
             _reply(conn, {"stale": True})
             log("the code or the packages changed: exiting")
             return False
