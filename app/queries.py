@@ -45,7 +45,7 @@ def duration_seconds(version: Version, now: datetime | None = None) -> float | N
     return max(0.0, (end - version.started_at).total_seconds())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VersionInfo:
     """Everything about one version."""
 
@@ -70,16 +70,36 @@ class VersionInfo:
     started: datetime | None
     finished: datetime | None
     duration: float | None
-    parameters: dict[str, Any]
     metrics: dict[str, float]
-    spec: dict[str, Any] = field(repr=False)
+    spec_json: str = field(repr=False)
+    """The resolved spec as stored (JSON); `spec` is it decoded."""
+    _spec: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The resolved spec the version runs (decoded when first read: a job screen reads
+        every version of the job and shows one)."""
+        if self._spec is None:
+            object.__setattr__(self, "_spec", json.loads(self.spec_json))
+        assert self._spec is not None
+        return self._spec
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The run parameters of the spec."""
+        parameters: dict[str, Any] = self.spec.get("parameters", {})
+        return parameters
 
     def to_dict(self) -> dict[str, Any]:
         """For `--json`."""
         data = asdict(self)
+        del data["spec_json"], data["_spec"]
         for key in ("created", "queued", "started", "finished"):
             data[key] = _iso(data[key])
-        return data
+        spec = json.loads(self.spec_json)
+        metrics = data.pop("metrics")
+        return {**data, "parameters": spec.get("parameters", {}), "metrics": metrics,
+                "spec": spec}
 
 
 @dataclass(frozen=True)
@@ -180,14 +200,29 @@ _VERSION_COLUMNS: tuple[Any, ...] = (
     Version.allocated_gpus, Version.output, Version.log_dir, Version.created_at,
     Version.queued_at, Version.started_at, Version.finished_at, Version.spec_json,
 )
-"""What a `VersionInfo` is made of: read as plain rows, they cost a fraction of a
-`Version` object each (a job screen reads every version of the job)."""
+"""What a `VersionInfo` is made of, in `_row_info`'s order: read as plain rows, they cost
+a fraction of a `Version` object each (a job screen reads every version of the job)."""
 
 
-def _info(job_name: str, version: Any, parent_number: int | None,
-          metrics: dict[str, float], now: datetime | None = None) -> VersionInfo:
-    """`version`: a `Version`, or a row of `_VERSION_COLUMNS` (the same attribute names)."""
-    spec = json.loads(version.spec_json)
+def _row_info(job_name: str, row: Any, metrics: dict[str, float], now: datetime) -> VersionInfo:
+    """A row of `_VERSION_COLUMNS` and the parent's number, taken by position."""
+    (id_, number, status, reason, exit_code, engine, runtime, pool, gpus, nodes, allocated,
+     output, log_dir, created, queued, started, finished, spec_json, parent_number) = row
+    return VersionInfo(
+        id=id_, job=job_name, number=number, version=f"V{number:03d}",
+        parent=f"V{parent_number:03d}" if parent_number else None,
+        status=status, reason=reason, exit_code=exit_code, engine=engine, runtime=runtime,
+        pool=pool, gpus=gpus, nodes=nodes, allocated_gpus=allocated, output=output,
+        log_dir=log_dir, created=created, queued=queued, started=started, finished=finished,
+        duration=(None if started is None
+                  else max(0.0, ((finished or now) - started).total_seconds())),
+        metrics=metrics, spec_json=spec_json,
+    )
+
+
+def _info(job_name: str, version: Version, parent_number: int | None,
+          metrics: dict[str, float]) -> VersionInfo:
+    """A `Version` read whole (one version: its cost does not matter)."""
     return VersionInfo(
         id=version.id or 0, job=job_name, number=version.number,
         version=version_label(version.number),
@@ -197,8 +232,8 @@ def _info(job_name: str, version: Any, parent_number: int | None,
         gpus=version.gpus_requested, nodes=version.nodes,
         allocated_gpus=version.allocated_gpus, output=version.output, log_dir=version.log_dir,
         created=version.created_at, queued=version.queued_at, started=version.started_at,
-        finished=version.finished_at, duration=duration_seconds(version, now),
-        parameters=spec.get("parameters", {}), metrics=metrics, spec=spec,
+        finished=version.finished_at, duration=duration_seconds(version),
+        metrics=metrics, spec_json=version.spec_json,
     )
 
 
@@ -213,25 +248,38 @@ def job_versions(
         job_id = session.exec(select(Job.id).where(Job.name == job_name)).first()
         if job_id is None:
             raise NotFoundError(f"job {job_name!r} not found")
-        query = (
-            core_select(*_VERSION_COLUMNS, col(parent.number).label("parent_number"))
-            .outerjoin(parent, col(parent.id) == col(Version.parent_id))
-            .where(col(Version.job_id) == job_id)
-        )
+        chosen: list[Any] = [col(Version.job_id) == job_id]
         if status:
-            query = query.where(col(Version.status) == status)
+            chosen.append(col(Version.status) == status)
         if labels:
             numbers = [parse_version_label(label) for label in labels]
-            query = query.where(col(Version.number).in_(numbers))
-        rows = session.connection().execute(query.order_by(col(Version.number))).all()
+            chosen.append(col(Version.number).in_(numbers))
+        query = (
+            core_select(*_VERSION_COLUMNS, col(parent.number))
+            .outerjoin(parent, col(parent.id) == col(Version.parent_id))
+            .where(*chosen)
+            .order_by(col(Version.number))
+        )
+        connection = session.connection()
+        rows = connection.execute(query).all()
         if labels:
-            found = {row.number for row in rows}
+            found = {row[1] for row in rows}
             missing = [label for label, n in zip(labels, numbers, strict=True) if n not in found]
             if missing:
                 raise NotFoundError(f"job {job_name!r} has no version {', '.join(missing)}")
-        metrics = final_metrics(session, [row.id for row in rows])
+        # The final values of the same versions, found by the job (a thousand ids as
+        # bound parameters cost more than the rows).
+        metrics: dict[int, dict[str, float]] = {row[0]: {} for row in rows}
+        summaries = connection.execute(
+            core_select(col(MetricSummary.version_id), col(MetricSummary.name),
+                        col(MetricSummary.value))
+            .where(col(MetricSummary.version_id).in_(core_select(col(Version.id))
+                                                     .where(*chosen)))
+        ).all()
+    for version_id, name, value in summaries:
+        metrics[version_id][name] = value
     now = utcnow()
-    return [_info(job_name, row, row.parent_number, metrics[row.id], now) for row in rows]
+    return [_row_info(job_name, row, metrics[row[0]], now) for row in rows]
 
 
 def version_info(db: Database, job_name: str, label: str | None = None) -> VersionInfo:

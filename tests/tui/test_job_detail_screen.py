@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import select
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 from tui_data import DataBuilder, sample_job, settle
 
 from app.models import Status, Template
@@ -19,6 +19,7 @@ from app.tui.screens.job_detail import JobDetailScreen
 from app.tui.widgets.events_table import EventsTable
 from app.tui.widgets.log_panel import LogPanel
 from app.tui.widgets.metrics_view import MetricsView
+from app.tui.widgets.tab_strip import TabStrip
 from app.tui.widgets.version_tree import VersionTree
 
 SIZE = (120, 40)
@@ -234,6 +235,65 @@ async def test_tabs_are_filled_when_first_shown_then_follow_the_selection(
         assert panel.lines[-1].endswith("RuntimeError: CUDA out of memory")
 
 
+async def test_a_failed_version_opens_under_an_ansi_theme(build: DataBuilder) -> None:
+    sample_job(build)
+    build.ctx.settings.theme = "traindeck-ansi"  # (its status colours are ANSI colours)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_detail(pilot, "digits-baseline")
+        assert app.theme == "traindeck-ansi" and screen.selected == "V003"
+        reason = screen.query_one("#ov-reason", Static)
+        assert reason.display and reason.border_title == "Why it failed"
+        border, colour = reason.styles.border_top
+        assert border == "round" and colour.ansi is not None
+
+
+async def test_the_tab_strip_switches_on_number_keys_clicks_and_arrows(
+        build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_detail(pilot, "digits-baseline")
+        strip = screen.query_one("#detail-tab-strip", TabStrip)
+
+        def shown() -> list[str]:
+            return [pane.id or "" for pane in screen.query_one("#detail-tabs").children
+                    if pane.display and pane is not strip]
+
+        assert (strip.active, shown()) == ("overview", ["overview-pane"])
+        await pilot.press("3")
+        await settle(pilot, rounds=2)
+        assert (strip.active, shown()) == ("metrics", ["metrics"])
+        # A click on a label (the strip reads " Overview  Logs  Metrics  Events ").
+        events_x = len(" Overview  Logs  Metrics  ")
+        assert strip.tab_at(events_x) == "events" and strip.tab_at(events_x - 2) == "metrics"
+        await pilot.click(strip, offset=(events_x + 2, 0))
+        await settle(pilot, rounds=2)
+        assert (strip.active, shown()) == ("events", ["events"])
+        assert screen.query_one(EventsTable).row_count > 0
+        await pilot.click(strip, offset=(len(" Overview  Logs  Metrics  Events ") + 3, 1))
+        await settle(pilot)
+        assert strip.active == "events"  # (past the last label: nothing)
+        await pilot.click(strip, offset=(2, 1))  # the underline, under "Overview"
+        await settle(pilot)
+        assert (strip.active, shown()) == ("overview", ["overview-pane"])
+        # `tab` from the versions puts the keys on the strip; left and right walk the tabs.
+        screen.query_one(VersionTree).focus()
+        await pilot.press("tab")
+        assert app.focused is strip
+        await pilot.press("right")
+        await settle(pilot, rounds=2)
+        assert (strip.active, shown()) == ("logs", ["logs"])
+        assert screen.query_one(LogPanel).lines[-1].endswith("RuntimeError: CUDA out of memory")
+        await pilot.press("left", "left")
+        await settle(pilot)
+        assert (strip.active, shown()) == ("events", ["events"])
+        await pilot.press("1")
+        await settle(pilot)
+        assert (strip.active, shown()) == ("overview", ["overview-pane"])
+        assert app.focused is screen.query_one(VersionTree)
+
+
 async def test_a_thousand_versions_get_their_labels_and_the_cursor_at_once(
         build: DataBuilder) -> None:
     import dataclasses
@@ -283,6 +343,21 @@ def test_versions_name_their_parent_even_when_it_is_filtered_out(build: DataBuil
     assert failed.duration == 187.0
     assert [v.parent for v in job_versions(build.ctx.db, "digits-baseline")] == [
         None, "V001", "V002"]
+
+
+def test_job_versions_read_by_position_match_the_versions_read_whole(
+        build: DataBuilder) -> None:
+    sample_job(build)
+    versions = job_versions(build.ctx.db, "digits-baseline")
+    for info in versions:
+        whole = version_info(build.ctx.db, "digits-baseline", info.version)
+        assert info == whole
+        assert info.spec == whole.spec and info.parameters == whole.spec["parameters"]
+        assert info.to_dict() == whole.to_dict()
+        assert list(info.to_dict())[-3:] == ["parameters", "metrics", "spec"]
+    assert [v.metrics for v in job_versions(build.ctx.db, "digits-baseline",
+                                            labels=["V003", "V001"])] == [
+        versions[0].metrics, versions[2].metrics]
 
 
 async def test_t_cycles_the_log_stamps_between_time_of_day_utc_and_none(
@@ -345,12 +420,14 @@ async def test_modify_opens_the_wizard_or_says_it_is_missing(build: DataBuilder)
 
 def test_overview_names_an_s3_log_folder_and_its_local_copy(build: DataBuilder) -> None:
     import dataclasses
+    import json
 
     from app.tui.widgets.version_overview import _logs_location
 
     sample_job(build)
     info = job_versions(build.ctx.db, "digits-baseline")[0]
     assert _logs_location(info) == info.log_dir
-    remote = dataclasses.replace(info, spec={**info.spec, "log_dir": "s3://team/logs/x/"})
+    remote = dataclasses.replace(
+        info, spec_json=json.dumps({**info.spec, "log_dir": "s3://team/logs/x/"}))
     assert _logs_location(remote) == (f"s3://team/logs/x/{info.version}  "
                                       f"(written locally to {info.log_dir})")

@@ -15,16 +15,17 @@ from typing import TYPE_CHECKING, Any
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Container, Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Header, Input, Static, TabbedContent, TabPane, Tree
+from textual.widgets import Header, Input, Static, Tree
 from textual.worker import get_current_worker
 
 from app.tui.screens.first_show import FirstShow
 from app.tui.screens.version_actions import ACTIVE, VersionActionsScreen
 from app.tui.widgets.footer import KeyFooter
+from app.tui.widgets.tab_strip import TabStrip
 from app.tui.widgets.version_overview import VersionOverview
 from app.tui.widgets.version_tree import VersionTree
 
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 POLL_SECONDS = 2.0
 """How often the job's versions are re-read for status changes."""
 TABS = ("overview", "logs", "metrics", "events")
+PANES = {"overview": "overview-pane", "logs": "logs", "metrics": "metrics", "events": "events"}
+"""The id of each tab's pane (the Logs, Metrics and Events panes are made when first shown)."""
+PANE_IDS = frozenset(PANES.values())
 TAB_FOCUS = {"logs": "#log-view", "metrics": "#metrics-table", "events": "#events-table"}
 """What takes the keys when a tab is shown (the version tree, for the overview)."""
 
@@ -150,12 +154,9 @@ class JobDetailScreen(FirstShow, VersionActionsScreen):
             with Vertical(id="detail-left"):
                 yield VersionTree(id="version-tree")  # (the filter goes above it on `/`)
                 yield Static("", id="detail-marks")
-            with TabbedContent(id="detail-tabs", initial="overview"):
-                with TabPane("Overview", id="overview"):
-                    yield VersionOverview(id="overview-pane")
-                yield TabPane("Logs", id="logs")
-                yield TabPane("Metrics", id="metrics")
-                yield TabPane("Events", id="events")
+            with Vertical(id="detail-tabs"):
+                yield TabStrip([(tab, tab.capitalize()) for tab in TABS], id="detail-tab-strip")
+                yield VersionOverview(id="overview-pane")
         yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
@@ -289,20 +290,28 @@ class JobDetailScreen(FirstShow, VersionActionsScreen):
 
     # -- tabs, filled when first shown -------------------------------------------------------
 
-    @on(TabbedContent.TabActivated, "#detail-tabs")
-    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id is not None:
-            self._fill_tab(event.pane.id)
+    @on(TabStrip.Activated, "#detail-tab-strip")
+    def _tab_activated(self, event: TabStrip.Activated) -> None:
+        self._show_tab(event.tab)
+
+    def _show_tab(self, tab: str) -> None:
+        """Show tab `tab`'s pane (made the first time) and mark the tab active."""
+        self.query_one(TabStrip).active = tab
+        self._fill_tab(tab)
+        for pane in self.query_one("#detail-tabs").children:
+            if pane.id in PANE_IDS:
+                pane.display = pane.id == PANES[tab]
 
     def _fill_tab(self, tab: str) -> None:
-        """Mount a tab's content the first time the tab is shown."""
+        """Mount a tab's pane and content the first time the tab is shown."""
         if tab not in TAB_FOCUS or tab in self._filled:
             return
         self._filled.add(tab)
         content = _tab_content(tab)
         if tab == "metrics":
             content.display = False  # until it has a version's metrics to show
-        mounting = self.query_one(f"#{tab}", TabPane).mount(content)
+        pane = Container(content, id=PANES[tab])
+        mounting = self.query_one("#detail-tabs").mount(pane)
         if tab != "logs" and self._detail is None:
             self._read_detail()
 
@@ -366,10 +375,6 @@ class JobDetailScreen(FirstShow, VersionActionsScreen):
         if event.node.data is not None and event.node is event.control.cursor_node:
             self.selected = event.node.data
 
-    @on(Tree.NodeSelected, "#version-tree")
-    def _node_selected(self, event: Tree.NodeSelected[str]) -> None:
-        self.query_one(TabbedContent).focus()
-
     @on(VersionTree.MarkToggled)
     def _mark_toggled(self, message: VersionTree.MarkToggled) -> None:
         self.marked = self.marked ^ {message.label}
@@ -427,8 +432,7 @@ class JobDetailScreen(FirstShow, VersionActionsScreen):
         """Show one of the tabs (and put the keys on it: `f` and `/` then act on the log)."""
         if tab not in TABS:
             return
-        self.query_one(TabbedContent).active = tab
-        self._fill_tab(tab)
+        self._show_tab(tab)
         self._focus_when_ready = None
         if tab not in TAB_FOCUS:
             self.query_one(VersionTree).focus()

@@ -14,10 +14,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import yaml
+from rich.color import Color as RichColor
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
+from textual.color import Color
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.timer import Timer
@@ -215,7 +217,8 @@ class VersionOverview(VerticalScroll):
         self.refresh_headline(info)
         reason.display = bool(info.reason)
         if info.reason:
-            colour = status_colour(self.app, info.status)
+            # (as Rich reads it: `color(9)` under an ANSI theme, which CSS styles refuse)
+            colour = Color.from_rich_color(RichColor.parse(status_colour(self.app, info.status)))
             reason.border_title = REASON_TITLES.get(info.status, "Reason")
             reason.styles.border = ("round", colour)
             reason.styles.border_title_color = colour
@@ -250,7 +253,10 @@ class VersionOverview(VerticalScroll):
             self._probe.stop()
             self._probe = None
         if self._tick is None:
-            self._read_now()
+            # Once what is shown now is drawn: the first read in a session loads the
+            # runtime's and the storage's code, in a thread that would otherwise take turns
+            # with drawing the job screen that is opening (tens of milliseconds of it).
+            self.call_after_refresh(self._read_now)
 
     def _stop_timers(self) -> None:
         for timer in (self._tick, self._probe):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
+from rich.style import Style
 from rich.text import Text, TextType
 from textual import events
 from textual.binding import Binding
@@ -16,6 +18,12 @@ from app.tui.widgets.status import status_text
 
 if TYPE_CHECKING:
     from app.queries import VersionInfo
+
+
+@lru_cache(maxsize=32)
+def _status_plain(status: str) -> str:
+    """`✖ failed`: a status as its label shows it."""
+    return status_text(None, status).plain
 
 
 class VersionTree(Tree[str]):
@@ -42,9 +50,14 @@ class VersionTree(Tree[str]):
         self.guide_depth = 3
         self._by_label: dict[str, TreeNode[str]] = {}
         self._shape: tuple[tuple[str, str | None], ...] = ()
+        self._infos: dict[str, VersionInfo] = {}
+        """The versions shown, by label (what the lines are styled from)."""
+        self._marked: set[str] = set()
 
     def show(self, versions: list[VersionInfo], marked: set[str], select: str | None) -> None:
         """Show `versions` (already filtered), rebuilding only when the lineage changed."""
+        self._infos = {v.version: v for v in versions}
+        self._marked = marked
         shape = tuple((v.version, v.parent) for v in versions)
         if shape != self._shape:
             self._rebuild(versions, marked)
@@ -53,9 +66,9 @@ class VersionTree(Tree[str]):
             for info in versions:
                 node = self._by_label.get(info.version)
                 if node is not None:
-                    label = self._label(info, info.version in marked)
-                    if label != node.label:
-                        node.set_label(label)
+                    label = self._plain_label(info, info.version in marked)
+                    if label != str(node.label):
+                        node.set_label(Text(label))
         if select is not None:
             self.select_label(select)
 
@@ -68,14 +81,9 @@ class VersionTree(Tree[str]):
         self.clear()
         self._by_label = {}
 
-        badges: dict[str, Text] = {}
-
         def add(parent_node: TreeNode[str], key: str | None) -> None:
             for info in children.get(key, []):
-                badge = badges.get(info.status)
-                if badge is None:
-                    badge = badges[info.status] = status_text(self.app, info.status)
-                label = self._label(info, info.version in marked, badge)
+                label = Text(self._plain_label(info, info.version in marked))
                 node = parent_node.add(label, data=info.version, expand=True,
                                        allow_expand=bool(children.get(info.version)))
                 self._by_label[info.version] = node
@@ -120,13 +128,29 @@ class VersionTree(Tree[str]):
             width += cell_len(self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE)
         return width
 
-    def _label(self, info: VersionInfo, marked: bool, badge: Text | None = None) -> Text:
-        text = Text()
-        text.append(info.version, style="bold")
-        text.append("  ")
-        text.append_text(badge if badge is not None else status_text(self.app, info.status))
-        if marked:
-            text.append("  ✓ compare", style="bold")
+    # A node's label is plain text; the lines drawn are styled as they are drawn (a few
+    # dozen on screen, where styling a thousand labels up front made most of a rebuild).
+
+    @staticmethod
+    def _plain_label(info: VersionInfo, marked: bool) -> str:
+        """`V003  ✖ failed  ✓ compare`."""
+        mark = "  ✓ compare" if marked else ""
+        return f"{info.version}  {_status_plain(info.status)}{mark}"
+
+    def render_label(self, node: TreeNode[str], base_style: Style, style: Style) -> Text:
+        """The label in bold, its status in the status colour (under the line's own style:
+        the cursor, say)."""
+        text = super().render_label(node, base_style, style)
+        info = self._infos.get(node.data) if node.data is not None else None
+        if info is None:
+            return text
+        start = len(text.plain) - len(str(node.label))  # (after the expand icon)
+        badge_start = start + len(info.version) + 2
+        badge = status_text(self.app, info.status)
+        text.stylize_before("bold", start, start + len(info.version))
+        text.stylize_before(badge.style, badge_start, badge_start + len(badge.plain))
+        if info.version in self._marked:
+            text.stylize_before("bold", badge_start + len(badge.plain), len(text.plain))
         return text
 
     def select_label(self, label: str) -> None:
