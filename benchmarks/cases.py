@@ -547,6 +547,7 @@ def case_queue(space: Workspace, opts: Options) -> list[Row]:
     from app.context import Context
     from app.db import reset_cache
     from app.runtime.procs import settle_heap
+    from app.runtime.scheduler import peek_admission
 
     decisions: list[float] = []
     cpu: list[float] = []
@@ -556,7 +557,8 @@ def case_queue(space: Workspace, opts: Options) -> list[Row]:
         os.environ.update(child_env(space, home))
         reset_cache()
         ctx = Context.open()
-        settle_heap()  # as a supervisor does once its database is open
+        settle_heap()  # as a supervisor does once its database is open...
+        peek_admission(ctx, queued[0])  # ...and before its first decision
         times, cpu_times, found = serve_queue(ctx, home / "traindeck.db", queued)
         ctx.db.dispose()
         decisions.extend(times)

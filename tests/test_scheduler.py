@@ -18,8 +18,11 @@ from helpers import traindeck_executable
 from test_runtime_local import current, script_spec, submit_in_process, wait, wait_status
 
 from app.context import Context
+from app.jobs import submit
 from app.models import Status, Version
 from app.queries import version_events
+from app.runtime.scheduler import peek_admission, try_admit
+from app.spec import load_spec_file
 
 HOLD_BOOT = """\
 import json, os, sys, time
@@ -159,3 +162,19 @@ def test_first_come_first_served_and_stop_while_queued(gpu_ctx: Context,
     assert b.allocated_gpus == "0,1"
     assert a.finished_at <= b.started_at  # type: ignore[operator]
     assert b.finished_at <= c.started_at  # type: ignore[operator]
+
+
+def test_a_peek_decides_as_the_write_would_and_books_nothing(gpu_ctx: Context,
+                                                             tmp_path: Path) -> None:
+    ids = []
+    for name in ("first", "second"):
+        raw, base = load_spec_file(hold_spec(tmp_path, name, gpus=2))
+        ids.append(submit(gpu_ctx, raw, base, launcher=lambda c, v: None).version_id)
+    first, second = ids
+    assert peek_admission(gpu_ctx, first).granted == [0, 1]
+    assert peek_admission(gpu_ctx, first).granted == [0, 1]  # nothing was booked
+    assert try_admit(gpu_ctx, first).granted == [0, 1]
+    waiting = peek_admission(gpu_ctx, second)
+    assert waiting.granted is None
+    assert waiting.reason == try_admit(gpu_ctx, second).reason
+    assert "GPU0 held by first/V001" in waiting.reason

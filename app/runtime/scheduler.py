@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import insert, update
 from sqlmodel import Session, col, delete, func, select
 
 from app.context import Context
@@ -42,46 +43,69 @@ def _labels(session: Session, version_ids: set[int]) -> dict[int, str]:
 def try_admit(ctx: Context, version_id: int, gpu_indices: list[int] | None = None) -> Admission:
     """Allocate the version's GPUs if it is its turn and they are free."""
     with ctx.db.write() as session:
-        version = session.get(Version, version_id)
-        if version is None:
-            return Admission(None, "version deleted", impossible=True)
-        needed = version.gpus_requested * version.nodes
-        if needed == 0:
-            return Admission([])
-        held_by_me = list(session.exec(
-            select(GpuAllocation.gpu).where(GpuAllocation.version_id == version_id)))
-        if len(held_by_me) >= needed:
-            return Admission(sorted(held_by_me)[:needed])
-        indices = gpu_indices if gpu_indices is not None else [
-            g.index for g in inventory(ctx.settings)]
-        gpus = pool_gpus(ctx.settings, version.pool, indices)
-        if needed > len(gpus):
-            return Admission(None, f"asks for {needed} GPU(s) but pool {version.pool} has "
-                                   f"{len(gpus)}", impossible=True)
-        ahead = (
-            select(Version.id).where(
-                col(Version.status).in_([Status.INITIALIZING.value, Status.QUEUED.value]),
-                Version.pool == version.pool, Version.gpus_requested > 0,
-                col(Version.id) < version_id,
-            ).where(~col(Version.id).in_(select(GpuAllocation.version_id).distinct()))
-        )
-        first_ahead = session.exec(ahead.order_by(col(Version.id)).limit(1)).first()
-        holders = dict(session.exec(
-            select(GpuAllocation.gpu, GpuAllocation.version_id)
-            .where(col(GpuAllocation.gpu).in_(gpus))
-        ).all())
-        free = [g for g in gpus if g not in holders]
-        if first_ahead is not None or len(free) < needed:
-            count_ahead = (session.exec(select(func.count()).select_from(ahead.subquery())).one()
-                           if first_ahead is not None else 0)
-            return Admission(None, _waiting_reason(
-                session, needed, version.pool, len(free), holders, first_ahead, count_ahead))
-        granted = free[:needed]
-        for gpu in granted:
-            session.add(GpuAllocation(gpu=gpu, version_id=version_id))
-        version.allocated_gpus = ",".join(map(str, granted))
-        session.add(version)
-    return Admission(granted)
+        admission, new = _assess(ctx, session, version_id, gpu_indices)
+        if new and admission.granted:
+            session.exec(insert(GpuAllocation), params=[
+                {"gpu": gpu, "version_id": version_id} for gpu in admission.granted])
+            session.exec(update(Version).where(col(Version.id) == version_id)
+                         .values(allocated_gpus=",".join(map(str, admission.granted))))
+    return admission
+
+
+def peek_admission(ctx: Context, version_id: int) -> Admission:
+    """What `try_admit` would decide now, read without the write lock; allocates nothing.
+
+    A new supervisor asks once before its first decision: the statements a process runs
+    for the first time cost it several milliseconds to prepare, better spent here than
+    inside the write lock that every other supervisor's decision waits for.
+    """
+    with ctx.db.read() as session:
+        return _assess(ctx, session, version_id, None)[0]
+
+
+def _assess(ctx: Context, session: Session, version_id: int, gpu_indices: list[int] | None
+            ) -> tuple[Admission, bool]:
+    """The decision for `version_id`, and whether it grants GPUs not yet allocated."""
+    # The columns, not the ORM object: a first load of a mapped class costs a new
+    # process (every supervisor) several milliseconds.
+    version = session.exec(
+        select(Version.gpus_requested, Version.nodes, Version.pool)
+        .where(Version.id == version_id)).first()
+    if version is None:
+        return Admission(None, "version deleted", impossible=True), False
+    requested, nodes, pool = version
+    needed = requested * nodes
+    if needed == 0:
+        return Admission([]), False
+    held_by_me = list(session.exec(
+        select(GpuAllocation.gpu).where(GpuAllocation.version_id == version_id)))
+    if len(held_by_me) >= needed:
+        return Admission(sorted(held_by_me)[:needed]), False
+    indices = gpu_indices if gpu_indices is not None else [
+        g.index for g in inventory(ctx.settings)]
+    gpus = pool_gpus(ctx.settings, pool, indices)
+    if needed > len(gpus):
+        return Admission(None, f"asks for {needed} GPU(s) but pool {pool} has "
+                               f"{len(gpus)}", impossible=True), False
+    ahead = (
+        select(Version.id).where(
+            col(Version.status).in_([Status.INITIALIZING.value, Status.QUEUED.value]),
+            Version.pool == pool, Version.gpus_requested > 0,
+            col(Version.id) < version_id,
+        ).where(~col(Version.id).in_(select(GpuAllocation.version_id).distinct()))
+    )
+    first_ahead = session.exec(ahead.order_by(col(Version.id)).limit(1)).first()
+    holders = dict(session.exec(
+        select(GpuAllocation.gpu, GpuAllocation.version_id)
+        .where(col(GpuAllocation.gpu).in_(gpus))
+    ).all())
+    free = [g for g in gpus if g not in holders]
+    if first_ahead is not None or len(free) < needed:
+        count_ahead = (session.exec(select(func.count()).select_from(ahead.subquery())).one()
+                       if first_ahead is not None else 0)
+        return Admission(None, _waiting_reason(
+            session, needed, pool, len(free), holders, first_ahead, count_ahead)), False
+    return Admission(free[:needed]), True
 
 
 def _waiting_reason(

@@ -56,7 +56,7 @@ from app.runtime.plan import (
     version_stamp,
 )
 from app.runtime.procs import hostname, settle_heap, supervisor_alive
-from app.runtime.scheduler import release, try_admit, wake_queued
+from app.runtime.scheduler import peek_admission, release, try_admit, wake_queued
 from app.runtime.startup import (
     STARTING,
     announce_start,
@@ -234,6 +234,7 @@ class Supervisor(StorageSteps):
     def _admit(self) -> list[int] | None:
         """Wait in `queued` until the GPUs are ours; None when stopped or impossible."""
         last_reason = None
+        peek_admission(self.ctx, self.version_id)  # prepares the decision's statements
         while not self.stopping:
             self.flags.wake.clear()
             admission = try_admit(self.ctx, self.version_id)
