@@ -7,6 +7,7 @@ Every command exits 0 on success and non-zero with a one-line message on error;
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -365,6 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@functools.cache
+def shared_parser() -> argparse.ArgumentParser:
+    """The parser, built once per process: parsing does not change it. (The command
+    helper builds it before it forks, so a command there does not pay ~13 ms for it.)"""
+    return build_parser()
+
+
 def _check_template_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Usage errors of `templates`: a name where one is needed, options where they fit."""
     if getattr(args, "handler", None) is not cmd_templates:
@@ -388,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `traindeck` command."""
     if not (sys.argv[1:] if argv is None else argv):
         return _run_tui()  # the TUI starts before the parser is even built
-    parser = build_parser()
+    parser = shared_parser()
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
     try:

@@ -99,7 +99,8 @@ def preload() -> None:
 
 
 def warm_up() -> None:
-    """Open, reconcile, submit, admit and list once, on a throwaway in-memory database.
+    """Open, reconcile, submit, admit and list once, on a throwaway in-memory database,
+    and build the command parser.
 
     SQLAlchemy and pydantic set much of their machinery up on first use (mappers, the
     ORM's per-class state, validators), once per process rather than per database: done
@@ -111,6 +112,7 @@ def warm_up() -> None:
 
     from sqlmodel import SQLModel
 
+    from app.cli.main import shared_parser
     from app.config import get_settings, load_settings
     from app.context import Context
     from app.db import Database, reset_cache
@@ -129,6 +131,7 @@ def warm_up() -> None:
         sync_catalog(db, ctx.settings)
         sync_presets(db)
         reconcile(ctx)  # before the job exists: it must never restart a supervisor for it
+        shared_parser()
         with tempfile.TemporaryDirectory(prefix="traindeck-warm-up-") as folder:
             base = Path(folder)
             (base / "code").mkdir()
