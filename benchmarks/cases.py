@@ -554,6 +554,10 @@ def case_queue(space: Workspace, opts: Options) -> list[Row]:
     problems: list[float] = []
     for run in range(opts.runs):
         home, queued = queue_home(space)
+        # The copy just written is still going to the disk: a decision that writes a page
+        # under writeback waits for it. Flush first, so that no run times the kernel's
+        # writeback of the data it was handed.
+        os.sync()
         os.environ.update(child_env(space, home))
         reset_cache()
         ctx = Context.open()
