@@ -284,3 +284,11 @@ def test_the_helper_opens_nothing_before_it_forks() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=60, check=True).stdout.split()
     assert out == ["0", "0", "1", "0"]
+
+
+def test_a_large_environment_goes_through_whole(warm_helper: Helper) -> None:
+    big = {f"BIG_{i}": "x" * 100_000 for i in range(4)}  # more than the first read takes
+    result = warm_helper.run("list", "--json", env={**warm_helper.env, **big})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+    assert warm_helper.served("list") == 1

@@ -169,8 +169,10 @@ def _request(argv: list[str]) -> bytes:
 
 
 def _converse(sock: socket.socket, argv: list[str]) -> int:
+    request = _request(argv)
     try:
-        socket.send_fds(sock, [_request(argv)], [0, 1, 2])
+        sent = socket.send_fds(sock, [request], [0, 1, 2])
+        sock.sendall(request[sent:])  # (a large environment may not go in one message)
     except OSError as exc:
         raise _Declined from exc
     replies = _Replies(sock)
