@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 from helpers import Project, traindeck_executable
+from test_executors import wait_dead
 
 from app.cli import warm, warm_server
+from app.runtime.procs import pid_alive
 
 pytestmark = pytest.mark.slow
 
@@ -71,28 +73,9 @@ class Helper:
 
     def stop(self) -> None:
         pid = self.pid()
-        if pid is not None and alive(pid):
+        if pid is not None and pid_alive(pid):
             os.kill(pid, signal.SIGTERM)
-            wait_gone(pid)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def wait_gone(pid: int, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while alive(pid):
-        assert time.monotonic() < deadline, f"process {pid} still runs after {seconds:g}s"
-        time.sleep(0.05)
+            wait_dead(pid, timeout=10)
 
 
 @pytest.fixture
@@ -191,10 +174,10 @@ def test_ctrl_c_stops_a_followed_log(warm_helper: Helper,
     follow = _follow(warm_helper, make_project)
     try:
         child = warm_helper.child_pids()[-1]
-        assert alive(child)
+        assert pid_alive(child)
         follow.send_signal(signal.SIGINT)
         assert follow.wait(10) == 130
-        wait_gone(child)
+        wait_dead(child, timeout=10)
     finally:
         follow.kill()
         warm_helper.run("stop", "demo")
@@ -208,7 +191,7 @@ def test_a_killed_caller_takes_its_command_along(warm_helper: Helper,
         child = warm_helper.child_pids()[-1]
         follow.kill()
         follow.wait(10)
-        wait_gone(child)
+        wait_dead(child, timeout=10)
     finally:
         follow.kill()
         warm_helper.run("stop", "demo")
@@ -221,8 +204,8 @@ def test_a_new_helper_starts_while_an_old_ones_command_still_runs(
         old, child = warm_helper.pid(), warm_helper.child_pids()[-1]
         assert old is not None
         os.kill(old, signal.SIGTERM)
-        wait_gone(old)
-        assert alive(child)  # the command outlives its helper...
+        wait_dead(old, timeout=10)
+        assert pid_alive(child)  # the command outlives its helper...
         assert warm_helper.run("engines", "--json").returncode == 0
         warm_helper.wait_ready()  # ...and does not hold the next helper back
         assert warm_helper.pid() not in (None, old)
@@ -244,7 +227,7 @@ def test_a_changed_installation_sends_commands_back(warm_helper: Helper) -> None
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)
     assert warm_helper.served("engines") == 0, warm_helper.log  # declined: ran it itself
-    wait_gone(pid)
+    wait_dead(pid, timeout=10)
     assert "changed: exiting" in warm_helper.log or warm_helper.pid() != pid
 
 
