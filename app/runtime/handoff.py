@@ -182,15 +182,7 @@ def _start_pumps(warm: WarmStart, on_end: Any) -> None:
         rank_log.resume()
         thread = threading.Thread(
             target=pump, name=f"logs-{rank}", daemon=True,
-            args=(warm.executor, warm.handle, rank, rank_log, warm.ended,
-                  _both(on_end, warm.first_output.set), warm.first_output.set))
+            args=(warm.executor, warm.handle, rank, rank_log, warm.ended, on_end,
+                  warm.first_output.set))
         thread.start()
         warm.threads.append(thread)
-
-
-def _both(first: Any, second: Any) -> Any:
-    def call() -> None:
-        first()
-        second()
-
-    return call

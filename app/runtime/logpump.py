@@ -169,7 +169,8 @@ def pump(
     already holds, whenever they must be (re)opened: at adoption and after an engine
     outage. A local rank's pipe is read once, to its end. `ended` is set by the
     supervisor when every rank has exited; `on_end` is called when this pump returns, and
-    `on_output` once the first whole line of output has been written.
+    `on_output` once the first whole line of output has been written (or, without any,
+    when it returns).
     """
     replay = executor.kind == "docker"
     retries_left = RETRIES_AFTER_END
@@ -201,6 +202,8 @@ def pump(
                 if retries_left < 0:
                     return
     finally:
+        if on_output is not None:
+            on_output()
         on_end()
 
 
