@@ -138,21 +138,34 @@ def start_in_caller(ctx: Context, version_id: int,
 
 def _start(ctx: Context, version_id: int, give: Callable[[dict[str, Any]], None],
            supervisor_pid: int) -> dict[str, Any]:
-    from app.runtime.dockerhost import docker_reachable
+    from app.runtime.dockerhost import reachable_client
+
+    with ctx.db.read() as session:
+        version = session.get(Version, version_id)
+        kind = version.runtime if version is not None else ""
+    if kind not in ("docker", "local") or (kind == "local" and supervisor_pid <= 0):
+        return {"fallback": True}
+    if kind == "local":
+        return _start_ranks(ctx, version_id, kind, None, give, supervisor_pid)
+    # A short ping: a hung engine must not hang the submitter (the supervisor waits for
+    # it, and reports). The same client then starts the containers.
+    client = reachable_client(ctx.settings)
+    if client is None:
+        return {"fallback": True}
+    try:
+        return _start_ranks(ctx, version_id, kind, client, give, supervisor_pid)
+    finally:
+        client.close()
+
+
+def _start_ranks(ctx: Context, version_id: int, kind: str, client: Any,
+                 give: Callable[[dict[str, Any]], None], supervisor_pid: int
+                 ) -> dict[str, Any]:
     from app.runtime.executors import ExecutorError, get_executor
     from app.runtime.executors.base import plan_to_json
     from app.runtime.plan import build_plan
     from app.runtime.scheduler import release, try_admit
 
-    with ctx.db.read() as session:
-        version = session.get(Version, version_id)
-        kind = version.runtime if version is not None else ""
-    if kind == "docker" and not docker_reachable(ctx.settings):
-        # A short ping: a hung engine must not hang the submitter (the supervisor
-        # waits for it, and reports).
-        return {"fallback": True}
-    if kind not in ("docker", "local") or (kind == "local" and supervisor_pid <= 0):
-        return {"fallback": True}
     starter = os.getpid() if kind == "docker" else supervisor_pid
     marker = json.dumps({"kind": kind, STARTING: starter, "host": hostname()})
     with ctx.db.write() as session:
@@ -187,7 +200,7 @@ def _start(ctx: Context, version_id: int, give: Callable[[dict[str, Any]], None]
                 rank_log.close()
             # The supervisor starts the ranks from this plan and records the handle.
             return {"plan": plan_to_json(plan), "logs": log_files, "gpus": gpus}
-        executor = get_executor(kind, ctx.settings)
+        executor = get_executor(kind, ctx.settings, client)
         try:
             handle = executor.start(plan)
         except ExecutorError as exc:

@@ -12,12 +12,13 @@ from app.runtime.executors.base import (
 )
 
 
-def get_executor(kind: str, settings: object) -> Executor:
-    """The executor for a runtime kind (`docker` or `local`)."""
+def get_executor(kind: str, settings: object, client: object = None) -> Executor:
+    """The executor for a runtime kind (`docker` or `local`); `client`: a docker SDK
+    client the caller already has for the configured engine (else one is made)."""
     if kind == "docker":
         from app.runtime.executors.docker import DockerExecutor
 
-        return DockerExecutor(settings)  # type: ignore[arg-type]
+        return DockerExecutor(settings, client)  # type: ignore[arg-type]
     if kind == "local":
         from app.runtime.executors.local import LocalExecutor
 

@@ -114,9 +114,9 @@ class DockerExecutor(Executor):
 
     kind = "docker"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, client: Any = None) -> None:
         self.settings = settings
-        self._client: Any = None
+        self._client: Any = client
         self._client_lock = threading.Lock()
 
     def _docker(self) -> Any:
