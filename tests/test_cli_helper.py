@@ -231,6 +231,20 @@ def test_a_changed_installation_sends_commands_back(warm_helper: Helper) -> None
     assert "changed: exiting" in warm_helper.log or warm_helper.pid() != pid
 
 
+def test_an_idle_helper_leaves_when_its_code_changes(warm_helper: Helper) -> None:
+    """An upgrade does not leave an old helper waiting for commands it would decline."""
+    pid = warm_helper.pid()
+    assert pid is not None
+    source = Path(warm_server.__file__)
+    before = source.stat()
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    try:
+        wait_dead(pid, timeout=warm_server._CHECK_SECONDS + 10)
+    finally:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert "changed: exiting" in warm_helper.log
+
+
 def test_off_means_no_helper(helper: Helper) -> None:
     off = {**helper.env, warm.SWITCH_ENV: "off"}
     assert helper.run("engines", "--json", env=off).returncode == 0
@@ -275,3 +289,18 @@ def test_a_large_environment_goes_through_whole(warm_helper: Helper) -> None:
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
     assert warm_helper.served("list") == 1
+
+
+def test_the_client_imports_only_what_it_must() -> None:
+    """Every `traindeck` command imports the client first: the standard library's heavier
+    modules (enum types, `re`, `selectors`, ...) would add ~20 ms to each."""
+    probe = ("import sys\n"
+             "before = set(sys.modules)\n"
+             "import app.cli.warm\n"
+             "print(' '.join(sorted(set(sys.modules) - before)))\n")
+    loaded = set(subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                                text=True, timeout=60, check=True).stdout.split())
+    assert "app.cli.warm" in loaded
+    heavy = {"socket", "signal", "json", "enum", "re", "typing", "contextlib", "selectors",
+             "tempfile", "pathlib", "subprocess"}
+    assert not loaded & heavy

@@ -15,21 +15,21 @@ packages changed since it started declines, and exits. It leaves after 15 idle
 minutes. `TRAINDECK_CLI_HELPER=off` turns it off.
 
 This module is the `traindeck` script's entry point (`main`), imported before anything
-heavy: standard library only, and only the light part of it.
+heavy, so every command pays for its imports: it uses the C halves of `socket` and
+`signal` (`_socket`, `_signal`) and `marshal` instead of `json`. The full modules would
+add about 20 ms to every command here (their enum types, `selectors`, `re`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import _signal
+import _socket
+import marshal
 import os
-import signal
-import socket
-import stat
+import stat  # (already imported by `os`)
 import struct
 import sys
 import zlib
-from typing import Any
 
 SWITCH_ENV = "TRAINDECK_CLI_HELPER"
 """`off` (or 0, no, false): run every command in its own process, start no helper."""
@@ -40,9 +40,14 @@ IDLE_ENV = "TRAINDECK_CLI_HELPER_IDLE"
 DEFAULT_IDLE_SECONDS = 900.0
 INTERACTIVE = {("create",), ("templates", "edit")}
 """Commands that need the terminal itself (a TUI, `$EDITOR`): never sent to the helper."""
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+FORWARDED_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT)
 HEADER = struct.Struct("!I")
-"""Length prefix of the request (JSON) that travels with the three descriptors."""
+"""Length prefix of the request (marshalled) that travels with the three descriptors."""
+STDIO = struct.pack("3i", 0, 1, 2)
+"""The descriptors passed to the helper (SCM_RIGHTS data): stdin, stdout, stderr."""
+PID, EXIT, STALE = b"pid", b"exit", b"stale"
+"""The helper's replies, one line each: `pid N` (the command started in process N),
+`exit N` (it ended with code N), `stale` (the helper's code changed: run it here)."""
 
 
 def enabled() -> bool:
@@ -69,9 +74,7 @@ def helper_dir() -> str | None:
     if not folder:
         runtime = os.environ.get("XDG_RUNTIME_DIR")
         if not (runtime and os.path.isdir(runtime)):
-            import tempfile
-
-            runtime = tempfile.gettempdir()
+            runtime = os.environ.get("TMPDIR") or "/tmp"  # (`tempfile` is slow to import)
         folder = os.path.join(runtime, f"traindeck-{os.getuid()}")
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
@@ -115,15 +118,22 @@ def wait_until_ready(folder: str | os.PathLike[str], seconds: float) -> bool:
 
     deadline = time.monotonic() + seconds
     while True:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            try:
-                probe.connect(socket_path(folder))
-            except OSError:
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(0.05)
-                continue
+        if _connect(socket_path(folder)) is not None:
             return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _connect(path: str) -> _socket.socket | None:
+    """A connection to the helper's socket at `path` (the caller closes it), or None."""
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        return None
+    return sock
 
 
 def run_via_helper(argv: list[str]) -> int | None:
@@ -137,19 +147,17 @@ def run_via_helper(argv: list[str]) -> int | None:
     folder = helper_dir()
     if folder is None:
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(socket_path(folder))
-    except OSError:
-        sock.close()
+    sock = _connect(socket_path(folder))
+    if sock is None:
         start_helper(folder)
         return None
-    with sock:
-        try:
-            return _converse(sock, argv)
-        except _Declined:
-            start_helper(folder)
-            return None
+    try:
+        return _converse(sock, argv)
+    except _Declined:
+        start_helper(folder)
+        return None
+    finally:
+        sock.close()
 
 
 class _Declined(Exception):
@@ -163,67 +171,68 @@ def _request(argv: list[str]) -> bytes:
         raise _Declined from exc
     umask = os.umask(0o022)
     os.umask(umask)
-    body = json.dumps({"argv": argv, "cwd": cwd, "env": dict(os.environ),
-                       "umask": umask}).encode()
+    body = marshal.dumps({"argv": argv, "cwd": cwd, "env": dict(os.environ),
+                          "umask": umask})
     return HEADER.pack(len(body)) + body
 
 
-def _converse(sock: socket.socket, argv: list[str]) -> int:
+def _converse(sock: _socket.socket, argv: list[str]) -> int:
     request = _request(argv)
     try:
-        sent = socket.send_fds(sock, [request], [0, 1, 2])
+        sent = sock.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, STDIO)])
         sock.sendall(request[sent:])  # (a large environment may not go in one message)
     except OSError as exc:
         raise _Declined from exc
     replies = _Replies(sock)
-    first = replies.next()
-    if not first or "pid" not in first:
+    word, child = replies.next()
+    if word != PID:
         raise _Declined  # stale (it said so) or gone before starting the command
-    child = int(first["pid"])
-    previous = {sig: signal.signal(sig, _forward_to(child)) for sig in FORWARDED_SIGNALS}
+    previous = {sig: _signal.signal(sig, _forward_to(child)) for sig in FORWARDED_SIGNALS}
     try:
-        last = replies.next()
+        word, code = replies.next()
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if last and "exit" in last:
-        return int(last["exit"])
+            _signal.signal(sig, handler)
+    if word == EXIT:
+        return code
     print("error: the command ended without an exit status (killed?)", file=sys.stderr)
     return 1
 
 
-def _forward_to(pid: int) -> Any:
-    def forward(signum: int, _frame: Any) -> None:
-        with contextlib.suppress(ProcessLookupError):
+def _forward_to(pid: int) -> object:
+    def forward(signum: int, _frame: object) -> None:
+        try:  # noqa: SIM105 - `contextlib` costs milliseconds to import
             os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
 
     return forward
 
 
 class _Replies:
-    """JSON lines from the helper; None at the end of the stream."""
+    """The helper's reply lines, as (word, number); (b"", 0) at the end of the stream."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self.buffer = b""
 
-    def next(self) -> dict[str, Any] | None:
+    def next(self) -> tuple[bytes, int]:
         while b"\n" not in self.buffer:
             try:
                 chunk = self.sock.recv(4096)
             except InterruptedError:  # pragma: no cover - retried by Python (PEP 475)
                 continue
             except OSError:
-                return None
+                return b"", 0
             if not chunk:
-                return None
+                return b"", 0
             self.buffer += chunk
         line, _, self.buffer = self.buffer.partition(b"\n")
+        word, _, number = line.partition(b" ")
         try:
-            value = json.loads(line)
+            return word, int(number or 0)
         except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
+            return b"", 0
 
 
 def start_helper(folder: str) -> None:
@@ -232,13 +241,16 @@ def start_helper(folder: str) -> None:
         return
     import subprocess
 
-    with contextlib.suppress(OSError), open(log_path(folder), "ab") as log:
-        subprocess.Popen(
-            [sys.executable, "-m", "app.cli.warm_server", folder],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True,
-            start_new_session=True, cwd="/",
-            env={**os.environ, "PYTHONPATH": _package_root_path()},
-        )
+    try:
+        with open(log_path(folder), "ab") as log:
+            subprocess.Popen(
+                [sys.executable, "-m", "app.cli.warm_server", folder],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True,
+                start_new_session=True, cwd="/",
+                env={**os.environ, "PYTHONPATH": _package_root_path()},
+            )
+    except OSError:
+        pass  # no helper: every command still runs on its own
 
 
 def _package_root_path() -> str:
@@ -246,39 +258,3 @@ def _package_root_path() -> str:
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     current = os.environ.get("PYTHONPATH", "")
     return root if not current else f"{root}{os.pathsep}{current}"
-
-
-def receive_request(conn: socket.socket, timeout: float = 5.0
-                    ) -> tuple[dict[str, Any], list[int]]:
-    """The helper's side of `_request`: the request and the three descriptors."""
-    conn.settimeout(timeout)
-    data, fds, _flags, _addr = socket.recv_fds(conn, 65536, 3)
-    if not data and not fds:
-        raise EOFError("the caller sent nothing")
-    try:
-        if len(data) < HEADER.size:
-            raise ValueError("short request")
-        (size,) = HEADER.unpack_from(data)
-        body = data[HEADER.size:]
-        while len(body) < size:
-            chunk = conn.recv(min(65536, size - len(body)))
-            if not chunk:
-                raise ValueError("request cut short")
-            body += chunk
-        request = json.loads(body)
-        if len(fds) != 3 or not isinstance(request, dict):
-            raise ValueError("malformed request")
-    except Exception:
-        for fd in fds:
-            os.close(fd)
-        raise
-    conn.settimeout(None)
-    return request, fds
-
-
-def peer_uid(conn: socket.socket) -> int:
-    """The uid of the process at the other end of a Unix socket (Linux)."""
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return uid
-

@@ -18,11 +18,12 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
-import json
+import marshal
 import os
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -32,11 +33,13 @@ from typing import Any, NoReturn
 
 from app.cli.warm import (
     DEFAULT_IDLE_SECONDS,
+    EXIT,
+    HEADER,
     IDLE_ENV,
+    PID,
+    STALE,
     installation_key,
     log_path,
-    peer_uid,
-    receive_request,
     socket_path,
 )
 
@@ -235,12 +238,16 @@ def _serve(listener: socket.socket, path: Path, inode: int, sources: list[str],
         if not _still_ours(path, inode):
             log("the socket was removed or replaced: exiting")
             return
+        current = code_stamp(sources) == stamp
         if not ready:
+            if not current:  # an upgrade or an edit: leave now rather than at the next
+                log("the code or the packages changed: exiting")  # command
+                return
             continue
         conn, _ = listener.accept()
         last = time.monotonic()
         with conn:
-            if not _handle(conn, listener, code_stamp(sources) == stamp):
+            if not _handle(conn, listener, current):
                 return
 
 
@@ -255,18 +262,19 @@ def _handle(conn: socket.socket, listener: socket.socket, current: bool) -> bool
     if peer_uid(conn) != os.getuid():
         log("refused a caller with another uid")
         return True
+    if not current:  # before reading the request: its format may have changed too
+        with contextlib.suppress(OSError):
+            _reply(conn, STALE)
+        log("the code or the packages changed: exiting")
+        return False
     try:
         request, fds = receive_request(conn)
     except EOFError:
         return True  # a caller that only checked that the helper is there
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         log(f"bad request: {exc}")
         return True
     try:
-        if not current:
-            _reply(conn, {"stale": True})
-            log("the code or the packages changed: exiting")
-            return False
         pid = os.fork()
         if pid == 0:
             _child(conn, listener, request, fds)
@@ -278,8 +286,45 @@ def _handle(conn: socket.socket, listener: socket.socket, current: bool) -> bool
     return True
 
 
-def _reply(conn: socket.socket, message: dict[str, Any]) -> None:
-    conn.sendall(json.dumps(message).encode() + b"\n")
+def receive_request(conn: socket.socket, timeout: float = 5.0
+                    ) -> tuple[dict[str, Any], list[int]]:
+    """The request `app.cli.warm` sends (a dict: argv, cwd, env, umask) and the caller's
+    three descriptors."""
+    conn.settimeout(timeout)
+    data, fds, _flags, _addr = socket.recv_fds(conn, 65536, 3)
+    if not data and not fds:
+        raise EOFError("the caller sent nothing")
+    try:
+        if len(data) < HEADER.size:
+            raise ValueError("short request")
+        (size,) = HEADER.unpack_from(data)
+        body = data[HEADER.size:]
+        while len(body) < size:
+            chunk = conn.recv(min(65536, size - len(body)))
+            if not chunk:
+                raise ValueError("request cut short")
+            body += chunk
+        request = marshal.loads(body)  # from a process of this uid (checked before)
+        if len(fds) != 3 or not isinstance(request, dict):
+            raise ValueError("malformed request")
+    except Exception:
+        for fd in fds:
+            os.close(fd)
+        raise
+    conn.settimeout(None)
+    return request, fds
+
+
+def peer_uid(conn: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket (Linux)."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid
+
+
+def _reply(conn: socket.socket, word: bytes, number: int | None = None) -> None:
+    """One reply line (see `app.cli.warm`): `pid N`, `exit N` or `stale`."""
+    conn.sendall(word + (b"" if number is None else b" %d" % number) + b"\n")
 
 
 def _child(conn: socket.socket, listener: socket.socket, request: dict[str, Any],
@@ -305,7 +350,7 @@ def _child(conn: socket.socket, listener: socket.socket, request: dict[str, Any]
         os.umask(int(request["umask"]))
         _reopen_stdio()
         sys.argv = ["traindeck", *argv]
-        _reply(conn, {"pid": os.getpid()})
+        _reply(conn, PID, os.getpid())
         threading.Thread(target=_hang_up_with, args=(conn,), daemon=True).start()
         code = _run(argv)
     except BaseException:  # a child must never return into the helper
@@ -313,7 +358,7 @@ def _child(conn: socket.socket, listener: socket.socket, request: dict[str, Any]
             traceback.print_exc()
     finally:
         with contextlib.suppress(BaseException):
-            _reply(conn, {"exit": code})
+            _reply(conn, EXIT, code)
         os._exit(code)
 
 
