@@ -6,6 +6,7 @@ from `app.quicklist` (stdlib sqlite3 only), so the first page is up before the c
 Every `POLL_SECONDS` a worker reads `queries.jobs_change_marker`; only when it moves are
 the rows on screen re-read, and only cells whose text changed are redrawn: an idle list
 sends nothing to the terminal (running durations tick from the rows already held).
+The thread workers that read (and delete) are `JobsWorkers`, in `jobs_workers.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual import events, on, work
+from textual import events, on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -23,7 +24,6 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Header, Input, Static
-from textual.worker import get_current_worker
 
 from app.tui.joblist import (
     COLUMN_KEYS,
@@ -32,13 +32,13 @@ from app.tui.joblist import (
     SORT_LABELS,
     Marker,
     columns_for,
-    fetch_rows,
     parse_filter,
     row_texts,
 )
-from app.tui.messages import ActionDone, ActionFailed, JobsChanged, OpenJob
+from app.tui.messages import OpenJob
 from app.tui.ready import report_ready
 from app.tui.screens.first_show import FirstShow
+from app.tui.screens.jobs_workers import JobsWorkers
 from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.key_table import KeyTable
 from app.tui.widgets.status import status_text
@@ -57,7 +57,7 @@ RELOAD_CAP = 2000
 POLL_SECONDS = 2.0
 """How often the rows on screen are checked for changes."""
 
-class JobsScreen(FirstShow, Screen[None]):
+class JobsScreen(FirstShow, JobsWorkers, Screen[None]):
     """Jobs, newest change first: filter, sort, open, create."""
 
     # Its layout, jobs.tcss, is loaded with the app's CSS (see TraindeckApp.CSS_PATH).
@@ -190,23 +190,7 @@ class JobsScreen(FirstShow, Screen[None]):
         if error:
             self.query_one("#jobs-empty", Static).update(f"Cannot open the database: {error}")
 
-    # -- reading ---------------------------------------------------------------------------
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="jobs-window")
-    def _read_first_page(self, generation: int, sort: Any, descending: bool,
-                         limit: int) -> None:
-        """Before the core opens: the first page straight from the SQLite file, if it can."""
-        from app import quicklist
-
-        try:
-            path = quicklist.default_db_path()
-            if path is not None:
-                rows, total = fetch_rows(path, "", None, sort, descending, 0, limit)
-                self.post_message(self.WindowLoaded(generation, 0, rows, total, True, path))
-                return
-        except Exception:  # best effort only: the core reads it properly a moment later
-            pass
-        self.post_message(self.FastUnavailable())
+    # -- reading (the workers that read are in jobs_workers.py) ---------------------------
 
     @on(FastUnavailable)
     def _fast_unavailable(self) -> None:
@@ -240,25 +224,6 @@ class JobsScreen(FirstShow, Screen[None]):
         self._read_window(ctx, self._generation, search, status, self.sort_key, self.descending,
                           len(self._rows), PAGE, False)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="jobs-window")
-    def _read_window(self, source: Context | Path, generation: int, search: str,
-                     status: str | None, sort: Any, descending: bool, offset: int, limit: int,
-                     reset: bool) -> None:
-        """Read one window of rows (and the count) off the UI thread."""
-        from app.errors import TraindeckError
-        from app.quicklist import QuickListError
-
-        try:
-            rows, total = fetch_rows(source, search, status, sort, descending, offset, limit)
-        except QuickListError:
-            self.post_message(self.FastUnavailable())  # the core, once open, reads it again
-            return
-        except TraindeckError as exc:
-            self.post_message(self.Failed(str(exc)))
-            return
-        if not get_current_worker().is_cancelled:
-            self.post_message(self.WindowLoaded(generation, offset, rows, total, reset))
-
     def _visible_window(self) -> tuple[int, int]:
         """(first row index, row count) of the loaded rows in view."""
         table = self.query_one(KeyTable)
@@ -276,27 +241,6 @@ class JobsScreen(FirstShow, Screen[None]):
         search, status = parse_filter(self.search)
         self._read_visible(ctx, self._generation, self._marker, search, status, self.sort_key,
                            self.descending, first, count)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="jobs-poll")
-    def _read_visible(self, ctx: Context, generation: int, known: Marker | None, search: str,
-                      status: str | None, sort: Any, descending: bool, offset: int,
-                      limit: int) -> None:
-        """When the change marker moved, re-read the rows on screen and the count."""
-        from app import queries
-        from app.errors import TraindeckError
-
-        try:
-            # The marker first: a change that lands after it is caught by the next poll.
-            marker = queries.jobs_change_marker(ctx.db)
-            if marker == known:
-                return
-            rows = (queries.list_jobs(ctx.db, search, status, sort, descending, offset, limit)
-                    if limit else [])
-            total = queries.count_jobs(ctx.db, search, status)
-        except TraindeckError:
-            return  # the next poll tries again; a locked database is not worth a popup
-        if not get_current_worker().is_cancelled:
-            self.post_message(self.Polled(generation, offset, rows, total, marker))
 
     # -- showing ---------------------------------------------------------------------------
 
@@ -588,20 +532,6 @@ class JobsScreen(FirstShow, Screen[None]):
 
         self.app.push_screen(ConfirmScreen(question, title="Delete job", yes="Delete"),
                              answered)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="jobs-write")
-    def _delete_job(self, ctx: Context, name: str) -> None:
-        """Remove the job's rows; the core refuses while a version is active."""
-        from app.errors import TraindeckError
-        from app.jobs import delete_rows
-
-        try:
-            delete_rows(ctx, name, None)
-        except TraindeckError as exc:
-            self.post_message(ActionFailed("Not deleted", str(exc)))
-            return
-        self.post_message(ActionDone(f"Deleted job {name}"))
-        self.post_message(JobsChanged(name))
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         """This screen's actions for the command palette."""

@@ -1,9 +1,10 @@
 """The create-job wizard's form: steps 1-4 as one widget that fills from and reads a spec.
 
-`JobForm.fill` shows a raw spec mapping in the fields; `JobForm.collect` turns the fields
-back into a raw spec mapping plus the form's own findings (a blank required field);
-`JobForm.show_errors` puts the errors it is handed beside their fields. It reads nothing
-from the database: the screen hands it `WizardChoices`.
+`JobForm.fill` shows a raw spec mapping in the fields; `JobForm.collect` (mixed in from
+`job_form_collect.py`) turns the fields back into a raw spec mapping plus the form's own
+findings (a blank required field); `JobForm.show_errors` puts the errors it is handed
+beside their fields. It reads nothing from the database: the screen hands it
+`WizardChoices`.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from textual.widgets import (
 )
 
 from app.config import EngineSettings, Settings, config_file
-from app.errors import FieldError
 from app.spec import EVENTS
+from app.tui.widgets.job_form_collect import JobFormCollect
 from app.tui.widgets.param_rows import DatasetRows, EditableRows, ParamRows, PathRows
 from app.tui.widgets.wizard_fields import (
     HINTS,
@@ -69,7 +70,7 @@ def template_label(template: TemplateChoice) -> Text:
     return label
 
 
-class JobForm(ContentSwitcher):
+class JobForm(JobFormCollect, ContentSwitcher):
     """Steps 1-4 of the wizard (one container each) holding every field of a job spec."""
 
     data_kind: reactive[str] = reactive("paths", init=False)
@@ -461,107 +462,7 @@ class JobForm(ContentSwitcher):
             self.query_one(f"#event-{event}", Checkbox).value = event in events
         self._extra_subscriptions = subs[1:]
 
-    # -- fields → spec
-
-    def collect(self) -> tuple[dict[str, Any], list[FieldError]]:
-        """The raw spec the fields describe, and the form's own findings (blank fields)."""
-        errors: list[FieldError] = []
-        raw: dict[str, Any] = {"name": self._value("name")}
-        if self._value("description"):
-            raw["description"] = self._value("description")
-        raw["data"] = self._collect_data(errors)
-        raw["algorithm"] = self._collect_algorithm(errors)
-        params, row_errors = self.query_one(ParamRows).collect()
-        errors += [FieldError(f"parameters#{i}", message) for i, message in row_errors.items()]
-        if params:
-            raw["parameters"] = params
-        for key, input_id in (("output", "output"), ("log_dir", "log-dir")):
-            if self._value(input_id):
-                raw[key] = self._value(input_id)
-        raw["resources"] = self._collect_resources(errors)
-        subscriptions = self._collect_subscriptions(errors)
-        if subscriptions:
-            raw["subscriptions"] = subscriptions
-        if self.query_one("#save-template", Checkbox).value:
-            raw["save_as_template"] = {"name": self._value("template-name"),
-                                       "description": self._value("template-description")}
-            if not raw["save_as_template"]["name"]:
-                errors.append(FieldError("save_as_template.name", "give the saved job "
-                                                                  "parameters a name"))
-        return raw, errors
-
-    def _collect_data(self, errors: list[FieldError]) -> dict[str, Any]:
-        if self.data_kind == "datasets":
-            items = []
-            for i, (name, version) in enumerate(self.query_one(DatasetRows).refs()):
-                if name is None:
-                    errors.append(FieldError(f"data.datasets[{i}].name", "choose a dataset"))
-                elif version is None:
-                    errors.append(FieldError(f"data.datasets[{i}].version", "choose a version"))
-                items.append({"name": name or "-", "version": version or "V001"})
-            if not items:
-                errors.append(FieldError("data.datasets", "add a dataset"))
-            return {"datasets": items}
-        paths = self.query_one(PathRows).paths()
-        self._path_index = [i for i, path in enumerate(paths) if path]
-        if not self._path_index:
-            errors.append(FieldError("data.paths", "add a data path"))
-        return {"paths": [paths[i] for i in self._path_index]}
-
-    def _collect_algorithm(self, errors: list[FieldError]) -> dict[str, Any]:
-        if self.algo_kind == "preset":
-            name = self._selected("preset")
-            if not name:
-                errors.append(FieldError("algorithm.preset.name", "choose a preset algorithm"))
-            return {"preset": {"name": name or "-"}}
-        if self.algo_kind == "image":
-            image: dict[str, Any] = {"name": self._value("image-name")}
-            if not image["name"]:
-                errors.append(FieldError("algorithm.image.name", "required"))
-            try:
-                command = shlex.split(self._value("image-command"))
-            except ValueError as exc:
-                errors.append(FieldError("algorithm.image.command", f"cannot split it: {exc}"))
-                command = []
-            if command:
-                image["command"] = command
-            if self._value("image-code-dir"):
-                image["code_dir"] = self._value("image-code-dir")
-            return {"image": image}
-        framework = {"engine": self._selected("engine"),
-                     "engine_version": self._selected("engine-version"),
-                     "code_dir": self._value("code-dir"), "boot_file": self._value("boot-file")}
-        for key, message in (("engine", "choose an engine"), ("engine_version", "choose a "
-                             "version"), ("code_dir", "required"), ("boot_file", "required")):
-            if not framework[key]:
-                errors.append(FieldError(f"algorithm.framework.{key}", message))
-        return {"framework": framework}
-
-    def _collect_resources(self, errors: list[FieldError]) -> dict[str, Any]:
-        resources: dict[str, Any] = {"pool": self._selected("pool")}
-        for key in ("gpus", "nodes"):
-            text = self._value(key)
-            try:
-                resources[key] = int(text)
-            except ValueError:
-                errors.append(FieldError(f"resources.{key}", "must be a whole number"))
-        if self.runtime in ("docker", "local"):
-            resources["runtime"] = self.runtime
-        return resources
-
-    def _collect_subscriptions(self, errors: list[FieldError]) -> list[dict[str, Any]]:
-        if not self.settings.topics:
-            return []
-        topic = self._selected("topic")
-        events = [e for e in EVENTS if self.query_one(f"#event-{e}", Checkbox).value]
-        subs: list[dict[str, Any]] = []
-        if topic and not events:
-            errors.append(FieldError("subscriptions[0].events", "tick at least one event"))
-        elif events and not topic:
-            errors.append(FieldError("subscriptions[0].topic", "choose a topic for the events"))
-        elif topic:
-            subs.append({"topic": topic, "events": events})
-        return subs + self._extra_subscriptions
+    # -- fields → spec: `collect`, mixed in from JobFormCollect (job_form_collect.py)
 
     # -- errors and hints
 
