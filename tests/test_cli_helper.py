@@ -71,6 +71,20 @@ class Helper:
     def child_pids(self) -> list[int]:
         return [int(p) for p in re.findall(r"ran `[^`]*` in pid (\d+)", self.log)]
 
+    def spare_pids(self) -> list[int]:
+        """Every spare the helper made that got ready, oldest first."""
+        return [int(p) for p in re.findall(r"\[(\d+)\] spare ready in", self.log)]
+
+    def wait_spare(self) -> int:
+        """Wait until a spare is ready and not yet taken; its pid."""
+        deadline = time.monotonic() + READY_SECONDS
+        while time.monotonic() < deadline:
+            spares = self.spare_pids()
+            if spares and spares[-1] not in self.child_pids():
+                return spares[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no spare after {READY_SECONDS:g}s; log:\n{self.log}")
+
     def stop(self) -> None:
         pid = self.pid()
         if pid is not None and pid_alive(pid):
@@ -304,3 +318,37 @@ def test_the_client_imports_only_what_it_must() -> None:
     heavy = {"socket", "signal", "json", "enum", "re", "typing", "contextlib", "selectors",
              "tempfile", "pathlib", "subprocess"}
     assert not loaded & heavy
+
+
+def test_a_ready_spare_runs_the_next_command(warm_helper: Helper, tmp_path: Path) -> None:
+    spare = warm_helper.wait_spare()
+    result = warm_helper.run("list", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+    assert f"[{spare}] ran `list` in pid {spare} (a spare)" in warm_helper.log
+    wait_dead(spare, timeout=10)  # it became that command, and ended with it
+    assert warm_helper.wait_spare() != spare  # and the helper made the next one
+
+
+def test_the_spare_ends_with_its_helper(warm_helper: Helper) -> None:
+    spare, helper = warm_helper.wait_spare(), warm_helper.pid()
+    assert helper is not None
+    os.kill(helper, signal.SIGKILL)  # not even a chance to tell it
+    wait_dead(spare, timeout=10)
+
+
+def test_a_spare_declines_once_the_code_changed(warm_helper: Helper) -> None:
+    spare, helper = warm_helper.wait_spare(), warm_helper.pid()
+    assert helper is not None
+    source = Path(warm_server.__file__)
+    before = source.stat()
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    try:
+        result = warm_helper.run("engines", "--json")
+    finally:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)
+    assert warm_helper.served("engines") == 0, warm_helper.log  # it ran in its own process
+    wait_dead(spare, timeout=10)
+    wait_dead(helper, timeout=10)

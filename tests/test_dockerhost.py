@@ -37,7 +37,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: FakeEngine
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server naming
+    def do_GET(self) -> None:
         self.server.paths.append(self.path)
         if self.path == "/version":
             self._answer(json.dumps({"ApiVersion": API, "Version": "24.0.0"}).encode())

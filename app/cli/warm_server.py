@@ -54,7 +54,8 @@ PRELOAD = (
 """Modules a command would import first; importing them here is the whole point."""
 _CHECK_SECONDS = 5.0
 _held: list[int] = []
-"""Descriptors of the helper itself (its lock), closed in every child."""
+"""Descriptors of the helper itself (its lock, its ends of the spare's pipes), closed in
+every child."""
 
 
 def log(message: str) -> None:
@@ -149,6 +150,12 @@ def warm_up() -> None:
             ref = submit(ctx, raw, base, launcher=lambda _ctx, _version_id: None)
             try_admit(ctx, ref.version_id)
         list_jobs(db)
+        with contextlib.suppress(Exception):  # (an odd DOCKER_HOST: only a slower submit)
+            import docker
+            from docker.constants import DEFAULT_DOCKER_API_VERSION
+
+            # The client a Docker submit makes; nothing is sent (the version is given).
+            docker.from_env(version=DEFAULT_DOCKER_API_VERSION, timeout=3).close()
     finally:
         db.dispose()
         reset_cache()
@@ -227,53 +234,93 @@ def _still_ours(path: Path, inode: int) -> bool:
 
 def _serve(listener: socket.socket, path: Path, inode: int, sources: list[str],
            stamp: tuple[int, tuple[int, ...]], idle: float) -> None:
-    last = time.monotonic()
-    while True:
-        _reap()
-        left = idle - (time.monotonic() - last)
-        if left <= 0:
-            log("idle: exiting")
-            return
-        ready, _, _ = select.select([listener], [], [], min(left, _CHECK_SECONDS))
-        if not _still_ours(path, inode):
-            log("the socket was removed or replaced: exiting")
-            return
-        current = code_stamp(sources) == stamp
-        if not ready:
-            if not current:  # an upgrade or an edit: leave now rather than at the next
-                log("the code or the packages changed: exiting")  # command
-                return
-            continue
-        conn, _ = listener.accept()
-        last = time.monotonic()
-        with conn:
-            if not _handle(conn, listener, current):
-                return
+    """Serve callers until idle, stale or told to stop.
 
-
-def _reap() -> None:
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
-
-
-def _handle(conn: socket.socket, listener: socket.socket, current: bool) -> bool:
-    """Run one caller's command in a child; False when the helper should exit."""
-    if peer_uid(conn) != os.getuid():
-        log("refused a caller with another uid")
-        return True
-    if not current:  # before reading the request: its format may have changed too
-        with contextlib.suppress(OSError):
-            _reply(conn, STALE)
-        log("the code or the packages changed: exiting")
-        return False
+    Commands run in a *spare* when one is ready (see `_Spare`), else in a child forked
+    for the caller. A new spare is made when things are quiet (PRIME_QUIET_SECONDS,
+    PRIME_AFTER_SECONDS), so that priming it does not compete with a starting command.
+    """
+    listener.setblocking(False)  # the spare accepts from it too: never block on a lost race
+    last = checked = time.monotonic()
+    spare: _Spare | None = None
+    spares = True
+    running: dict[int, float] = {}
     try:
-        request, fds = receive_request(conn)
-    except EOFError:
-        return True  # a caller that only checked that the helper is there
-    except (OSError, ValueError, TypeError) as exc:
-        log(f"bad request: {exc}")
-        return True
+        while True:
+            _reap(running)
+            now = time.monotonic()
+            left = idle - (now - last)
+            if left <= 0:
+                log("idle: exiting")
+                return
+            wait = min(left, _CHECK_SECONDS)
+            if spare is None and spares:
+                # Prime when commands are over (or long-running), and what they started
+                # (a supervisor, a container) had a moment: priming uses a core.
+                quiet = max(PRIME_QUIET_SECONDS - (now - last), 0.0)
+                if running and quiet == 0:
+                    quiet = max(PRIME_AFTER_SECONDS - (now - max(running.values())), 0.0)
+                if quiet == 0:
+                    spare = _Spare.fork(listener, sources, stamp)
+                else:
+                    wait = min(wait, quiet, _RUNNING_POLL_SECONDS if running else quiet)
+            watch: list[Any] = [spare.events] if spare else []
+            if spare is None or not spare.ready:
+                watch.append(listener)
+            ready, _, _ = select.select(watch, [], [], wait)
+            if time.monotonic() - checked >= _CHECK_SECONDS or ready:
+                checked = time.monotonic()
+                if not _still_ours(path, inode):
+                    log("the socket was removed or replaced: exiting")
+                    return
+                if code_stamp(sources) != stamp:  # an upgrade or an edit: leave now
+                    log("the code or the packages changed: exiting")
+                    return
+            if spare is not None and spare.events in ready:
+                news = spare.read()
+                if SPARE_TOOK in news:
+                    last = time.monotonic()
+                    running[spare.pid] = last
+                    spare.close()
+                    spare = None
+                elif SPARE_STALE in news:
+                    log("the code or the packages changed: exiting")
+                    return
+                elif not news:  # it ended without taking a caller
+                    log(f"spare {spare.pid} ended early: forking for each command instead")
+                    spare.close()
+                    spare, spares = None, False
+            if listener in ready:
+                try:
+                    conn, _ = listener.accept()
+                except BlockingIOError:
+                    continue  # the spare took it
+                conn.setblocking(True)
+                last = time.monotonic()
+                with conn:
+                    pid = _handle(conn, listener)
+                if pid:
+                    running[pid] = time.monotonic()
+    finally:
+        if spare is not None:
+            spare.close()  # it sees the end of its pipe and exits
+
+
+def _reap(running: dict[int, float]) -> None:
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+            if not pid:
+                return
+            running.pop(pid, None)
+
+
+def _handle(conn: socket.socket, listener: socket.socket) -> int:
+    """Run one caller's command in a child; its pid (0 when none was started)."""
+    taken = _take(conn)
+    if taken is None:
+        return 0
+    request, fds = taken
     try:
         pid = os.fork()
         if pid == 0:
@@ -283,7 +330,125 @@ def _handle(conn: socket.socket, listener: socket.socket, current: bool) -> bool
     finally:
         for fd in fds:
             os.close(fd)
-    return True
+    return pid
+
+
+SPARE_READY, SPARE_TOOK, SPARE_STALE = b"r", b"t", b"s"
+"""What a spare tells the helper: primed and accepting; took a caller; code changed."""
+PRIME_QUIET_SECONDS = 1.0
+"""A new spare is made this long after the last command started, at the earliest..."""
+PRIME_AFTER_SECONDS = 2.0
+"""...and once every command still running has run this long (`logs -f` may run for
+hours: it should not keep the next command from a spare)."""
+_RUNNING_POLL_SECONDS = 0.25
+
+
+class _Spare:
+    """A child forked ahead of the next command, primed, and accepting callers itself.
+
+    A command run in a freshly forked child is slowed by the fork and then by every
+    first write to a page it shares with the helper (the kernel copies the page: ~4 µs
+    here, a few thousand times for a submit). A spare pays for both before a caller
+    comes: it runs the warm-up again, which writes to the same pages a command does,
+    then waits on the helper's socket. It takes one caller, tells the helper (which
+    makes the next spare) and becomes that caller's command.
+    """
+
+    def __init__(self, pid: int, events: int, alive: int) -> None:
+        self.pid = pid
+        self.events = events
+        """Read end of the spare's messages (SPARE_*); at its end when the spare ended."""
+        self.alive = alive
+        """Write end the spare watches: when the helper ends it is closed, and so is the
+        spare."""
+        self.ready = False
+
+    @classmethod
+    def fork(cls, listener: socket.socket, sources: list[str],
+             stamp: tuple[int, tuple[int, ...]]) -> _Spare:
+        events_r, events_w = os.pipe()
+        alive_r, alive_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(events_r)
+            os.close(alive_w)
+            _spare_main(listener, events_w, alive_r, sources, stamp)
+        os.close(events_w)
+        os.close(alive_r)
+        _held.extend((events_r, alive_w))  # not for the commands' children to keep open
+        return cls(pid, events_r, alive_w)
+
+    def read(self) -> bytes:
+        """What the spare said since last time (b"" when it ended)."""
+        try:
+            news = os.read(self.events, 64)
+        except OSError:
+            return b""
+        if SPARE_READY in news:
+            self.ready = True
+        return news
+
+    def close(self) -> None:
+        for fd in (self.events, self.alive):
+            if fd in _held:
+                _held.remove(fd)
+                os.close(fd)
+
+
+def _spare_main(listener: socket.socket, events: int, alive: int, sources: list[str],
+                stamp: tuple[int, tuple[int, ...]]) -> NoReturn:
+    """The spare's life: prime, wait for a caller, become its command. Never returns."""
+    try:
+        _detach_from_helper()
+        started = time.monotonic()
+        warm_up()
+        if threading.active_count() != 1:
+            os._exit(1)  # (the helper then stops making spares)
+        log(f"spare ready in {time.monotonic() - started:.2f}s")
+        os.write(events, SPARE_READY)
+        while True:
+            ready, _, _ = select.select([listener, alive], [], [])
+            if alive in ready:
+                os._exit(0)  # the helper ended
+            try:
+                conn, _ = listener.accept()
+            except BlockingIOError:
+                continue  # the helper took it
+            conn.setblocking(True)
+            if code_stamp(sources) != stamp:
+                with contextlib.suppress(OSError):
+                    _reply(conn, STALE)
+                os.write(events, SPARE_STALE)
+                os._exit(0)
+            taken = _take(conn)
+            if taken is not None:
+                break
+            conn.close()
+        request, fds = taken
+        argv = request.get("argv") or ["?"]
+        log(f"ran `{argv[0]}` in pid {os.getpid()} (a spare)")
+        os.write(events, SPARE_TOOK)
+        os.close(events)
+        os.close(alive)
+    except BaseException:  # a spare must never return into the helper's loop
+        with contextlib.suppress(BaseException):
+            log(f"spare failed: {traceback.format_exc()}")
+        os._exit(1)
+    _child(conn, listener, request, fds)
+
+
+def _take(conn: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    """A caller's request and descriptors, or None for one to turn away (logged)."""
+    if peer_uid(conn) != os.getuid():
+        log("refused a caller with another uid")
+        return None
+    try:
+        return receive_request(conn)
+    except EOFError:
+        return None  # a caller that only checked that the helper is there
+    except (OSError, ValueError, TypeError) as exc:
+        log(f"bad request: {exc}")
+        return None
 
 
 def receive_request(conn: socket.socket, timeout: float = 5.0
@@ -333,10 +498,7 @@ def _child(conn: socket.socket, listener: socket.socket, request: dict[str, Any]
     code = 1
     try:
         listener.close()
-        for fd in _held:
-            os.close(fd)
-        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-            signal.signal(signum, signal.SIG_DFL)
+        _detach_from_helper()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
@@ -360,6 +522,15 @@ def _child(conn: socket.socket, listener: socket.socket, request: dict[str, Any]
         with contextlib.suppress(BaseException):
             _reply(conn, EXIT, code)
         os._exit(code)
+
+
+def _detach_from_helper() -> None:
+    """In a child: let go of what only the helper holds, and die as a process would."""
+    while _held:
+        with contextlib.suppress(OSError):
+            os.close(_held.pop())
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def _run(argv: list[str]) -> int:
