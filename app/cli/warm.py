@@ -118,7 +118,9 @@ def wait_until_ready(folder: str | os.PathLike[str], seconds: float) -> bool:
 
     deadline = time.monotonic() + seconds
     while True:
-        if _connect(socket_path(folder)) is not None:
+        probe = _connect(socket_path(folder))
+        if probe is not None:
+            probe.close()
             return True
         if time.monotonic() > deadline:
             return False

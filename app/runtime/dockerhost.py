@@ -33,8 +33,9 @@ def docker_client(settings: Settings | EngineAddress, timeout: float = 60,
     """A docker SDK client for the configured engine; EngineUnreachable if none answers.
 
     One round trip to the engine: a ping. The first client of a process learns the
-    engine's API version from the ping's answer; the SDK would ask `/version` for it,
-    which takes the engine about ten times longer (it asks containerd too).
+    engine's API version from the ping's answer (engines since 2017 name it there); the
+    SDK would ask `/version` for it, which takes the engine about ten times longer (it
+    asks containerd too).
     """
     from docker.errors import DockerException
 
