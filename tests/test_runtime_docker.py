@@ -180,6 +180,26 @@ def test_parameters_never_pass_through_a_shell(engine: Any, ctx: Context,
     assert not Path(marker).exists()
 
 
+COUNT_BOOT = """\
+for i in range(5):
+    print(f"line {i}", flush=True)
+"""
+
+
+def test_a_command_with_a_newline_loses_no_output(engine: Any, ctx: Context,
+                                                  tmp_path: Path) -> None:
+    """The command note then spans lines; the stream is still replayed to the line."""
+    submit(script_spec(tmp_path, "d-newline", COUNT_BOOT, "docker",
+                       parameters={"note": "two\nlines"}))
+    version = wait(ctx, "d-newline")
+    assert version.status == "succeeded", version.reason
+    lines = log_lines(version)
+    assert [line for line in lines if line.startswith("line ")] == [
+        f"line {i}" for i in range(5)]
+    assert lines[1].endswith("--note=two")
+    assert lines[2] == "[traindeck] lines"  # the rest of the command, marked as ours
+
+
 def test_two_ranks_on_one_network(engine: Any, ctx: Context, tmp_path: Path) -> None:
     submit(script_spec(tmp_path, "d-ranks", RENDEZVOUS_BOOT, "docker", nodes=2))
     version = wait(ctx, "d-ranks")

@@ -92,15 +92,17 @@ class RankLog:
     # -- writing -----------------------------------------------------------------------
 
     def note(self, message: str) -> None:
-        """Write one supervisor line (counted as not the rank's)."""
+        """Write a supervisor message (counted as not the rank's): one prefixed line per
+        line of `message` (a command or an engine error may hold newlines)."""
         if self.writer.closed:
             return
+        lines = message.splitlines() or [""]
         with self._lock:
-            # Count first: a crash between the two writes then costs at most one line
+            # Count first: a crash between the two writes then costs at most a few lines
             # written twice on adoption, never one lost.
             with open(self.counter, "ab") as f:
-                f.write(b"\n")
-            self.writer.write_line(SUPERVISOR_PREFIX + message)
+                f.write(b"\n" * len(lines))
+            self.writer.write_line("\n".join(SUPERVISOR_PREFIX + line for line in lines))
 
     def feed(self, chunk: bytes) -> None:
         """Append raw rank output; whole lines go to the file, a partial one waits."""
