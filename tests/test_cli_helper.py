@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -228,19 +229,31 @@ def test_a_new_helper_starts_while_an_old_ones_command_still_runs(
         warm_helper.run("stop", "demo")
 
 
-def test_a_changed_installation_sends_commands_back(warm_helper: Helper) -> None:
-    pid = warm_helper.pid()
-    assert pid is not None
+@contextmanager
+def code_changed() -> Iterator[None]:
+    """As after an upgrade: the helper's own source is newer than what it loaded."""
     source = Path(warm_server.__file__)
     before = source.stat()
     os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
     try:
-        result = warm_helper.run("engines", "--json")
+        yield
     finally:
         os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def run_declined(helper: Helper) -> None:
+    """Run a command once the code changed: it must run on its own, and work."""
+    with code_changed():
+        result = helper.run("engines", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)
-    assert warm_helper.served("engines") == 0, warm_helper.log  # declined: ran it itself
+    assert helper.served("engines") == 0, helper.log  # declined: it ran itself
+
+
+def test_a_changed_installation_sends_commands_back(warm_helper: Helper) -> None:
+    pid = warm_helper.pid()
+    assert pid is not None
+    run_declined(warm_helper)
     wait_dead(pid, timeout=10)
     assert "changed: exiting" in warm_helper.log or warm_helper.pid() != pid
 
@@ -249,13 +262,8 @@ def test_an_idle_helper_leaves_when_its_code_changes(warm_helper: Helper) -> Non
     """An upgrade does not leave an old helper waiting for commands it would decline."""
     pid = warm_helper.pid()
     assert pid is not None
-    source = Path(warm_server.__file__)
-    before = source.stat()
-    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
-    try:
+    with code_changed():
         wait_dead(pid, timeout=warm_server._CHECK_SECONDS + 10)
-    finally:
-        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert "changed: exiting" in warm_helper.log
 
 
@@ -340,15 +348,6 @@ def test_the_spare_ends_with_its_helper(warm_helper: Helper) -> None:
 def test_a_spare_declines_once_the_code_changed(warm_helper: Helper) -> None:
     spare, helper = warm_helper.wait_spare(), warm_helper.pid()
     assert helper is not None
-    source = Path(warm_server.__file__)
-    before = source.stat()
-    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
-    try:
-        result = warm_helper.run("engines", "--json")
-    finally:
-        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)
-    assert warm_helper.served("engines") == 0, warm_helper.log  # it ran in its own process
+    run_declined(warm_helper)
     wait_dead(spare, timeout=10)
     wait_dead(helper, timeout=10)
