@@ -2,10 +2,11 @@
 
 Started in the background by a `traindeck` command that found none (see `app.cli.warm`),
 as `python -m app.cli.warm_server FOLDER`. It imports what commands need once, then
-listens on `FOLDER/cli-KEY.sock`. For each caller (same uid only) it forks a child that
-takes the caller's descriptors, folder, environment and umask and runs the command as a
-fresh process would: nothing is opened before the fork (settings, database, engine
-clients are all made in the child), and the parent stays single-threaded.
+listens on `FOLDER/cli-KEY.sock`. Each caller (same uid only) is served by a child
+forked for it, or by a spare forked and primed ahead (`_Spare`); the child takes the
+caller's descriptors, folder, environment and umask and runs the command as a fresh
+process would: nothing is opened before the fork (settings, database, engine clients
+are all made in the child), and the parent stays single-threaded.
 
 It exits after `TRAINDECK_CLI_HELPER_IDLE` seconds without a command (900), when its
 code or installed packages change (it tells the caller to run the command itself),
