@@ -75,8 +75,8 @@ def most_running_at_once(versions: list[Version]) -> int:
 
 
 def test_three_submitters_two_gpus(gpu_ctx: Context, tmp_path: Path) -> None:
-    # Every version holds its GPU until the last created one is seen waiting: however
-    # slowly the three submitting processes start, the two GPUs are taken when it asks.
+    # Every version holds its GPU until the release: however slowly the three submitting
+    # processes start, the first two hold both GPUs and the last waits for them first.
     release = tmp_path / "release"
     specs = [hold_spec(tmp_path, f"g{i}", gpus=1, until=release) for i in range(3)]
     submitters = [subprocess.Popen([traindeck_executable(), "submit", "--json", str(s)],
@@ -86,8 +86,14 @@ def test_three_submitters_two_gpus(gpu_ctx: Context, tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         assert json.loads(out)["status"] == "initializing"
-    last = max((current(gpu_ctx, f"g{i}") for i in range(3)), key=lambda v: v.id or 0)
-    wait_status(gpu_ctx, _job(gpu_ctx, last), Status.QUEUED)
+    first, second, last = sorted((current(gpu_ctx, f"g{i}") for i in range(3)),
+                                 key=lambda v: v.id or 0)
+    # The last may queue an instant behind an earlier one not yet admitted; release only
+    # once both GPUs are held and it waits for them, or the first two need not overlap.
+    for early in (first, second):
+        wait_status(gpu_ctx, _job(gpu_ctx, early), Status.RUNNING)
+    wait_status(gpu_ctx, _job(gpu_ctx, last), Status.QUEUED,
+                predicate=lambda v: v.reason.count(" held by ") == 2)
     release.touch()
     versions = [wait(gpu_ctx, f"g{i}", timeout=90) for i in range(3)]
     assert [v.status for v in versions] == ["succeeded"] * 3, [v.reason for v in versions]
