@@ -43,6 +43,7 @@ from app.cli.warm import (
     log_path,
     socket_path,
 )
+from app.runtime.procs import allow_forking
 
 PRELOAD = (
     "app.cli.main", "app.cli.extras", "app.cli.data_commands", "app.context", "app.jobs",
@@ -101,6 +102,13 @@ def preload() -> None:
 
     for name in PRELOAD:
         importlib.import_module(name)
+    with contextlib.suppress(ImportError):
+        import setproctitle
+
+        # Finds the memory of the process's arguments through its environment: only
+        # possible before a command's child replaces the environment with its caller's.
+        # A supervisor forked from a command then takes its title there (`forked`).
+        setproctitle.getproctitle()
 
 
 def warm_up() -> None:
@@ -514,7 +522,10 @@ def _child(conn: socket.socket, listener: socket.socket, request: dict[str, Any]
         _reopen_stdio()
         sys.argv = ["traindeck", *argv]
         _reply(conn, PID, os.getpid())
-        threading.Thread(target=_hang_up_with, args=(conn,), daemon=True).start()
+        hang_up = threading.Thread(target=_hang_up_with, args=(conn,), daemon=True)
+        hang_up.start()
+        allow_forking(hang_up)  # it only waits on the socket: a fork cannot catch it in a lock
+        os.register_at_fork(after_in_child=conn.close)  # a forked supervisor lets go of it
         code = _run(argv)
     except BaseException:  # a child must never return into the helper
         with contextlib.suppress(Exception):

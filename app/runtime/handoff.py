@@ -142,20 +142,38 @@ def warm_start(on_end: Any) -> WarmStart | None:
     data = read_handoff(Path(raw_path), starter)
     if not data or "handle" not in data:
         return None
-    warm = WarmStart(handle=data["handle"], executor=executor, logs=_rank_logs(data))
-    _start_pumps(warm, on_end)
-    return warm
+    return first_stage(data, executor, on_end)
 
 
 def _warm_local(path: Path, starter: int, on_end: Any) -> WarmStart | None:
     """Local ranks: start them from the handed-over plan, then copy their output."""
-    import app.runtime.logpump  # noqa: F401 - before the wait: the pumps need it at once
-    from app.runtime.executors.base import ExecutorError, plan_from_json
-    from app.runtime.executors.local import LocalExecutor
+    # Before the wait: starting the ranks and copying their output need these at once.
+    import app.runtime.executors.local
+    import app.runtime.logpump  # noqa: F401
 
     data = read_handoff(path, starter)
     if not data or "plan" not in data:
         return None
+    return first_stage(data, None, on_end)
+
+
+def first_stage(data: dict[str, Any], docker_executor: Any, on_end: Any) -> WarmStart | None:
+    """Run what a fast start handed over (see `startup.start_in_caller`).
+
+    Docker (`handle`: the containers run): copy their output with `docker_executor`.
+    Local (`plan`): start the ranks here, as this process's children, and copy theirs.
+    None when there is nothing to take over (`fallback`, `done`).
+    """
+    if "handle" in data:
+        warm = WarmStart(handle=data["handle"], executor=docker_executor,
+                         logs=_rank_logs(data))
+        _start_pumps(warm, on_end)
+        return warm
+    if "plan" not in data:
+        return None
+    from app.runtime.executors.base import ExecutorError, plan_from_json
+    from app.runtime.executors.local import LocalExecutor
+
     executor = LocalExecutor()
     warm = WarmStart(handle={}, executor=executor, logs=_rank_logs(data), started_here=True,
                      gpus=[int(g) for g in data.get("gpus", [])])

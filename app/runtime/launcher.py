@@ -12,6 +12,7 @@ from pathlib import Path
 from app.context import Context
 from app.jobs import record_event
 from app.models import Status, Version
+from app.runtime.forked import fork_supervisor
 from app.runtime.handoff import (
     DOCKER_HOST_ENV,
     HANDOFF_ENV,
@@ -64,12 +65,19 @@ def _spawn(ctx: Context, version_id: int, extra_env: dict[str, str] | None = Non
 def start_supervisor(ctx: Context, version_id: int) -> int:
     """Start the supervisor of a new version; returns its pid.
 
-    A new version gets a fast start (see `app.runtime.handoff`): while the supervisor
-    boots, it is admitted and planned here, in the caller's thread, and a Docker
-    version's containers are started; this returns once they run (or failed to start),
-    or once a local version's plan is handed over.
+    A new version gets a fast start. A local version submitted by a command-line
+    process gets a supervisor forked from it, which starts the ranks at once (see
+    `app.runtime.forked`). Else, while the spawned supervisor boots, the version is
+    admitted and planned here, in the caller's thread, and a Docker version's
+    containers are started (see `app.runtime.handoff`); this returns once they run (or
+    failed to start), or once a local version's plan is handed over.
     """
-    handoff = _fast_start_handoff(ctx, version_id)
+    kind = _fast_start_kind(ctx, version_id)
+    if kind == "local":
+        forked = fork_supervisor(ctx, version_id)
+        if forked is not None:
+            return forked
+    handoff = None if kind is None else (_handoff_file(ctx, version_id), kind)
     extra = None
     if handoff is not None:
         path, kind = handoff
@@ -87,18 +95,22 @@ def start_supervisor(ctx: Context, version_id: int) -> int:
     return proc.pid
 
 
-def _fast_start_handoff(ctx: Context, version_id: int) -> tuple[Path, str] | None:
-    """The handoff file and runtime of a version that gets a fast start, or None."""
+def _fast_start_kind(ctx: Context, version_id: int) -> str | None:
+    """The runtime of a version that gets a fast start (`docker`, `local`), or None."""
     with ctx.db.read() as session:
         version = session.get(Version, version_id)
         if (version is None or version.runtime not in ("docker", "local") or version.handle
                 or version.status != Status.INITIALIZING.value):
             return None
-        kind = version.runtime
+        return version.runtime
+
+
+def _handoff_file(ctx: Context, version_id: int) -> Path:
+    """The version's handoff file, not there yet (its folder is)."""
     path = handoff_path(state_dir(ctx.settings, version_id))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
-    return path, kind
+    return path
 
 
 def restart_supervisor(ctx: Context, version_id: int, lost_pid: int | None) -> int | None:
