@@ -66,16 +66,41 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-class Database:
-    """An engine plus the two kinds of session the app uses: read and write."""
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite URL; None for another database or an in-memory one."""
+    if not url.startswith("sqlite") or "///" not in url:
+        return None
+    path = url.split("///", 1)[1].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
 
-    def __init__(self, url: str) -> None:
+
+class Database:
+    """An engine plus the two kinds of session the app uses: read and write.
+
+    `stand_in`: an SQLite file that every connection opens instead of `url`'s until
+    `end_rehearsal` (see `rehearsal`).
+    """
+
+    def __init__(self, url: str, *, stand_in: Path | None = None) -> None:
         self.url = url
         try:
             self.engine = make_engine(url)
         except (SQLAlchemyError, OSError) as exc:
             raise DatabaseError(f"database {url}: {exc}") from exc
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+        self._stand_in = str(stand_in) if stand_in is not None else None
+        if stand_in is not None:
+            event.listen(self.engine, "do_connect", self._connect_to_stand_in)
+
+    def _connect_to_stand_in(self, _dialect: Any, _record: Any, cargs: list[Any],
+                             _cparams: dict[str, Any]) -> None:
+        if self._stand_in is not None:
+            cargs[0] = self._stand_in  # pysqlite's first argument: the file
+
+    def end_rehearsal(self) -> None:
+        """Close the stand-in's connections; from now on connect to `url` itself."""
+        self.engine.dispose()
+        self._stand_in = None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -144,9 +169,31 @@ def run_migrations(engine: Engine) -> None:
     command.upgrade(alembic_config(engine), "head")
 
 
+_rehearsed: dict[str, Database] = {}
+
+
+def rehearsal(url: str, stand_in: Path) -> Database:
+    """A database for SQLite `url` that works on the file `stand_in` instead, for now.
+
+    SQLAlchemy prepares (compiles) each statement once per engine, on first use: a new
+    process pays for that on everything it runs. Statements run in a rehearsal are
+    prepared for this engine; `keep_rehearsed` then gives the engine, pointed at `url`
+    itself, to the next `open_database(url)` (the command helper's children, see
+    `app.cli.warm_server`). Nothing of `url`'s file is opened before that.
+    """
+    return Database(url, stand_in=stand_in)
+
+
+def keep_rehearsed(db: Database) -> None:
+    """End `db`'s rehearsal and keep it for the next `open_database` of its URL (which
+    checks, and if need be migrates, the real file first)."""
+    db.end_rehearsal()
+    _rehearsed[db.url] = db
+
+
 @lru_cache(maxsize=4)
 def _open(url: str) -> Database:
-    db = Database(url)
+    db = _rehearsed.pop(url, None) or Database(url)
     db.migrate()
     return db
 
@@ -163,3 +210,4 @@ def open_database(url: str | None = None) -> Database:
 def reset_cache() -> None:
     """Forget opened databases (tests switch TRAINDECK_HOME between cases)."""
     _open.cache_clear()
+    _rehearsed.clear()

@@ -24,7 +24,9 @@ import pytest
 from helpers import Project, traindeck_executable
 from test_executors import wait_dead
 
+import app.db
 from app.cli import warm, warm_server
+from app.context import Context
 from app.runtime.procs import pid_alive
 
 pytestmark = pytest.mark.slow
@@ -303,6 +305,28 @@ def test_the_helper_opens_nothing_before_it_forks() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=60, check=True).stdout.split()
     assert out == ["0", "0", "1", "0"]
+
+
+def test_the_warm_up_rehearses_on_a_stand_in_of_the_users_database(ctx: Context) -> None:
+    """With the user's database there, the warm-up prepares its statements on a stand-in
+    and keeps that engine for the commands; the real file is neither opened nor changed."""
+    real = app.db.sqlite_file(ctx.db.url)
+    assert real is not None
+    ctx.db.dispose()
+    probe = ("import json, os, app.db\n"
+             "from app.cli.warm_server import preload, warm_up\n"
+             "preload()\n"
+             "warm_up()\n"
+             "fds = [os.path.realpath(f'/proc/self/fd/{n}') for n in os.listdir('/proc/self/fd')]\n"
+             "print(json.dumps([list(app.db._rehearsed), fds]))\n")
+    before = real.stat().st_mtime_ns
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    rehearsed, fds = json.loads(done.stdout)
+    assert rehearsed == [ctx.db.url]
+    assert not [f for f in fds if f.startswith(str(real.resolve()))]
+    assert real.stat().st_mtime_ns == before
 
 
 def test_a_large_environment_goes_through_whole(warm_helper: Helper) -> None:

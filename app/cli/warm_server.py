@@ -112,63 +112,77 @@ def preload() -> None:
 
 
 def warm_up() -> None:
-    """Open, reconcile, submit, admit and list once, on a throwaway in-memory database,
-    and build the command parser.
+    """Open, reconcile, submit, admit and list once, on a throwaway database, and build
+    the command parser.
 
     SQLAlchemy and pydantic set much of their machinery up on first use (mappers, the
     ORM's per-class state, validators), once per process rather than per database: done
-    here, before any fork, it saves every command tens of milliseconds. Nothing of the
-    user's is written: the database lives in memory and the job's folders in a temporary
-    one; the settings and database caches are emptied afterwards.
+    here, before any fork, it saves every command tens of milliseconds. SQLAlchemy also
+    prepares each statement once per engine: when the user's database (of this
+    process's settings) is an SQLite file that exists, the throwaway one is its
+    *rehearsal* (`app.db.rehearsal`), and its engine, with the statements prepared, is
+    kept for the commands. Nothing of the user's is opened or written: the throwaway
+    database and the job's folders are in a temporary folder (or in memory); the
+    settings and database caches are emptied afterwards.
     """
     import tempfile
 
-    from sqlmodel import SQLModel
-
-    from app.cli.main import shared_parser
     from app.config import get_settings, load_settings
     from app.context import Context
-    from app.db import Database, reset_cache
+    from app.db import Database, keep_rehearsed, rehearsal, reset_cache, sqlite_file
+
+    settings = load_settings()
+    url = settings.resolved_database_url
+    real = sqlite_file(url)
+    rehearse = real is not None and real.is_file()
+    with tempfile.TemporaryDirectory(prefix="traindeck-warm-up-") as folder:
+        base = Path(folder)
+        db = rehearsal(url, base / "rehearsal.db") if rehearse else Database("sqlite://")
+        try:
+            _rehearse(db, Context(settings, db), base)
+        finally:
+            db.dispose()
+            reset_cache()
+            get_settings.cache_clear()
+    if rehearse:
+        keep_rehearsed(db)
+
+
+def _rehearse(db: Any, ctx: Any, base: Path) -> None:
+    """The steps of `warm_up`, on `db`, with the job's folders in `base`."""
+    from sqlmodel import SQLModel
+
+    from app.catalog import sync_catalog
+    from app.cli.main import shared_parser
     from app.jobs import submit
+    from app.presets import sync_presets
     from app.queries import list_jobs
     from app.runtime.reconcile import reconcile
     from app.runtime.scheduler import try_admit
 
-    db = Database("sqlite://")
-    try:
-        SQLModel.metadata.create_all(db.engine)
-        ctx = Context(load_settings(), db)
-        from app.catalog import sync_catalog
-        from app.presets import sync_presets
+    SQLModel.metadata.create_all(db.engine)
+    sync_catalog(db, ctx.settings)
+    sync_presets(db)
+    reconcile(ctx)  # before the job exists: it must never restart a supervisor for it
+    shared_parser()
+    (base / "code").mkdir()
+    (base / "data").mkdir()
+    (base / "code" / "train.py").write_text("print('hello')\n")
+    (base / "data" / "rows.csv").write_text("x\n1\n")
+    raw = {"name": "warm-up", "data": {"paths": ["data"]},
+           "algorithm": {"framework": {"engine": "python", "engine_version": "3.11",
+                                       "code_dir": "code", "boot_file": "train.py"}},
+           "parameters": {"lr": 0.1}, "output": "out", "log_dir": "logs",
+           "resources": {"runtime": "local"}}
+    ref = submit(ctx, raw, base, launcher=lambda _ctx, _version_id: None)
+    try_admit(ctx, ref.version_id)
+    list_jobs(db)
+    with contextlib.suppress(Exception):  # (an odd DOCKER_HOST: only a slower submit)
+        import docker
+        from docker.constants import DEFAULT_DOCKER_API_VERSION
 
-        sync_catalog(db, ctx.settings)
-        sync_presets(db)
-        reconcile(ctx)  # before the job exists: it must never restart a supervisor for it
-        shared_parser()
-        with tempfile.TemporaryDirectory(prefix="traindeck-warm-up-") as folder:
-            base = Path(folder)
-            (base / "code").mkdir()
-            (base / "data").mkdir()
-            (base / "code" / "train.py").write_text("print('hello')\n")
-            (base / "data" / "rows.csv").write_text("x\n1\n")
-            raw = {"name": "warm-up", "data": {"paths": ["data"]},
-                   "algorithm": {"framework": {"engine": "python", "engine_version": "3.11",
-                                               "code_dir": "code", "boot_file": "train.py"}},
-                   "parameters": {"lr": 0.1}, "output": "out", "log_dir": "logs",
-                   "resources": {"runtime": "local"}}
-            ref = submit(ctx, raw, base, launcher=lambda _ctx, _version_id: None)
-            try_admit(ctx, ref.version_id)
-        list_jobs(db)
-        with contextlib.suppress(Exception):  # (an odd DOCKER_HOST: only a slower submit)
-            import docker
-            from docker.constants import DEFAULT_DOCKER_API_VERSION
-
-            # The client a Docker submit makes; nothing is sent (the version is given).
-            docker.from_env(version=DEFAULT_DOCKER_API_VERSION, timeout=3).close()
-    finally:
-        db.dispose()
-        reset_cache()
-        get_settings.cache_clear()
+        # The client a Docker submit makes; nothing is sent (the version is given).
+        docker.from_env(version=DEFAULT_DOCKER_API_VERSION, timeout=3).close()
 
 
 def main(argv: list[str] | None = None) -> int:
