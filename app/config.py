@@ -25,11 +25,13 @@ from app.errors import ConfigError
 
 APP_NAME = "traindeck"
 CONFIG_FILE_NAME = "config.yaml"
+HOME_ENV = "TRAINDECK_HOME"
+"""Environment variable: one folder for the config file, the database and the runs."""
 
 
 def home_dir() -> Path | None:
     """The folder named by `TRAINDECK_HOME`, if set."""
-    value = os.environ.get("TRAINDECK_HOME")
+    value = os.environ.get(HOME_ENV)
     return Path(value).expanduser().resolve() if value else None
 
 

@@ -27,6 +27,7 @@ from test_executors import wait_dead
 import app.db
 from app.cli import warm, warm_server
 from app.context import Context
+from app.runtime.plan import metrics_file_name, state_dir
 from app.runtime.procs import pid_alive
 
 pytestmark = pytest.mark.slow
@@ -309,10 +310,16 @@ def test_the_helper_opens_nothing_before_it_forks() -> None:
 
 def test_the_warm_up_rehearses_on_a_stand_in_of_the_users_database(ctx: Context) -> None:
     """With the user's database there, the warm-up prepares its statements on a stand-in
-    and keeps that engine for the commands; the real file is neither opened nor changed."""
+    and keeps that engine for the commands. Nothing in the user's folder is opened or
+    changed: not the database, not the state of a version with the rehearsal's id."""
     real = app.db.sqlite_file(ctx.db.url)
     assert real is not None
     ctx.db.dispose()
+    state = state_dir(ctx.settings, 1)
+    state.mkdir(parents=True)
+    (state / metrics_file_name(0)).write_text('{"step": 1, "loss": 0.5}\n')
+    home = ctx.settings.data_dir
+    files_before = {p: p.stat().st_mtime_ns for p in home.rglob("*")}
     probe = ("import json, os, app.db\n"
              "from app.cli.warm_server import preload, warm_up\n"
              "preload()\n"
@@ -326,6 +333,7 @@ def test_the_warm_up_rehearses_on_a_stand_in_of_the_users_database(ctx: Context)
     rehearsed, fds = json.loads(done.stdout)
     assert rehearsed == [ctx.db.url]
     assert not [f for f in fds if f.startswith(str(real.resolve()))]
+    assert {p: p.stat().st_mtime_ns for p in home.rglob("*")} == files_before
     assert real.stat().st_mtime_ns == before
 
 

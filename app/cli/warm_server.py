@@ -127,7 +127,7 @@ def warm_up() -> None:
     """
     import tempfile
 
-    from app.config import get_settings, load_settings
+    from app.config import HOME_ENV, get_settings, load_settings
     from app.context import Context
     from app.db import Database, keep_rehearsed, rehearsal, reset_cache, sqlite_file
 
@@ -138,9 +138,17 @@ def warm_up() -> None:
     with tempfile.TemporaryDirectory(prefix="traindeck-warm-up-") as folder:
         base = Path(folder)
         db = rehearsal(url, base / "rehearsal.db") if rehearse else Database("sqlite://")
+        home = os.environ.get(HOME_ENV)
+        # The throwaway version's state folder and logs go in here too, not in the
+        # user's data folder (where a version of the same id may live).
+        os.environ[HOME_ENV] = str(base / "home")
         try:
             _rehearse(db, Context(settings, db), base)
         finally:
+            if home is None:
+                os.environ.pop(HOME_ENV, None)
+            else:
+                os.environ[HOME_ENV] = home
             db.dispose()
             reset_cache()
             get_settings.cache_clear()
@@ -158,7 +166,7 @@ def _rehearse(db: Any, ctx: Any, base: Path) -> None:
     from app.presets import sync_presets
     from app.queries import list_jobs
     from app.runtime.reconcile import reconcile
-    from app.runtime.scheduler import try_admit
+    from app.runtime.startup import start_in_caller
 
     SQLModel.metadata.create_all(db.engine)
     sync_catalog(db, ctx.settings)
@@ -175,7 +183,9 @@ def _rehearse(db: Any, ctx: Any, base: Path) -> None:
            "parameters": {"lr": 0.1}, "output": "out", "log_dir": "logs",
            "resources": {"runtime": "local"}}
     ref = submit(ctx, raw, base, launcher=lambda _ctx, _version_id: None)
-    try_admit(ctx, ref.version_id)
+    # A fast start up to the plan (a local version's ranks are started by its supervisor,
+    # and there is none): admission and the version's writes of a real start.
+    start_in_caller(ctx, ref.version_id, lambda _payload: None, supervisor_pid=os.getpid())
     list_jobs(db)
     with contextlib.suppress(Exception):  # (an odd DOCKER_HOST: only a slower submit)
         import docker
