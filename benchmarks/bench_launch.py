@@ -10,10 +10,10 @@ and the TUI read it), or on `docker run`'s stdout.
 Local: the same one-line script as a Traindeck version with runtime local versus
 running it directly with the same interpreter.
 
-Runs are interleaved (one of each scenario per round) so that a machine whose load
-changes treats every scenario alike; the table shows the median and the fastest of
-N rounds and each median's ratio to its baseline. Nothing is asserted. Run with
-``.venv/bin/python benchmarks/bench_launch.py [--runs N] [--no-docker]``.
+Runs are interleaved (one of each scenario per round, the order rotated each round) so
+that a machine whose load changes treats every scenario alike; the table shows the
+median and the fastest of N rounds and each median's ratio to its baseline. Nothing is
+asserted. Run with ``.venv/bin/python benchmarks/bench_launch.py [--runs N] [--no-docker]``.
 """
 
 from __future__ import annotations
@@ -200,6 +200,13 @@ def scenarios(bench: Bench, docker: bool) -> dict[str, Callable[[], float]]:
     return found
 
 
+def round_order(names: list[str], round_number: int) -> list[str]:
+    """The scenarios of one round, rotated by the round's number: each takes every place
+    in turn (what ran just before a scenario changes its time by tens of ms here)."""
+    shift = round_number % len(names) if names else 0
+    return names[shift:] + names[:shift]
+
+
 def baseline_of(name: str) -> str | None:
     """The baseline scenario a scenario is compared with (None for a baseline)."""
     if name in (DOCKER_BASELINE, LOCAL_BASELINE):
@@ -222,9 +229,9 @@ def main() -> int:
         for run in found.values():  # warm-up: caches, images, .pyc files, the helper
             run()
         bench.wait_for_helper()
-        for _ in range(args.runs):
-            for name, run in found.items():
-                times[name].append(run())
+        for round_number in range(args.runs):
+            for name in round_order(list(found), round_number):
+                times[name].append(found[name]())
     finally:
         bench.stop_helper()
         shutil.rmtree(folder, ignore_errors=True)

@@ -138,3 +138,14 @@ def test_percentile_and_units() -> None:
     assert percentile([5.0, 1.0, 3.0, 2.0, 4.0], 50) == 3.0
     assert fmt(0.0042, "s") == "4.2 ms" and fmt(0.25, "s") == "250 ms"
     assert fmt(1.5, "s") == "1.50 s" and fmt(99_948.2, "lines/s") == "99,948 lines/s"
+
+
+def test_launch_rounds_give_every_scenario_every_place() -> None:
+    from benchmarks.bench_launch import round_order
+
+    names = ["base", "helper", "no helper", "in process"]
+    orders = [round_order(names, n) for n in range(len(names))]
+    assert all(sorted(order) == sorted(names) for order in orders)
+    for place in range(len(names)):
+        assert sorted(order[place] for order in orders) == sorted(names)
+    assert round_order(names, len(names)) == names
