@@ -167,6 +167,7 @@ def _rehearse(db: Any, ctx: Any, base: Path) -> None:
     from app.queries import list_jobs
     from app.runtime.reconcile import reconcile
     from app.runtime.startup import start_in_caller
+    from app.spec import load_spec_file
 
     SQLModel.metadata.create_all(db.engine)
     sync_catalog(db, ctx.settings)
@@ -177,11 +178,13 @@ def _rehearse(db: Any, ctx: Any, base: Path) -> None:
     (base / "data").mkdir()
     (base / "code" / "train.py").write_text("print('hello')\n")
     (base / "data" / "rows.csv").write_text("x\n1\n")
-    raw = {"name": "warm-up", "data": {"paths": ["data"]},
-           "algorithm": {"framework": {"engine": "python", "engine_version": "3.11",
-                                       "code_dir": "code", "boot_file": "train.py"}},
-           "parameters": {"lr": 0.1}, "output": "out", "log_dir": "logs",
-           "resources": {"runtime": "local"}}
+    (base / "spec.yaml").write_text(
+        "name: warm-up\ndata: {paths: [data]}\n"
+        "algorithm:\n  framework: {engine: python, engine_version: '3.11', code_dir: code,"
+        " boot_file: train.py}\n"
+        "parameters: {lr: 0.1, epochs: 2, tag: a}\noutput: out\nlog_dir: logs\n"
+        "resources: {runtime: local}\n")
+    raw, _ = load_spec_file(base / "spec.yaml")  # what `submit SPEC` reads first
     ref = submit(ctx, raw, base, launcher=lambda _ctx, _version_id: None)
     # A fast start up to the plan (a local version's ranks are started by its supervisor,
     # and there is none): admission and the version's writes of a real start.
