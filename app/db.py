@@ -49,29 +49,28 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files get their folder created and the pragmas above."""
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        memory = path in ("", ":memory:")
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30},
-            # One shared connection, or every connection would see its own empty database.
-            poolclass=StaticPool if memory else None,
-        )
-        _configure_sqlite(engine)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
 def sqlite_file(url: str) -> Path | None:
     """The file of an SQLite URL; None for another database or an in-memory one."""
     if not url.startswith("sqlite") or "///" not in url:
         return None
     path = url.split("///", 1)[1].split("?", 1)[0]
     return Path(path) if path and path != ":memory:" else None
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get their folder created and the pragmas above."""
+    if url.startswith("sqlite"):
+        path = sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30},
+            # One shared connection, or every connection would see its own empty database.
+            poolclass=StaticPool if path is None else None,
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
 
 
 class Database:

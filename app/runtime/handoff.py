@@ -10,7 +10,8 @@ while the supervisor it spawned boots, and writes a small *handoff* file (JSON):
   waits for that file and starts copying the containers' output into the rank logs.
 * Local: the ranks must be the supervisor's own children (it reads their pipes and
   their exit codes), so the handoff carries the whole launch plan and the first stage
-  starts them, then copies their output.
+  starts them, then copies their output. (A command-line process forks the supervisor
+  instead, which starts them with no handoff: see `app.runtime.forked`.)
 
 In both, the second stage opens the database and takes over the version as usual.
 

@@ -11,7 +11,7 @@ from pathlib import Path
 SUPERVISOR_MODULE = "app.runtime.supervisor"
 
 _forking = False
-_fork_safe_threads: set[int] = set()
+_fork_safe_threads: set[threading.Thread] = set()
 
 
 def allow_forking(thread: threading.Thread | None = None) -> None:
@@ -24,8 +24,8 @@ def allow_forking(thread: threading.Thread | None = None) -> None:
     """
     global _forking
     _forking = True
-    if thread is not None and thread.ident is not None:
-        _fork_safe_threads.add(thread.ident)
+    if thread is not None:
+        _fork_safe_threads.add(thread)
 
 
 def may_fork() -> bool:
@@ -34,7 +34,7 @@ def may_fork() -> bool:
     if not _forking:
         return False
     current = threading.current_thread()
-    return all(t is current or t.ident in _fork_safe_threads for t in threading.enumerate())
+    return all(t is current or t in _fork_safe_threads for t in threading.enumerate())
 
 
 def settle_heap() -> None:
