@@ -111,7 +111,6 @@ def _become_supervisor(ctx: Context, version_id: int, setproctitle: Any, out: st
 
 
 def _supervise(ctx: Context, version_id: int) -> int:
-    from app.runtime.executors import get_executor
     from app.runtime.handoff import WarmStart, first_stage
     from app.runtime.startup import start_in_caller
     from app.runtime.supervision import run_supervisor
@@ -132,9 +131,9 @@ def _supervise(ctx: Context, version_id: int) -> int:
     warm: list[WarmStart] = []
 
     def hand_off(payload: dict[str, Any]) -> None:
-        # Called as soon as the ranks can be taken over, before the status is written.
-        executor = get_executor("docker", ctx.settings) if "handle" in payload else None
-        started = first_stage(payload, executor, flags.changed.set)
+        # A local version's plan (only those are forked), as soon as it is made: the
+        # ranks start here, as this process's children.
+        started = first_stage(payload, None, flags.changed.set)
         if started is not None:
             warm.append(started)
 
