@@ -6,6 +6,7 @@ import os
 import re
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
+from app.logs import split_timestamp
 from app.runtime.dockerhost import docker_reachable
 from app.runtime.executors import (
     Executor,
@@ -28,6 +30,7 @@ from app.runtime.executors import (
 )
 from app.runtime.executors.docker import DockerExecutor
 from app.runtime.executors.local import LocalExecutor, proc_stat
+from app.runtime.logpump import RankLog, copy_first_output, pump
 
 IMAGE = "traindeck/python:3.11"
 INJECTION = "1; touch /tmp/pwned"
@@ -304,6 +307,68 @@ def test_docker_logs_stream_live_and_resume_since(docker_exec) -> None:
     assert sorted(lines[-2:]) == ["err 3", "line 3"]
     # A naive datetime is read as UTC.
     assert read_all(executor, handle, since=since.replace(tzinfo=None)) == resumed
+
+
+def rank_log_lines(path: Path) -> list[str]:
+    """A rank log's lines without their timestamps."""
+    return [split_timestamp(line)[1] for line in path.read_text().splitlines()]
+
+
+def first_output_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("first-output-")]
+
+
+def test_docker_first_output_copied_by_the_starter_then_replayed_once(
+        docker_exec, tmp_path: Path) -> None:
+    """The starter copies the first whole line; a supervisor's pump then replays the
+    output and adds every other line (a partial one made whole) exactly once."""
+    executor, handles = docker_exec
+    script = """
+        import sys, time
+        sys.stdout.write("one\\npart")
+        sys.stdout.flush()
+        time.sleep(1.5)
+        print("ial")
+        print("three")
+    """
+    handle = executor.start(plan_for([py(script)]))
+    handles.append(handle)
+    path, counter = tmp_path / "rank-0.log", tmp_path / "own-lines.rank0"
+    first = RankLog(path, counter)
+    first.start_fresh()
+    first.note("starting")  # a supervisor line: counted as not the rank's
+    began = time.monotonic()
+    assert copy_first_output(executor, handle, 0, first, seconds=10)
+    assert time.monotonic() - began < 1.4, "it waited for more than the first line"
+    assert rank_log_lines(path) == ["[traindeck] starting", "one"]
+    first.feed(b"late\n")  # an abandoned log takes nothing more
+    assert rank_log_lines(path) == ["[traindeck] starting", "one"]
+
+    taker = RankLog(path, counter)  # the supervisor, after the handoff
+    taker.resume()
+    assert taker.rank_lines == 1
+    ended = threading.Event()
+    pump(executor, handle, 0, taker, ended, lambda: None)
+    taker.close()
+    assert rank_log_lines(path) == ["[traindeck] starting", "one", "partial", "three"]
+    assert wait_exits(executor, handle)[0] == RankExit(rank=0, exit_code=0)
+
+
+def test_docker_first_output_copy_gives_up_in_time_and_leaves_no_thread(
+        docker_exec, tmp_path: Path) -> None:
+    executor, handles = docker_exec
+    handle = executor.start(plan_for([py("import time; time.sleep(30); print('late')")]))
+    handles.append(handle)
+    rank_log = RankLog(tmp_path / "rank-0.log", tmp_path / "own-lines.rank0")
+    rank_log.start_fresh()
+    began = time.monotonic()
+    assert not copy_first_output(executor, handle, 0, rank_log, seconds=0.3)
+    assert 0.3 <= time.monotonic() - began < 2
+    deadline = time.monotonic() + 5
+    while first_output_threads():  # its stream was closed under it
+        assert time.monotonic() < deadline, "the copier still waits on the engine"
+        time.sleep(0.05)
+    assert rank_log_lines(tmp_path / "rank-0.log") == []
 
 
 # -- Local ------------------------------------------------------------------------------------

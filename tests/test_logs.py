@@ -315,3 +315,18 @@ def test_stamp_formatter_shows_local_time_of_day_utc_or_nothing(
         time.tzset()
     with pytest.raises(ValueError, match="stamp style"):
         StampFormatter("iso")
+
+
+def test_an_abandoned_rank_log_keeps_whole_lines_only(tmp_path: Path) -> None:
+    """The starter of a Docker run hands the log over mid-stream: the partial line it
+    holds is dropped (the supervisor's replay brings it whole) and nothing after."""
+    from app.runtime.logpump import RankLog
+
+    rank_log = RankLog(tmp_path / "rank-0.log", tmp_path / "own-lines.rank0")
+    rank_log.start_fresh()
+    rank_log.feed(b"one\npart")
+    rank_log.abandon()
+    rank_log.feed(b"ial\n")
+    lines = (tmp_path / "rank-0.log").read_text().splitlines()
+    assert [split_timestamp(line)[1] for line in lines] == ["one"]
+    assert rank_log.rank_lines == 1

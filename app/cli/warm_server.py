@@ -112,8 +112,8 @@ def preload() -> None:
 
 
 def warm_up() -> None:
-    """Open, reconcile, submit, admit and list once, on a throwaway database, and build
-    the command parser.
+    """Open, reconcile, submit, admit and list once, on a throwaway database, build the
+    command parser and ping the Docker engine.
 
     SQLAlchemy and pydantic set much of their machinery up on first use (mappers, the
     ORM's per-class state, validators), once per process rather than per database: done
@@ -190,12 +190,13 @@ def _rehearse(db: Any, ctx: Any, base: Path) -> None:
     # and there is none): admission and the version's writes of a real start.
     start_in_caller(ctx, ref.version_id, lambda _payload: None, supervisor_pid=os.getpid())
     list_jobs(db)
-    with contextlib.suppress(Exception):  # (an odd DOCKER_HOST: only a slower submit)
-        import docker
-        from docker.constants import DEFAULT_DOCKER_API_VERSION
+    with contextlib.suppress(Exception):  # (no engine, an odd DOCKER_HOST: a slower submit)
+        from app.runtime.dockerhost import docker_client
 
-        # The client a Docker submit makes; nothing is sent (the version is given).
-        docker.from_env(version=DEFAULT_DOCKER_API_VERSION, timeout=3).close()
+        # The client a Docker submit makes, and its ping: the engine's API version is
+        # then known (for the engine of this process's environment), and the first
+        # request of a command does not set the HTTP machinery up.
+        docker_client(ctx.settings, timeout=3).close()
 
 
 def main(argv: list[str] | None = None) -> int:

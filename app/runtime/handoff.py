@@ -5,9 +5,11 @@ a few hundred milliseconds, a local process in a few dozen. So the submitting pr
 (the TUI or the CLI, whose imports are already done) admits the version and plans it
 while the supervisor it spawned boots, and writes a small *handoff* file (JSON):
 
-* Docker: the submitter starts the containers and records the handle itself; the
-  handoff names the run. The supervisor's first stage — before any heavy import —
-  waits for that file and starts copying the containers' output into the rank logs.
+* Docker: the submitter starts the containers, records the handle itself and copies
+  the first line of output into the log (for 0.3 s at most: `startup`); the handoff
+  names the run. The supervisor's first stage waits for that file before it imports
+  anything (its imports would take a core from the engine while it starts the
+  containers), then copies the rest of the output, skipping the lines already there.
 * Local: the ranks must be the supervisor's own children (it reads their pipes and
   their exit codes), so the handoff carries the whole launch plan and the first stage
   starts them, then copies their output. (A command-line process forks the supervisor
@@ -24,7 +26,6 @@ it must stay light at import time.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
@@ -128,21 +129,18 @@ def warm_start(on_end: Any) -> WarmStart | None:
         return None
     if kind == "local":
         return _warm_local(Path(raw_path), starter, on_end)
-    # While the submitter starts the containers: import what the pumps need (still no
-    # database layer), so that they can start the moment the handoff arrives.
-    import docker  # noqa: F401 - the executor imports it lazily, on its first call
-
-    from app.runtime.dockerhost import EngineAddress
-    from app.runtime.executors.docker import DockerExecutor
-
-    # Only the engine's address: loading the settings (pydantic) would take longer than
-    # the container takes to start.
-    executor = DockerExecutor(EngineAddress(docker_host))  # type: ignore[arg-type]
-    with contextlib.suppress(Exception):
-        executor.poll({"containers": []})  # connects to the engine now, not when it counts
+    # Nothing is imported before the handoff: importing the engine's client takes a
+    # core for about as long as the engine takes to start the containers, and on a
+    # small machine that would slow the start. The submitter copies their first
+    # output meanwhile.
     data = read_handoff(Path(raw_path), starter)
     if not data or "handle" not in data:
         return None
+    from app.runtime.dockerhost import EngineAddress
+    from app.runtime.executors.docker import DockerExecutor
+
+    # Only the engine's address: loading the settings (pydantic) takes longer still.
+    executor = DockerExecutor(EngineAddress(docker_host))  # type: ignore[arg-type]
     return first_stage(data, executor, on_end)
 
 
@@ -168,6 +166,8 @@ def first_stage(data: dict[str, Any], docker_executor: Any, on_end: Any) -> Warm
     if "handle" in data:
         warm = WarmStart(handle=data["handle"], executor=docker_executor,
                          logs=_rank_logs(data))
+        if data.get("first_output"):
+            warm.first_output.set()  # the submitter copied it: the rest need not wait
         _start_pumps(warm, on_end)
         return warm
     if "plan" not in data:

@@ -18,11 +18,13 @@ until its newline comes (or the rank ends), so a replay can drop it safely.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from app.logs import MAX_LINE_BYTES, LogWriter
 from app.runtime.executors.base import Executor, ExecutorError, Handle
@@ -105,10 +107,15 @@ class RankLog:
             self.writer.write_line("\n".join(SUPERVISOR_PREFIX + line for line in lines))
 
     def feed(self, chunk: bytes) -> None:
-        """Append raw rank output; whole lines go to the file, a partial one waits."""
+        """Append raw rank output; whole lines go to the file, a partial one waits.
+
+        Once the log is closed (or abandoned) nothing more is written.
+        """
         if not chunk:
             return
         with self._lock:
+            if self.writer.closed:
+                return
             data = self._tail + chunk if self._tail else chunk
             cut = data.rfind(b"\n") + 1
             if cut:
@@ -138,6 +145,12 @@ class RankLog:
         """Write what is pending and close the file."""
         self.finish_partial()
         with self._lock:
+            self.writer.close()
+
+    def abandon(self) -> None:
+        """Close the file without the partial line (another copier replays it whole)."""
+        with self._lock:
+            self._tail = b""
             self.writer.close()
 
 
@@ -207,6 +220,53 @@ def pump(
         if on_output is not None:
             on_output()
         on_end()
+
+
+def copy_first_output(executor: Any, handle: Handle, rank: int, rank_log: RankLog,
+                      seconds: float) -> bool:
+    """Copy a Docker rank's first line(s) of output into its log, for `seconds` at most.
+
+    For the process that started the containers: it has the engine's client at hand,
+    while their supervisor has yet to import it. Stops after the first whole line, when
+    the output ends or when time is up, then abandons the log (no partial line is
+    written): the supervisor replays the output and skips the lines the file holds.
+    True when at least one line was copied.
+    """
+    done = threading.Event()
+    guard = threading.Lock()
+    opened: list[Any] = []
+    cancelled = False
+
+    def on_open(stream: Any) -> None:
+        with guard:
+            opened.append(stream)
+            if cancelled:
+                _close(stream)
+
+    def copy() -> None:
+        try:
+            for chunk in executor.logs(handle, rank, None, on_open=on_open):
+                rank_log.feed(chunk)
+                if rank_log.rank_lines or rank_log.writer.closed:
+                    return
+        except Exception:  # the supervisor copies it all anyway
+            log.debug("copying the first output of rank %d failed", rank, exc_info=True)
+        finally:
+            done.set()
+
+    threading.Thread(target=copy, name=f"first-output-{rank}", daemon=True).start()
+    done.wait(seconds)
+    rank_log.abandon()  # under its lock: a chunk arriving now is not written
+    with guard:
+        cancelled = True
+        for stream in opened:
+            _close(stream)  # wakes the copier if it still waits on the engine
+    return rank_log.rank_lines > 0
+
+
+def _close(stream: Any) -> None:
+    with contextlib.suppress(Exception):
+        stream.close()
 
 
 def catch_up(executor: Executor, handle: Handle, rank: int, rank_log: RankLog) -> int | None:

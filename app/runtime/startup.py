@@ -26,7 +26,7 @@ from app.context import Context
 from app.jobs import set_status
 from app.models import Dataset, DatasetVersion, Job, Status, Version, version_label
 from app.runtime.executors.base import LaunchPlan
-from app.runtime.logpump import RankLog, own_lines_path
+from app.runtime.logpump import RankLog, copy_first_output, own_lines_path
 from app.runtime.plan import PlanError, metrics_file_name, state_dir
 from app.runtime.procs import hostname, pid_alive
 from app.spec import JobSpec
@@ -34,6 +34,10 @@ from app.storage import data_ready
 
 log = logging.getLogger("traindeck.launcher")
 
+FIRST_OUTPUT_COPY_SECONDS = 0.3
+"""How long the starter of a Docker version copies its first output into the log (the
+supervisor takes over then): a job that prints at once has its first line there as
+soon as a `docker run` would show it."""
 STARTING = "starting"
 """Key of a marker handle: the pid of the process starting the ranks."""
 
@@ -116,8 +120,10 @@ def start_in_caller(ctx: Context, version_id: int,
     """Give a new version's supervisor a head start from this (warm) process.
 
     Calls `hand_off` exactly once with what the version's supervisor needs to take
-    over. Docker: `{"handle", "logs"}` as soon as the containers run, `{"done": true}`
-    when the start failed (the version is then failed here, with the engine's reason).
+    over. Docker: `{"handle", "logs", "first_output"}` once the containers run and the
+    first line of rank 0 is in its log (`first_output`: true; false when none came within
+    FIRST_OUTPUT_COPY_SECONDS), `{"done": true}` when the start failed (the version is
+    then failed here, with the engine's reason).
     Local: `{"plan", "logs", "gpus"}` — the supervisor (`supervisor_pid`) starts the
     ranks, as they must be its children. Either: `{"fallback": true}` when the
     supervisor should do it all itself (GPUs busy, a plan problem, anything unexpected).
@@ -211,12 +217,15 @@ def _start_ranks(ctx: Context, version_id: int, kind: str, client: Any,
             release(ctx, version_id)
             return {"done": True}
         started = True
-        for rank_log in logs.values():
-            rank_log.close()
-        payload = {"handle": handle, "logs": log_files}
-        give(payload)  # the supervisor can copy the logs now; it waits for the status
         set_status(ctx, version_id, Status.RUNNING, "", handle=json.dumps(handle),
                    executor=executor.kind, allocated_gpus=",".join(map(str, gpus)))
+        # The supervisor has yet to import the engine's client (it waits, so that its
+        # imports do not slow the start): copy the first output meanwhile, here.
+        copied = copy_first_output(executor, handle, 0, logs[0], FIRST_OUTPUT_COPY_SECONDS)
+        for rank_log in logs.values():
+            rank_log.close()
+        payload = {"handle": handle, "logs": log_files, "first_output": copied}
+        give(payload)  # the supervisor copies the rest of the logs
         return payload
     except Exception:
         log.exception("starting %s/%s in the submitting process failed; the supervisor "

@@ -259,7 +259,8 @@ class DockerExecutor(Executor):
 
     # -- watch ---------------------------------------------------------------------------
 
-    def logs(self, handle: Handle, rank: int, since: datetime | None = None) -> Iterator[bytes]:
+    def logs(self, handle: Handle, rank: int, since: datetime | None = None,
+             on_open: Callable[[Any], None] | None = None) -> Iterator[bytes]:
         """Yield the rank's stdout+stderr as the engine delivers it, until the rank ends.
 
         `since` is inclusive, as in Docker: a line stamped exactly at `since` is sent
@@ -267,6 +268,9 @@ class DockerExecutor(Executor):
         If the stream breaks while the container still runs, it is re-opened after the
         last line delivered, skipping lines already yielded (told apart by the engine's
         nanosecond timestamps, which are stripped from the output).
+
+        With `on_open`, it is called with the stream once it is open, and a stream that
+        ends is not re-opened: closing it (from another thread) ends the output here.
         """
         container_id = handle["containers"][rank]
         client = self._docker()
@@ -285,6 +289,8 @@ class DockerExecutor(Executor):
             )
             if stream is GONE:
                 return
+            if on_open is not None:
+                on_open(stream)
             try:
                 for frame in stream:
                     stamp, sep, data = frame.partition(b" ")
@@ -306,6 +312,8 @@ class DockerExecutor(Executor):
                     yield data
             finally:
                 stream.close()
+            if on_open is not None:
+                return
             # The SDK ends a broken stream as if it were complete: only the container's
             # state tells an exited rank from a dropped connection.
             state = _call(client.api.inspect_container, container_id)
