@@ -8,7 +8,10 @@ the write (the cause of instant "database is locked" errors under deferred locki
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -73,6 +76,17 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+log = logging.getLogger("traindeck.db")
+
+CHECKPOINT_SECONDS = 1.0
+"""How often a process that checkpoints in the background (`checkpoint_in_background`)
+moves what its writes added to the write-ahead log into the database file."""
+
+
+def _no_autocheckpoint(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    dbapi_conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+
 class Database:
     """An engine plus the two kinds of session the app uses: read and write.
 
@@ -90,6 +104,10 @@ class Database:
         self._stand_in = str(stand_in) if stand_in is not None else None
         if stand_in is not None:
             event.listen(self.engine, "do_connect", self._connect_to_stand_in)
+        self._writes = 0
+        """Write transactions committed by this process (read by the checkpointer)."""
+        self._checkpointer: threading.Thread | None = None
+        self._closing = threading.Event()
 
     def _connect_to_stand_in(self, _dialect: Any, _record: Any, cargs: list[Any],
                              _cparams: dict[str, Any]) -> None:
@@ -113,6 +131,51 @@ class Database:
         with self._translate(), Session(self._write_engine, expire_on_commit=False) as session:
             yield session
             session.commit()
+        self._writes += 1
+
+    def checkpoint_in_background(self) -> None:
+        """Keep the write-ahead log's checkpoints out of this process's writes.
+
+        By default SQLite checkpoints on commit, once the log holds about 4 MB: the
+        commit that crosses the line copies the log into the database file and syncs it
+        to disk first — milliseconds, or hundreds on a busy disk, added to whatever that
+        write was (a scheduling decision, a status). For a long-lived process (a
+        supervisor, the TUI): its connections no longer checkpoint on commit, and a
+        thread of its own does it (passive: it waits for no reader or writer) every
+        CHECKPOINT_SECONDS when this process wrote. Other processes keep SQLite's way.
+        SQLite files only; calling it again does nothing.
+        """
+        if self._checkpointer is not None or sqlite_file(self.url) is None:
+            return
+        event.listen(self.engine, "connect", _no_autocheckpoint)
+        self.engine.dispose()  # pooled connections were opened without it
+        self._checkpointer = threading.Thread(target=self._checkpoints, name="checkpoints",
+                                              daemon=True)
+        self._checkpointer.start()
+
+    def _checkpoints(self) -> None:
+        done = 0
+        while not self._closing.wait(CHECKPOINT_SECONDS):
+            writes = self._writes
+            if writes == done:
+                continue
+            try:
+                self.checkpoint()
+            except (SQLAlchemyError, sqlite3.Error) as exc:
+                log.warning("checkpoint of %s failed: %s", self.url, exc)
+                continue
+            done = writes
+        if self._writes != done:
+            with contextlib.suppress(SQLAlchemyError, sqlite3.Error):
+                self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Move the write-ahead log's committed pages into the database file (passive)."""
+        raw = self.engine.raw_connection()
+        try:  # (a raw connection is in autocommit: no transaction is opened around it)
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            raw.close()
 
     @contextmanager
     def _translate(self) -> Iterator[None]:
@@ -144,7 +207,11 @@ class Database:
                 raise
 
     def dispose(self) -> None:
-        """Close every pooled connection (before a fork, or at exit)."""
+        """Close every pooled connection (before a fork, or at exit); a background
+        checkpointer ends (after one more checkpoint, if this process wrote since)."""
+        if self._checkpointer is not None:
+            self._closing.set()
+            self._checkpointer.join()
         self.engine.dispose()
 
 

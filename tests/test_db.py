@@ -380,3 +380,49 @@ def test_a_database_made_by_the_first_schema_is_upgraded_with_its_rows_kept(
         assert conn.execute(text("SELECT name FROM jobs")).scalars().all() == ["kept"]
         indexes = {row[1] for row in conn.execute(text("PRAGMA index_list('versions')"))}
     assert {"ix_versions_output", "ix_versions_log_dir"} <= indexes
+
+
+def _fill_wal(db: Database, megabytes: int) -> None:
+    """Commit `megabytes` of rows, one write transaction per 100 KB."""
+    with db.write() as session:
+        session.execute(text("CREATE TABLE IF NOT EXISTS filler (data BLOB)"))
+    for _ in range(megabytes * 10):
+        with db.write() as session:
+            session.execute(text("INSERT INTO filler VALUES (randomblob(100000))"))
+
+
+def test_a_background_checkpointer_keeps_checkpoints_out_of_the_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app.db, "CHECKPOINT_SECONDS", 0.2)
+    # SQLite's way, for comparison: a commit that takes the log past ~4 MB checkpoints.
+    plain = Database(f"sqlite:///{tmp_path / 'plain.db'}")
+    _fill_wal(plain, 6)
+    assert (tmp_path / "plain.db").stat().st_size > 3_000_000
+    plain.dispose()
+
+    path = tmp_path / "background.db"
+    db = Database(f"sqlite:///{path}")
+    db.checkpoint_in_background()
+    _fill_wal(db, 6)
+    # The commits left the pages in the log: none was copied into the file by a write.
+    assert path.stat().st_size < 1_000_000
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    deadline = time.monotonic() + 10
+    while path.stat().st_size < 6_000_000:  # the checkpointer's thread copies them
+        assert time.monotonic() < deadline, "no checkpoint in the background"
+        time.sleep(0.05)
+
+    with db.write() as session:  # written just before the end...
+        session.execute(text("INSERT INTO filler VALUES (randomblob(1000000))"))
+    size = path.stat().st_size
+    db.dispose()  # ...is checkpointed by it before it ends
+    assert not db._checkpointer.is_alive()  # type: ignore[union-attr]
+    assert path.stat().st_size > size
+
+
+def test_the_checkpointer_is_for_sqlite_files_only(tmp_path: Path) -> None:
+    db = Database("sqlite://")
+    db.checkpoint_in_background()
+    assert db._checkpointer is None
+    db.dispose()

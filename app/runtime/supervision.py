@@ -564,5 +564,6 @@ def run_supervisor(version_id: int, flags: SignalFlags, warm: WarmStart | None =
     except TraindeckError as exc:
         log.error("%s", exc)
         return 1
+    ctx.db.checkpoint_in_background()  # a scheduling decision must not wait for one
     settle_heap()
     return Supervisor(ctx, version_id, flags, warm).run()

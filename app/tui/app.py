@@ -189,6 +189,7 @@ class TraindeckApp(App[None]):
         except TraindeckError as exc:
             self.post_message(ContextFailed(str(exc)))
             return
+        ctx.db.checkpoint_in_background()  # no write of the UI's waits for one
         self.post_message(ContextReady(ctx))
         self._read_theme_files()
         self._reconcile(ctx)
