@@ -27,6 +27,8 @@ from sqlmodel import Session, create_engine
 
 from app.errors import DatabaseError
 
+log = logging.getLogger("traindeck.db")
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0002"
 """The newest migration; start-up runs alembic only when the database is behind it."""
@@ -75,8 +77,6 @@ def make_engine(url: str) -> Engine:
         return engine
     return create_engine(url, pool_pre_ping=True)
 
-
-log = logging.getLogger("traindeck.db")
 
 CHECKPOINT_SECONDS = 1.0
 """How often a process that checkpoints in the background (`checkpoint_in_background`)
@@ -173,7 +173,10 @@ class Database:
         """Move the write-ahead log's committed pages into the database file (passive)."""
         raw = self.engine.raw_connection()
         try:  # (a raw connection is in autocommit: no transaction is opened around it)
-            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            cursor.fetchall()
+            cursor.close()
         finally:
             raw.close()
 

@@ -567,9 +567,10 @@ def case_queue(space: Workspace, opts: Options) -> list[Row]:
         os.environ.update(child_env(space, home))
         reset_cache()
         ctx = Context.open()
-        ctx.db.checkpoint_in_background()  # as a supervisor does once its database is
-        settle_heap()  # open...
-        peek_admission(ctx, queued[0])  # ...and before its first decision
+        # As a supervisor does once its database is open, and before its first decision:
+        ctx.db.checkpoint_in_background()
+        settle_heap()
+        peek_admission(ctx, queued[0])
         times, cpu_times, found = serve_queue(ctx, home / "traindeck.db", queued)
         ctx.db.dispose()
         decisions.extend(times)

@@ -24,10 +24,13 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.logs import MAX_LINE_BYTES, LogWriter
 from app.runtime.executors.base import Executor, ExecutorError, Handle
+
+if TYPE_CHECKING:
+    from app.runtime.executors.docker import DockerExecutor
 
 log = logging.getLogger("traindeck.supervisor")
 
@@ -222,8 +225,8 @@ def pump(
         on_end()
 
 
-def copy_first_output(executor: Any, handle: Handle, rank: int, rank_log: RankLog,
-                      seconds: float) -> bool:
+def copy_first_output(executor: DockerExecutor, handle: Handle, rank: int,
+                      rank_log: RankLog, seconds: float) -> bool:
     """Copy a Docker rank's first line(s) of output into its log, for `seconds` at most.
 
     For the process that started the containers: it has the engine's client at hand,
