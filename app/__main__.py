@@ -1,5 +1,5 @@
 """`python -m app` runs the same entry point as the `traindeck` command."""
 
-from app.cli.warm import main
+from app.cli.main import main
 
 raise SystemExit(main())

@@ -88,36 +88,19 @@ def _no_autocheckpoint(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
 
 
 class Database:
-    """An engine plus the two kinds of session the app uses: read and write.
+    """An engine plus the two kinds of session the app uses: read and write."""
 
-    `stand_in`: an SQLite file that every connection opens instead of `url`'s until
-    `end_rehearsal` (see `rehearsal`).
-    """
-
-    def __init__(self, url: str, *, stand_in: Path | None = None) -> None:
+    def __init__(self, url: str) -> None:
         self.url = url
         try:
             self.engine = make_engine(url)
         except (SQLAlchemyError, OSError) as exc:
             raise DatabaseError(f"database {url}: {exc}") from exc
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
-        self._stand_in = str(stand_in) if stand_in is not None else None
-        if stand_in is not None:
-            event.listen(self.engine, "do_connect", self._connect_to_stand_in)
         self._writes = 0
         """Write transactions committed by this process (read by the checkpointer)."""
         self._checkpointer: threading.Thread | None = None
         self._closing = threading.Event()
-
-    def _connect_to_stand_in(self, _dialect: Any, _record: Any, cargs: list[Any],
-                             _cparams: dict[str, Any]) -> None:
-        if self._stand_in is not None:
-            cargs[0] = self._stand_in  # pysqlite's first argument: the file
-
-    def end_rehearsal(self) -> None:
-        """Close the stand-in's connections; from now on connect to `url` itself."""
-        self.engine.dispose()
-        self._stand_in = None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -238,31 +221,9 @@ def run_migrations(engine: Engine) -> None:
     command.upgrade(alembic_config(engine), "head")
 
 
-_rehearsed: dict[str, Database] = {}
-
-
-def rehearsal(url: str, stand_in: Path) -> Database:
-    """A database for SQLite `url` that works on the file `stand_in` instead, for now.
-
-    SQLAlchemy prepares (compiles) each statement once per engine, on first use: a new
-    process pays for that on everything it runs. Statements run in a rehearsal are
-    prepared for this engine; `keep_rehearsed` then gives the engine, pointed at `url`
-    itself, to the next `open_database(url)` (the command helper's children, see
-    `app.cli.warm_server`). Nothing of `url`'s file is opened before that.
-    """
-    return Database(url, stand_in=stand_in)
-
-
-def keep_rehearsed(db: Database) -> None:
-    """End `db`'s rehearsal and keep it for the next `open_database` of its URL (which
-    checks, and if need be migrates, the real file first)."""
-    db.end_rehearsal()
-    _rehearsed[db.url] = db
-
-
 @lru_cache(maxsize=4)
 def _open(url: str) -> Database:
-    db = _rehearsed.pop(url, None) or Database(url)
+    db = Database(url)
     db.migrate()
     return db
 
@@ -279,4 +240,3 @@ def open_database(url: str | None = None) -> Database:
 def reset_cache() -> None:
     """Forget opened databases (tests switch TRAINDECK_HOME between cases)."""
     _open.cache_clear()
-    _rehearsed.clear()

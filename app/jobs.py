@@ -256,9 +256,9 @@ def _save_template(
 def _launch(ctx: Context, ref: VersionRef, launcher: Launcher | None) -> VersionRef:
     """Start the version's supervisor; a failure to start is recorded on the version."""
     if launcher is None:
-        from app.runtime.launcher import start_supervisor
+        from app.runtime.launcher import launch
 
-        launcher = start_supervisor
+        launcher = launch
     try:
         launcher(ctx, ref.version_id)
     except OSError as exc:

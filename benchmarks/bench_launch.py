@@ -1,9 +1,8 @@
 """Launch overhead: how long from "submit" to the first line a trivial job prints.
 
 Docker: a container running `python3 -c "print('hello')"` in traindeck/python:3.11,
-started by Traindeck (`traindeck submit` as a command — run by the warm command helper,
-and on its own with the helper off — and `app.jobs.submit` called in this process as the
-TUI does) versus `docker run --rm` of the same image and command.
+started by Traindeck (`traindeck submit` as a new process, and `app.jobs.submit` called in
+this process as the TUI does) versus `docker run --rm` of the same image and command.
 The first line counts when it is in the version's rank log (that is where `logs -f`
 and the TUI read it), or on `docker run`'s stdout.
 
@@ -79,7 +78,6 @@ class Bench:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.count = 0
-        self.helper_dir = folder / "helper"
         self.data = folder / "data"
         self.code = folder / "code"
         self.data.mkdir()
@@ -103,22 +101,14 @@ class Bench:
                "resources": {"runtime": runtime}}
         return name, self.folder / "logs" / name / "V001" / "rank-0.log", raw
 
-    def via_cli(self, runtime: str, helper: bool) -> float:
-        """`traindeck submit` as a new process, through the command helper or not.
-
-        With `helper`, the helper (in this bench's folder) is started by the first such
-        call and stays warm between calls, as it does between a user's commands.
-        """
-        from app.cli.warm import DIR_ENV, SWITCH_ENV
-
+    def via_cli(self, runtime: str) -> float:
+        """`traindeck submit` as a new process (a cold command, as a user types it)."""
         name, log, raw = self.spec(runtime)
         path = self.folder / f"{name}.yaml"
         path.write_text(yaml.safe_dump(raw))
-        env = {**os.environ, DIR_ENV: str(self.helper_dir),
-               SWITCH_ENV: "on" if helper else "off"}
         started = time.perf_counter()
         subprocess.run([*traindeck_command(), "submit", str(path)], check=True,
-                       stdout=subprocess.DEVNULL, env=env)
+                       stdout=subprocess.DEVNULL)
         elapsed = wait_first_rank_line(log, started)
         self.settle(name)
         return elapsed
@@ -133,19 +123,6 @@ class Bench:
         elapsed = wait_first_rank_line(log, started)
         self.settle(name)
         return elapsed
-
-    def wait_for_helper(self, seconds: float = 60.0) -> None:
-        """Wait until the command helper started by a first `via_cli` accepts callers."""
-        from app.cli.warm import wait_until_ready
-
-        if not wait_until_ready(self.helper_dir, seconds):
-            raise RuntimeError(f"the command helper did not start in {seconds:g}s")
-
-    def stop_helper(self) -> None:
-        """Remove the helper's socket: it notices and exits within seconds."""
-        from app.cli.warm import socket_path
-
-        Path(socket_path(self.helper_dir)).unlink(missing_ok=True)
 
     def context(self) -> object:
         from app.context import Context
@@ -186,15 +163,13 @@ def scenarios(bench: Bench, docker: bool) -> dict[str, Callable[[], float]]:
         found = {
             DOCKER_BASELINE: lambda: first_stdout_line(
                 ["docker", "run", "--rm", IMAGE, "python3", "-c", SCRIPT]),
-            "traindeck submit (helper), docker": lambda: bench.via_cli("docker", True),
-            "traindeck submit (no helper), docker": lambda: bench.via_cli("docker", False),
+            "traindeck submit, docker": lambda: bench.via_cli("docker"),
             "app.jobs.submit, docker": lambda: bench.in_process("docker"),
         }
     found.update({
         LOCAL_BASELINE: lambda: first_stdout_line(
             [sys.executable, str(bench.code / "train.py")]),
-        "traindeck submit (helper), local": lambda: bench.via_cli("local", True),
-        "traindeck submit (no helper), local": lambda: bench.via_cli("local", False),
+        "traindeck submit, local": lambda: bench.via_cli("local"),
         "app.jobs.submit, local": lambda: bench.in_process("local"),
     })
     return found
@@ -226,14 +201,12 @@ def main() -> int:
     found = scenarios(bench, docker)
     times: dict[str, list[float]] = {name: [] for name in found}
     try:
-        for run in found.values():  # warm-up: caches, images, .pyc files, the helper
+        for run in found.values():  # warm-up: caches, images, .pyc files
             run()
-        bench.wait_for_helper()
         for round_number in range(args.runs):
             for name in round_order(list(found), round_number):
                 times[name].append(found[name]())
     finally:
-        bench.stop_helper()
         shutil.rmtree(folder, ignore_errors=True)
     print(f"launch overhead: submit -> first output line, {args.runs} rounds, "
           f"{os.cpu_count()} CPUs")

@@ -76,7 +76,7 @@ def cli(home: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
 @pytest.fixture
 def instant(monkeypatch: pytest.MonkeyPatch) -> None:
     """Versions the CLI launches succeed at once instead of starting a supervisor."""
-    monkeypatch.setattr(app.runtime.launcher, "start_supervisor", instant_launcher)
+    monkeypatch.setattr(app.runtime.launcher, "launch", instant_launcher)
 
 
 @pytest.fixture

@@ -70,38 +70,6 @@ def test_opening_again_keeps_the_data(home: Path) -> None:
     assert again.current_revision() == HEAD_REVISION
 
 
-def _file_state(path: Path) -> list[tuple[str, int, int]]:
-    """Name, size and modification time of a database file and its WAL companions."""
-    files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
-    return [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.exists()]
-
-
-def test_a_rehearsal_works_on_its_stand_in_then_hands_its_engine_over(
-        home: Path, tmp_path: Path) -> None:
-    db = open_database()
-    with db.write() as session:
-        session.add(AppState(key="real", value="1"))
-    db.dispose()
-    app.db.reset_cache()
-    real = app.db.sqlite_file(db.url)
-    assert real is not None and real.is_file()
-    before = _file_state(real)
-    rehearsed = app.db.rehearsal(db.url, tmp_path / "stand-in.db")
-    SQLModel.metadata.create_all(rehearsed.engine)
-    with rehearsed.write() as session:
-        session.add(AppState(key="rehearsed", value="1"))
-    with rehearsed.read() as session:
-        assert [r.key for r in session.exec(select(AppState))] == ["rehearsed"]
-    app.db.keep_rehearsed(rehearsed)
-    assert _file_state(real) == before  # the real file was never opened
-    assert open_database(db.url) is rehearsed  # the engine, statements prepared, goes on
-    with rehearsed.read() as session:
-        assert [r.key for r in session.exec(select(AppState))] == ["real"]
-    assert rehearsed.current_revision() == HEAD_REVISION
-    app.db.reset_cache()
-    assert open_database(db.url) is not rehearsed
-
-
 def test_sqlite_file_of_a_url() -> None:
     assert app.db.sqlite_file("sqlite:////var/td/traindeck.db") == Path("/var/td/traindeck.db")
     assert app.db.sqlite_file("sqlite:///rel.db?mode=ro") == Path("rel.db")

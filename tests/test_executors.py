@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -374,6 +375,21 @@ def test_docker_first_output_copy_gives_up_in_time_and_leaves_no_thread(
 # -- Local ------------------------------------------------------------------------------------
 
 
+def local_plan(argvs: list[list[str]], tmp_path: Path, workdir: Path | None = None) -> LaunchPlan:
+    """A local plan whose ranks log to `tmp_path/rank-N.log` (state in `tmp_path/state`)."""
+    plan = plan_for(argvs, image=None, workdir=str(workdir or tmp_path))
+    (tmp_path / "state").mkdir(exist_ok=True)
+    ranks = [RankPlan(rank=r.rank, argv=r.argv, env=r.env, name=r.name,
+                      log=str(tmp_path / f"rank-{r.rank}.log")) for r in plan.ranks]
+    return dataclasses.replace(plan, ranks=ranks, state_dir=str(tmp_path / "state"))
+
+
+def log_text(tmp_path: Path, rank: int = 0) -> list[str]:
+    """The lines of a local rank's log, without their stamps."""
+    path = tmp_path / f"rank-{rank}.log"
+    return [split_timestamp(line)[1] for line in path.read_text().splitlines()]
+
+
 @pytest.fixture
 def local_exec(settings: Settings) -> Iterator[tuple[LocalExecutor, list[dict]]]:
     executor = get_executor("local", settings)
@@ -381,8 +397,18 @@ def local_exec(settings: Settings) -> Iterator[tuple[LocalExecutor, list[dict]]]
     handles: list[dict] = []
     yield executor, handles
     for handle in handles:
-        executor.kill_orphans(handle)
-        executor.cleanup(handle)
+        executor.stop(handle, grace=0)
+
+
+def wait_for_line(tmp_path: Path, prefix: str, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        with suppress(FileNotFoundError):
+            for line in log_text(tmp_path):
+                if line.startswith(prefix):
+                    return line
+        assert time.monotonic() < deadline, f"no line {prefix!r} in the log"
+        time.sleep(0.02)
 
 
 def test_local_success_literal_argv_and_env(local_exec, tmp_path: Path) -> None:
@@ -392,79 +418,93 @@ def test_local_success_literal_argv_and_env(local_exec, tmp_path: Path) -> None:
         print("argv", sys.argv[1:], "rank", os.environ["RANK"], "path", bool(os.environ["PATH"]))
         open("result.txt", "w").write("done")
     """
-    plan = plan_for([[*local_py(script), INJECTION]], image=None, workdir=str(tmp_path))
-    handle = executor.start(plan)
+    handle = executor.start(local_plan([[*local_py(script), INJECTION]], tmp_path))
     handles.append(handle)
-    assert handle["kind"] == "local" and handle["pids"] == handle["pgids"]
+    assert handle["kind"] == "local"
     assert handle["start_times"][0] == proc_stat(handle["pids"][0])[2]  # type: ignore[index]
-    text = read_all(executor, handle).decode()
     assert wait_exits(executor, handle) == [RankExit(rank=0, exit_code=0)]
-    assert f"argv {[INJECTION]!r} rank 0 path True" in text
+    assert log_text(tmp_path) == [f"argv {[INJECTION]!r} rank 0 path True"]
     assert (tmp_path / "result.txt").read_text() == "done"
     assert not Path("/tmp/pwned").exists() and not (tmp_path / "pwned").exists()
-    assert not executor.adoptable(handle)
+    assert executor.adoptable(handle)  # ended, with its status recorded
     executor.cleanup(handle)
-    executor.cleanup(handle)  # idempotent
 
 
 def test_local_exit_codes(local_exec, tmp_path: Path) -> None:
     executor, handles = local_exec
-    plan = plan_for([local_py("import sys; sys.exit(3)"),
-                     local_py("import os, signal; os.kill(os.getpid(), signal.SIGTERM)")],
-                    image=None, workdir=str(tmp_path))
+    plan = local_plan([local_py("import sys; sys.exit(3)"),
+                       local_py("import os, signal; os.kill(os.getpid(), signal.SIGTERM)")],
+                      tmp_path)
     handle = executor.start(plan)
     handles.append(handle)
     assert wait_exits(executor, handle) == [RankExit(0, 3), RankExit(1, 128 + 15)]
 
 
-def test_local_stop_kills_the_group_after_grace(local_exec, tmp_path: Path) -> None:
+def test_local_stop_kills_the_tree_after_grace(local_exec, tmp_path: Path) -> None:
     executor, handles = local_exec
-    handle = executor.start(plan_for([local_py(SIGTERM_IGNORING)], image=None,
-                                     workdir=str(tmp_path)))
+    handle = executor.start(local_plan([local_py(SIGTERM_IGNORING)], tmp_path))
     handles.append(handle)
-    stream = iter(executor.logs(handle, 0))
-    child = int(read_line(stream).split()[1])
+    child = int(wait_for_line(tmp_path, "ready").split()[1])
     begun = time.monotonic()
     executor.stop(handle, grace=1)
     elapsed = time.monotonic() - begun
     assert 0.9 <= elapsed < 3, elapsed
     assert executor.poll(handle) == [RankExit(rank=0, exit_code=137)]
-    assert b"".join(stream) == b""  # every writer is gone, so the pipe ends
     wait_dead(child)
 
 
-def test_local_leftovers_die_with_the_main_process(local_exec, tmp_path: Path) -> None:
+DAEMONIZING = """
+    import os, sys, time
+    if os.fork() == 0:
+        os.setsid()  # a daemon: its own session, out of the rank's process group
+        if os.fork() == 0:
+            print("daemon", os.getpid(), flush=True)
+            time.sleep(120)
+        os._exit(0)
+    time.sleep({wait})
+    print("main done", flush=True)
+"""
+
+
+def test_local_leftovers_and_setsid_daemons_die_with_the_main_process(
+        local_exec, tmp_path: Path) -> None:
     executor, handles = local_exec
-    script = """
-        import subprocess, sys
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-        print("child", child.pid)
-    """
-    handle = executor.start(plan_for([local_py(script)], image=None, workdir=str(tmp_path)))
+    handle = executor.start(local_plan([local_py(DAEMONIZING.format(wait=0.5))], tmp_path))
     handles.append(handle)
+    daemon = int(wait_for_line(tmp_path, "daemon").split()[1])
     assert wait_exits(executor, handle) == [RankExit(rank=0, exit_code=0)]
-    # Without killing the leftover sleeper, this read would block for a minute.
-    wait_dead(int(read_all(executor, handle).split()[1]))
+    wait_dead(daemon)
+    assert log_text(tmp_path)[-1] == "main done"
+
+
+def test_local_stop_ends_setsid_daemons_too(local_exec, tmp_path: Path) -> None:
+    executor, handles = local_exec
+    handle = executor.start(local_plan([local_py(DAEMONIZING.format(wait=60))], tmp_path))
+    handles.append(handle)
+    daemon = int(wait_for_line(tmp_path, "daemon").split()[1])
+    executor.stop(handle, grace=1)
+    assert executor.poll(handle)[0] is not None
+    wait_dead(daemon)
 
 
 def test_local_log_throughput(local_exec, tmp_path: Path) -> None:
     executor, handles = local_exec
     script = 'import sys; sys.stdout.writelines(f"line {i}\\n" for i in range(200_000))'
-    handle = executor.start(plan_for([local_py(script)], image=None, workdir=str(tmp_path)))
-    handles.append(handle)
     begun = time.monotonic()
-    lines = read_all(executor, handle).decode().splitlines()
-    elapsed = time.monotonic() - begun
-    assert len(lines) == 200_000 and lines[-1] == "line 199999"
-    assert elapsed < 2.0, elapsed  # far above 100,000 lines/s
+    handle = executor.start(local_plan([local_py(script)], tmp_path))
+    handles.append(handle)
     assert wait_exits(executor, handle) == [RankExit(rank=0, exit_code=0)]
+    elapsed = time.monotonic() - begun
+    lines = log_text(tmp_path)
+    assert len(lines) == 200_000 and lines[-1] == "line 199999"
+    assert elapsed < 4.0, elapsed  # far above 100,000 lines/s
 
 
 def test_local_missing_interpreter_kills_started_ranks(local_exec, tmp_path: Path) -> None:
     executor, _ = local_exec
     marker = f"time.sleep(60)  # {uuid.uuid4().hex}"
-    plan = plan_for([local_py(f"import time; {marker}"), [str(tmp_path / "no-python"), "x.py"]],
-                    image=None, workdir=str(tmp_path))
+    plan = local_plan([local_py(f"import time; {marker}"), [str(tmp_path / "no-python"), "x.py"]],
+                      tmp_path)
     reason = f"cannot run {tmp_path / 'no-python'}: No such file"
     with pytest.raises(ExecutorError, match=re.escape(reason)):
         executor.start(plan)
@@ -473,25 +513,19 @@ def test_local_missing_interpreter_kills_started_ranks(local_exec, tmp_path: Pat
             if marker.encode() in f.read():
                 wait_dead(int(entry))
     with pytest.raises(ExecutorError, match=r"working directory .*missing-dir"):
-        executor.start(plan_for([local_py("pass")], image=None,
-                                workdir=str(tmp_path / "missing-dir")))
+        executor.start(local_plan([local_py("pass")], tmp_path, tmp_path / "missing-dir"))
 
 
-def test_local_kill_orphans(settings: Settings, tmp_path: Path) -> None:
-    lost = LocalExecutor(settings)  # the supervisor that dies
-    handle = lost.start(plan_for([local_py(SIGTERM_IGNORING)], image=None,
-                                 workdir=str(tmp_path)))
-    assert read_line(iter(lost.logs(handle, 0))).startswith(b"ready")
+def test_local_ranks_outlive_their_starter_and_are_adopted(settings: Settings,
+                                                           tmp_path: Path) -> None:
+    """Any executor object (a new supervisor) can watch ranks another one started."""
+    starter = LocalExecutor(settings)
+    handle = starter.start(local_plan([local_py(SIGTERM_IGNORING)], tmp_path))
+    wait_for_line(tmp_path, "ready")
     successor = LocalExecutor(settings)
-    assert not successor.adoptable(handle)
+    assert successor.adoptable(handle)
     assert successor.poll(handle) == [None]
     stale = {**handle, "start_times": [handle["start_times"][0] + 1]}
-    assert successor.kill_orphans(stale) == 0  # pid reuse guard: not the same process
-    assert successor.kill_orphans(handle) == 1
-    wait_dead(pgid=handle["pgids"][0])
-    assert lost.poll(handle) == [RankExit(rank=0, exit_code=137)]
-    assert successor.poll(handle) == [
-        RankExit(rank=0, exit_code=-1, error="process lost with its supervisor")
-    ]
-    lost.cleanup(handle)
-
+    assert successor.poll(stale)[0] is not None  # pid reuse guard: not the same process
+    successor.stop(handle, grace=0.5)
+    assert successor.poll(handle) == [RankExit(rank=0, exit_code=137)]

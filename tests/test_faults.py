@@ -58,29 +58,46 @@ def kill_supervisor(version: Version) -> int:
 # -- local ---------------------------------------------------------------------------------------
 
 
-def test_kill_9_of_a_local_supervisor_fails_the_version_and_kills_the_rank(
+def test_kill_9_of_a_local_supervisor_is_adopted_with_the_whole_log(
         ctx: Context, tmp_path: Path) -> None:
-    # log_every is huge: after its first lines the rank prints nothing, so losing its
-    # reader does not end it, and it stays behind as an orphan to be found and killed.
-    submit(logreg_spec(tmp_path, "k9-local", train_steps=100_000, log_every=1_000_000,
-                       sleep_per_step=0.05))
+    """Local ranks run under their wrapper, not under the supervisor: a new supervisor
+    adopts them, with every line once and the true exit status."""
+    steps = 60
+    ref = submit(logreg_spec(tmp_path, "k9-local", train_steps=steps, log_every=1,
+                             sleep_per_step=0.08))
     version = wait_status(ctx, "k9-local", Status.RUNNING)
-    # Once it has said this it prints nothing more (a print to a pipe without a reader
-    # would end it: that is not what this test is about).
-    wait_for(lambda: any(x.startswith("training: ") for x in log_lines(version)), 30,
-             "the rank's last line")
+    wait_for(lambda: len(step_lines(current(ctx, "k9-local"))) >= 10, 30, "ten steps")
     handle = json.loads(version.handle)
-    pid, start = handle["pids"][0], handle["start_times"][0]
-    kill_supervisor(version)
-    time.sleep(0.5)
-    assert same_process_alive(pid, start)  # the orphan runs on, unwatched...
+    lost = kill_supervisor(version)
+    time.sleep(1.0)  # the rank keeps printing while no supervisor watches it
+    assert same_process_alive(handle["pids"][0], handle["start_times"][0])
     assert current(ctx, "k9-local").status == "running"
-    listed = json.loads(cli("list", "--json").stdout)  # ...until the next start reconciles
-    assert [(r["name"], r["status"], r["reason"]) for r in listed] == [
-        ("k9-local", "failed", "supervisor lost")]
-    assert not same_process_alive(pid, start)
+    cli("list")  # reconciliation starts a supervisor that adopts the rank
     version = current(ctx, "k9-local")
-    assert version.finished_at is not None
+    assert version.supervisor_pid not in (None, lost)
+    version = wait(ctx, "k9-local")
+    assert (version.status, version.reason, version.exit_code) == ("succeeded", "", 0)
+    assert step_lines(version) == list(range(1, steps + 1))  # each once, in order
+    lines = log_lines(version)
+    assert lines.count("[traindeck] supervisor restarted: adopting the running ranks") == 1
+    assert lines[-1] == "[traindeck] succeeded"
+    assert point_counts(ctx, ref["id"])["loss"] == (steps, steps)  # no doubled points
+    assert RESTART_EVENT in [e.message for e in version_events(ctx.db, ref["id"])]
+
+
+def test_a_local_rank_that_ended_unwatched_gets_its_real_exit_code(
+        ctx: Context, tmp_path: Path) -> None:
+    submit(logreg_spec(tmp_path, "k9-local-exit", train_steps=40, log_every=1,
+                       sleep_per_step=0.05, fail_at_step=25))
+    version = wait_status(ctx, "k9-local-exit", Status.RUNNING)
+    handle = json.loads(version.handle)
+    kill_supervisor(version)
+    wait_for(lambda: not same_process_alive(handle["pids"][0], handle["start_times"][0]), 30,
+             "the rank's end")
+    cli("list")
+    version = wait(ctx, "k9-local-exit")
+    assert (version.status, version.reason, version.exit_code) == ("failed", "exit code 3", 3)
+    assert step_lines(version) == list(range(1, 26))
 
 
 # -- docker --------------------------------------------------------------------------------------
@@ -147,32 +164,34 @@ def test_a_container_that_ended_unwatched_gets_its_real_exit_code(
 @pytest.mark.docker
 def test_containers_of_a_submitter_that_died_while_starting_them_are_recovered(
         image: Any, ctx: Context, tmp_path: Path) -> None:
-    """The fast start: the submitter started the containers, then died before it could
-    record their handle. The supervisor finds them by their labels and adopts them."""
+    """The submitter started the containers, then died before it recorded their handle.
+    The supervisor reconciliation starts finds them by their labels and adopts them."""
     from app.jobs import submit as core_submit
-    from app.runtime.launcher import start_supervisor
-    from app.runtime.procs import hostname
-    from app.runtime.startup import STARTING, start_in_caller
-    from app.spec import load_spec_file
+    from app.runtime.executors import get_executor
+    from app.runtime.launcher import open_rank_logs, restart_supervisor, start_ranks
+    from app.spec import JobSpec, load_spec_file
 
     raw, base = load_spec_file(logreg_spec(tmp_path, "dead-starter", "docker", train_steps=30,
                                            log_every=1, sleep_per_step=0.05))
     version_id = core_submit(ctx, raw, base, launcher=lambda c, v: None).version_id
-    handed: list[dict[str, Any]] = []
-    start_in_caller(ctx, version_id, handed.append)  # as a submitter does
-    assert "handle" in handed[0]
-    gone = subprocess.Popen(["true"])
-    gone.wait()
+    with ctx.db.read() as session:
+        row = session.get(Version, version_id)
+    assert row is not None
+    spec = JobSpec.model_validate(json.loads(row.spec_json))
+    logs = open_rank_logs(ctx, row, fresh=True)
+    handle = start_ranks(ctx, "dead-starter", row, spec, [], spec.data.paths or [],
+                         get_executor("docker", ctx.settings), logs)  # as a submitter does
+    for rank_log in logs.values():
+        rank_log.abandon()
     with ctx.db.write() as session:  # ...and as if it died before writing the handle
         row = session.get(Version, version_id)
         assert row is not None
-        row.handle = json.dumps({"kind": "docker", STARTING: gone.pid, "host": hostname()})
-        row.status, row.started_at = Status.INITIALIZING.value, None
+        row.handle, row.status, row.started_at = "", Status.INITIALIZING.value, None
         session.add(row)
-    start_supervisor(ctx, version_id)
+    restart_supervisor(ctx, version_id, None)
     version = wait(ctx, "dead-starter")
     assert (version.status, version.exit_code) == ("succeeded", 0)
-    assert json.loads(version.handle)["containers"] == handed[0]["handle"]["containers"]
+    assert json.loads(version.handle)["containers"] == handle["containers"]
     assert step_lines(version) == list(range(1, 31))
     assert sum(x.startswith("[traindeck] starting ") for x in log_lines(version)) == 1
 

@@ -212,8 +212,8 @@ def test_two_ranks_on_one_network(engine: Any, ctx: Context, tmp_path: Path) -> 
         assert env["MASTER_ADDR"] == handle["names"][0]
         assert env["MASTER_PORT"] == "29500"
         assert env["HOSTNAME"] == handle["names"][rank]
-        assert env["HOME"] == "/traindeck/state/home"
-        assert env["TRAINDECK_METRICS_FILE"] == f"/traindeck/state/metrics.rank{rank}.jsonl"
+        assert env["HOME"] == "/traindeck/job/home"
+        assert env["TRAINDECK_METRICS_FILE"] == f"/traindeck/job/metrics.rank{rank}.jsonl"
     assert "rank 0 got hello from rank 1" in log_lines(version, 0)
     assert "rank 1 sent" in log_lines(version, 1)
     assert containers_of(engine, ctx, version) == []
@@ -233,3 +233,40 @@ def test_every_log_line_is_stamped_and_nothing_is_left_running(
     assert [x for x in lines if x.startswith("line ")] == [f"line {i}" for i in range(500)]
     assert "partial without newline" in lines and "to stderr" in lines
     assert current(ctx, "d-lines").status == "succeeded"
+
+
+HOSTILE = """
+    import json, os, sys
+    canary = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--canary="))
+    print("sees", sorted(os.listdir("/traindeck")), flush=True)
+    forged = {"handle": {}, "logs": {"0": [canary, canary]}, "plan": {}}
+    for folder in ("/traindeck/job", "/traindeck/output", "/traindeck"):
+        for name in ("handoff.json", "own-lines.rank0", "exit.rank0"):
+            try:
+                with open(os.path.join(folder, name), "w") as f:
+                    f.write(json.dumps(forged) if name.endswith(".json") else "0\\n")
+            except OSError as exc:
+                print("refused", folder, name, type(exc).__name__, flush=True)
+    os.symlink(canary, "/traindeck/job/metrics.rank0.jsonl.link")
+    print("done forging", flush=True)
+    sys.exit(3)
+"""
+
+
+def test_a_job_cannot_reach_traindecks_own_state(engine: Any, ctx: Context,
+                                                 tmp_path: Path) -> None:
+    """The trust boundary: a hostile job forges every control file it can think of; its
+    version still ends truthfully, with its own log, and nothing lands on the host."""
+    canary = tmp_path / "canary"
+    submit(script_spec(tmp_path, "hostile", HOSTILE, "docker",
+                       parameters={"canary": str(canary)}))
+    version = wait(ctx, "hostile")
+    lines = log_lines(version)
+    assert (version.status, version.exit_code) == ("failed", 3), lines
+    assert "sees ['code', 'data', 'job', 'output']" in lines  # no state folder in sight
+    assert "done forging" in lines
+    assert lines.count("done forging") == 1 and lines[-1].startswith("[traindeck] failed")
+    assert not canary.exists()
+    state = ctx.settings.data_dir / "versions" / str(version.id)
+    counter = (state / "own-lines.rank0").read_bytes()
+    assert set(counter) == {ord("\n")}  # Traindeck's own count, not the job's "0"

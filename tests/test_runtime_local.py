@@ -401,7 +401,7 @@ def test_requirements_are_installed_before_the_boot_file(ctx: Context, tmp_path:
     installed = lines.index("[traindeck] requirements installed")
     answer = next(i for i, x in enumerate(lines) if x.startswith("tdprobe answer 42 from "))
     assert installing < installed < answer
-    state = ctx.settings.data_dir / "versions" / str(version.id) / "pkgs"
+    state = ctx.settings.data_dir / "versions" / str(version.id) / "job" / "pkgs"
     assert str(state) in lines[answer]  # imported from the version's own package folder
 
 

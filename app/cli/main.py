@@ -22,7 +22,6 @@ from app.cli.output import (
     print_table,
 )
 from app.errors import SpecError, TraindeckError
-from app.runtime.procs import allow_forking
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -404,7 +403,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if handler is None:
             return _run_tui()
         _check_template_args(parser, args)
-        allow_forking()  # a command: it may fork its supervisors (`app.runtime.forked`)
         return handler(args)
     except SpecError as exc:
         for line in exc.lines():

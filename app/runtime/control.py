@@ -56,9 +56,7 @@ def stop_version(ctx: Context, job: str, label: str | None = None) -> str:
 
 def _stop_unsupervised(ctx: Context, version: Version) -> None:
     """Stop and remove the ranks of a version whose supervisor is gone (best effort)."""
-    from app.runtime.startup import marker_of
-
-    if not version.handle or marker_of(version.handle) is not None:
+    if not version.handle:
         return
     import json
 
@@ -67,12 +65,8 @@ def _stop_unsupervised(ctx: Context, version: Version) -> None:
     handle = json.loads(version.handle)
     try:
         executor = get_executor(handle.get("kind") or version.runtime, ctx.settings)
-        kill = getattr(executor, "kill_orphans", None)
-        if kill is not None:
-            kill(handle)
-        else:
-            executor.stop(handle, ctx.settings.stop_grace_seconds)
-            executor.cleanup(handle)
+        executor.stop(handle, ctx.settings.stop_grace_seconds)
+        executor.cleanup(handle)
     except ExecutorError:
         pass
 

@@ -1,33 +1,54 @@
-"""Starting a version's supervisor as a detached process that outlives its starter."""
+"""Starting a version: the caller starts the ranks, a detached supervisor adopts them.
+
+There is one way to start a run and one way to recover it, for every executor:
+
+* `launch` runs in the process that created the version (the CLI or the TUI). When the
+  version can start at once (its data is local, its GPUs free) it plans it and starts
+  its ranks right there — Docker containers, or local processes under the rank wrapper
+  (`app.runtime.rankrun`) — records their handle, and only then starts the version's
+  detached supervisor. Otherwise (it must wait in the queue, stage object-storage data,
+  or anything went wrong here) the supervisor does it all itself.
+* The supervisor (`app.runtime.supervisor`) adopts whatever handle it finds. So does a
+  new supervisor started for a version whose supervisor died (`restart_supervisor`):
+  both runtimes keep running and writing their logs without one.
+
+Until `launch` has started the supervisor the version has no supervisor pid, and
+reconciliation leaves it alone for `LAUNCH_GRACE_SECONDS`; after that, a dead caller's
+version gets a supervisor that adopts what was recorded, or starts it.
+"""
 
 from __future__ import annotations
 
-import os
+import json
+import logging
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+from sqlmodel import select
+
 from app.context import Context
-from app.jobs import record_event
-from app.models import Status, Version
-from app.runtime.forked import fork_supervisor
-from app.runtime.handoff import (
-    DOCKER_HOST_ENV,
-    HANDOFF_ENV,
-    KIND_ENV,
-    STARTER_ENV,
-    handoff_path,
-    write_handoff,
-)
-from app.runtime.plan import state_dir
+from app.jobs import record_event, set_status
+from app.models import Dataset, DatasetVersion, Job, Status, Version
+from app.runtime.executors import Executor, ExecutorError, get_executor
+from app.runtime.executors.base import Handle, LaunchPlan
+from app.runtime.logpump import RankLog, copy_first_output, own_lines_path
+from app.runtime.plan import PlanError, build_plan, metrics_path, state_dir
 from app.runtime.procs import SUPERVISOR_MODULE, hostname
-from app.runtime.startup import start_in_caller
-from app.runtime.supervisor import CONTROL_SIGNALS
+from app.runtime.supervisor import CONTROL_SIGNALS, RESTARTED
+from app.spec import JobSpec
+from app.storage import data_ready
+
+log = logging.getLogger("traindeck.launcher")
 
 RESTART_EVENT = "supervisor lost; restarting it"
 """Event message recorded each time reconciliation restarts a version's supervisor."""
+FIRST_OUTPUT_COPY_SECONDS = 0.3
+"""How long the starter of a Docker version copies its first output into the log before
+it starts the supervisor (which copies the rest): a job that prints at once has its
+first line there as soon as a `docker run` would show it."""
 
 
 def supervisor_log(ctx: Context, version_id: int) -> str:
@@ -37,7 +58,7 @@ def supervisor_log(ctx: Context, version_id: int) -> str:
     return str(folder / f"{version_id}.log")
 
 
-def _spawn(ctx: Context, version_id: int, extra_env: dict[str, str] | None = None
+def _spawn(ctx: Context, version_id: int, *, restarted: bool = False
            ) -> subprocess.Popen[bytes]:
     """Start `python -m app.runtime.supervisor VERSION_ID` in a session of its own.
 
@@ -50,10 +71,10 @@ def _spawn(ctx: Context, version_id: int, extra_env: dict[str, str] | None = Non
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, CONTROL_SIGNALS)
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", SUPERVISOR_MODULE, str(version_id)],
+                [sys.executable, "-m", SUPERVISOR_MODULE, str(version_id),
+                 *([RESTARTED] if restarted else [])],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
                 close_fds=True, cwd=str(ctx.settings.data_dir),
-                env={**os.environ, **(extra_env or {})},
             )
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
@@ -62,55 +83,133 @@ def _spawn(ctx: Context, version_id: int, extra_env: dict[str, str] | None = Non
     return proc
 
 
-def start_supervisor(ctx: Context, version_id: int) -> int:
-    """Start the supervisor of a new version; returns its pid.
+def launch(ctx: Context, version_id: int) -> int:
+    """Start a new version: its ranks here when they can start now, then its supervisor.
 
-    A new version gets a fast start. A local version submitted by a command-line
-    process gets a supervisor forked from it, which starts the ranks at once (see
-    `app.runtime.forked`). Else, while the spawned supervisor boots, the version is
-    admitted and planned here, in the caller's thread, and a Docker version's
-    containers are started (see `app.runtime.handoff`); this returns once they run (or
-    failed to start), or once a local version's plan is handed over.
+    Returns the supervisor's pid. Nothing that goes wrong while starting the ranks here
+    escapes: the supervisor then starts (or fails) the version itself.
     """
-    kind = _fast_start_kind(ctx, version_id)
-    if kind == "local":
-        forked = fork_supervisor(ctx, version_id)
-        if forked is not None:
-            return forked
-    handoff = None if kind is None else (_handoff_file(ctx, version_id), kind)
-    extra = None
-    if handoff is not None:
-        path, kind = handoff
-        extra = {HANDOFF_ENV: str(path), STARTER_ENV: str(os.getpid()), KIND_ENV: kind,
-                 DOCKER_HOST_ENV: ctx.settings.docker_host or ""}
-    proc = _spawn(ctx, version_id, extra)
+    try:
+        _start_here(ctx, version_id)
+    except Exception:
+        log.exception("starting version %d in the caller failed; its supervisor takes over",
+                      version_id)
+    proc = _spawn(ctx, version_id)
     with ctx.db.write() as session:
         version = session.get(Version, version_id)
         if version is not None and version.supervisor_pid is None:
             version.supervisor_pid, version.supervisor_host = proc.pid, hostname()
             session.add(version)
-    if handoff is not None:
-        start_in_caller(ctx, version_id, lambda payload: write_handoff(handoff[0], payload),
-                        supervisor_pid=proc.pid)
     return proc.pid
 
 
-def _fast_start_kind(ctx: Context, version_id: int) -> str | None:
-    """The runtime of a version that gets a fast start (`docker`, `local`), or None."""
+def _start_here(ctx: Context, version_id: int) -> None:
+    """Admit, plan and start the ranks of a new version, if it can start at once."""
     with ctx.db.read() as session:
         version = session.get(Version, version_id)
-        if (version is None or version.runtime not in ("docker", "local") or version.handle
-                or version.status != Status.INITIALIZING.value):
-            return None
-        return version.runtime
+        if (version is None or version.status != Status.INITIALIZING.value
+                or version.handle or version.stop_requested):
+            return
+        job = session.exec(select(Job.name).where(Job.id == version.job_id)).one()
+    spec = JobSpec.model_validate(json.loads(version.spec_json))
+    sources = spec.data.paths if spec.data.paths is not None else dataset_paths(ctx, spec)
+    if not data_ready(sources):
+        return  # object-storage data is staged by the supervisor
+    from app.runtime.scheduler import release, try_admit
+
+    admission = try_admit(ctx, version_id)
+    if admission.granted is None:
+        return  # queued, or impossible: the supervisor says so
+    client = None
+    if version.runtime == "docker":
+        # A short ping: a hung engine must not hang the caller (the supervisor waits
+        # for it, and reports).
+        from app.runtime.dockerhost import reachable_client
+
+        client = reachable_client(ctx.settings)
+        if client is None:
+            return
+    try:
+        executor = get_executor(version.runtime or "local", ctx.settings, client)
+        logs = open_rank_logs(ctx, version, fresh=True)
+        try:
+            handle = start_ranks(ctx, job, version, spec, admission.granted, sources,
+                                 executor, logs)
+            if executor.pumps_logs:
+                # The supervisor needs most of a second to start: copy the first output
+                # of rank 0 meanwhile, here (a `docker run` shows it at once).
+                copy_first_output(executor, handle, 0, logs[0], FIRST_OUTPUT_COPY_SECONDS)
+        except PlanError:
+            return  # the supervisor plans it again and fails it with the reason
+        except ExecutorError as exc:
+            logs[0].note(f"failed: {exc}")
+            set_status(ctx, version_id, Status.FAILED, str(exc), handle="")
+            release(ctx, version_id)
+        finally:
+            for rank_log in logs.values():
+                rank_log.abandon()  # no partial line: the supervisor replays it whole
+    finally:
+        if client is not None:
+            client.close()
 
 
-def _handoff_file(ctx: Context, version_id: int) -> Path:
-    """The version's handoff file, not there yet (its folder is)."""
-    path = handoff_path(state_dir(ctx.settings, version_id))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    return path
+def start_ranks(ctx: Context, job: str, version: Version, spec: JobSpec, gpus: list[int],
+                sources: list[str], executor: Executor, logs: dict[int, RankLog]) -> Handle:
+    """Plan the version, start its ranks and record them as running; their handle.
+
+    Shared by the caller (`launch`) and the supervisor. Raises PlanError or
+    ExecutorError (nothing was started then).
+    """
+    plan = build_plan(ctx.settings, job, version, spec, gpus, sources)
+    announce_start(ctx, version, logs, plan, executor.kind, gpus)
+    handle = executor.start(plan)
+    set_status(ctx, version.id or 0, Status.RUNNING, "", handle=json.dumps(handle),
+               executor=executor.kind, allocated_gpus=",".join(map(str, gpus)))
+    return handle
+
+
+def open_rank_logs(ctx: Context, version: Version, *, fresh: bool) -> dict[int, RankLog]:
+    """Open every rank's log; a stale file of an older, deleted version is set aside."""
+    state = state_dir(ctx.settings, version.id or 0)
+    state.mkdir(parents=True, exist_ok=True)
+    created = version.created_at.timestamp()
+    logs: dict[int, RankLog] = {}
+    for rank in range(max(1, version.nodes)):
+        path = Path(version.log_dir) / f"rank-{rank}.log"
+        if fresh and path.exists() and path.stat().st_mtime < created - 1:
+            path.rename(path.with_name(f"{path.name}.{int(path.stat().st_mtime)}.old"))
+        logs[rank] = RankLog(path, own_lines_path(state, rank))
+    return logs
+
+
+def dataset_paths(ctx: Context, spec: JobSpec) -> list[str]:
+    """Where the spec's datasets live now (a deleted dataset version is a PlanError)."""
+    out: list[str] = []
+    with ctx.db.read() as session:
+        for ref in spec.data.datasets or []:
+            row = session.exec(
+                select(DatasetVersion.uri)
+                .join(Dataset, Dataset.id == DatasetVersion.dataset_id)  # type: ignore[arg-type]
+                .where(Dataset.name == ref.name,
+                       DatasetVersion.number == int(ref.version.lstrip("Vv")))
+            ).first()
+            if row is None:
+                raise PlanError(f"dataset {ref.name} {ref.version} no longer exists")
+            out.append(row if isinstance(row, str) else row[0])
+    return out
+
+
+def announce_start(ctx: Context, version: Version, logs: dict[int, RankLog], plan: LaunchPlan,
+                   kind: str, gpus: list[int]) -> None:
+    """Just before the ranks start: reset their metrics files and logs' counts, say so."""
+    for rank in range(len(plan.ranks)):
+        metrics_path(ctx.settings, version.id or 0, rank).unlink(missing_ok=True)
+    for rank_log in logs.values():
+        rank_log.start_fresh()
+    on_gpus = f" on GPU {','.join(map(str, gpus))}" if gpus else ""
+    logs[0].note(f"starting {plan.job} {plan.version}: {len(plan.ranks)} rank(s) with "
+                 f"{kind}{on_gpus}")
+    logs[0].note("command: " + " ".join(plan.ranks[0].argv))
 
 
 def restart_supervisor(ctx: Context, version_id: int, lost_pid: int | None) -> int | None:
@@ -125,8 +224,10 @@ def restart_supervisor(ctx: Context, version_id: int, lost_pid: int | None) -> i
         if (version is None or Status(version.status).is_final
                 or version.supervisor_pid != lost_pid):
             return None
-        proc = _spawn(ctx, version_id)
+        proc = _spawn(ctx, version_id, restarted=True)
         version.supervisor_pid, version.supervisor_host = proc.pid, hostname()
         session.add(version)
         record_event(session, version_id, RESTART_EVENT, "warning")
     return proc.pid
+
+

@@ -73,6 +73,8 @@ class RankLog:
         """Lines of the rank's output in the file (since the ranks were started)."""
         self.interrupted = False
         """True once the rank's output stream broke (and had to be replayed)."""
+        self.error = ""
+        """Why the log could not be written (a full disk): nothing more is written."""
         self._tail = b""
         self._lock = threading.Lock()
 
@@ -99,15 +101,22 @@ class RankLog:
     def note(self, message: str) -> None:
         """Write a supervisor message (counted as not the rank's): one prefixed line per
         line of `message` (a command or an engine error may hold newlines)."""
-        if self.writer.closed:
+        if self.writer.closed or self.error:
             return
         lines = message.splitlines() or [""]
         with self._lock:
-            # Count first: a crash between the two writes then costs at most a few lines
-            # written twice on adoption, never one lost.
-            with open(self.counter, "ab") as f:
-                f.write(b"\n" * len(lines))
-            self.writer.write_line("\n".join(SUPERVISOR_PREFIX + line for line in lines))
+            try:
+                # Count first: a crash between the two writes then costs at most a few
+                # lines written twice on adoption, never one lost.
+                with open(self.counter, "ab") as f:
+                    f.write(b"\n" * len(lines))
+                self.writer.write_line("\n".join(SUPERVISOR_PREFIX + line for line in lines))
+            except OSError as exc:
+                self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        """Stop writing: the file system refused (full disk, folder gone)."""
+        self.error = self.error or f"log {self.path}: {exc.strerror or exc}"
 
     def feed(self, chunk: bytes) -> None:
         """Append raw rank output; whole lines go to the file, a partial one waits.
@@ -117,19 +126,22 @@ class RankLog:
         if not chunk:
             return
         with self._lock:
-            if self.writer.closed:
+            if self.writer.closed or self.error:
                 return
             data = self._tail + chunk if self._tail else chunk
             cut = data.rfind(b"\n") + 1
-            if cut:
-                self.writer.write(data[:cut])
-                self.rank_lines += data.count(b"\n", 0, cut)
-            self._tail = data[cut:]
-            if len(self._tail) > MAX_LINE_BYTES:
-                # An endless line must not hold memory: write it as a line of its own.
-                self.writer.write(self._tail + b"\n")
-                self.rank_lines += 1
-                self._tail = b""
+            try:
+                if cut:
+                    self.writer.write(data[:cut])
+                    self.rank_lines += data.count(b"\n", 0, cut)
+                self._tail = data[cut:]
+                if len(self._tail) > MAX_LINE_BYTES:
+                    # An endless line must not hold memory: write it as a line of its own.
+                    self.writer.write(self._tail + b"\n")
+                    self.rank_lines += 1
+                    self._tail = b""
+            except OSError as exc:
+                self._failed(exc)
 
     def drop_partial(self) -> None:
         """Forget a partial line (a replay will deliver it again, whole)."""
@@ -139,16 +151,22 @@ class RankLog:
     def finish_partial(self) -> None:
         """The rank's output ended: write a last line that had no newline."""
         with self._lock:
-            if self._tail and not self.writer.closed:
-                self.writer.write(self._tail + b"\n")
-                self.rank_lines += 1
+            if self._tail and not self.writer.closed and not self.error:
+                try:
+                    self.writer.write(self._tail + b"\n")
+                    self.rank_lines += 1
+                except OSError as exc:
+                    self._failed(exc)
             self._tail = b""
 
     def close(self) -> None:
         """Write what is pending and close the file."""
         self.finish_partial()
         with self._lock:
-            self.writer.close()
+            try:
+                self.writer.close()
+            except OSError as exc:
+                self._failed(exc)
 
     def abandon(self) -> None:
         """Close the file without the partial line (another copier replays it whole)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +47,20 @@ class Program:
 
 
 def state_dir(settings: Settings, version_id: int) -> Path:
-    """Traindeck's own per-version folder: metrics files, bootstrap, HOME, packages."""
+    """Traindeck's own per-version folder (log counters, rank status files, staged data):
+    never visible to the ranks, so nothing read back from it was written by a job."""
     return settings.data_dir / "versions" / str(version_id)
+
+
+def job_dir(settings: Settings, version_id: int) -> Path:
+    """The part of a version's folder its ranks may write: a scratch HOME, installed
+    packages and the metrics files. Whatever Traindeck reads from it is parsed as data."""
+    return state_dir(settings, version_id) / "job"
+
+
+def metrics_path(settings: Settings, version_id: int, rank: int) -> Path:
+    """The JSON-lines metrics file of a rank (`TRAINDECK_METRICS_FILE`)."""
+    return job_dir(settings, version_id) / metrics_file_name(rank)
 
 
 def instance_tag(settings: Settings) -> str:
@@ -78,7 +89,7 @@ def rank_names(settings: Settings, job: str, version: Version) -> tuple[list[str
 
 
 def metrics_file_name(rank: int) -> str:
-    """Name of the JSON-lines metrics file of a rank, inside the state dir."""
+    """Name of the JSON-lines metrics file of a rank, inside the job folder."""
     return f"metrics.rank{rank}.jsonl"
 
 
@@ -121,12 +132,12 @@ def build_plan(
     program = _program(settings, spec, runtime, presets_dir)
     data_dirs = _data_dirs(spec, dataset_paths or [])
     state = state_dir(settings, version.id or 0)
+    job_files = job_dir(settings, version.id or 0)
     output = local_output_path(version.output, state)  # an s3:// output goes up at the end
-    for folder in (output, Path(version.log_dir), state, state / "home", state / "pkgs"):
+    for folder in (output, Path(version.log_dir), job_files / "home", job_files / "pkgs"):
         folder.mkdir(parents=True, exist_ok=True)
     needs_bootstrap = bool(program.code_dir and (program.code_dir / "requirements.txt").is_file())
-    if needs_bootstrap:
-        shutil.copy(Path(__file__).with_name("bootstrap.py"), state / "bootstrap.py")
+    bootstrap = Path(__file__).with_name("bootstrap.py")
 
     docker = runtime == "docker"
     mounts: list[Mount] = []
@@ -142,9 +153,14 @@ def build_plan(
             mounts += [Mount(d, str(IN_CONTAINER / "data" / str(i)))
                        for i, d in enumerate(data_dirs)]
         mounts.append(Mount(output, str(IN_CONTAINER / "output"), read_only=False))
-        mounts.append(Mount(state, str(IN_CONTAINER / "state"), read_only=False))
+        # Of Traindeck's own folder the ranks see only the job part: nothing the
+        # supervisor reads back as control data is writable from a container.
+        mounts.append(Mount(job_files, str(IN_CONTAINER / "job"), read_only=False))
+        if needs_bootstrap:
+            mounts.append(Mount(bootstrap, str(IN_CONTAINER / "bootstrap.py")))
+            bootstrap = IN_CONTAINER / "bootstrap.py"
         data_url, train_url = str(IN_CONTAINER / "data"), str(IN_CONTAINER / "output")
-        state_at, workdir = IN_CONTAINER / "state", code_at or "/"
+        job_at, workdir = IN_CONTAINER / "job", code_at or "/"
         python = "python"
     else:
         if len(data_dirs) == 1:
@@ -158,7 +174,7 @@ def build_plan(
                 if not link.is_symlink():
                     link.symlink_to(d, target_is_directory=True)
             data_url = str(links)
-        train_url, state_at = str(output), state
+        train_url, job_at = str(output), job_files
         workdir = str(program.code_dir or output)
         python = program.interpreter or sys.executable
         code_at = str(program.code_dir) if program.code_dir else None
@@ -171,7 +187,7 @@ def build_plan(
     args += [f"--{name}={format_parameter(value)}" for name, value in spec.parameters.items()]
     argv = entry + args
     if needs_bootstrap:
-        argv = [python, str(state_at / "bootstrap.py"), str(state_at / "pkgs"), "--", *argv]
+        argv = [python, str(bootstrap), str(job_at / "pkgs"), "--", *argv]
 
     nodes = max(1, version.nodes)
     per_rank = len(gpus) // nodes if gpus else 0
@@ -184,20 +200,22 @@ def build_plan(
         rank_gpus = gpus[rank * per_rank:(rank + 1) * per_rank]
         env = {
             "TRAINDECK_JOB": job, "TRAINDECK_VERSION": label,
-            "TRAINDECK_METRICS_FILE": str(state_at / metrics_file_name(rank)),
+            "TRAINDECK_METRICS_FILE": str(job_at / metrics_file_name(rank)),
             "MASTER_ADDR": master_addr, "MASTER_PORT": str(master_port),
             "WORLD_SIZE": str(nodes), "RANK": str(rank), "NODE_RANK": str(rank),
             "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "PYTHONUNBUFFERED": "1",
         }
         if docker:
-            env["HOME"] = str(IN_CONTAINER / "state" / "home")
+            env["HOME"] = str(IN_CONTAINER / "job" / "home")
         else:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, rank_gpus))
-        ranks.append(RankPlan(rank=rank, argv=argv, env=env, name=names[rank], gpus=rank_gpus))
+        ranks.append(RankPlan(rank=rank, argv=argv, env=env, name=names[rank], gpus=rank_gpus,
+                              log=str(Path(version.log_dir) / f"rank-{rank}.log")))
 
     return LaunchPlan(
         job=job, version=label, version_id=version.id or 0,
         image=program.image if docker else None, workdir=workdir, mounts=mounts, ranks=ranks,
         user=(os.getuid(), os.getgid()), shm_size=settings.docker_shm_size, network=net,
         labels={INSTANCE_LABEL: instance_tag(settings), CREATED_LABEL: version_stamp(version)},
+        state_dir=str(state),
     )

@@ -5,37 +5,9 @@ from __future__ import annotations
 import gc
 import os
 import socket
-import threading
 from pathlib import Path
 
 SUPERVISOR_MODULE = "app.runtime.supervisor"
-
-_forking = False
-_fork_safe_threads: set[threading.Thread] = set()
-
-
-def allow_forking(thread: threading.Thread | None = None) -> None:
-    """Declare this process fit to fork itself into its versions' supervisors.
-
-    For a command-line process: single-threaded, its imports done, about to exit. Forking
-    spares a supervisor the start of a new interpreter (see `forked`). `thread`:
-    a thread of this process known to hold no lock (one blocked reading a socket), so
-    that it does not keep the process from forking.
-    """
-    global _forking
-    _forking = True
-    if thread is not None:
-        _fork_safe_threads.add(thread)
-
-
-def may_fork() -> bool:
-    """True when this process allowed forking and runs no thread that could hold a lock
-    the forked child would then find held forever."""
-    if not _forking:
-        return False
-    current = threading.current_thread()
-    return all(t is current or t in _fork_safe_threads for t in threading.enumerate())
-
 
 def settle_heap() -> None:
     """Keep the garbage collector off what start-up made (modules, the database layer):
@@ -87,8 +59,6 @@ def supervisor_alive(pid: int | None, version_id: int, host: str = "") -> bool:
     argv = cmdline(pid or 0)
     if not argv:
         return True
-    if len(argv) == 1:  # a forked supervisor's title (`forked`): one string
-        argv = argv[0].split()
     return SUPERVISOR_MODULE in argv and str(version_id) in argv
 
 

@@ -1,9 +1,9 @@
 """Reconciliation: on every start of the app or the CLI, no version is left orphaned.
 
-A version whose supervisor is gone gets a truthful end: a Docker run still known to
-the engine is adopted by a new supervisor (which also reads a finished container's
-real exit code); a local run is failed as "supervisor lost" and its processes killed;
-a version that never got going is started again, at most a few times.
+A version whose supervisor is gone gets a truthful end: a run whose ranks are still
+known (Docker containers in the engine, local ranks under their wrappers, running or
+ended with a recorded status) is adopted by a new supervisor, which reads their real
+exit codes; a version that never got going is started again, at most a few times.
 
 Restarts are compare-and-set on the recorded supervisor pid, so two reconciling
 processes (a TUI and a CLI started together) never start two supervisors.
@@ -42,7 +42,7 @@ from app.spec import is_remote
 LAUNCH_GRACE_SECONDS = 30.0
 """A version younger than this with no supervisor pid is still being launched."""
 MAX_RESTARTS = 3
-"""Restarts of a supervisor that died before its ranks started, before giving up."""
+"""Restarts of a version's supervisor before giving up on it (no restart loop)."""
 PENDING_UPLOADS = "pending-uploads"
 """Folder of the data dir holding one marker per version whose files must still go up."""
 MAX_UPLOAD_TRIES = 3
@@ -74,31 +74,30 @@ def reconcile(ctx: Context, *, restart: bool = True) -> list[str]:
 def _settle(ctx: Context, version: Version, restart: bool) -> str | None:
     """Deal with one version whose supervisor is gone; what was done, if anything."""
     from app.runtime.launcher import restart_supervisor
-    from app.runtime.startup import marker_of
 
     vid = version.id or 0
     lost = version.supervisor_pid
-    # A marker means "being started by the submitter": for us, not started. A new
-    # supervisor waits for (or clears) it and recovers any container by its labels.
-    started = bool(version.handle) and marker_of(version.handle) is None
+    started = bool(version.handle)
     if version.stop_requested and not version.handle:
         if _finalise(ctx, version, Status.STOPPED, "stopped by user"):
             return "stopped" + _upload_note(version)
         return None
     if started:
         handle = json.loads(version.handle)
-        if handle.get("kind") == "docker":
-            adoptable = _docker_adoptable(ctx, handle)
-            if adoptable is None:
-                return None  # the engine does not answer: decide at a later start
-            if adoptable:
-                if restart and restart_supervisor(ctx, vid, lost) is not None:
-                    return "supervisor restarted, containers adopted"
-                return None
-            reason = "supervisor lost (containers gone)"
-        else:
-            _kill_local(ctx, handle)
-            reason = "supervisor lost"
+        adoptable = _adoptable(ctx, handle)
+        if adoptable is None:
+            return None  # the engine does not answer: decide at a later start
+        if adoptable and _restarts(ctx, vid) < MAX_RESTARTS:
+            if restart and restart_supervisor(ctx, vid, lost) is not None:
+                return "supervisor restarted, ranks adopted"
+            return None
+        reason = "supervisor lost (its ranks are gone)"
+        if adoptable:
+            # Its supervisors keep dying: no restart loop; the ranks must not run on
+            # unwatched either.
+            _stop_ranks(ctx, handle)
+            reason = (f"supervisor failed {MAX_RESTARTS + 1} times (see "
+                      f"{Path(ctx.settings.data_dir) / 'supervisors' / f'{vid}.log'})")
         if _finalise(ctx, version, Status.FAILED, reason):
             return "failed (supervisor lost)" + _upload_note(version)
         return None
@@ -139,26 +138,32 @@ def _restarts(ctx: Context, version_id: int) -> int:
         ).one())
 
 
-def _docker_adoptable(ctx: Context, handle: dict[str, object]) -> bool | None:
-    """Whether the engine still knows the containers; None when it does not answer."""
-    from app.runtime.dockerhost import docker_reachable
+def _stop_ranks(ctx: Context, handle: dict[str, Any]) -> None:
     from app.runtime.executors import ExecutorError, get_executor
 
-    if not docker_reachable(ctx.settings):  # a short ping: a hung engine must not hang us
-        return None
+    with contextlib.suppress(ExecutorError):
+        executor = get_executor(str(handle.get("kind") or ""), ctx.settings)
+        executor.stop(handle, ctx.settings.stop_grace_seconds)
+        executor.cleanup(handle)
+
+
+def _adoptable(ctx: Context, handle: dict[str, Any]) -> bool | None:
+    """Whether a run's ranks can still be adopted; None when the engine does not answer."""
+    from app.runtime.executors import ExecutorError, get_executor
+
+    kind = str(handle.get("kind") or "")
+    if kind == "docker":
+        from app.runtime.dockerhost import docker_reachable
+
+        if not docker_reachable(ctx.settings):  # a short ping: a hung engine must not hang us
+            return None
     for attempt in range(2):
         try:
-            return get_executor("docker", ctx.settings).adoptable(handle)
+            return get_executor(kind, ctx.settings).adoptable(handle)
         except ExecutorError:
             if attempt == 0:
                 time.sleep(0.5)
     return None
-
-
-def _kill_local(ctx: Context, handle: dict[str, object]) -> None:
-    from app.runtime.executors.local import LocalExecutor
-
-    LocalExecutor(ctx.settings).kill_orphans(handle)
 
 
 # ---------------------------------------------------------------- uploads left behind

@@ -1,11 +1,12 @@
 """The supervisor: one detached process per version that owns the version's whole life.
 
-Started by `launcher.start_supervisor` (entry point `app.runtime.supervisor`) in its own
-session, so closing the terminal, an SSH hang-up or the TUI's death never touch it. It
-waits for GPUs, plans and starts the ranks, writes their logs, ingests metrics, moves
-the status, and on the way out releases GPUs and wakes queued versions. A second
-supervisor started for a version that already has a live one exits at once; one
-started for a Docker version whose supervisor died adopts the containers again.
+Started by `app.runtime.launcher` (entry point `app.runtime.supervisor`) in its own
+session, so closing the terminal, an SSH hang-up or the TUI's death never touch it.
+When the ranks were started already (by the caller, or before a supervisor died) it
+adopts them; else it waits for GPUs, stages the data and starts them itself. Then it
+copies Docker ranks' output into their logs (local ranks write theirs), ingests
+metrics, moves the status, and on the way out releases GPUs and wakes queued versions.
+A second supervisor started for a version that already has a live one exits at once.
 """
 
 from __future__ import annotations
@@ -41,30 +42,21 @@ from app.models import (
 )
 from app.runtime.executors import Executor, ExecutorError, RankExit, get_executor
 from app.runtime.executors.base import Handle
-from app.runtime.handoff import HANDOFF_WAIT_SECONDS, WarmStart
+from app.runtime.launcher import open_rank_logs, start_ranks
 from app.runtime.logpump import RankLog, catch_up, pump
 from app.runtime.outcome import Outcome, outcome_of
 from app.runtime.plan import (
     CREATED_LABEL,
     INSTANCE_LABEL,
     PlanError,
-    build_plan,
     instance_tag,
-    metrics_file_name,
+    metrics_path,
     rank_names,
     state_dir,
     version_stamp,
 )
 from app.runtime.procs import hostname, settle_heap, supervisor_alive
 from app.runtime.scheduler import peek_admission, release, try_admit, wake_queued
-from app.runtime.startup import (
-    STARTING,
-    announce_start,
-    clear_marker,
-    marker_alive,
-    marker_of,
-    open_rank_logs,
-)
 from app.runtime.supervisor import SignalFlags
 from app.runtime.supervisor_storage import StorageSteps
 from app.spec import JobSpec
@@ -84,7 +76,8 @@ METRICS_SECONDS = 1.0
 QUEUE_RECHECK_SECONDS = 2.0
 ENGINE_RETRY_SECONDS = 600.0
 """How long an unreachable Docker engine is waited for before the version fails."""
-PUMP_JOIN_SECONDS = 10.0
+PUMP_STALL_SECONDS = 30.0
+"""How long the end of a run waits for a log pump that copies nothing more."""
 CATCH_UP_DELAY_SECONDS = 1.0
 CATCH_UP_WAIT_SECONDS = 120.0
 """How long an exited Docker rank's last log lines are waited for while the engine is away."""
@@ -94,9 +87,8 @@ class Supervisor(StorageSteps):
     """Runs one version from admission to its final status."""
 
     def __init__(self, ctx: Context, version_id: int, flags: SignalFlags | None = None,
-                 warm: WarmStart | None = None) -> None:
+                 *, restarted: bool = False) -> None:
         self.ctx = ctx
-        self.warm = warm
         self.version_id = version_id
         self.flags = flags or SignalFlags()
         self.logs: dict[int, RankLog] = {}
@@ -110,6 +102,8 @@ class Supervisor(StorageSteps):
         self.output_uri = ""
         """The version's output location; an object-storage one is uploaded at the end."""
         self.log_sync: LogSyncer | None = None
+        self.restarted = restarted
+        """True when this process replaces a supervisor of the version that died."""
 
     @property
     def stopping(self) -> bool:
@@ -126,20 +120,6 @@ class Supervisor(StorageSteps):
         try:
             spec = JobSpec.model_validate(json.loads(version.spec_json))
             self._setup_storage(version, spec)
-            if self.warm is not None and self.warm.started_here:
-                self._take_over_warm(version)
-                return 0
-            marker = marker_of(version.handle)
-            if marker is not None and int(marker.get(STARTING) or 0) == os.getpid():
-                # Marked as started by this process, whose first stage had nothing to
-                # start (the submitter died first): start it the ordinary way.
-                clear_marker(self.ctx, self.version_id, version.handle)
-                version.handle = ""
-            elif marker is not None:
-                found = self._await_starter()
-                if found is None:
-                    return 0
-                version = found
             if version.handle:
                 self._adopt(version)
             else:
@@ -193,6 +173,10 @@ class Supervisor(StorageSteps):
             fields["exit_code"] = outcome.exit_code
         set_status(self.ctx, self.version_id, outcome.status, outcome.reason, **fields)
 
+    def _close_logs(self) -> None:
+        for rank_log in self.logs.values():
+            rank_log.close()
+
     def _note(self, message: str, rank: int = 0) -> None:
         rank_log = self.logs.get(rank)
         if rank_log is not None:
@@ -208,26 +192,6 @@ class Supervisor(StorageSteps):
     def _reload(self) -> Version | None:
         with self.ctx.db.read() as session:
             return session.get(Version, self.version_id)
-
-    def _await_starter(self) -> Version | None:
-        """The submitting process is starting the ranks: wait for its handle.
-
-        Returns the version once it has a real handle (or none, when the starter died
-        or gave up: `_launch` then recovers what it may have started); None when the
-        version ended meanwhile.
-        """
-        deadline = time.monotonic() + HANDOFF_WAIT_SECONDS
-        while True:
-            version = self._reload()
-            if version is None or Status(version.status).is_final:
-                return None
-            marker = marker_of(version.handle)
-            if marker is None:
-                return version
-            if not marker_alive(marker) or time.monotonic() > deadline:
-                clear_marker(self.ctx, self.version_id, version.handle)
-            else:
-                time.sleep(0.05)
 
     # -- admission ------------------------------------------------------------------------
 
@@ -266,25 +230,16 @@ class Supervisor(StorageSteps):
         executor = get_executor(version.runtime or "local", self.ctx.settings)
         if self._recover(executor, version):
             return
-        try:
-            plan = build_plan(self.ctx.settings, self.job, version, spec, gpus, data_paths)
-        except (PlanError, OSError) as exc:
-            self._end(Outcome(Status.FAILED, str(exc)))
-            return
         if self.stopping:
             self._end(Outcome(Status.STOPPED, "stopped by user"))
             return
-        announce_start(self.ctx, version, self.logs, plan, executor.kind, gpus)
         try:
-            handle = executor.start(plan)
-        except ExecutorError as exc:
+            handle = start_ranks(self.ctx, self.job, version, spec, gpus, data_paths,
+                                 executor, self.logs)
+        except (PlanError, ExecutorError, OSError) as exc:
             self._end(Outcome(Status.FAILED, str(exc)))
             return
-        ended = threading.Event()
-        self._start_pumps(executor, handle, ended)
-        set_status(self.ctx, self.version_id, Status.RUNNING, "", handle=json.dumps(handle),
-                   executor=executor.kind, allocated_gpus=",".join(map(str, gpus)))
-        self._watch(executor, handle, version, ended, adopted=False)
+        self._watch(executor, handle, version, adopted=False)
 
     def _recover(self, executor: Executor, version: Version) -> bool:
         """Containers of this version left by a supervisor that died while starting them.
@@ -292,12 +247,9 @@ class Supervisor(StorageSteps):
         When every rank's container was started, adopt them (True); remove any other
         leftovers so that a fresh start can reuse the names (False).
         """
-        finder = getattr(executor, "find_containers", None)
-        if finder is None:
-            return False
         tag = instance_tag(self.ctx.settings)
         try:
-            found = [c for c in finder(self.version_id)
+            found = [c for c in executor.find_containers(self.version_id)
                      if c.labels.get(INSTANCE_LABEL) == tag]
         except ExecutorError:
             return False
@@ -316,44 +268,19 @@ class Supervisor(StorageSteps):
                     row.handle, row.executor = json.dumps(handle), executor.kind
                     session.add(row)
             version.handle = json.dumps(handle)
-            self._adopt(version, logs_open=True)
+            self._adopt(version)
             return True
         self._cleanup(executor, handle, retry=False)
         return False
 
-    def _take_over_warm(self, version: Version) -> None:
-        """The first stage started the ranks (a local fast start): record and watch them."""
-        warm, self.warm = self.warm, None
-        assert warm is not None
-        self.logs, self.threads = warm.logs, warm.threads
-        if warm.error:
-            self._end(Outcome(Status.FAILED, warm.error))
-            return
-        set_status(self.ctx, self.version_id, Status.RUNNING, "", handle=json.dumps(warm.handle),
-                   executor=warm.executor.kind, allocated_gpus=",".join(map(str, warm.gpus)))
-        self._watch(warm.executor, warm.handle, version, warm.ended, adopted=False)
-
-    def _adopt(self, version: Version, *, logs_open: bool = False) -> None:
-        """Take over a run whose supervisor died (Docker ranks live on in the engine).
-
-        Also the usual way in after a fast start (`app.runtime.handoff`): the ranks were
-        started by the submitting process and this process's first stage already copies
-        their output.
-        """
+    def _adopt(self, version: Version) -> None:
+        """Watch ranks that run without this process: started by the caller, or before
+        a supervisor of the version died (both runtimes' ranks live on without one)."""
         handle: Handle = json.loads(version.handle)
-        warm, self.warm = self.warm, None
-        if warm is not None and warm.handle == handle:
-            self.logs, self.threads = warm.logs, warm.threads
-            if version.status != Status.RUNNING.value:
-                set_status(self.ctx, self.version_id, Status.RUNNING, "")
-            self._watch(warm.executor, handle, version, warm.ended, adopted=False)
-            return
-        if warm is not None:  # not the run it was told about: let its pumps go
-            warm.ended.set()
         executor = get_executor(version.executor or handle.get("kind") or version.runtime,
                                 self.ctx.settings)
-        if not logs_open:
-            self._open_logs(version, fresh=False)
+        self._close_logs()
+        self._open_logs(version, fresh=False)
         for rank_log in self.logs.values():
             rank_log.resume()
         deadline = time.monotonic() + ENGINE_RETRY_SECONDS
@@ -367,22 +294,29 @@ class Supervisor(StorageSteps):
                     return
                 time.sleep(2.0)
         if not adoptable:
-            kill = getattr(executor, "kill_orphans", None)
-            if kill is not None:
-                kill(handle)
-            self._end(Outcome(Status.FAILED, "supervisor lost"))
+            self._end(Outcome(Status.FAILED, "supervisor lost (its ranks are gone)"))
             return
-        self._note("supervisor restarted: adopting the running ranks")
-        self._event("supervisor restarted; ranks adopted")
+        if self.restarted:
+            self._note("supervisor restarted: adopting the running ranks")
+            self._event("supervisor restarted; ranks adopted")
         if version.status != Status.RUNNING.value:
             set_status(self.ctx, self.version_id, Status.RUNNING, "")
-        ended = threading.Event()
-        self._start_pumps(executor, handle, ended)
-        self._watch(executor, handle, version, ended, adopted=True)
+        self._watch(executor, handle, version, adopted=self.restarted)
 
     # -- watch ------------------------------------------------------------------------------
 
-    def _start_pumps(self, executor: Executor, handle: Handle, ended: threading.Event) -> None:
+    def _start_watchers(self, executor: Executor, handle: Handle, ended: threading.Event
+                        ) -> None:
+        """Threads that wake the main loop when a rank's output or process ends: the
+        log pumps, or (an executor whose ranks write their own logs) a waiter."""
+        if not executor.pumps_logs:
+            def wait() -> None:
+                while not ended.is_set():
+                    executor.wait_any(handle, POLL_SECONDS)
+                    self.flags.changed.set()
+
+            threading.Thread(target=wait, name="rank-waiter", daemon=True).start()
+            return
         for rank, rank_log in sorted(self.logs.items()):
             thread = threading.Thread(
                 target=pump, name=f"logs-{rank}", daemon=True,
@@ -390,12 +324,26 @@ class Supervisor(StorageSteps):
             thread.start()
             self.threads.append(thread)
 
+    def _join_pumps(self) -> None:
+        """Wait for the pumps to copy the ranks' last output: as long as they make
+        progress, however long the log (a join with a fixed bound lost the end of big
+        logs); a pump stalled for PUMP_STALL_SECONDS is given up on (`_catch_up`)."""
+        progress, stalled_since = -1, time.monotonic()
+        while any(t.is_alive() for t in self.threads):
+            written = sum(x.rank_lines for x in self.logs.values())
+            if written != progress:
+                progress, stalled_since = written, time.monotonic()
+            elif time.monotonic() - stalled_since > PUMP_STALL_SECONDS:
+                return
+            for thread in self.threads:
+                thread.join(timeout=0.2)
+
     def _ingest_metrics(self, version: Version, *, replace: bool = False) -> None:
         """Store new metric points; `replace` re-reads the files from their start."""
         new: list[MetricPoint] = []
         for rank in range(max(1, version.nodes)):
             reader = self.readers.setdefault(
-                rank, JsonlMetricsReader(self.state / metrics_file_name(rank)))
+                rank, JsonlMetricsReader(metrics_path(self.ctx.settings, self.version_id, rank)))
             new += reader.read_new()
         if not new and not replace:
             return
@@ -425,8 +373,10 @@ class Supervisor(StorageSteps):
                 self.flags.changed.wait(2.0)
                 self.flags.changed.clear()
 
-    def _watch(self, executor: Executor, handle: Handle, version: Version,
-               ended: threading.Event, adopted: bool) -> None:
+    def _watch(self, executor: Executor, handle: Handle, version: Version, adopted: bool
+               ) -> None:
+        ended = threading.Event()
+        self._start_watchers(executor, handle, ended)
         stop_sent = False
         last_metrics = last_poll = time.monotonic()
         self._ingest_metrics(version, replace=adopted)
@@ -460,11 +410,13 @@ class Supervisor(StorageSteps):
             if woke:
                 self.flags.changed.clear()
         ended.set()
-        deadline = time.monotonic() + PUMP_JOIN_SECONDS
-        for thread in self.threads:
-            thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        self._join_pumps()
         final = [e for e in exits if e is not None]
-        if executor.kind == "docker" and not any(t.is_alive() for t in self.threads):
+        if any(t.is_alive() for t in self.threads):
+            self._note("the log stream stopped before the end of the output: the log may "
+                       "miss its last lines")
+            self._event("log stream stalled: the log may miss its last lines", "warning")
+        elif executor.pumps_logs:
             self._catch_up(executor, handle, final)
         for rank_log in self.logs.values():
             rank_log.finish_partial()
@@ -525,7 +477,15 @@ class Supervisor(StorageSteps):
             session.add_all([MetricSummary(version_id=self.version_id, name=k, value=v)
                              for k, v in finals.items()])
         cleaned = self._cleanup(executor, handle, retry=False)
-        self._end(outcome_of(exits, self.failed_first, self.stopping))
+        outcome = outcome_of(exits, self.failed_first, self.stopping)
+        lost = [f"rank {e.rank}: {e.log_error}" for e in exits if e.log_error]
+        lost += [f"rank {r}: {x.error}" for r, x in sorted(self.logs.items()) if x.error]
+        if lost:
+            # The run itself is not at fault: its status stays, the gap is said.
+            self._event("log incomplete: " + "; ".join(lost), "warning")
+            if outcome.status is Status.SUCCEEDED:
+                outcome = Outcome(Status.SUCCEEDED, "log incomplete: " + lost[0], 0)
+        self._end(outcome)
         if not cleaned:
             # The engine may be restarting: the status is final, the GPUs free; keep
             # trying to remove the containers for a while, so that none is left behind.
@@ -555,7 +515,7 @@ def _size(path: Path) -> int:
         return 0
 
 
-def run_supervisor(version_id: int, flags: SignalFlags, warm: WarmStart | None = None) -> int:
+def run_supervisor(version_id: int, flags: SignalFlags, *, restarted: bool = False) -> int:
     """Open the database and supervise `version_id`; the process's exit code."""
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -566,4 +526,4 @@ def run_supervisor(version_id: int, flags: SignalFlags, warm: WarmStart | None =
         return 1
     ctx.db.checkpoint_in_background()  # a scheduling decision must not wait for one
     settle_heap()
-    return Supervisor(ctx, version_id, flags, warm).run()
+    return Supervisor(ctx, version_id, flags, restarted=restarted).run()

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from app.context import Context
 from app.models import Status, Version
+from app.runtime.launcher import dataset_paths
 from app.runtime.outcome import Outcome
 from app.runtime.plan import PlanError
-from app.runtime.startup import dataset_paths
 from app.runtime.supervisor import SignalFlags
 from app.spec import JobSpec, is_remote
 from app.storage import (

@@ -7,9 +7,10 @@ stored in the database, so a later supervisor can find the run again.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ class RankPlan:
     """Container name, or a label for the process (unique per rank)."""
     gpus: list[int] = field(default_factory=list)
     """GPU indices this rank may use."""
+    log: str = ""
+    """The rank's log file (written by the local rank wrapper; Docker logs are pumped)."""
 
 
 @dataclass(frozen=True)
@@ -64,23 +67,8 @@ class LaunchPlan:
     network: str | None = None
     """Docker network shared by the ranks of a multi-node version."""
     labels: dict[str, str] = field(default_factory=dict)
-
-
-def plan_to_json(plan: LaunchPlan) -> dict[str, Any]:
-    """The plan as JSON-able data (for the handoff to a new supervisor)."""
-    data = asdict(plan)
-    data["mounts"] = [{**m, "host": str(m["host"])} for m in data["mounts"]]
-    return data
-
-
-def plan_from_json(data: dict[str, Any]) -> LaunchPlan:
-    """The plan back from `plan_to_json`."""
-    return LaunchPlan(**{
-        **data,
-        "mounts": [Mount(**{**m, "host": Path(m["host"])}) for m in data["mounts"]],
-        "ranks": [RankPlan(**r) for r in data["ranks"]],
-        "user": tuple(data["user"]),
-    })
+    state_dir: str = ""
+    """Traindeck's own folder of the version (never visible to the ranks)."""
 
 
 @dataclass(frozen=True)
@@ -92,20 +80,35 @@ class RankExit:
     oom_killed: bool = False
     error: str = ""
     """Set when the executor itself could not tell (e.g. the container vanished)."""
+    log_error: str = ""
+    """Set when the rank's log could not be written completely (e.g. a full disk)."""
 
 
 class Executor(ABC):
     """Starts, watches, stops and cleans up the ranks of a version."""
 
     kind: str
+    pumps_logs: bool = True
+    """True when the supervisor copies the ranks' output (`logs`) into their log files;
+    False when the ranks' logs are written without it."""
 
     @abstractmethod
     def start(self, plan: LaunchPlan) -> Handle:
         """Start every rank; raise ExecutorError with a user-facing reason on failure."""
 
-    @abstractmethod
     def logs(self, handle: Handle, rank: int, since: datetime | None = None) -> Iterator[bytes]:
-        """Yield the rank's combined stdout/stderr in chunks until it exits."""
+        """Yield the rank's combined stdout/stderr in chunks until it exits (executors
+        that pump logs)."""
+        return iter(())
+
+    def wait_any(self, handle: Handle, timeout: float) -> None:
+        """Return when a rank may have ended, or after `timeout` seconds at most."""
+        time.sleep(timeout)
+
+    def find_containers(self, version_id: int) -> list[Any]:
+        """Containers labelled with `version_id`, in rank order: ranks started by a
+        process that died before it recorded their handle (executors with labels)."""
+        return []
 
     @abstractmethod
     def poll(self, handle: Handle) -> list[RankExit | None]:
