@@ -32,7 +32,6 @@ from typing import Literal
 import pathspec
 
 from app.errors import TraindeckError
-from app.storage.progress import human_bytes
 
 DEFAULT_EXCLUDES = (".git/", "__pycache__/", "*.pyc", ".venv/", "runs/",
                     ".ipynb_checkpoints/", ".pytest_cache/", ".mypy_cache/")
@@ -212,6 +211,8 @@ def take_snapshot(code_dir: Path, store: Path, *, limit_bytes: int,
     skipped = tuple(f"{rel}: {info}, skipped" for rel, _, info in found if isinstance(info, str))
     total = sum(info.st_size for _, _, info in kept if stat.S_ISREG(info.st_mode))
     if total > limit_bytes:
+        from app.storage.progress import human_bytes  # app.storage is slow to import
+
         raise SnapshotError(
             f"code folder {root} is {human_bytes(total)}, over the snapshot limit of "
             f"{human_bytes(limit_bytes)} (setting code_snapshot_limit); exclude large files "
