@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from s3server import S3Server, put_objects, shared_server, use_server
@@ -17,6 +18,8 @@ from s3server import S3Server, put_objects, shared_server, use_server
 from app.compat import shim_path
 from app.compat.moxing import _s3
 from app.compat.moxing import file as mox_file
+
+IMAGE = "traindeck/python:3.11"  # has no boto3
 
 MODELARTS_SCRIPT = """
 import argparse, json, sys
@@ -103,6 +106,34 @@ def test_modelarts_script_copies_s3_data_through_s3_endpoint(s3: S3Server,
                                            "train/b.csv"]
     body = s3.client().get_object(Bucket="bucket", Key="out/result.txt")["Body"].read()
     assert body == b"copied 4"
+
+
+@pytest.mark.docker
+def test_modelarts_script_in_a_bare_image_with_the_shim_mounted_read_only(
+        docker_engine: Any, tmp_path: Path) -> None:
+    from docker.errors import ImageNotFound
+
+    try:
+        docker_engine.images.get(IMAGE)
+    except ImageNotFound:
+        message = f"image {IMAGE} missing: run scripts/build-test-image"
+        if os.environ.get("TRAINDECK_REQUIRE_DOCKER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    make_data(tmp_path / "data")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "train.py").write_text(MODELARTS_SCRIPT)
+    mounts = {str(shim_path()): {"bind": "/opt/traindeck/compat", "mode": "ro"},
+              str(tmp_path / "code"): {"bind": "/code", "mode": "ro"},
+              str(tmp_path / "data"): {"bind": "/data", "mode": "ro"},
+              str(tmp_path / "out"): {"bind": "/out", "mode": "rw"}}
+    output = docker_engine.containers.run(
+        IMAGE, ["python", "/code/train.py", "--data_url=/data/", "--train_url=/out/",
+                "--cache=/tmp/cache/data"], volumes=mounts, remove=True,
+        environment={"PYTHONPATH": "/opt/traindeck/compat"}, user=f"{os.getuid()}:{os.getgid()}")
+    assert json.loads(output)["copied"] == ["labels.txt", "train", "train/a.csv", "train/b.csv"]
+    assert (tmp_path / "out" / "result.txt").read_text() == "copied 4"
 
 
 def test_the_shim_needs_only_the_standard_library(tmp_path: Path) -> None:
