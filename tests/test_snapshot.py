@@ -164,12 +164,15 @@ def test_changed_files_and_diff(tmp_path: Path) -> None:
     a = take_snapshot(code, store, limit_bytes=LIMIT)
     write(code, {"train.py": "lr = 0.2\nepochs = 3\n", "new.py": "print()", "model.bin": b"\0\2"})
     (code / "old.py").unlink()
+    (code / "same.py").chmod(0o755)
     b = take_snapshot(code, store, limit_bytes=LIMIT)
     assert changed_files(a, b) == [("model.bin", "modified"), ("new.py", "added"),
-                                   ("old.py", "removed"), ("train.py", "modified")]
+                                   ("old.py", "removed"), ("same.py", "modified"),
+                                   ("train.py", "modified")]
     assert file_diff(a, b, "train.py") == (
         "--- a/train.py\n+++ b/train.py\n@@ -1,2 +1,2 @@\n-lr = 0.1\n+lr = 0.2\n epochs = 3\n")
     assert file_diff(a, b, "new.py") == (
         "--- a/new.py\n+++ b/new.py\n@@ -0,0 +1 @@\n+print()\n\\ No newline at end of file\n")
     assert file_diff(a, b, "model.bin") == "Binary files a/model.bin and b/model.bin differ\n"
-    assert file_diff(a, b, "same.py") == ""
+    assert file_diff(a, b, "same.py") == "old mode 644\nnew mode 755\n"
+    assert file_diff(a, a, "train.py") == ""

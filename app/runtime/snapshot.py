@@ -119,7 +119,11 @@ def _walk(root: Path, spec: pathspec.GitIgnoreSpec
           ) -> Iterator[tuple[str, Path, os.stat_result | str]]:
     """(relative path, path, its lstat) per kept entry; (…, reason) per skipped one."""
     real_root = os.path.realpath(root)
-    for top, dirs, names in os.walk(root):
+
+    def unreadable(error: OSError) -> None:
+        raise error  # a folder left out without a word would be a silent hole in the copy
+
+    for top, dirs, names in os.walk(root, onerror=unreadable):
         base = os.path.relpath(top, root)
         base = "" if base == "." else base.replace(os.sep, "/") + "/"
         kept_dirs = []
@@ -333,10 +337,14 @@ def _text(snapshot: Snapshot, path: str) -> list[str] | None:
 
 def file_diff(a: Snapshot, b: Snapshot, path: str) -> str:
     """A unified diff of `path` from `a` to `b` ("" when equal; binary files said so)."""
+    before, after = a.files.get(path), b.files.get(path)
+    header = ""
+    if before is not None and after is not None and before.mode != after.mode:
+        header = f"old mode {before.mode:o}\nnew mode {after.mode:o}\n"
     old, new = _text(a, path), _text(b, path)
     if old is None or new is None:
-        same = a.files.get(path) == b.files.get(path)
-        return "" if same else f"Binary files a/{path} and b/{path} differ\n"
+        same = before is not None and after is not None and before.hash == after.hash
+        return header + ("" if same else f"Binary files a/{path} and b/{path} differ\n")
     lines = difflib.unified_diff(old, new, f"a/{path}", f"b/{path}")
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-                   for line in lines)
+    no_newline = "\n\\ No newline at end of file\n"
+    return header + "".join(line if line.endswith("\n") else line + no_newline for line in lines)
