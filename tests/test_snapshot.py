@@ -67,6 +67,11 @@ def test_git_work_tree_commit_and_dirty(tmp_path: Path) -> None:
                           limit_bytes=LIMIT)
     assert plain.git is None
 
+    git(code, "worktree", "add", str(tmp_path / "tree"))  # there `.git` is a file
+    tree = take_snapshot(tmp_path / "tree", tmp_path / "store", limit_bytes=LIMIT)
+    assert sorted(tree.files) == ["train.py", "util.py"]
+    assert tree.git is not None and (tree.git.commit, tree.git.dirty) == (head, False)
+
 
 def test_excludes_defaults_and_traindeckignore(tmp_path: Path) -> None:
     code = write(tmp_path / "code", {

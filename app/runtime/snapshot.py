@@ -33,7 +33,7 @@ import pathspec
 
 from app.errors import TraindeckError
 
-DEFAULT_EXCLUDES = (".git/", "__pycache__/", "*.pyc", ".venv/", "runs/",
+DEFAULT_EXCLUDES = (".git", "__pycache__/", "*.pyc", ".venv/", "runs/",
                     ".ipynb_checkpoints/", ".pytest_cache/", ".mypy_cache/")
 """Left out of every snapshot (`.gitignore` syntax)."""
 IGNORE_FILE = ".traindeckignore"
