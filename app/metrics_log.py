@@ -111,7 +111,8 @@ def default_pairs(text: str) -> tuple[list[tuple[str, float]], int | None]:
     comes from URLs, paths, flags, times, dates, versions, values with units, set-up
     numbers (``rank``, ``pid``, ``seed``, ...) or an argparse ``Namespace(...)`` echo.
     """
-    if text.startswith("Namespace(") or not any(c in text for c in "=:|"):
+    if ("=" not in text and ":" not in text and "|" not in text) or \
+            text.startswith("Namespace("):
         return [], None
     if "://" in text:
         text = _URL.sub(" ", text)
@@ -176,7 +177,7 @@ class LogMetricsReader:
         self.dropped = 0
         """Points not kept because the log already gave ``MAX_NAMES`` names."""
 
-    def read_new(self, max_bytes: int = 4 * 1024 * 1024) -> list[MetricPoint]:
+    def read_new(self, max_bytes: int = 2 * 1024 * 1024) -> list[MetricPoint]:
         """Points from the lines completed since the last call (reads at most max_bytes)."""
         if self._patterns == []:
             return []
