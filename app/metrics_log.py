@@ -22,7 +22,8 @@ from app.logs import LogFollower, split_timestamp
 from app.metrics import JsonlMetricsReader, MetricPoint
 
 OWN_PREFIX = "[traindeck] "
-"""Lines of Traindeck's own in a rank's log start with this after the stamp."""
+"""Lines of Traindeck's own in a rank's log start with this after the stamp (the
+supervisor's ``SUPERVISOR_PREFIX``, not imported: the runtime is no import of the core's)."""
 MAX_LINE_CHARS = 4096
 """Longer lines (a dumped tensor, a progress bar gone wild) are not searched for numbers."""
 MAX_NAMES = 1000

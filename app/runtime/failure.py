@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.logs import split_timestamp, tail_file
+from app.runtime.logpump import SUPERVISOR_PREFIX as OWN_PREFIX
 
 TAIL_BYTES = 64 * 1024
 """How much of the end of a log is searched."""
 TAIL_LINES = 400
 MAX_REASON_CHARS = 300
-OWN_PREFIX = "[traindeck] "
 OWN_ERROR = OWN_PREFIX + "error: "
 
 _TRACEBACK = "Traceback (most recent call last):"
