@@ -3,11 +3,18 @@
 A script reports metrics in whichever of these ways it likes:
 
 * appending JSON objects, one a line, to a metrics file (read incrementally while it runs);
-* writing ``metrics.json`` with its final numbers into the output folder;
-* writing TensorBoard event files anywhere under the output folder.
+* printing them (``loss: 0.31``; read from the log by ``app.metrics_log``);
+* writing ``metrics.json`` (or ModelArts' ``metric.json``) with its final numbers;
+* writing TensorBoard event files anywhere under the output or working folder.
 
 This module turns all of them into ``MetricPoint``s and final values, and knows how the
 comparison page orders metrics and which direction of each is better.
+
+Where several sources give a metric of the same name: the summary files give its final
+value (the script's own last word); its points come from the first source that gave the
+name, live ones first (JSON lines, then the log, see ``RankMetricsReader``), then
+TensorBoard files read at the end (``read_final_metrics``), so a curve shown while the
+run went on is not replaced by another one after it ended.
 
 This module is part of the core: it must never import textual. TensorBoard is optional;
 it is imported only when event files are read.
@@ -20,7 +27,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +37,15 @@ from app.logs import LogFollower
 log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "metrics.json"
+MODELARTS_SUMMARY_FILE = "metric.json"
+"""ModelArts' file: ``{"total_metric": {"total_metric_values": {"accuracy": 0.9}}}``."""
+MAX_EVENT_FILES = 200
+MAX_EVENT_BYTES = 512 * 1024 * 1024
+"""How many TensorBoard files, and bytes of them, are read under one folder at most."""
+MAX_SCANNED_ENTRIES = 100_000
+"""Folder entries looked at when searching a folder for TensorBoard files."""
+_UNSEARCHED = frozenset({"__pycache__", "node_modules", "site-packages", "venv"})
+"""Folders (besides hidden ones such as ``.git``) never searched for TensorBoard files."""
 Goal = Literal["max", "min"]
 
 
@@ -129,14 +145,8 @@ class JsonlMetricsReader:
         return [MetricPoint(name, step, value, wall_time) for name, value in values.items()]
 
 
-def read_summary_file_checked(output_dir: Path) -> tuple[dict[str, float], str | None]:
-    """Final metrics from ``<output_dir>/metrics.json`` and what went wrong, if anything.
-
-    Returns ``(values, problem)``. ``problem`` is None when the file was read or is simply
-    absent (many scripts write none); otherwise it says why nothing (or less) was read.
-    Nested objects are flattened with ``/``; values that are not finite numbers are ignored.
-    """
-    path = Path(output_dir) / SUMMARY_FILE
+def _json_object(path: Path) -> tuple[dict[str, Any], str | None]:
+    """The JSON object in a file and what went wrong; an absent file is no problem."""
     try:
         text = path.read_bytes()
     except FileNotFoundError:
@@ -149,11 +159,30 @@ def read_summary_file_checked(output_dir: Path) -> tuple[dict[str, float], str |
         return {}, f"{path} is not valid JSON: {exc}"
     if not isinstance(data, dict):
         return {}, f"{path} holds a JSON {type(data).__name__}, not an object"
-    return flatten_numbers(data), None
+    return data, None
+
+
+def read_summary_file_checked(output_dir: Path) -> tuple[dict[str, float], str | None]:
+    """Final metrics from ``metrics.json`` and ``metric.json`` in a folder, and what went wrong.
+
+    Returns ``(values, problem)``. ``problem`` is None when the files were read or are
+    simply absent (many scripts write none); otherwise it says why nothing (or less) was
+    read. Nested objects are flattened with ``/``; values that are not finite numbers are
+    ignored. ModelArts' ``metric.json`` gives the numbers of its
+    ``total_metric.total_metric_values`` under their own names (any other shape is read
+    like ``metrics.json``); where both files name a metric, ``metrics.json`` wins.
+    """
+    modelarts, problem = _json_object(Path(output_dir) / MODELARTS_SUMMARY_FILE)
+    total = modelarts.get("total_metric")
+    if isinstance(total, dict) and isinstance(total.get("total_metric_values"), dict):
+        modelarts = total["total_metric_values"]
+    own, own_problem = _json_object(Path(output_dir) / SUMMARY_FILE)
+    problems = [p for p in (own_problem, problem) if p]
+    return flatten_numbers(modelarts) | flatten_numbers(own), "; ".join(problems) or None
 
 
 def read_summary_file(output_dir: Path) -> dict[str, float]:
-    """Final metrics from ``metrics.json`` in the output folder; ``{}`` if absent or corrupt.
+    """Final metrics from ``metrics.json``/``metric.json`` in a folder; ``{}`` if absent.
 
     Never raises for a bad file: the problem is logged as a warning on this module's
     logger. Use ``read_summary_file_checked`` to show the problem to the user instead.
@@ -177,25 +206,54 @@ def tensorboard_available() -> bool:
     return True
 
 
-def _event_files(output_dir: Path) -> list[Path]:
-    root = Path(output_dir)
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.rglob("events.out.tfevents.*") if p.is_file())
+def _event_files(root: Path, skip: Collection[str] = ()) -> list[Path]:
+    """TensorBoard event files at any depth under a folder, within the module's bounds.
+
+    Hidden folders, caches, virtual environments and the folders in ``skip`` (absolute
+    paths) are not searched, links to folders are not followed; past
+    ``MAX_SCANNED_ENTRIES`` entries, ``MAX_EVENT_FILES`` files or ``MAX_EVENT_BYTES``
+    bytes (files taken in path order) the rest is left unread.
+    """
+    found: list[Path] = []
+    entries = 0
+    for folder, dirs, files in os.walk(os.path.abspath(root)):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _UNSEARCHED
+                         and os.path.join(folder, d) not in skip)
+        entries += len(dirs) + len(files)
+        found += [Path(folder, f) for f in files if f.startswith("events.out.tfevents.")]
+        if entries > MAX_SCANNED_ENTRIES:
+            log.warning("searched only the first %d entries under %s for TensorBoard files",
+                        MAX_SCANNED_ENTRIES, root)
+            break
+    kept: list[Path] = []
+    total = 0
+    for path in sorted(found):
+        try:
+            size = path.stat().st_size
+        except OSError:
+            continue
+        if len(kept) >= MAX_EVENT_FILES or total + size > MAX_EVENT_BYTES:
+            log.warning("read %d of %d TensorBoard files under %s (at most %d files, %d MiB)",
+                        len(kept), len(found), root, MAX_EVENT_FILES, MAX_EVENT_BYTES >> 20)
+            break
+        kept.append(path)
+        total += size
+    return kept
 
 
-def read_tensorboard_scalars(output_dir: Path) -> list[MetricPoint]:
-    """Scalar summaries of every ``events.out.tfevents.*`` file under the output folder.
+def read_tensorboard_scalars(output_dir: Path, skip: Collection[str] = ()) -> list[MetricPoint]:
+    """Scalar summaries of every ``events.out.tfevents.*`` file at any depth under a folder.
 
     Reads both the legacy ``simple_value`` form and the TF2 form (a scalar tensor with the
     scalars plugin). When the event files sit in more than one folder (TensorBoard's
     "runs", e.g. ``tb/train`` and ``tb/eval``), each tag gets its folder relative to the
     folders' common parent as a prefix (``train/loss``, ``eval/loss``) so runs do not
-    collide; files all in one folder keep their tags as they are. Files that cannot be
-    read are logged and skipped. Returns ``[]`` when TensorBoard is not installed (see
-    ``tensorboard_available``).
+    collide; files all in one folder (``runs/Dec06_12-00-00_host/`` as ``SummaryWriter()``
+    makes it) keep their tags as they are. Files that cannot be read are logged and
+    skipped; the search is bounded (see ``_event_files``). Returns ``[]`` when TensorBoard
+    is not installed (see ``tensorboard_available``).
     """
-    files = _event_files(output_dir)
+    files = _event_files(Path(output_dir), skip)
     if not files or not tensorboard_available():
         return []
     common = Path(os.path.commonpath([f.parent for f in files]))
@@ -208,6 +266,29 @@ def read_tensorboard_scalars(output_dir: Path) -> list[MetricPoint]:
         except Exception as exc:  # a corrupt file must not hide the other files' metrics
             log.warning("skipping TensorBoard file %s: %s", file, exc)
     return points
+
+
+def read_final_metrics(
+    folders: Iterable[Path | None],
+) -> tuple[list[MetricPoint], dict[str, float]]:
+    """What a finished version left in its folders: TensorBoard points and summary values.
+
+    ``folders`` in order of precedence (the output folder, then the working folder);
+    None and missing folders are skipped; a folder given twice, or inside an earlier one,
+    is read once. A metric name given by an earlier folder is not taken from a later one,
+    in either result.
+    """
+    points: list[MetricPoint] = []
+    summary: dict[str, float] = {}
+    done: list[str] = []
+    for folder in (os.path.abspath(f) for f in folders if f is not None):
+        if folder in done or not os.path.isdir(folder):
+            continue
+        summary = read_summary_file(Path(folder)) | summary
+        names = {p.name for p in points}
+        points += [p for p in read_tensorboard_scalars(Path(folder), done) if p.name not in names]
+        done.append(folder)
+    return points, summary
 
 
 def _shortest(scalar: Any) -> float:

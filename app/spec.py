@@ -12,10 +12,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -180,6 +181,22 @@ class TemplateSave(_Strict):
     _name = field_validator("name")(classmethod(lambda cls, v: check_name(v, "template name")))
 
 
+def _log_pattern(pattern: str) -> str:
+    from app.metrics_log import check_log_pattern  # only specs that have patterns need it
+
+    check_log_pattern(pattern)
+    return pattern
+
+
+class MetricsSpec(_Strict):
+    """Where metrics come from besides the files a script writes (see `app.metrics_log`)."""
+
+    log_patterns: list[Annotated[str, AfterValidator(_log_pattern)]] | None = Field(
+        default=None, max_length=20)
+    """Regular expressions that replace the default rules for numbers in the log (None:
+    the defaults; `[]`: no metrics from the log)."""
+
+
 class JobSpec(_Strict):
     """A complete training job description."""
 
@@ -193,6 +210,7 @@ class JobSpec(_Strict):
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     subscriptions: list[SubscriptionSpec] = Field(default_factory=list)
     save_as_template: TemplateSave | None = None
+    metrics: MetricsSpec | None = None
 
     _name = field_validator("name")(classmethod(lambda cls, v: check_name(v, "job name")))
 

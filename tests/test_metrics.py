@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app import metrics
 from app.metrics import (
     JsonlMetricsReader,
     MetricPoint,
@@ -18,6 +19,7 @@ from app.metrics import (
     final_values,
     metric_goal,
     ordered_metric_names,
+    read_final_metrics,
     read_summary_file,
     read_summary_file_checked,
     read_tensorboard_scalars,
@@ -110,6 +112,23 @@ def test_summary_file_missing_and_corrupt(
     assert read_summary_file(tmp_path) == {}
 
 
+def test_modelarts_metric_json_and_precedence(tmp_path: Path) -> None:
+    # As ModelArts' own examples write it.
+    (tmp_path / "metric.json").write_text(
+        '{"total_metric": {"total_metric_meta": {}, "total_reserved_data": {}, '
+        '"total_metric_values": {"accuracy": 0.9, "f1_score": 0.8}}}\n')
+    assert read_summary_file_checked(tmp_path) == ({"accuracy": 0.9, "f1_score": 0.8}, None)
+    (tmp_path / "metrics.json").write_text('{"accuracy": 0.95, "loss": 0.1}')
+    assert read_summary_file(tmp_path) == {"accuracy": 0.95, "f1_score": 0.8, "loss": 0.1}
+    (tmp_path / "metric.json").write_text('{"recall": 0.7, "other": {"x": 1}}')  # any shape
+    assert read_summary_file(tmp_path) == {
+        "recall": 0.7, "other/x": 1.0, "accuracy": 0.95, "loss": 0.1}
+    (tmp_path / "metric.json").write_text("{")
+    values, problem = read_summary_file_checked(tmp_path)
+    assert values == {"accuracy": 0.95, "loss": 0.1}
+    assert problem and "metric.json is not valid JSON" in problem
+
+
 needs_tensorboard = pytest.mark.skipif(
     not tensorboard_available(), reason="tensorboard is not installed"
 )
@@ -172,6 +191,50 @@ def test_tensorboard_from_torch_writer(tmp_path: Path) -> None:
     writer.add_text("note", "not a scalar", 1)
     writer.close()
     assert by_name(read_tensorboard_scalars(tmp_path)) == {"loss/val": [(1, 0.5), (2, 0.25)]}
+
+
+@needs_tensorboard
+def test_tensorboard_summary_writer_defaults_in_the_working_folder(tmp_path: Path) -> None:
+    """A script using `SummaryWriter()` as it comes: `runs/<date>_<host>/` in its cwd."""
+    pytest.importorskip("torch.utils.tensorboard")
+    work, output = tmp_path / "work", tmp_path / "output"
+    (work / "src").mkdir(parents=True)
+    output.mkdir()
+    (work / "train.py").write_text(
+        "from torch.utils.tensorboard import SummaryWriter\n"
+        "writer = SummaryWriter()\n"
+        "for step in range(3):\n"
+        "    writer.add_scalar('Loss/train', 1 / (step + 1), step)\n"
+        "writer.close()\n")
+    subprocess.run([sys.executable, "train.py"], cwd=work, check=True, capture_output=True)
+    [run] = (work / "runs").iterdir()
+    assert next(run.glob("events.out.tfevents.*"))
+    (output / "metrics.json").write_text('{"accuracy": 0.5}')
+    (work / "metrics.json").write_text('{"accuracy": 0.1, "f1": 0.2}')
+    points, summary = read_final_metrics([output, work, None, tmp_path / "missing", work])
+    assert by_name(points) == {"Loss/train": [(0, 1.0), (1, 0.5), (2, 0.33333334)]}
+    assert summary == {"accuracy": 0.5, "f1": 0.2}  # the output folder's first
+
+
+@needs_tensorboard
+def test_tensorboard_search_is_bounded_and_skips_hidden_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tensorboard.summary import Writer
+
+    for folder in ("a", "b", "c", ".git/x", "node_modules/y"):
+        writer = Writer(str(tmp_path / folder))
+        writer.add_scalar("loss", 1.0, 1)
+        writer.close()
+    assert sorted(by_name(read_tensorboard_scalars(tmp_path))) == ["a/loss", "b/loss", "c/loss"]
+    monkeypatch.setattr(metrics, "MAX_EVENT_FILES", 2)
+    assert sorted(by_name(read_tensorboard_scalars(tmp_path))) == ["a/loss", "b/loss"]
+    monkeypatch.setattr(metrics, "MAX_EVENT_BYTES", 1)
+    assert read_tensorboard_scalars(tmp_path) == []
+    # A folder inside one read before is not read again through the outer one.
+    monkeypatch.undo()
+    points, _ = read_final_metrics([tmp_path / "a", tmp_path])
+    assert sorted(by_name(points)) == ["b/loss", "c/loss", "loss"]
 
 
 @needs_tensorboard

@@ -1,0 +1,253 @@
+"""Metrics printed to a rank's log: ``loss: 0.31``, ``acc=0.98``, ``epoch 3 | val_loss 0.2``.
+
+Many scripts only print their numbers. ``LogMetricsReader`` follows a rank's log file (lines
+stamped ``2026-11-23T13:45:00.123Z <text>``, see ``app.logs``) and turns those numbers into
+``MetricPoint``s, a bounded amount per call. Traindeck's own lines (``[traindeck] ...``) are
+never read. ``RankMetricsReader`` joins it with the rank's JSON-lines file, which wins.
+
+The default rules are deliberately conservative; a spec's ``metrics.log_patterns`` (regular
+expressions with named groups) replaces them, and ``metrics.log_patterns: []`` turns log
+metrics off. Part of the core: never import textual.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from app.logs import LogFollower, split_timestamp
+from app.metrics import JsonlMetricsReader, MetricPoint
+
+OWN_PREFIX = "[traindeck] "
+"""Lines of Traindeck's own in a rank's log start with this after the stamp (the
+supervisor's ``SUPERVISOR_PREFIX``, not imported: the runtime is no import of the core's)."""
+MAX_LINE_CHARS = 4096
+"""Longer lines (a dumped tensor, a progress bar gone wild) are not searched for numbers."""
+MAX_NAMES = 1000
+"""Distinct metric names one log may give; later new names are ignored (``dropped``)."""
+
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_NAME = r"[A-Za-z_](?:[\w./-]*\w)?"
+# What may follow a value: the end, a separator or closing bracket, or a sentence's full
+# stop. So `1.5s`, `1.2.3`, `12:30`, `2026-11-23`, `9842/10000` and `cuda:0` give nothing.
+_VALUE_END = r"(?=$|[\s,;|)\]}'\"]|\.(?:\s|$))"
+# `name=value` (spaces allowed around `=`) or `name: value` (a space after the colon, so
+# `host:8080` is no pair); the name may be quoted as a printed dict has it
+# (`{'loss': 0.31}`). A name glued to `/`, `.`, `-`, `=` or a word is part of a path,
+# a file name or a flag (`/runs/lr=0.1`, `epoch=3-step=9.ckpt`, `--lr=0.01`): not a pair.
+_PAIR = re.compile(
+    rf"(?<![\w./=-])(['\"]?)(?P<name>{_NAME})\1(?:\s*=\s*|\s*:\s+)"
+    rf"(?P<value>{_NUMBER})(?P<percent>%)?{_VALUE_END}"
+)
+# Between `|` bars a bare `name value` is a pair too (`epoch 3 | val_loss 0.2`).
+_BARRED = re.compile(rf"\s*(?P<name>{_NAME})\s+(?P<value>{_NUMBER})(?P<percent>%)?\s*")
+# A step written as words (`Epoch 3/10`, `[iter 200]`, `Step #5:`).
+_STEP_WORDS = re.compile(r"(?<![\w-])(?i:(step|iteration|iter|epoch))\s+\[?#?(\d+)(?![\w.])")
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://\S*")
+_STEP_KEYS = {"step": 0, "global_step": 0, "iteration": 1, "iter": 1, "epoch": 2}
+"""Names that give the step, finest first: with `epoch` and `step` on one line, step wins."""
+_NOT_METRICS = frozenset({
+    "version", "pid", "port", "rank", "local_rank", "node_rank", "world_size",
+    "local_world_size", "seed",
+})
+"""Numbers scripts print that are set-up, not results."""
+
+
+def compile_log_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:
+    """The patterns of ``metrics.log_patterns``, compiled; raises ValueError for a bad one
+    with its index (``log_patterns[1]: ...``). See ``check_log_pattern`` for the rules."""
+    compiled = []
+    for index, pattern in enumerate(patterns):
+        try:
+            compiled.append(check_log_pattern(pattern))
+        except ValueError as exc:
+            raise ValueError(f"log_patterns[{index}]: {exc}") from None
+    return compiled
+
+
+def check_log_pattern(pattern: str) -> re.Pattern[str]:
+    """A ``metrics.log_patterns`` item compiled, or ValueError saying what is wrong.
+
+    Either groups ``(?P<name>...)`` and ``(?P<value>...)`` (the metric's name and value),
+    or groups named after metrics (``loss=(?P<loss>\\S+)``); ``(?P<step>...)`` is optional
+    in both forms.
+    """
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    groups = set(compiled.groupindex)
+    if ("name" in groups) != ("value" in groups):
+        raise ValueError("needs both (?P<name>...) and (?P<value>...), or metric-named groups")
+    if not groups - {"step"}:
+        raise ValueError("has no named group: use (?P<name>...) and (?P<value>...), "
+                         "or name a group after its metric, e.g. (?P<loss>...)")
+    return compiled
+
+
+def _value(text: str) -> float | None:
+    """A printed number as a finite float (``98.5%`` is 98.5, as printed), else None."""
+    try:
+        number = float(text.strip().removesuffix("%"))
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _step(text: str | None) -> int | None:
+    number = _value(text) if text is not None else None
+    return int(number) if number is not None and number.is_integer() else None
+
+
+def default_pairs(text: str) -> tuple[list[tuple[str, float]], int | None]:
+    """The metrics of one line of output by the default rules, and its step if it has one.
+
+    ``name=value`` and ``name: value`` pairs anywhere, and ``name value`` between ``|``
+    bars. A percentage counts as the number printed (``acc: 98.5%`` is 98.5). The step is
+    the value of ``step``/``global_step``, ``iteration``/``iter`` or ``epoch`` (finest
+    first), as a pair or as words (``Epoch 3/10``); it is not a metric itself. Nothing
+    comes from URLs, paths, flags, times, dates, versions, values with units, set-up
+    numbers (``rank``, ``pid``, ``seed``, ...) or an argparse ``Namespace(...)`` echo.
+    """
+    if ("=" not in text and ":" not in text and "|" not in text) or \
+            text.startswith("Namespace("):
+        return [], None
+    if "://" in text:
+        text = _URL.sub(" ", text)
+    found = [(m["name"], m["value"]) for m in _PAIR.finditer(text)]
+    if "|" in text:
+        found += [(m["name"], m["value"]) for piece in text.split("|")
+                  if (m := _BARRED.fullmatch(piece))]
+    pairs: list[tuple[str, float]] = []
+    step, step_rank = None, len(_STEP_KEYS)
+    for name, raw in found:
+        lowered = name.lower()
+        if lowered in _STEP_KEYS:
+            value = _step(raw)
+            if value is not None and _STEP_KEYS[lowered] < step_rank:
+                step, step_rank = value, _STEP_KEYS[lowered]
+        elif lowered not in _NOT_METRICS and (number := _value(raw)) is not None:
+            pairs.append((name, number))
+    if not pairs:
+        return [], None
+    if step is None:
+        words = sorted((_STEP_KEYS[m[1].lower()], int(m[2])) for m in _STEP_WORDS.finditer(text))
+        step = words[0][1] if words else None
+    return pairs, step
+
+
+def pattern_pairs(
+    text: str, patterns: Sequence[re.Pattern[str]]
+) -> tuple[list[tuple[str, float]], int | None]:
+    """The metrics of one line by user patterns (see ``check_log_pattern``), and its step."""
+    pairs: list[tuple[str, float]] = []
+    step = None
+    for pattern in patterns:
+        for match in pattern.finditer(text):
+            groups = match.groupdict()
+            found_step = _step(groups.pop("step", None))
+            step = step if found_step is None else found_step
+            if "name" in groups:
+                groups = {groups["name"] or "": groups["value"]}
+            for name, raw in groups.items():
+                number = _value(raw) if name and raw is not None else None
+                if number is not None:
+                    pairs.append((name, number))
+    return pairs, step
+
+
+class LogMetricsReader:
+    """Numbers printed in one rank's log, read a bounded amount per call.
+
+    ``patterns`` None applies the default rules (``default_pairs``); a list of patterns
+    replaces them (``pattern_pairs``); an empty list reads nothing. A line without a step
+    gets, per metric, the count of such points before it (0, 1, 2, ...). Like
+    ``JsonlMetricsReader``, it keeps its offset, waits for a final line's newline, and
+    starts over when the file is replaced. Raises ValueError for a bad pattern.
+    """
+
+    def __init__(self, path: Path, patterns: Sequence[str] | None = None) -> None:
+        self.path = Path(path)
+        self._patterns = None if patterns is None else compile_log_patterns(patterns)
+        self._lines = LogFollower(self.path)
+        self._auto_steps: dict[str, int] = {}
+        self._seconds: dict[str, float] = {}
+        self.dropped = 0
+        """Points not kept because the log already gave ``MAX_NAMES`` names."""
+
+    def read_new(self, max_bytes: int = 2 * 1024 * 1024) -> list[MetricPoint]:
+        """Points from the lines completed since the last call (reads at most max_bytes)."""
+        if self._patterns == []:
+            return []
+        restarts = self._lines.restarts
+        lines = self._lines.read_new(max_bytes)
+        if self._lines.restarts != restarts:
+            self._auto_steps.clear()  # a new file is a new run
+        return list(self._points(lines))
+
+    def _points(self, lines: list[str]) -> Iterator[MetricPoint]:
+        for line in lines:
+            stamp, text = split_timestamp(line)
+            if text.startswith(OWN_PREFIX) or len(text) > MAX_LINE_CHARS:
+                continue
+            if self._patterns is None:
+                pairs, step = default_pairs(text)
+            else:
+                pairs, step = pattern_pairs(text, self._patterns)
+            wall_time = self._wall_time(stamp) if pairs else None
+            for name, value in pairs:
+                if name not in self._auto_steps:
+                    if len(self._auto_steps) >= MAX_NAMES:
+                        self.dropped += 1
+                        continue
+                    self._auto_steps[name] = 0
+                at = step
+                if at is None:
+                    at = self._auto_steps[name]
+                    self._auto_steps[name] = at + 1
+                yield MetricPoint(name, at, value, wall_time)
+
+    def _wall_time(self, stamp: str | None) -> float | None:
+        """Unix time of a line's stamp; one date conversion per second of stamps."""
+        if stamp is None:
+            return None
+        second = self._seconds.get(stamp[:19])
+        if second is None:
+            if len(self._seconds) > 4096:
+                self._seconds.clear()
+            try:
+                second = datetime.fromisoformat(stamp[:19] + "+00:00").timestamp()
+            except ValueError:
+                return None
+            self._seconds[stamp[:19]] = second
+        fraction = stamp[19:-1]
+        return second + (float(fraction) if len(fraction) > 1 else 0.0)
+
+
+class RankMetricsReader:
+    """One rank's metrics while it runs: its JSON-lines file, then numbers in its log.
+
+    Where both give a metric of the same name, the JSON-lines file wins: from the moment
+    it gives a name, the log's points of that name are dropped, because a record the
+    script wrote on purpose, with its own step, says more than a number found in text.
+    ``log_path`` None (e.g. ranks other than 0, which mostly print the same) or
+    ``patterns == []`` reads the JSON-lines file only.
+    """
+
+    def __init__(self, metrics_file: Path, log_path: Path | None,
+                 patterns: Sequence[str] | None = None) -> None:
+        self.jsonl = JsonlMetricsReader(metrics_file)
+        self.log = None if log_path is None or patterns == [] else (
+            LogMetricsReader(log_path, patterns))
+        self._structured: set[str] = set()
+
+    def read_new(self) -> list[MetricPoint]:
+        """New points of both sources since the last call."""
+        points = self.jsonl.read_new()
+        self._structured.update(p.name for p in points)
+        if self.log is not None:
+            points += [p for p in self.log.read_new() if p.name not in self._structured]
+        return points

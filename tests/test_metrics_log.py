@@ -1,0 +1,155 @@
+"""Metrics printed to a rank's log (app.metrics_log), read from real stamped log files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.errors import SpecError
+from app.logs import LogWriter
+from app.metrics import MetricPoint
+from app.metrics_log import (
+    MAX_NAMES,
+    LogMetricsReader,
+    RankMetricsReader,
+    default_pairs,
+)
+from app.spec import parse_spec
+
+
+def named(points: list[MetricPoint]) -> list[tuple[str, int, float]]:
+    return [(p.name, p.step, p.value) for p in points]
+
+
+@pytest.mark.parametrize(("line", "pairs", "step"), [
+    ("Train-accuracy=0.98", [("Train-accuracy", 0.98)], None),
+    ("loss: 0.31", [("loss", 0.31)], None),
+    ("loss = 0.25.", [("loss", 0.25)], None),
+    ("epoch 3 | val_loss 0.2", [("val_loss", 0.2)], 3),
+    ("step=7 epoch=2 loss=1e-3", [("loss", 0.001)], 7),
+    ("Train Epoch: 1 [0/60000 (0%)]\tLoss: 2.302585", [("Loss", 2.302585)], 1),
+    ("Epoch 3/10 - loss: 0.3120 - accuracy: 0.9100",
+     [("loss", 0.312), ("accuracy", 0.91)], 3),
+    ("{'loss': 0.31, 'learning_rate': 5e-05, 'epoch': 2.0}",
+     [("loss", 0.31), ("learning_rate", 5e-05)], 2),
+    ("acc: 98.5% (best)", [("acc", 98.5)], None),
+    ("[iter 200] train/loss=-0.5;", [("train/loss", -0.5)], 200),
+])
+def test_default_rules_find(line: str, pairs: list[tuple[str, float]], step: int | None) -> None:
+    assert default_pairs(line) == (pairs, step)
+
+
+@pytest.mark.parametrize("line", [
+    "2026-11-23T13:45:00.123Z 2026-11-23 13:45:00,123 started",  # timestamps
+    "time: 12:30:45 eta: 0:01:23",
+    "date=2026-11-23",
+    "downloading https://example.com/data?part=1&size=3 to /data/x=1",  # URL, path
+    "saving /ckpt/epoch=3-step=100.ckpt",
+    "python train.py --lr=0.01 --epochs=3",  # flags
+    "version: 1.2.3 torch==2.1.0",  # versions
+    "model: resnet50 optimizer: adam",  # not numbers
+    "elapsed=1.5s size=3MB",  # units
+    "Accuracy: 9842/10000",  # a fraction
+    "Using device cuda:0 host:8080",  # no space after the colon
+    "rank=0 local_rank=0 world_size=2 pid=123 seed=42 port=29500",  # set-up
+    "Namespace(lr=0.1, epochs=3)",  # argparse's echo
+    "loss=nan acc=inf",
+    "epoch 3 | step 4",  # steps only
+])
+def test_default_rules_ignore(line: str) -> None:
+    assert default_pairs(line) == ([], None)
+
+
+def write_log(path: Path, text: str, own: str = "") -> None:
+    with LogWriter(path) as writer:
+        writer.write(text.encode())
+        if own:
+            writer.write_line(own)
+
+
+def test_reader_follows_a_real_log_incrementally(tmp_path: Path) -> None:
+    path = tmp_path / "rank-0.log"
+    reader = LogMetricsReader(path)
+    assert reader.read_new() == []  # no file yet
+    writer = LogWriter(path)
+    writer.write(b"loss: 0.5\nlr=0.1\nloss: 0.4\n[traindeck] loss: 99\nepoch 7 | lo")
+    writer.write_line("[traindeck] acc=1")  # our own lines are never metrics
+    first = reader.read_new()
+    assert named(first) == [("loss", 0, 0.5), ("lr", 0, 0.1), ("loss", 1, 0.4)]
+    assert all(p.wall_time and abs(p.wall_time - first[0].wall_time) < 60 for p in first)  # type: ignore[operator]
+    writer.write(b"ss 0.3\nloss: 0.2\n")
+    writer.close()
+    # The partial line waited for its end; a step-less line goes on counting per name.
+    assert named(reader.read_new()) == [("loss", 7, 0.3), ("loss", 2, 0.2)]
+    assert reader.read_new() == []
+
+
+def test_reader_of_a_script_printing_its_metrics(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(
+        "for epoch in range(3):\n"
+        "    print(f'epoch {epoch} | train_loss {1 / (epoch + 1):.3f} | acc {epoch * 10}%')\n"
+        "print('Train-accuracy=0.98')\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, check=True)
+    write_log(tmp_path / "rank-0.log", out.stdout.decode())
+    points = LogMetricsReader(tmp_path / "rank-0.log").read_new()
+    assert named(points) == [
+        ("train_loss", 0, 1.0), ("acc", 0, 0.0), ("train_loss", 1, 0.5), ("acc", 1, 10.0),
+        ("train_loss", 2, 0.333), ("acc", 2, 20.0), ("Train-accuracy", 0, 0.98),
+    ]
+
+
+def test_user_patterns_replace_the_default(tmp_path: Path) -> None:
+    path = tmp_path / "rank-0.log"
+    write_log(path, "it 5 -> top1 81.5, top5 95.0 (loss=0.3)\nmetric acc@4 0.7\n")
+    by_groups = LogMetricsReader(path, [r"it (?P<step>\d+) -> top1 (?P<top1>\S+), top5 "
+                                        r"(?P<top5>[\d.]+)"])
+    assert named(by_groups.read_new()) == [("top1", 5, 81.5), ("top5", 5, 95.0)]
+    by_name = LogMetricsReader(path, [r"metric (?P<name>\w+)@(?P<step>\d) (?P<value>\S+)"])
+    assert named(by_name.read_new()) == [("acc", 4, 0.7)]
+    assert LogMetricsReader(path, []).read_new() == []  # off
+    assert named(LogMetricsReader(path).read_new()) == [("loss", 0, 0.3)]  # the default
+
+
+def test_names_are_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "rank-0.log"
+    write_log(path, "".join(f"m{i}=1\n" for i in range(MAX_NAMES + 5)))
+    reader = LogMetricsReader(path)
+    assert len(reader.read_new()) == MAX_NAMES
+    assert reader.dropped == 5
+
+
+def test_rank_reader_prefers_json_lines(tmp_path: Path) -> None:
+    jsonl = tmp_path / "metrics.jsonl"
+    jsonl.write_text(json.dumps({"step": 10, "loss": 0.25}) + "\n")
+    write_log(tmp_path / "rank-0.log", "loss: 0.3\nacc: 0.5\n")
+    reader = RankMetricsReader(jsonl, tmp_path / "rank-0.log")
+    assert named(reader.read_new()) == [("loss", 10, 0.25), ("acc", 0, 0.5)]
+    off = RankMetricsReader(jsonl, tmp_path / "rank-0.log", patterns=[])
+    assert named(off.read_new()) == [("loss", 10, 0.25)]
+    assert named(RankMetricsReader(jsonl, None).read_new()) == [("loss", 10, 0.25)]
+
+
+BASE = {"name": "job", "data": {"paths": ["/data"]}, "algorithm": {"preset": {"name": "p"}}}
+
+
+def test_spec_log_patterns() -> None:
+    spec = parse_spec({**BASE, "metrics": {"log_patterns": [r"loss=(?P<loss>\S+)"]}})
+    assert spec.metrics is not None and spec.metrics.log_patterns == [r"loss=(?P<loss>\S+)"]
+    assert parse_spec({**BASE, "metrics": {"log_patterns": []}}).to_dict()["metrics"] == {
+        "log_patterns": []}
+    assert "metrics" not in parse_spec(BASE).to_dict()  # existing specs are unchanged
+    with pytest.raises(SpecError) as caught:
+        parse_spec({**BASE, "metrics": {"log_patterns": [
+            r"(?P<loss>\S+)", "(", "no groups", r"(?P<name>\w+)", 5]}})
+    fields = {e.field: e.message for e in caught.value.errors}
+    assert set(fields) == {f"metrics.log_patterns[{i}]" for i in range(1, 5)}
+    assert fields["metrics.log_patterns[1]"].startswith("not a valid regular expression")
+    assert "no named group" in fields["metrics.log_patterns[2]"]
+    assert "both (?P<name>...) and (?P<value>...)" in fields["metrics.log_patterns[3]"]
+    with pytest.raises(SpecError, match=r"metrics\.unknown"):
+        parse_spec({**BASE, "metrics": {"unknown": 1}})
