@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     """Shared memory for each training container (PyTorch data loaders need plenty)."""
     stop_grace_seconds: float = 10.0
     """Seconds between SIGTERM and SIGKILL when a version is stopped."""
+    code_snapshot_limit: int = 200 * 1024 * 1024
+    """Largest code folder (bytes, after `.traindeckignore` and the default excludes) that
+    a version snapshots; a larger one is refused with its size."""
     engines: list[EngineSettings] = Field(default_factory=lambda: list(DEFAULT_ENGINES))
     """The engine catalog."""
     pools: list[PoolSettings] = Field(default_factory=lambda: list(DEFAULT_POOLS))

@@ -175,8 +175,49 @@ def prepare_spec(
     return resolve_runtime(ctx, spec)
 
 
+def code_folder(spec: JobSpec) -> str | None:
+    """The spec's code folder (framework, or custom image with code), if any."""
+    algorithm = spec.algorithm
+    owner = algorithm.framework or algorithm.image
+    return (owner.code_dir or None) if owner is not None else None
+
+
+def version_code(ctx: Context, spec: JobSpec, parent_id: int | None = None, *,
+                 fresh: bool = False) -> tuple[str, str]:
+    """The code snapshot a new version runs: its id and info (JSON), or ("", "") when
+    its algorithm has no code folder.
+
+    A version made from a parent runs the parent's snapshot (so it re-runs the code as
+    it was) unless `fresh` asks for the folder as it is now, or the folder changed.
+    """
+    folder = code_folder(spec)
+    if folder is None:
+        return "", ""
+    if parent_id is not None and not fresh:
+        with ctx.db.read() as session:
+            parent = session.get(Version, parent_id)
+        if (parent is not None and parent.code_snapshot
+                and json.loads(parent.code_info or "{}").get("folder") == folder):
+            return parent.code_snapshot, parent.code_info
+    from app.runtime.snapshot import DEFAULT_EXCLUDES, take_snapshot
+
+    root = Path(folder).resolve()
+    inside = [f"/{Path(p).resolve().relative_to(root)}/" for p in (spec.output, spec.log_dir)
+              if p and not is_remote(p) and Path(p).resolve().is_relative_to(root)
+              and Path(p).resolve() != root]
+    snap = take_snapshot(Path(folder), ctx.settings.data_dir / "snapshots",
+                         limit_bytes=ctx.settings.code_snapshot_limit,
+                         excludes=(*DEFAULT_EXCLUDES, *inside))
+    info = {"folder": folder, "size": snap.size, "files": snap.file_count,
+            "git_commit": snap.git.commit if snap.git else None,
+            "git_dirty": snap.git.dirty if snap.git else None,
+            "skipped": list(snap.skipped)}
+    return snap.id, json.dumps(info)
+
+
 def _insert_version(
-    session: Session, ctx: Context, job: Job, spec: JobSpec, parent_id: int | None
+    session: Session, ctx: Context, job: Job, spec: JobSpec, parent_id: int | None,
+    code: tuple[str, str] = ("", ""),
 ) -> Version:
     # Bump the job's counter first: the UPDATE takes the write lock (a row lock elsewhere),
     # so concurrent submitters are serialised and numbers come out distinct and gap-free.
@@ -194,7 +235,7 @@ def _insert_version(
         spec_json=json.dumps(stored.to_dict()),
         engine=spec.engine_label, runtime=spec.resources.runtime or "", pool=spec.resources.pool,
         gpus_requested=spec.resources.gpus, nodes=spec.resources.nodes, output=output,
-        log_dir=log_dir,
+        log_dir=log_dir, code_snapshot=code[0], code_info=code[1],
     )
     session.add(version)
     session.flush()
@@ -267,22 +308,29 @@ def _launch(ctx: Context, ref: VersionRef, launcher: Launcher | None) -> Version
     return ref
 
 
+def _refuse_taken_name(session: Session, name: str) -> None:
+    if session.exec(select(Job.id).where(Job.name == name)).first() is not None:
+        raise ConflictError(
+            f"name: job {name!r} already exists; to run it again use "
+            f"`traindeck modify {name} --from V001`"
+        )
+
+
 def submit(
     ctx: Context, raw: Mapping[str, Any] | JobSpec, base_dir: Path, source: str | None = None,
     *, launcher: Launcher | None = None,
 ) -> VersionRef:
     """Create a new job from a spec and start its first version (V001)."""
     spec = prepare_spec(ctx, raw, base_dir, source)
+    with ctx.db.read() as session:  # refused before the code is copied
+        _refuse_taken_name(session, spec.name)
+    code = version_code(ctx, spec)
     with ctx.db.write() as session:
-        if session.exec(select(Job.id).where(Job.name == spec.name)).first() is not None:
-            raise ConflictError(
-                f"name: job {spec.name!r} already exists; to run it again use "
-                f"`traindeck modify {spec.name} --from V001`"
-            )
+        _refuse_taken_name(session, spec.name)
         job = Job(name=spec.name, description=spec.description)
         session.add(job)
         session.flush()
-        version = _insert_version(session, ctx, job, spec, None)
+        version = _insert_version(session, ctx, job, spec, None, code)
         _save_template(session, ctx, spec, version.id)
         ref = VersionRef(job.name, version_label(version.number), version.id or 0,
                          version.status)
@@ -362,14 +410,16 @@ def modified_spec(
 
 def create_version(
     ctx: Context, job_name: str, spec: JobSpec, parent_id: int | None,
-    *, launcher: Launcher | None = None,
+    *, launcher: Launcher | None = None, fresh_code: bool = False,
 ) -> VersionRef:
-    """Insert a new version of an existing job with an already validated spec, and launch it."""
+    """Insert a new version of an existing job with an already validated spec, and launch
+    it (`fresh_code`: snapshot the code folder again rather than run the parent's)."""
+    code = version_code(ctx, spec, parent_id, fresh=fresh_code)
     with ctx.db.write() as session:
         job = session.exec(select(Job).where(Job.name == job_name)).first()
         if job is None:
             raise NotFoundError(f"job {job_name!r} not found")
-        version = _insert_version(session, ctx, job, spec, parent_id)
+        version = _insert_version(session, ctx, job, spec, parent_id, code)
         _save_template(session, ctx, spec, version.id)
         ref = VersionRef(job.name, version_label(version.number), version.id or 0,
                          version.status)

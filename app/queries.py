@@ -73,6 +73,8 @@ class VersionInfo:
     metrics: dict[str, float]
     spec_json: str = field(repr=False)
     """The resolved spec as stored (JSON); `spec` is it decoded."""
+    code_info: str = field(default="", repr=False)
+    """The code snapshot it runs (JSON: folder, size, files, git commit and dirtiness)."""
     _spec: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -85,6 +87,11 @@ class VersionInfo:
         return self._spec
 
     @property
+    def code(self) -> dict[str, Any] | None:
+        """The code snapshot it runs (`code_info` decoded), or None."""
+        return json.loads(self.code_info) if self.code_info else None
+
+    @property
     def parameters(self) -> dict[str, Any]:
         """The run parameters of the spec."""
         parameters: dict[str, Any] = self.spec.get("parameters", {})
@@ -94,6 +101,7 @@ class VersionInfo:
         """For `--json`."""
         data = asdict(self)
         del data["spec_json"], data["_spec"]
+        data["code"] = self.code
         for key in ("created", "queued", "started", "finished"):
             data[key] = _iso(data[key])
         spec = json.loads(self.spec_json)
@@ -199,6 +207,7 @@ _VERSION_COLUMNS: tuple[Any, ...] = (
     Version.engine, Version.runtime, Version.pool, Version.gpus_requested, Version.nodes,
     Version.allocated_gpus, Version.output, Version.log_dir, Version.created_at,
     Version.queued_at, Version.started_at, Version.finished_at, Version.spec_json,
+    Version.code_info,
 )
 """What a `VersionInfo` is made of, in `_row_info`'s order: read as plain rows, they cost
 a fraction of a `Version` object each (a job screen reads every version of the job)."""
@@ -207,7 +216,8 @@ a fraction of a `Version` object each (a job screen reads every version of the j
 def _row_info(job_name: str, row: Any, metrics: dict[str, float], now: datetime) -> VersionInfo:
     """A row of `_VERSION_COLUMNS` and the parent's number, taken by position."""
     (id_, number, status, reason, exit_code, engine, runtime, pool, gpus, nodes, allocated,
-     output, log_dir, created, queued, started, finished, spec_json, parent_number) = row
+     output, log_dir, created, queued, started, finished, spec_json, code_info,
+     parent_number) = row
     return VersionInfo(
         id=id_, job=job_name, number=number, version=f"V{number:03d}",
         parent=f"V{parent_number:03d}" if parent_number else None,
@@ -216,7 +226,7 @@ def _row_info(job_name: str, row: Any, metrics: dict[str, float], now: datetime)
         log_dir=log_dir, created=created, queued=queued, started=started, finished=finished,
         duration=(None if started is None
                   else max(0.0, ((finished or now) - started).total_seconds())),
-        metrics=metrics, spec_json=spec_json,
+        metrics=metrics, spec_json=spec_json, code_info=code_info,
     )
 
 
@@ -233,7 +243,7 @@ def _info(job_name: str, version: Version, parent_number: int | None,
         allocated_gpus=version.allocated_gpus, output=version.output, log_dir=version.log_dir,
         created=version.created_at, queued=version.queued_at, started=version.started_at,
         finished=version.finished_at, duration=duration_seconds(version),
-        metrics=metrics, spec_json=version.spec_json,
+        metrics=metrics, spec_json=version.spec_json, code_info=version.code_info,
     )
 
 

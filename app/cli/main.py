@@ -22,6 +22,7 @@ from app.cli.output import (
     print_table,
 )
 from app.errors import SpecError, TraindeckError
+from app.formatting import describe_code
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -132,6 +133,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  parameters  {params or '-'}")
         metrics = " ".join(f"{k}={format_value(x)}" for k, x in v.metrics.items())
         print(f"  metrics     {metrics or '-'}")
+        if v.code:
+            print(f"  code        {describe_code(v.code)}")
         print(f"  output      {v.output}")
         print(f"  logs        {v.log_dir}")
         if args.version and args.events:
@@ -184,7 +187,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_modify(args: argparse.Namespace) -> int:
-    from app.jobs import create_version, modified_spec, parse_assignments, spec_diff
+    from app.jobs import code_folder, create_version, modified_spec, parse_assignments, spec_diff
 
     ctx = _context()
     sets = parse_assignments(args.set or [])
@@ -199,7 +202,7 @@ def cmd_modify(args: argparse.Namespace) -> int:
             for field, old, new in diff:
                 print(f"{field}: {format_value(old)} -> {format_value(new)}")
         return 0
-    ref = create_version(ctx, args.job, spec, parent_id)
+    ref = create_version(ctx, args.job, spec, parent_id, fresh_code=args.code)
     if args.json:
         print_json({**ref.to_dict(), "parent": args.from_version.upper(),
                     "diff": [{"field": f, "old": a, "new": b} for f, a, b in diff]})
@@ -208,6 +211,10 @@ def cmd_modify(args: argparse.Namespace) -> int:
             print(f"  {field}: {format_value(old)} -> {format_value(new)}")
         print(f"{ref.job} {ref.version} submitted from {args.from_version.upper()} "
               f"({ref.status})")
+        if code_folder(spec):
+            print("  code: " + ("the folder as it is now" if args.code else
+                                f"{args.from_version.upper()}'s snapshot (--code takes the "
+                                "folder as it is now)"))
     return 0
 
 
@@ -339,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="run parameter")
     p.add_argument("--spec", help="a whole new spec file instead of the parent's")
     p.add_argument("--dry-run", action="store_true", help="show the diff, launch nothing")
+    p.add_argument("--code", action="store_true",
+                   help="snapshot the code folder again (default: run the parent's code)")
     p = add("compare", cmd_compare, "compare versions on parameters and metrics")
     p.add_argument("job", help="job name")
     p.add_argument("versions", nargs="*", help="versions (default: all)")

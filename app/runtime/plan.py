@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.config import Settings
@@ -56,6 +57,18 @@ def job_dir(settings: Settings, version_id: int) -> Path:
     """The part of a version's folder its ranks may write: a scratch HOME, installed
     packages and the metrics files. Whatever Traindeck reads from it is parsed as data."""
     return state_dir(settings, version_id) / "job"
+
+
+def work_dir(settings: Settings, version_id: int) -> Path:
+    """The version's working folder: a writable copy of its code snapshot, where its ranks
+    start (`/traindeck/code` in a container)."""
+    return state_dir(settings, version_id) / "code"
+
+
+def envs_dir(settings: Settings) -> Path:
+    """Virtual environments with a `requirements.txt` installed on top of an engine,
+    shared by the versions that have the same file (`app.runtime.bootstrap`)."""
+    return settings.data_dir / "envs"
 
 
 def metrics_path(settings: Settings, version_id: int, rank: int) -> Path:
@@ -112,6 +125,24 @@ def _program(settings: Settings, spec: JobSpec, runtime: str, presets_dir: Path 
     return Program(None, code, list(image.command or []), image.name)
 
 
+def _working_copy(settings: Settings, version: Version) -> Path:
+    """The version's working folder, written from its code snapshot on first use (a
+    restarted start finds it there)."""
+    from app.runtime.snapshot import SnapshotError, load_snapshot, materialize
+
+    folder = work_dir(settings, version.id or 0)
+    if not folder.is_dir():
+        partial = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            materialize(load_snapshot(settings.data_dir / "snapshots", version.code_snapshot),
+                        partial)
+        except (SnapshotError, OSError) as exc:
+            raise PlanError(f"code snapshot {version.code_snapshot[:12]}: {exc}") from exc
+        partial.rename(folder)
+    return folder
+
+
 def _data_dirs(spec: JobSpec, data_paths: list[str]) -> list[Path]:
     """The local data folders: those `app.storage.prepare_data` returned (object storage
     staged), else the spec's own local paths."""
@@ -130,11 +161,13 @@ def build_plan(
     runtime = version.runtime or "local"
     label = version_label(version.number)
     program = _program(settings, spec, runtime, presets_dir)
+    if version.code_snapshot:
+        program = replace(program, code_dir=_working_copy(settings, version))
     data_dirs = _data_dirs(spec, dataset_paths or [])
     state = state_dir(settings, version.id or 0)
     job_files = job_dir(settings, version.id or 0)
     output = local_output_path(version.output, state)  # an s3:// output goes up at the end
-    for folder in (output, Path(version.log_dir), job_files / "home", job_files / "pkgs"):
+    for folder in (output, Path(version.log_dir), job_files / "home"):
         folder.mkdir(parents=True, exist_ok=True)
     needs_bootstrap = bool(program.code_dir and (program.code_dir / "requirements.txt").is_file())
     bootstrap = Path(__file__).with_name("bootstrap.py")
@@ -146,7 +179,10 @@ def build_plan(
             raise PlanError("no Docker image for this algorithm")
         code_at = str(IN_CONTAINER / "code") if program.code_dir else None
         if program.code_dir:
-            mounts.append(Mount(program.code_dir, str(code_at), read_only=True))
+            # The version's own copy of its code is its working folder; a preset's code
+            # is Traindeck's and stays read-only.
+            mounts.append(Mount(program.code_dir, str(code_at),
+                                read_only=not version.code_snapshot))
         if len(data_dirs) == 1:
             mounts.append(Mount(data_dirs[0], str(IN_CONTAINER / "data")))
         else:
@@ -157,8 +193,14 @@ def build_plan(
         # supervisor reads back as control data is writable from a container.
         mounts.append(Mount(job_files, str(IN_CONTAINER / "job"), read_only=False))
         if needs_bootstrap:
+            # Environments are shared by versions of the same image only: a job cannot
+            # plant packages in the environments of local runs (or of other images).
+            envs = envs_dir(settings) / ("docker-" + hashlib.sha1(
+                program.image.encode()).hexdigest()[:12])
+            envs.mkdir(parents=True, exist_ok=True)
             mounts.append(Mount(bootstrap, str(IN_CONTAINER / "bootstrap.py")))
-            bootstrap = IN_CONTAINER / "bootstrap.py"
+            mounts.append(Mount(envs, str(IN_CONTAINER / "envs"), read_only=False))
+            bootstrap, envs = IN_CONTAINER / "bootstrap.py", IN_CONTAINER / "envs"
         data_url, train_url = str(IN_CONTAINER / "data"), str(IN_CONTAINER / "output")
         job_at, workdir = IN_CONTAINER / "job", code_at or "/"
         python = "python"
@@ -175,6 +217,7 @@ def build_plan(
                     link.symlink_to(d, target_is_directory=True)
             data_url = str(links)
         train_url, job_at = str(output), job_files
+        envs = envs_dir(settings) / "local"
         workdir = str(program.code_dir or output)
         python = program.interpreter or sys.executable
         code_at = str(program.code_dir) if program.code_dir else None
@@ -187,7 +230,7 @@ def build_plan(
     args += [f"--{name}={format_parameter(value)}" for name, value in spec.parameters.items()]
     argv = entry + args
     if needs_bootstrap:
-        argv = [python, str(bootstrap), str(job_at / "pkgs"), "--", *argv]
+        argv = [python, str(bootstrap), str(envs), "--", *argv]
 
     nodes = max(1, version.nodes)
     per_rank = len(gpus) // nodes if gpus else 0
@@ -207,6 +250,7 @@ def build_plan(
         }
         if docker:
             env["HOME"] = str(IN_CONTAINER / "job" / "home")
+            env["TRAINDECK_IMAGE"] = program.image or ""
         else:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, rank_gpus))
         ranks.append(RankPlan(rank=rank, argv=argv, env=env, name=names[rank], gpus=rank_gpus,

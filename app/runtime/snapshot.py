@@ -215,7 +215,7 @@ def take_snapshot(code_dir: Path, store: Path, *, limit_bytes: int,
     skipped = tuple(f"{rel}: {info}, skipped" for rel, _, info in found if isinstance(info, str))
     total = sum(info.st_size for _, _, info in kept if stat.S_ISREG(info.st_mode))
     if total > limit_bytes:
-        from app.storage.progress import human_bytes  # app.storage is slow to import
+        from app.formatting import human_bytes
 
         raise SnapshotError(
             f"code folder {root} is {human_bytes(total)}, over the snapshot limit of "

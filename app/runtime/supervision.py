@@ -25,13 +25,8 @@ from sqlalchemy import delete
 from app.context import Context
 from app.errors import TraindeckError
 from app.jobs import record_event, set_status
-from app.metrics import (
-    JsonlMetricsReader,
-    MetricPoint,
-    final_values,
-    read_summary_file,
-    read_tensorboard_scalars,
-)
+from app.metrics import MetricPoint, final_values, read_final_metrics
+from app.metrics_log import RankMetricsReader
 from app.models import (
     Job,
     MetricPointRow,
@@ -54,6 +49,7 @@ from app.runtime.plan import (
     rank_names,
     state_dir,
     version_stamp,
+    work_dir,
 )
 from app.runtime.procs import hostname, settle_heap, supervisor_alive
 from app.runtime.scheduler import peek_admission, release, try_admit, wake_queued
@@ -92,7 +88,9 @@ class Supervisor(StorageSteps):
         self.version_id = version_id
         self.flags = flags or SignalFlags()
         self.logs: dict[int, RankLog] = {}
-        self.readers: dict[int, JsonlMetricsReader] = {}
+        self.readers: dict[int, RankMetricsReader] = {}
+        self.log_patterns: list[str] | None = None
+        """The spec's `metrics.log_patterns` (None: the default rules)."""
         self.points: list[MetricPoint] = []
         self.threads: list[threading.Thread] = []
         self.state = state_dir(ctx.settings, version_id)
@@ -119,6 +117,7 @@ class Supervisor(StorageSteps):
             return 0
         try:
             spec = JobSpec.model_validate(json.loads(version.spec_json))
+            self.log_patterns = spec.metrics.log_patterns if spec.metrics else None
             self._setup_storage(version, spec)
             if version.handle:
                 self._adopt(version)
@@ -342,8 +341,13 @@ class Supervisor(StorageSteps):
         """Store new metric points; `replace` re-reads the files from their start."""
         new: list[MetricPoint] = []
         for rank in range(max(1, version.nodes)):
-            reader = self.readers.setdefault(
-                rank, JsonlMetricsReader(metrics_path(self.ctx.settings, self.version_id, rank)))
+            if rank not in self.readers:
+                # Rank 0's log only: the ranks of a run mostly print the same numbers.
+                log_path = self.logs[0].path if rank == 0 and 0 in self.logs else None
+                self.readers[rank] = RankMetricsReader(
+                    metrics_path(self.ctx.settings, self.version_id, rank), log_path,
+                    self.log_patterns)
+            reader = self.readers[rank]
             new += reader.read_new()
         if not new and not replace:
             return
@@ -462,8 +466,8 @@ class Supervisor(StorageSteps):
                 exits: list[RankExit]) -> None:
         self._ingest_metrics(version)
         output = local_output_path(version.output, self.state)
-        summary = read_summary_file(output) if output.is_dir() else {}
-        tb_points = read_tensorboard_scalars(output) if output.is_dir() else []
+        tb_points, summary = read_final_metrics([output, work_dir(self.ctx.settings,
+                                                                  self.version_id)])
         known = {p.name for p in self.points}
         extra = [p for p in tb_points if p.name not in known]
         finals = final_values([*self.points, *extra], summary)
@@ -477,7 +481,8 @@ class Supervisor(StorageSteps):
             session.add_all([MetricSummary(version_id=self.version_id, name=k, value=v)
                              for k, v in finals.items()])
         cleaned = self._cleanup(executor, handle, retry=False)
-        outcome = outcome_of(exits, self.failed_first, self.stopping)
+        outcome = outcome_of(exits, self.failed_first, self.stopping,
+                             {rank: x.path for rank, x in self.logs.items()})
         lost = [f"rank {e.rank}: {e.log_error}" for e in exits if e.log_error]
         lost += [f"rank {r}: {x.error}" for r, x in sorted(self.logs.items()) if x.error]
         if lost:

@@ -12,20 +12,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from app.formatting import human_bytes
+
 ProgressFn = Callable[[int, int], None]
 """Called with (bytes done, bytes in all) while a transfer runs, and once at its end.
 
 One that also has an `on_files(done, total)` method hears the file counts as well."""
-
-
-def human_bytes(count: float) -> str:
-    """`1.5 GiB`, `12 KiB`, `0 B`."""
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover - the loop always returns
 
 
 class ProgressCounter:

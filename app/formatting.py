@@ -1,0 +1,28 @@
+"""How Traindeck words values for people, the same in the CLI and the TUI.
+
+Standard library only: both cold commands and the TUI import it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def human_bytes(count: float) -> str:
+    """`1.5 GiB`, `12 KiB`, `0 B`."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def describe_code(info: dict[str, Any]) -> str:
+    """A version's code snapshot in one line: `12 files, 48.0 KiB of ./code, git 1a2b3c4d
+    (dirty)`."""
+    text = f"{info.get('files', 0)} files, {human_bytes(info.get('size', 0))} of {info['folder']}"
+    commit = info.get("git_commit")
+    if commit:
+        text += f", git {commit[:10]}" + (" (dirty)" if info.get("git_dirty") else "")
+    return text
