@@ -119,13 +119,16 @@ def _command_items(items: Any) -> Any:
     return [_scalar_to_str(v) for v in items] if isinstance(items, list) else items
 
 
-def _check_command(items: list[str] | None) -> list[str] | None:
-    if items is not None:
-        if not items or not items[0].strip():
-            raise ValueError("needs at least a program to run as its first item")
-        if any("\x00" in item for item in items):
-            raise ValueError("an item holds a NUL character")
+def _check_items(items: list[str] | None) -> list[str] | None:
+    if items is not None and any("\x00" in item for item in items):
+        raise ValueError("an item holds a NUL character")
     return items
+
+
+def _check_command(items: list[str] | None) -> list[str] | None:
+    if items is not None and (not items or not items[0].strip()):
+        raise ValueError("needs at least a program to run as its first item")
+    return _check_items(items)
 
 
 def _env_name(name: str) -> str:
@@ -212,7 +215,7 @@ class ImageSpec(_Strict):
 
     _items = field_validator("command", mode="before")(
         classmethod(lambda cls, v: _command_items(v)))
-    _command = field_validator("command")(classmethod(lambda cls, v: _check_command(v)))
+    _command = field_validator("command")(classmethod(lambda cls, v: _check_items(v)))
 
     @property
     def argument_style(self) -> ArgumentStyle:

@@ -221,6 +221,12 @@ def test_a_custom_image_command_is_checked_too(check: Callable[..., JobSpec]) ->
                      "(known: data_url, train_url, epochs, lr)"]
 
 
+def test_a_custom_image_may_keep_its_own_command(check: Callable[..., JobSpec]) -> None:
+    spec = check({"algorithm": {"image": {"name": "img:1", "command": []}},
+                  "resources": {"runtime": "docker"}})
+    assert invocation(spec, [], "/d", "/o").argv[:2] == ["--data_url=/d/", "--train_url=/o/"]
+
+
 @pytest.mark.parametrize(("fields", "line"), [
     ({"command": ["python", "t.py"]},
      "algorithm.framework: give a boot_file or a command, not both"),
@@ -301,6 +307,18 @@ def test_validate_shows_docker_paths_in_the_container(command_project: Project) 
     assert rank0["argv"][3] == "--out=/traindeck/output/m.pt"
     assert rank0["env"]["DATA_URL"] == "/traindeck/data/"
     assert "PATH" not in rank0["env"]  # the image's own PATH is kept
+
+
+def test_validate_shows_stand_ins_for_what_only_the_start_knows(command_project: Project
+                                                                 ) -> None:
+    raw = command_project.raw(data={"paths": ["s3://bucket/train"]}, output="s3://bucket/out",
+                              resources={"runtime": "local", "gpus": 1})
+    code, out = run_cli("validate", "--json", str(command_project.write_spec(raw)))
+    assert code == 0, out
+    env = json.loads(out)["rank0"]["env"]
+    assert env["DATA_URL"] == "<staged copy of s3://bucket/train>/"
+    assert env["TRAIN_URL"] == "<version state>/output/"  # uploaded to s3://bucket/out/V001
+    assert env["CUDA_VISIBLE_DEVICES"] == "<granted GPUs>"
 
 
 def test_modify_and_templates_keep_the_new_fields(command_project: Project,
