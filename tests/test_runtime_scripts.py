@@ -121,3 +121,31 @@ def test_a_modelarts_script_joins_folders_with_plus(
     version = run_script(ctx, request, tmp_path, f"ma-{runtime}", MODELARTS_STYLE, runtime,
                          {"lr": 0.5})
     assert (Path(version.output) / "copy.csv").read_text() == "x,y\n1,0\nlr=0.5\n"
+
+
+TORCHRUN_SCRIPT = """\
+import json, os, sys
+import torch
+import torch.distributed as dist
+dist.init_process_group("gloo")
+total = torch.tensor([dist.get_rank() + 1])
+dist.all_reduce(total)
+if dist.get_rank() == 0:
+    with open(os.environ["TRAIN_URL"] + "torchrun.json", "w") as f:
+        json.dump({"world": dist.get_world_size(), "sum": int(total), "args": sys.argv[1:],
+                   "group_rank": os.environ["GROUP_RANK"]}, f)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_a_torchrun_command_runs_locally(ctx: Context, request: pytest.FixtureRequest,
+                                         tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    command = ["torchrun", "--standalone", "--nproc_per_node=2", "train.py", "{epochs}"]
+    version = run_script(ctx, request, tmp_path, "torchrun", TORCHRUN_SCRIPT, "local",
+                         {"epochs": 50}, framework={"boot_file": None, "command": command,
+                                                    "engine": "pytorch",
+                                                    "engine_version": "2.13"})
+    result = json.loads((Path(version.output) / "torchrun.json").read_text())
+    assert result == {"world": 2, "sum": 3, "args": ["50"], "group_rank": "0"}
