@@ -18,6 +18,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -25,6 +26,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -38,6 +40,16 @@ EVENTS = ("OnJobRunning", "OnJobSucceeded", "OnJobFailed")
 EventName = Literal["OnJobRunning", "OnJobSucceeded", "OnJobFailed"]
 ParamValue = StrictBool | StrictInt | StrictFloat | StrictStr
 Runtime = Literal["docker", "local"]
+ArgumentStyle = Literal["modelarts", "plain", "none"]
+"""How run parameters and folders reach the script: `modelarts` (`--data_url=<dir>/
+--train_url=<dir>/ --name=value`), `plain` (`--name=value` only) or `none`."""
+ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+RESERVED_ENV = frozenset({
+    "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "NODE_RANK", "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE", "ROLE_RANK", "ROLE_WORLD_SIZE",
+    "ROLE_NAME", "DATA_URL", "TRAIN_URL", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
+})
+"""Variables Traindeck sets for every rank (besides any `TRAINDECK_*`/`TORCHELASTIC_*`)."""
 
 
 def check_name(value: str, what: str = "name") -> str:
@@ -93,17 +105,97 @@ def _engine_version_to_str(value: Any) -> Any:
     return value
 
 
+def _scalar_to_str(value: Any) -> Any:
+    """A number or boolean as the text a process sees (`true`/`false` for booleans)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _command_items(items: Any) -> Any:
+    # `[torchrun, train.py, 50]`: YAML reads 50 as a number; argv items are text.
+    return [_scalar_to_str(v) for v in items] if isinstance(items, list) else items
+
+
+def _check_items(items: list[str] | None) -> list[str] | None:
+    if items is not None and any("\x00" in item for item in items):
+        raise ValueError("an item holds a NUL character")
+    return items
+
+
+def _check_command(items: list[str] | None) -> list[str] | None:
+    if items is not None and (not items or not items[0].strip()):
+        raise ValueError("needs at least a program to run as its first item")
+    return _check_items(items)
+
+
+def _env_name(name: str) -> str:
+    if not ENV_NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"variable name {name!r} must start with a letter or '_' and hold "
+                         "only letters, digits or '_'")
+    if name in RESERVED_ENV or name.startswith(("TRAINDECK_", "TORCHELASTIC_")):
+        raise ValueError(f"{name} is set by Traindeck for every rank: choose another name")
+    return name
+
+
+def _env_value(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("holds a NUL character")
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+EnvValue = Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_env_value)]
+"""An `env:` value: text; numbers and booleans are turned into text."""
+
+
 class FrameworkSpec(_Strict):
-    """A common framework: an AI engine and version running a boot file from a code dir."""
+    """A common framework: an AI engine and version running a boot file, or a full
+    command, from a code dir."""
 
     engine: str
     engine_version: str
     code_dir: str
-    boot_file: str
+    boot_file: str | None = None
+    command: list[str] | None = None
+    arguments: ArgumentStyle | None = None
+    """None: `modelarts` with a boot file, `none` with a command."""
 
     _coerce = field_validator("engine_version", mode="before")(
         classmethod(lambda cls, v: _engine_version_to_str(v))
     )
+    _items = field_validator("command", mode="before")(
+        classmethod(lambda cls, v: _command_items(v)))
+    _command = field_validator("command")(classmethod(lambda cls, v: _check_command(v)))
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _boot_file_or_command(cls, data: Any, handler: ValidatorFunctionWrapHandler
+                              ) -> FrameworkSpec:
+        missing = isinstance(data, Mapping) and all(
+            data.get(key) is None for key in ("boot_file", "command"))
+        try:
+            spec: FrameworkSpec = handler(data)
+        except ValidationError as exc:
+            if not missing:
+                raise
+            # Reported beside the other errors of the block, as a missing field would be.
+            raise ValidationError.from_exception_data(exc.title, [
+                *exc.errors(),  # type: ignore[list-item]
+                {"type": "missing", "loc": ("boot_file",), "input": data}]) from None
+        if missing:
+            raise ValidationError.from_exception_data(
+                cls.__name__, [{"type": "missing", "loc": ("boot_file",), "input": data}])
+        if spec.boot_file is not None and spec.command is not None:
+            raise ValueError("give a boot_file or a command, not both")
+        return spec
+
+    @property
+    def argument_style(self) -> ArgumentStyle:
+        """The arguments convention in effect (the default depends on boot file/command)."""
+        return self.arguments or ("none" if self.command is not None else "modelarts")
 
 
 class PresetSpec(_Strict):
@@ -118,6 +210,17 @@ class ImageSpec(_Strict):
     name: str
     command: list[str] | None = None
     code_dir: str | None = None
+    arguments: ArgumentStyle | None = None
+    """None: `modelarts`."""
+
+    _items = field_validator("command", mode="before")(
+        classmethod(lambda cls, v: _command_items(v)))
+    _command = field_validator("command")(classmethod(lambda cls, v: _check_items(v)))
+
+    @property
+    def argument_style(self) -> ArgumentStyle:
+        """The arguments convention in effect."""
+        return self.arguments or "modelarts"
 
     @field_validator("name")
     @classmethod
@@ -205,6 +308,8 @@ class JobSpec(_Strict):
     data: DataSpec
     algorithm: AlgorithmSpec
     parameters: dict[str, ParamValue] = Field(default_factory=dict)
+    env: dict[EnvName, EnvValue] | None = None
+    """Extra environment variables for every rank (never passed through a shell)."""
     output: str | None = None
     log_dir: str | None = None
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
@@ -323,7 +428,7 @@ def _loc_to_field(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part.startswith(("function-", "tagged-union")):
+        elif part.startswith(("function-", "tagged-union")) or part == "[key]":
             continue
         else:
             if not part.isprintable() or any(c in part for c in ".[] "):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from app.errors import FieldError, SpecError
+from app.runtime.invocation import FOLDERS, placeholder_problem
 from app.spec import (
     AlgorithmSpec,
     DataSpec,
@@ -318,6 +319,7 @@ class _Rules:
         algo = self.spec.algorithm
         if algo.framework is not None:
             fields = self.check_framework(algo.framework.model_dump())
+            self.check_command(algo.framework.command, "algorithm.framework.command")
             if "code_dir" in fields:
                 self.updates["algorithm"] = AlgorithmSpec(framework=algo.framework.model_copy(
                     update={"code_dir": fields["code_dir"]}))
@@ -332,6 +334,7 @@ class _Rules:
             engine = self.catalog.engine(preset.engine, preset.engine_version)
             self.single_node = bool(engine and engine.single_node)
         elif algo.image is not None:
+            self.check_command(algo.image.command, "algorithm.image.command")
             if self.ok("resources") and self.spec.resources.runtime == "local":
                 self.error("resources.runtime", "a custom image needs runtime docker")
             if algo.image.code_dir is not None:
@@ -342,7 +345,16 @@ class _Rules:
                 self.updates["algorithm"] = AlgorithmSpec(image=algo.image.model_copy(
                     update={"code_dir": str(code_dir)}))
 
-    def check_framework(self, fw: Mapping[str, str]) -> dict[str, str]:
+    def check_command(self, items: list[str] | None, where: str) -> None:
+        """Every placeholder of a command's items names a folder or a run parameter."""
+        known = set(FOLDERS) | set(self.spec.parameters)
+        for i, item in enumerate(items or []):
+            problem = placeholder_problem(item, known)
+            # With malformed parameters, an unknown name may be one of them: not reported.
+            if problem and (self.ok("parameters") or not problem.startswith("unknown")):
+                self.error(f"{where}[{i}]", problem)
+
+    def check_framework(self, fw: Mapping[str, Any]) -> dict[str, str]:
         """Check the framework fields given; return the code dir made absolute when valid."""
         engine, version = fw.get("engine"), fw.get("engine_version")
         if engine is not None:

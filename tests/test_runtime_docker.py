@@ -94,8 +94,8 @@ def test_success_with_metrics_and_followed_logs(engine: Any, ctx: Context,
     assert point_counts(ctx, ref["id"])["loss"] == (8, 8)
     lines = log_lines(version)
     assert lines[0].startswith("[traindeck] starting d-ok V001: 1 rank(s) with docker")
-    assert "python /traindeck/code/train.py --data_url=/traindeck/data " \
-           "--train_url=/traindeck/output" in lines[1]
+    assert "python /traindeck/code/train.py --data_url=/traindeck/data/ " \
+           "--train_url=/traindeck/output/" in lines[1]
     assert lines[-1] == "[traindeck] succeeded"
     assert followed.splitlines() == lines  # `logs -f` printed all of it, then ended
     assert json.loads((Path(version.output) / "model.json").read_text())["type"]

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from app.context import Context
 from app.errors import ConflictError, SpecError, TraindeckError
-from app.jobs import submit
+from app.jobs import prepare_spec, submit
+from app.runtime.invocation import invocation
 
 PROPERTY_SETTINGS = settings(
     max_examples=60,
@@ -39,7 +40,7 @@ FIELD_NAMES = [
     "name", "description", "data", "datasets", "paths", "algorithm", "framework", "preset",
     "image", "engine", "engine_version", "code_dir", "boot_file", "command", "parameters",
     "output", "log_dir", "resources", "pool", "gpus", "nodes", "runtime", "subscriptions",
-    "topic", "events", "save_as_template", "version",
+    "topic", "events", "save_as_template", "version", "arguments", "env",
 ]
 
 PATH_PARTS = st.sampled_from(
@@ -186,6 +187,36 @@ def test_random_parameters_only_raise_traindeck_errors(
 ) -> None:
     submit_checked(ctx, project.raw(name="params", parameters=parameters), project.base)
     # Accepted once, the name is then taken: later examples must be refused cleanly.
+
+
+COMMAND_ITEMS = st.lists(st.one_of(
+    SAFE_TEXT, st.integers(), st.booleans(),
+    st.sampled_from(["{data_url}", "{train_url}model.pt", "--lr={lr}", "{epochs}", "{{x}}",
+                     "{nope}", "{", "}", "{}", "{{{lr}}}"]),
+), max_size=5)
+"""Command items: any text, numbers, and placeholders known, unknown or broken."""
+
+
+@PROPERTY_SETTINGS
+@given(command=COMMAND_ITEMS, env=st.dictionaries(KEYS, VALUES, max_size=4),
+       arguments=st.one_of(st.sampled_from(["modelarts", "plain", "none"]), SCALARS))
+def test_random_commands_and_env_only_raise_traindeck_errors(
+    ctx: Context, project: Project, command: list[Any], env: dict[Any, Any], arguments: Any,
+) -> None:
+    """And a command that validation accepts can always be filled in."""
+    raw = project.raw(name="command", env=env)
+    framework = raw["algorithm"]["framework"]
+    framework.pop("boot_file")
+    framework.update(command=command, arguments=arguments)
+    try:
+        spec = prepare_spec(ctx, raw, project.base, "spec.yaml")
+    except SpecError:
+        pass
+    else:
+        call = invocation(spec, [], "/data", "/out")
+        assert len(call.argv) >= len(command)
+        assert set(spec.env or {}) <= set(call.env)
+    submit_checked(ctx, raw, project.base)
 
 
 @PROPERTY_SETTINGS

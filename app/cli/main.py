@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -51,13 +52,23 @@ def _load(path: str) -> tuple[dict[str, Any], Path]:
 def cmd_validate(args: argparse.Namespace) -> int:
     from app.context import Context
     from app.jobs import prepare_spec
+    from app.runtime.preview import preview_rank0
 
     raw, base = _load(args.spec)
-    spec = prepare_spec(Context.open(), raw, base, args.spec)
+    ctx = Context.open()
+    spec = prepare_spec(ctx, raw, base, args.spec)
+    rank0 = preview_rank0(ctx, spec)
     if args.json:
-        print_json({"valid": True, "spec": spec.to_dict()})
-    else:
-        print(f"{args.spec}: valid")
+        print_json({"valid": True, "spec": spec.to_dict(), "rank0": rank0.to_dict()})
+        return 0
+    print(f"{args.spec}: valid")
+    for warning in rank0.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"rank 0 of {rank0.version} runs (no shell):")
+    print("  " + shlex.join(rank0.argv))
+    print("with these variables set by Traindeck:")
+    for name, value in rank0.env.items():
+        print(f"  {name}={value}")
     return 0
 
 

@@ -1,9 +1,9 @@
 """Turning a version's frozen spec into a LaunchPlan for its executor.
 
-The boot file is called the ModelArts way — `<python> <boot_file> --data_url=<data>
---train_url=<output> --name=value ...` — as an argv list: run parameters never pass
-through a shell. Docker ranks see fixed paths under /traindeck; local ranks see host
-paths. Each rank gets torchrun-compatible rendezvous variables.
+What runs — the boot file called the ModelArts way, a full command, and the variables
+the spec adds — comes from `app.runtime.invocation`, as an argv list: run parameters
+never pass through a shell. Docker ranks see fixed paths under /traindeck; local ranks
+see host paths. Each rank gets torchrun's (torchelastic's) rendezvous variables.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from app.config import Settings
 from app.errors import TraindeckError
 from app.models import Version, version_label
 from app.runtime.executors.base import LaunchPlan, Mount, RankPlan
+from app.runtime.invocation import invocation, rendezvous_env
 from app.runtime.procs import free_port
-from app.spec import JobSpec, format_parameter, is_remote
+from app.spec import JobSpec, is_remote
 from app.storage import local_output_path
 
 IN_CONTAINER = Path("/traindeck")
@@ -114,7 +115,8 @@ def _program(settings: Settings, spec: JobSpec, runtime: str, presets_dir: Path 
         engine = settings.engine(fw.engine, fw.engine_version)
         if engine is None:
             raise PlanError(f"engine {fw.engine} {fw.engine_version} is no longer configured")
-        return Program(engine.interpreter, Path(fw.code_dir), [fw.boot_file], engine.image)
+        entry = [fw.boot_file] if fw.boot_file is not None else []  # else fw.command
+        return Program(engine.interpreter, Path(fw.code_dir), entry, engine.image)
     if algo.preset is not None:
         from app.presets import preset_program
 
@@ -222,13 +224,10 @@ def build_plan(
         python = program.interpreter or sys.executable
         code_at = str(program.code_dir) if program.code_dir else None
 
-    if program.interpreter is not None or spec.algorithm.image is None:
-        entry = [python, str(Path(code_at or "") / program.entry[0]), *program.entry[1:]]
-    else:
-        entry = list(program.entry)
-    args = [f"--data_url={data_url}", f"--train_url={train_url}"]
-    args += [f"--{name}={format_parameter(value)}" for name, value in spec.parameters.items()]
-    argv = entry + args
+    boot = ([python, str(Path(code_at or "") / program.entry[0]), *program.entry[1:]]
+            if program.entry and spec.algorithm.image is None else [])
+    call = invocation(spec, boot, data_url, train_url)
+    argv = call.argv
     if needs_bootstrap:
         argv = [python, str(bootstrap), str(envs), "--", *argv]
 
@@ -242,17 +241,19 @@ def build_plan(
     for rank in range(nodes):
         rank_gpus = gpus[rank * per_rank:(rank + 1) * per_rank]
         env = {
-            "TRAINDECK_JOB": job, "TRAINDECK_VERSION": label,
+            **call.env, "TRAINDECK_JOB": job, "TRAINDECK_VERSION": label,
             "TRAINDECK_METRICS_FILE": str(job_at / metrics_file_name(rank)),
-            "MASTER_ADDR": master_addr, "MASTER_PORT": str(master_port),
-            "WORLD_SIZE": str(nodes), "RANK": str(rank), "NODE_RANK": str(rank),
-            "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "PYTHONUNBUFFERED": "1",
+            **rendezvous_env(rank, nodes, master_addr, master_port, network),
+            "PYTHONUNBUFFERED": "1",
         }
         if docker:
             env["HOME"] = str(IN_CONTAINER / "job" / "home")
             env["TRAINDECK_IMAGE"] = program.image or ""
         else:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, rank_gpus))
+            # A `command` (torchrun, accelerate) finds the engine's tools first.
+            env["PATH"] = os.pathsep.join([str(Path(python).parent),
+                                           os.environ.get("PATH", os.defpath)])
         ranks.append(RankPlan(rank=rank, argv=argv, env=env, name=names[rank], gpus=rank_gpus,
                               log=str(Path(version.log_dir) / f"rank-{rank}.log")))
 

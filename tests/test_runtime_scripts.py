@@ -1,0 +1,151 @@
+"""Scripts written the ways real ones are run unchanged through `traindeck submit`, as
+local processes and in Docker containers: a strict argparse script called by a full
+command, one configured only through its environment, and a ModelArts-style one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helpers import write_yaml
+from test_runtime_docker import engine  # noqa: F401 (the fixture, for Docker runs)
+from test_runtime_local import log_text, script_spec, submit, wait
+
+from app.context import Context
+from app.models import Version
+
+RUNTIMES = ["local", pytest.param("docker", marks=pytest.mark.docker)]
+
+STRICT_ARGPARSE = """\
+import argparse, json, os, sys
+parser = argparse.ArgumentParser()
+parser.add_argument("epochs", type=int)
+parser.add_argument("batch", type=int)
+parser.add_argument("--dry-run", action="store_true")
+parser.add_argument("--save", required=True)
+args = parser.parse_args()  # any argument it does not know is an error
+keys = ["GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE", "ROLE_NAME", "GROUP_WORLD_SIZE",
+        "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT", "TORCHELASTIC_MAX_RESTARTS",
+        "LOCAL_WORLD_SIZE", "WORLD_SIZE", "RANK"]
+with open(args.save, "w") as f:
+    json.dump({"args": vars(args), "cwd": os.getcwd(), "python": sys.executable,
+               "env": {k: os.environ[k] for k in keys}}, f)
+"""
+
+FROM_ENVIRONMENT = """\
+import json, os, sys
+assert sys.argv[1:] == [], sys.argv
+config = {k: os.environ[k] for k in ("MY_EPOCHS", "MY_NAME", "DATA_URL", "TRAIN_URL",
+                                     "TRAINDECK_DATA_URL", "TRAINDECK_TRAIN_URL")}
+with open(os.path.join(os.environ["TRAIN_URL"], "config.json"), "w") as f:
+    json.dump(config, f)
+"""
+
+MODELARTS_STYLE = """\
+import argparse
+parser = argparse.ArgumentParser()
+parser.add_argument("--data_url", required=True)
+parser.add_argument("--train_url", required=True)
+parser.add_argument("--lr", type=float, default=0.01)
+args = parser.parse_args()
+with open(args.data_url + "sample.csv") as src, open(args.train_url + "copy.csv", "w") as dst:
+    dst.write(src.read() + f"lr={args.lr}\\n")
+"""
+
+
+def run_script(ctx: Context, request: pytest.FixtureRequest, tmp: Path, name: str,
+               source: str, runtime: str, parameters: dict[str, Any] | None = None,
+               **changes: Any) -> Version:
+    """Submit a script through the CLI with spec changes (`framework=` merges into the
+    framework block) and wait until it ends; it must succeed."""
+    if runtime == "docker":
+        request.getfixturevalue("engine")  # the image present, containers removed after
+    spec_file = script_spec(tmp, name, source, runtime, parameters=parameters)
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["algorithm"]["framework"].update(changes.pop("framework", {}))
+    raw["algorithm"]["framework"] = {k: v for k, v in raw["algorithm"]["framework"].items()
+                                     if v is not None}
+    raw.update(changes)
+    submit(write_yaml(spec_file, raw))
+    version = wait(ctx, name)
+    assert version.status == "succeeded", log_text(version)
+    return version
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_strict_argparse_script_called_by_a_command(
+        ctx: Context, request: pytest.FixtureRequest, tmp_path: Path, runtime: str) -> None:
+    command = ["python", "train.py", "{epochs}", "{batch}", "--dry-run",
+               "--save", "{train_url}result.json"]
+    version = run_script(ctx, request, tmp_path, f"strict-{runtime}", STRICT_ARGPARSE, runtime,
+                         {"epochs": 5, "batch": 32}, framework={"boot_file": None,
+                                                                "command": command})
+    result = json.loads((Path(version.output) / "result.json").read_text())
+    output = "/traindeck/output" if runtime == "docker" else version.output
+    assert result["args"] == {"epochs": 5, "batch": 32, "dry_run": True,
+                              "save": f"{output}/result.json"}
+    code = tmp_path / f"strict-{runtime}" / "code"
+    assert result["cwd"] == ("/traindeck/code" if runtime == "docker" else str(code))
+    if runtime == "local":  # `python` is the engine's interpreter, found first on PATH
+        assert Path(result["python"]).parent == Path(sys.executable).parent
+    env = result["env"]
+    assert (env["GROUP_RANK"], env["ROLE_RANK"], env["ROLE_NAME"]) == ("0", "0", "default")
+    assert (env["ROLE_WORLD_SIZE"], env["GROUP_WORLD_SIZE"], env["LOCAL_WORLD_SIZE"]) == \
+           ("1", "1", "1")
+    assert (env["TORCHELASTIC_RESTART_COUNT"], env["TORCHELASTIC_MAX_RESTARTS"]) == ("0", "0")
+    assert env["TORCHELASTIC_RUN_ID"].startswith(f"td-strict-{runtime}-v001-")
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_script_configured_by_its_environment(
+        ctx: Context, request: pytest.FixtureRequest, tmp_path: Path, runtime: str) -> None:
+    version = run_script(ctx, request, tmp_path, f"env-{runtime}", FROM_ENVIRONMENT, runtime,
+                         {"ignored": 1}, framework={"arguments": "none"},
+                         env={"MY_EPOCHS": 3, "MY_NAME": "a b; $(id) `id`"})
+    config = json.loads((Path(version.output) / "config.json").read_text())
+    data = "/traindeck/data/" if runtime == "docker" else f"{tmp_path}/env-{runtime}/data/"
+    output = "/traindeck/output/" if runtime == "docker" else f"{version.output}/"
+    assert config == {"MY_EPOCHS": "3", "MY_NAME": "a b; $(id) `id`", "DATA_URL": data,
+                      "TRAIN_URL": output, "TRAINDECK_DATA_URL": data,
+                      "TRAINDECK_TRAIN_URL": output}
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_modelarts_script_joins_folders_with_plus(
+        ctx: Context, request: pytest.FixtureRequest, tmp_path: Path, runtime: str) -> None:
+    version = run_script(ctx, request, tmp_path, f"ma-{runtime}", MODELARTS_STYLE, runtime,
+                         {"lr": 0.5})
+    assert (Path(version.output) / "copy.csv").read_text() == "x,y\n1,0\nlr=0.5\n"
+
+
+TORCHRUN_SCRIPT = """\
+import json, os, sys
+import torch
+import torch.distributed as dist
+dist.init_process_group("gloo")
+total = torch.tensor([dist.get_rank() + 1])
+dist.all_reduce(total)
+if dist.get_rank() == 0:
+    with open(os.environ["TRAIN_URL"] + "torchrun.json", "w") as f:
+        json.dump({"world": dist.get_world_size(), "sum": int(total), "args": sys.argv[1:],
+                   "group_rank": os.environ["GROUP_RANK"]}, f)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_a_torchrun_command_runs_locally(ctx: Context, request: pytest.FixtureRequest,
+                                         tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    command = ["torchrun", "--standalone", "--nproc_per_node=2", "train.py", "{epochs}"]
+    version = run_script(ctx, request, tmp_path, "torchrun", TORCHRUN_SCRIPT, "local",
+                         {"epochs": 50}, framework={"boot_file": None, "command": command,
+                                                    "engine": "pytorch",
+                                                    "engine_version": "2.13"})
+    result = json.loads((Path(version.output) / "torchrun.json").read_text())
+    assert result == {"world": 2, "sum": 3, "args": ["50"], "group_rank": "0"}
