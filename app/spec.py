@@ -236,6 +236,8 @@ class AlgorithmSpec(_Strict):
     framework: FrameworkSpec | None = None
     preset: PresetSpec | None = None
     image: ImageSpec | None = None
+    compat: Literal["moxing"] | None = None
+    """`moxing`: Traindeck's moxing shim is importable by the run (ModelArts scripts)."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> AlgorithmSpec:

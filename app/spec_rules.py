@@ -17,7 +17,6 @@ from typing import Any, Literal, Protocol
 from app.errors import FieldError, SpecError
 from app.runtime.invocation import FOLDERS, placeholder_problem
 from app.spec import (
-    AlgorithmSpec,
     DataSpec,
     JobSpec,
     ShapeCheck,
@@ -321,8 +320,9 @@ class _Rules:
             fields = self.check_framework(algo.framework.model_dump())
             self.check_command(algo.framework.command, "algorithm.framework.command")
             if "code_dir" in fields:
-                self.updates["algorithm"] = AlgorithmSpec(framework=algo.framework.model_copy(
-                    update={"code_dir": fields["code_dir"]}))
+                self.updates["algorithm"] = algo.model_copy(update={
+                    "framework": algo.framework.model_copy(
+                        update={"code_dir": fields["code_dir"]})})
         elif algo.preset is not None:
             preset = self.catalog.preset(algo.preset.name)
             if preset is None:
@@ -342,8 +342,8 @@ class _Rules:
                 code_dir = _resolve(algo.image.code_dir, self.base_dir, where, self.errors)
                 if code_dir is not None and not _is_dir(code_dir):
                     self.error(where, f"{str(code_dir)!r} is not an existing directory")
-                self.updates["algorithm"] = AlgorithmSpec(image=algo.image.model_copy(
-                    update={"code_dir": str(code_dir)}))
+                self.updates["algorithm"] = algo.model_copy(update={
+                    "image": algo.image.model_copy(update={"code_dir": str(code_dir)})})
 
     def check_command(self, items: list[str] | None, where: str) -> None:
         """Every placeholder of a command's items names a folder or a run parameter."""

@@ -19,6 +19,7 @@ import pytest
 from test_runtime_local import (
     cli,
     current,
+    injected,
     log_lines,
     logreg_spec,
     point_counts,
@@ -96,7 +97,7 @@ def test_a_local_rank_that_ended_unwatched_gets_its_real_exit_code(
              "the rank's end")
     cli("list")
     version = wait(ctx, "k9-local-exit")
-    assert (version.status, version.reason, version.exit_code) == ("failed", "exit code 3", 3)
+    assert (version.status, version.reason, version.exit_code) == ("failed", injected(25), 3)
     assert step_lines(version) == list(range(1, 26))
 
 
@@ -156,7 +157,7 @@ def test_a_container_that_ended_unwatched_gets_its_real_exit_code(
     wait_for(lambda: (container.reload(), container.status)[1] == "exited", 30, "the exit")
     cli("list")
     version = wait(ctx, "k9-exit")
-    assert (version.status, version.reason, version.exit_code) == ("failed", "exit code 3", 3)
+    assert (version.status, version.reason, version.exit_code) == ("failed", injected(25), 3)
     assert step_lines(version) == list(range(1, 26))
     assert any("injected failure at step 25" in line for line in log_lines(version))
 

@@ -286,7 +286,7 @@ def test_validate_prints_rank_0_argv_and_environment(command_project: Project) -
     assert f"  python train.py 3 --out={output}/m.pt --epochs=3 --data_url=shadow\n" in out
     for line in (f"  TRAIN_URL={output}/", f"  TRAINDECK_DATA_URL={data}/", "  MY_CONFIG=fast",
                  "  SEED=7", "  GROUP_RANK=0", "  MASTER_PORT=<free port>",
-                 "  TRAINDECK_METRICS_FILE=<version state>/metrics.rank0.jsonl"):
+                 "  TRAINDECK_METRICS_FILE=<version state>/job/metrics.rank0.jsonl"):
         assert line + "\n" in out
     assert "warning: parameters.data_url: Traindeck already passes the data folder" in out
     assert not (command_project.base / "out").exists()  # validation writes nothing
@@ -323,7 +323,7 @@ def test_validate_shows_stand_ins_for_what_only_the_start_knows(command_project:
 
 def test_modify_and_templates_keep_the_new_fields(command_project: Project,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app.runtime.launcher, "start_supervisor", instant_launcher)
+    monkeypatch.setattr(app.runtime.launcher, "launch", instant_launcher)
     assert run_cli("submit", str(command_project.write_spec()))[0] == 0
     code, out = run_cli("modify", "demo", "--from", "V001", "--set", "epochs=4", "--json")
     assert code == 0, out

@@ -85,13 +85,18 @@ def bucket(server: S3Server, prefix: str) -> dict[str, bytes]:
             for o in listed}
 
 
-def kill_supervisor_when_written(ctx: Context, job: str) -> Version:
-    """Wait until the run has written its output, then SIGKILL its supervisor."""
+def kill_supervisor_when_written(ctx: Context, job: str, *, ranks: bool = False) -> Version:
+    """Wait until the run has written its output, then SIGKILL its supervisor (and with
+    `ranks`, its local ranks too, with their wrappers: the run is lost, as after a reboot)."""
     version = wait_status(ctx, job, Status.RUNNING)
     wait_for(lambda: "output written" in log_lines(current(ctx, job)), 60, "the output")
     pid = version.supervisor_pid or 0
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not pid_alive(pid), 10, "the supervisor to die")
+    if ranks:
+        for wrapper in json.loads(version.handle)["pids"]:
+            os.killpg(wrapper, signal.SIGKILL)
+            wait_for(lambda w=wrapper: not pid_alive(w), 10, "the rank to die")
     return version
 
 
@@ -103,7 +108,7 @@ def messages(ctx: Context, version_id: int) -> list[str]:
 def test_kill_9_then_reconcile_uploads_output_and_logs(s3: S3Server, ctx: Context,
                                                          tmp_path: Path) -> None:
     version_id = submit_in_process(ctx, remote_spec(tmp_path, "lost-s3"))
-    kill_supervisor_when_written(ctx, "lost-s3")
+    kill_supervisor_when_written(ctx, "lost-s3", ranks=True)
     assert bucket(s3, "lost-s3/out/") == {}  # nothing went up while it ran
 
     started = time.monotonic()
@@ -125,7 +130,7 @@ def test_kill_9_then_reconcile_uploads_output_and_logs(s3: S3Server, ctx: Contex
             "logs to s3://results/lost-s3/logs/V001 from this machine in the background"
             ) in messages(ctx, version_id)
     version = current(ctx, "lost-s3")
-    assert (version.status, version.reason) == ("failed", "supervisor lost")
+    assert (version.status, version.reason) == ("failed", "supervisor lost (its ranks are gone)")
     assert reconcile(ctx) == []  # nothing is left to do (or uploaded twice)
     assert messages(ctx, version_id).count(done) == 1
 
@@ -151,7 +156,7 @@ def test_the_upload_of_a_deleted_version_is_dropped(s3: S3Server, ctx: Context,
 def test_an_upload_that_fails_is_tried_again_at_the_next_start(
         s3: S3Server, ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     version_id = submit_in_process(ctx, remote_spec(tmp_path, "retry-s3"))
-    kill_supervisor_when_written(ctx, "retry-s3")
+    kill_supervisor_when_written(ctx, "retry-s3", ranks=True)
     monkeypatch.setenv("AWS_ENDPOINT_URL", dead_endpoint())  # the uploader inherits it
     reconcile(ctx)
     failed = wait_for(lambda: [m for m in messages(ctx, version_id)

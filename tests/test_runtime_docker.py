@@ -23,6 +23,7 @@ from test_runtime_local import (
     STAMPED,
     cli,
     current,
+    injected,
     log_lines,
     logreg_spec,
     point_counts,
@@ -105,7 +106,7 @@ def test_success_with_metrics_and_followed_logs(engine: Any, ctx: Context,
 def test_failure_has_exit_code(engine: Any, ctx: Context, tmp_path: Path) -> None:
     submit(logreg_spec(tmp_path, "d-fail", "docker", fail_at_step=3, log_every=1))
     version = wait(ctx, "d-fail")
-    assert (version.status, version.reason, version.exit_code) == ("failed", "exit code 3", 3)
+    assert (version.status, version.reason, version.exit_code) == ("failed", injected(3), 3)
     assert any("injected failure at step 3" in line for line in log_lines(version))
     assert containers_of(engine, ctx, version) == []
 

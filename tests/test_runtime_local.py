@@ -83,6 +83,12 @@ def logreg_spec(base: Path, name: str, runtime: str = "local", **params: Any) ->
     })
 
 
+def injected(step: int) -> str:
+    """The failure reason of the logistic-regression sample failing at `step`."""
+    return (f"exit code 3: train.py: error: injected failure at step {step} "
+            f"(fail_at_step={step})")
+
+
 def script_spec(base: Path, name: str, source: str, runtime: str = "local", *,
                 parameters: dict[str, Any] | None = None, nodes: int = 1, gpus: int = 0,
                 files: dict[str, str] | None = None) -> Path:
@@ -226,10 +232,10 @@ def test_success_with_metrics(ctx: Context, tmp_path: Path) -> None:
 def test_failure_has_exit_code(ctx: Context, tmp_path: Path) -> None:
     submit(logreg_spec(tmp_path, "lr-fail", fail_at_step=3, log_every=1))
     version = wait(ctx, "lr-fail")
-    assert (version.status, version.reason, version.exit_code) == ("failed", "exit code 3", 3)
+    assert (version.status, version.reason, version.exit_code) == ("failed", injected(3), 3)
     text = log_text(version)
     assert "injected failure at step 3" in text
-    assert text.rstrip().endswith("[traindeck] failed: exit code 3")
+    assert text.rstrip().endswith(f"[traindeck] failed: {injected(3)}")
     assert show("lr-fail")["exit_code"] == 3
 
 
@@ -401,8 +407,8 @@ def test_requirements_are_installed_before_the_boot_file(ctx: Context, tmp_path:
     installed = lines.index("[traindeck] requirements installed")
     answer = next(i for i, x in enumerate(lines) if x.startswith("tdprobe answer 42 from "))
     assert installing < installed < answer
-    state = ctx.settings.data_dir / "versions" / str(version.id) / "job" / "pkgs"
-    assert str(state) in lines[answer]  # imported from the version's own package folder
+    envs = ctx.settings.data_dir / "envs" / "local"
+    assert str(envs) in lines[answer]  # from an environment on top of the engine, cached
 
 
 # -- distributed --------------------------------------------------------------------------------

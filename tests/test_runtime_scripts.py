@@ -68,6 +68,8 @@ def run_script(ctx: Context, request: pytest.FixtureRequest, tmp: Path, name: st
     spec_file = script_spec(tmp, name, source, runtime, parameters=parameters)
     raw = yaml.safe_load(spec_file.read_text())
     raw["algorithm"]["framework"].update(changes.pop("framework", {}))
+    if "algorithm_compat" in changes:
+        raw["algorithm"]["compat"] = changes.pop("algorithm_compat")
     raw["algorithm"]["framework"] = {k: v for k, v in raw["algorithm"]["framework"].items()
                                      if v is not None}
     raw.update(changes)
@@ -89,7 +91,8 @@ def test_a_strict_argparse_script_called_by_a_command(
     output = "/traindeck/output" if runtime == "docker" else version.output
     assert result["args"] == {"epochs": 5, "batch": 32, "dry_run": True,
                               "save": f"{output}/result.json"}
-    code = tmp_path / f"strict-{runtime}" / "code"
+    # The version's own copy of the code folder (its snapshot) is the working folder.
+    code = ctx.settings.data_dir / "versions" / str(version.id) / "code"
     assert result["cwd"] == ("/traindeck/code" if runtime == "docker" else str(code))
     if runtime == "local":  # `python` is the engine's interpreter, found first on PATH
         assert Path(result["python"]).parent == Path(sys.executable).parent
@@ -149,3 +152,58 @@ def test_a_torchrun_command_runs_locally(ctx: Context, request: pytest.FixtureRe
                                                     "engine_version": "2.13"})
     result = json.loads((Path(version.output) / "torchrun.json").read_text())
     assert result == {"world": 2, "sum": 3, "args": ["50"], "group_rank": "0"}
+
+
+MOXING_SCRIPT = """\
+import argparse
+import moxing as mox
+parser = argparse.ArgumentParser()
+parser.add_argument("--data_url", required=True)
+parser.add_argument("--train_url", required=True)
+args, _ = parser.parse_known_args()
+mox.file.copy_parallel(args.data_url, "cache/data")
+assert mox.file.exists("cache/data/sample.csv"), mox.file.list_directory("cache/data")
+mox.file.write(args.train_url + "seen.txt", ",".join(mox.file.list_directory("cache/data")))
+"""
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_modelarts_script_using_moxing(
+        ctx: Context, request: pytest.FixtureRequest, tmp_path: Path, runtime: str) -> None:
+    version = run_script(ctx, request, tmp_path, f"mox-{runtime}", MOXING_SCRIPT, runtime,
+                         algorithm_compat="moxing")
+    assert (Path(version.output) / "seen.txt").read_text() == "sample.csv"
+
+
+WRITES_AND_PRINTS = """\
+import os, sys
+os.makedirs("runs/exp", exist_ok=True)  # as SummaryWriter() and checkpoints do
+with open("runs/exp/checkpoint.txt", "w") as f:
+    f.write("weights")
+for epoch in range(1, 4):
+    print(f"epoch {epoch} | loss: {1 / epoch:.3f} | Train-accuracy={0.5 + epoch / 10}")
+"""
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_script_writing_into_its_folder_and_printing_metrics(
+        ctx: Context, request: pytest.FixtureRequest, tmp_path: Path, runtime: str) -> None:
+    version = run_script(ctx, request, tmp_path, f"prints-{runtime}", WRITES_AND_PRINTS,
+                         runtime, framework={"arguments": "none"})
+    assert not (tmp_path / f"prints-{runtime}" / "code" / "runs").exists()  # the user's folder
+    work = ctx.settings.data_dir / "versions" / str(version.id) / "code"
+    assert (work / "runs" / "exp" / "checkpoint.txt").read_text() == "weights"
+    from app.queries import version_info
+
+    metrics = version_info(ctx.db, f"prints-{runtime}").metrics
+    assert metrics["loss"] == pytest.approx(0.333) and metrics["Train-accuracy"] == 0.8
+
+
+def test_a_failing_script_says_why(ctx: Context, tmp_path: Path) -> None:
+    spec = script_spec(tmp_path, "why", STRICT_ARGPARSE)  # the default ModelArts arguments
+    submit(spec)
+    version = wait(ctx, "why")
+    assert version.status == "failed"
+    assert version.reason.startswith("exit code 2: train.py: error: ")
+    assert "unrecognized arguments: --data_url=" in version.reason or \
+           "the following arguments are required" in version.reason

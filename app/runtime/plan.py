@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from app.compat import shim_path
 from app.config import Settings
 from app.errors import TraindeckError
 from app.models import Version, version_label
@@ -203,6 +204,8 @@ def build_plan(
             mounts.append(Mount(bootstrap, str(IN_CONTAINER / "bootstrap.py")))
             mounts.append(Mount(envs, str(IN_CONTAINER / "envs"), read_only=False))
             bootstrap, envs = IN_CONTAINER / "bootstrap.py", IN_CONTAINER / "envs"
+        if spec.algorithm.compat:
+            mounts.append(Mount(shim_path(), str(IN_CONTAINER / "compat")))
         data_url, train_url = str(IN_CONTAINER / "data"), str(IN_CONTAINER / "output")
         job_at, workdir = IN_CONTAINER / "job", code_at or "/"
         python = "python"
@@ -254,6 +257,10 @@ def build_plan(
             # A `command` (torchrun, accelerate) finds the engine's tools first.
             env["PATH"] = os.pathsep.join([str(Path(python).parent),
                                            os.environ.get("PATH", os.defpath)])
+        if spec.algorithm.compat:  # the moxing shim, before the spec's own PYTHONPATH
+            shims = str(IN_CONTAINER / "compat") if docker else str(shim_path())
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (shims, env.get("PYTHONPATH", "")) if p)
         ranks.append(RankPlan(rank=rank, argv=argv, env=env, name=names[rank], gpus=rank_gpus,
                               log=str(Path(version.log_dir) / f"rank-{rank}.log")))
 

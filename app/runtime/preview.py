@@ -72,9 +72,9 @@ def reserved_parameter_warnings(spec: JobSpec) -> list[str]:
 
 def preview_rank0(ctx: Context, spec: JobSpec) -> RankPreview:
     """Rank 0's argv and environment for the next version of a validated spec."""
-    from app.jobs import version_paths
+    from app.jobs import code_folder, version_paths
+    from app.runtime.launcher import dataset_paths
     from app.runtime.plan import build_plan
-    from app.runtime.startup import dataset_paths
 
     number = _next_number(ctx, spec.name)
     label = version_label(number)
@@ -83,6 +83,9 @@ def preview_rank0(ctx: Context, spec: JobSpec) -> RankPreview:
     with tempfile.TemporaryDirectory(prefix="traindeck-preview-") as folder:
         scratch = Path(folder)
         swaps = {str(scratch / "home" / "versions" / "0"): STATE}
+        code = code_folder(spec)
+        if code:  # a version runs its own copy of the code folder
+            swaps[str(Path(code))] = f"{STATE}/code"
         staged = []
         for i, source in enumerate(sources):
             if is_remote(source):
