@@ -271,3 +271,25 @@ def test_a_job_cannot_reach_traindecks_own_state(engine: Any, ctx: Context,
     state = ctx.settings.data_dir / "versions" / str(version.id)
     counter = (state / "own-lines.rank0").read_bytes()
     assert set(counter) == {ord("\n")}  # Traindeck's own count, not the job's "0"
+
+
+FLOOD_THEN_TRACEBACK = """
+    import sys
+    sys.stdout.writelines(f"line {i}\\n" for i in range(300_000))
+    sys.stdout.flush()
+    raise RuntimeError("the end of a flood")
+"""
+
+
+@pytest.mark.slow
+def test_a_flood_then_a_traceback_keeps_every_line(engine: Any, ctx: Context,
+                                                   tmp_path: Path) -> None:
+    submit(script_spec(tmp_path, "flood", FLOOD_THEN_TRACEBACK, "docker"))
+    version = wait(ctx, "flood", timeout=300)
+    lines = log_lines(version)
+    numbered = [x for x in lines if x.startswith("line ")]
+    assert numbered == [f"line {i}" for i in range(300_000)]  # each once, in order
+    # stderr (the traceback) is interleaved with stdout as the engine read the two pipes
+    assert lines.count("RuntimeError: the end of a flood") == 1
+    assert lines[-1].startswith("[traindeck] failed: exit code 1")
+    assert version.status == "failed" and version.exit_code == 1
