@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from test_runtime_local import (
     cli,
     current,
@@ -24,6 +25,7 @@ from test_runtime_local import (
     logreg_spec,
     point_counts,
     same_process_alive,
+    script_spec,
     submit,
     wait,
     wait_for,
@@ -248,3 +250,52 @@ def test_docker_engine_restart_mid_run_ends_truthfully(
     assert lines[-1].startswith(f"[traindeck] {version.status}")
     listed = json.loads(cli("list", "--json").stdout)
     assert all(r["status"] not in ("running", "initializing", "queued") for r in listed)
+
+
+# -- a full disk ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs (needs root, as CI has)."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        message = f"cannot mount a tmpfs: {mounted.stderr.strip()}"
+        if os.environ.get("TRAINDECK_REQUIRE_DOCKER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+FILLS_THE_LOG = """
+    import sys
+    sys.stdout.writelines(f"line {i} " + "x" * 100 + "\\n" for i in range(20_000))
+    print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("runtime", ["local", pytest.param("docker", marks=pytest.mark.docker)])
+def test_a_full_log_folder_ends_the_version_truthfully(
+        ctx: Context, tmp_path: Path, small_disk: Path, runtime: str,
+        request: pytest.FixtureRequest) -> None:
+    if runtime == "docker":
+        request.getfixturevalue("image")
+    spec = script_spec(tmp_path, f"full-{runtime}", FILLS_THE_LOG, runtime)
+    raw = yaml.safe_load(spec.read_text())
+    raw["log_dir"] = str(small_disk / "logs")
+    spec.write_text(yaml.safe_dump(raw))
+    ref = submit(spec)
+    version = wait(ctx, f"full-{runtime}")
+    # The job did nothing wrong: its status says so, and the reason names the cause.
+    assert (version.status, version.exit_code) == ("succeeded", 0), version.reason
+    assert version.reason.startswith("log incomplete: rank 0: log ")
+    assert "No space left on device" in version.reason
+    messages = [e.message for e in version_events(ctx.db, ref["id"])]
+    assert any(m.startswith("log incomplete: ") for m in messages)
+    assert RESTART_EVENT not in messages  # no supervisor died, nothing restarted
+    assert cli("list", "--json").returncode == 0
+    assert current(ctx, f"full-{runtime}").supervisor_pid == version.supervisor_pid
