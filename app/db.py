@@ -173,10 +173,22 @@ class Database:
             raise DatabaseError(f"database {self.url}: {exc.orig}") from exc
 
     def migrate(self) -> None:
-        """Create or upgrade the schema to the newest migration (fast when already there)."""
+        """Create or upgrade the schema to the newest migration (fast when already there).
+
+        Refuses a database that a newer Traindeck made (its schema is unknown here) and
+        an SQLite file emptied by accident (it would otherwise become a new database).
+        """
+        path = sqlite_file(self.url)
+        if path is not None and _emptied(path):
+            raise DatabaseError(f"database {path} is empty (0 bytes) but not new: restore it "
+                                "from a backup, or remove it to start with no jobs")
         try:
-            if self.current_revision() == HEAD_REVISION:
+            current = self.current_revision()
+            if current == HEAD_REVISION:
                 return
+            if current is not None and current not in known_revisions():
+                raise DatabaseError(f"database {self.url} was made by a newer Traindeck "
+                                    f"(revision {current}); upgrade Traindeck")
             run_migrations(self.engine)
         except SQLAlchemyError as exc:
             detail = getattr(exc, "orig", None) or exc
@@ -199,6 +211,23 @@ class Database:
             self._closing.set()
             self._checkpointer.join()
         self.engine.dispose()
+
+
+def _emptied(path: Path) -> bool:
+    """A 0-byte SQLite file with no write-ahead log beside it: truncated, not fresh (a
+    new database is created by this process, after this check)."""
+    try:
+        if path.stat().st_size:
+            return False
+    except FileNotFoundError:
+        return False
+    wal = path.with_name(path.name + "-wal")
+    return not (wal.exists() and wal.stat().st_size)
+
+
+def known_revisions() -> set[str]:
+    """Every schema revision this Traindeck knows (its migration scripts)."""
+    return {p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py")}
 
 
 def alembic_config(engine: Engine) -> Any:

@@ -394,3 +394,35 @@ def test_the_checkpointer_is_for_sqlite_files_only(tmp_path: Path) -> None:
     db.checkpoint_in_background()
     assert db._checkpointer is None
     db.dispose()
+
+
+def test_a_database_from_a_newer_traindeck_gives_one_line(home: Path) -> None:
+    Context.open()
+    path = home / "traindeck.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0999'")
+    app.db.reset_cache()
+    proc = subprocess.run([traindeck_executable(), "list"], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"error: database sqlite:///{path} was made by a newer Traindeck (revision 0999); "
+        "upgrade Traindeck"]
+    with sqlite3.connect(path) as conn:  # and it was left as it was
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0999",)
+
+
+def test_an_emptied_database_file_is_refused_not_replaced(
+        home: Path, make_project: Callable[..., Project]) -> None:
+    ctx = Context.open()
+    project = make_project("emptied")
+    submit(ctx, project.raw(), project.base, launcher=noop_launcher)
+    ctx.db.dispose()
+    app.db.reset_cache()
+    path = home / "traindeck.db"
+    for extra in ("-wal", "-shm"):
+        path.with_name(path.name + extra).unlink(missing_ok=True)
+    path.write_bytes(b"")  # `> traindeck.db` by accident
+    with pytest.raises(DatabaseError, match="is empty .0 bytes. but not new"):
+        Context.open()
+    assert path.stat().st_size == 0  # nothing was created in its place
