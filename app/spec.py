@@ -261,6 +261,19 @@ class ResourcesSpec(_Strict):
     gpus: int = Field(default=0, ge=0, le=64)
     nodes: int = Field(default=1, ge=1, le=64)
     runtime: Runtime | None = None
+    processes_per_node: Literal["gpus"] | Annotated[int, Field(ge=1, le=64)] | None = None
+    """Processes started on each node (None: 1); `gpus`: one per GPU, each seeing its
+    own GPU, as `torchrun --nproc_per_node` would start them."""
+
+    @model_validator(mode="after")
+    def _processes_fit_gpus(self) -> ResourcesSpec:
+        wanted = self.processes_per_node
+        if wanted == "gpus" and self.gpus == 0:
+            raise ValueError("processes_per_node: gpus needs resources.gpus of 1 or more")
+        if isinstance(wanted, int) and self.gpus and self.gpus % wanted:
+            raise ValueError(f"processes_per_node: {self.gpus} GPU(s) per node cannot be "
+                             f"shared evenly by {wanted} processes")
+        return self
 
 
 class SubscriptionSpec(_Strict):

@@ -106,7 +106,7 @@ def test_env_is_added_for_every_rank_as_text() -> None:
 
 
 def test_rendezvous_env_is_torchrun_s_full_set() -> None:
-    env = rendezvous_env(1, 2, "host0", 29500, "run-1")
+    env = rendezvous_env(1, 2, 1, "host0", 29500, "run-1")
     assert env == {
         "MASTER_ADDR": "host0", "MASTER_PORT": "29500", "WORLD_SIZE": "2", "RANK": "1",
         "NODE_RANK": "1", "GROUP_RANK": "1", "ROLE_RANK": "1", "ROLE_WORLD_SIZE": "2",
@@ -114,6 +114,15 @@ def test_rendezvous_env_is_torchrun_s_full_set() -> None:
         "LOCAL_WORLD_SIZE": "1", "TORCHELASTIC_RUN_ID": "run-1",
         "TORCHELASTIC_RESTART_COUNT": "0", "TORCHELASTIC_MAX_RESTARTS": "0",
     }
+
+
+def test_rendezvous_env_of_several_processes_per_node() -> None:
+    """Process 5 of 2 nodes × 4: the second node's second process."""
+    env = rendezvous_env(5, 2, 4, "host0", 29500, "run-1")
+    assert (env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"], env["LOCAL_WORLD_SIZE"]) == \
+           ("5", "8", "1", "4")
+    assert (env["NODE_RANK"], env["GROUP_RANK"], env["GROUP_WORLD_SIZE"]) == ("1", "1", "2")
+    assert (env["ROLE_RANK"], env["ROLE_WORLD_SIZE"]) == ("5", "8")
 
 
 # ------------------------------------------------------------------ placeholders

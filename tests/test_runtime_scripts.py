@@ -14,7 +14,7 @@ import pytest
 import yaml
 from helpers import write_yaml
 from test_runtime_docker import engine  # noqa: F401 (the fixture, for Docker runs)
-from test_runtime_local import log_text, script_spec, submit, wait
+from test_runtime_local import cli, log_text, script_spec, submit, wait
 
 from app.context import Context
 from app.models import Version
@@ -207,3 +207,58 @@ def test_a_failing_script_says_why(ctx: Context, tmp_path: Path) -> None:
     assert version.reason.startswith("exit code 2: train.py: error: ")
     assert "unrecognized arguments: --data_url=" in version.reason or \
            "the following arguments are required" in version.reason
+
+
+PER_PROCESS = """\
+import json, os
+keys = ["RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "NODE_RANK", "GROUP_RANK",
+        "CUDA_VISIBLE_DEVICES"]
+name = os.environ["TRAIN_URL"] + f"rank{os.environ['RANK']}.json"
+with open(name, "w") as f:
+    json.dump({k: os.environ.get(k) for k in keys}, f)
+print("process", os.environ["RANK"], "of", os.environ["WORLD_SIZE"], flush=True)
+"""
+
+
+def test_one_process_per_gpu(ctx: Context, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """`processes_per_node: gpus` starts one process per GPU, each with its own GPU and
+    torchrun's per-process variables (local runs: GPUs are declared, there is no driver
+    here, and a Docker engine without the NVIDIA runtime cannot hand devices out)."""
+    monkeypatch.setenv("TRAINDECK_GPUS", "[0, 1, 2]")
+    spec_file = script_spec(tmp_path, "per-gpu", PER_PROCESS, gpus=2)
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["resources"]["processes_per_node"] = "gpus"
+    raw["algorithm"]["framework"]["arguments"] = "none"
+    submit(write_yaml(spec_file, raw))
+    version = wait(ctx, "per-gpu")
+    assert version.status == "succeeded", log_text(version)
+    seen = [json.loads((Path(version.output) / f"rank{r}.json").read_text()) for r in (0, 1)]
+    granted = version.allocated_gpus.split(",")
+    assert [s["CUDA_VISIBLE_DEVICES"] for s in seen] == granted  # one GPU each
+    assert [(s["RANK"], s["LOCAL_RANK"]) for s in seen] == [("0", "0"), ("1", "1")]
+    assert {(s["WORLD_SIZE"], s["LOCAL_WORLD_SIZE"], s["NODE_RANK"]) for s in seen} == \
+           {("2", "2", "0")}
+    logs = sorted(p.name for p in Path(version.log_dir).glob("rank-*.log"))
+    assert logs == ["rank-0.log", "rank-1.log"]
+
+
+def test_processes_that_cannot_share_the_gpus_are_refused(tmp_path: Path) -> None:
+    spec_file = script_spec(tmp_path, "uneven", PER_PROCESS, gpus=3)
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["resources"]["processes_per_node"] = 2
+    result = cli("validate", str(write_yaml(spec_file, raw)), check=False)
+    assert result.returncode != 0
+    assert "processes_per_node: 3 GPU(s) per node cannot be shared evenly by 2 processes" \
+        in result.stderr
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_two_processes_per_node_without_gpus(
+        ctx: Context, request: pytest.FixtureRequest, tmp_path: Path, runtime: str) -> None:
+    version = run_script(ctx, request, tmp_path, f"two-{runtime}", PER_PROCESS, runtime,
+                         framework={"arguments": "none"},
+                         resources={"runtime": runtime, "processes_per_node": 2})
+    seen = [json.loads((Path(version.output) / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [(s["RANK"], s["LOCAL_RANK"], s["WORLD_SIZE"]) for s in seen] == [
+        ("0", "0", "2"), ("1", "1", "2")]

@@ -134,15 +134,17 @@ def invocation(spec: JobSpec, boot: list[str], data_url: str, train_url: str) ->
     return Invocation(argv, {**folder_env(data_url, train_url), **(spec.env or {})})
 
 
-def rendezvous_env(rank: int, nodes: int, master_addr: str, master_port: int,
+def rendezvous_env(rank: int, nodes: int, per_node: int, master_addr: str, master_port: int,
                    run_id: str) -> dict[str, str]:
-    """torchrun's (torchelastic's) variables for one process per node, node `rank`."""
-    world, node = str(nodes), str(rank)
+    """torchrun's (torchelastic's) variables for process `rank` of `nodes` nodes running
+    `per_node` processes each (global ranks are numbered node by node)."""
+    world = str(nodes * per_node)
+    node, local = divmod(rank, per_node)
     return {
         "MASTER_ADDR": master_addr, "MASTER_PORT": str(master_port),
-        "WORLD_SIZE": world, "RANK": node, "NODE_RANK": node, "GROUP_RANK": node,
-        "ROLE_RANK": node, "ROLE_WORLD_SIZE": world, "ROLE_NAME": "default",
-        "GROUP_WORLD_SIZE": world, "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1",
-        "TORCHELASTIC_RUN_ID": run_id, "TORCHELASTIC_RESTART_COUNT": "0",
-        "TORCHELASTIC_MAX_RESTARTS": "0",
+        "WORLD_SIZE": world, "RANK": str(rank), "NODE_RANK": str(node),
+        "GROUP_RANK": str(node), "ROLE_RANK": str(rank), "ROLE_WORLD_SIZE": world,
+        "ROLE_NAME": "default", "GROUP_WORLD_SIZE": str(nodes), "LOCAL_RANK": str(local),
+        "LOCAL_WORLD_SIZE": str(per_node), "TORCHELASTIC_RUN_ID": run_id,
+        "TORCHELASTIC_RESTART_COUNT": "0", "TORCHELASTIC_MAX_RESTARTS": "0",
     }

@@ -35,7 +35,7 @@ from app.models import Dataset, DatasetVersion, Job, Status, Version
 from app.runtime.executors import Executor, ExecutorError, get_executor
 from app.runtime.executors.base import Handle, LaunchPlan
 from app.runtime.logpump import RankLog, copy_first_output, own_lines_path
-from app.runtime.plan import PlanError, build_plan, metrics_path, state_dir
+from app.runtime.plan import PlanError, build_plan, metrics_path, rank_count, state_dir
 from app.runtime.procs import SUPERVISOR_MODULE, hostname
 from app.runtime.supervisor import CONTROL_SIGNALS, RESTARTED
 from app.spec import JobSpec
@@ -174,7 +174,7 @@ def open_rank_logs(ctx: Context, version: Version, *, fresh: bool) -> dict[int, 
     state.mkdir(parents=True, exist_ok=True)
     created = version.created_at.timestamp()
     logs: dict[int, RankLog] = {}
-    for rank in range(max(1, version.nodes)):
+    for rank in range(rank_count(version)):
         path = Path(version.log_dir) / f"rank-{rank}.log"
         if fresh and path.exists() and path.stat().st_mtime < created - 1:
             path.rename(path.with_name(f"{path.name}.{int(path.stat().st_mtime)}.old"))

@@ -9,6 +9,7 @@ see host paths. Each rank gets torchrun's (torchelastic's) rendezvous variables.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -100,7 +101,20 @@ def rank_names(settings: Settings, job: str, version: Version) -> tuple[list[str
     """
     slug = re.sub(r"[^a-z0-9-]", "-", job.lower())[:24].strip("-") or "job"
     base = f"td-{slug}-{version_label(version.number).lower()}-{instance_tag(settings)}"
-    return [f"{base}-r{r}" for r in range(max(1, version.nodes))], base
+    return [f"{base}-r{r}" for r in range(rank_count(version))], base
+
+
+def processes_per_node(version: Version) -> int:
+    """The processes each node of a version runs (`resources.processes_per_node`; `gpus`:
+    one per GPU of the node)."""
+    wanted = (json.loads(version.spec_json or "{}").get("resources") or {}).get(
+        "processes_per_node", 1)
+    return max(1, version.gpus_requested) if wanted == "gpus" else max(1, int(wanted))
+
+
+def rank_count(version: Version) -> int:
+    """How many ranks (processes: local processes, or containers) a version runs."""
+    return max(1, version.nodes) * processes_per_node(version)
 
 
 def metrics_file_name(rank: int) -> str:
@@ -234,19 +248,20 @@ def build_plan(
     if needs_bootstrap:
         argv = [python, str(bootstrap), str(envs), "--", *argv]
 
-    nodes = max(1, version.nodes)
-    per_rank = len(gpus) // nodes if gpus else 0
+    nodes, per_node = max(1, version.nodes), processes_per_node(version)
+    world = nodes * per_node
+    per_rank = len(gpus) // world if gpus else 0
     names, network = rank_names(settings, job, version)
-    net = network if docker and nodes > 1 else None
+    net = network if docker and world > 1 else None
     master_addr = names[0] if net else "127.0.0.1"
     master_port = MASTER_PORT_IN_NETWORK if docker else free_port()
     ranks = []
-    for rank in range(nodes):
+    for rank in range(world):
         rank_gpus = gpus[rank * per_rank:(rank + 1) * per_rank]
         env = {
             **call.env, "TRAINDECK_JOB": job, "TRAINDECK_VERSION": label,
             "TRAINDECK_METRICS_FILE": str(job_at / metrics_file_name(rank)),
-            **rendezvous_env(rank, nodes, master_addr, master_port, network),
+            **rendezvous_env(rank, nodes, per_node, master_addr, master_port, network),
             "PYTHONUNBUFFERED": "1",
         }
         if docker:

@@ -46,6 +46,7 @@ from app.runtime.plan import (
     PlanError,
     instance_tag,
     metrics_path,
+    rank_count,
     rank_names,
     state_dir,
     version_stamp,
@@ -257,9 +258,9 @@ class Supervisor(StorageSteps):
         _, network = rank_names(self.ctx.settings, self.job, version)
         handle: Handle = {"kind": executor.kind, "containers": [c.id for c in found],
                           "names": [c.name for c in found],
-                          "network": network if version.nodes > 1 else None}
+                          "network": network if rank_count(version) > 1 else None}
         mine = all(c.labels.get(CREATED_LABEL) == version_stamp(version) for c in found)
-        if (mine and len(found) == max(1, version.nodes)
+        if (mine and len(found) == rank_count(version)
                 and all(c.status != "created" for c in found)):
             with self.ctx.db.write() as session:
                 row = session.get(Version, self.version_id)
@@ -340,7 +341,7 @@ class Supervisor(StorageSteps):
     def _ingest_metrics(self, version: Version, *, replace: bool = False) -> None:
         """Store new metric points; `replace` re-reads the files from their start."""
         new: list[MetricPoint] = []
-        for rank in range(max(1, version.nodes)):
+        for rank in range(rank_count(version)):
             if rank not in self.readers:
                 # Rank 0's log only: the ranks of a run mostly print the same numbers.
                 log_path = self.logs[0].path if rank == 0 and 0 in self.logs else None
