@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from app.context import Context
 from app.models import Status, Version
@@ -56,19 +58,38 @@ class StorageSteps:
         self.log_sync.start()
 
     def _prepare_data(self, spec: JobSpec) -> list[str] | None:
-        """Stage object-storage data and apply the 255 rule; None when the version ended."""
-        try:
-            sources = (spec.data.paths if spec.data.paths is not None
-                       else dataset_paths(self.ctx, spec))
-            paths = prepare_data(self.ctx.settings, sources, self.state / DATA_CACHE,
-                                 self._note, self._event, should_stop=self.flags.stop.is_set)
-        except TransferCancelled:
+        """Stage object-storage data and apply the 255 rule; None when the version ended.
+
+        The staging runs in a thread of its own: a stop takes effect at once, even while
+        a transfer waits on an endpoint that does not answer (the thread is left to the
+        end of this process).
+        """
+        done: dict[str, Any] = {}
+
+        def stage() -> None:
+            try:
+                sources = (spec.data.paths if spec.data.paths is not None
+                           else dataset_paths(self.ctx, spec))
+                done["paths"] = prepare_data(
+                    self.ctx.settings, sources, self.state / DATA_CACHE, self._note,
+                    self._event, should_stop=self.flags.stop.is_set)
+            except BaseException as exc:
+                done["error"] = exc
+
+        worker = threading.Thread(target=stage, name="stage-data", daemon=True)
+        worker.start()
+        while worker.is_alive() and not self.flags.stop.is_set():
+            worker.join(0.1)
+        error = done.get("error")
+        if worker.is_alive() or isinstance(error, TransferCancelled):
             self._end(Outcome(Status.STOPPED, "stopped by user"))
             return None
-        except (DataError, PlanError) as exc:
-            self._end(Outcome(Status.FAILED, str(exc)))
+        if isinstance(error, DataError | PlanError):
+            self._end(Outcome(Status.FAILED, str(error)))
             return None
-        return [str(p) for p in paths]
+        if error is not None:
+            raise error
+        return [str(p) for p in done["paths"]]
 
     def _upload_output(self, outcome: Outcome) -> Outcome:
         """Send an object-storage output up. A succeeded version whose output cannot go up
