@@ -47,6 +47,7 @@ HOST = "127.0.0.1"
 WATCHDOG_MODULE = "app.tensorboard"
 READY_MARK = "traindeck-tensorboard-ready"
 START_TIMEOUT = 60.0
+_PR_SET_PDEATHSIG = 1
 
 
 class TensorBoardError(TraindeckError):
@@ -331,6 +332,14 @@ def _answers(port: int) -> bool:
         return False
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when its parent dies (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _stop_child(child: subprocess.Popen[bytes]) -> None:
     if child.poll() is None:
         child.terminate()
@@ -367,6 +376,9 @@ def watch(session_id: int, port: int, idle_timeout: float, logdir_spec: str) -> 
         [sys.executable, "-m", "tensorboard.main", "--logdir_spec", logdir_spec,
          "--host", HOST, "--port", str(inner), "--load_fast", "false"],
         stdin=subprocess.DEVNULL,
+        # TensorBoard ends with its watchdog, however that ends (a SIGKILL included): a
+        # session is never left serving without being listed.
+        preexec_fn=_die_with_parent,
     )
     deadline = time.monotonic() + START_TIMEOUT
     while not _answers(inner):

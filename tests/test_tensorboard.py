@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import socket
 import time
 import urllib.request
@@ -18,7 +20,7 @@ from app.context import Context
 from app.errors import ConflictError, TraindeckError
 from app.jobs import set_status, submit
 from app.models import Status, TensorBoardSession, Version
-from app.runtime.procs import pid_alive
+from app.runtime.procs import cmdline, pid_alive
 from app.tensorboard import (
     INSTALL_HINT,
     TensorBoardError,
@@ -180,3 +182,20 @@ def test_tensorboard_cli(boards: Context, make_project: Callable[..., Any]) -> N
     assert code == 0 and f"stopped TensorBoard {started['id']}" in out
     code, out = run_cli("tensorboard", "start", "nojob")
     assert code == 1 and "job 'nojob' not found" in out
+
+
+@pytest.mark.slow
+def test_tensorboard_ends_with_a_killed_watchdog(boards: Context,
+                                                 make_project: Callable[..., Any]) -> None:
+    versions(boards, make_project, 1)
+    info = start_tensorboard(boards, "board", idle_timeout=600)
+    assert get(info.url, timeout=30)[0] == 200
+    board = [int(p) for p in os.listdir("/proc") if p.isdigit()
+             and any("tensorboard.main" in a for a in cmdline(int(p)))
+             and info.logdir in cmdline(int(p))]
+    assert board, "no TensorBoard process found"
+    os.kill(info.pid, signal.SIGKILL)
+    assert wait_until(lambda: not any(pid_alive(p) for p in board), 10), \
+        "TensorBoard outlived its watchdog"
+    assert list_sessions(boards) == []
+    assert [s.id for s in list_sessions(boards, include_stopped=True)] == [info.id]
