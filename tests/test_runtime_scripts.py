@@ -212,7 +212,7 @@ def test_a_failing_script_says_why(ctx: Context, tmp_path: Path) -> None:
 PER_PROCESS = """\
 import json, os
 keys = ["RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "NODE_RANK", "GROUP_RANK",
-        "CUDA_VISIBLE_DEVICES"]
+        "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER"]
 name = os.environ["TRAIN_URL"] + f"rank{os.environ['RANK']}.json"
 with open(name, "w") as f:
     json.dump({k: os.environ.get(k) for k in keys}, f)
@@ -236,6 +236,7 @@ def test_one_process_per_gpu(ctx: Context, tmp_path: Path,
     seen = [json.loads((Path(version.output) / f"rank{r}.json").read_text()) for r in (0, 1)]
     granted = version.allocated_gpus.split(",")
     assert [s["CUDA_VISIBLE_DEVICES"] for s in seen] == granted  # one GPU each
+    assert {s["CUDA_DEVICE_ORDER"] for s in seen} == {"PCI_BUS_ID"}  # as NVML numbers them
     assert [(s["RANK"], s["LOCAL_RANK"]) for s in seen] == [("0", "0"), ("1", "1")]
     assert {(s["WORLD_SIZE"], s["LOCAL_WORLD_SIZE"], s["NODE_RANK"]) for s in seen} == \
            {("2", "2", "0")}

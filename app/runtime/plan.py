@@ -269,6 +269,9 @@ def build_plan(
             env["TRAINDECK_IMAGE"] = program.image or ""
         else:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, rank_gpus))
+            # CUDA's own order puts the fastest card first; NVML's and Docker's indices
+            # (what was granted) follow the PCI bus.
+            env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
             # A `command` (torchrun, accelerate) finds the engine's tools first.
             env["PATH"] = os.pathsep.join([str(Path(python).parent),
                                            os.environ.get("PATH", os.defpath)])
