@@ -170,6 +170,13 @@ class Settings(BaseSettings):
     """Named object-storage endpoints (credentials stay in the AWS configuration)."""
     default_endpoint: str | None = None
     """Endpoint of buckets no endpoint lists; None: the standard AWS configuration alone."""
+    storage_connect_timeout: float = Field(default=10.0, gt=0)
+    """Seconds to wait for an object-storage endpoint to accept a connection."""
+    storage_read_timeout: float = Field(default=60.0, gt=0)
+    """Seconds to wait for an object-storage endpoint to answer (each read of a reply)."""
+    storage_max_attempts: int = Field(default=3, ge=1, le=10)
+    """Attempts of one object-storage request in all; a hung endpoint fails after about
+    `storage_max_attempts * (storage_connect_timeout + storage_read_timeout)` seconds."""
 
     @field_validator("storage_endpoints")
     @classmethod

@@ -168,13 +168,16 @@ def upload_output(
     settings: Any, local_output: Path, remote_output_uri: str | None, log: LogFn, *,
     endpoints: Sequence[Any] | None = None, transfer: TransferOptions | None = None,
     client_options: Any = None, progress: ProgressFn | None = None,
-    progress_file: Path | None = None,
+    progress_file: Path | None = None, warn: LogFn | None = None,
+    should_stop: StopFn | None = None,
 ) -> str | None:
     """Upload a version's output folder; None when done (or nothing to do), else why not.
 
     On failure the files stay in `local_output` and the reason says so. Progress goes to
     `progress_file` (default: `transfer.json` beside `local_output`, which for an
-    object-storage output is the version's state dir) while it runs.
+    object-storage output is the version's state dir) while it runs. Symbolic links in
+    the output are not uploaded (nor followed): a log line and `warn(message)` name them.
+    When `should_stop` turns true the upload ends (TransferCancelled becomes the reason).
     """
     if not remote_output_uri or not local_output.is_dir():
         return None
@@ -187,11 +190,16 @@ def upload_output(
                                 ProgressLog(log, f"uploading {remote_output_uri}",
                                             then=Fanout(shown, progress)),
                                 client=opts.client(settings, remote_output_uri),
-                                transfer=opts.transfer)
+                                transfer=opts.transfer, should_stop=should_stop)
     except (StorageError, TransferCancelled) as exc:
         reason = f"output upload failed: {exc}; the files stay in {local_output}"
         log(reason)
         return reason
+    if result.links:
+        message = describe_links(result.links)
+        log(f"warning: {message}")
+        if warn is not None:
+            warn(message)
     log(f"uploaded output: {result.files} file(s), {human_bytes(result.bytes)} to "
         f"{remote_output_uri} in {result.seconds:.1f} s")
     return None
@@ -231,6 +239,14 @@ def upload_logs(settings: Any, local_log_dir: Path, remote_log_uri: str | None,
     return sync_logs(settings, local_log_dir, remote_log_uri, seen, **kwargs)
 
 
+def describe_links(links: Sequence[str], shown: int = 3) -> str:
+    """The warning for symbolic links left out of an upload, naming the first few."""
+    names = ", ".join(links[:shown]) + (f" and {len(links) - shown} more"
+                                        if len(links) > shown else "")
+    return (f"output: {len(links)} symbolic link(s) not uploaded (links are never "
+            f"followed): {names}")
+
+
 @dataclass(frozen=True)
 class FinalizeResult:
     """What went wrong uploading a version's results (None: nothing)."""
@@ -246,14 +262,14 @@ def finalize_outputs(
     """Upload the output, then the logs, of a version that ended (also failed or stopped).
 
     Either pair may be None. Keyword arguments go to the uploads (`endpoints`,
-    `progress_file`, ...).
+    `progress_file`, ...; `warn` and `should_stop` to the output's only).
     """
     output_error = log_error = None
     if local_output is not None:
         output_error = upload_output(settings, local_output, remote_output_uri, log, **kwargs)
     if local_log_dir is not None:
-        kwargs.pop("transfer", None)
-        kwargs.pop("progress", None)
+        for name in ("transfer", "progress", "warn", "should_stop"):
+            kwargs.pop(name, None)
         log_error = upload_logs(settings, local_log_dir, remote_log_uri, **kwargs)
     return FinalizeResult(output_error, log_error)
 
