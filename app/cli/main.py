@@ -33,6 +33,17 @@ EDIT_ONLY = (("set", "--set"), ("spec", "--spec"), ("rename", "--rename"))
 Handler = Callable[[argparse.Namespace], int]
 
 
+def count(text: str) -> int:
+    """An argparse type: a whole number, 0 or more (`--tail`, `--limit`, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _context() -> Any:
     from app.context import Context
     from app.runtime.reconcile import reconcile
@@ -81,10 +92,11 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from app.queries import list_jobs
+    from app.queries import DEFAULT_DESCENDING, list_jobs
 
+    descending = DEFAULT_DESCENDING[args.sort] != args.reverse
     rows = list_jobs(_context().db, search=args.filter or "", status=args.status,
-                     sort=args.sort, limit=args.limit)
+                     sort=args.sort, descending=descending, limit=args.limit)
     if args.json:
         print_json([r.to_dict() for r in rows])
         return 0
@@ -160,7 +172,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     from app.runtime.logview import print_logs
 
     return print_logs(_context(), args.job, args.version, rank=args.rank, follow=args.follow,
-                      tail_lines=args.tail)
+                      tail_lines=args.tail, raw=args.raw)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -316,7 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", "-f", help="text in the name or description")
     p.add_argument("--status", help="latest version's status")
     p.add_argument("--sort", choices=["updated", "created", "name", "status"], default="updated")
-    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--limit", type=count, default=1000, metavar="N", help="at most N jobs")
+    p.add_argument("--reverse", action="store_true",
+                   help="the other way round (default: newest first for updated and "
+                        "created, A to Z for name and status)")
     p = add("show", cmd_show, "show a job's versions, or one version")
     job_args(p, "one version (default: all)")
     p.add_argument("--events", action="store_true", help="with --version: list its events")
@@ -326,8 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("logs", cmd_logs, "print a version's logs", json_out=False)
     job_args(p)
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
-    p.add_argument("--rank", type=int, help="one rank only (default: all)")
-    p.add_argument("--tail", type=int, help="only the last N lines")
+    p.add_argument("--rank", type=count, help="one rank only (default: all)")
+    p.add_argument("--tail", type=count, metavar="N", help="only the last N lines")
+    p.add_argument("--raw", action="store_true",
+                   help="print the job's control characters (escape sequences) as they are")
     p = add("stop", cmd_stop, "stop a running or queued version", json_out=False)
     job_args(p)
     p = add("delete", cmd_delete, "delete a version or a whole job (stops it first)")

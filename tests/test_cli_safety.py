@@ -1,0 +1,101 @@
+"""The command line against big and hostile logs, careless input and odd bytes.
+
+Commands run in-process (`app.cli.main.main`) on the test home, with versions that
+succeed at once (no supervisor), as in tests/test_cli.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import Project, instant_launcher
+from sqlmodel import select
+
+import app.runtime.launcher
+from app.cli.main import main
+from app.context import Context
+from app.models import Version
+
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(home: Path, capsysbinary: pytest.CaptureFixture[bytes],
+        monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """Run `traindeck ARGS...` in-process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(app.runtime.launcher, "start_supervisor", instant_launcher)
+
+    def run(*args: str | Path) -> tuple[int, str, str]:
+        capsysbinary.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsysbinary.readouterr()
+        return code, captured.out.decode(), captured.err.decode()
+
+    return run
+
+
+@pytest.fixture
+def demo(cli: Cli, make_project: Callable[..., Project]) -> Path:
+    """`demo` V001 submitted (already succeeded): the folder of its rank logs."""
+    assert cli("submit", make_project().write_spec())[0] == 0
+    with Context.open().db.read() as session:
+        log_dir = Path(session.exec(select(Version)).one().log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return log_dir
+
+
+# ------------------------------------------------------------------ logs
+
+
+def test_logs_prints_the_whole_of_a_big_log(cli: Cli, demo: Path) -> None:
+    line = "2026-01-01T00:00:00.000Z " + "x" * 90
+    count = 3 * 1024 * 1024 // len(line) + 10  # a little over 3 MiB
+    (demo / "rank-0.log").write_text("".join(f"{line} {i}\n" for i in range(count)))
+    code, out, _ = cli("logs", "demo")
+    lines = out.splitlines()
+    assert code == 0
+    assert len(lines) == count
+    assert lines[-1] == "x" * 90 + f" {count - 1}"
+
+
+def test_logs_escape_terminal_controls_unless_raw(cli: Cli, demo: Path) -> None:
+    stamp = "2026-01-01T00:00:00.000Z "
+    hostile = "\x1b]0;owned\x07\x1b[2J\x1b[H\rbell\x08\x9b1m"
+    (demo / "rank-0.log").write_text(f"{stamp}{hostile}\n{stamp}a\tb\n{stamp}ends")
+    code, out, _ = cli("logs", "demo")
+    assert code == 0
+    assert out == ("\\x1b]0;owned\\x07\\x1b[2J\\x1b[H\\x0dbell\\x08\\x9b1m\n"
+                   "a\tb\nends\n")
+    assert cli("logs", "demo", "--tail", "3")[1] == out
+    assert cli("logs", "demo", "--follow")[1] == out
+    assert cli("logs", "demo", "--raw")[1] == f"{hostile}\na\tb\nends\n"
+
+
+@pytest.mark.parametrize("args", [("logs", "demo", "--tail", "-1"),
+                                  ("logs", "demo", "--rank", "-1"),
+                                  ("list", "--limit", "-5")])
+def test_negative_counts_are_refused(cli: Cli, demo: Path, args: tuple[str, ...]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli(*args)
+    assert exited.value.code == 2
+
+
+# ------------------------------------------------------------------ list order
+
+
+def test_list_sorts_names_a_to_z_and_reverse_flips(
+        cli: Cli, make_project: Callable[..., Project]) -> None:
+    for name in ("bravo", "alpha", "charlie"):
+        project = make_project(name=name)
+        assert cli("submit", project.write_spec(name=f"{name}.yaml"))[0] == 0
+
+    def names(*extra: str) -> list[str]:
+        return [line.split()[0] for line in cli("list", *extra)[1].splitlines()[1:]]
+
+    assert names("--sort", "name") == ["alpha", "bravo", "charlie"]
+    assert names("--sort", "name", "--reverse") == ["charlie", "bravo", "alpha"]
+    assert names() == ["charlie", "alpha", "bravo"]  # newest first
+    assert names("--reverse") == ["bravo", "alpha", "charlie"]
+    assert names("--sort", "created") == ["charlie", "alpha", "bravo"]
