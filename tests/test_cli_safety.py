@@ -16,6 +16,7 @@ from sqlmodel import select
 import app.runtime.launcher
 from app.cli.main import main
 from app.context import Context
+from app.jobs import parse_assignments
 from app.models import Version
 
 Cli = Callable[..., tuple[int, str, str]]
@@ -99,3 +100,26 @@ def test_list_sorts_names_a_to_z_and_reverse_flips(
     assert names() == ["charlie", "alpha", "bravo"]  # newest first
     assert names("--reverse") == ["bravo", "alpha", "charlie"]
     assert names("--sort", "created") == ["charlie", "alpha", "bravo"]
+
+
+# ------------------------------------------------------------------ --set values
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("10", 10), ("-3", -3), ("0.1", 0.1), ("1e3", 1000.0), ("true", True),
+    ("false", False), ("010", "010"), ("1:30", "1:30"), ("no", "no"), ("yes", "yes"),
+    ("null", "null"), ("True", "True"), (".5", ".5"), ("0x1f", "0x1f"), ("1_000", "1_000"),
+    ("", ""), (" 1", " 1"), ("1e999", "1e999"),
+])
+def test_set_values_follow_the_json_rule(text: str, value: object) -> None:
+    parsed = parse_assignments([f"p={text}"])["p"]
+    assert parsed == value and type(parsed) is type(value)
+
+
+def test_modify_diff_shows_the_typed_value(cli: Cli, demo: Path) -> None:
+    code, out, err = cli("modify", "demo", "--from", "V001", "--set", "epochs=010",
+                         "--set", "lr=1e-2", "--set", "amp=no", "--dry-run")
+    assert code == 0, err
+    assert out.splitlines() == ['parameters.amp: - -> "no"',
+                                'parameters.epochs: 2 -> "010"',
+                                "parameters.lr: 0.1 -> 0.01"]

@@ -17,6 +17,7 @@ from typing import Any
 from app.cli.output import (
     format_duration,
     format_time,
+    format_typed,
     format_value,
     print_json,
     print_table,
@@ -210,7 +211,7 @@ def cmd_modify(args: argparse.Namespace) -> int:
             print_json({"diff": [{"field": f, "old": a, "new": b} for f, a, b in diff]})
         else:
             for field, old, new in diff:
-                print(f"{field}: {format_value(old)} -> {format_value(new)}")
+                print(f"{field}: {format_typed(old)} -> {format_typed(new)}")
         return 0
     ref = create_version(ctx, args.job, spec, parent_id)
     if args.json:
@@ -218,7 +219,7 @@ def cmd_modify(args: argparse.Namespace) -> int:
                     "diff": [{"field": f, "old": a, "new": b} for f, a, b in diff]})
     else:
         for field, old, new in diff:
-            print(f"  {field}: {format_value(old)} -> {format_value(new)}")
+            print(f"  {field}: {format_typed(old)} -> {format_typed(new)}")
         print(f"{ref.job} {ref.version} submitted from {args.from_version.upper()} "
               f"({ref.status})")
     return 0
