@@ -200,4 +200,6 @@ def build_plan(
         image=program.image if docker else None, workdir=workdir, mounts=mounts, ranks=ranks,
         user=(os.getuid(), os.getgid()), shm_size=settings.docker_shm_size, network=net,
         labels={INSTANCE_LABEL: instance_tag(settings), CREATED_LABEL: version_stamp(version)},
+        cpus=spec.resources.cpus, memory=spec.resources.memory_bytes,
+        network_mode=spec.resources.network,
     )

@@ -64,6 +64,13 @@ class LaunchPlan:
     network: str | None = None
     """Docker network shared by the ranks of a multi-node version."""
     labels: dict[str, str] = field(default_factory=dict)
+    cpus: float | None = None
+    """CPU cores each rank may use (the spec's `resources.cpus`); None: no limit."""
+    memory: int | None = None
+    """Bytes of memory each rank may use (the spec's `resources.memory`); None: no limit."""
+    network_mode: str | None = None
+    """A single-node Docker version's network (`bridge`, `none`, `host`); None: bridge.
+    `network`, when set, wins."""
 
 
 def plan_to_json(plan: LaunchPlan) -> dict[str, Any]:
