@@ -6,11 +6,13 @@ succeed at once (no supervisor), as in tests/test_cli.py.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from helpers import Project, instant_launcher
+from s3server import dead_endpoint, shared_server, use_server
 from sqlmodel import select
 
 import app.runtime.launcher
@@ -18,6 +20,8 @@ from app.cli.main import main
 from app.context import Context
 from app.jobs import parse_assignments
 from app.models import Version
+from app.runtime.plan import state_dir
+from app.storage import local_output_path, upload_output
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -123,3 +127,70 @@ def test_modify_diff_shows_the_typed_value(cli: Cli, demo: Path) -> None:
     assert out.splitlines() == ['parameters.amp: - -> "no"',
                                 'parameters.epochs: 2 -> "010"',
                                 "parameters.lr: 0.1 -> 0.01"]
+
+
+# ------------------------------------------------------------------ delete keeps outputs
+
+
+@pytest.fixture
+def remote(cli: Cli, make_project: Callable[..., Project], monkeypatch: pytest.MonkeyPatch,
+           tmp_path: Path) -> Path:
+    """`demo` V001 with an object-storage output that never went up (the endpoint is
+    dead): the local copy in its state dir, which holds one file."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", dead_endpoint())
+    project = make_project()
+    assert cli("submit", project.write_spec(project.raw(output="s3://results/demo/out")))[0] == 0
+    ctx = Context.open()
+    with ctx.db.read() as session:
+        version = session.exec(select(Version)).one()
+    local = local_output_path(version.output, state_dir(ctx.settings, version.id or 0))
+    (local / "ckpt").mkdir(parents=True)
+    (local / "ckpt" / "model.bin").write_bytes(b"weights")
+    return local
+
+
+def test_delete_keeps_an_output_that_never_went_up(cli: Cli, remote: Path) -> None:
+    code, out, err = cli("delete", "demo", "--yes")
+    assert code == 0, err
+    kept = Context.open().settings.data_dir / "kept-outputs" / "demo" / "V001"
+    assert out == (f"deleted demo V001; V001's output never reached object storage: "
+                   f"kept in {kept}\n")
+    assert (kept / "ckpt" / "model.bin").read_bytes() == b"weights"
+    assert not remote.exists()  # the state dir went
+
+
+def test_delete_json_says_where(cli: Cli, remote: Path) -> None:
+    code, out, _ = cli("delete", "demo", "-v", "V001", "--yes", "--json")
+    kept = Context.open().settings.data_dir / "kept-outputs" / "demo" / "V001"
+    assert code == 0 and json.loads(out) == {"job": "demo", "deleted": ["V001"],
+                                             "kept": {"V001": str(kept)}}
+
+
+def test_delete_purge_keeps_nothing(cli: Cli, remote: Path) -> None:
+    assert cli("delete", "demo", "--yes", "--purge")[1] == "deleted demo V001\n"
+    assert not (Context.open().settings.data_dir / "kept-outputs").exists()
+    assert not remote.exists()
+
+
+def upload(remote: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Send the version's output up to the loopback S3 server, as its supervisor would."""
+    server = shared_server()
+    server.reset()
+    use_server(monkeypatch, tmp_path, server)
+    server.client().create_bucket(Bucket="results")
+    assert upload_output(None, remote, "s3://results/demo/out/V001", lambda line: None) is None
+
+
+def test_delete_drops_an_output_that_went_up(cli: Cli, remote: Path,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    upload(remote, monkeypatch, tmp_path)
+    assert cli("delete", "demo", "--yes")[1] == "deleted demo V001\n"
+    assert not (Context.open().settings.data_dir / "kept-outputs").exists()
+
+
+def test_delete_keeps_an_output_that_changed_after_its_upload(
+        cli: Cli, remote: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    upload(remote, monkeypatch, tmp_path)
+    (remote / "late.txt").write_text("written after the upload")
+    assert "kept in" in cli("delete", "demo", "--yes")[1]

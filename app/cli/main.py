@@ -189,11 +189,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
     if not args.yes:
         what = f"{args.job} {args.version}" if args.version else f"job {args.job} (all versions)"
         raise TraindeckError(f"delete {what}: add --yes to confirm")
-    removed = delete(_context(), args.job, args.version, purge=args.purge)
+    done = delete(_context(), args.job, args.version, purge=args.purge)
     if args.json:
-        print_json({"job": args.job, "deleted": removed})
+        print_json({"job": args.job, "deleted": done.labels,
+                    "kept": {label: str(path) for label, path in done.kept.items()}})
     else:
-        print(f"deleted {args.job} {', '.join(removed)}")
+        print(done.message())
     return 0
 
 
@@ -351,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("delete", cmd_delete, "delete a version or a whole job (stops it first)")
     job_args(p, "one version (default: the whole job)")
     p.add_argument("--yes", action="store_true", help="confirm")
-    p.add_argument("--purge", action="store_true", help="also remove output and log files")
+    p.add_argument("--purge", action="store_true",
+                   help="also remove output and log files (without it, an output that never "
+                        "reached object storage is kept in the data dir)")
     p = add("modify", cmd_modify, "launch a new version from an earlier one with changes")
     p.add_argument("job", help="job name")
     p.add_argument("--from", dest="from_version", required=True, help="parent version")

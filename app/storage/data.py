@@ -16,6 +16,8 @@ TUI reads for its progress bar; the file goes away when the transfer ends.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -35,11 +37,13 @@ from app.storage.progress import (
     human_bytes,
     transfer_path,
 )
-from app.storage.transfer import StopFn, TransferOptions, stage_in, upload_dir
+from app.storage.transfer import StopFn, TransferOptions, local_files, stage_in, upload_dir
 
 LogFn = Callable[[str], None]
 EventFn = Callable[[str, str], None]
 NO_USABLE_FILES = "no usable data files"
+UPLOADED_SUFFIX = ".uploaded.json"
+"""Beside a local output folder: what its last complete upload sent (`output_uploaded`)."""
 DEFAULT_SYNC_SECONDS = 30.0
 
 _log = logging.getLogger("traindeck.storage")
@@ -49,6 +53,32 @@ def local_output_path(output: str, state_dir: Path) -> Path:
     """Where a version writes its output: the output itself when local, else a folder in
     its state dir that `upload_output` sends to the object-storage output at the end."""
     return state_dir / "output" if is_remote(output) else Path(output)
+
+
+def _uploaded_marker(local_output: Path) -> Path:
+    return local_output.with_name(local_output.name + UPLOADED_SUFFIX)
+
+
+def _listing(local_output: Path) -> str:
+    """A digest of the files under `local_output` (paths, sizes, modification times)."""
+    digest = hashlib.sha256()
+    for path, relative in local_files(local_output):
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        digest.update(f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def output_uploaded(local_output: Path) -> bool:
+    """True when the files in `local_output` are exactly those an `upload_output` sent
+    (none changed, came or went since); False when anything there never went up."""
+    try:
+        stored = json.loads(_uploaded_marker(local_output).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(stored, dict) and stored.get("listing") == _listing(local_output)
 
 
 def remote_log_uri(spec_log_dir: str | None, label: str) -> str | None:
@@ -183,6 +213,8 @@ def upload_output(
         return None
     opts = _Options(endpoints, transfer, client_options)
     log(f"uploading output to {remote_output_uri}")
+    _uploaded_marker(local_output).unlink(missing_ok=True)
+    listing = _listing(local_output)
     progress_file = progress_file or transfer_path(local_output.parent)
     try:
         with TransferFile(progress_file, "uploading output", remote_output_uri) as shown:
@@ -195,6 +227,11 @@ def upload_output(
         reason = f"output upload failed: {exc}; the files stay in {local_output}"
         log(reason)
         return reason
+    try:
+        _uploaded_marker(local_output).write_text(json.dumps(
+            {"uri": remote_output_uri, "listing": listing}), encoding="utf-8")
+    except OSError as exc:  # only `delete` reads it: it then keeps a copy too many
+        _log.warning("cannot record the upload of %s: %s", local_output, exc)
     if result.links:
         message = describe_links(result.links)
         log(f"warning: {message}")
