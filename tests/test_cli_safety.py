@@ -7,16 +7,17 @@ succeed at once (no supervisor), as in tests/test_cli.py.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import Project, instant_launcher
+from helpers import Project, instant_launcher, write_yaml
 from s3server import dead_endpoint, shared_server, use_server
 from sqlmodel import select
 
 import app.runtime.launcher
-from app.cli.main import main
+from app.cli.main import main, unicode_problem
 from app.context import Context
 from app.jobs import parse_assignments
 from app.models import Version
@@ -194,3 +195,43 @@ def test_delete_keeps_an_output_that_changed_after_its_upload(
     upload(remote, monkeypatch, tmp_path)
     (remote / "late.txt").write_text("written after the upload")
     assert "kept in" in cli("delete", "demo", "--yes")[1]
+
+
+# ------------------------------------------------------------------ bytes that are not UTF-8
+
+NOT_UTF8 = "(job names and paths must be UTF-8; rename it, or work from a folder whose " \
+           "path is UTF-8)"
+
+
+@pytest.mark.parametrize("command", ["show", "logs", "stop", "wait"])
+def test_a_job_name_that_is_not_utf8_gives_one_line(cli: Cli, demo: Path,
+                                                    command: str) -> None:
+    name = os.fsdecode(b"demo\xff")  # what Python makes of such an argument
+    code, out, err = cli(command, name)
+    assert (code, out) == (1, "")
+    assert err == f"error: not valid UTF-8: demo\\xff {NOT_UTF8}\n"
+
+
+def test_submitting_from_a_folder_that_is_not_utf8_gives_one_line(
+        cli: Cli, make_project: Callable[..., Project], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"caf\xe9"))
+    project = make_project()
+    spec = project.raw(output="out", log_dir="logs", data={"paths": [str(project.data_dir)]})
+    spec["algorithm"]["framework"]["code_dir"] = str(project.code_dir)
+    os.mkdir(folder)
+    write_yaml(Path(folder) / "spec.yaml", spec)
+    monkeypatch.chdir(folder)
+    code, _, err = cli("submit", "spec.yaml")
+    assert code == 1
+    assert err.startswith(f"error: not valid UTF-8: {tmp_path}/caf\\xe9/") and \
+        err.endswith(f" {NOT_UTF8}\n")
+    assert cli("list", "--json")[1] == "[]\n"  # nothing half-made
+
+
+def test_a_terminal_that_cannot_show_a_character_is_named() -> None:
+    try:
+        "loss ↓".encode("ascii")
+    except UnicodeEncodeError as exc:
+        assert unicode_problem(exc) == ("this terminal (ascii) cannot show '\\u2193'; use a "
+                                        "UTF-8 locale (e.g. LANG=C.UTF-8)")

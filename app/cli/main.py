@@ -407,6 +407,27 @@ def _check_template_args(parser: argparse.ArgumentParser, args: argparse.Namespa
                 parser.error(f"templates {args.action}: {flag} goes with edit only")
 
 
+def shown_bytes(text: str) -> str:
+    """Text that may hold undecodable bytes (a non-UTF-8 argument or path: Python keeps
+    them as lone surrogates), with those bytes written as `\\xNN`."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("ascii")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def unicode_problem(exc: UnicodeEncodeError) -> str:
+    """The one-line reason for text that could not be encoded: a name or path that is
+    not UTF-8 (the database and the logs keep UTF-8 only), or a terminal that cannot
+    show a character."""
+    if exc.encoding.replace("-", "").lower() in ("utf8", "utf8mb4"):
+        return (f"not valid UTF-8: {shown_bytes(exc.object)} (job names and paths must "
+                "be UTF-8; rename it, or work from a folder whose path is UTF-8)")
+    return (f"this terminal ({exc.encoding}) cannot show {exc.object[exc.start:exc.end]!a}; "
+            "use a UTF-8 locale (e.g. LANG=C.UTF-8)")
+
+
 def _run_tui() -> int:
     from app.tui.app import run
 
@@ -440,6 +461,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except json.JSONDecodeError as exc:  # a corrupt stored spec
         print(f"error: stored data is corrupt: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except UnicodeEncodeError as exc:
+        print(f"error: {unicode_problem(exc)}", file=sys.stderr)
         return EXIT_ERROR
     finally:
         # Notifications sent on this process's behalf (e.g. by reconciliation) must
