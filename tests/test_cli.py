@@ -450,7 +450,7 @@ def test_delete_without_yes_is_refused(cli: Cli, submitted: Path) -> None:
 def test_delete_one_version_then_the_job(cli: Cli, submitted: Path) -> None:
     assert cli("modify", "demo", "--from", "V001").code == 0
     result = cli("delete", "demo", "--version", "V001", "--yes", "--json")
-    assert result.json() == {"job": "demo", "deleted": ["V001"], "kept": {}}
+    assert result.json() == {"job": "demo", "deleted": ["V001"]}
     assert versions_of("demo") == [(2, None, "succeeded")]
     assert cli("show", "demo", "--json").json()["versions"][0]["version"] == "V002"
     assert cli("delete", "demo", "--yes").code == 0

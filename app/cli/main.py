@@ -191,8 +191,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
         raise TraindeckError(f"delete {what}: add --yes to confirm")
     done = delete(_context(), args.job, args.version, purge=args.purge)
     if args.json:
-        print_json({"job": args.job, "deleted": done.labels,
-                    "kept": {label: str(path) for label, path in done.kept.items()}})
+        kept = {label: str(path) for label, path in done.kept.items()}
+        print_json({"job": args.job, "deleted": done.labels, **({"kept": kept} if kept else {})})
     else:
         print(done.message())
     return 0
