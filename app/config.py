@@ -7,6 +7,7 @@ one directory (the tests use it); otherwise the platform's usual user dirs are u
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,10 @@ from pydantic_settings import (
 from app.errors import ConfigError
 
 APP_NAME = "traindeck"
+CAPABILITY = re.compile(r"(CAP_)?[A-Z][A-Z0-9_]*")
+"""A Linux capability as Docker takes it (`NET_ADMIN`, `CAP_NET_ADMIN`, or `ALL`)."""
+SIZE = re.compile(r"[1-9][0-9]*[kmg]")
+"""A json-file log size as Docker takes it (`100m`)."""
 CONFIG_FILE_NAME = "config.yaml"
 HOME_ENV = "TRAINDECK_HOME"
 """Environment variable: one folder for the config file, the database and the runs."""
@@ -82,6 +87,8 @@ class PoolSettings(BaseModel):
     description: str = ""
     """Shown in the wizard's pool picker."""
 
+    _gpus = field_validator("gpus")(classmethod(lambda cls, v: check_gpu_indices(v)))
+
 
 class TopicSettings(BaseModel):
     """A notification topic: a name and the apprise URLs it sends to."""
@@ -115,6 +122,17 @@ class StorageEndpoint(BaseModel):
     """AWS profile (shared config/credentials files) with this endpoint's keys."""
     buckets: list[str] = Field(default_factory=list)
     """Buckets on this endpoint; other buckets use `default_endpoint`."""
+
+
+def check_gpu_indices(gpus: list[int] | None) -> list[int] | None:
+    """Raise ValueError unless every GPU index is 0 or more and listed once."""
+    for index in gpus or []:
+        if index < 0:
+            raise ValueError(f"GPU index {index} is negative (indices start at 0)")
+    duplicates = sorted({i for i in gpus or [] if (gpus or []).count(i) > 1})
+    if duplicates:
+        raise ValueError(f"GPU index {duplicates[0]} is listed twice")
+    return gpus
 
 
 def _engine(name: str, version: str, image: str, **extra: Any) -> EngineSettings:
@@ -156,7 +174,25 @@ class Settings(BaseSettings):
     """Docker engine URL; default: the docker SDK's own (DOCKER_HOST or the local socket)."""
     docker_shm_size: str = "2g"
     """Shared memory for each training container (PyTorch data loaders need plenty)."""
-    stop_grace_seconds: float = 10.0
+    docker_cap_drop: list[str] = Field(default_factory=lambda: ["ALL"])
+    """Linux capabilities taken from training containers: all of them by default (the
+    ranks run as your own uid and need none); `[]` keeps Docker's default set."""
+    docker_cap_add: list[str] = Field(default_factory=list)
+    """Capabilities given back to training containers despite `docker_cap_drop`, e.g.
+    `[SYS_PTRACE]` for py-spy or `[IPC_LOCK]` for RDMA memory pinning."""
+    docker_no_new_privileges: bool = True
+    """`no-new-privileges`: no process in a training container gains privileges
+    (set-uid programs, file capabilities)."""
+    docker_pids_limit: int | None = Field(default=4096, ge=1)
+    """Processes and threads a training container may hold at once (a fork bomb stops
+    there); None: no limit."""
+    docker_log_max_size: str = "100m"
+    """Size of each json-file log of a training container (Traindeck keeps the real log
+    in its own files; the engine's copy only buffers what the log pump has not read)."""
+    docker_log_max_file: int = Field(default=3, ge=1, le=100)
+    """json-file log files kept per training container, so the engine's copy is bounded
+    by `docker_log_max_size * docker_log_max_file`."""
+    stop_grace_seconds: float = Field(default=10.0, gt=0)
     """Seconds between SIGTERM and SIGKILL when a version is stopped."""
     code_snapshot_limit: int = 200 * 1024 * 1024
     """Largest code folder (bytes, after `.traindeckignore` and the default excludes) that
@@ -173,6 +209,30 @@ class Settings(BaseSettings):
     """Named object-storage endpoints (credentials stay in the AWS configuration)."""
     default_endpoint: str | None = None
     """Endpoint of buckets no endpoint lists; None: the standard AWS configuration alone."""
+    storage_connect_timeout: float = Field(default=10.0, gt=0)
+    """Seconds to wait for an object-storage endpoint to accept a connection."""
+    storage_read_timeout: float = Field(default=60.0, gt=0)
+    """Seconds to wait for an object-storage endpoint to answer (each read of a reply)."""
+    storage_max_attempts: int = Field(default=3, ge=1, le=10)
+    """Attempts of one object-storage request in all; a hung endpoint fails after about
+    `storage_max_attempts * (storage_connect_timeout + storage_read_timeout)` seconds."""
+
+    _gpus = field_validator("gpus")(classmethod(lambda cls, v: check_gpu_indices(v)))
+
+    @field_validator("docker_cap_drop", "docker_cap_add")
+    @classmethod
+    def _capabilities(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not CAPABILITY.fullmatch(name):
+                raise ValueError(f"{name!r} is not a capability name (like NET_ADMIN)")
+        return names
+
+    @field_validator("docker_log_max_size")
+    @classmethod
+    def _log_size(cls, size: str) -> str:
+        if not SIZE.fullmatch(size):
+            raise ValueError(f"{size!r} is not a size like 100m (k, m or g)")
+        return size
 
     @field_validator("storage_endpoints")
     @classmethod

@@ -7,12 +7,13 @@ input never leaves anything half-written.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import update
 from sqlmodel import Session, col, delete, select
 
@@ -337,16 +338,20 @@ def submit(
     return _launch(ctx, ref, launcher)
 
 
+JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+"""A number exactly as JSON writes one (no leading zeros, no `+`, no bare `.5`)."""
+
+
 def coerce_parameter(text: str) -> ParamValue:
-    """A `--set` value typed on the command line: numbers and booleans as YAML reads them."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if isinstance(value, bool | int | float | str) and not (
-        isinstance(value, str) and value != text
-    ):
-        return value
+    """A `--set` value typed on the command line, by one rule: a JSON number is a number
+    (`10` int, `0.1` and `1e-3` float), `true` / `false` are booleans, and anything else
+    is the text as typed (`010`, `1:30`, `no`, `null`, `.5` stay strings)."""
+    if text in ("true", "false"):
+        return text == "true"
+    if JSON_NUMBER.fullmatch(text):
+        value = json.loads(text)
+        if not (isinstance(value, float) and not math.isfinite(value)):
+            return value  # type: ignore[no-any-return]
     return text
 
 

@@ -241,6 +241,22 @@ class LogWriter:
         self.close()
 
 
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""Non-printing characters a terminal acts on (escape sequences, bells, carriage returns,
+backspaces, C1 controls); tabs and newlines are not among them."""
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every non-printing control character written out as `\\xNN`.
+
+    Job output may hold terminal escape sequences (window titles, clear screen, cursor
+    moves, bells); shown escaped, they reach the user's terminal as plain text.
+    """
+    if _CONTROLS.search(text) is None:
+        return text
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def _decode_line(raw: bytes) -> str:
     if raw.endswith(b"\r"):
         raw = raw[:-1]

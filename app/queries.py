@@ -135,6 +135,12 @@ def _job_filter(search: str, status: str | None) -> list[Any]:
     return clauses
 
 
+DEFAULT_DESCENDING: dict[str, bool] = {
+    "updated": True, "created": True, "name": False, "status": False,
+}
+"""The natural order of each sort key: newest first for times, A to Z for words."""
+
+
 def list_jobs(
     db: Database, search: str = "", status: str | None = None, sort: SortKey = "updated",
     descending: bool = True, offset: int = 0, limit: int = 200,

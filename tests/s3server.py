@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import atexit
 import socket
+import threading
+import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +89,39 @@ def dead_endpoint() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def hung_endpoint(lifetime: float = 60.0) -> Iterator[str]:
+    """The URL of a loopback server that accepts connections and never answers.
+
+    It stops itself (closing every connection) when the block ends, or after `lifetime`
+    seconds whatever happens, so a test that hangs cannot keep it running.
+    """
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(0.2)
+    held: list[socket.socket] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        deadline = time.monotonic() + lifetime
+        while not done.is_set() and time.monotonic() < deadline:
+            try:
+                held.append(server.accept()[0])  # read nothing, answer nothing
+            except OSError:
+                continue
+        for conn in [*held, server]:
+            conn.close()
+
+    thread = threading.Thread(target=serve, name="hung-endpoint", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        done.set()
+        thread.join(5)
 
 
 AWS_VARIABLES = (

@@ -18,6 +18,7 @@ from typing import Any
 from app.cli.output import (
     format_duration,
     format_time,
+    format_typed,
     format_value,
     print_json,
     print_table,
@@ -32,6 +33,17 @@ EDIT_ONLY = (("set", "--set"), ("spec", "--spec"), ("rename", "--rename"))
 """`templates` options that only `templates edit` takes: (attribute, flag)."""
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number, 0 or more (`--tail`, `--limit`, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def _context() -> Any:
@@ -92,10 +104,11 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from app.queries import list_jobs
+    from app.queries import DEFAULT_DESCENDING, list_jobs
 
+    descending = DEFAULT_DESCENDING[args.sort] != args.reverse
     rows = list_jobs(_context().db, search=args.filter or "", status=args.status,
-                     sort=args.sort, limit=args.limit)
+                     sort=args.sort, descending=descending, limit=args.limit)
     if args.json:
         print_json([r.to_dict() for r in rows])
         return 0
@@ -173,7 +186,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     from app.runtime.logview import print_logs
 
     return print_logs(_context(), args.job, args.version, rank=args.rank, follow=args.follow,
-                      tail_lines=args.tail)
+                      tail_lines=args.tail, raw=args.raw)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -189,11 +202,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
     if not args.yes:
         what = f"{args.job} {args.version}" if args.version else f"job {args.job} (all versions)"
         raise TraindeckError(f"delete {what}: add --yes to confirm")
-    removed = delete(_context(), args.job, args.version, purge=args.purge)
+    done = delete(_context(), args.job, args.version, purge=args.purge)
     if args.json:
-        print_json({"job": args.job, "deleted": removed})
+        kept = {label: str(path) for label, path in done.kept.items()}
+        print_json({"job": args.job, "deleted": done.labels, **({"kept": kept} if kept else {})})
     else:
-        print(f"deleted {args.job} {', '.join(removed)}")
+        print(done.message())
     return 0
 
 
@@ -211,7 +225,7 @@ def cmd_modify(args: argparse.Namespace) -> int:
             print_json({"diff": [{"field": f, "old": a, "new": b} for f, a, b in diff]})
         else:
             for field, old, new in diff:
-                print(f"{field}: {format_value(old)} -> {format_value(new)}")
+                print(f"{field}: {format_typed(old)} -> {format_typed(new)}")
         return 0
     ref = create_version(ctx, args.job, spec, parent_id, fresh_code=args.code)
     if args.json:
@@ -219,7 +233,7 @@ def cmd_modify(args: argparse.Namespace) -> int:
                     "diff": [{"field": f, "old": a, "new": b} for f, a, b in diff]})
     else:
         for field, old, new in diff:
-            print(f"  {field}: {format_value(old)} -> {format_value(new)}")
+            print(f"  {field}: {format_typed(old)} -> {format_typed(new)}")
         print(f"{ref.job} {ref.version} submitted from {args.from_version.upper()} "
               f"({ref.status})")
         if code_folder(spec):
@@ -333,7 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", "-f", help="text in the name or description")
     p.add_argument("--status", help="latest version's status")
     p.add_argument("--sort", choices=["updated", "created", "name", "status"], default="updated")
-    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--limit", type=count, default=1000, metavar="N", help="at most N jobs")
+    p.add_argument("--reverse", action="store_true",
+                   help="the other way round (default: newest first for updated and "
+                        "created, A to Z for name and status)")
     p = add("show", cmd_show, "show a job's versions, or one version")
     job_args(p, "one version (default: all)")
     p.add_argument("--events", action="store_true", help="with --version: list its events")
@@ -343,14 +360,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("logs", cmd_logs, "print a version's logs", json_out=False)
     job_args(p)
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
-    p.add_argument("--rank", type=int, help="one rank only (default: all)")
-    p.add_argument("--tail", type=int, help="only the last N lines")
+    p.add_argument("--rank", type=count, help="one rank only (default: all)")
+    p.add_argument("--tail", type=count, metavar="N", help="only the last N lines")
+    p.add_argument("--raw", action="store_true",
+                   help="print the job's control characters (escape sequences) as they are")
     p = add("stop", cmd_stop, "stop a running or queued version", json_out=False)
     job_args(p)
     p = add("delete", cmd_delete, "delete a version or a whole job (stops it first)")
     job_args(p, "one version (default: the whole job)")
     p.add_argument("--yes", action="store_true", help="confirm")
-    p.add_argument("--purge", action="store_true", help="also remove output and log files")
+    p.add_argument("--purge", action="store_true",
+                   help="also remove output and log files (without it, an output that never "
+                        "reached object storage is kept in the data dir)")
     p = add("modify", cmd_modify, "launch a new version from an earlier one with changes")
     p.add_argument("job", help="job name")
     p.add_argument("--from", dest="from_version", required=True, help="parent version")
@@ -405,6 +426,27 @@ def _check_template_args(parser: argparse.ArgumentParser, args: argparse.Namespa
                 parser.error(f"templates {args.action}: {flag} goes with edit only")
 
 
+def shown_bytes(text: str) -> str:
+    """Text that may hold undecodable bytes (a non-UTF-8 argument or path: Python keeps
+    them as lone surrogates), with those bytes written as `\\xNN`."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("ascii")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def unicode_problem(exc: UnicodeEncodeError) -> str:
+    """The one-line reason for text that could not be encoded: a name or path that is
+    not UTF-8 (the database and the logs keep UTF-8 only), or a terminal that cannot
+    show a character."""
+    if exc.encoding.replace("-", "").lower() in ("utf8", "utf8mb4"):
+        return (f"not valid UTF-8: {shown_bytes(exc.object)} (job names and paths must "
+                "be UTF-8; rename it, or work from a folder whose path is UTF-8)")
+    return (f"this terminal ({exc.encoding}) cannot show {exc.object[exc.start:exc.end]!a}; "
+            "use a UTF-8 locale (e.g. LANG=C.UTF-8)")
+
+
 def _run_tui() -> int:
     from app.tui.app import run
 
@@ -437,6 +479,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except json.JSONDecodeError as exc:  # a corrupt stored spec
         print(f"error: stored data is corrupt: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except UnicodeEncodeError as exc:
+        print(f"error: {unicode_problem(exc)}", file=sys.stderr)
         return EXIT_ERROR
     finally:
         # Notifications sent on this process's behalf (e.g. by reconciliation) must

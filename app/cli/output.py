@@ -56,3 +56,11 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def format_typed(value: Any) -> str:
+    """A value with its type showing, as JSON writes it (`"010"` a string, `10` a number,
+    `true` a boolean); `-` when missing. For diffs, where `10` and `"10"` differ."""
+    if value is None:
+        return "-"
+    return json.dumps(value, ensure_ascii=False, default=str)

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.context import Context
@@ -20,8 +21,8 @@ from app.models import Status, Version, version_label
 from app.runtime.procs import supervisor_alive
 from app.runtime.supervisor import STOP_SIGNAL, WAKE_SIGNAL
 
-__all__ = ["STOP_SIGNAL", "WAKE_SIGNAL", "delete", "signal_supervisor", "stop_version",
-           "wait_final"]
+__all__ = ["STOP_SIGNAL", "WAKE_SIGNAL", "Deletion", "delete", "keep_unuploaded_output",
+           "signal_supervisor", "stop_version", "wait_final"]
 
 RECONCILE_EVERY_SECONDS = 5.0
 """While waiting, how often to check that the version's supervisor is still alive."""
@@ -105,13 +106,65 @@ def purge_state(ctx: Context, version_id: int) -> None:
     (ctx.settings.data_dir / "supervisors" / f"{version_id}.log").unlink(missing_ok=True)
 
 
+KEPT_OUTPUTS = "kept-outputs"
+"""Folder of the data dir where deleted versions' never-uploaded outputs are kept."""
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What `delete` removed, and where outputs that never reached object storage went."""
+
+    job: str
+    labels: list[str]
+    kept: dict[str, Path] = field(default_factory=dict)
+    """Label → the folder now holding that version's output (`<data dir>/kept-outputs`)."""
+
+    def message(self) -> str:
+        """One line for the CLI and the TUI's notification."""
+        text = f"deleted {self.job} {', '.join(self.labels)}"
+        for label, path in self.kept.items():
+            text += f"; {label}'s output never reached object storage: kept in {path}"
+        return text
+
+
+def keep_unuploaded_output(ctx: Context, job: str, version: Version) -> Path | None:
+    """Move the local copy of a version's object-storage output out of its state dir
+    (which is about to go) unless all of it went up; the folder it now lives in.
+
+    Kept under `<data dir>/kept-outputs/<job>/<V00n>` (`-2`, `-3`, ... when taken).
+    """
+    from app.runtime.plan import state_dir
+    from app.spec import is_remote
+    from app.storage import local_output_path, output_uploaded
+
+    if not is_remote(version.output or ""):
+        return None
+    local = local_output_path(version.output, state_dir(ctx.settings, version.id or 0))
+    try:
+        if local.is_symlink() or not local.is_dir() or not any(local.iterdir()):
+            return None
+    except OSError:
+        return None
+    if output_uploaded(local):
+        return None
+    base = ctx.settings.data_dir / KEPT_OUTPUTS / job / version_label(version.number)
+    target, n = base, 1
+    while target.exists():
+        n += 1
+        target = base.with_name(f"{base.name}-{n}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(local, target)
+    return target
+
+
 def delete(
     ctx: Context, job: str, label: str | None = None, *, purge: bool = False,
     timeout: float | None = None,
-) -> list[str]:
+) -> Deletion:
     """Stop what still runs, then remove the records; with `purge`, the files too.
 
-    Returns the labels of the removed versions.
+    Without `purge`, an object-storage output that did not (all) go up is moved out of
+    the version's state dir and kept (`Deletion.kept` says where).
     """
     with ctx.db.read() as session:
         if label is None:
@@ -134,11 +187,16 @@ def delete(
             stop_version(ctx, job, v)
             wait_final(ctx, job, v, timeout if timeout is not None else grace + 30)
     removed = delete_rows(ctx, job, label)
+    kept: dict[str, Path] = {}
     for version in removed:
+        if not purge:
+            where = keep_unuploaded_output(ctx, job, version)
+            if where is not None:
+                kept[version_label(version.number)] = where
         purge_state(ctx, version.id or 0)
     if purge:
         for version in removed:
             for path in (version.output, version.log_dir):
                 if path and not path.startswith(("s3://", "obs://")):
                     shutil.rmtree(Path(path), ignore_errors=True)
-    return [version_label(v.number) for v in removed]
+    return Deletion(job, [version_label(v.number) for v in removed], kept)

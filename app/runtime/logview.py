@@ -1,4 +1,9 @@
-"""`traindeck logs`: print a version's rank logs, and follow them while it runs."""
+"""`traindeck logs`: print a version's rank logs, and follow them while it runs.
+
+The whole log is printed, a bounded block at a time (memory stays constant however big
+the file). Terminal control characters of the job's output are shown escaped (`\\x1b`)
+unless `raw`: a job cannot retitle, clear or move the user's terminal through `logs`.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +12,47 @@ import time
 from pathlib import Path
 
 from app.context import Context
-from app.errors import NotFoundError
+from app.errors import NotFoundError, TraindeckError
 from app.jobs import load_version
-from app.logs import LogFollower, list_rank_logs, split_timestamp, tail
+from app.logs import LogFollower, escape_controls, list_rank_logs, split_timestamp, tail
 from app.models import Status
 
 FOLLOW_POLL_SECONDS = 0.2
 
 
-def _emit(lines: list[str], prefix: str) -> None:
+def _emit(lines: list[str], prefix: str, raw: bool = False) -> None:
     out = sys.stdout
     for line in lines:
-        out.write(prefix + split_timestamp(line)[1] + "\n")
+        text = split_timestamp(line)[1]
+        out.write(prefix + (text if raw else escape_controls(text)) + "\n")
     out.flush()
+
+
+def _drain(follower: LogFollower, prefix: str, raw: bool, *, final: bool = False) -> bool:
+    """Print everything the follower has now, a block at a time; True when it had lines."""
+    got = False
+    while True:
+        offset = follower.offset
+        lines = follower.read_new()
+        _emit(lines, prefix, raw)
+        got = got or bool(lines)
+        if not lines and follower.offset == offset:
+            break
+    if final:
+        lines = follower.read_new(final=True)
+        _emit(lines, prefix, raw)
+        got = got or bool(lines)
+    return got
 
 
 def print_logs(
     ctx: Context, job: str, label: str | None, *, rank: int | None = None,
-    follow: bool = False, tail_lines: int | None = None,
+    follow: bool = False, tail_lines: int | None = None, raw: bool = False,
 ) -> int:
-    """Print the logs; with `follow`, keep printing until the version ends."""
+    """Print the logs (all of them, or the last `tail_lines` of each rank); with
+    `follow`, keep printing until the version ends. `raw`: control characters as they are."""
+    if tail_lines is not None and tail_lines < 0:
+        raise TraindeckError(f"--tail: must be 0 or more, got {tail_lines}")
     with ctx.db.read() as session:
         _, version = load_version(session, job, label)
     version_id, log_dir = version.id, Path(version.log_dir)
@@ -40,12 +66,13 @@ def print_logs(
         path = known.get(r, log_dir / f"rank-{r}.log")
         prefix = f"[rank {r}] " if len(ranks) > 1 else ""
         if tail_lines is not None and path.exists():
-            lines, offset = tail(path, tail_lines)
+            lines, offset = tail(path, tail_lines, include_partial=not follow)
             follower = LogFollower(path, offset)
+            _emit(lines, prefix, raw)
         else:
             follower = LogFollower(path, 0)
-            lines = follower.read_new()
-        _emit(lines, prefix)
+            # Without follow, a line still being written is shown too: it is the end.
+            _drain(follower, prefix, raw, final=not follow)
         followers.append((prefix, follower))
     if not follow:
         return 0
@@ -57,14 +84,12 @@ def print_logs(
         final = current is None or Status(current.status).is_final
         got = False
         for prefix, follower in followers:
-            lines = follower.read_new()
-            got = got or bool(lines)
-            _emit(lines, prefix)
+            got = _drain(follower, prefix, raw) or got
         if final and not got:
             # The supervisor closes the logs before the status turns final: whatever is
             # still unterminated now is the rank's last line.
             for prefix, follower in followers:
-                _emit(follower.read_new(final=True), prefix)
+                _emit(follower.read_new(final=True), prefix, raw)
             return 0
         if not got:
             time.sleep(FOLLOW_POLL_SECONDS)

@@ -288,4 +288,8 @@ def build_plan(
         user=(os.getuid(), os.getgid()), shm_size=settings.docker_shm_size, network=net,
         labels={INSTANCE_LABEL: instance_tag(settings), CREATED_LABEL: version_stamp(version)},
         state_dir=str(state),
+        # The spec's limits are per node: its processes share them.
+        cpus=spec.resources.cpus / per_node if spec.resources.cpus else None,
+        memory=(spec.resources.memory_bytes or 0) // per_node or None,
+        network_mode=spec.resources.network,
     )

@@ -86,12 +86,23 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class ClientOptions:
-    """Timeouts and retries of a client: low enough that a dead endpoint fails quickly."""
+    """Timeouts and retries of a client: low enough that a dead or hung endpoint fails
+    within about `max_attempts * (connect_timeout + read_timeout)` seconds."""
 
-    connect_timeout: float = 5.0
+    connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 3
+    """Attempts of one request in all (the first included)."""
     max_pool_connections: int = 16
+
+    @classmethod
+    def of(cls, settings: Any) -> ClientOptions:
+        """The options the settings give (`storage_connect_timeout`, ...), else defaults."""
+        default = cls()
+        return cls(
+            connect_timeout=getattr(settings, "storage_connect_timeout", default.connect_timeout),
+            read_timeout=getattr(settings, "storage_read_timeout", default.read_timeout),
+            max_attempts=getattr(settings, "storage_max_attempts", default.max_attempts))
 
 
 def endpoints_of(settings: Any) -> tuple[list[Any], str | None]:
@@ -217,8 +228,10 @@ def make_client(endpoint: Any | None = None, options: ClientOptions | None = Non
 def client_for(uri: str, settings: Any = None, *, endpoints: Sequence[Any] | None = None,
                default: str | None = None, options: ClientOptions | None = None) -> Any:
     """A client for the endpoint that serves `uri`'s bucket, per the settings (or the
-    `endpoints` given; `settings` then only supplies the default name if `default` is None)."""
+    `endpoints` given; `settings` then only supplies the default name if `default` is None).
+    Without `options`, the settings' timeouts and retries apply."""
     location = S3Location.parse(uri)
+    options = options or ClientOptions.of(settings)
     named, default_name = endpoints_of(settings)
     if endpoints is not None:
         named = list(endpoints)

@@ -16,6 +16,8 @@ TUI reads for its progress bar; the file goes away when the transfer ends.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -35,11 +37,13 @@ from app.storage.progress import (
     human_bytes,
     transfer_path,
 )
-from app.storage.transfer import StopFn, TransferOptions, stage_in, upload_dir
+from app.storage.transfer import StopFn, TransferOptions, local_files, stage_in, upload_dir
 
 LogFn = Callable[[str], None]
 EventFn = Callable[[str, str], None]
 NO_USABLE_FILES = "no usable data files"
+UPLOADED_SUFFIX = ".uploaded.json"
+"""Beside a local output folder: what its last complete upload sent (`output_uploaded`)."""
 DEFAULT_SYNC_SECONDS = 30.0
 
 _log = logging.getLogger("traindeck.storage")
@@ -49,6 +53,32 @@ def local_output_path(output: str, state_dir: Path) -> Path:
     """Where a version writes its output: the output itself when local, else a folder in
     its state dir that `upload_output` sends to the object-storage output at the end."""
     return state_dir / "output" if is_remote(output) else Path(output)
+
+
+def _uploaded_marker(local_output: Path) -> Path:
+    return local_output.with_name(local_output.name + UPLOADED_SUFFIX)
+
+
+def _listing(local_output: Path) -> str:
+    """A digest of the files under `local_output` (paths, sizes, modification times)."""
+    digest = hashlib.sha256()
+    for path, relative in local_files(local_output):
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        digest.update(f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def output_uploaded(local_output: Path) -> bool:
+    """True when the files in `local_output` are exactly those an `upload_output` sent
+    (none changed, came or went since); False when anything there never went up."""
+    try:
+        stored = json.loads(_uploaded_marker(local_output).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(stored, dict) and stored.get("listing") == _listing(local_output)
 
 
 def remote_log_uri(spec_log_dir: str | None, label: str) -> str | None:
@@ -168,18 +198,23 @@ def upload_output(
     settings: Any, local_output: Path, remote_output_uri: str | None, log: LogFn, *,
     endpoints: Sequence[Any] | None = None, transfer: TransferOptions | None = None,
     client_options: Any = None, progress: ProgressFn | None = None,
-    progress_file: Path | None = None,
+    progress_file: Path | None = None, warn: LogFn | None = None,
+    should_stop: StopFn | None = None,
 ) -> str | None:
     """Upload a version's output folder; None when done (or nothing to do), else why not.
 
     On failure the files stay in `local_output` and the reason says so. Progress goes to
     `progress_file` (default: `transfer.json` beside `local_output`, which for an
-    object-storage output is the version's state dir) while it runs.
+    object-storage output is the version's state dir) while it runs. Symbolic links in
+    the output are not uploaded (nor followed): a log line and `warn(message)` name them.
+    When `should_stop` turns true the upload ends (TransferCancelled becomes the reason).
     """
     if not remote_output_uri or not local_output.is_dir():
         return None
     opts = _Options(endpoints, transfer, client_options)
     log(f"uploading output to {remote_output_uri}")
+    _uploaded_marker(local_output).unlink(missing_ok=True)
+    listing = _listing(local_output)
     progress_file = progress_file or transfer_path(local_output.parent)
     try:
         with TransferFile(progress_file, "uploading output", remote_output_uri) as shown:
@@ -187,11 +222,21 @@ def upload_output(
                                 ProgressLog(log, f"uploading {remote_output_uri}",
                                             then=Fanout(shown, progress)),
                                 client=opts.client(settings, remote_output_uri),
-                                transfer=opts.transfer)
+                                transfer=opts.transfer, should_stop=should_stop)
     except (StorageError, TransferCancelled) as exc:
         reason = f"output upload failed: {exc}; the files stay in {local_output}"
         log(reason)
         return reason
+    try:
+        _uploaded_marker(local_output).write_text(json.dumps(
+            {"uri": remote_output_uri, "listing": listing}), encoding="utf-8")
+    except OSError as exc:  # only `delete` reads it: it then keeps a copy too many
+        _log.warning("cannot record the upload of %s: %s", local_output, exc)
+    if result.links:
+        message = describe_links(result.links)
+        log(f"warning: {message}")
+        if warn is not None:
+            warn(message)
     log(f"uploaded output: {result.files} file(s), {human_bytes(result.bytes)} to "
         f"{remote_output_uri} in {result.seconds:.1f} s")
     return None
@@ -231,6 +276,14 @@ def upload_logs(settings: Any, local_log_dir: Path, remote_log_uri: str | None,
     return sync_logs(settings, local_log_dir, remote_log_uri, seen, **kwargs)
 
 
+def describe_links(links: Sequence[str], shown: int = 3) -> str:
+    """The warning for symbolic links left out of an upload, naming the first few."""
+    names = ", ".join(links[:shown]) + (f" and {len(links) - shown} more"
+                                        if len(links) > shown else "")
+    return (f"output: {len(links)} symbolic link(s) not uploaded (links are never "
+            f"followed): {names}")
+
+
 @dataclass(frozen=True)
 class FinalizeResult:
     """What went wrong uploading a version's results (None: nothing)."""
@@ -246,14 +299,14 @@ def finalize_outputs(
     """Upload the output, then the logs, of a version that ended (also failed or stopped).
 
     Either pair may be None. Keyword arguments go to the uploads (`endpoints`,
-    `progress_file`, ...).
+    `progress_file`, ...; `warn` and `should_stop` to the output's only).
     """
     output_error = log_error = None
     if local_output is not None:
         output_error = upload_output(settings, local_output, remote_output_uri, log, **kwargs)
     if local_log_dir is not None:
-        kwargs.pop("transfer", None)
-        kwargs.pop("progress", None)
+        for name in ("transfer", "progress", "warn", "should_stop"):
+            kwargs.pop(name, None)
         log_error = upload_logs(settings, local_log_dir, remote_log_uri, **kwargs)
     return FinalizeResult(output_error, log_error)
 

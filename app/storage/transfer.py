@@ -8,16 +8,18 @@ failed or stopped transfer leaves nothing half-done behind.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from app.storage.client import S3Location, make_client, storage_error
 from app.storage.errors import StorageError, TransferCancelled
@@ -84,6 +86,8 @@ class UploadResult:
     bytes: int = 0
     unchanged: int = 0
     seconds: float = 0.0
+    links: list[str] = field(default_factory=list)
+    """Symbolic links found (relative paths): never followed, never uploaded."""
 
 
 def _endpoint_url(client: Any) -> str | None:
@@ -173,18 +177,19 @@ def _run_transfers(
     client: Any, options: TransferOptions,
     jobs: Sequence[tuple[str, str, str, str, int | None]],
     total: int, progress: ProgressFn | None, should_stop: StopFn | None,
-    describe: Callable[[BaseException, str, str], StorageError],
+    describe: Callable[[BaseException, str, str], StorageError], osutil: Any = None,
 ) -> None:
     """Run `(direction, bucket, key, local path, size)` transfers on one transfer manager.
 
     Waits for all of them, checking `should_stop` as it goes. The first failure cancels
-    the others and is raised, described by `describe(error, key, local path)`.
+    the others and is raised, described by `describe(error, key, local path)`. `osutil`
+    (an s3transfer OSUtils) opens the local files.
     """
     from boto3.s3.transfer import create_transfer_manager
 
     counter = ProgressCounter(total, progress, files=len(jobs))
     tracker = _Tracker()
-    manager = create_transfer_manager(client, options.config())
+    manager = create_transfer_manager(client, options.config(), osutil)
     futures: list[Any] = []
 
     def abandon() -> None:
@@ -322,18 +327,66 @@ def stage_in(
     return result
 
 
-def local_files(root: Path) -> list[tuple[Path, str]]:
-    """Every regular file under `root` (following links to files, not to folders), with
-    its POSIX path relative to `root`, sorted."""
+def local_files(root: Path, links: list[str] | None = None) -> list[tuple[Path, str]]:
+    """Every regular file under `root`, with its POSIX path relative to `root`, sorted.
+
+    Symbolic links are never followed, wherever they point (a job could otherwise have a
+    host file it cannot read uploaded for it); their relative paths go to `links`.
+    """
     out = []
-    for folder, dirs, files in os.walk(root):
+    for folder, dirs, files in os.walk(root):  # does not descend into linked folders
         dirs.sort()
         base = Path(folder)
-        for name in files:
+        for name in [*dirs, *files]:
             path = base / name
-            if path.is_file():
+            try:
+                mode = path.lstat().st_mode
+            except OSError:
+                continue  # vanished while walking
+            if stat.S_ISLNK(mode):
+                if links is not None:
+                    links.append(path.relative_to(root).as_posix())
+            elif stat.S_ISREG(mode) and name in files:
                 out.append((path, path.relative_to(root).as_posix()))
+    if links is not None:
+        links.sort()
     return sorted(out, key=lambda item: item[1])
+
+
+def open_no_follow(root: Path, path: str) -> BinaryIO:
+    """Open the regular file `path` (under `root`) for reading without following a
+    symbolic link anywhere below `root`: a link swapped in after the walk fails to open
+    (ELOOP, ENOTDIR) instead of being read through."""
+    parts = Path(path).relative_to(root).parts
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        # Non-blocking, so a FIFO planted under the name cannot hang the upload.
+        inner = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(os.fstat(inner).st_mode):
+        os.close(inner)
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    os.set_blocking(inner, True)
+    return os.fdopen(inner, "rb")
+
+
+def _no_follow_osutil(root: Path) -> Any:
+    """An s3transfer OSUtils whose uploads read files through `open_no_follow`."""
+    from s3transfer.utils import OSUtils
+
+    class NoFollow(OSUtils):  # type: ignore[misc]
+        def open(self, filename: str, mode: str) -> Any:
+            if mode == "rb":
+                return open_no_follow(root, filename)
+            return super().open(filename, mode)
+
+    return NoFollow()
 
 
 def upload_dir(
@@ -345,16 +398,18 @@ def upload_dir(
 
     Big files go up in parts. With `seen` (relative path → (size, mtime_ns)), files
     unchanged since an earlier call are left out, and `seen` is updated — for logs that
-    are synced again and again. Raises StorageError with a reason a user can act on.
+    are synced again and again. Symbolic links are skipped (listed in the result's
+    `links`) and no file is read through one. Raises StorageError with a reason a user
+    can act on, and TransferCancelled when `should_stop` turns true.
     """
     started = time.monotonic()
     location = S3Location.parse(uri)
     client = client or make_client(endpoint)
     result = UploadResult(location.uri)
     todo: list[tuple[Path, str, tuple[int, int]]] = []
-    for path, relative in local_files(local_dir):
+    for path, relative in local_files(local_dir, result.links):
         try:
-            info = path.stat()
+            info = path.lstat()
         except OSError:
             continue  # vanished while walking
         state = (info.st_size, info.st_mtime_ns)
@@ -362,8 +417,8 @@ def upload_dir(
             result.unchanged += 1
             continue
         todo.append((path, relative, state))
-    jobs = [("up", location.bucket, location.key(rel), str(path), None)
-            for path, rel, _ in todo]
+    jobs = [("up", location.bucket, location.key(rel), str(path), state[0])
+            for path, rel, state in todo]
     total = sum(state[0] for _, _, state in todo)
 
     def describe(exc: BaseException, key: str, local: str) -> StorageError:
@@ -372,7 +427,7 @@ def upload_dir(
 
     if jobs:
         _run_transfers(client, transfer or TransferOptions(), jobs, total, progress,
-                       should_stop, describe)
+                       should_stop, describe, _no_follow_osutil(local_dir))
     if seen is not None:
         seen.update({rel: state for _, rel, state in todo})
     result.files, result.bytes = len(todo), total

@@ -69,6 +69,14 @@ class LaunchPlan:
     labels: dict[str, str] = field(default_factory=dict)
     state_dir: str = ""
     """Traindeck's own folder of the version (never visible to the ranks)."""
+    cpus: float | None = None
+    """CPU cores each rank may use (the spec's `resources.cpus`); None: no limit."""
+    memory: int | None = None
+    """Bytes of memory each rank may use (the spec's `resources.memory`); None: no limit."""
+    network_mode: str | None = None
+    """A single-node Docker version's network (`bridge`, `none`, `host`); None: bridge.
+    `network`, when set, wins."""
+
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,10 @@ def _stamp_ns(raw: bytes) -> int | None:
 
 
 class DockerExecutor(Executor):
-    """Runs ranks as containers: argv exec'd without a shell, never privileged."""
+    """Runs ranks as containers: argv exec'd without a shell, never privileged, hardened
+    by the settings (`docker_cap_drop`, `docker_no_new_privileges`, `docker_pids_limit`,
+    the json-file log's bounds) and limited by the spec (`resources.cpus`, `memory`,
+    `network`)."""
 
     kind = "docker"
 
@@ -210,9 +213,10 @@ class DockerExecutor(Executor):
                     for m in plan.mounts
                 ],
                 device_requests=devices,
-                network_mode=plan.network,
+                network_mode=plan.network or plan.network_mode,
                 auto_remove=False,
                 privileged=False,
+                **self._limits(plan),
             )
             created = api.create_container(
                 plan.image,
@@ -242,6 +246,26 @@ class DockerExecutor(Executor):
                 raise err from exc
             raise ExecutorError(f"{rank.name}: {err}") from exc
         return str(created["Id"])
+
+    def _limits(self, plan: LaunchPlan) -> dict[str, Any]:
+        """The hardening of the settings and the spec's limits, as host config arguments:
+        capabilities dropped, no new privileges, a pids limit, a bounded json-file log,
+        CPU and memory limits."""
+        from docker.types import LogConfig
+
+        settings = self.settings
+        return {
+            "cap_drop": list(settings.docker_cap_drop) or None,
+            "cap_add": list(settings.docker_cap_add) or None,
+            "security_opt": ["no-new-privileges"] if settings.docker_no_new_privileges
+            else None,
+            "pids_limit": settings.docker_pids_limit,
+            "log_config": LogConfig(type=LogConfig.types.JSON, config={
+                "max-size": settings.docker_log_max_size,
+                "max-file": str(settings.docker_log_max_file)}),
+            "nano_cpus": round(plan.cpus * 1e9) if plan.cpus else None,
+            "mem_limit": plan.memory,
+        }
 
     def _start_one(self, client: Any, container_id: str, name: str, wants_gpu: bool) -> None:
         """Start one created container; device-request failures get their own reason."""
