@@ -26,3 +26,15 @@ def describe_code(info: dict[str, Any]) -> str:
     if commit:
         text += f", git {commit[:10]}" + (" (dirty)" if info.get("git_dirty") else "")
     return text
+
+
+def describe_limits(cpus: float | None, memory: int | None, runtime: str) -> str:
+    """A rank's CPU and memory limits and how they are enforced in `runtime`."""
+    parts = []
+    if cpus:
+        parts.append(f"{cpus:g} CPU(s)" + (" (CPU affinity)" if runtime == "local" else ""))
+    if memory:
+        parts.append(f"{human_bytes(memory)} memory" + (
+            " (address space of each process; not applied to GPU ranks)"
+            if runtime == "local" else ""))
+    return ", ".join(parts) or "none"

@@ -263,3 +263,22 @@ def test_two_processes_per_node_without_gpus(
     seen = [json.loads((Path(version.output) / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [(s["RANK"], s["LOCAL_RANK"], s["WORLD_SIZE"]) for s in seen] == [
         ("0", "0", "2"), ("1", "1", "2")]
+
+
+LIMITS = """\
+import json, os, resource
+soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+with open(os.environ["TRAIN_URL"] + "limits.json", "w") as f:
+    json.dump({"cores": len(os.sched_getaffinity(0)), "address_space": soft}, f)
+"""
+
+
+def test_local_limits_apply_to_the_rank(ctx: Context, request: pytest.FixtureRequest,
+                                        tmp_path: Path) -> None:
+    version = run_script(ctx, request, tmp_path, "limited", LIMITS, "local",
+                         framework={"arguments": "none"},
+                         resources={"runtime": "local", "cpus": 1, "memory": "2g"})
+    seen = json.loads((Path(version.output) / "limits.json").read_text())
+    assert seen == {"cores": 1, "address_space": 2 * 1024 ** 3}
+    assert ("[traindeck] limits per rank: 1 CPU(s) (CPU affinity), 2.0 GiB memory "
+            "(address space of each process; not applied to GPU ranks)") in log_text(version)

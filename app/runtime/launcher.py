@@ -30,6 +30,7 @@ from pathlib import Path
 from sqlmodel import select
 
 from app.context import Context
+from app.formatting import describe_limits
 from app.jobs import record_event, set_status
 from app.models import Dataset, DatasetVersion, Job, Status, Version
 from app.runtime.executors import Executor, ExecutorError, get_executor
@@ -210,6 +211,8 @@ def announce_start(ctx: Context, version: Version, logs: dict[int, RankLog], pla
     logs[0].note(f"starting {plan.job} {plan.version}: {len(plan.ranks)} rank(s) with "
                  f"{kind}{on_gpus}")
     logs[0].note("command: " + " ".join(plan.ranks[0].argv))
+    if plan.cpus or plan.memory:
+        logs[0].note("limits per rank: " + describe_limits(plan.cpus, plan.memory, kind))
 
 
 def restart_supervisor(ctx: Context, version_id: int, lost_pid: int | None) -> int | None:

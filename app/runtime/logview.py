@@ -16,6 +16,7 @@ from app.errors import NotFoundError, TraindeckError
 from app.jobs import load_version
 from app.logs import LogFollower, escape_controls, list_rank_logs, split_timestamp, tail
 from app.models import Status
+from app.runtime.plan import rank_count
 
 FOLLOW_POLL_SECONDS = 0.2
 
@@ -56,10 +57,10 @@ def print_logs(
     with ctx.db.read() as session:
         _, version = load_version(session, job, label)
     version_id, log_dir = version.id, Path(version.log_dir)
-    nodes = max(1, version.nodes)
-    ranks = [rank] if rank is not None else list(range(nodes))
-    if rank is not None and not 0 <= rank < nodes:
-        raise NotFoundError(f"--rank: {job} has ranks 0..{nodes - 1}")
+    count = rank_count(version)
+    ranks = [rank] if rank is not None else list(range(count))
+    if rank is not None and not 0 <= rank < count:
+        raise NotFoundError(f"--rank: {job} has ranks 0..{count - 1}")
     known = dict(list_rank_logs(log_dir))
     followers: list[tuple[str, LogFollower]] = []
     for r in ranks:

@@ -1,4 +1,5 @@
-"""The local rank wrapper: `python -m app.runtime.rankrun LOG STATUS GRACE -- ARGV...`.
+"""The local rank wrapper: `python -m app.runtime.rankrun [--cpus N] [--memory BYTES]
+LOG STATUS GRACE -- ARGV...`.
 
 Every local rank runs under one of these small processes (standard library only, plus
 `app.logs`, which is stdlib only too), started in a session of its own by whoever
@@ -14,7 +15,10 @@ adopted by any:
 * SIGTERM (a stop) is passed to every process of the rank; whatever still runs GRACE
   seconds later, or when KILL_SIGNAL comes, is killed;
 * when all is over and the log complete, it writes the rank's exit code (shell style:
-  killed by signal N reads 128+N) to STATUS, atomically. A supervisor polls that file.
+  killed by signal N reads 128+N) to STATUS, atomically. A supervisor polls that file;
+* `--cpus N` keeps the rank on N of the cores it may use (CPU affinity), `--memory B`
+  limits each of its processes' address space to B bytes (an rlimit: inherited, and
+  enforced by the kernel without privileges).
 
 The wrapper's own messages (it could not start the command) are not the rank's
 output: they go to stderr, which the starter points at a file beside STATUS. A log
@@ -25,7 +29,9 @@ so, for the supervisor to report.
 from __future__ import annotations
 
 import ctypes
+import math
 import os
+import resource
 import select
 import signal
 import subprocess
@@ -187,13 +193,27 @@ def run(log: Path, status: Path, grace: float, argv: list[str]) -> int:
     return exit_code
 
 
+def apply_limits(cpus: float | None, memory: int | None) -> None:
+    """Limit this process (and so the rank it starts) to `cpus` cores and `memory` bytes
+    of address space per process."""
+    if cpus:
+        allowed = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, allowed[:max(1, math.ceil(cpus))])
+    if memory:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+
 def main(args: list[str] | None = None) -> int:
     """Entry point; see the module docstring for the arguments."""
     args = sys.argv[1:] if args is None else args
+    limits: dict[str, str] = {}
+    while args[:1] and args[0] in ("--cpus", "--memory") and len(args) > 1:
+        limits[args[0]], args = args[1], args[2:]
     if len(args) < 5 or args[3] != "--":
-        print("usage: python -m app.runtime.rankrun LOG STATUS GRACE -- ARGV...",
-              file=sys.stderr)
+        print("usage: python -m app.runtime.rankrun [--cpus N] [--memory BYTES] "
+              "LOG STATUS GRACE -- ARGV...", file=sys.stderr)
         return 2
+    apply_limits(float(limits.get("--cpus", 0)) or None, int(limits.get("--memory", 0)) or None)
     return run(Path(args[0]), Path(args[1]), float(args[2]), args[4:])
 
 

@@ -311,7 +311,8 @@ def run_pending_upload(ctx: Context, version_id: int) -> bool:
         result = finalize_outputs(
             ctx.settings, Path(data["local_output"]) if output_uri else None, output_uri,
             Path(data["local_log_dir"]) if log_uri else None, log_uri, note,
-            progress_file=transfer_path(state))
+            progress_file=transfer_path(state),
+            warn=lambda message: _warn(ctx, version_id, message))
         errors = [e for e in (result.output_error, result.log_error) if e]
         tries = int(data.get("tries", 0)) + 1
         settled = not errors or tries >= MAX_UPLOAD_TRIES
@@ -333,6 +334,11 @@ def run_pending_upload(ctx: Context, version_id: int) -> bool:
             _write_marker(marker, {**data, "tries": tries,
                                    "next_try": time.time() + UPLOAD_RETRY_SECONDS * tries})
     return settled
+
+
+def _warn(ctx: Context, version_id: int, message: str) -> None:
+    with ctx.db.write() as session:
+        record_event(session, version_id, message, "warning")
 
 
 def _log_note(ctx: Context, state: Path, log_dir: str | None) -> Any:

@@ -99,7 +99,8 @@ class StorageSteps:
         try:
             error = upload_output(self.ctx.settings,
                                   local_output_path(self.output_uri, self.state),
-                                  self.output_uri, self._note)
+                                  self.output_uri, self._note,
+                                  warn=lambda message: self._event(message, "warning"))
         except Exception as exc:  # the version must still end
             log.exception("output upload failed")
             error = f"output upload failed: {exc}"

@@ -87,6 +87,10 @@ class LocalExecutor(Executor):
         for rank in plan.ranks:
             status = status_path(plan.state_dir, rank.rank)
             status.unlink(missing_ok=True)
+            # An address-space limit would break CUDA (it maps far more than it uses).
+            limits = [*(["--cpus", str(plan.cpus)] if plan.cpus else []),
+                      *(["--memory", str(plan.memory)] if plan.memory and not rank.gpus
+                        else [])]
             problem = _unrunnable(rank.argv, plan.workdir, {**os.environ, **rank.env})
             if problem:
                 self._abort(started)
@@ -95,8 +99,8 @@ class LocalExecutor(Executor):
                 with open(status.with_name(status.name + ".err"), "ab") as err:
                     proc = subprocess.Popen(
                         # -P: the working folder (the user's code) must not shadow `app`.
-                        [sys.executable, "-P", "-m", "app.runtime.rankrun", rank.log,
-                         str(status), str(grace), "--", *rank.argv],
+                        [sys.executable, "-P", "-m", "app.runtime.rankrun", *limits,
+                         rank.log, str(status), str(grace), "--", *rank.argv],
                         cwd=plan.workdir,
                         # The host environment keeps PATH, HOME and the like working; the
                         # plan puts CUDA_VISIBLE_DEVICES and the rest in rank.env.
