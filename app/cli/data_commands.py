@@ -98,7 +98,7 @@ def cmd_datasets_show(args: argparse.Namespace) -> int:
 def cmd_datasets_check(args: argparse.Namespace) -> int:
     from app.datasets import check_changes
 
-    drifts = check_changes(_context(), args.name, args.version)
+    drifts = check_changes(_context(), args.name, args.version, every=args.all)
     if _json(args):
         print_json([d.to_dict() for d in drifts])
     else:
@@ -159,9 +159,11 @@ def add_commands(sub: Any, add: AddCommand) -> None:
     action("list", cmd_datasets_list, "list datasets with their latest version")
     action("show", cmd_datasets_show, "show a dataset's versions").add_argument("name")
     p = action("check", cmd_datasets_check,
-               "compare a version's files with its manifest (what changed since)")
+               "compare the live files with a version's manifest (what changed since, by "
+               "content)")
     p.add_argument("name", help="dataset name")
-    p.add_argument("--version", "-v", dest="version", help="one version (default: all)")
+    p.add_argument("--version", "-v", dest="version", help="one version (default: the latest)")
+    p.add_argument("--all", action="store_true", help="check every version")
     p = action("delete", cmd_datasets_delete,
                "delete a dataset version, or the whole dataset (not its files)")
     p.add_argument("name", help="dataset name")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.context import Context
+from app.datasets import s3_pins
 from app.models import Status, Version
 from app.runtime.launcher import dataset_paths
 from app.runtime.outcome import Outcome
@@ -37,6 +38,7 @@ class StorageSteps:
     supervisor is declared here."""
 
     ctx: Context
+    version_id: int
     state: Path
     label: str
     output_uri: str
@@ -58,10 +60,13 @@ class StorageSteps:
     def _prepare_data(self, spec: JobSpec) -> list[str] | None:
         """Stage object-storage data and apply the 255 rule; None when the version ended."""
         try:
-            sources = (spec.data.paths if spec.data.paths is not None
-                       else dataset_paths(self.ctx, spec))
+            sources, pins = spec.data.paths, None
+            if sources is None:
+                sources = dataset_paths(self.ctx, spec, self.version_id)
+                pins = s3_pins(self.ctx, [(d.name, d.version) for d in spec.data.datasets or []])
             paths = prepare_data(self.ctx.settings, sources, self.state / DATA_CACHE,
-                                 self._note, self._event, should_stop=self.flags.stop.is_set)
+                                 self._note, self._event, should_stop=self.flags.stop.is_set,
+                                 pins=pins)
         except TransferCancelled:
             self._end(Outcome(Status.STOPPED, "stopped by user"))
             return None

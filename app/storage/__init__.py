@@ -48,6 +48,7 @@ from app.storage.progress import (
 )
 from app.storage.transfer import (
     ObjectInfo,
+    Pin,
     StageResult,
     TransferOptions,
     UploadResult,
@@ -66,6 +67,7 @@ __all__ = [
     "LogSyncer",
     "NameScan",
     "ObjectInfo",
+    "Pin",
     "ProgressLog",
     "S3Location",
     "StageResult",
