@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -60,6 +61,8 @@ from app.storage.names import describe_skipped, walk_files
 MANIFESTS_DIR = "datasets"
 DESCRIPTION_MAX = 1000
 SHOWN_CHANGES = 5
+Progress = Callable[[int, int], None] | None
+"""A snapshot's progress callback: (bytes done, bytes in all)."""
 
 
 # ---------------------------------------------------------------- manifests
@@ -280,13 +283,15 @@ def _manifest_for(ctx: Context, uri: str) -> Manifest:
     return manifest
 
 
-def _snapshot(ctx: Context, uri: str, manifest: Manifest) -> str:
+def _snapshot(ctx: Context, uri: str, manifest: Manifest, progress: Progress) -> str:
     """Snapshot a local folder's files into the store (object storage: nothing); the
     snapshot's id, with each file's SHA-256 written into `manifest`."""
     if is_remote(uri):
         return ""
     try:
-        snap = take_data_snapshot(Path(uri), data_store(ctx.settings), list(manifest.files))
+        snap = take_data_snapshot(Path(uri), data_store(ctx.settings),
+                                  {rel: state[0] for rel, state in manifest.files.items()},
+                                  progress)
     except SnapshotError as exc:
         raise FieldError("path", str(exc)) from exc
     for rel, entry in snap.files.items():
@@ -319,8 +324,10 @@ def _insert_version(session: Session, ctx: Context, dataset: Dataset, uri: str,
 
 
 def create_dataset(ctx: Context, name: str, path: str, description: str = "",
-                   *, base_dir: Path | None = None) -> DatasetVersionInfo:
-    """Create a dataset with its first version (V001) at `path`."""
+                   *, base_dir: Path | None = None, progress: Progress = None
+                   ) -> DatasetVersionInfo:
+    """Create a dataset with its first version (V001) at `path` (a local folder is
+    snapshotted; `progress(bytes done, bytes in all)` hears how far)."""
     check_dataset_name(name)
     check_description(description)
     uri = normalize_location(path, base_dir)
@@ -328,7 +335,7 @@ def create_dataset(ctx: Context, name: str, path: str, description: str = "",
         if session.exec(select(Dataset.id).where(Dataset.name == name)).first() is not None:
             raise _exists(name)
     manifest = _manifest_for(ctx, uri)
-    snapshot = _snapshot(ctx, uri, manifest)
+    snapshot = _snapshot(ctx, uri, manifest, progress)
     try:
         with ctx.db.write() as session:
             if session.exec(select(Dataset.id).where(Dataset.name == name)).first():
@@ -348,13 +355,14 @@ def _exists(name: str) -> ConflictError:
 
 
 def add_version(ctx: Context, name: str, path: str, description: str = "",
-                *, base_dir: Path | None = None) -> DatasetVersionInfo:
-    """Add the next version of a dataset at `path`."""
+                *, base_dir: Path | None = None, progress: Progress = None
+                ) -> DatasetVersionInfo:
+    """Add the next version of a dataset at `path` (snapshotted, as `create_dataset`)."""
     check_description(description)
     uri = normalize_location(path, base_dir)
     _get_dataset(ctx.db, name)
     manifest = _manifest_for(ctx, uri)
-    snapshot = _snapshot(ctx, uri, manifest)
+    snapshot = _snapshot(ctx, uri, manifest, progress)
     with ctx.db.write() as session:
         dataset = session.exec(select(Dataset).where(Dataset.name == name)).first()
         if dataset is None:

@@ -107,8 +107,10 @@ def expected() -> dict[str, str]:
 def test_a_local_job_reads_the_pinned_files_after_the_folder_changed(
         ctx: Context, tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "data", V001_FILES)
-    info = create_dataset(ctx, "pinned", str(folder))
-    assert info.file_count == 5
+    calls: list[tuple[int, int]] = []
+    info = create_dataset(ctx, "pinned", str(folder), progress=lambda *done: calls.append(done))
+    total = sum(map(len, V001_FILES.values()))
+    assert info.file_count == 5 and len(calls) == 5 and calls[-1] == (total, total)
     with ctx.db.read() as session:
         row = session.get(DatasetVersion, 1)
     assert row is not None and row.snapshot

@@ -25,7 +25,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -379,16 +379,21 @@ def _store_data_file(store: Path, path: Path) -> FileEntry:
     return FileEntry(digest, stat.S_IMODE(before.st_mode), info.st_size, None, info.st_mtime_ns)
 
 
-def take_data_snapshot(folder: Path, store: Path, files: Sequence[str]) -> Snapshot:
-    """Snapshot the files `files` (relative POSIX paths) of a dataset folder into `store`,
-    by hard link where possible (see above); no size limit. SnapshotError names the
-    folder or the file that could not be stored (objects already stored stay: they are
-    shared and harmless)."""
+def take_data_snapshot(folder: Path, store: Path, files: Mapping[str, int],
+                       progress: Callable[[int, int], None] | None = None) -> Snapshot:
+    """Snapshot the files `files` (relative POSIX path → size) of a dataset folder into
+    `store`, by hard link where possible (see above); no size limit. `progress(bytes done,
+    bytes in all)` hears of each file. SnapshotError names the folder or the file that
+    could not be stored (objects already stored stay: they are shared and harmless)."""
     root = Path(folder)
     entries: dict[str, FileEntry] = {}
+    done, total = 0, sum(files.values())
     try:
         for rel in sorted(files):
             entries[rel] = _store_data_file(store, root / rel)
+            done += files[rel]
+            if progress is not None:
+                progress(min(done, total), total)
         snapshot_id = _write_manifest(store, {"files": {rel: _entry_json(e)
                                                         for rel, e in entries.items()},
                                               "git": None, "skipped": [], "data": True})
