@@ -2,15 +2,23 @@
 
 A version points at a local folder or an `s3://bucket/prefix` and records, when it is
 made, a manifest summary (file count, total size) in the database. The full manifest
-(each file's size and mtime or ETag) is kept beside the database, so `check_changes`
-can say what was added, removed or modified since. Every function checks first and
-writes after, in one transaction; numbers are bumped like job versions.
+(each file's size, mtime and SHA-256, or ETag and VersionId) is kept beside the database,
+so `check_changes` can say what was added, removed or modified since.
+
+Versions are immutable: a local folder is snapshotted into the content-addressed store
+(`app.runtime.snapshot.take_data_snapshot`, hard links where possible) and a job pinned to
+the version reads a view of that snapshot (`pinned_folder`); an object-storage version is
+staged as the recorded object versions, or refused when an object changed (`s3_pins`).
+Every function checks first and writes after, in one transaction; numbers are bumped like
+job versions.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,9 +31,24 @@ from sqlmodel import Session, col, select
 from app.context import Context
 from app.db import Database
 from app.errors import ConflictError, FieldError, NotFoundError, TraindeckError
-from app.models import ACTIVE_STATUSES, Dataset, DatasetVersion, Job, Version, version_label
+from app.models import (
+    ACTIVE_STATUSES,
+    Dataset,
+    DatasetVersion,
+    Event,
+    Job,
+    Version,
+    version_label,
+)
+from app.runtime.snapshot import (
+    SnapshotError,
+    load_snapshot,
+    materialize_data,
+    take_data_snapshot,
+)
 from app.spec import check_name, is_remote
 from app.storage import (
+    Pin,
     S3Location,
     StorageError,
     client_for,
@@ -38,17 +61,23 @@ from app.storage.names import describe_skipped, walk_files
 MANIFESTS_DIR = "datasets"
 DESCRIPTION_MAX = 1000
 SHOWN_CHANGES = 5
+Progress = Callable[[int, int], None] | None
+"""A snapshot's progress callback: (bytes done, bytes in all)."""
 
 
 # ---------------------------------------------------------------- manifests
 
 
+FileState = tuple[int, str, str]
+"""A file in a manifest: (size, mtime_ns or ETag, SHA-256 or VersionId; "" unknown)."""
+
+
 @dataclass
 class Manifest:
-    """Every file of a dataset version: relative path → (size, mtime_ns or ETag)."""
+    """Every file of a dataset version: relative path → `FileState`."""
 
     uri: str
-    files: dict[str, tuple[int, str]] = field(default_factory=dict)
+    files: dict[str, FileState] = field(default_factory=dict)
 
     @property
     def file_count(self) -> int:
@@ -58,7 +87,7 @@ class Manifest:
     @property
     def total_bytes(self) -> int:
         """Their total size."""
-        return sum(size for size, _ in self.files.values())
+        return sum(state[0] for state in self.files.values())
 
     @property
     def usable(self) -> int:
@@ -71,17 +100,39 @@ class Manifest:
 
 
 def take_manifest(settings: Any, uri: str, *, endpoints: Any = None) -> Manifest:
-    """List a local folder or an object-storage prefix (StorageError/OSError on failure)."""
+    """List a local folder (sizes and mtimes; no hashes) or an object-storage prefix
+    (ETags, and VersionIds when the bucket is versioned); StorageError/OSError on failure."""
     manifest = Manifest(uri)
     if is_remote(uri):
         location = S3Location.parse(uri)
         client = client_for(uri, settings, endpoints=endpoints)
-        for obj in list_objects(client, location):
-            manifest.files[obj.relative] = (obj.size, obj.etag)
+        objects = list_objects(client, location)
+        versions = _version_ids(client, location) if objects else {}
+        for obj in objects:
+            manifest.files[obj.relative] = (obj.size, obj.etag, versions.get(obj.key, ""))
     else:
         for rel, info in walk_files(Path(uri)):
-            manifest.files[rel] = (info.st_size, str(info.st_mtime_ns))
+            manifest.files[rel] = (info.st_size, str(info.st_mtime_ns), "")
     return manifest
+
+
+def _version_ids(client: Any, location: S3Location) -> dict[str, str]:
+    """Key → VersionId of the current objects under a location of a versioned bucket
+    ({} when the bucket is not versioned, or says nothing about it)."""
+    try:
+        status = client.get_bucket_versioning(Bucket=location.bucket).get("Status")
+        if status not in ("Enabled", "Suspended"):
+            return {}
+        out = {}
+        pages = client.get_paginator("list_object_versions").paginate(
+            Bucket=location.bucket, Prefix=location.key_prefix)
+        for page in pages:
+            for item in page.get("Versions", []):
+                if item.get("IsLatest") and item.get("VersionId") not in (None, "null"):
+                    out[item["Key"]] = item["VersionId"]
+        return out
+    except Exception:  # not allowed, or not offered by this storage: ETags still pin
+        return {}
 
 
 def manifest_path(settings: Any, version_id: int) -> Path:
@@ -103,8 +154,8 @@ def _load_manifest(settings: Any, version_id: int) -> Manifest | None:
     try:
         with gzip.open(manifest_path(settings, version_id), "rt", encoding="utf-8") as f:
             data = json.load(f)
-        return Manifest(data["uri"], {k: (int(v[0]), str(v[1]))
-                                      for k, v in data["files"].items()})
+        return Manifest(data["uri"], {k: (int(v[0]), str(v[1]), str(v[2]) if len(v) > 2
+                                          else "") for k, v in data["files"].items()})
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
 
@@ -232,8 +283,29 @@ def _manifest_for(ctx: Context, uri: str) -> Manifest:
     return manifest
 
 
+def _snapshot(ctx: Context, uri: str, manifest: Manifest, progress: Progress) -> str:
+    """Snapshot a local folder's files into the store (object storage: nothing); the
+    snapshot's id, with each file's SHA-256 written into `manifest`."""
+    if is_remote(uri):
+        return ""
+    try:
+        snap = take_data_snapshot(Path(uri), data_store(ctx.settings),
+                                  {rel: state[0] for rel, state in manifest.files.items()},
+                                  progress)
+    except SnapshotError as exc:
+        raise FieldError("path", str(exc)) from exc
+    for rel, entry in snap.files.items():
+        manifest.files[rel] = (entry.size, manifest.files[rel][1], entry.hash)
+    return snap.id
+
+
+def data_store(settings: Any) -> Path:
+    """The content-addressed store that dataset (and code) snapshots share."""
+    return Path(settings.data_dir) / "snapshots"
+
+
 def _insert_version(session: Session, ctx: Context, dataset: Dataset, uri: str,
-                    description: str, manifest: Manifest) -> DatasetVersion:
+                    description: str, manifest: Manifest, snapshot: str) -> DatasetVersion:
     # The UPDATE takes the write lock first, so concurrent callers get distinct numbers.
     session.exec(update(Dataset).where(col(Dataset.id) == dataset.id)
                  .values(last_version_number=Dataset.last_version_number + 1))
@@ -241,7 +313,7 @@ def _insert_version(session: Session, ctx: Context, dataset: Dataset, uri: str,
                           .where(Dataset.id == dataset.id)).one()
     row = DatasetVersion(dataset_id=dataset.id or 0, number=number, uri=uri,
                          description=description, file_count=manifest.file_count,
-                         total_bytes=manifest.total_bytes)
+                         total_bytes=manifest.total_bytes, snapshot=snapshot)
     session.add(row)
     session.flush()
     _save_manifest(ctx.settings, row.id or 0, manifest)
@@ -252,8 +324,10 @@ def _insert_version(session: Session, ctx: Context, dataset: Dataset, uri: str,
 
 
 def create_dataset(ctx: Context, name: str, path: str, description: str = "",
-                   *, base_dir: Path | None = None) -> DatasetVersionInfo:
-    """Create a dataset with its first version (V001) at `path`."""
+                   *, base_dir: Path | None = None, progress: Progress = None
+                   ) -> DatasetVersionInfo:
+    """Create a dataset with its first version (V001) at `path` (a local folder is
+    snapshotted; `progress(bytes done, bytes in all)` hears how far)."""
     check_dataset_name(name)
     check_description(description)
     uri = normalize_location(path, base_dir)
@@ -261,6 +335,7 @@ def create_dataset(ctx: Context, name: str, path: str, description: str = "",
         if session.exec(select(Dataset.id).where(Dataset.name == name)).first() is not None:
             raise _exists(name)
     manifest = _manifest_for(ctx, uri)
+    snapshot = _snapshot(ctx, uri, manifest, progress)
     try:
         with ctx.db.write() as session:
             if session.exec(select(Dataset.id).where(Dataset.name == name)).first():
@@ -268,7 +343,7 @@ def create_dataset(ctx: Context, name: str, path: str, description: str = "",
             dataset = Dataset(name=name, description=description)
             session.add(dataset)
             session.flush()
-            row = _insert_version(session, ctx, dataset, uri, "", manifest)
+            row = _insert_version(session, ctx, dataset, uri, "", manifest, snapshot)
     except IntegrityError as exc:
         raise _exists(name) from exc
     return _info(name, row, tuple(manifest.skipped_lines()))
@@ -280,17 +355,19 @@ def _exists(name: str) -> ConflictError:
 
 
 def add_version(ctx: Context, name: str, path: str, description: str = "",
-                *, base_dir: Path | None = None) -> DatasetVersionInfo:
-    """Add the next version of a dataset at `path`."""
+                *, base_dir: Path | None = None, progress: Progress = None
+                ) -> DatasetVersionInfo:
+    """Add the next version of a dataset at `path` (snapshotted, as `create_dataset`)."""
     check_description(description)
     uri = normalize_location(path, base_dir)
     _get_dataset(ctx.db, name)
     manifest = _manifest_for(ctx, uri)
+    snapshot = _snapshot(ctx, uri, manifest, progress)
     with ctx.db.write() as session:
         dataset = session.exec(select(Dataset).where(Dataset.name == name)).first()
         if dataset is None:
             raise NotFoundError(f"dataset {name!r} not found")
-        row = _insert_version(session, ctx, dataset, uri, description, manifest)
+        row = _insert_version(session, ctx, dataset, uri, description, manifest, snapshot)
     return _info(name, row, tuple(manifest.skipped_lines()))
 
 
@@ -457,10 +534,12 @@ class Drift:
         return {**asdict(self), "changed": self.changed}
 
 
-def check_changes(ctx: Context, name: str, label: str | None = None) -> list[Drift]:
-    """Recompute the manifest of one version (or of every version) and report drift."""
+def check_changes(ctx: Context, name: str, label: str | None = None, *,
+                  every: bool = False) -> list[Drift]:
+    """Compare the live files with the manifest of one version (default: the latest; with
+    `every`, each version) and report the drift, by content where sizes match."""
     info = get_dataset(ctx.db, name)
-    versions = info.versions
+    versions = info.versions if every or label is not None else info.versions[-1:]
     if label is not None:
         number = _parse_label(label)
         versions = [v for v in versions if v.version == version_label(number)]
@@ -491,4 +570,64 @@ def _drift(ctx: Context, version: DatasetVersionInfo, version_id: int) -> Drift:
     return drift(now.file_count, now.total_bytes,
                  added=sorted(new.keys() - old.keys()),
                  removed=sorted(old.keys() - new.keys()),
-                 modified=sorted(k for k in new.keys() & old.keys() if new[k] != old[k]))
+                 modified=[k for k in sorted(new.keys() & old.keys())
+                           if _modified(version.uri, k, old[k], new[k])])
+
+
+def _modified(uri: str, rel: str, old: FileState, new: FileState) -> bool:
+    """True when a file's content differs: by size, ETag, or (mtime moved) SHA-256."""
+    if old[0] != new[0]:
+        return True
+    if old[1] == new[1]:
+        return False
+    if is_remote(uri) or not old[2]:
+        return True
+    try:
+        with open(Path(uri) / rel, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest() != old[2]
+    except OSError:
+        return True
+
+
+# ---------------------------------------------------------------- pinning
+
+
+def pinned_source(ctx: Context, name: str, row: DatasetVersion, view: Path,
+                  version_id: int) -> str:
+    """Where training version `version_id` reads dataset version `row` from: a snapshotted
+    folder's read-only view at `view` (made on first use; SnapshotError when a file was
+    changed in place), an object-storage URI (staged with `s3_pins`), or, for a version
+    made before snapshots, the live folder, with a warning event saying it is not pinned."""
+    what = f"dataset {name} {version_label(row.number)}"
+    if row.snapshot:
+        snap = load_snapshot(data_store(ctx.settings), row.snapshot)
+        return str(materialize_data(snap, view, what))
+    if not is_remote(row.uri) or _load_manifest(ctx.settings, row.id or 0) is None:
+        _warn_once(ctx, version_id, f"{what} was made before dataset versions were "
+                   f"pinned: the job reads {row.uri} as it is now (not pinned)")
+    return row.uri
+
+
+def _warn_once(ctx: Context, version_id: int, message: str) -> None:
+    with ctx.db.write() as session:
+        if session.exec(select(Event.id).where(Event.version_id == version_id,
+                                               Event.message == message)).first() is None:
+            session.add(Event(version_id=version_id, message=message, kind="warning"))
+
+
+def s3_pins(ctx: Context, refs: list[tuple[str, str]]) -> list[Pin | None]:
+    """For each (dataset, version) in `refs`: the objects an object-storage version
+    recorded (what staging must fetch), else None."""
+    out: list[Pin | None] = []
+    with ctx.db.read() as session:
+        for name, label in refs:
+            row = session.exec(
+                select(DatasetVersion).join(Dataset, col(Dataset.id) == col(
+                    DatasetVersion.dataset_id))
+                .where(Dataset.name == name,
+                       DatasetVersion.number == _parse_label(label))).first()
+            manifest = (_load_manifest(ctx.settings, row.id or 0)
+                        if row is not None and is_remote(row.uri) else None)
+            out.append(None if manifest is None or row is None else
+                       Pin(manifest.files, f"dataset {name} {version_label(row.number)}"))
+    return out

@@ -181,6 +181,9 @@ class DatasetVersion(SQLModel, table=True):
     file_count: int = 0
     total_bytes: int = 0
     created_at: datetime = Field(default_factory=utcnow)
+    snapshot: str = ""
+    """The data snapshot of a local folder (its id in the snapshot store) that jobs pinned
+    to this version read; "" for object storage and for versions made before snapshots."""
 
 
 class Template(SQLModel, table=True):

@@ -274,8 +274,10 @@ def test_cli_round_trip(cli: Callable[..., tuple[int, str, str]], tmp_path: Path
     code, out, _ = cli("datasets", "check", "flowers", "-v", "V001")
     assert code == 0 and "unchanged (2 files" in out
     os.remove(folder / "a.csv")
-    code, out, _ = cli("datasets", "check", "flowers", "--json")
+    code, out, _ = cli("datasets", "check", "flowers", "--all", "--json")
     assert [d["changed"] for d in json.loads(out)] == [True, True]
+    code, out, _ = cli("datasets", "check", "flowers")
+    assert out.startswith("flowers V002  changed") and "1 removed: a.csv" in out
 
     code, _, err = cli("datasets", "delete", "flowers", "--version", "V001")
     assert code == 1 and err == "error: delete dataset flowers V001: add --yes to confirm\n"

@@ -17,6 +17,8 @@ from app.errors import TraindeckError
 
 Handler = Callable[[argparse.Namespace], int]
 AddCommand = Callable[..., argparse.ArgumentParser]
+QUIET_SECONDS = 2.0
+"""A snapshot that ends sooner shows no progress."""
 
 
 def _context(*, reconcile: bool = False) -> Any:
@@ -47,10 +49,27 @@ def _print_created(info: Any, what: str) -> None:
         print(f"warning: {line}", file=sys.stderr)
 
 
+def _progress(path: str) -> Callable[[int, int], None]:
+    """Progress lines on stderr while a big folder is snapshotted (none for a quick one)."""
+    import time
+
+    from app.storage import ProgressLog
+
+    started = time.monotonic()
+    shown = ProgressLog(lambda line: print(line, file=sys.stderr), f"snapshotting {path}")
+
+    def report(done: int, total: int) -> None:
+        if time.monotonic() - started >= QUIET_SECONDS:
+            shown(done, total)
+
+    return report
+
+
 def cmd_datasets_create(args: argparse.Namespace) -> int:
     from app.datasets import create_dataset
 
-    info = create_dataset(_context(), args.name, args.path, args.description or "")
+    info = create_dataset(_context(), args.name, args.path, args.description or "",
+                          progress=_progress(args.path))
     print_json(info.to_dict()) if _json(args) else _print_created(info, "created dataset")
     return 0
 
@@ -58,7 +77,8 @@ def cmd_datasets_create(args: argparse.Namespace) -> int:
 def cmd_datasets_add_version(args: argparse.Namespace) -> int:
     from app.datasets import add_version
 
-    info = add_version(_context(), args.name, args.path, args.description or "")
+    info = add_version(_context(), args.name, args.path, args.description or "",
+                       progress=_progress(args.path))
     print_json(info.to_dict()) if _json(args) else _print_created(info, "added")
     return 0
 
@@ -98,7 +118,7 @@ def cmd_datasets_show(args: argparse.Namespace) -> int:
 def cmd_datasets_check(args: argparse.Namespace) -> int:
     from app.datasets import check_changes
 
-    drifts = check_changes(_context(), args.name, args.version)
+    drifts = check_changes(_context(), args.name, args.version, every=args.all)
     if _json(args):
         print_json([d.to_dict() for d in drifts])
     else:
@@ -159,9 +179,11 @@ def add_commands(sub: Any, add: AddCommand) -> None:
     action("list", cmd_datasets_list, "list datasets with their latest version")
     action("show", cmd_datasets_show, "show a dataset's versions").add_argument("name")
     p = action("check", cmd_datasets_check,
-               "compare a version's files with its manifest (what changed since)")
+               "compare the live files with a version's manifest (what changed since, by "
+               "content)")
     p.add_argument("name", help="dataset name")
-    p.add_argument("--version", "-v", dest="version", help="one version (default: all)")
+    p.add_argument("--version", "-v", dest="version", help="one version (default: the latest)")
+    p.add_argument("--all", action="store_true", help="check every version")
     p = action("delete", cmd_datasets_delete,
                "delete a dataset version, or the whole dataset (not its files)")
     p.add_argument("name", help="dataset name")

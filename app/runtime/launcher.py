@@ -113,7 +113,11 @@ def _start_here(ctx: Context, version_id: int) -> None:
             return
         job = session.exec(select(Job.name).where(Job.id == version.job_id)).one()
     spec = JobSpec.model_validate(json.loads(version.spec_json))
-    sources = spec.data.paths if spec.data.paths is not None else dataset_paths(ctx, spec)
+    try:
+        sources = (spec.data.paths if spec.data.paths is not None
+                   else dataset_paths(ctx, spec, version_id))
+    except PlanError:
+        return  # the supervisor plans it again and fails it with the reason
     if not data_ready(sources):
         return  # object-storage data is staged by the supervisor
     from app.runtime.scheduler import release, try_admit
@@ -183,21 +187,39 @@ def open_rank_logs(ctx: Context, version: Version, *, fresh: bool) -> dict[int, 
     return logs
 
 
-def dataset_paths(ctx: Context, spec: JobSpec) -> list[str]:
-    """Where the spec's datasets live now (a deleted dataset version is a PlanError)."""
-    out: list[str] = []
+def dataset_paths(ctx: Context, spec: JobSpec, version_id: int | None = None) -> list[str]:
+    """Where the spec's dataset versions are read from (a deleted one is a PlanError).
+
+    Without `version_id`, their recorded locations. For training version `version_id`:
+    a snapshotted local version's read-only view, `data-<i>` in the version's state dir
+    (made on first use from the snapshot, so a job gets exactly the version's files however
+    the folder changed since); object-storage URIs as they are (staging pins them, see
+    `app.datasets.s3_pins`); a version made before snapshots: its live folder, with a
+    warning event. A stored file changed in place since is a PlanError naming it.
+    """
+    from app.datasets import pinned_source
+    from app.errors import TraindeckError
+
+    rows: list[tuple[str, DatasetVersion]] = []
     with ctx.db.read() as session:
         for ref in spec.data.datasets or []:
             row = session.exec(
-                select(DatasetVersion.uri)
+                select(DatasetVersion)
                 .join(Dataset, Dataset.id == DatasetVersion.dataset_id)  # type: ignore[arg-type]
                 .where(Dataset.name == ref.name,
                        DatasetVersion.number == int(ref.version.lstrip("Vv")))
             ).first()
             if row is None:
                 raise PlanError(f"dataset {ref.name} {ref.version} no longer exists")
-            out.append(row if isinstance(row, str) else row[0])
-    return out
+            rows.append((ref.name, row))
+    if version_id is None:
+        return [row.uri for _, row in rows]
+    state = state_dir(ctx.settings, version_id)
+    try:
+        return [pinned_source(ctx, name, row, state / f"data-{i}", version_id)
+                for i, (name, row) in enumerate(rows)]
+    except TraindeckError as exc:
+        raise PlanError(str(exc)) from exc
 
 
 def announce_start(ctx: Context, version: Version, logs: dict[int, RankLog], plan: LaunchPlan,

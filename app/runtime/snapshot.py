@@ -20,11 +20,12 @@ import difflib
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -54,6 +55,9 @@ class FileEntry:
     mode: int
     size: int
     link: str | None = None
+    mtime_ns: int = 0
+    """Data snapshots only: the stored object's mtime when it was stored (its check that
+    a hard-linked object was not changed in place since)."""
 
 
 @dataclass(frozen=True)
@@ -247,7 +251,10 @@ def take_snapshot(code_dir: Path, store: Path, *, limit_bytes: int,
 def _entry_json(entry: FileEntry) -> dict[str, object]:
     if entry.link is not None:
         return {"link": entry.link}
-    return {"hash": entry.hash, "mode": entry.mode, "size": entry.size}
+    out: dict[str, object] = {"hash": entry.hash, "mode": entry.mode, "size": entry.size}
+    if entry.mtime_ns:
+        out["mtime"] = entry.mtime_ns
+    return out
 
 
 def load_snapshot(store: Path, snapshot_id: str) -> Snapshot:
@@ -261,7 +268,8 @@ def load_snapshot(store: Path, snapshot_id: str) -> Snapshot:
     for rel, raw in manifest["files"].items():
         link = raw.get("link")
         files[rel] = (FileEntry(hashlib.sha256(link.encode()).hexdigest(), 0o777, 0, link)
-                      if link is not None else FileEntry(raw["hash"], raw["mode"], raw["size"]))
+                      if link is not None else FileEntry(raw["hash"], raw["mode"], raw["size"],
+                                                         None, raw.get("mtime", 0)))
     git = manifest.get("git")
     return Snapshot(snapshot_id, store, files,
                     None if git is None else GitInfo(git["commit"], git["dirty"]),
@@ -307,6 +315,141 @@ def materialize(snapshot: Snapshot, dest: Path) -> None:
     except OSError as error:
         raise SnapshotError(f"cannot write code snapshot {snapshot.id[:12]} into {dest}: "
                             f"{error}") from None
+
+
+# ---------------------------------------------------------------- data snapshots
+#
+# A dataset version's folder goes into the same store, but by HARD LINK where the store and
+# the folder share a file system (else by copy, which `_copy` makes a reflink where it can).
+# A hard link is the same file under a second name: no bytes are copied and the user's file
+# deleted, renamed or replaced by a new file (what editors and most tools do) leaves the
+# stored object as it was. But a file changed IN PLACE (appended to, rewritten through the
+# same inode) changes the stored object too. So a data snapshot records each object's size
+# and mtime as stored, and `verify_data` / `materialize_data` re-hash an object whose size or
+# mtime moved and refuse, naming the file, when its content is no longer what was recorded:
+# a run never reads changed data under a pinned version's name.
+
+
+def _hash_file(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _owned_copy(info: os.stat_result) -> bool:
+    """True for an object the store wrote itself: one name, read-only."""
+    return info.st_nlink == 1 and not info.st_mode & 0o222
+
+
+def _store_data_file(store: Path, path: Path) -> FileEntry:
+    """Put a data file into the store by hard link (else by copy); its entry."""
+    before = path.stat()
+    tmp_dir = store / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_dir / f"data-{os.getpid()}-{secrets.token_hex(8)}"
+    try:
+        try:
+            os.link(path, tmp)  # follows a link to a file: the target is stored
+            linked = True
+        except OSError:  # another file system, or protected_hardlinks: copy it
+            _copy(path, tmp)
+            os.chmod(tmp, 0o444)
+            linked = False
+        digest = _hash_file(tmp)
+        stored = tmp.stat()
+        if linked and (stored.st_size, stored.st_mtime_ns) != (before.st_size,
+                                                              before.st_mtime_ns):
+            raise SnapshotError(f"{path} changed while the dataset version was made; "
+                                "make the version again once nothing writes to the folder")
+        target = _object_path(store, digest)
+        try:
+            existing = target.stat()
+        except FileNotFoundError:
+            existing = None
+        # An object already there is kept when it is provably this content; a hard-linked
+        # one may have been changed in place since, and is then replaced.
+        if existing is not None and (_owned_copy(existing) or os.path.samefile(target, tmp)
+                                     or _hash_file(target) == digest):
+            tmp.unlink()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+        info = target.stat()
+    finally:
+        tmp.unlink(missing_ok=True)
+    return FileEntry(digest, stat.S_IMODE(before.st_mode), info.st_size, None, info.st_mtime_ns)
+
+
+def take_data_snapshot(folder: Path, store: Path, files: Mapping[str, int],
+                       progress: Callable[[int, int], None] | None = None) -> Snapshot:
+    """Snapshot the files `files` (relative POSIX path → size) of a dataset folder into
+    `store`, by hard link where possible (see above); no size limit. `progress(bytes done,
+    bytes in all)` hears of each file. SnapshotError names the folder or the file that
+    could not be stored (objects already stored stay: they are shared and harmless)."""
+    root = Path(folder)
+    entries: dict[str, FileEntry] = {}
+    done, total = 0, sum(files.values())
+    try:
+        for rel in sorted(files):
+            entries[rel] = _store_data_file(store, root / rel)
+            done += files[rel]
+            if progress is not None:
+                progress(min(done, total), total)
+        snapshot_id = _write_manifest(store, {"files": {rel: _entry_json(e)
+                                                        for rel, e in entries.items()},
+                                              "git": None, "skipped": [], "data": True})
+    except OSError as error:
+        raise SnapshotError(f"snapshot of dataset folder {root} into {store} failed: "
+                            f"{error}") from None
+    return Snapshot(snapshot_id, store, entries, None, ())
+
+
+def verify_data(snapshot: Snapshot, what: str) -> None:
+    """SnapshotError naming the first file of a data snapshot whose stored object was
+    changed in place (or is gone) since the snapshot was taken; `what` names the version."""
+    for rel, entry in snapshot.files.items():
+        path = _object_path(snapshot.store, entry.hash)
+        try:
+            info = path.stat()
+            if (info.st_size, info.st_mtime_ns) == (entry.size, entry.mtime_ns):
+                continue
+            if info.st_size == entry.size and _hash_file(path) == entry.hash:
+                continue  # touched, or replaced by an equal copy: same content
+        except OSError as error:
+            raise SnapshotError(f"{what}: the stored copy of {rel} cannot be read: "
+                                f"{error.strerror or error}") from None
+        raise SnapshotError(
+            f"{what}: {rel} was changed in place after the version was made (its stored "
+            "copy is a hard link to the original file), so the version's data is gone; "
+            "make a new dataset version")
+
+
+def materialize_data(snapshot: Snapshot, dest: Path, what: str) -> Path:
+    """The read-only view of a data snapshot at `dest`: hard links from the store (copies
+    across file systems), made once and reused; every object is verified first
+    (`verify_data`). SnapshotError names the file or the folder."""
+    dest = Path(dest)
+    verify_data(snapshot, what)
+    if dest.is_dir():
+        return dest
+    partial = dest.with_name(dest.name + ".partial")
+    try:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        for rel, entry in snapshot.files.items():
+            target = partial / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = _object_path(snapshot.store, entry.hash)
+            try:
+                os.link(source, target)
+            except OSError:
+                _copy(source, target)
+                os.chmod(target, 0o444)
+        os.replace(partial, dest)
+    except OSError as error:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise SnapshotError(f"{what}: cannot write its data into {dest}: "
+                            f"{error.strerror or error}") from None
+    return dest
 
 
 def changed_files(a: Snapshot, b: Snapshot) -> list[tuple[str, Change]]:

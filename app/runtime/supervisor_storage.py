@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from app.context import Context
+from app.datasets import s3_pins
 from app.models import Status, Version
 from app.runtime.launcher import dataset_paths
 from app.runtime.outcome import Outcome
@@ -39,6 +40,7 @@ class StorageSteps:
     supervisor is declared here."""
 
     ctx: Context
+    version_id: int
     state: Path
     label: str
     output_uri: str
@@ -68,11 +70,14 @@ class StorageSteps:
 
         def stage() -> None:
             try:
-                sources = (spec.data.paths if spec.data.paths is not None
-                           else dataset_paths(self.ctx, spec))
+                sources, pins = spec.data.paths, None
+                if sources is None:
+                    sources = dataset_paths(self.ctx, spec, self.version_id)
+                    pins = s3_pins(self.ctx, [(d.name, d.version)
+                                              for d in spec.data.datasets or []])
                 done["paths"] = prepare_data(
                     self.ctx.settings, sources, self.state / DATA_CACHE, self._note,
-                    self._event, should_stop=self.flags.stop.is_set)
+                    self._event, should_stop=self.flags.stop.is_set, pins=pins)
             except BaseException as exc:
                 done["error"] = exc
 

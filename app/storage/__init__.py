@@ -49,6 +49,7 @@ from app.storage.progress import (
 )
 from app.storage.transfer import (
     ObjectInfo,
+    Pin,
     StageResult,
     TransferOptions,
     UploadResult,
@@ -67,6 +68,7 @@ __all__ = [
     "LogSyncer",
     "NameScan",
     "ObjectInfo",
+    "Pin",
     "ProgressLog",
     "S3Location",
     "StageResult",

@@ -37,7 +37,14 @@ from app.storage.progress import (
     human_bytes,
     transfer_path,
 )
-from app.storage.transfer import StopFn, TransferOptions, local_files, stage_in, upload_dir
+from app.storage.transfer import (
+    Pin,
+    StopFn,
+    TransferOptions,
+    local_files,
+    stage_in,
+    upload_dir,
+)
 
 LogFn = Callable[[str], None]
 EventFn = Callable[[str, str], None]
@@ -123,6 +130,7 @@ def prepare_data(
     *, progress: ProgressFn | None = None, should_stop: StopFn | None = None,
     endpoints: Sequence[Any] | None = None, transfer: TransferOptions | None = None,
     client_options: Any = None, progress_file: Path | None = None,
+    pins: Sequence[Pin | None] | None = None,
 ) -> list[Path]:
     """The local data folders of a version, in the order of `sources`.
 
@@ -133,7 +141,8 @@ def prepare_data(
     usable file remains, and TransferCancelled when `should_stop` turns true.
 
     Staging progress goes to `progress_file` (default: `transfer.json` beside
-    `cache_dir`, that is in the version's state dir) while it runs.
+    `cache_dir`, that is in the version's state dir) while it runs. `pins[i]`, when set,
+    pins the objects of `sources[i]` (see `Pin`).
     """
     opts = _Options(endpoints, transfer, client_options)
     progress_file = progress_file or transfer_path(cache_dir.parent)
@@ -142,8 +151,9 @@ def prepare_data(
     skipped = NameScan()
     for i, source in enumerate(sources):
         if is_remote(source):
+            pin = pins[i] if pins is not None and i < len(pins) else None
             path, scan, count = _stage(settings, source, cache_dir / str(i), log, event,
-                                       progress, should_stop, opts, progress_file)
+                                       progress, should_stop, opts, progress_file, pin)
         else:
             path = Path(source)
             try:
@@ -172,7 +182,7 @@ def prepare_data(
 
 def _stage(settings: Any, source: str, dest: Path, log: LogFn, event: EventFn,
            progress: ProgressFn | None, should_stop: StopFn | None, opts: _Options,
-           progress_file: Path) -> tuple[Path, NameScan, int]:
+           progress_file: Path, pin: Pin | None = None) -> tuple[Path, NameScan, int]:
     log(f"staging {source} into {dest}")
     try:
         client = opts.client(settings, source)
@@ -180,7 +190,8 @@ def _stage(settings: Any, source: str, dest: Path, log: LogFn, event: EventFn,
             result = stage_in(source, dest,
                               ProgressLog(log, f"staging {source}",
                                           then=Fanout(shown, progress)),
-                              client=client, transfer=opts.transfer, should_stop=should_stop)
+                              client=client, transfer=opts.transfer, should_stop=should_stop,
+                              pin=pin)
     except StorageError as exc:
         raise DataError(str(exc)) from exc
     if result.reused:

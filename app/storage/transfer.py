@@ -16,7 +16,7 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -60,6 +60,32 @@ class ObjectInfo:
     """Its path below the prefix (POSIX)."""
     size: int
     etag: str
+    version_id: str = ""
+    """The object version to fetch ("" for the current one)."""
+
+
+@dataclass(frozen=True)
+class Pin:
+    """The exact objects a dataset version recorded when it was made: relative path →
+    (size, ETag, VersionId or ""). Staging fetches these versions, or refuses an object
+    that changed when there is no VersionId; `what` names the version ("dataset d V001")."""
+
+    objects: Mapping[str, tuple[int, str, str]]
+    what: str
+
+    def select(self, location: S3Location, live: list[ObjectInfo]) -> list[ObjectInfo]:
+        """The pinned objects (VersionIds kept); StorageError naming the first object that
+        changed or went away, unversioned."""
+        now = {obj.relative: obj for obj in live}
+        out = []
+        for rel, (size, etag, version_id) in sorted(self.objects.items()):
+            current = now.get(rel)
+            if not version_id and (current is None or current.etag != etag):
+                raise StorageError(f"{location.uri_of(location.key(rel))} "
+                                   f"{'changed' if current else 'was removed'} since "
+                                   f"{self.what} was made")
+            out.append(ObjectInfo(location.key(rel), rel, size, etag, version_id))
+        return out
 
 
 @dataclass
@@ -175,11 +201,13 @@ class _Subscriber:
 
 def _run_transfers(
     client: Any, options: TransferOptions,
-    jobs: Sequence[tuple[str, str, str, str, int | None]],
+    jobs: Sequence[tuple[str, str, str, str, int | None] | tuple[str, str, str, str, int | None,
+                                                                  dict[str, str]]],
     total: int, progress: ProgressFn | None, should_stop: StopFn | None,
     describe: Callable[[BaseException, str, str], StorageError], osutil: Any = None,
 ) -> None:
-    """Run `(direction, bucket, key, local path, size)` transfers on one transfer manager.
+    """Run `(direction, bucket, key, local path, size[, extra args])` transfers on one
+    transfer manager.
 
     Waits for all of them, checking `should_stop` as it goes. The first failure cancels
     the others and is raised, described by `describe(error, key, local path)`. `osutil`
@@ -203,13 +231,14 @@ def _run_transfers(
         return tracker.failure is not None or (should_stop is not None and should_stop())
 
     try:
-        for direction, bucket, key, local, size in jobs:
+        for direction, bucket, key, local, size, *extra in jobs:
             if interrupted():
                 break
             tracker.add()
             subscribers = [_Subscriber(counter, tracker, size, key, local)]
             if direction == "down":
-                futures.append(manager.download(bucket, key, local, subscribers=subscribers))
+                futures.append(manager.download(bucket, key, local, subscribers=subscribers,
+                                                extra_args=extra[0] if extra else None))
             else:
                 futures.append(manager.upload(local, bucket, key, subscribers=subscribers))
         while tracker.remaining > 0 and not interrupted():
@@ -233,7 +262,7 @@ def _run_transfers(
 def _fingerprint(objects: list[ObjectInfo]) -> str:
     digest = hashlib.sha256()
     for obj in objects:
-        digest.update(f"{obj.relative}\0{obj.size}\0{obj.etag}\n".encode())
+        digest.update(f"{obj.relative}\0{obj.size}\0{obj.etag}\0{obj.version_id}\n".encode())
     return digest.hexdigest()
 
 
@@ -249,9 +278,10 @@ def _reusable(dest_dir: Path, uri: str, fingerprint: str) -> bool:
 def stage_in(
     uri: str, dest_dir: Path, progress: ProgressFn | None = None, *, client: Any = None,
     endpoint: Any = None, transfer: TransferOptions | None = None,
-    should_stop: StopFn | None = None,
+    should_stop: StopFn | None = None, pin: Pin | None = None,
 ) -> StageResult:
-    """Download every usable object under `uri` into `dest_dir/data`.
+    """Download every usable object under `uri` into `dest_dir/data` (with `pin`: the
+    pinned objects, as they were when the dataset version was made).
 
     Objects whose names break the 255 rule (and keys that cannot be local files) are
     skipped and listed in the result's `scan`. A complete earlier copy of the same
@@ -263,6 +293,8 @@ def stage_in(
     location = S3Location.parse(uri)
     client = client or make_client(endpoint)
     objects = list_objects(client, location)
+    if pin is not None:
+        objects = pin.select(location, objects)
     scan = scan_names([o.relative for o in objects])
     usable_names = set(scan.usable)
     usable = [o for o in objects if o.relative in usable_names]
@@ -294,7 +326,8 @@ def stage_in(
                            f"{human_bytes(free)} free")
     # Objects download under short numbered names (the transfer's temporary names
     # add a suffix, which a 255-byte name cannot take), then move into place.
-    jobs = [("down", location.bucket, o.key, str(partial / "objects" / str(i)), o.size)
+    jobs = [("down", location.bucket, o.key, str(partial / "objects" / str(i)), o.size,
+             {"VersionId": o.version_id} if o.version_id else {})
             for i, o in enumerate(usable)]
 
     def describe(exc: BaseException, key: str, local: str) -> StorageError:
