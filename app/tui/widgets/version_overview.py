@@ -25,6 +25,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import ProgressBar, Static
 
+from app.formatting import describe_code
 from app.tui.widgets.formatting import (
     format_duration,
     format_resources,
@@ -88,6 +89,8 @@ def details_table(info: VersionInfo) -> Table:
         ("Output", info.output or "—"),
         ("Logs", _logs_location(info)),
     ]
+    if info.code:
+        rows.insert(-2, ("Code", describe_code(info.code)))
     for name, value in rows:
         grid.add_row(name, value)
     return grid
