@@ -11,6 +11,7 @@ the supervisor should retry later rather than declare the run failed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import threading
@@ -118,6 +119,8 @@ class DockerExecutor(Executor):
         self.settings = settings
         self._client: Any = client
         self._client_lock = threading.Lock()
+        self.progress: Callable[[str], None] | None = None
+        """Receives image pull progress lines (the starter points it at the version's log)."""
 
     def _docker(self) -> Any:
         """The shared SDK client (its connection pool is thread-safe), made on first use."""
@@ -139,6 +142,7 @@ class DockerExecutor(Executor):
         if not plan.image:
             raise ExecutorError("runtime docker needs an image")
         client = self._docker()
+        plan = self._with_image(client, plan)
         labels = {
             LABEL_JOB: plan.job,
             LABEL_VERSION: plan.version,
@@ -169,6 +173,23 @@ class DockerExecutor(Executor):
             "names": [r.name for r in plan.ranks],
             "network": plan.network,
         }
+
+    def _with_image(self, client: Any, plan: LaunchPlan) -> LaunchPlan:
+        """The plan with the image to run (an engine's local build when present), pulled
+        first when missing; ExecutorError with the engine's words when it cannot be."""
+        from app.images import ImageError, ensure_image, image_for
+
+        try:
+            image = image_for(client, self.settings, plan.image or "")
+            ensure_image(client, image, self.progress)
+        except ImageError as exc:
+            raise ExecutorError(str(exc)) from exc
+        except Exception as exc:
+            err = _as_executor_error(exc)
+            if err is None:
+                raise
+            raise err from exc
+        return plan if image == plan.image else dataclasses.replace(plan, image=image)
 
     def _ensure_network(self, client: Any, name: str, labels: dict[str, str]) -> bool:
         """Create the ranks' user bridge (they resolve each other by name there).
