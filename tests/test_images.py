@@ -192,7 +192,8 @@ def test_the_python_recipe_shares_the_test_images_cached_rootfs() -> None:
 
 
 def test_build_of_an_engine_without_a_recipe_names_the_recipes(engine: Any) -> None:
-    with pytest.raises(ImageError, match="no local image recipe for 'caffe'.*python, pytorch"):
+    recipes = r"no local image recipe for 'caffe' \(recipes: python, pytorch\)"
+    with pytest.raises(ImageError, match=recipes):
         build_image(engine, "caffe")
 
 
@@ -211,3 +212,20 @@ def test_images_build_python_makes_an_image_that_runs(engine: Any) -> None:
     finally:
         engine.images.remove(tag, force=True)
     assert lines[-1].startswith(f"built {tag} in ")
+
+
+def test_a_submitting_process_leaves_the_pull_to_the_supervisor(engine: Any,
+                                                                ctx: Context) -> None:
+    from app.runtime.executors.base import LaunchPlan, RankPlan
+    from app.runtime.plan import PlanError
+
+    executor = DockerExecutor(ctx.settings, engine)
+    executor.defer_pull = True
+    lines: list[str] = []
+    executor.progress = lines.append
+    plan = LaunchPlan(job="demo", version="V001", version_id=1, image=MISSING, workdir="/",
+                      mounts=[], ranks=[RankPlan(0, ["true"], {}, "traindeck-h6-deferred")],
+                      user=(os.getuid(), os.getgid()))
+    with pytest.raises(PlanError, match=f"image {MISSING} is not here yet"):
+        executor.start(plan)
+    assert lines == []  # nothing was pulled

@@ -121,6 +121,9 @@ class DockerExecutor(Executor):
         self._client_lock = threading.Lock()
         self.progress: Callable[[str], None] | None = None
         """Receives image pull progress lines (the starter points it at the version's log)."""
+        self.defer_pull = False
+        """True in the process that submits: a missing image is then a PlanError (left to
+        the version's supervisor, which pulls it), so a submit never waits for a pull."""
 
     def _docker(self) -> Any:
         """The shared SDK client (its connection pool is thread-safe), made on first use."""
@@ -177,10 +180,13 @@ class DockerExecutor(Executor):
     def _with_image(self, client: Any, plan: LaunchPlan) -> LaunchPlan:
         """The plan with the image to run (an engine's local build when present), pulled
         first when missing; ExecutorError with the engine's words when it cannot be."""
-        from app.images import ImageError, ensure_image, image_for
+        from app.images import ImageError, ensure_image, image_for, image_present
+        from app.runtime.plan import PlanError
 
         try:
             image = image_for(client, self.settings, plan.image or "")
+            if self.defer_pull and not image_present(client, image):
+                raise PlanError(f"image {image} is not here yet: the supervisor pulls it")
             ensure_image(client, image, self.progress)
         except ImageError as exc:
             raise ExecutorError(str(exc)) from exc
