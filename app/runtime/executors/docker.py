@@ -1,7 +1,7 @@
 """Runs each rank of a version as a detached Docker container (docker SDK).
 
 The SDK is imported inside functions so that importing this module stays cheap. Engine
-failures become `ExecutorError`s a user can act on: "image not found: NAME", "engine
+failures become `ExecutorError`s a user can act on: "image NAME: pull failed: ...", "engine
 unreachable: ...", "GPU request cannot be served: ...", else the engine's own message.
 
 Transient engine trouble (dockerd restarting) surfaces as "engine unreachable: ..." from
