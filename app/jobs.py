@@ -164,7 +164,7 @@ def resolve_runtime(ctx: Context, spec: JobSpec) -> JobSpec:
     _runtime_notes.pop(spec.name, None)
     if spec.resources.runtime is not None:
         return spec
-    runtime = ctx.settings.default_runtime
+    runtime: str = ctx.settings.default_runtime
     if spec.algorithm.image is not None:
         runtime = "docker"  # a custom image has no local equivalent
     elif runtime == "auto":
