@@ -8,6 +8,7 @@ the present-image path uses the local test image (`scripts/build-test-image`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 from helpers import Project, run_cli
+from registry import LoopbackRegistry
 from sqlmodel import select
 
 from app.config import EngineSettings, Settings
@@ -117,6 +119,33 @@ def project(make_project: Any) -> Project:
     return make_project()
 
 
+@pytest.fixture
+def registry(docker_engine: Any) -> Iterator[LoopbackRegistry]:
+    """A loopback registry serving one small image (slowed down: progress on the way);
+    the pulled image is removed afterwards."""
+    served = LoopbackRegistry(pace=0.02)
+    yield served
+    served.close()
+    with contextlib.suppress(Exception):
+        docker_engine.images.remove(served.image, force=True)
+
+
+def test_a_missing_image_is_pulled_with_progress(engine: Any,
+                                                 registry: LoopbackRegistry) -> None:
+    assert pull_problem(engine, registry.image) is None  # the registry knows it
+    lines: list[str] = []
+    ensure_image(engine, registry.image, lines.append)
+    percents = [int(line.rsplit(" ", 1)[1].rstrip("%")) for line in lines]
+    assert all(line.startswith(f"pulling {registry.image}: ") for line in lines)
+    assert percents[0] == 0 and percents[-1] == 100
+    assert len(percents) >= 3, lines  # something in between
+    assert percents == sorted(set(percents))
+    engine.images.get(registry.image)  # it arrived
+    lines.clear()
+    ensure_image(engine, registry.image, lines.append)
+    assert lines == []
+
+
 # ------------------------------------------------------------------ runtime: auto
 
 
@@ -153,6 +182,21 @@ def test_auto_runs_in_docker_when_the_local_build_is_present(
         kinds = list(session.exec(select(Event.kind).where(Event.version_id == ref.version_id)))
     assert version is not None and version.runtime == "docker"
     assert RUNTIME_EVENT not in kinds
+
+
+def test_auto_runs_in_docker_when_the_registry_knows_the_image(
+        engine: Any, home: Path, project: Project, registry: LoopbackRegistry) -> None:
+    from helpers import noop_launcher
+
+    ctx = auto_context(python_engine(registry.image, MISSING))
+    ref = submit(ctx, _auto_spec(project), project.base, launcher=noop_launcher)
+    with ctx.db.read() as session:
+        version = session.get(Version, ref.version_id)
+    assert version is not None and version.runtime == "docker"
+    from docker.errors import ImageNotFound
+
+    with pytest.raises(ImageNotFound):
+        engine.images.get(registry.image)  # not pulled at submit: at start
 
 
 @pytest.mark.slow

@@ -136,15 +136,16 @@ def ensure_image(client: Any, image: str, progress: Progress | None = None) -> N
         for event in client.api.pull(image, stream=True, decode=True):
             if event.get("error"):
                 raise ImageError(f"image {image}: pull failed: {event['error']}")
+            layer, status = event.get("id"), event.get("status")
             detail = event.get("progressDetail") or {}
-            if event.get("id") and detail.get("total"):
-                layers[event["id"]] = (detail.get("current", 0), detail["total"])
-            elif event.get("id") and event.get("status") in ("Download complete",
-                                                               "Pull complete"):
-                total = layers.get(event["id"], (0, 0))[1]
-                layers[event["id"]] = (total, total)
-            done, total = (sum(x) for x in zip(*layers.values(), strict=True)) if layers else (0, 0)
-            percent = int(100 * done / total) if total else 0
+            if layer and status == "Downloading" and detail.get("total"):
+                layers[layer] = (detail.get("current", 0), detail["total"])
+            elif layer and status in ("Download complete", "Pull complete"):
+                total = layers.get(layer, (0, 0))[1]
+                layers[layer] = (total, total)
+            done = sum(current for current, _ in layers.values())
+            total = sum(size for _, size in layers.values())
+            percent = 100 * done // total if total else 0
             if percent >= shown + PROGRESS_STEP:
                 shown = percent - percent % PROGRESS_STEP
                 say(f"pulling {image}: {shown}%")
@@ -154,7 +155,8 @@ def ensure_image(client: Any, image: str, progress: Progress | None = None) -> N
         raise ImageError(f"image {image}: pull failed: {_engine_words(exc)}") from exc
     if not image_present(client, image):
         raise ImageError(f"image {image}: pull failed: the engine did not keep it")
-    say(f"pulling {image}: 100%")
+    if shown < 100:
+        say(f"pulling {image}: 100%")
 
 
 @dataclass(frozen=True)
