@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -141,9 +143,48 @@ def test_a_missing_image_is_pulled_with_progress(engine: Any,
     assert len(percents) >= 3, lines  # something in between
     assert percents == sorted(set(percents))
     engine.images.get(registry.image)  # it arrived
+    assert lines == [f"pulling {registry.image}: {p}%" for p in percents]
     lines.clear()
     ensure_image(engine, registry.image, lines.append)
     assert lines == []
+
+
+def test_a_docker_start_pulls_with_a_progress_file_the_overview_shows(
+        engine: Any, ctx: Context, registry: LoopbackRegistry, tmp_path: Path) -> None:
+    from app.runtime.executors.base import LaunchPlan, RankPlan
+    from app.storage import read_transfer, transfer_path
+
+    executor = DockerExecutor(ctx.settings, engine)
+    lines: list[str] = []
+    executor.progress = lines.append
+    rank = RankPlan(0, ["/no-such-program"], {}, f"traindeck-h6-pulled-{os.getpid()}")
+    plan = LaunchPlan(job="demo", version="V001", version_id=1, image=registry.image,
+                      workdir="/", mounts=[], user=(os.getuid(), os.getgid()), ranks=[rank],
+                      state_dir=str(tmp_path))
+    seen: list[Any] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            snapshot = read_transfer(transfer_path(tmp_path))
+            if snapshot is not None:
+                seen.append(snapshot)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        handle = executor.start(plan)  # its one rank fails at once: the image is empty
+    finally:
+        done.set()
+        watcher.join()
+    for container in handle["containers"]:
+        engine.api.remove_container(container, force=True)
+    engine.images.get(registry.image)
+    assert lines[0].endswith(": 0%") and lines[-1].endswith(": 100%")
+    assert seen and {(s.what, s.uri) for s in seen} == {("pulling image", registry.image)}
+    assert 0 < seen[-1].done <= seen[-1].total
+    assert not transfer_path(tmp_path).exists()  # gone once the pull ended
 
 
 # ------------------------------------------------------------------ runtime: auto

@@ -117,8 +117,10 @@ def pull_problem(client: Any, image: str) -> str | None:
     return None
 
 
-def ensure_image(client: Any, image: str, progress: Progress | None = None) -> None:
-    """Pull `image` unless the engine has it, reporting `pulling IMAGE: N%` lines.
+def ensure_image(client: Any, image: str, progress: Progress | None = None,
+                 on_bytes: Callable[[int, int], None] | None = None) -> None:
+    """Pull `image` unless the engine has it, reporting `pulling IMAGE: N%` lines (and
+    bytes downloaded of those known, to `on_bytes`: a progress file the TUI shows).
 
     Raises ImageError("image X: pull failed: <the engine's words>"). Never hangs: every
     read of the engine's answer waits at most the client's timeout.
@@ -146,6 +148,8 @@ def ensure_image(client: Any, image: str, progress: Progress | None = None) -> N
             done = sum(current for current, _ in layers.values())
             total = sum(size for _, size in layers.values())
             percent = 100 * done // total if total else 0
+            if on_bytes is not None and total:
+                on_bytes(done, total)
             if percent >= shown + PROGRESS_STEP:
                 shown = percent - percent % PROGRESS_STEP
                 say(f"pulling {image}: {shown}%")

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.runtime.dockerhost import EngineUnreachable, docker_client
@@ -180,14 +181,15 @@ class DockerExecutor(Executor):
     def _with_image(self, client: Any, plan: LaunchPlan) -> LaunchPlan:
         """The plan with the image to run (an engine's local build when present), pulled
         first when missing; ExecutorError with the engine's words when it cannot be."""
-        from app.images import ImageError, ensure_image, image_for, image_present
+        from app.images import ImageError, image_for, image_present
         from app.runtime.plan import PlanError
 
         try:
             image = image_for(client, self.settings, plan.image or "")
-            if self.defer_pull and not image_present(client, image):
-                raise PlanError(f"image {image} is not here yet: the supervisor pulls it")
-            ensure_image(client, image, self.progress)
+            if not image_present(client, image):
+                if self.defer_pull:
+                    raise PlanError(f"image {image} is not here yet: the supervisor pulls it")
+                self._pull(client, image, plan.state_dir)
         except ImageError as exc:
             raise ExecutorError(str(exc)) from exc
         except Exception as exc:
@@ -196,6 +198,18 @@ class DockerExecutor(Executor):
                 raise
             raise err from exc
         return plan if image == plan.image else dataclasses.replace(plan, image=image)
+
+    def _pull(self, client: Any, image: str, state: str) -> None:
+        """Pull `image`, with progress lines and the version's progress file (the TUI's
+        overview shows it as a bar)."""
+        from app.images import ensure_image
+        from app.storage.progress import TransferFile, transfer_path
+
+        if not state:
+            ensure_image(client, image, self.progress)
+            return
+        with TransferFile(transfer_path(Path(state)), "pulling image", image) as shown:
+            ensure_image(client, image, self.progress, shown)
 
     def _ensure_network(self, client: Any, name: str, labels: dict[str, str]) -> bool:
         """Create the ranks' user bridge (they resolve each other by name there).
