@@ -314,3 +314,16 @@ def test_a_submitting_process_leaves_the_pull_to_the_supervisor(engine: Any,
     with pytest.raises(PlanError, match=f"image {MISSING} is not here yet"):
         executor.start(plan)
     assert lines == []  # nothing was pulled
+
+
+def test_images_pull_shows_progress_and_the_engines_answer(
+        engine: Any, home: Path, registry: LoopbackRegistry) -> None:
+    (home / "config.yaml").write_text(json.dumps({"engines": [
+        {"name": "python", "version": "3.11", "image": registry.image},
+        {"name": "tensorflow", "version": "2.16", "image": MISSING}]}))
+    code, out = run_cli("images", "pull", "python")
+    assert code == 0, out
+    assert f"pulling {registry.image}: 100%" in out and f"{registry.image} is present" in out
+    code, out = run_cli("images", "pull", "tensorflow")
+    assert code == 1
+    assert out.splitlines()[-1].startswith(f"error: image {MISSING}: pull failed: ")
