@@ -35,25 +35,43 @@ def _layer(size: int) -> bytes:
     return out.getvalue()
 
 
+def saved_image(client: Any, image: str) -> tuple[bytes, list[bytes]]:
+    """An image of the engine as `(config, layers)` (`docker save`), for `saved=`."""
+    archive = io.BytesIO(b"".join(client.images.get(image).save()))
+    with tarfile.open(fileobj=archive) as tar:
+        def read(member: str) -> bytes:
+            handle = tar.extractfile(member)
+            assert handle is not None, member
+            return handle.read()
+
+        entry = json.loads(read("manifest.json"))[0]
+        return read(entry["Config"]), [read(layer) for layer in entry["Layers"]]
+
+
 class LoopbackRegistry:
-    """Serves `NAME:TAG` (one layer of `layer_bytes`) until `close()`; `pace` slows the
-    layer down (seconds per 256 KiB) so that the engine reports progress on the way."""
+    """Serves `NAME:TAG` until `close()`: one layer of `layer_bytes` random bytes, or a
+    `saved_image`. `pace` slows blobs down (seconds per 256 KiB) so that the engine
+    reports progress on the way."""
 
     def __init__(self, name: str = "traindeck-test/tiny", tag: str = "1",
-                 layer_bytes: int = 8 << 20, pace: float = 0.0) -> None:
-        layer = _layer(layer_bytes)
-        config = json.dumps({
-            "architecture": "amd64", "os": "linux", "config": {},
-            "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]},
-        }).encode()
+                 layer_bytes: int = 8 << 20, pace: float = 0.0,
+                 saved: tuple[bytes, list[bytes]] | None = None) -> None:
+        if saved is None:
+            layer = _layer(layer_bytes)
+            config = json.dumps({
+                "architecture": "amd64", "os": "linux", "config": {},
+                "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]},
+            }).encode()
+            saved = (config, [layer])
+        config, layers = saved
         manifest = json.dumps({
             "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
             "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
                        "size": len(config), "digest": _digest(config)},
             "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                        "size": len(layer), "digest": _digest(layer)}],
+                        "size": len(layer), "digest": _digest(layer)} for layer in layers],
         }).encode()
-        self.blobs = {_digest(config): config, _digest(layer): layer}
+        self.blobs = {_digest(blob): blob for blob in (config, *layers)}
         routes = {f"/v2/{name}/manifests/{tag}": (manifest, MANIFEST_TYPE),
                   f"/v2/{name}/manifests/{_digest(manifest)}": (manifest, MANIFEST_TYPE),
                   **{f"/v2/{name}/blobs/{d}": (b, "application/octet-stream")
