@@ -7,7 +7,11 @@ mirrors them into their tables so that the TUI and other processes can list them
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 
 from sqlmodel import Session, select
@@ -23,7 +27,7 @@ from app.models import (
     Topic,
     version_label,
 )
-from app.spec import is_remote
+from app.spec import JobSpec, is_remote
 from app.spec_rules import EngineInfo, ParamSchema, PresetInfo
 
 
@@ -92,6 +96,56 @@ class DbCatalog:
         with self.db.read() as session:
             row = session.exec(select(PresetAlgorithm).where(PresetAlgorithm.name == name)).first()
         return preset_info(row) if row else None
+
+
+ENGINE_MODULES = {"pytorch": "torch", "tensorflow": "tensorflow", "mxnet": "mxnet",
+                  "scikit-learn": "sklearn", "xgboost": "xgboost", "caffe": "caffe"}
+"""The module an engine's code imports, which its local interpreter must have."""
+
+
+@functools.cache
+def _has_module(interpreter: str | None, module: str) -> bool:
+    """True when `interpreter` (None: this Python) can import `module` (found, not run)."""
+    if interpreter is None:
+        return importlib.util.find_spec(module) is not None
+    probe = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is None)"
+    try:
+        return subprocess.run([interpreter, "-c", probe], capture_output=True, timeout=10,
+                              check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def unavailable_reason(settings: Settings, engine: str, version: str) -> str | None:
+    """Why an engine cannot run as local processes here (its local interpreter lacks the
+    engine's module), with the fix; None when it can. For the wizard and `validate`."""
+    entry = settings.engine(engine, version)
+    module = ENGINE_MODULES.get(engine)
+    if entry is None or module is None or _has_module(entry.interpreter, module):
+        return None
+    interpreter = entry.interpreter or sys.executable
+    build = (f", or run it in Docker (`traindeck images build {engine}`)"
+             if engine in ("python", "pytorch") else ", or run it in Docker")
+    return (f"{engine} {version}: the local interpreter {interpreter} has no module "
+            f"{module!r}; fix: `{interpreter} -m pip install {module}`, set the engine's "
+            f"interpreter to one that has it{build}")
+
+
+def spec_unavailable_reason(catalog: DbCatalog, spec: JobSpec) -> tuple[str, str] | None:
+    """`(field, reason)` when a spec that runs as local processes needs what the local
+    interpreter lacks (a preset through its engine); None otherwise."""
+    if spec.resources.runtime not in (None, "local"):
+        return None
+    algo = spec.algorithm
+    if algo.framework is not None:
+        found = unavailable_reason(catalog.settings, algo.framework.engine,
+                                   algo.framework.engine_version)
+        return ("algorithm.framework.engine", found) if found else None
+    preset = catalog.preset(algo.preset.name) if algo.preset is not None else None
+    if preset is None:
+        return None
+    found = unavailable_reason(catalog.settings, preset.engine, preset.engine_version)
+    return ("algorithm.preset.name", f"preset {preset.name}: {found}") if found else None
 
 
 def sync_catalog(db: Database, settings: Settings) -> None:

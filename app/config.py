@@ -66,7 +66,11 @@ class EngineSettings(BaseModel):
     version: str
     """Engine version as written in specs, e.g. `2.4`."""
     image: str
-    """Docker image that carries the engine (runtime `docker`)."""
+    """Docker image that carries the engine (runtime `docker`): an official public image,
+    pulled when missing."""
+    local_image: str | None = None
+    """The image `traindeck images build ENGINE` makes here; used instead of `image`
+    when present (machines without registry access)."""
     interpreter: str | None = None
     """Interpreter for runtime `local`; None means the Python running Traindeck."""
     single_node: bool = False
@@ -140,8 +144,10 @@ def _engine(name: str, version: str, image: str, **extra: Any) -> EngineSettings
 
 
 DEFAULT_ENGINES: list[EngineSettings] = [
-    _engine("python", "3.11", "traindeck/python:3.11"),
-    _engine("pytorch", "2.13", "traindeck/pytorch:2.13"),
+    # Official images on Docker Hub; `local_image` is what `traindeck images build` makes.
+    _engine("python", "3.11", "python:3.11-slim", local_image="traindeck/python:3.11"),
+    # No official image carries 2.13: it runs in the local CPU build (or as processes).
+    _engine("pytorch", "2.13", "traindeck/pytorch:cpu", local_image="traindeck/pytorch:cpu"),
     _engine("pytorch", "2.4", "pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime"),
     _engine("tensorflow", "2.16", "tensorflow/tensorflow:2.16.1-gpu", tensorboard=True),
     _engine("mxnet", "1.9", "mxnet/python:1.9.1_gpu_cu112_py3", tensorboard=True),

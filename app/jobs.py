@@ -35,6 +35,7 @@ from app.spec import (
     PARAM_NAME_PATTERN,
     JobSpec,
     ParamValue,
+    ResourcesSpec,
     check_name,
     is_remote,
 )
@@ -150,19 +151,57 @@ def version_paths(ctx: Context, spec: JobSpec, label: str) -> tuple[str, str]:
     return output, str(Path(log_base) / label)
 
 
+_runtime_notes: dict[str, str] = {}
+"""Why `auto` chose local processes, by job name: said in the next version's events."""
+
+
 def resolve_runtime(ctx: Context, spec: JobSpec) -> JobSpec:
-    """Fill in `resources.runtime` when the spec leaves it to the settings."""
+    """Fill in `resources.runtime` when the spec leaves it to the settings.
+
+    `auto` is Docker when the engine's image is present (or its registry knows it: it
+    is pulled when the version starts), else local processes, with the reason kept for
+    the version's events. Quick: a ping and image inspects; no pull is attempted.
+    """
+    _runtime_notes.pop(spec.name, None)
     if spec.resources.runtime is not None:
         return spec
-    runtime = ctx.settings.default_runtime
+    runtime: str = ctx.settings.default_runtime
     if spec.algorithm.image is not None:
         runtime = "docker"  # a custom image has no local equivalent
     elif runtime == "auto":
-        from app.runtime.dockerhost import docker_reachable
-
-        runtime = "docker" if docker_reachable(ctx.settings) else "local"
+        runtime, note = _auto_runtime(ctx, spec)
+        if note:
+            _runtime_notes[spec.name] = note
     resources = spec.resources.model_copy(update={"runtime": runtime})
     return spec.model_copy(update={"resources": resources})
+
+
+def _auto_runtime(ctx: Context, spec: JobSpec) -> tuple[str, str]:
+    """`(runtime, why local)` for a framework or preset spec under `auto`."""
+    from app.images import engine_image, pull_problem
+    from app.runtime.dockerhost import reachable_client
+
+    algo = spec.algorithm
+    if algo.framework is not None:
+        engine = ctx.settings.engine(algo.framework.engine, algo.framework.engine_version)
+    else:
+        preset = ctx.catalog.preset(algo.preset.name) if algo.preset else None
+        engine = ctx.settings.engine(preset.engine, preset.engine_version) if preset else None
+    if engine is None:
+        return "local", ""
+    client = reachable_client(ctx.settings)
+    if client is None:
+        return "local", "no Docker engine answers: running as local processes"
+    try:
+        if engine_image(client, engine) is not None:
+            return "docker", ""
+        problem = pull_problem(client, engine.image)
+    finally:
+        client.close()
+    if problem is None:
+        return "docker", ""
+    return "local", (f"docker image {engine.image} not available ({problem}): "
+                     "running as local processes")
 
 
 def prepare_spec(
@@ -229,7 +268,7 @@ def _insert_version(
     number = session.exec(select(Job.last_version_number).where(Job.id == job.id)).one()
     label = version_label(number)
     output, log_dir = version_paths(ctx, spec, label)
-    _refuse_shared_folders(session, job, output, log_dir)
+    _refuse_shared_folders(session, job.id, output, log_dir)
     stored = spec.model_copy(update={"save_as_template": None})
     version = Version(
         job_id=job.id or 0, number=number, parent_id=parent_id,
@@ -244,19 +283,34 @@ def _insert_version(
     parent = f" from {version_label(_number_of(session, parent_id))}" if parent_id else ""
     record_event(session, version.id or 0, f"{label} created{parent}", "status",
                  Status.INITIALIZING.value)
+    note = _runtime_notes.pop(spec.name, "") if spec.resources.runtime == "local" else ""
+    if note:
+        record_event(session, version.id or 0, note, RUNTIME_EVENT)
     return version
 
 
-def _refuse_shared_folders(session: Session, job: Job, output: str, log_dir: str) -> None:
+RUNTIME_EVENT = "runtime"
+"""Kind of the event that says why `auto` runs a version as local processes."""
+
+
+def runtime_note(session: Session, version_id: int) -> str | None:
+    """Why `auto` runs this version as local processes, if it said so (for its log)."""
+    return session.exec(select(Event.message).where(
+        Event.version_id == version_id, Event.kind == RUNTIME_EVENT)).first()
+
+
+def _refuse_shared_folders(session: Session, job_id: int | None, output: str,
+                           log_dir: str) -> None:
     """Two jobs must never write into the same version folders (`<output>/V001`, ...)."""
     for field, path, column in (("output", output, Version.output),
                                 ("log_dir", log_dir, Version.log_dir)):
         if not path:
             continue
-        clash = session.exec(
-            select(Job.name, Version.number).join(Version, col(Version.job_id) == col(Job.id))
-            .where(column == path, col(Version.job_id) != job.id)
-        ).first()
+        query = (select(Job.name, Version.number)
+                 .join(Version, col(Version.job_id) == col(Job.id)).where(column == path))
+        if job_id is not None:
+            query = query.where(col(Version.job_id) != job_id)
+        clash = session.exec(query).first()
         if clash is not None:
             raise ConflictError(
                 f"{field}: {path!r} is already used by {clash[0]}/{version_label(clash[1])}; "
@@ -287,12 +341,36 @@ def _save_template(
     if spec.save_as_template is None:
         return
     name = spec.save_as_template.name
-    if session.exec(select(Template.id).where(Template.name == name)).first() is not None:
-        raise ConflictError(f"save_as_template.name: job parameters {name!r} already exist")
+    _refuse_taken_template(session, name)
     session.add(Template(
         name=name, description=spec.save_as_template.description,
         spec_json=template_body(ctx, spec), source_version_id=source_version_id,
     ))
+
+
+def _refuse_taken_template(session: Session, name: str) -> None:
+    if session.exec(select(Template.id).where(Template.name == name)).first() is not None:
+        raise ConflictError(f"save_as_template.name: job parameters {name!r} already exist")
+
+
+def _refuse_taken_name(session: Session, name: str) -> None:
+    if session.exec(select(Job.id).where(Job.name == name)).first() is not None:
+        raise ConflictError(
+            f"name: job {name!r} already exists; to run it again use "
+            f"`traindeck modify {name} --from V001`"
+        )
+
+
+def check_new_job(ctx: Context, spec: JobSpec) -> None:
+    """Refuse, as `submit` would and with its words, a prepared spec whose job cannot be
+    created now: a taken name, folders another job writes into, a taken template name.
+    `validate` runs this, so that it and `submit` agree."""
+    output, log_dir = version_paths(ctx, spec, version_label(1))
+    with ctx.db.read() as session:
+        _refuse_taken_name(session, spec.name)
+        _refuse_shared_folders(session, None, output, log_dir)
+        if spec.save_as_template is not None:
+            _refuse_taken_template(session, spec.save_as_template.name)
 
 
 def _launch(ctx: Context, ref: VersionRef, launcher: Launcher | None) -> VersionRef:
@@ -390,9 +468,14 @@ def load_version(session: Session, job_name: str, label: str | None) -> tuple[Jo
 def modified_spec(
     ctx: Context, job_name: str, from_label: str, sets: Mapping[str, ParamValue] | None = None,
     raw: Mapping[str, Any] | None = None, base_dir: Path | None = None,
-    source: str | None = None,
+    source: str | None = None, adds: Mapping[str, ParamValue] | None = None,
 ) -> tuple[JobSpec, JobSpec, int]:
-    """The parent's spec and the validated spec of a new version made from it."""
+    """The parent's spec and the validated spec of a new version made from it.
+
+    `sets` changes run parameters the job has (its own or its preset's) and resource
+    fields (`resources.gpus=0`); a name that is neither is refused: `adds` adds run
+    parameters.
+    """
     with ctx.db.read() as session:
         _, parent = load_version(session, job_name, from_label)
     parent_spec = JobSpec.model_validate(json.loads(parent.spec_json))
@@ -407,10 +490,28 @@ def modified_spec(
         data = parent_spec.to_dict()
         data.pop("save_as_template", None)
         base = base_dir or Path.cwd()
-    if sets:
-        data["parameters"] = {**data.get("parameters", {}), **sets}
+    params = {**data.get("parameters", {})}
+    for name, value in (sets or {}).items():
+        section, _, field = name.partition(".")
+        if section == "resources" and field in ResourcesSpec.model_fields:
+            data["resources"] = {**(data.get("resources") or {}), field: value}
+        elif name in params or name in _preset_parameters(ctx, data):
+            params[name] = value
+        else:
+            text = value if isinstance(value, str) else json.dumps(value)
+            raise FieldError(f"parameters.{name}", f"not a parameter of {job_name}; to add "
+                             f"it use --add {name}={text}")
+    if sets or adds:
+        data["parameters"] = {**params, **(adds or {})}
     new_spec = prepare_spec(ctx, data, base, source)
     return parent_spec, new_spec, parent.id or 0
+
+
+def _preset_parameters(ctx: Context, data: Mapping[str, Any]) -> set[str]:
+    """The parameter names of the spec's preset algorithm (none for other algorithms)."""
+    preset = ((data.get("algorithm") or {}).get("preset") or {}).get("name")
+    info = ctx.catalog.preset(preset) if isinstance(preset, str) else None
+    return {p.name for p in info.params} if info else set()
 
 
 def create_version(

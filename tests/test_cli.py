@@ -366,7 +366,7 @@ def test_modify_creates_a_child_version(cli: Cli, submitted: Path) -> None:
 
 
 def test_modify_adds_parameters_with_their_types(cli: Cli, submitted: Path) -> None:
-    assert cli("modify", "demo", "--from", "v1", "--set", "amp=true", "--set",
+    assert cli("modify", "demo", "--from", "v1", "--add", "amp=true", "--add",
                "tag=run-b").code == 0
     params = cli("show", "demo", "-v", "V002", "--json").json()["versions"][0]["parameters"]
     assert params == {"lr": 0.1, "epochs": 2, "amp": True, "tag": "run-b"}

@@ -177,7 +177,7 @@ def test_preset_program_uses_the_engine_of_the_settings(ctx: Context) -> None:
         program = preset_program(ctx.settings, "logistic-regression", runtime)
         assert program.code_dir == LOGREG.code_dir  # type: ignore[union-attr]
         assert program.entry == ["train.py"]
-        assert program.image == "traindeck/python:3.11"
+        assert program.image == "python:3.11-slim"  # the executor runs the local build
         assert program.interpreter is None
     custom = ctx.settings.model_copy(update={"engines": [
         EngineSettings(name="pytorch", version="2.13", image="lab/torch:1",

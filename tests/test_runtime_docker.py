@@ -150,7 +150,7 @@ def test_missing_image_fails_with_its_name(engine: Any, ctx: Context, tmp_path: 
     }))
     version = wait(ctx, "d-noimg")
     assert version.status == "failed"
-    assert version.reason.startswith("image not found: ") and missing in version.reason
+    assert version.reason.startswith(f"image {missing}: pull failed: "), version.reason
     assert log_lines(version)[-1] == f"[traindeck] failed: {version.reason}"
 
 

@@ -63,25 +63,37 @@ def _load(path: str) -> tuple[dict[str, Any], Path]:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from app.context import Context
-    from app.jobs import prepare_spec
+    from app.jobs import check_new_job, prepare_spec
     from app.runtime.preview import preview_rank0
 
     raw, base = _load(args.spec)
     ctx = Context.open()
     spec = prepare_spec(ctx, raw, base, args.spec)
+    check_new_job(ctx, spec)  # what `submit` refuses, `validate` refuses with its words
+    warnings = _unavailable(ctx, spec)
     rank0 = preview_rank0(ctx, spec)
+    warnings += rank0.warnings
     if args.json:
-        print_json({"valid": True, "spec": spec.to_dict(), "rank0": rank0.to_dict()})
+        print_json({"valid": True, "spec": spec.to_dict(), "warnings": warnings,
+                    "rank0": rank0.to_dict()})
         return 0
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
     print(f"{args.spec}: valid")
-    for warning in rank0.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     print(f"rank 0 of {rank0.version} runs (no shell):")
     print("  " + shlex.join(rank0.argv))
     print("with these variables set by Traindeck:")
     for name, value in rank0.env.items():
         print(f"  {name}={value}")
     return 0
+
+
+def _unavailable(ctx: Any, spec: Any) -> list[str]:
+    """A spec that runs as local processes and needs what the interpreter lacks."""
+    from app.catalog import spec_unavailable_reason
+
+    found = spec_unavailable_reason(ctx.catalog, spec)
+    return [f"{found[0]}: {found[1]}"] if found else []
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -161,7 +173,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"  code        {describe_code(v.code)}")
         print(f"  output      {v.output}")
         print(f"  logs        {v.log_dir}")
-        if args.version and args.events:
+        if args.events and (args.version or v is versions[-1]):
             for e in version_events(ctx.db, v.id):
                 print(f"  {format_time(e.time)}  {e.kind:<12} {e.message}")
     return 0
@@ -216,9 +228,10 @@ def cmd_modify(args: argparse.Namespace) -> int:
 
     ctx = _context()
     sets = parse_assignments(args.set or [])
+    adds = parse_assignments(args.add or [], "--add")
     raw, base = (_load(args.spec) if args.spec else (None, None))
     parent, spec, parent_id = modified_spec(ctx, args.job, args.from_version, sets, raw, base,
-                                            args.spec)
+                                            args.spec, adds)
     diff = spec_diff(parent, spec)
     if args.dry_run:
         if args.json:
@@ -247,6 +260,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from app.queries import compare
 
     result = compare(_context().db, args.job, args.versions or None, status=args.status)
+    if len(result.versions) < 2:
+        raise TraindeckError(f"compare: needs at least two versions ({args.job} has "
+                             f"{' '.join(result.versions) or 'none'} here)")
     if args.json:
         print_json(result.to_dict())
         return 0
@@ -353,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "created, A to Z for name and status)")
     p = add("show", cmd_show, "show a job's versions, or one version")
     job_args(p, "one version (default: all)")
-    p.add_argument("--events", action="store_true", help="with --version: list its events")
+    p.add_argument("--events", action="store_true",
+                   help="list the events of the version (default: the latest)")
     p = add("wait", cmd_wait, "wait until a version ends; exit 0 only if it succeeded")
     job_args(p)
     p.add_argument("--timeout", type=float, help="seconds to wait at most")
@@ -375,7 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("modify", cmd_modify, "launch a new version from an earlier one with changes")
     p.add_argument("job", help="job name")
     p.add_argument("--from", dest="from_version", required=True, help="parent version")
-    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="run parameter")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="change a run parameter of the job, or resources.gpus/pool/nodes/runtime")
+    p.add_argument("--add", action="append", metavar="NAME=VALUE", help="add a run parameter")
     p.add_argument("--spec", help="a whole new spec file instead of the parent's")
     p.add_argument("--dry-run", action="store_true", help="show the diff, launch nothing")
     p.add_argument("--code", action="store_true",
@@ -401,8 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rename", metavar="NEW", help="with edit: a new name (must be free)")
     from app.cli.data_commands import add_commands as add_data_commands
     from app.cli.extras import add_commands
+    from app.cli.images import add_command as add_images_command
 
     add_commands(sub, add)
+    add_images_command(sub, add)
     add_data_commands(sub, add)
     return parser
 
@@ -447,6 +468,40 @@ def unicode_problem(exc: UnicodeEncodeError) -> str:
             "use a UTF-8 locale (e.g. LANG=C.UTF-8)")
 
 
+def _refuse_unknown_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """An unknown command is a usage error that names the closest one."""
+    import difflib
+
+    commands = next(a.choices for a in parser._actions
+                    if isinstance(a, argparse._SubParsersAction))
+    first = argv[0] if argv else ""
+    if first and not first.startswith("-") and first not in commands:
+        close = difflib.get_close_matches(first, list(commands), n=1)
+        parser.error(f"unknown command {first!r}" +
+                     (f"; did you mean {close[0]}?" if close else "; see traindeck --help"))
+
+
+def _job_suggestion(exc: TraindeckError) -> str:
+    """`; did you mean NAME?` for a job that is not found and a job named like it."""
+    import difflib
+    import re
+
+    from app.errors import NotFoundError
+
+    match = re.match(r"job '(.+)' not found", str(exc))
+    if not isinstance(exc, NotFoundError) or match is None:
+        return ""
+    from sqlmodel import select
+
+    from app.context import Context
+    from app.models import Job
+
+    with Context.open(sync=False).db.read() as session:
+        names = list(session.exec(select(Job.name)))
+    close = difflib.get_close_matches(match.group(1), names, n=1)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 def _run_tui() -> int:
     from app.tui.app import run
 
@@ -459,6 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (sys.argv[1:] if argv is None else argv):
         return _run_tui()  # the TUI starts before the parser is even built
     parser = shared_parser()
+    _refuse_unknown_command(parser, list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
     try:
@@ -471,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_ERROR
     except TraindeckError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}{_job_suggestion(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -1,7 +1,7 @@
 """Runs each rank of a version as a detached Docker container (docker SDK).
 
 The SDK is imported inside functions so that importing this module stays cheap. Engine
-failures become `ExecutorError`s a user can act on: "image not found: NAME", "engine
+failures become `ExecutorError`s a user can act on: "image NAME: pull failed: ...", "engine
 unreachable: ...", "GPU request cannot be served: ...", else the engine's own message.
 
 Transient engine trouble (dockerd restarting) surfaces as "engine unreachable: ..." from
@@ -11,6 +11,7 @@ the supervisor should retry later rather than declare the run failed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import threading
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.runtime.dockerhost import EngineUnreachable, docker_client
@@ -121,6 +123,11 @@ class DockerExecutor(Executor):
         self.settings = settings
         self._client: Any = client
         self._client_lock = threading.Lock()
+        self.progress: Callable[[str], None] | None = None
+        """Receives image pull progress lines (the starter points it at the version's log)."""
+        self.defer_pull = False
+        """True in the process that submits: a missing image is then a PlanError (left to
+        the version's supervisor, which pulls it), so a submit never waits for a pull."""
 
     def _docker(self) -> Any:
         """The shared SDK client (its connection pool is thread-safe), made on first use."""
@@ -142,6 +149,7 @@ class DockerExecutor(Executor):
         if not plan.image:
             raise ExecutorError("runtime docker needs an image")
         client = self._docker()
+        plan = self._with_image(client, plan)
         labels = {
             LABEL_JOB: plan.job,
             LABEL_VERSION: plan.version,
@@ -172,6 +180,39 @@ class DockerExecutor(Executor):
             "names": [r.name for r in plan.ranks],
             "network": plan.network,
         }
+
+    def _with_image(self, client: Any, plan: LaunchPlan) -> LaunchPlan:
+        """The plan with the image to run (an engine's local build when present), pulled
+        first when missing; ExecutorError with the engine's words when it cannot be."""
+        from app.images import ImageError, image_for, image_present
+        from app.runtime.plan import PlanError
+
+        try:
+            image = image_for(client, self.settings, plan.image or "")
+            if not image_present(client, image):
+                if self.defer_pull:
+                    raise PlanError(f"image {image} is not here yet: the supervisor pulls it")
+                self._pull(client, image, plan.state_dir)
+        except ImageError as exc:
+            raise ExecutorError(str(exc)) from exc
+        except Exception as exc:
+            err = _as_executor_error(exc)
+            if err is None:
+                raise
+            raise err from exc
+        return plan if image == plan.image else dataclasses.replace(plan, image=image)
+
+    def _pull(self, client: Any, image: str, state: str) -> None:
+        """Pull `image`, with progress lines and the version's progress file (the TUI's
+        overview shows it as a bar)."""
+        from app.images import ensure_image
+        from app.storage.progress import TransferFile, transfer_path
+
+        if not state:
+            ensure_image(client, image, self.progress)
+            return
+        with TransferFile(transfer_path(Path(state)), "pulling image", image) as shown:
+            ensure_image(client, image, self.progress, shown)
 
     def _ensure_network(self, client: Any, name: str, labels: dict[str, str]) -> bool:
         """Create the ranks' user bridge (they resolve each other by name there).
