@@ -423,6 +423,6 @@ def test_an_emptied_database_file_is_refused_not_replaced(
     for extra in ("-wal", "-shm"):
         path.with_name(path.name + extra).unlink(missing_ok=True)
     path.write_bytes(b"")  # `> traindeck.db` by accident
-    with pytest.raises(DatabaseError, match="is empty .0 bytes. but not new"):
+    with pytest.raises(DatabaseError, match=r"is empty \(0 bytes\) but not new"):
         Context.open()
     assert path.stat().st_size == 0  # nothing was created in its place

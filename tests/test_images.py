@@ -106,12 +106,11 @@ def test_the_docker_executor_fails_a_start_with_the_pull_failure(
 
     executor = DockerExecutor(ctx.settings, engine)
     lines: list[str] = []
-    executor.progress = lines.append
     plan = LaunchPlan(job="demo", version="V001", version_id=1, image=MISSING, workdir="/",
                       mounts=[], ranks=[RankPlan(0, ["true"], {}, "traindeck-h6-pullfail")],
                       user=(os.getuid(), os.getgid()))
     with pytest.raises(ExecutorError, match=f"image {MISSING}: pull failed: "):
-        executor.start(plan)
+        executor.prepare(plan, lines.append, may_wait=True)
     assert lines[0] == f"pulling {MISSING}: 0%"
     assert not engine.containers.list(all=True, filters={"name": "traindeck-h6-pullfail"})
 
@@ -156,7 +155,6 @@ def test_a_docker_start_pulls_with_a_progress_file_the_overview_shows(
 
     executor = DockerExecutor(ctx.settings, engine)
     lines: list[str] = []
-    executor.progress = lines.append
     rank = RankPlan(0, ["/no-such-program"], {}, f"traindeck-h6-pulled-{os.getpid()}")
     plan = LaunchPlan(job="demo", version="V001", version_id=1, image=registry.image,
                       workdir="/", mounts=[], user=(os.getuid(), os.getgid()), ranks=[rank],
@@ -174,7 +172,9 @@ def test_a_docker_start_pulls_with_a_progress_file_the_overview_shows(
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        handle = executor.start(plan)  # its one rank fails at once: the image is empty
+        ready = executor.prepare(plan, lines.append, may_wait=True)
+        assert ready is not None
+        handle = executor.start(ready)  # its one rank fails at once: the image is empty
     finally:
         done.set()
         watcher.join()
@@ -243,7 +243,9 @@ def test_auto_runs_in_docker_when_the_registry_knows_the_image(
 @pytest.mark.slow
 def test_a_docker_version_whose_image_cannot_be_pulled_fails_with_the_reason(
         engine: Any, home: Path, project: Project) -> None:
-    ctx = Context.open(Settings(engines=[python_engine(MISSING, None)]))
+    (home / "config.yaml").write_text(json.dumps({"engines": [  # the supervisor reads it
+        {"name": "python", "version": "3.11", "image": MISSING}]}))
+    ctx = Context.open()
     raw = project.raw()
     raw["resources"]["runtime"] = "docker"
     submit(ctx, raw, project.base)
@@ -302,17 +304,13 @@ def test_images_build_python_makes_an_image_that_runs(engine: Any) -> None:
 def test_a_submitting_process_leaves_the_pull_to_the_supervisor(engine: Any,
                                                                 ctx: Context) -> None:
     from app.runtime.executors.base import LaunchPlan, RankPlan
-    from app.runtime.plan import PlanError
 
     executor = DockerExecutor(ctx.settings, engine)
-    executor.defer_pull = True
     lines: list[str] = []
-    executor.progress = lines.append
     plan = LaunchPlan(job="demo", version="V001", version_id=1, image=MISSING, workdir="/",
                       mounts=[], ranks=[RankPlan(0, ["true"], {}, "traindeck-h6-deferred")],
                       user=(os.getuid(), os.getgid()))
-    with pytest.raises(PlanError, match=f"image {MISSING} is not here yet"):
-        executor.start(plan)
+    assert executor.prepare(plan, lines.append, may_wait=False) is None
     assert lines == []  # nothing was pulled
 
 

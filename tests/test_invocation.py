@@ -117,7 +117,7 @@ def test_rendezvous_env_is_torchrun_s_full_set() -> None:
 
 
 def test_rendezvous_env_of_several_processes_per_node() -> None:
-    """Process 5 of 2 nodes × 4: the second node's second process."""
+    """Process 5 of 2 nodes of 4 processes: the second node's second process."""
     env = rendezvous_env(5, 2, 4, "host0", 29500, "run-1")
     assert (env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"], env["LOCAL_WORLD_SIZE"]) == \
            ("5", "8", "1", "4")

@@ -31,7 +31,7 @@ from sqlmodel import select
 
 from app.context import Context
 from app.formatting import describe_limits
-from app.jobs import record_event, set_status
+from app.jobs import record_event, runtime_note, set_status
 from app.models import Dataset, DatasetVersion, Job, Status, Version
 from app.runtime.executors import Executor, ExecutorError, get_executor
 from app.runtime.executors.base import Handle, LaunchPlan
@@ -139,7 +139,9 @@ def _start_here(ctx: Context, version_id: int) -> None:
         logs = open_rank_logs(ctx, version, fresh=True)
         try:
             handle = start_ranks(ctx, job, version, spec, admission.granted, sources,
-                                 executor, logs)
+                                 executor, logs, may_wait=False)
+            if handle is None:
+                return  # its image must be pulled first: the supervisor does it
             if executor.pumps_logs:
                 # The supervisor needs most of a second to start: copy the first output
                 # of rank 0 meanwhile, here (a `docker run` shows it at once).
@@ -159,13 +161,19 @@ def _start_here(ctx: Context, version_id: int) -> None:
 
 
 def start_ranks(ctx: Context, job: str, version: Version, spec: JobSpec, gpus: list[int],
-                sources: list[str], executor: Executor, logs: dict[int, RankLog]) -> Handle:
+                sources: list[str], executor: Executor, logs: dict[int, RankLog], *,
+                may_wait: bool = True) -> Handle | None:
     """Plan the version, start its ranks and record them as running; their handle.
 
-    Shared by the caller (`launch`) and the supervisor. Raises PlanError or
-    ExecutorError (nothing was started then).
+    Shared by the caller (`launch`, which may not wait: None when the start needs a
+    wait, such as an image pull) and the supervisor. Raises PlanError or ExecutorError
+    (nothing was started then).
     """
     plan = build_plan(ctx.settings, job, version, spec, gpus, sources)
+    ready = executor.prepare(plan, logs[0].note, may_wait=may_wait)
+    if ready is None:
+        return None
+    plan = ready
     announce_start(ctx, version, logs, plan, executor.kind, gpus)
     handle = executor.start(plan)
     set_status(ctx, version.id or 0, Status.RUNNING, "", handle=json.dumps(handle),
@@ -229,6 +237,10 @@ def announce_start(ctx: Context, version: Version, logs: dict[int, RankLog], pla
         metrics_path(ctx.settings, version.id or 0, rank).unlink(missing_ok=True)
     for rank_log in logs.values():
         rank_log.start_fresh()
+    with ctx.db.read() as session:
+        note = runtime_note(session, version.id or 0)
+    if note:
+        logs[0].note(note)  # why `auto` runs it as local processes
     on_gpus = f" on GPU {','.join(map(str, gpus))}" if gpus else ""
     logs[0].note(f"starting {plan.job} {plan.version}: {len(plan.ranks)} rank(s) with "
                  f"{kind}{on_gpus}")

@@ -239,6 +239,7 @@ class Supervisor(StorageSteps):
         except (PlanError, ExecutorError, OSError) as exc:
             self._end(Outcome(Status.FAILED, str(exc)))
             return
+        assert handle is not None  # the supervisor may wait
         self._watch(executor, handle, version, adopted=False)
 
     def _recover(self, executor: Executor, version: Version) -> bool:

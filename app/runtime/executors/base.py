@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -112,6 +112,12 @@ class Executor(ABC):
     def wait_any(self, handle: Handle, timeout: float) -> None:
         """Return when a rank may have ended, or after `timeout` seconds at most."""
         time.sleep(timeout)
+
+    def prepare(self, plan: LaunchPlan, note: Callable[[str], None] | None, *,
+                may_wait: bool) -> LaunchPlan | None:
+        """The plan ready to start (e.g. with its image pulled, progress lines to `note`);
+        None when that needs a wait the caller may not make (`may_wait`)."""
+        return plan
 
     def find_containers(self, version_id: int) -> list[Any]:
         """Containers labelled with `version_id`, in rank order: ranks started by a

@@ -123,11 +123,6 @@ class DockerExecutor(Executor):
         self.settings = settings
         self._client: Any = client
         self._client_lock = threading.Lock()
-        self.progress: Callable[[str], None] | None = None
-        """Receives image pull progress lines (the starter points it at the version's log)."""
-        self.defer_pull = False
-        """True in the process that submits: a missing image is then a PlanError (left to
-        the version's supervisor, which pulls it), so a submit never waits for a pull."""
 
     def _docker(self) -> Any:
         """The shared SDK client (its connection pool is thread-safe), made on first use."""
@@ -146,10 +141,8 @@ class DockerExecutor(Executor):
 
         On any failure, whatever was created (containers, network) is removed first.
         """
-        if not plan.image:
-            raise ExecutorError("runtime docker needs an image")
         client = self._docker()
-        plan = self._with_image(client, plan)
+        plan = self.prepare(plan, None, may_wait=True) or plan
         labels = {
             LABEL_JOB: plan.job,
             LABEL_VERSION: plan.version,
@@ -181,18 +174,23 @@ class DockerExecutor(Executor):
             "network": plan.network,
         }
 
-    def _with_image(self, client: Any, plan: LaunchPlan) -> LaunchPlan:
+    def prepare(self, plan: LaunchPlan, note: Callable[[str], None] | None, *,
+                may_wait: bool) -> LaunchPlan | None:
         """The plan with the image to run (an engine's local build when present), pulled
-        first when missing; ExecutorError with the engine's words when it cannot be."""
+        first when missing, with progress lines to `note`; None when it is missing and
+        the caller may not wait for a pull (the process that submits leaves it to the
+        version's supervisor). ExecutorError with the engine's words when it cannot be."""
         from app.images import ImageError, image_for, image_present
-        from app.runtime.plan import PlanError
 
+        if not plan.image:
+            raise ExecutorError("runtime docker needs an image")
+        client = self._docker()
         try:
-            image = image_for(client, self.settings, plan.image or "")
+            image = image_for(client, self.settings, plan.image)
             if not image_present(client, image):
-                if self.defer_pull:
-                    raise PlanError(f"image {image} is not here yet: the supervisor pulls it")
-                self._pull(client, image, plan.state_dir)
+                if not may_wait:
+                    return None
+                self._pull(client, image, plan.state_dir, note)
         except ImageError as exc:
             raise ExecutorError(str(exc)) from exc
         except Exception as exc:
@@ -202,17 +200,18 @@ class DockerExecutor(Executor):
             raise err from exc
         return plan if image == plan.image else dataclasses.replace(plan, image=image)
 
-    def _pull(self, client: Any, image: str, state: str) -> None:
+    def _pull(self, client: Any, image: str, state: str,
+              note: Callable[[str], None] | None) -> None:
         """Pull `image`, with progress lines and the version's progress file (the TUI's
         overview shows it as a bar)."""
         from app.images import ensure_image
         from app.storage.progress import TransferFile, transfer_path
 
         if not state:
-            ensure_image(client, image, self.progress)
+            ensure_image(client, image, note)
             return
         with TransferFile(transfer_path(Path(state)), "pulling image", image) as shown:
-            ensure_image(client, image, self.progress, shown)
+            ensure_image(client, image, note, shown)
 
     def _ensure_network(self, client: Any, name: str, labels: dict[str, str]) -> bool:
         """Create the ranks' user bridge (they resolve each other by name there).
