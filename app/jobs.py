@@ -255,6 +255,28 @@ def version_code(ctx: Context, spec: JobSpec, parent_id: int | None = None, *,
     return snap.id, json.dumps(info)
 
 
+def code_changes(ctx: Context, job_name: str, labels: list[str]
+                 ) -> dict[str, list[tuple[str, str]]]:
+    """How each version's code differs from the first one's: label → [(path, `added` |
+    `removed` | `modified`)], for versions whose snapshots differ."""
+    from app.runtime.snapshot import changed_files, load_snapshot
+
+    numbers = [parse_version_label(label) for label in labels]
+    with ctx.db.read() as session:
+        rows = dict(session.exec(
+            select(Version.number, Version.code_snapshot).join(Job, Job.id == Version.job_id)
+            .where(Job.name == job_name, col(Version.number).in_(numbers))).all())
+    store = ctx.settings.data_dir / "snapshots"
+    first = rows.get(numbers[0], "") if numbers else ""
+    changes: dict[str, list[tuple[str, str]]] = {}
+    for label, number in zip(labels[1:], numbers[1:], strict=True):
+        other = rows.get(number, "")
+        if first and other and other != first:
+            changes[label] = changed_files(load_snapshot(store, first),
+                                           load_snapshot(store, other))
+    return changes
+
+
 def _insert_version(
     session: Session, ctx: Context, job: Job, spec: JobSpec, parent_id: int | None,
     code: tuple[str, str] = ("", ""),

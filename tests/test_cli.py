@@ -651,3 +651,23 @@ def test_script_submit_wait_show_from_another_folder(home: Path, project: Projec
     shown = json.loads(run_traindeck("show", "demo", "--json").stdout)["versions"][0]
     assert shown["status"] == "succeeded"
     assert shown["spec"]["data"]["paths"] == [str(project.data_dir.resolve())]
+
+
+def test_modify_runs_the_parents_code_unless_asked_and_compare_shows_what_changed(
+        cli: Cli, submitted: Path, project: Project) -> None:
+    boot = project.boot_file
+    boot.write_text(boot.read_text() + "\n# changed after V001\n")
+    (boot.parent / "helper.py").write_text("X = 1\n")
+    out = cli("modify", "demo", "--from", "V001", "--set", "lr=0.5")
+    assert out.code == 0 and "code: V001's snapshot (--code takes" in out.out
+    out = cli("modify", "demo", "--from", "V001", "--code", "--set", "lr=0.7")
+    assert out.code == 0 and "code: the folder as it is now" in out.out
+    text = cli("compare", "demo").out
+    assert "code of V002 differs" not in text  # V002 runs V001's code
+    assert "code of V003 differs from V001's: helper.py (added), train.py (modified)" in text
+    data = json.loads(cli("compare", "demo", "--json").out)
+    assert data["code_changes"] == {"V003": [{"path": "helper.py", "change": "added"},
+                                             {"path": "train.py", "change": "modified"}]}
+    shown = cli("show", "demo", "-v", "V003").out
+    code_line = next(line for line in shown.splitlines() if line.startswith("  code  "))
+    assert code_line.split()[1:3] == ["2", "files,"] and str(boot.parent) in code_line

@@ -257,14 +257,18 @@ def cmd_modify(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from app.jobs import code_changes
     from app.queries import compare
 
-    result = compare(_context().db, args.job, args.versions or None, status=args.status)
+    ctx = _context()
+    result = compare(ctx.db, args.job, args.versions or None, status=args.status)
     if len(result.versions) < 2:
         raise TraindeckError(f"compare: needs at least two versions ({args.job} has "
                              f"{' '.join(result.versions) or 'none'} here)")
     if args.json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "code_changes": {
+            label: [{"path": p, "change": c} for p, c in changed]
+            for label, changed in code_changes(ctx, args.job, result.versions).items()}})
         return 0
     names = result.parameter_names if args.all else result.differing
     rows: list[list[str]] = [["status", *result.statuses]]
@@ -276,6 +280,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print_table(["", *result.versions], rows)
     if not args.all and len(names) < len(result.parameter_names):
         print(f"({len(result.parameter_names) - len(names)} equal parameters hidden; --all)")
+    for label, changed in code_changes(ctx, args.job, result.versions).items():
+        files = ", ".join(f"{path} ({change})" for path, change in changed[:10])
+        more = f" and {len(changed) - 10} more" if len(changed) > 10 else ""
+        print(f"code of {label} differs from {result.versions[0]}'s: {files}{more}")
     return 0
 
 
