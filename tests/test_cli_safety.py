@@ -31,7 +31,7 @@ Cli = Callable[..., tuple[int, str, str]]
 def cli(home: Path, capsysbinary: pytest.CaptureFixture[bytes],
         monkeypatch: pytest.MonkeyPatch) -> Cli:
     """Run `traindeck ARGS...` in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(app.runtime.launcher, "start_supervisor", instant_launcher)
+    monkeypatch.setattr(app.runtime.launcher, "launch", instant_launcher)
 
     def run(*args: str | Path) -> tuple[int, str, str]:
         capsysbinary.readouterr()
@@ -123,7 +123,7 @@ def test_set_values_follow_the_json_rule(text: str, value: object) -> None:
 
 def test_modify_diff_shows_the_typed_value(cli: Cli, demo: Path) -> None:
     code, out, err = cli("modify", "demo", "--from", "V001", "--set", "epochs=010",
-                         "--set", "lr=1e-2", "--set", "amp=no", "--dry-run")
+                         "--set", "lr=1e-2", "--add", "amp=no", "--dry-run")
     assert code == 0, err
     assert out.splitlines() == ['parameters.amp: - -> "no"',
                                 'parameters.epochs: 2 -> "010"',
