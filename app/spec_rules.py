@@ -271,6 +271,8 @@ class _Rules:
             self.check_algorithm()
         elif framework:
             self.check_framework(framework)
+        if self.ok("env") and self.spec.env:
+            self.check_command(list(self.spec.env.values()), "env", list(self.spec.env))
         for key in ("output", "log_dir"):
             if self.ok(key):
                 self.check_location(key)
@@ -345,14 +347,16 @@ class _Rules:
                 self.updates["algorithm"] = algo.model_copy(update={
                     "image": algo.image.model_copy(update={"code_dir": str(code_dir)})})
 
-    def check_command(self, items: list[str] | None, where: str) -> None:
-        """Every placeholder of a command's items names a folder or a run parameter."""
+    def check_command(self, items: list[str] | None, where: str,
+                      keys: list[str] | None = None) -> None:
+        """Every placeholder of a command's items (or the `env` values, by `keys`) names a
+        folder or a run parameter."""
         known = set(FOLDERS) | set(self.spec.parameters)
         for i, item in enumerate(items or []):
             problem = placeholder_problem(item, known)
             # With malformed parameters, an unknown name may be one of them: not reported.
             if problem and (self.ok("parameters") or not problem.startswith("unknown")):
-                self.error(f"{where}[{i}]", problem)
+                self.error(f"{where}.{keys[i]}" if keys else f"{where}[{i}]", problem)
 
     def check_framework(self, fw: Mapping[str, Any]) -> dict[str, str]:
         """Check the framework fields given; return the code dir made absolute when valid."""

@@ -113,7 +113,16 @@ def test_rendezvous_env_is_torchrun_s_full_set() -> None:
         "ROLE_NAME": "default", "GROUP_WORLD_SIZE": "2", "LOCAL_RANK": "0",
         "LOCAL_WORLD_SIZE": "1", "TORCHELASTIC_RUN_ID": "run-1",
         "TORCHELASTIC_RESTART_COUNT": "0", "TORCHELASTIC_MAX_RESTARTS": "0",
+        "PET_NNODES": "2", "PET_NODE_RANK": "1", "PET_MASTER_ADDR": "host0",
+        "PET_MASTER_PORT": "29500",
     }
+
+
+def test_env_values_take_placeholders_as_command_items_do() -> None:
+    spec = spec_of(framework(), env={"SM_MODEL_DIR": "{train_url}", "SM_EPOCHS": "{epochs}",
+                                     "JSON": '{{"a": 1}}'})
+    env = invocation(spec, BOOT, "/d", "/o").env
+    assert (env["SM_MODEL_DIR"], env["SM_EPOCHS"], env["JSON"]) == ("/o/", "3", '{"a": 1}')
 
 
 def test_rendezvous_env_of_several_processes_per_node() -> None:
@@ -228,6 +237,13 @@ def test_a_custom_image_command_is_checked_too(check: Callable[..., JobSpec]) ->
     lines = errors_of(check, algorithm={"image": {"name": "img:1", "command": ["{nope}"]}},
                       resources={"runtime": "docker"})
     assert lines == ["spec.yaml: algorithm.image.command[0]: unknown placeholder {nope} "
+                     "(known: data_url, train_url, epochs, lr)"]
+
+
+def test_an_env_value_with_an_unknown_placeholder_names_the_variable(
+        check: Callable[..., JobSpec]) -> None:
+    lines = errors_of(check, env={"SM_MODEL_DIR": "{model_dir}"})
+    assert lines == ["spec.yaml: env.SM_MODEL_DIR: unknown placeholder {model_dir} "
                      "(known: data_url, train_url, epochs, lr)"]
 
 

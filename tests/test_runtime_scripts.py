@@ -282,3 +282,23 @@ def test_local_limits_apply_to_the_rank(ctx: Context, request: pytest.FixtureReq
     assert seen == {"cores": 1, "address_space": 2 * 1024 ** 3}
     assert ("[traindeck] limits per rank: 1 CPU(s) (CPU affinity), 2.0 GiB memory "
             "(address space of each process; not applied to GPU ranks)") in log_text(version)
+
+
+@pytest.mark.slow
+def test_a_plain_torchrun_command_on_two_nodes_joins_one_job(ctx: Context, tmp_path: Path
+                                                             ) -> None:
+    """As Kubeflow's PyTorchJob runs it: `torchrun train.py` on each node, with nothing
+    else on the command line; torchrun takes the nodes from the PET_* variables."""
+    pytest.importorskip("torch")
+    spec_file = script_spec(tmp_path, "torchrun-nodes", TORCHRUN_SCRIPT, nodes=2)
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["algorithm"]["framework"].update(
+        {"boot_file": None, "command": ["torchrun", "train.py"], "engine": "pytorch",
+         "engine_version": "2.13"})
+    raw["algorithm"]["framework"] = {k: v for k, v in raw["algorithm"]["framework"].items()
+                                     if v is not None}
+    submit(write_yaml(spec_file, raw))
+    version = wait(ctx, "torchrun-nodes", timeout=180)
+    assert version.status == "succeeded", log_text(version)
+    result = json.loads((Path(version.output) / "torchrun.json").read_text())
+    assert (result["world"], result["sum"]) == (2, 3)  # one job of two processes

@@ -131,7 +131,8 @@ def invocation(spec: JobSpec, boot: list[str], data_url: str, train_url: str) ->
         style = algo.image.argument_style
         entry = [fill(item, values) for item in algo.image.command or []]
     argv = entry + appended_arguments(style, spec.parameters, data_url, train_url)
-    return Invocation(argv, {**folder_env(data_url, train_url), **(spec.env or {})})
+    env = {name: fill(value, values) for name, value in (spec.env or {}).items()}
+    return Invocation(argv, {**folder_env(data_url, train_url), **env})
 
 
 def rendezvous_env(rank: int, nodes: int, per_node: int, master_addr: str, master_port: int,
@@ -147,4 +148,8 @@ def rendezvous_env(rank: int, nodes: int, per_node: int, master_addr: str, maste
         "ROLE_NAME": "default", "GROUP_WORLD_SIZE": str(nodes), "LOCAL_RANK": str(local),
         "LOCAL_WORLD_SIZE": str(per_node), "TORCHELASTIC_RUN_ID": run_id,
         "TORCHELASTIC_RESTART_COUNT": "0", "TORCHELASTIC_MAX_RESTARTS": "0",
+        # The defaults of torchrun's own options: a plain `torchrun train.py` on every
+        # node joins one job of all the nodes, as under Kubeflow's PyTorchJob.
+        "PET_NNODES": str(nodes), "PET_NODE_RANK": str(node),
+        "PET_MASTER_ADDR": master_addr, "PET_MASTER_PORT": str(master_port),
     }

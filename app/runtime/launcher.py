@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import signal
 import subprocess
 import sys
@@ -244,7 +245,7 @@ def announce_start(ctx: Context, version: Version, logs: dict[int, RankLog], pla
     on_gpus = f" on GPU {','.join(map(str, gpus))}" if gpus else ""
     logs[0].note(f"starting {plan.job} {plan.version}: {len(plan.ranks)} rank(s) with "
                  f"{kind}{on_gpus}")
-    logs[0].note("command: " + " ".join(plan.ranks[0].argv))
+    logs[0].note("command: " + shlex.join(plan.ranks[0].argv))  # shown; never run by a shell
     if plan.cpus or plan.memory:
         logs[0].note("limits per rank: " + describe_limits(plan.cpus, plan.memory, kind))
 
