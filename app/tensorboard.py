@@ -66,17 +66,30 @@ def has_event_files(folder: Path) -> bool:
     return any(p.is_file() for p in folder.rglob("events.out.tfevents.*"))
 
 
-def unavailable_reason(output: str) -> str | None:
-    """Why a version with this output location cannot get a TensorBoard (None: it can)."""
+def event_folder(output: str, work: Path | None = None) -> tuple[str | None, str]:
+    """The folder of a version's TensorBoard event files — its output, else its working
+    folder (`SummaryWriter()` writes `runs/` there) — or None and why there is none."""
+    candidates = [] if not output or is_remote(output) else [output]
+    if work is not None:
+        candidates.append(str(work))
+    for folder in candidates:
+        if has_event_files(Path(folder)):
+            if "," in folder:
+                return None, (f"{folder} holds a comma, which TensorBoard's --logdir_spec "
+                              "cannot name")
+            return folder, ""
     if not output:
-        return "the version has no output location"
-    if is_remote(output):
-        return f"output {output} is in object storage; TensorBoard needs local event files"
-    if "," in output:
-        return f"output {output} holds a comma, which TensorBoard's --logdir_spec cannot name"
-    if not has_event_files(Path(output)):
-        return f"no TensorBoard event files in {output}"
-    return None
+        return None, "the version has no output location"
+    if is_remote(output) and work is None:
+        return None, f"output {output} is in object storage; TensorBoard needs local event files"
+    where = " or its working folder" if work is not None else ""
+    return None, f"no TensorBoard event files in {output}{where}"
+
+
+def unavailable_reason(output: str, work: Path | None = None) -> str | None:
+    """Why a version with this output (and working folder) cannot get a TensorBoard
+    (None: it can)."""
+    return event_folder(output, work)[1] or None
 
 
 def ssh_command(port: int, host: str | None = None, user: str | None = None) -> str:
@@ -189,16 +202,21 @@ def start_tensorboard(
         raise TensorBoardError("idle timeout: must be at least 1 second")
     if not tensorboard_installed():
         raise TensorBoardError(f"TensorBoard is not installed; install it with: {INSTALL_HINT}")
+    from app.runtime.plan import work_dir
+
     versions = _versions(ctx, job, labels)
+    folders = []
     for version in versions:
-        why = unavailable_reason(version.output)
-        if why:
+        folder, why = event_folder(version.output, work_dir(ctx.settings, version.id or 0))
+        if folder is None:
             raise TensorBoardError(f"create TensorBoard: {version_label(version.number)}: {why}")
+        folders.append(folder)
     ids = ",".join(str(v.id) for v in versions)
     for running in list_sessions(ctx):
         if ",".join(map(str, running.version_ids)) == ids:
             return running
-    spec = ",".join(f"{version_label(v.number)}:{v.output}" for v in versions)
+    spec = ",".join(f"{version_label(v.number)}:{folder}"
+                    for v, folder in zip(versions, folders, strict=True))
     port = free_port()
     with ctx.db.write() as session:
         row = TensorBoardSession(version_ids=ids, logdir=spec, host=HOST, port=port,

@@ -149,12 +149,30 @@ def test_refused_with_a_reason_without_event_files(
     with pytest.raises(TensorBoardError) as info:
         start_tensorboard(boards, "board", ["V001"])
     assert str(info.value) == (
-        f"create TensorBoard: V001: no TensorBoard event files in {version.output}")
+        f"create TensorBoard: V001: no TensorBoard event files in {version.output} or its "
+        "working folder")
     assert list_sessions(boards, include_stopped=True) == []
     assert "object storage" in (unavailable_reason("s3://bucket/out") or "")
     assert "comma" in (unavailable_reason("/tmp/a,b") or "")
     write_events(Path(version.output) / "deep" / "er")
     assert unavailable_reason(version.output) is None
+
+
+@pytest.mark.slow
+def test_event_files_in_the_working_folder_are_shown_too(
+    boards: Context, make_project: Callable[..., Any],
+) -> None:
+    """`SummaryWriter()` with its defaults writes `runs/` in the working folder, the
+    version's copy of its code."""
+    from app.runtime.plan import work_dir
+
+    [version] = versions(boards, make_project, 1, events=False)
+    work = work_dir(boards.settings, version.id or 0)
+    write_events(work / "runs" / "Dec06_12-00-00_host")
+    info = start_tensorboard(boards, "board", ["V001"])
+    assert info.logdir == f"V001:{work}"
+    _, runs = get(info.url + "data/runs", timeout=30)
+    assert [run.split("/")[0] for run in json.loads(runs)] == ["V001"]
 
 
 def test_says_how_to_install_tensorboard(boards: Context, monkeypatch: pytest.MonkeyPatch,

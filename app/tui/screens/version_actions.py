@@ -100,16 +100,18 @@ class VersionActionsScreen(Explained, Screen[None]):
         info = self.current
         if info is None or not self.allowed("tensorboard"):
             return
-        self._start_tensorboard(info.version, info.output)
+        self._start_tensorboard(info.version, info.output, info.id)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="detail-tensorboard")
-    def _start_tensorboard(self, label: str, output: str) -> None:
-        """Check the output for event files, then start TensorBoard (it may take a while)."""
+    def _start_tensorboard(self, label: str, output: str, version_id: int) -> None:
+        """Check the output and working folder for event files, then start TensorBoard
+        (it may take a while)."""
         from app.errors import TraindeckError
+        from app.runtime.plan import work_dir
         from app.tensorboard import start_tensorboard, unavailable_reason
 
         what = f"No TensorBoard for {self.job} {label}"
-        reason = unavailable_reason(output)
+        reason = unavailable_reason(output, work_dir(self.ctx.settings, version_id))
         if reason:
             self.post_message(ActionFailed(what, reason))
             return
