@@ -348,7 +348,8 @@ def final_values(points: Iterable[MetricPoint], summary: dict[str, float]) -> di
 # part, so that "answer" is not taken for "wer" nor "cancer" for "cer".
 _MIN_SUBSTRINGS = ("loss", "error", "perplexity", "latency")
 _MIN_PARTS = frozenset(
-    {"loss", "error", "err", "mse", "rmse", "mae", "perplexity", "wer", "cer", "time", "latency"}
+    {"loss", "error", "err", "mse", "rmse", "mae", "perplexity", "ppl", "wer", "cer", "time",
+     "latency"}
 )
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _PART_SPLIT = re.compile(r"[^a-z0-9]+")

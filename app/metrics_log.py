@@ -38,12 +38,15 @@ _VALUE_END = r"(?=$|[\s,;|)\]}'\"]|\.(?:\s|$))"
 # `host:8080` is no pair); the name may be quoted as a printed dict has it
 # (`{'loss': 0.31}`). A name glued to `/`, `.`, `-`, `=` or a word is part of a path,
 # a file name or a flag (`/runs/lr=0.1`, `epoch=3-step=9.ckpt`, `--lr=0.01`): not a pair.
+# A word before the name qualifies it (`test loss: 0.2` is `test_loss`, not `loss`).
+_QUALIFIER = r"(?:(?P<qual>[A-Za-z]+)[ \t](?=[A-Za-z_]))?"
 _PAIR = re.compile(
-    rf"(?<![\w./=-])(['\"]?)(?P<name>{_NAME})\1(?:\s*=\s*|\s*:\s+)"
-    rf"(?P<value>{_NUMBER})(?P<percent>%)?{_VALUE_END}"
+    rf"(?<![\w./=-]){_QUALIFIER}(?P<quote>['\"]?)(?P<name>{_NAME})(?P=quote)"
+    rf"(?:\s*=\s*|\s*:\s+)(?P<value>{_NUMBER})(?P<percent>%)?{_VALUE_END}"
 )
 # Between `|` bars a bare `name value` is a pair too (`epoch 3 | val_loss 0.2`).
-_BARRED = re.compile(rf"\s*(?P<name>{_NAME})\s+(?P<value>{_NUMBER})(?P<percent>%)?\s*")
+_BARRED = re.compile(
+    rf"\s*{_QUALIFIER}(?P<name>{_NAME})\s+(?P<value>{_NUMBER})(?P<percent>%)?\s*")
 # A step written as words (`Epoch 3/10`, `[iter 200]`, `Step #5:`).
 _STEP_WORDS = re.compile(r"(?<![\w-])(?i:(step|iteration|iter|epoch))\s+\[?#?(\d+)(?![\w.])")
 _URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://\S*")
@@ -51,9 +54,25 @@ _STEP_KEYS = {"step": 0, "global_step": 0, "iteration": 1, "iter": 1, "epoch": 2
 """Names that give the step, finest first: with `epoch` and `step` on one line, step wins."""
 _NOT_METRICS = frozenset({
     "version", "pid", "port", "rank", "local_rank", "node_rank", "world_size",
-    "local_world_size", "seed",
+    "local_world_size", "seed", "master_port", "exitcode", "exit_code", "returncode",
+    "group_rank", "role_rank", "nproc_per_node", "nnodes",
 })
 """Numbers scripts print that are set-up, not results."""
+_NOT_QUALIFIERS = frozenset({
+    "a", "an", "the", "and", "or", "of", "is", "at", "on", "in", "to", "for", "with", "by",
+    "my", "our", "your", "its", "this", "that", "new", "set", "got", "info", "debug",
+    "warning", "error", "root",
+})
+"""Words before a name that do not qualify it (`the loss: 0.3` is `loss`)."""
+
+
+def _metric_name(match: re.Match[str]) -> str:
+    """A pair's name with its qualifying word, if any (`test loss` → `test_loss`)."""
+    qualifier = match["qual"]
+    if qualifier and qualifier.lower() not in _NOT_QUALIFIERS \
+            and qualifier.lower() not in _STEP_KEYS and match["name"].lower() not in _STEP_KEYS:
+        return f"{qualifier}_{match['name']}"
+    return match["name"]
 
 
 def compile_log_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:
@@ -117,9 +136,9 @@ def default_pairs(text: str) -> tuple[list[tuple[str, float]], int | None]:
         return [], None
     if "://" in text:
         text = _URL.sub(" ", text)
-    found = [(m["name"], m["value"]) for m in _PAIR.finditer(text)]
+    found = [(_metric_name(m), m["value"]) for m in _PAIR.finditer(text)]
     if "|" in text:
-        found += [(m["name"], m["value"]) for piece in text.split("|")
+        found += [(_metric_name(m), m["value"]) for piece in text.split("|")
                   if (m := _BARRED.fullmatch(piece))]
     pairs: list[tuple[str, float]] = []
     step, step_rank = None, len(_STEP_KEYS)
@@ -174,6 +193,7 @@ class LogMetricsReader:
         self._patterns = None if patterns is None else compile_log_patterns(patterns)
         self._lines = LogFollower(self.path)
         self._auto_steps: dict[str, int] = {}
+        self._last_step: int | None = None
         self._seconds: dict[str, float] = {}
         self.dropped = 0
         """Points not kept because the log already gave ``MAX_NAMES`` names."""
@@ -186,6 +206,7 @@ class LogMetricsReader:
         lines = self._lines.read_new(max_bytes)
         if self._lines.restarts != restarts:
             self._auto_steps.clear()  # a new file is a new run
+            self._last_step = None
         return list(self._points(lines))
 
     def _points(self, lines: list[str]) -> Iterator[MetricPoint]:
@@ -198,6 +219,12 @@ class LogMetricsReader:
             else:
                 pairs, step = pattern_pairs(text, self._patterns)
             wall_time = self._wall_time(stamp) if pairs else None
+            if step is not None:
+                self._last_step = step
+            elif self._last_step is not None:
+                # After stepped lines, a line without a step (a final summary, a test
+                # loss) belongs to the last step: it must not sort before it.
+                step = self._last_step
             for name, value in pairs:
                 if name not in self._auto_steps:
                     if len(self._auto_steps) >= MAX_NAMES:

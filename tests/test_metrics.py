@@ -281,7 +281,7 @@ def test_final_values_precedence() -> None:
     "name",
     ["loss", "val_loss", "train/loss", "Loss/Val", "valLoss", "trainloss", "top1_error",
      "err", "MSE", "val_rmse", "mae", "perplexity", "test-wer", "cer", "epoch_time",
-     "latency_ms", "step_time_s"],
+     "latency_ms", "step_time_s", "valid_ppl", "test_ppl"],
 )
 def test_metric_goal_min(name: str) -> None:
     assert metric_goal(name) == "min"

@@ -32,6 +32,11 @@ def named(points: list[MetricPoint]) -> list[tuple[str, int, float]]:
     ("epoch 3 | val_loss 0.2", [("val_loss", 0.2)], 3),
     ("step=7 epoch=2 loss=1e-3", [("loss", 0.001)], 7),
     ("Train Epoch: 1 [0/60000 (0%)]\tLoss: 2.302585", [("Loss", 2.302585)], 1),
+    ("test loss: 0.00017", [("test_loss", 0.00017)], None),
+    ("| end of epoch   1 | valid loss  5.12 | valid ppl   167.30",
+     [("valid_loss", 5.12), ("valid_ppl", 167.3)], 1),
+    ("the loss: 0.3", [("loss", 0.3)], None),
+    ("INFO:root:MASTER_PORT: 33073", [], None),
     ("Epoch 3/10 - loss: 0.3120 - accuracy: 0.9100",
      [("loss", 0.312), ("accuracy", 0.91)], 3),
     ("{'loss': 0.31, 'learning_rate': 5e-05, 'epoch': 2.0}",
@@ -83,8 +88,9 @@ def test_reader_follows_a_real_log_incrementally(tmp_path: Path) -> None:
     assert all(p.wall_time and abs(p.wall_time - first[0].wall_time) < 60 for p in first)  # type: ignore[operator]
     writer.write(b"ss 0.3\nloss: 0.2\n")
     writer.close()
-    # The partial line waited for its end; a step-less line goes on counting per name.
-    assert named(reader.read_new()) == [("loss", 7, 0.3), ("loss", 2, 0.2)]
+    # The partial line waited for its end; after stepped lines, a step-less line belongs
+    # to the last step (a final value must not sort before the curve it ends).
+    assert named(reader.read_new()) == [("loss", 7, 0.3), ("loss", 7, 0.2)]
     assert reader.read_new() == []
 
 
@@ -99,7 +105,7 @@ def test_reader_of_a_script_printing_its_metrics(tmp_path: Path) -> None:
     points = LogMetricsReader(tmp_path / "rank-0.log").read_new()
     assert named(points) == [
         ("train_loss", 0, 1.0), ("acc", 0, 0.0), ("train_loss", 1, 0.5), ("acc", 1, 10.0),
-        ("train_loss", 2, 0.333), ("acc", 2, 20.0), ("Train-accuracy", 0, 0.98),
+        ("train_loss", 2, 0.333), ("acc", 2, 20.0), ("Train-accuracy", 2, 0.98),
     ]
 
 
