@@ -316,6 +316,7 @@ def test_validate_prints_rank_0_argv_and_environment(command_project: Project) -
         assert line + "\n" in out
     assert "warning: parameters.data_url: Traindeck already passes the data folder" in out
     assert not (command_project.base / "out").exists()  # validation writes nothing
+    assert "traindeck-preview-" not in out  # no scratch path is shown as a real one
 
     code, out = run_cli("validate", "--json", str(spec_file))
     rank0 = json.loads(out)["rank0"]
@@ -363,3 +364,12 @@ def test_modify_and_templates_keep_the_new_fields(command_project: Project,
     _, out = run_cli("templates", "show", "cmd", "--json")
     assert json.loads(out)["spec"]["env"] == spec["env"]
     assert json.loads(out)["spec"]["algorithm"] == spec["algorithm"]
+
+
+def test_validate_shows_the_real_requirements_environment(command_project: Project,
+                                                          home: Path) -> None:
+    (command_project.base / "code" / "requirements.txt").write_text("pyyaml\n")
+    code, out = run_cli("validate", str(command_project.write_spec()))
+    assert code == 0, out
+    assert "traindeck-preview-" not in out
+    assert f"{home}/envs/local" in out

@@ -233,12 +233,16 @@ def cmd_modify(args: argparse.Namespace) -> int:
     parent, spec, parent_id = modified_spec(ctx, args.job, args.from_version, sets, raw, base,
                                             args.spec, adds)
     diff = spec_diff(parent, spec)
+    if not diff and not args.json:
+        print(f"(no field differs from {args.from_version.upper()}: the new version runs the "
+              "same spec)", file=sys.stderr)
     if args.dry_run:
         if args.json:
             print_json({"diff": [{"field": f, "old": a, "new": b} for f, a, b in diff]})
         else:
             for field, old, new in diff:
                 print(f"{field}: {format_typed(old)} -> {format_typed(new)}")
+            print("(dry run: nothing was launched)", file=sys.stderr)
         return 0
     ref = create_version(ctx, args.job, spec, parent_id, fresh_code=args.code)
     if args.json:

@@ -82,7 +82,9 @@ def preview_rank0(ctx: Context, spec: JobSpec) -> RankPreview:
     sources = spec.data.paths if spec.data.paths is not None else dataset_paths(ctx, spec)
     with tempfile.TemporaryDirectory(prefix="traindeck-preview-") as folder:
         scratch = Path(folder)
-        swaps = {str(scratch / "home" / "versions" / "0"): STATE}
+        # The version's own folder first, then the rest of the data dir (envs, ...).
+        swaps = {str(scratch / "home" / "versions" / "0"): STATE,
+                 str(scratch / "home"): str(ctx.settings.data_dir)}
         code = code_folder(spec)
         if code:  # a version runs its own copy of the code folder
             swaps[str(Path(code))] = f"{STATE}/code"
