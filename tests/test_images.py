@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Project, run_cli
+from helpers import Project, run_cli, traindeck_executable
 from registry import LoopbackRegistry
 from sqlmodel import select
 
@@ -325,3 +326,18 @@ def test_images_pull_shows_progress_and_the_engines_answer(
     code, out = run_cli("images", "pull", "tensorflow")
     assert code == 1
     assert out.splitlines()[-1].startswith(f"error: image {MISSING}: pull failed: ")
+
+
+def test_validate_warns_of_an_image_that_is_not_here_and_cannot_be_pulled(
+        engine: Any, home: Path, project: Project) -> None:
+    (home / "config.yaml").write_text(json.dumps({"engines": [
+        {"name": "python", "version": "3.11", "image": MISSING}]}))
+    raw = project.raw()
+    raw["resources"]["runtime"] = "docker"
+    spec = project.write_spec(raw)
+    done = subprocess.run([traindeck_executable(), "validate", str(spec)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    warning = next(line for line in done.stderr.splitlines() if MISSING in line)
+    assert warning.startswith(f"warning: image {MISSING} is not on this machine and cannot "
+                              "be pulled (")

@@ -72,7 +72,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     check_new_job(ctx, spec)  # what `submit` refuses, `validate` refuses with its words
     warnings = _unavailable(ctx, spec)
     rank0 = preview_rank0(ctx, spec)
-    warnings += rank0.warnings
+    warnings += rank0.warnings + _image_warnings(ctx, rank0.image)
     if args.json:
         print_json({"valid": True, "spec": spec.to_dict(), "warnings": warnings,
                     "rank0": rank0.to_dict()})
@@ -86,6 +86,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for name, value in rank0.env.items():
         print(f"  {name}={value}")
     return 0
+
+
+def _image_warnings(ctx: Any, image: str | None) -> list[str]:
+    """What a Docker version's start will have to do, or cannot, about its image."""
+    if image is None:
+        return []
+    from app.images import image_for, image_present, pull_problem
+    from app.runtime.dockerhost import reachable_client
+
+    client = reachable_client(ctx.settings)
+    if client is None:
+        return ["no Docker engine answers here: the version waits for one when it starts"]
+    try:
+        image = image_for(client, ctx.settings, image)
+        if image_present(client, image):
+            return []
+        problem = pull_problem(client, image)
+    finally:
+        client.close()
+    if problem:
+        return [f"image {image} is not on this machine and cannot be pulled ({problem}); "
+                "build it with `traindeck images build ENGINE`, or use runtime local"]
+    return [f"image {image} is not on this machine: it is pulled when the version starts"]
 
 
 def _unavailable(ctx: Any, spec: Any) -> list[str]:

@@ -37,6 +37,8 @@ class RankPreview:
     argv: list[str]
     env: dict[str, str]
     warnings: list[str]
+    image: str | None = None
+    """The Docker image it runs in (None: a local process)."""
 
     def to_dict(self) -> dict[str, Any]:
         """For `--json`."""
@@ -103,7 +105,8 @@ def preview_rank0(ctx: Context, spec: JobSpec) -> RankPreview:
             swaps[version.output] = output
         settings = cast("Settings", _ScratchSettings(ctx.settings, scratch / "home"))
         gpus = list(range(spec.resources.gpus * spec.resources.nodes))
-        rank = build_plan(settings, spec.name, version, spec, gpus, staged).ranks[0]
+        plan = build_plan(settings, spec.name, version, spec, gpus, staged)
+        rank = plan.ranks[0]
 
     def text(value: str) -> str:
         for scratch_path, shown in swaps.items():
@@ -118,4 +121,4 @@ def preview_rank0(ctx: Context, spec: JobSpec) -> RankPreview:
         inherited = os.environ.get("PATH", os.defpath)
         env["PATH"] = env["PATH"].replace(inherited, "$PATH")
     return RankPreview(label, [text(item) for item in rank.argv], env,
-                       reserved_parameter_warnings(spec))
+                       reserved_parameter_warnings(spec), plan.image)
