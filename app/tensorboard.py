@@ -73,10 +73,9 @@ def event_folder(output: str, work: Path | None = None) -> tuple[str | None, str
     if work is not None:
         candidates.append(str(work))
     for folder in candidates:
+        if "," in folder:
+            return None, f"{folder} holds a comma, which TensorBoard's --logdir_spec cannot name"
         if has_event_files(Path(folder)):
-            if "," in folder:
-                return None, (f"{folder} holds a comma, which TensorBoard's --logdir_spec "
-                              "cannot name")
             return folder, ""
     if not output:
         return None, "the version has no output location"

@@ -102,7 +102,8 @@ def test_modify_sets_resources_of_a_preset_job(ctx: Context, project: Project) -
     assert code == 0, out
     code, out = run_cli("modify", "logreg-local", "--from", "V001", "--set",
                         "resources.runtime=docker", "--dry-run")
-    assert (code, out.strip()) == (0, 'resources.runtime: "local" -> "docker"')
+    assert (code, out.strip().splitlines()) == (
+        0, ['resources.runtime: "local" -> "docker"', "(dry run: nothing was launched)"])
     shown = json.loads(run_cli("show", "logreg-local", "-v", "V002", "--json")[1])
     assert shown["versions"][0]["parameters"]["lr"] == 0.2
     assert shown["versions"][0]["nodes"] == 1

@@ -197,8 +197,8 @@ def test_a_command_with_a_newline_loses_no_output(engine: Any, ctx: Context,
     lines = log_lines(version)
     assert [line for line in lines if line.startswith("line ")] == [
         f"line {i}" for i in range(5)]
-    assert lines[1].endswith("--note=two")
-    assert lines[2] == "[traindeck] lines"  # the rest of the command, marked as ours
+    assert lines[1].endswith("'--note=two")  # shell-quoted, as it would be typed
+    assert lines[2] == "[traindeck] lines'"  # the rest of the command, marked as ours
 
 
 def test_two_ranks_on_one_network(engine: Any, ctx: Context, tmp_path: Path) -> None:
