@@ -25,6 +25,7 @@ class JobRow:
     description: str
     version: str
     versions: int
+    """How many versions the job has now (deleted ones do not count)."""
     status: str
     reason: str
     engine: str

@@ -190,9 +190,11 @@ class VersionActionsScreen(Explained, Screen[None]):
             return
         from app.tui.screens.confirm import ConfirmScreen
 
+        stop_first = (f"It is {info.status}: Traindeck stops it first. "
+                      if info.status in ACTIVE else "")
         question = (f"Delete version {info.version} of {self.job} ({info.status}) from "
-                    "Traindeck? Its records, metrics and events go; its output and log "
-                    "files stay on disk.")
+                    f"Traindeck? {stop_first}Its records, metrics and events go; its output "
+                    "and log files stay on disk.")
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -203,12 +205,12 @@ class VersionActionsScreen(Explained, Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="detail-write")
     def _delete(self, label: str) -> None:
-        """Remove the version's rows; the core refuses while it is active."""
+        """Stop the version if it still runs, then remove its rows (as `traindeck delete`)."""
         from app.errors import TraindeckError
-        from app.jobs import delete_rows
+        from app.runtime.control import delete
 
         try:
-            delete_rows(self.ctx, self.job, label)
+            delete(self.ctx, self.job, label)
         except TraindeckError as exc:
             self.post_message(ActionFailed("Not deleted", str(exc)))
             return
