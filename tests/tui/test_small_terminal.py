@@ -1,0 +1,141 @@
+"""An 80 by 24 terminal: keys, columns and panes that fit; and what a user sees stays true."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets._footer import FooterKey
+from tui_data import DataBuilder, sample_job, settle
+
+from app.jobs import delete_rows
+from app.queries import job_versions, list_jobs, version_info
+from app.tui.app import TraindeckApp
+from app.tui.joblist import columns_for
+from app.tui.screens.job_detail import JobDetailScreen
+from app.tui.screens.jobs import JobsScreen
+from app.tui.widgets.events_table import EventsTable
+from app.tui.widgets.footer import KeyFooter
+from app.tui.widgets.key_table import KeyTable
+from app.tui.widgets.version_overview import headline
+
+SMALL = (80, 24)
+
+
+def footer_keys(app: TraindeckApp) -> list[tuple[str, str]]:
+    """(key, description) of each key the screen's footer shows, palette last."""
+    footer = app.screen.query_one(KeyFooter)
+    return [(key.key_display, key.description) for key in footer.query(FooterKey)]
+
+
+async def open_detail(pilot: Pilot[Any], job: str) -> JobDetailScreen:
+    """Push the job screen of `job` and wait for it to fill."""
+    app = pilot.app
+    await settle(pilot)
+    screen = JobDetailScreen(app.ctx, job)  # type: ignore[attr-defined]
+    await app.push_screen(screen)
+    await settle(pilot)
+    return screen
+
+
+async def test_footer_drops_whole_keys_that_do_not_fit_and_keeps_help(
+        build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_detail(pilot, "digits-baseline")
+        wide = footer_keys(app)
+        await pilot.resize_terminal(*SMALL)
+        await settle(pilot)
+        narrow = footer_keys(app)
+        footer = app.screen.query_one(KeyFooter)
+        shown = sum(key.size.width + key.styles.margin.right for key in footer.query(FooterKey))
+        assert shown <= SMALL[0]
+        assert len(narrow) < len(wide)
+        assert narrow == [key for key in wide if key in narrow]  # the last ones went
+        assert ("?", "Help") in narrow and narrow[-1][0] == "^p"
+        await pilot.resize_terminal(120, 40)
+        await settle(pilot)
+        assert footer_keys(app) == wide
+
+
+def test_job_list_columns_leave_by_priority() -> None:
+    keys = {width: [key for key, _label, _size in columns_for(width)]
+            for width in (120, 100, 80, 60)}
+    assert keys[120] == ["name", "version", "status", "engine", "resources", "created",
+                         "duration"]
+    assert "resources" not in keys[100] and "engine" in keys[100]
+    assert keys[80] == ["name", "version", "status", "created", "duration"]
+    assert keys[60] == ["name", "version", "status", "duration"]
+    for width in (120, 100, 80, 60):
+        used = sum(size + 2 for _key, _label, size in columns_for(width))
+        assert used < width
+
+
+async def test_home_and_end_move_to_the_first_and_last_job(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#jobs-table", KeyTable)
+        await pilot.press("end")
+        assert table.cursor_row == table.row_count - 1 == 2
+        await pilot.press("home")
+        assert table.cursor_row == 0
+
+
+async def test_events_of_a_version_show_after_the_wizard_was_open(build: DataBuilder) -> None:
+    """The wizard's style sheet once sized every `#events` node (the job screen's pane too)
+    to one line: versions launched from the TUI showed no events until a restart."""
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        app.open_wizard()
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, JobsScreen)
+        await open_detail(pilot, "digits-baseline")
+        await pilot.press("4")
+        await settle(pilot)
+        table = app.screen.query_one("#events-table", EventsTable)
+        assert table.row_count == 3
+        assert table.size.height >= 4
+
+
+async def test_deletes_keep_counts_and_lineage_true(build: DataBuilder) -> None:
+    sample_job(build)
+    delete_rows(build.ctx, "digits-baseline", "V001")
+    row = next(r for r in list_jobs(build.ctx.db) if r.name == "digits-baseline")
+    assert (row.version, row.versions) == ("V003", 2)
+    assert [v.parent for v in job_versions(build.ctx.db, "digits-baseline")] == [
+        "V001 (deleted)", "V002"]
+    assert version_info(build.ctx.db, "digits-baseline", "V002").parent == "V001 (deleted)"
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        app.screen.query_one("#jobs-table", KeyTable).move_cursor(row=0)
+        await settle(pilot)
+        summary = str(app.screen.query_one("#jobs-summary").render())
+        assert "V003, latest of 2 versions" in summary
+        screen = await open_detail(pilot, "digits-baseline")
+        info = screen._by_label["V002"]
+        assert "from V001 (deleted)" in headline(info).plain
+
+
+async def test_deleting_a_running_version_says_it_stops_it_and_does(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SMALL) as pilot:
+        await open_detail(pilot, "resnet-sweep")
+        await pilot.press("d")
+        await settle(pilot)
+        question = str(app.screen.query_one("#confirm-question").render())
+        assert "It is running: Traindeck stops it first." in question
+        assert app.screen.query_one("#confirm-yes").region.bottom <= SMALL[1] - 1
+        await pilot.press("y")
+        await settle(pilot)
+        await app.workers.wait_for_complete()
+        assert [r.name for r in list_jobs(build.ctx.db)].count("resnet-sweep") == 1
+        assert job_versions(build.ctx.db, "resnet-sweep") == []
