@@ -118,7 +118,7 @@ async def test_deletes_keep_counts_and_lineage_true(build: DataBuilder) -> None:
         app.screen.query_one("#jobs-table", KeyTable).move_cursor(row=0)
         await settle(pilot)
         summary = str(app.screen.query_one("#jobs-summary").render())
-        assert "V003, latest of 2 versions" in summary
+        assert "V003 · 2 versions" in summary
         screen = await open_detail(pilot, "digits-baseline")
         info = screen._by_label["V002"]
         assert "from V001 (deleted)" in headline(info).plain
@@ -139,3 +139,59 @@ async def test_deleting_a_running_version_says_it_stops_it_and_does(build: DataB
         await app.workers.wait_for_complete()
         assert [r.name for r in list_jobs(build.ctx.db)].count("resnet-sweep") == 1
         assert job_versions(build.ctx.db, "resnet-sweep") == []
+
+
+async def test_save_parameters_refusal_keeps_the_dialog_and_the_typed_name(
+        build: DataBuilder) -> None:
+    from textual.widgets import Input
+
+    from app.templates import list_templates
+    from app.tui.screens.save_params import NAME_HELP, SaveParamsScreen
+
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SMALL) as pilot:
+        await open_detail(pilot, "digits-baseline")
+        await pilot.press("p")
+        await settle(pilot)
+        assert isinstance(app.screen, SaveParamsScreen)
+        assert "'.'" not in NAME_HELP  # the rule of check_name: no dots
+        await pilot.press(*"sweep.v1", "ctrl+s")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, SaveParamsScreen)
+        assert dialog.query_one("#save-name", Input).value == "sweep.v1"
+        assert "does not fit" in str(dialog.query_one("#save-name-help").render())
+        assert dialog.query_one("#save-ok").region.bottom <= SMALL[1] - 1
+        name = dialog.query_one("#save-name", Input)
+        name.value = "sweep"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert not isinstance(app.screen, SaveParamsScreen)
+        await pilot.press("p")
+        await settle(pilot)
+        await pilot.press(*"sweep", "ctrl+s")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, SaveParamsScreen)  # taken: the core refused, still open
+        assert dialog.query_one("#save-name", Input).value == "sweep"
+        assert "already exist" in str(dialog.query_one("#save-name-help").render())
+    assert [t.name for t in list_templates(build.ctx)] == ["sweep"]
+
+
+async def test_help_scrolls_with_its_hint_in_view(build: DataBuilder) -> None:
+    from textual.containers import VerticalScroll
+
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        body = app.screen.query_one("#help-body", VerticalScroll)
+        hint = app.screen.query_one("#help-hint")
+        assert body.max_scroll_y > 0  # more keys than rows: it scrolls
+        assert hint.region.bottom <= SMALL[1] - 1
+        await pilot.press("end")
+        await settle(pilot)
+        assert body.scroll_y == body.max_scroll_y

@@ -382,7 +382,7 @@ class JobsScreen(FirstShow, JobsWorkers, Screen[None]):
             text.append(f" — {row.description}")
         if row.version:
             count = f"{row.versions} version{'s' if row.versions != 1 else ''}"
-            text.append(f"  ·  {row.version}, latest of {count}  ")
+            text.append(f"  ·  {row.version} · {count}  ")
             text.append_text(status_text(self.app, row.status))
         if row.reason:
             text.append(f": {row.reason}")

@@ -226,13 +226,15 @@ class VersionActionsScreen(Explained, Screen[None]):
 
         def answered(result: tuple[str, str] | None) -> None:
             if result is not None:
-                self._save_parameters(info, *result)
+                self.post_message(ActionDone(f"Saved job parameters {result[0]!r}"))
 
-        self.app.push_screen(SaveParamsScreen(f"{self.job} {info.version}"), answered)
+        def save(name: str, description: str) -> str | None:
+            return self._save_parameters(info, name, description)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-write")
-    def _save_parameters(self, info: VersionInfo, name: str, description: str) -> None:
-        """Store the version's spec under `name`."""
+        self.app.push_screen(SaveParamsScreen(f"{self.job} {info.version}", save), answered)
+
+    def _save_parameters(self, info: VersionInfo, name: str, description: str) -> str | None:
+        """Store the version's spec under `name` (in the dialog's worker); why not, or None."""
         from pydantic import ValidationError
 
         from app.errors import TraindeckError
@@ -243,9 +245,8 @@ class VersionActionsScreen(Explained, Screen[None]):
             spec = JobSpec.model_validate(info.spec)
             save_template(self.ctx, name, description, spec, info.id)
         except (TraindeckError, ValidationError) as exc:
-            self.post_message(ActionFailed("Job parameters not saved", str(exc)))
-            return
-        self.post_message(ActionDone(f"Saved job parameters {name!r}"))
+            return str(exc)
+        return None
 
     def version_commands(self, label: str) -> Iterable[SystemCommand]:
         """The version actions for the command palette."""
