@@ -439,7 +439,10 @@ def compare(
     param_names = sorted({name for v in versions for name in v.parameters})
     parameters = {name: [v.parameters.get(name) for v in versions] for name in param_names}
     differing = [n for n in param_names if len({json.dumps(x) for x in parameters[n]}) > 1]
-    metric_names = ordered_metric_names({name for v in versions for name in v.metrics})
+    # A script that echoes a run parameter among its metrics (`train_steps`) reports a
+    # setting, not a result: it is compared once, as a parameter.
+    metric_names = ordered_metric_names(
+        {name for v in versions for name in v.metrics} - set(param_names))
     metrics = {name: [v.metrics.get(name) for v in versions] for name in metric_names}
     goals = {name: metric_goal(name) for name in metric_names}
     best = {name: best_indices(metrics[name], goals[name]) for name in metric_names}

@@ -195,3 +195,28 @@ async def test_help_scrolls_with_its_hint_in_view(build: DataBuilder) -> None:
         await pilot.press("end")
         await settle(pilot)
         assert body.scroll_y == body.max_scroll_y
+
+
+async def test_parameters_echoed_as_metrics_are_not_metrics_and_finals_say_their_source(
+        build: DataBuilder) -> None:
+    from app.queries import compare
+    from app.tui.widgets.metric_plot import MetricPlot
+
+    ref = build.job("echo", parameters={"train_steps": 200, "lr": 0.1})
+    # The script's summary: held-out accuracy, and the steps it was given.
+    build.metrics(ref, {"accuracy": 0.96, "train_steps": 200.0},
+                  {"accuracy": [0.5, 0.9925]})
+    build.version("echo", "V001", {"lr": 0.2})
+    assert "train_steps" not in compare(build.ctx.db, "echo").metric_names
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await open_detail(pilot, "echo")
+        screen.selected = "V001"
+        await settle(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+        table = screen.query_one("#metrics-table", KeyTable)
+        rows = [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+        assert rows == [["accuracy", "0.96", "summary", "higher"]]
+        title = screen.query_one("#metrics-plot", MetricPlot).plot_title
+        assert title == "accuracy by logged step"
