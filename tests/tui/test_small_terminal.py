@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets._footer import FooterKey
 from tui_data import DataBuilder, sample_job, settle
@@ -220,3 +221,47 @@ async def test_parameters_echoed_as_metrics_are_not_metrics_and_finals_say_their
         assert rows == [["accuracy", "0.96", "summary", "higher"]]
         title = screen.query_one("#metrics-plot", MetricPlot).plot_title
         assert title == "accuracy by logged step"
+
+
+async def test_palette_commands_are_each_listed_once(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        for screen in ("jobs", "job"):
+            if screen == "job":
+                await open_detail(pilot, "digits-baseline")
+            titles = [command.title for command in app.get_system_commands(app.screen)]
+            assert len(titles) == len(set(titles)), titles
+            assert {"Theme", "Quit", "Keys"}.isdisjoint(titles)
+            assert {"app: theme …", "app: quit", "app: help"} <= set(titles)
+
+
+async def test_keys_typed_while_a_job_opens_go_to_its_screen(
+        build: DataBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from app import queries
+    from app.tui.widgets.tab_strip import TabStrip
+
+    real = queries.job_versions
+
+    def slow_read(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.3)  # a busy disk: the real read, late
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(queries, "job_versions", slow_read)
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("enter", "2")  # at typing speed: the screen is not there yet
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, JobDetailScreen)
+        assert screen.query_one(TabStrip).active == "logs"
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("enter", "d")  # the version's delete, never the job list's
+        await settle(pilot)
+        assert "Delete version" in str(app.screen.query_one("#confirm-title").render())

@@ -17,6 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from app.spec import NAME_PATTERN
+from app.tui.screens.fitted_dialog import FittedDialog
 from app.tui.widgets.footer import KeyFooter
 
 NAME_HELP = ("1-64 letters, digits, '-' or '_', starting with a letter; "
@@ -28,7 +29,7 @@ Saver = Callable[[str, str], "str | None"]
 worker thread)."""
 
 
-class SaveParamsScreen(ModalScreen[tuple[str, str] | None]):
+class SaveParamsScreen(FittedDialog, ModalScreen[tuple[str, str] | None]):
     """Dismisses with `(name, description)`, or None when cancelled."""
 
     CSS_PATH = "save_params.tcss"
@@ -56,7 +57,7 @@ class SaveParamsScreen(ModalScreen[tuple[str, str] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="save-dialog"):
             yield Label(f"Save job parameters of {self.source}", id="save-title")
-            with VerticalScroll(id="save-fields"):
+            with VerticalScroll(id="save-fields", classes="dialog-fields"):
                 yield Label("Name")
                 yield Input(placeholder="e.g. digits-lr-sweep", id="save-name")
                 yield Static(NAME_HELP, id="save-name-help")

@@ -26,6 +26,7 @@ from textual.timer import Timer
 from textual.widgets import ProgressBar, Static
 
 from app.tui.widgets.formatting import (
+    WrappedPath,
     format_duration,
     format_resources,
     format_seconds_time,
@@ -85,8 +86,8 @@ def details_table(info: VersionInfo) -> Table:
         ("Engine", info.engine or "—"),
         ("Resources", f"{format_resources(info.gpus, info.nodes, info.runtime)}"
                       f"  ·  pool {info.pool}  ·  GPUs held {gpus}"),
-        ("Output", info.output or "—"),
-        ("Logs", _logs_location(info)),
+        ("Output", WrappedPath(info.output or "—")),
+        ("Logs", WrappedPath(_logs_location(info))),
     ]
     for name, value in rows:
         grid.add_row(name, value)
