@@ -265,3 +265,57 @@ async def test_keys_typed_while_a_job_opens_go_to_its_screen(
         await pilot.press("enter", "d")  # the version's delete, never the job list's
         await settle(pilot)
         assert "Delete version" in str(app.screen.query_one("#confirm-title").render())
+
+
+def test_toggles_show_their_state_without_colour() -> None:
+    from textual.app import App, ComposeResult
+
+    from app.tui.widgets.toggles import Check, Radio
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Check("on", True, id="on")
+            yield Check("off", False, id="off")
+            yield Radio("chosen", True, id="chosen")
+            yield Radio("other", False, id="other")
+
+    async def marks() -> dict[str, str]:
+        app = Host()
+        async with app.run_test():
+            return {name: app.query_one(f"#{name}")._button.plain
+                    for name in ("on", "off", "chosen", "other")}
+
+    import asyncio
+
+    shown = asyncio.run(marks())
+    assert shown["on"] != shown["off"] and shown["chosen"] != shown["other"]
+    assert shown["off"] == shown["other"] == "▐ ▌"
+
+
+async def test_dialog_buttons_stay_in_view_at_80x24(build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SMALL) as pilot:
+        await open_detail(pilot, "digits-baseline")
+        screen = app.screen
+        assert isinstance(screen, JobDetailScreen)
+        screen.selected = "V002"
+        await settle(pilot)
+        await pilot.press("M")
+        await settle(pilot)
+        button = app.screen.query_one("#model-ok")
+        assert button.region.bottom <= SMALL[1] - 1  # above the footer
+        assert app.screen.query_one("#model-fields").max_scroll_y > 0  # the fields scroll
+
+
+async def test_the_log_pane_keys_are_in_the_footer_and_t_is_tensorboard(
+        build: DataBuilder) -> None:
+    sample_job(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await open_detail(pilot, "digits-baseline")
+        await pilot.press("2")
+        await settle(pilot)
+        shown = footer_keys(app)
+        assert shown[:3] == [("f", "Follow/pause"), ("s", "Stamps"), ("/", "Search log")]
+        assert screen.active_bindings["t"].binding.action == "tensorboard"
