@@ -7,7 +7,7 @@ a time so that 10,000 jobs cost what 100 do.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -150,8 +150,12 @@ def list_jobs(
         "updated": col(Job.updated_at), "created": col(Job.created_at),
         "name": col(Job.name), "status": col(Version.status),
     }[sort]
+    # Versions that still exist (the job's numbering goes on past deleted ones).
+    kept = aliased(Version, name="kept")
+    count = (core_select(func.count()).select_from(kept)
+             .where(col(kept.job_id) == col(Job.id)).correlate(Job).scalar_subquery())
     query = (
-        select(Job, Version)
+        select(Job, Version, count)
         .join(Version, col(Version.id) == col(Job.latest_version_id), isouter=True)
         .where(*_job_filter(search, status))
         .order_by(order.desc() if descending else order.asc(), col(Job.id).desc())
@@ -162,14 +166,14 @@ def list_jobs(
     return [
         JobRow(
             id=job.id or 0, name=job.name, description=job.description,
-            version=version_label(v.number) if v else "", versions=job.last_version_number,
+            version=version_label(v.number) if v else "", versions=versions,
             status=v.status if v else "", reason=v.reason if v else "",
             engine=v.engine if v else "", runtime=v.runtime if v else "",
             gpus=v.gpus_requested if v else 0, nodes=v.nodes if v else 0,
             created=job.created_at, updated=job.updated_at,
             started=v.started_at if v else None, finished=v.finished_at if v else None,
         )
-        for job, v in rows
+        for job, v, versions in rows
     ]
 
 
@@ -253,6 +257,27 @@ def _info(job_name: str, version: Version, parent_number: int | None,
     )
 
 
+DELETED_PARENT = "{label} (deleted)"
+"""How a version's parent reads once the parent was deleted."""
+
+
+def deleted_parents(connection: Any, version_ids: list[int]) -> dict[int, str]:
+    """The deleted parent of each of these versions that had one, as `DELETED_PARENT`.
+
+    Deleting a version clears its children's `parent_id` (a foreign key); the child's own
+    creation event ("V003 created from V002") still names the parent, and stays.
+    """
+    if not version_ids:
+        return {}
+    rows = connection.execute(
+        core_select(col(Event.version_id), col(Event.message))
+        .where(col(Event.version_id).in_(version_ids), col(Event.kind) == "status",
+               col(Event.message).like("V% created from V%"))
+    )
+    return {version_id: DELETED_PARENT.format(label=message.rsplit(" ", 1)[1])
+            for version_id, message in rows}
+
+
 def job_versions(
     db: Database, job_name: str, status: str | None = None, labels: list[str] | None = None,
 ) -> list[VersionInfo]:
@@ -292,10 +317,13 @@ def job_versions(
             .where(col(MetricSummary.version_id).in_(core_select(col(Version.id))
                                                      .where(*chosen)))
         ).all()
+        orphans = deleted_parents(connection, [row[0] for row in rows if row[-1] is None])
     for version_id, name, value in summaries:
         metrics[version_id][name] = value
     now = utcnow()
-    return [_row_info(job_name, row, metrics[row[0]], now) for row in rows]
+    infos = [_row_info(job_name, row, metrics[row[0]], now) for row in rows]
+    return [replace(info, parent=orphans[info.id]) if info.id in orphans else info
+            for info in infos]
 
 
 def version_info(db: Database, job_name: str, label: str | None = None) -> VersionInfo:
@@ -307,7 +335,10 @@ def version_info(db: Database, job_name: str, label: str | None = None) -> Versi
             if version.parent_id else None
         )
         metrics = final_metrics(session, [version.id or 0])[version.id or 0]
-    return _info(job.name, version, parent_number, metrics)
+        orphan = (deleted_parents(session.connection(), [version.id or 0])
+                  if parent_number is None else {})
+    info = _info(job.name, version, parent_number, metrics)
+    return replace(info, parent=orphan[info.id]) if orphan else info
 
 
 def version_events(db: Database, version_id: int, limit: int = 500) -> list[EventInfo]:
@@ -424,7 +455,10 @@ def compare(
     param_names = sorted({name for v in versions for name in v.parameters})
     parameters = {name: [v.parameters.get(name) for v in versions] for name in param_names}
     differing = [n for n in param_names if len({json.dumps(x) for x in parameters[n]}) > 1]
-    metric_names = ordered_metric_names({name for v in versions for name in v.metrics})
+    # A script that echoes a run parameter among its metrics (`train_steps`) reports a
+    # setting, not a result: it is compared once, as a parameter.
+    metric_names = ordered_metric_names(
+        {name for v in versions for name in v.metrics} - set(param_names))
     metrics = {name: [v.metrics.get(name) for v in versions] for name in metric_names}
     goals = {name: metric_goal(name) for name in metric_names}
     best = {name: best_indices(metrics[name], goals[name]) for name in metric_names}

@@ -35,7 +35,8 @@ SORT_COLUMNS = {
 
 _COLUMNS = (
     "jobs.id, jobs.name, jobs.description, jobs.created_at, jobs.updated_at, "
-    "jobs.last_version_number, versions.id, versions.number, versions.status, "
+    "(SELECT count(*) FROM versions AS kept WHERE kept.job_id = jobs.id), versions.id, "
+    "versions.number, versions.status, "
     "versions.reason, versions.engine, versions.runtime, versions.gpus_requested, "
     "versions.nodes, versions.started_at, versions.finished_at"
 )

@@ -11,6 +11,17 @@ from datetime import datetime
 from typing import Any
 
 
+def format_resources(gpus: int, nodes: int, runtime: str) -> str:
+    """Accelerators per node, times the node count, then the runtime (`2 GPUs · local`,
+    two CPU nodes in Docker): the one way the TUI and the CLI write a version's resources."""
+    text = (f"{gpus} GPU" + ("s" if gpus > 1 else "")) if gpus else "CPU"
+    if nodes > 1:
+        text += f" × {nodes}"
+    if runtime:
+        text += f" · {runtime}"
+    return text
+
+
 def iso(value: datetime | None) -> str | None:
     """ISO 8601 text of `value` (None stays None)."""
     return value.isoformat() if value else None
@@ -25,6 +36,7 @@ class JobRow:
     description: str
     version: str
     versions: int
+    """How many versions the job has now (deleted ones do not count)."""
     status: str
     reason: str
     engine: str

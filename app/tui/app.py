@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual import events, work
-from textual.app import App, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import var
@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
+from app.tui.early_keys import EarlyKeys
 from app.tui.messages import (
     ActionDone,
     ActionFailed,
@@ -57,6 +58,9 @@ THEME_SETTLE_SECONDS = 1.0
 CORE_FALLBACK_SECONDS = 1.0
 """Open the core after this long even if the job list never asked (it normally does)."""
 
+REPLACED_COMMANDS = frozenset({"Theme", "Quit", "Keys"})
+"""Textual's palette commands that `app: theme …`, `app: quit` and `app: help` replace."""
+
 VIEWS: dict[str, tuple[str, str, str]] = {
     "templates": ("app.tui.screens.templates", "TemplatesScreen",
                   "templates (saved job parameters)"),
@@ -67,7 +71,7 @@ VIEWS: dict[str, tuple[str, str, str]] = {
 """The secondary screens: name → (module, class, palette name after `view: `)."""
 
 
-class TraindeckApp(App[None]):
+class TraindeckApp(EarlyKeys):
     """Jobs, versions, logs and comparisons of this workstation, in one terminal."""
 
     CSS_PATH = [Path(__file__).parent / "app.tcss",
@@ -444,6 +448,7 @@ class TraindeckApp(App[None]):
         if self.ctx is None:
             self.notify("The database is still opening.", severity="warning")
             return
+        self.hold_keys()  # (typed before the screen is there: for the screen)
         self._read_job(self.ctx, job, select)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="open-job")
@@ -468,6 +473,7 @@ class TraindeckApp(App[None]):
 
         self.push_screen(JobDetailScreen(message.ctx, message.job, select=message.select,
                                          versions=message.versions))
+        self.call_after_refresh(self.release_keys)
 
     def action_create_from_file(self, path: str = "") -> None:
         """Ask for a spec file (`path` tried at once when given), then open the wizard
@@ -532,7 +538,9 @@ class TraindeckApp(App[None]):
         self.push_screen(HelpScreen(collect_help(self.screen), title))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's own Theme, Quit and Keys would stand beside ours that do the same.
+        yield from (command for command in super().get_system_commands(screen)
+                    if command.title not in REPLACED_COMMANDS)
         yield SystemCommand("app: help", "Show the keys of this screen", self.action_help)
         yield SystemCommand("app: quit", "Leave Traindeck (running jobs go on)", self.exit)
         yield SystemCommand("app: theme …", "Pick a theme (remembered in the config file)",

@@ -35,19 +35,35 @@ COLUMNS = (
 """Every column of the job list: (key, label, width) — 120 columns of terminal."""
 COLUMN_KEYS = tuple(key for key, _label, _width in COLUMNS)
 """The keys of `COLUMNS`, in order (the order of `row_texts`)."""
-NARROW_BELOW = 120
-"""Below this many terminal columns (every column takes 119 with its padding) the list
-leaves out what the job screen shows anyway, rather than scroll sideways."""
-NARROW_HIDDEN = frozenset({"engine", "resources"})
-NARROW_NAME_WIDTH = 20
+DROP_ORDER = ("resources", "engine", "created", "duration")
+"""Columns a narrow terminal leaves out first (the job screen shows them anyway), rather
+than scroll sideways or cut the name short."""
+NAME_MIN_WIDTH = 16
+"""The name column narrows down to this before another column goes."""
+CELL_PADDING = 2
+"""Cells the table adds to each column."""
 
 
 def columns_for(width: int) -> tuple[tuple[str, str, int], ...]:
-    """The columns that fit a terminal `width` columns wide (80 columns hold five)."""
-    if width >= NARROW_BELOW:
-        return COLUMNS
-    return tuple((key, label, NARROW_NAME_WIDTH if key == "name" else size)
-                 for key, label, size in COLUMNS if key not in NARROW_HIDDEN)
+    """The columns that fit a terminal `width` columns wide, the name taking what is left.
+
+    120 columns hold every column; 80 hold five, the name 23 cells wide.
+    """
+    widths = {key: size for key, _label, size in COLUMNS}
+    keys = list(COLUMN_KEYS)
+
+    def room_for_name() -> int:
+        # One more cell for the scroll bar's gutter.
+        others = sum(widths[key] + CELL_PADDING for key in keys if key != "name")
+        return width - others - CELL_PADDING - 1
+
+    for key in DROP_ORDER:
+        if room_for_name() >= min(NAME_MIN_WIDTH, widths["name"]) or len(keys) <= 3:
+            break
+        keys.remove(key)
+    name_width = max(NAME_MIN_WIDTH, min(widths["name"], room_for_name()))
+    return tuple((key, label, name_width if key == "name" else size)
+                 for key, label, size in COLUMNS if key in keys)
 
 
 def parse_filter(text: str) -> tuple[str, str | None]:

@@ -89,19 +89,6 @@ async def test_delete_removes_a_finished_version(build: DataBuilder) -> None:
         assert "Deleted digits-baseline V001" in messages(app)
 
 
-async def test_delete_of_an_active_version_shows_the_core_refusal(build: DataBuilder) -> None:
-    sample_job(build)
-    app = TraindeckApp(build.ctx)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_detail(pilot, "resnet-sweep")
-        await pilot.press("d")
-        await settle(pilot, rounds=2)
-        await pilot.press("y")
-        await settle(pilot, rounds=2)
-        assert any("still active" in m for m in messages(app))
-        assert [v.version for v in job_versions(build.ctx.db, "resnet-sweep")] == ["V001"]
-
-
 async def test_cancelled_delete_keeps_the_version(build: DataBuilder) -> None:
     sample_job(build)
     app = TraindeckApp(build.ctx)
@@ -360,7 +347,7 @@ def test_job_versions_read_by_position_match_the_versions_read_whole(
         versions[0].metrics, versions[2].metrics]
 
 
-async def test_t_cycles_the_log_stamps_between_time_of_day_utc_and_none(
+async def test_s_cycles_the_log_stamps_between_time_of_day_utc_and_none(
         build: DataBuilder) -> None:
     sample_job(build)
     app = TraindeckApp(build.ctx)
@@ -371,19 +358,20 @@ async def test_t_cycles_the_log_stamps_between_time_of_day_utc_and_none(
         panel = screen.query_one(LogPanel)
         last = panel.lines[-1]
         assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3} RuntimeError: CUDA out of memory", last)
-        await pilot.press("t")
+        await pilot.press("s")
         await settle(pilot, rounds=2)
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z RuntimeError: "
                             "CUDA out of memory", panel.lines[-1])
         utc = datetime.fromisoformat(panel.lines[-1][:19] + "+00:00")
         assert last.startswith(utc.astimezone().strftime("%H:%M:%S") + panel.lines[-1][19:23])
-        await pilot.press("t")
+        await pilot.press("s")
         await settle(pilot, rounds=2)
         assert panel.lines[-1] == "RuntimeError: CUDA out of memory"
         assert "Log timestamps: hidden" in messages(app)
-        await pilot.press("t")
+        await pilot.press("s")
         await settle(pilot, rounds=2)
         assert panel.lines[-1] == last
+        assert screen.active_bindings["t"].binding.action == "tensorboard"  # as elsewhere
 
 
 async def test_log_search_finds_lines(build: DataBuilder) -> None:

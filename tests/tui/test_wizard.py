@@ -684,3 +684,22 @@ def test_check_reports_every_bad_field_at_once(build: Any) -> None:
     assert fields == ["data.paths", "name", "resources.gpus",
                       "algorithm.framework.boot_file"]
     assert result.spec is None
+
+
+@sync
+async def test_a_field_refused_at_create_has_the_cursor_on_return(build: Any) -> None:
+    app = host(build.ctx, build.base)
+    async with app.run_test(size=SIZE) as pilot:
+        await fill_basic_and_framework(pilot, "late")
+        put(pilot, "#output", "./runs/shared/out")
+        for _ in range(3):
+            await next_step(pilot)
+        assert wizard(pilot).step == 5
+        # Another job takes the output folder meanwhile: only the create finds out.
+        build.job("early", output="./runs/shared/out")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        screen = wizard(pilot)
+        assert screen.step == 2
+        assert "already used by early/V001" in note(pilot, "output")
+        assert app.focused is screen.query_one("#output", Input)

@@ -33,6 +33,7 @@ from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.formatting import format_value
 from app.tui.widgets.key_table import KeyTable
 from app.tui.widgets.metric_plot import MetricPlot
+from app.tui.widgets.metrics_view import curve_title
 from app.tui.widgets.status import status_text
 
 if TYPE_CHECKING:
@@ -250,7 +251,7 @@ class CompareScreen(FirstShow, Screen[None]):
             table.add_row(Text(f"  {name}", style="bold" if differs else ""),
                           *[Text(c, style="" if differs else "dim") for c in cells],
                           key=f"param-{name}")
-        table.add_row(self._section("Metrics (final values, ★ best)"),
+        table.add_row(self._section("Final metrics (★ best)"),
                       *([""] * len(comparison.versions)), key="section-metrics")
         if not comparison.metric_names:
             table.add_row(Text("  (none reported)", style="dim"),
@@ -301,6 +302,7 @@ class CompareScreen(FirstShow, Screen[None]):
         if self.metric:
             text.append(" · plotting ")
             text.append(self.metric, style="bold")
+        text.append(" · finals: the summary, else the last step", style="dim")
         self.query_one("#compare-summary", Static).update(text)
 
     # -- plot ------------------------------------------------------------------------------
@@ -335,7 +337,7 @@ class CompareScreen(FirstShow, Screen[None]):
             (label, self._curves.get(vid, []))
             for label, vid in zip(comparison.versions, comparison.version_ids, strict=True)
         ]
-        plot.show(self.metric, curves)
+        plot.show(curve_title(self.metric, [points for _label, points in curves]), curves)
 
     def watch_metric(self, old: str, new: str) -> None:
         table = self.query_one("#compare-table", KeyTable)

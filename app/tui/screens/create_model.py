@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
+from app.tui.screens.fitted_dialog import FittedDialog
 from app.tui.widgets.footer import KeyFooter
+from app.tui.widgets.toggles import Check
 
 if TYPE_CHECKING:
     from app.context import Context
@@ -30,7 +32,7 @@ COPY_HELP = "Copy the output files under Traindeck's data folder, so the model o
             "the job's outputs. Otherwise the output folder is referenced where it is."
 
 
-class CreateModelScreen(ModalScreen["ModelVersionInfo | None"]):
+class CreateModelScreen(FittedDialog, ModalScreen["ModelVersionInfo | None"]):
     """Asks for the model's name (default: the job's), a description and whether to copy."""
 
     CSS_PATH = "create_model.tcss"
@@ -63,14 +65,15 @@ class CreateModelScreen(ModalScreen["ModelVersionInfo | None"]):
     def compose(self) -> ComposeResult:
         with Vertical(id="model-dialog"):
             yield Label(f"Create a model from {self.job} {self.label}", id="model-title")
-            yield Label("Model name")
-            yield Input(self.job, placeholder="e.g. digits-classifier", id="model-name")
-            yield Static(NAME_HELP, id="model-name-help", classes="model-help")
-            yield Label("Description")
-            yield Input(placeholder="optional", id="model-description")
-            yield Checkbox("Copy artifacts", id="model-copy")
-            yield Static(COPY_HELP, classes="model-help")
-            yield Static("", id="model-error")
+            with VerticalScroll(id="model-fields", classes="dialog-fields"):
+                yield Label("Model name")
+                yield Input(self.job, placeholder="e.g. digits-classifier", id="model-name")
+                yield Static(NAME_HELP, id="model-name-help", classes="model-help")
+                yield Label("Description")
+                yield Input(placeholder="optional", id="model-description")
+                yield Check("Copy artifacts", id="model-copy")
+                yield Static(COPY_HELP, classes="model-help")
+                yield Static("", id="model-error")
             with Horizontal(id="model-buttons"):
                 yield Button("Create (ctrl+s)", id="model-ok", variant="primary")
                 yield Button("Cancel", id="model-cancel")

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from app.tui.screens.fitted_dialog import FittedDialog
 from app.tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def split_field_error(error: str, fields: tuple[str, ...] = FIELDS) -> tuple[str
     return "", error
 
 
-class DatasetFormScreen(ModalScreen["DatasetVersionInfo | None"]):
+class DatasetFormScreen(FittedDialog, ModalScreen["DatasetVersionInfo | None"]):
     """New dataset (`dataset` None) or the next version of `dataset`."""
 
     CSS_PATH = "dataset_form.tcss"
@@ -82,24 +83,24 @@ class DatasetFormScreen(ModalScreen["DatasetVersionInfo | None"]):
         return self.dataset is None
 
     def compose(self) -> ComposeResult:
-        # Scrolls when the terminal is too short for it (ctrl+s saves from anywhere).
-        with VerticalScroll(id="dataset-dialog"):
-            if self.creating:
-                yield Label("New dataset", id="dataset-title")
-                yield Label("Name")
-                yield Input(placeholder="e.g. mnist-train", id="dataset-name")
-                yield Static(HELP["name"], id="dataset-name-help", classes="field-help")
-            else:
-                yield Label(f"Add a version to {self.dataset}", id="dataset-title")
-            yield Label(f"Files of the {'first' if self.creating else 'new'} version")
-            yield Input(self.source, placeholder="/data/mnist or s3://bucket/mnist/train",
-                        id="dataset-path")
-            yield Static(HELP["path"], id="dataset-path-help", classes="field-help")
-            yield Label("Description" + ("" if self.creating else " of the new version"))
-            yield Input(placeholder="optional", id="dataset-description")
-            yield Static(HELP["description"], id="dataset-description-help",
-                         classes="field-help")
-            yield Static("", id="dataset-status")
+        # The fields scroll when the terminal is too short; the title and buttons stay.
+        with Vertical(id="dataset-dialog"):
+            title = "New dataset" if self.creating else f"Add a version to {self.dataset}"
+            yield Label(title, id="dataset-title")
+            with VerticalScroll(id="dataset-fields", classes="dialog-fields"):
+                if self.creating:
+                    yield Label("Name")
+                    yield Input(placeholder="e.g. mnist-train", id="dataset-name")
+                    yield Static(HELP["name"], id="dataset-name-help", classes="field-help")
+                yield Label(f"Files of the {'first' if self.creating else 'new'} version")
+                yield Input(self.source, placeholder="/data/mnist or s3://bucket/mnist/train",
+                            id="dataset-path")
+                yield Static(HELP["path"], id="dataset-path-help", classes="field-help")
+                yield Label("Description" + ("" if self.creating else " of the new version"))
+                yield Input(placeholder="optional", id="dataset-description")
+                yield Static(HELP["description"], id="dataset-description-help",
+                             classes="field-help")
+                yield Static("", id="dataset-status")
             with Horizontal(id="dataset-buttons"):
                 yield Button(self._save_label(), id="dataset-ok", variant="primary")
                 yield Button("Cancel", id="dataset-cancel")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -39,6 +40,8 @@ GENERIC_KEYS = frozenset({
     "shift+up", "shift+down", "shift+left", "shift+right", "ctrl+q",
 })
 """Keys every terminal user knows; the help says so in one line instead of listing them."""
+CHROME = 10
+"""Rows of the screen that are not the list of keys: the border, title, hint, footer."""
 GENERIC_ACTIONS = frozenset({"select_cursor", "toggle_node", "select"})
 
 
@@ -97,6 +100,10 @@ class HelpScreen(ModalScreen[None]):
                         "Dimmed keys are not available now: pressing one says why.",
                         id="help-hint")
         yield KeyFooter()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """The keys scroll between the title and the hint, which stay in view."""
+        self.query_one("#help-body").styles.max_height = max(3, event.size.height - CHROME)
 
     @staticmethod
     def _render_entries(entries: list[HelpEntry]) -> Text:

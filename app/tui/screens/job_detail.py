@@ -278,7 +278,7 @@ class JobDetailScreen(FirstShow, VersionActionsScreen):
             from app.tui.widgets.metrics_view import MetricsView
 
             view = self.query_one("#metrics-view", MetricsView)
-            view.show(info.version, info.metrics, detail.series)
+            view.show(info.version, info.metrics, detail.series, info.parameters)
             if not view.display:
                 # Shown once what it was given has settled (the table highlights its
                 # row after a refresh, and the plot draws what is highlighted).

@@ -381,7 +381,8 @@ class JobsScreen(FirstShow, JobsWorkers, Screen[None]):
         if row.description:
             text.append(f" — {row.description}")
         if row.version:
-            text.append(f"  ·  {row.version} of {row.versions}  ")
+            count = f"{row.versions} version{'s' if row.versions != 1 else ''}"
+            text.append(f"  ·  {row.version} · {count}  ")
             text.append_text(status_text(self.app, row.status))
         if row.reason:
             text.append(f": {row.reason}")
@@ -523,8 +524,9 @@ class JobsScreen(FirstShow, JobsWorkers, Screen[None]):
         from app.tui.screens.confirm import ConfirmScreen
 
         versions = f"its {row.versions} version{'s' if row.versions != 1 else ''}"
-        question = (f"Delete job {row.name} and {versions} from Traindeck? "
-                    "Their records, metrics and events go; output and log files stay on disk.")
+        question = (f"Delete job {row.name} and {versions} from Traindeck? A version still "
+                    "running or queued is stopped first. Their records, metrics and events "
+                    "go; output and log files stay on disk.")
 
         def answered(yes: bool | None) -> None:
             if yes:

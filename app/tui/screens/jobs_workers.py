@@ -94,12 +94,12 @@ class JobsWorkers(_ScreenBase):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="jobs-write")
     def _delete_job(self, ctx: Context, name: str) -> None:
-        """Remove the job's rows; the core refuses while a version is active."""
+        """Stop what still runs, then remove the job's rows (as `traindeck delete`)."""
         from app.errors import TraindeckError
-        from app.jobs import delete_rows
+        from app.runtime.control import delete
 
         try:
-            delete_rows(ctx, name, None)
+            delete(ctx, name, None)
         except TraindeckError as exc:
             self.post_message(ActionFailed("Not deleted", str(exc)))
             return

@@ -192,9 +192,11 @@ class VersionActionsScreen(Explained, Screen[None]):
             return
         from app.tui.screens.confirm import ConfirmScreen
 
+        stop_first = (f"It is {info.status}: Traindeck stops it first. "
+                      if info.status in ACTIVE else "")
         question = (f"Delete version {info.version} of {self.job} ({info.status}) from "
-                    "Traindeck? Its records, metrics and events go; its output and log "
-                    "files stay on disk.")
+                    f"Traindeck? {stop_first}Its records, metrics and events go; its output "
+                    "and log files stay on disk.")
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -205,12 +207,12 @@ class VersionActionsScreen(Explained, Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="detail-write")
     def _delete(self, label: str) -> None:
-        """Remove the version's rows; the core refuses while it is active."""
+        """Stop the version if it still runs, then remove its rows (as `traindeck delete`)."""
         from app.errors import TraindeckError
-        from app.jobs import delete_rows
+        from app.runtime.control import delete
 
         try:
-            delete_rows(self.ctx, self.job, label)
+            delete(self.ctx, self.job, label)
         except TraindeckError as exc:
             self.post_message(ActionFailed("Not deleted", str(exc)))
             return
@@ -226,13 +228,15 @@ class VersionActionsScreen(Explained, Screen[None]):
 
         def answered(result: tuple[str, str] | None) -> None:
             if result is not None:
-                self._save_parameters(info, *result)
+                self.post_message(ActionDone(f"Saved job parameters {result[0]!r}"))
 
-        self.app.push_screen(SaveParamsScreen(f"{self.job} {info.version}"), answered)
+        def save(name: str, description: str) -> str | None:
+            return self._save_parameters(info, name, description)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-write")
-    def _save_parameters(self, info: VersionInfo, name: str, description: str) -> None:
-        """Store the version's spec under `name`."""
+        self.app.push_screen(SaveParamsScreen(f"{self.job} {info.version}", save), answered)
+
+    def _save_parameters(self, info: VersionInfo, name: str, description: str) -> str | None:
+        """Store the version's spec under `name` (in the dialog's worker); why not, or None."""
         from pydantic import ValidationError
 
         from app.errors import TraindeckError
@@ -243,9 +247,8 @@ class VersionActionsScreen(Explained, Screen[None]):
             spec = JobSpec.model_validate(info.spec)
             save_template(self.ctx, name, description, spec, info.id)
         except (TraindeckError, ValidationError) as exc:
-            self.post_message(ActionFailed("Job parameters not saved", str(exc)))
-            return
-        self.post_message(ActionDone(f"Saved job parameters {name!r}"))
+            return str(exc)
+        return None
 
     def version_commands(self, label: str) -> Iterable[SystemCommand]:
         """The version actions for the command palette."""

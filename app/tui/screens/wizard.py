@@ -329,6 +329,10 @@ class WizardScreen(FirstShow, Screen[WizardResult]):
         count = sum(1 for e in self._errors if locate(e.field).step == step)
         bar = self.query_one("#wizard-error", Static)
         bar.update(f"Fix the {count} marked field{'s' if count != 1 else ''} to go on.")
+        self._focus_first_error(step)
+
+    def _focus_first_error(self, step: int) -> None:
+        """Put the cursor in the first field of `step` that has an error."""
         first = next((e for e in self._errors if locate(e.field).step == step), None)
         if first is not None:
             target = locate(first.field).target
@@ -497,6 +501,8 @@ class WizardScreen(FirstShow, Screen[WizardResult]):
         steps = sorted({locate(e.field).step for e in self._errors} - {0})
         if steps:
             self.step = steps[0]
+            # After the step's own focus (its first field): the field that was refused.
+            self.call_after_refresh(self._focus_first_error, steps[0])
         self._render_errors()
         general = [e for e in self._errors if locate(e.field).step == 0]
         if general or not steps:

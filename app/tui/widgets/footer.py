@@ -13,10 +13,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from textual import events
+from textual.app import ComposeResult
 from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
 
 if TYPE_CHECKING:
     from textual.screen import Screen
+
+KEPT_ACTIONS = frozenset({"help", "app.help"})
+"""Keys the footer keeps however narrow it is (the help lists every other key)."""
 
 
 class KeyFooter(Footer):
@@ -37,6 +43,38 @@ class KeyFooter(Footer):
         # compared, and rebuilt once.
         self.call_next(self._rebuild_if_changed)
 
+    def compose(self) -> ComposeResult:
+        """Textual's keys, less the last ones that would not fit: a key is shown whole or not.
+
+        Keys come in priority order (the focused widget's, the screen's, then the app's);
+        the help key stays, since the help lists every key the footer leaves out.
+        """
+        widgets = list(super().compose())
+        palette = [w for w in widgets if isinstance(w, FooterKey)
+                   and w.has_class("-command-palette")]
+        keys = [w for w in widgets if w not in palette]
+        room = self.app.size.width - sum(self._key_width(w) + 2 for w in palette)
+        needed = sum(self._key_width(w) for w in keys)
+        for key in reversed(list(keys)):
+            if needed <= room:
+                break
+            if isinstance(key, FooterKey) and key.action not in KEPT_ACTIONS:
+                keys.remove(key)
+                needed -= self._key_width(key)
+        yield from keys
+        yield from palette
+
+    def _key_width(self, widget: object) -> int:
+        """Cells a key takes in this footer (Textual's paddings and margins)."""
+        if not isinstance(widget, FooterKey):
+            return 0
+        text = len(widget.key_display) + len(widget.description)
+        return text + 2 if self.compact else text + 3
+
+    def on_resize(self, event: events.Resize) -> None:
+        """A wider or narrower terminal shows more or fewer keys."""
+        self.call_next(self._rebuild_if_changed)
+
     def shown_keys(self) -> tuple[Any, ...]:
         """What the footer would show now: each key, its label, and whether it is on."""
         app = self.app
@@ -49,7 +87,7 @@ class KeyFooter(Footer):
         )
         palette = active.get(app.COMMAND_PALETTE_BINDING)
         return (keys, palette is not None and palette[2], self.show_command_palette,
-                self.compact)
+                self.compact, self.app.size.width)
 
     async def _rebuild_if_changed(self) -> None:
         if not self.is_attached or not self.screen.is_current:

@@ -6,7 +6,10 @@ import json
 from datetime import datetime
 from typing import Any
 
+from app.readmodels import format_resources
 from app.tui import clock
+
+__all__ = ["format_resources"]  # (one format of resources for the TUI and the CLI)
 
 
 def format_time(value: datetime | None) -> str:
@@ -65,16 +68,6 @@ def run_duration(started: datetime | None, finished: datetime | None) -> float |
     return max(0.0, (end - started).total_seconds())
 
 
-def format_resources(gpus: int, nodes: int, runtime: str) -> str:
-    """Accelerators per node, times the node count, then the runtime (`2 GPUs · local`)."""
-    text = (f"{gpus} GPU" + ("s" if gpus > 1 else "")) if gpus else "CPU"
-    if nodes > 1:
-        text += f" × {nodes}"
-    if runtime:
-        text += f" · {runtime}"
-    return text
-
-
 def format_value(value: Any) -> str:
     """A parameter or metric value as a person reads it."""
     if value is None:
@@ -86,3 +79,41 @@ def format_value(value: Any) -> str:
     if isinstance(value, str | int):
         return str(value)
     return json.dumps(value)
+
+
+class WrappedPath:
+    """A path (or a line of them) that wraps after a `/` or a space, never inside a name
+    that fits a line: `/data/runs/digits/` then `out/V003`, not `/data/runs/dig` `its/…`.
+    A name longer than a whole line folds."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def lines(self, width: int) -> list[str]:
+        """The text cut into lines at most `width` cells wide."""
+        import re
+
+        width = max(1, width)
+        lines = [""]
+        for chunk in re.findall(r"[^/ ]*[/ ]+|[^/ ]+$", self.text):
+            if len(lines[-1]) + len(chunk.rstrip(" ")) > width and lines[-1]:
+                lines.append("")
+            while len(chunk.rstrip(" ")) > width:
+                room = width - len(lines[-1])
+                lines[-1] += chunk[:room]
+                chunk = chunk[room:]
+                lines.append("")
+            lines[-1] += chunk
+        return [line.rstrip(" ") for line in lines]
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.text import Text
+
+        yield Text("\n".join(self.lines(options.max_width)))
+
+    def __rich_measure__(self, console: Any, options: Any) -> Any:
+        from rich.measure import Measurement
+
+        longest = max((len(chunk) for chunk in self.text.replace("/", "/ ").split()),
+                      default=1)
+        return Measurement(min(longest, options.max_width), len(self.text))

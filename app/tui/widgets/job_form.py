@@ -35,6 +35,7 @@ from app.config import EngineSettings, Settings, config_file
 from app.spec import EVENTS
 from app.tui.widgets.job_form_collect import JobFormCollect
 from app.tui.widgets.param_rows import DatasetRows, EditableRows, ParamRows, PathRows
+from app.tui.widgets.toggles import Check, Radio
 from app.tui.widgets.wizard_fields import (
     HINTS,
     LIST_TARGETS,
@@ -159,7 +160,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
                                     docker="docker", local="local")
         with VerticalScroll(id="step-4", classes="step"):
             yield from self._compose_subscriptions()
-            yield field_row("Save as job parameters", Checkbox(
+            yield field_row("Save as job parameters", Check(
                 "save these settings", id="save-template", compact=True), "save-template",
                 row_id="save-template-field")
             indent = "" if self.template_mode else "  "
@@ -176,7 +177,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
         return field_row(label, select, select_id, row_id=row_id)
 
     def _radio_field(self, label: str, set_id: str, pressed: str, **choices: str) -> Widget:
-        buttons = [RadioButton(text, id=f"{set_id}-{key}", value=key == pressed)
+        buttons = [Radio(text, id=f"{set_id}-{key}", value=key == pressed)
                    for key, text in choices.items()]
         return field_row(label, RadioSet(*buttons, id=set_id, compact=True), set_id)
 
@@ -193,7 +194,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
         ]
         yield self._select_field("Subscription topic", "topic", "no subscription")
         yield field_row("Events", Horizontal(
-            *(Checkbox(event, id=f"event-{event}", compact=True) for event in EVENTS),
+            *(Check(event, id=f"event-{event}", compact=True) for event in EVENTS),
             id="events"), "events")
 
     def on_mount(self) -> None:

@@ -22,6 +22,20 @@ class KeyTable(DataTable[object]):
         Binding("G", "scroll_bottom", "Last row", show=False, id="table.bottom"),
     ]
 
+    def action_scroll_home(self) -> None:
+        """Home: the first row in a table of rows (DataTable scrolls to the left edge)."""
+        if self.cursor_type == "row":
+            self.action_scroll_top()
+        else:
+            super().action_scroll_home()
+
+    def action_scroll_end(self) -> None:
+        """End: the last row in a table of rows (DataTable scrolls to the right edge)."""
+        if self.cursor_type == "row":
+            self.action_scroll_bottom()
+        else:
+            super().action_scroll_end()
+
     def update_row_cells(self, row_key: str, cells: Mapping[str, object]) -> None:
         """Put new values in some cells of one row, and repaint that row only.
 

@@ -52,7 +52,8 @@ class LogPanel(Vertical):
     HELP_GROUP = "Logs"
     BINDINGS = [
         Binding("f", "toggle_follow", "Follow/pause", id="logs.follow"),
-        Binding("t", "cycle_stamps", "Timestamps", show=False, id="logs.stamps"),
+        # (`t` is TensorBoard on the whole job screen: one key, one meaning)
+        Binding("s", "cycle_stamps", "Stamps", id="logs.stamps"),
         Binding("slash", "search", "Search log", id="logs.search"),
         Binding("n", "next_match", "Next match", show=False, id="logs.next-match"),
         Binding("N", "previous_match", "Previous match", show=False, id="logs.previous-match"),

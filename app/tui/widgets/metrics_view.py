@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -27,29 +29,34 @@ class MetricsView(Horizontal):
         table = KeyTable(id="metrics-table", cursor_type="row")
         table.add_column("Metric", key="name")
         table.add_column("Final", key="value")
+        table.add_column("From", key="source")
         table.add_column("Better", key="goal")
         yield table
         yield Static("", id="metrics-empty", classes="empty-state")
         yield MetricPlot(id="metrics-plot")
 
     def show(self, label: str, finals: dict[str, float],
-             series: dict[str, list[tuple[int, float]]]) -> None:
-        """Show one version's metrics: final values and every recorded curve."""
+             series: dict[str, list[tuple[int, float]]],
+             parameters: Collection[str] = ()) -> None:
+        """Show one version's metrics: final values and every recorded curve.
+
+        Names among the run `parameters` are settings the script echoed, not results: left
+        out. Each final value says where it is from: the run's summary (`metrics.json`,
+        often a held-out figure) or the last logged step of its curve.
+        """
         from app.metrics import metric_goal, ordered_metric_names
 
         same_version = label == self._version_label
         self._version_label = label
         self._series = series
-        self._names = ordered_metric_names(set(finals) | set(series))
+        self._names = ordered_metric_names((set(finals) | set(series)) - set(parameters))
         table = self.query_one("#metrics-table", KeyTable)
         previous = table.cursor_row
         table.clear()
         for name in self._names:
-            final = finals.get(name)
-            if final is None and series.get(name):
-                final = series[name][-1][1]
+            final, source = final_and_source(finals.get(name), series.get(name, []))
             goal = "higher" if metric_goal(name) == "max" else "lower"
-            table.add_row(name, format_value(final), goal, key=name)
+            table.add_row(name, format_value(final), source, goal, key=name)
         has_any = bool(self._names)
         empty = self.query_one("#metrics-empty", Static)
         empty.update("No metrics reported yet. Scripts report them as JSON lines, "
@@ -72,4 +79,19 @@ class MetricsView(Horizontal):
             self._plot(self._names[event.cursor_row])
 
     def _plot(self, name: str) -> None:
-        self.query_one(MetricPlot).show(name, [(self._version_label, self._series.get(name, []))])
+        points = self._series.get(name, [])
+        self.query_one(MetricPlot).show(curve_title(name, [points]),
+                                        [(self._version_label, points)])
+
+
+def final_and_source(final: float | None, points: Sequence[tuple[int, float]],
+                     ) -> tuple[float | None, str]:
+    """A metric's final value and where it is from: `summary` or `step N` (its curve's)."""
+    if points and (final is None or final == points[-1][1]):
+        return points[-1][1], f"step {points[-1][0]}"
+    return final, "summary" if final is not None else ""
+
+
+def curve_title(name: str, curves: Sequence[Sequence[tuple[int, float]]]) -> str:
+    """A plot's title that says its points are logged steps (a summary's final may differ)."""
+    return f"{name} by logged step" if any(curves) else name

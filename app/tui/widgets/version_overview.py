@@ -27,6 +27,7 @@ from textual.widgets import ProgressBar, Static
 
 from app.formatting import describe_code
 from app.tui.widgets.formatting import (
+    WrappedPath,
     format_duration,
     format_resources,
     format_seconds_time,
@@ -86,8 +87,8 @@ def details_table(info: VersionInfo) -> Table:
         ("Engine", info.engine or "—"),
         ("Resources", f"{format_resources(info.gpus, info.nodes, info.runtime)}"
                       f"  ·  pool {info.pool}  ·  GPUs held {gpus}"),
-        ("Output", info.output or "—"),
-        ("Logs", _logs_location(info)),
+        ("Output", WrappedPath(info.output or "—")),
+        ("Logs", WrappedPath(_logs_location(info))),
     ]
     if info.code:
         rows.insert(-2, ("Code", describe_code(info.code)))
