@@ -25,6 +25,7 @@ from app.cli.output import (
 )
 from app.errors import SpecError, TraindeckError
 from app.formatting import describe_code
+from app.readmodels import format_resources
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -151,7 +152,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         ["job", "version", "status", "engine", "resources", "created", "duration"],
         [
             (r.name, r.version, r.status, r.engine,
-             f"{r.gpus} GPU × {r.nodes} · {r.runtime}", format_time(r.created),
+             format_resources(r.gpus, r.nodes, r.runtime), format_time(r.created),
              format_duration(_duration(r.started, r.finished)))
             for r in rows
         ],
