@@ -20,6 +20,7 @@ from app.db import Database
 from app.jobs import load_version, parse_version_label
 from app.metrics import best_indices, metric_goal, ordered_metric_names
 from app.models import (
+    ACTIVE_STATUSES,
     Event,
     Job,
     MetricPointRow,
@@ -197,6 +198,23 @@ def count_jobs(db: Database, search: str = "", status: str | None = None) -> int
         return int(session.exec(query).one())
 
 
+def latest_metrics(connection: Any, version_ids: list[int]) -> dict[int, dict[str, float]]:
+    """The value each metric of running versions had last (they have no final values
+    yet): version id → name → value."""
+    out: dict[int, dict[str, float]] = {vid: {} for vid in version_ids}
+    if not version_ids:
+        return out
+    last = (core_select(func.max(col(MetricPointRow.id)))
+            .where(col(MetricPointRow.version_id).in_(version_ids))
+            .group_by(col(MetricPointRow.version_id), col(MetricPointRow.name)))
+    rows = connection.execute(
+        core_select(col(MetricPointRow.version_id), col(MetricPointRow.name),
+                    col(MetricPointRow.value)).where(col(MetricPointRow.id).in_(last)))
+    for version_id, name, value in rows:
+        out[version_id][name] = value
+    return out
+
+
 def final_metrics(session: Session, version_ids: list[int]) -> dict[int, dict[str, float]]:
     """Final metric values of each version (plain rows: no ORM object per value)."""
     out: dict[int, dict[str, float]] = {vid: {} for vid in version_ids}
@@ -211,6 +229,8 @@ def final_metrics(session: Session, version_ids: list[int]) -> dict[int, dict[st
         out[version_id][name] = value
     return out
 
+
+_ACTIVE = frozenset(status.value for status in ACTIVE_STATUSES)
 
 _VERSION_COLUMNS: tuple[Any, ...] = (
     Version.id, Version.number, Version.status, Version.reason, Version.exit_code,
@@ -320,6 +340,10 @@ def job_versions(
         orphans = deleted_parents(connection, [row[0] for row in rows if row[-1] is None])
     for version_id, name, value in summaries:
         metrics[version_id][name] = value
+    running = [row[0] for row in rows if row[2] in _ACTIVE and not metrics[row[0]]]
+    if running:
+        with db.read() as session:
+            metrics.update(latest_metrics(session.connection(), running))
     now = utcnow()
     infos = [_row_info(job_name, row, metrics[row[0]], now) for row in rows]
     return [replace(info, parent=orphans[info.id]) if info.id in orphans else info
@@ -335,6 +359,8 @@ def version_info(db: Database, job_name: str, label: str | None = None) -> Versi
             if version.parent_id else None
         )
         metrics = final_metrics(session, [version.id or 0])[version.id or 0]
+        if not metrics and version.status in _ACTIVE:  # running: the latest values so far
+            metrics = latest_metrics(session.connection(), [version.id or 0])[version.id or 0]
         orphan = (deleted_parents(session.connection(), [version.id or 0])
                   if parent_number is None else {})
     info = _info(job.name, version, parent_number, metrics)

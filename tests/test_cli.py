@@ -24,7 +24,7 @@ from helpers import (
     noop_launcher,
     traindeck_executable,
 )
-from sqlmodel import select
+from sqlmodel import delete, select
 
 import app.runtime.launcher
 from app.cli.main import main
@@ -671,3 +671,21 @@ def test_modify_runs_the_parents_code_unless_asked_and_compare_shows_what_change
     shown = cli("show", "demo", "-v", "V003").out
     code_line = next(line for line in shown.splitlines() if line.startswith("  code  "))
     assert code_line.split()[1:3] == ["2", "files,"] and str(boot.parent) in code_line
+
+
+def test_show_and_compare_give_a_running_versions_latest_metrics(
+        cli: Cli, three_versions: Context) -> None:
+    from app.models import MetricPointRow
+
+    ctx = three_versions
+    with ctx.db.write() as session:
+        v3 = session.exec(select(Version).where(Version.number == 3)).one()
+        v3.status = "running"
+        session.add(v3)
+        session.exec(delete(MetricSummary).where(MetricSummary.version_id == v3.id))
+        session.add_all([MetricPointRow(version_id=v3.id or 0, name="loss", step=s, value=v)
+                         for s, v in ((1, 0.9), (2, 0.7))])
+    shown = json.loads(cli("show", "demo", "-v", "V003", "--json").out)
+    assert shown["versions"][0]["metrics"] == {"loss": 0.7}  # the latest so far
+    compared = json.loads(cli("compare", "demo", "--json").out)
+    assert compared["metrics"]["loss"][2] == 0.7
