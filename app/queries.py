@@ -463,6 +463,8 @@ class Comparison:
     best: dict[str, tuple[int, ...]]
     """Per metric, the indices of the versions holding the best value (all of a tie)."""
     goals: dict[str, str]
+    reasons: list[str] = field(default_factory=list)
+    """Why each version is in its status (a failure's cause), or ''."""
 
     def to_dict(self) -> dict[str, Any]:
         """For `--json`: per metric, the labels of the versions with the best value."""
@@ -492,7 +494,7 @@ def compare(
         job=job_name, versions=[v.version for v in versions], version_ids=[v.id for v in versions],
         statuses=[v.status for v in versions], parameter_names=param_names, differing=differing,
         parameters=parameters, metric_names=metric_names, metrics=metrics, best=best,
-        goals=goals,
+        goals=goals, reasons=[v.reason for v in versions],
     )
 
 

@@ -689,3 +689,13 @@ def test_show_and_compare_give_a_running_versions_latest_metrics(
     assert shown["versions"][0]["metrics"] == {"loss": 0.7}  # the latest so far
     compared = json.loads(cli("compare", "demo", "--json").out)
     assert compared["metrics"]["loss"][2] == 0.7
+
+
+def test_compare_shows_why_a_version_failed(cli: Cli, three_versions: Context) -> None:
+    with three_versions.db.write() as session:
+        v2 = session.exec(select(Version).where(Version.number == 2)).one()
+        v2.status, v2.reason = "failed", "exit code 2: train.py: error: unrecognized arguments"
+        session.add(v2)
+    text = cli("compare", "demo").out
+    reason_row = next(line for line in text.splitlines() if line.startswith("reason"))
+    assert "exit code 2: train.py: error: unrecogni…" in reason_row  # cut at 40

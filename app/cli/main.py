@@ -284,6 +284,10 @@ def cmd_modify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from app.jobs import code_changes
     from app.queries import compare
@@ -300,6 +304,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 0
     names = result.parameter_names if args.all else result.differing
     rows: list[list[str]] = [["status", *result.statuses]]
+    if any(status == "failed" for status in result.statuses):
+        rows.append(["reason", *(_cut(reason, 40) if status == "failed" else ""
+                                 for status, reason in zip(result.statuses, result.reasons,
+                                                           strict=True))])
     rows += [[f"param {n}", *map(format_value, result.parameters[n])] for n in names]
     for name in result.metric_names:
         best = result.best[name]
