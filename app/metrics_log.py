@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -55,9 +55,13 @@ _STEP_KEYS = {"step": 0, "global_step": 0, "iteration": 1, "iter": 1, "epoch": 2
 _NOT_METRICS = frozenset({
     "version", "pid", "port", "rank", "local_rank", "node_rank", "world_size",
     "local_world_size", "seed", "master_port", "exitcode", "exit_code", "returncode",
-    "group_rank", "role_rank", "nproc_per_node", "nnodes",
+    "group_rank", "role_rank", "nproc_per_node", "nnodes", "steps", "epochs", "iters",
+    "iterations", "batch_size", "workers", "num_workers",
 })
 """Numbers scripts print that are set-up, not results."""
+# A value followed by a word that is not the next name (`data: 500 rows`, `took: 3 s`)
+# counts things in a unit: not a metric.
+_COUNTED = re.compile(r"[ \t]+[A-Za-z][\w-]*(?![\w-]*\s*[:=])")
 _NOT_QUALIFIERS = frozenset({
     "a", "an", "the", "and", "or", "of", "is", "at", "on", "in", "to", "for", "with", "by",
     "my", "our", "your", "its", "this", "that", "new", "set", "got", "info", "debug",
@@ -136,7 +140,8 @@ def default_pairs(text: str) -> tuple[list[tuple[str, float]], int | None]:
         return [], None
     if "://" in text:
         text = _URL.sub(" ", text)
-    found = [(_metric_name(m), m["value"]) for m in _PAIR.finditer(text)]
+    found = [(_metric_name(m), m["value"]) for m in _PAIR.finditer(text)
+             if not _COUNTED.match(text, m.end())]
     if "|" in text:
         found += [(_metric_name(m), m["value"]) for piece in text.split("|")
                   if (m := _BARRED.fullmatch(piece))]
@@ -265,16 +270,20 @@ class RankMetricsReader:
     """
 
     def __init__(self, metrics_file: Path, log_path: Path | None,
-                 patterns: Sequence[str] | None = None) -> None:
+                 patterns: Sequence[str] | None = None,
+                 settings: Iterable[str] = ()) -> None:
         self.jsonl = JsonlMetricsReader(metrics_file)
         self.log = None if log_path is None or patterns == [] else (
             LogMetricsReader(log_path, patterns))
         self._structured: set[str] = set()
+        self._settings = frozenset(settings)
+        """Run parameter names: a script echoing its settings (`lr=0.1`) prints no result."""
 
     def read_new(self) -> list[MetricPoint]:
         """New points of both sources since the last call."""
         points = self.jsonl.read_new()
         self._structured.update(p.name for p in points)
         if self.log is not None:
-            points += [p for p in self.log.read_new() if p.name not in self._structured]
+            points += [p for p in self.log.read_new()
+                       if p.name not in self._structured and p.name not in self._settings]
         return points

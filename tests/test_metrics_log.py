@@ -37,6 +37,9 @@ def named(points: list[MetricPoint]) -> list[tuple[str, int, float]]:
      [("valid_loss", 5.12), ("valid_ppl", 167.3)], 1),
     ("the loss: 0.3", [("loss", 0.3)], None),
     ("INFO:root:MASTER_PORT: 33073", [], None),
+    ("data: 500 rows, 2 features, classes ['0', '1']", [], None),
+    ("training: steps=200 lr=0.1 log_every=10", [("lr", 0.1), ("log_every", 10.0)], None),
+    ("loss: 0.31 accuracy: 0.91", [("loss", 0.31), ("accuracy", 0.91)], None),
     ("Epoch 3/10 - loss: 0.3120 - accuracy: 0.9100",
      [("loss", 0.312), ("accuracy", 0.91)], 3),
     ("{'loss': 0.31, 'learning_rate': 5e-05, 'epoch': 2.0}",
@@ -159,3 +162,10 @@ def test_spec_log_patterns() -> None:
     assert "both (?P<name>...) and (?P<value>...)" in fields["metrics.log_patterns[3]"]
     with pytest.raises(SpecError, match=r"metrics\.unknown"):
         parse_spec({**BASE, "metrics": {"unknown": 1}})
+
+
+def test_run_parameters_echoed_in_the_log_are_not_metrics(tmp_path: Path) -> None:
+    write_log(tmp_path / "rank-0.log", "training: lr=0.1 epochs=3\nstep 1 loss=0.5\n")
+    reader = RankMetricsReader(tmp_path / "metrics.jsonl", tmp_path / "rank-0.log",
+                               settings=["lr"])
+    assert named(reader.read_new()) == [("loss", 1, 0.5)]

@@ -92,6 +92,8 @@ class Supervisor(StorageSteps):
         self.readers: dict[int, RankMetricsReader] = {}
         self.log_patterns: list[str] | None = None
         """The spec's `metrics.log_patterns` (None: the default rules)."""
+        self.parameter_names: list[str] = []
+        """The run parameters: echoed in the log, they are settings, not metrics."""
         self.points: list[MetricPoint] = []
         self.threads: list[threading.Thread] = []
         self.state = state_dir(ctx.settings, version_id)
@@ -119,6 +121,7 @@ class Supervisor(StorageSteps):
         try:
             spec = JobSpec.model_validate(json.loads(version.spec_json))
             self.log_patterns = spec.metrics.log_patterns if spec.metrics else None
+            self.parameter_names = list(spec.parameters)
             self._setup_storage(version, spec)
             if version.handle:
                 self._adopt(version)
@@ -348,7 +351,7 @@ class Supervisor(StorageSteps):
                 log_path = self.logs[0].path if rank == 0 and 0 in self.logs else None
                 self.readers[rank] = RankMetricsReader(
                     metrics_path(self.ctx.settings, self.version_id, rank), log_path,
-                    self.log_patterns)
+                    self.log_patterns, self.parameter_names)
             reader = self.readers[rank]
             new += reader.read_new()
         if not new and not replace:
