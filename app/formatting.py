@@ -21,7 +21,9 @@ def human_bytes(count: float) -> str:
 def describe_code(info: dict[str, Any]) -> str:
     """A version's code snapshot in one line: `12 files, 48.0 KiB of ./code, git 1a2b3c4d
     (dirty)`."""
-    text = f"{info.get('files', 0)} files, {human_bytes(info.get('size', 0))} of {info['folder']}"
+    files = info.get("files", 0)
+    text = (f"{files} file{'' if files == 1 else 's'}, {human_bytes(info.get('size', 0))} of "
+            f"{info['folder']}")
     commit = info.get("git_commit")
     if commit:
         text += f", git {commit[:10]}" + (" (dirty)" if info.get("git_dirty") else "")
