@@ -64,15 +64,16 @@ def _children() -> list[int]:
     """Pids of this process's children (re-parented orphans included)."""
     found: list[int] = []
     try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        return found
-    for task in tasks:
-        try:
+        for task in os.listdir("/proc/self/task"):
             with open(f"/proc/self/task/{task}/children", "rb") as f:
                 found += [int(p) for p in f.read().split()]
-        except OSError:
-            continue
+    except OSError:  # a kernel without the children files: look at every process
+        me = os.getpid()
+        for entry in os.listdir("/proc"):
+            with suppress(OSError, ValueError, IndexError), \
+                    open(f"/proc/{entry}/stat", "rb") as f:
+                if int(f.read().rsplit(b")", 1)[1].split()[1]) == me:
+                    found.append(int(entry))
     return found
 
 
