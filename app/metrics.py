@@ -197,7 +197,7 @@ def tensorboard_available() -> bool:
     """Whether the ``tensorboard`` package is installed, which reading event files needs.
 
     Without it ``read_tensorboard_scalars`` returns no points; a caller can use this to tell
-    the user why (``pip install 'traindeck[tensorboard]'``).
+    the user why (it is one of Traindeck's dependencies: ``pip install tensorboard``).
     """
     try:
         from tensorboard.backend.event_processing import event_file_loader  # noqa: F401

@@ -40,7 +40,8 @@ from app.models import Job, TensorBoardSession, Version, utcnow, version_label
 from app.runtime.procs import cmdline, free_port, pid_alive
 from app.spec import is_remote
 
-INSTALL_HINT = "pip install 'traindeck[tensorboard]'"
+INSTALL_HINT = ("scripts/bootstrap (TensorBoard is one of Traindeck's dependencies), or "
+                "pip install tensorboard")
 DEFAULT_IDLE_TIMEOUT = 3600
 """Seconds without any traffic after which a TensorBoard stops by itself."""
 HOST = "127.0.0.1"
