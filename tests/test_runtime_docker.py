@@ -30,6 +30,7 @@ from test_runtime_local import (
     script_spec,
     show,
     submit,
+    submit_in_process,
     wait,
     wait_status,
 )
@@ -282,9 +283,17 @@ FLOOD_THEN_TRACEBACK = """
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("how", ["cli", "in-process"])
 def test_a_flood_then_a_traceback_keeps_every_line(engine: Any, ctx: Context,
-                                                   tmp_path: Path) -> None:
-    submit(script_spec(tmp_path, "flood", FLOOD_THEN_TRACEBACK, "docker"))
+                                                   tmp_path: Path, how: str) -> None:
+    """Through `traindeck submit` and as the TUI submits (in its own process, which then
+    stays): the engine's follow stream may end before the flood is all sent; the
+    supervisor reads the rest from where the stream stopped."""
+    spec = script_spec(tmp_path, "flood", FLOOD_THEN_TRACEBACK, "docker")
+    if how == "cli":
+        submit(spec)
+    else:
+        submit_in_process(ctx, spec)
     version = wait(ctx, "flood", timeout=300)
     lines = log_lines(version)
     numbered = [x for x in lines if x.startswith("line ")]

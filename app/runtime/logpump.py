@@ -197,42 +197,40 @@ def skip_lines(chunks: Iterable[bytes], count: int) -> Iterable[bytes]:
 def pump(
     executor: Executor, handle: Handle, rank: int, rank_log: RankLog,
     ended: threading.Event, on_end: Callable[[], None],
-    on_output: Callable[[], None] | None = None,
+    on_output: Callable[[], None] | None = None, position: dict[str, Any] | None = None,
 ) -> None:
     """Copy one rank's output into its log until the rank ends (run in a thread).
 
-    Docker streams are replayed from the container's start, skipping what the file
-    already holds, whenever they must be (re)opened: at adoption and after an engine
-    outage. A local rank's pipe is read once, to its end. `ended` is set by the
-    supervisor when every rank has exited; `on_end` is called when this pump returns, and
-    `on_output` once the first whole line of output has been written (or, without any,
-    when it returns).
+    `position` (kept by the caller, empty at first) holds where in the engine's stream
+    the lines written so far end: a stream that must be opened again (after an engine
+    outage, or at the end by `catch_up`) resumes right there. Without one (a supervisor
+    adopting a run), the stream is replayed from the container's start, skipping the
+    lines the file already holds. `ended` is set by the supervisor when every rank has
+    exited; `on_end` is called when this pump returns, and `on_output` once the first
+    whole line of output has been written (or, without any, when it returns).
     """
-    replay = executor.kind == "docker"
+    position = {} if position is None else position
     retries_left = RETRIES_AFTER_END
     lines_before = rank_log.rank_lines
     try:
         while True:
             try:
-                stream = executor.logs(handle, rank, None)
-                for chunk in skip_lines(stream, rank_log.rank_lines) if replay else stream:
+                resume = bool(position)
+                stream = executor.logs(handle, rank, None, position=position)
+                for chunk in stream if resume else skip_lines(stream, rank_log.rank_lines):
                     rank_log.feed(chunk)
                     if on_output is not None and rank_log.rank_lines > lines_before:
                         on_output()
                         on_output = None
-                if not replay:
-                    rank_log.finish_partial()
-                # A Docker rank's partial last line waits for `catch_up`.
+                # The partial last line waits for `catch_up`.
                 return
             except ExecutorError as exc:
                 log.warning("log stream of rank %d broke: %s", rank, exc)
             except Exception:
                 log.exception("log stream of rank %d failed", rank)
             rank_log.interrupted = True
-            if not replay:
-                rank_log.finish_partial()
-                return
-            rank_log.drop_partial()
+            if not position:
+                rank_log.drop_partial()  # the replay sends it again, whole
             if ended.wait(STREAM_RETRY_SECONDS):
                 retries_left -= 1
                 if retries_left < 0:
@@ -290,16 +288,27 @@ def _close(stream: Any) -> None:
         stream.close()
 
 
-def catch_up(executor: Executor, handle: Handle, rank: int, rank_log: RankLog) -> int | None:
+def catch_up(executor: Executor, handle: Handle, rank: int, rank_log: RankLog,
+             position: dict[str, Any] | None = None) -> int | None:
     """After a Docker rank has exited: copy whatever its stream did not deliver.
 
-    An engine that shuts down (or a stream that breaks as the container ends) can close
-    a log stream before its last lines were sent, while the engine's own log has them.
-    One more replay of the exited container, skipping what the file holds, fetches them.
+    A follow stream can end as its container exits before all its output was sent (an
+    engine shutting down, or a flood: the engine stops following while lines are still
+    in its log). With the stream's `position`, the engine's log is read on from there:
+    exact and cheap whatever the log's size. Without one, the exited container's log is
+    replayed, skipping what the file holds (not for logs over CATCH_UP_MAX_BYTES).
     Returns the number of rank lines added, or None when the engine did not answer (try
     again later). The caller writes the partial last line (`finish_partial`) when done.
     """
     before = rank_log.rank_lines
+    if position:
+        try:
+            for chunk in executor.logs(handle, rank, None, position=position):
+                rank_log.feed(chunk)
+        except ExecutorError as exc:
+            log.warning("could not read the end of rank %d's log: %s", rank, exc)
+            return None
+        return rank_log.rank_lines - before
     try:
         if rank_log.path.stat().st_size > CATCH_UP_MAX_BYTES:
             return 0

@@ -105,6 +105,8 @@ class Supervisor(StorageSteps):
         self.log_sync: LogSyncer | None = None
         self.restarted = restarted
         """True when this process replaces a supervisor of the version that died."""
+        self.positions: dict[int, dict[str, Any]] = {}
+        """Per rank, where in the engine's log stream the lines copied so far end."""
 
     @property
     def stopping(self) -> bool:
@@ -324,7 +326,8 @@ class Supervisor(StorageSteps):
         for rank, rank_log in sorted(self.logs.items()):
             thread = threading.Thread(
                 target=pump, name=f"logs-{rank}", daemon=True,
-                args=(executor, handle, rank, rank_log, ended, self.flags.changed.set))
+                args=(executor, handle, rank, rank_log, ended, self.flags.changed.set),
+                kwargs={"position": self.positions.setdefault(rank, {})})
             thread.start()
             self.threads.append(thread)
 
@@ -432,30 +435,31 @@ class Supervisor(StorageSteps):
         self._finish(executor, handle, version, final)
 
     def _catch_up(self, executor: Executor, handle: Handle, exits: list[RankExit]) -> None:
-        """Fetch the last lines a Docker log stream may have missed (see `catch_up`).
+        """Copy what the Docker log streams did not deliver before they ended.
 
-        When there is reason to doubt the stream: it broke, or a rank was killed by a
-        signal nobody here sent (an engine shutting down stops its containers and may
-        still be copying their last output into its log: give it a moment first). Small
-        logs are always checked: a follow stream can close as its container exits just
-        before the last frames arrive, and replaying a few MiB costs little.
+        A follow stream can end as its container exits with lines still to send (a
+        flood, an engine shutting down): every rank's log is read on from where its
+        stream stopped (see `catch_up`). After a signal nobody here sent (an engine
+        shutting down stops its containers and may still be writing their last output),
+        give the engine a moment first.
         """
         killed = not self.stopping and any(e.exit_code in (137, 143) for e in exits)
-        doubtful = [r for r, x in sorted(self.logs.items())
-                    if killed or x.interrupted or _size(x.path) < ALWAYS_CATCH_UP_BYTES]
         if killed:
             time.sleep(CATCH_UP_DELAY_SECONDS)
         deadline = time.monotonic() + CATCH_UP_WAIT_SECONDS
-        for rank in doubtful:
-            rank_log = self.logs[rank]
-            while (added := catch_up(executor, handle, rank, rank_log)) is None:
+        for rank, rank_log in sorted(self.logs.items()):
+            position = self.positions.get(rank)
+            if not position and not (killed or rank_log.interrupted
+                                     or _size(rank_log.path) < ALWAYS_CATCH_UP_BYTES):
+                continue
+            while (added := catch_up(executor, handle, rank, rank_log, position)) is None:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(2.0)
             rank_log.finish_partial()
             if added:
-                self._event(f"rank {rank}: {added} last log line(s) fetched again after "
-                            "its log stream ended early", "warning")
+                self._event(f"rank {rank}: {added} last log line(s) fetched after its log "
+                            "stream ended early", "warning")
 
     def _stop_ranks(self, executor: Executor, handle: Handle) -> None:
         try:

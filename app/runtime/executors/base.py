@@ -104,9 +104,11 @@ class Executor(ABC):
     def start(self, plan: LaunchPlan) -> Handle:
         """Start every rank; raise ExecutorError with a user-facing reason on failure."""
 
-    def logs(self, handle: Handle, rank: int, since: datetime | None = None) -> Iterator[bytes]:
+    def logs(self, handle: Handle, rank: int, since: datetime | None = None, *,
+             position: dict[str, Any] | None = None) -> Iterator[bytes]:
         """Yield the rank's combined stdout/stderr in chunks until it exits (executors
-        that pump logs)."""
+        that pump logs); `position` records (and, when not empty, resumes from) where
+        in the stream the chunks yielded end."""
         return iter(())
 
     def wait_any(self, handle: Handle, timeout: float) -> None:

@@ -324,7 +324,8 @@ class DockerExecutor(Executor):
     # -- watch ---------------------------------------------------------------------------
 
     def logs(self, handle: Handle, rank: int, since: datetime | None = None,
-             on_open: Callable[[Any], None] | None = None) -> Iterator[bytes]:
+             on_open: Callable[[Any], None] | None = None, *,
+             position: dict[str, Any] | None = None) -> Iterator[bytes]:
         """Yield the rank's stdout+stderr as the engine delivers it, until the rank ends.
 
         `since` is inclusive, as in Docker: a line stamped exactly at `since` is sent
@@ -335,12 +336,17 @@ class DockerExecutor(Executor):
 
         With `on_open`, it is called with the stream once it is open, and a stream that
         ends is not re-opened: closing it (from another thread) ends the output here.
+        `position` keeps the last frame's timestamp and count across calls: a call with a
+        position that is not empty starts right after the frames an earlier one yielded.
         """
         container_id = handle["containers"][rank]
         client = self._docker()
         since_s = _epoch(since) if since else None
-        last: bytes | None = None  # engine timestamp of the last frame yielded
-        seen_at_last = 0  # frames yielded that carry exactly that timestamp
+        position = {} if position is None else position
+        # Engine timestamp of the last frame yielded, and how many yielded frames carry
+        # exactly that timestamp.
+        last: bytes | None = position.get("last")
+        seen_at_last: int = position.get("seen", 0)
         while True:
             skip_ns = _stamp_ns(last) if last is not None else None
             skip_equal = seen_at_last
@@ -373,6 +379,7 @@ class DockerExecutor(Executor):
                         seen_at_last += 1
                     else:
                         last, seen_at_last = stamp, 1
+                    position["last"], position["seen"] = last, seen_at_last
                     yield data
             finally:
                 stream.close()
