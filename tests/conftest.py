@@ -25,12 +25,7 @@ _docker_problem: list[str | None] = []  # cached once per session: [] = not chec
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the markers (also declared in pyproject, so `--strict-markers` holds).
-
-    The command helper is off for the suite: a `traindeck` script run by a test runs in
-    its own process and leaves no helper behind (tests/test_cli_helper.py turns it on).
-    """
-    os.environ["TRAINDECK_CLI_HELPER"] = "off"
+    """Register the markers (also declared in pyproject, so `--strict-markers` holds)."""
     config.addinivalue_line(
         "markers", f"docker: needs a reachable Docker engine (fails when {REQUIRE_DOCKER_ENV}=1)"
     )
