@@ -141,13 +141,21 @@ async def test_an_engine_the_local_interpreter_lacks_says_so(build: Any) -> None
         assert note(pilot, "engine") == "the framework your code is written for"
 
 
+async def quiet(pilot: Pilot[Any]) -> None:
+    """Settle until no check is waiting to run or on its way (a loaded machine is slow)."""
+    for _ in range(40):
+        await settle(pilot)
+        if wizard(pilot)._timer is None and wizard(pilot)._pending_step is None:
+            break
+
+
 async def _command_step(pilot: Pilot[Any]) -> None:
     await fill_without_clicks(pilot)
     put(pilot, "#boot-file", "")
     put(pilot, "#command", "torchrun train.py {epocs}")
     put(pilot, "#arguments-plain", True)
     put(pilot, "#compat-moxing", True)
-    await settle(pilot)
+    await quiet(pilot)
     wizard(pilot).query_one("#arguments").focus()
     wizard(pilot).query_one("#run-style-fields").scroll_visible(animate=False)
     await pilot.pause()
@@ -160,7 +168,7 @@ async def _resources_step(pilot: Pilot[Any]) -> None:
     put(pilot, "#processes", "gpus")  # needs GPUs: the error stands beside the field
     put(pilot, "#cpus", "4")
     put(pilot, "#memory", "16g")
-    await settle(pilot)
+    await quiet(pilot)
     freeze(pilot)
 
 
