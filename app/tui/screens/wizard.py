@@ -453,10 +453,10 @@ class WizardScreen(FirstShow, Screen[WizardResult]):
         self.creating = True
         self.query_one("#wizard-error", Static).update(
             "Saving…" if self.edit_template else "Creating…")
-        self._create(self.form.collect()[0])
+        self._create(self.form.collect()[0], self.form.fresh_code)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="wizard-create")
-    def _create(self, raw: dict[str, Any]) -> None:
+    def _create(self, raw: dict[str, Any], fresh_code: bool = False) -> None:
         ref: VersionRef | TemplateInfo
         try:
             if self.edit_template is not None:
@@ -465,7 +465,8 @@ class WizardScreen(FirstShow, Screen[WizardResult]):
                 job, label = self.modify_from
                 _, spec, parent_id = modified_spec(self.ctx, job, label, raw=raw,
                                                    base_dir=self.base_dir)
-                ref = create_version(self.ctx, job, spec, parent_id, launcher=self.launcher)
+                ref = create_version(self.ctx, job, spec, parent_id, launcher=self.launcher,
+                                     fresh_code=fresh_code)
             else:
                 ref = submit(self.ctx, raw, self.base_dir, launcher=self.launcher)
         except SpecError as exc:

@@ -34,9 +34,16 @@ from textual.widgets import (
 from app.config import EngineSettings, Settings, config_file
 from app.spec import EVENTS
 from app.tui.widgets.job_form_collect import JobFormCollect
-from app.tui.widgets.param_rows import DatasetRows, EditableRows, ParamRows, PathRows
+from app.tui.widgets.param_rows import (
+    DatasetRows,
+    EditableRows,
+    EnvRows,
+    ParamRows,
+    PathRows,
+)
 from app.tui.widgets.toggles import Check, Radio
 from app.tui.widgets.wizard_fields import (
+    ARGUMENT_HINTS,
     HINTS,
     LIST_TARGETS,
     Location,
@@ -100,6 +107,15 @@ class JobForm(JobFormCollect, ContentSwitcher):
         self.template_mode = template_mode
         self.choices = WizardChoices()
         self.runtime = "auto"
+        self.arguments = "default"
+        """The `arguments:` choice shown (`default`: none given)."""
+        self._metrics: Any = None
+        """The spec's `metrics:` block, kept as it was (the form does not show it)."""
+        self.unavailable: dict[tuple[str, str], str] = {}
+        """(engine, version) → why it cannot run as local processes here."""
+        self.docker_answers = True
+        """Whether a Docker engine answered when the wizard opened (`auto` runs locally
+        when none does)."""
         self._options: dict[str, list[tuple[str | Text, str]]] = {}
         self._hints = dict(HINTS)
         if job_name is not None:
@@ -119,6 +135,8 @@ class JobForm(JobFormCollect, ContentSwitcher):
         field, ask = self._input_field, self._select_field
         self._options["engine"] = [(e, e) for e in dict.fromkeys(
             e.name for e in self.settings.engines)]
+        self._options["network"] = [("bridge", "bridge"), ("none: no network", "none"),
+                                    ("host", "host")]
         self._options["pool"] = [(f"{p.name} ({p.kind})", p.name) for p in self.settings.pools]
         with VerticalScroll(id="step-1", classes="step"):
             yield field("Name", "name", value=self.job_name or "", max_length=64,
@@ -144,17 +162,33 @@ class JobForm(JobFormCollect, ContentSwitcher):
                 yield ask("  Engine version", "engine-version", "choose a version")
                 yield field("  Code directory", "code-dir", placeholder="e.g. ./code")
                 yield field("  Boot file", "boot-file", placeholder="e.g. train.py")
+                yield field("  or Command", "command",
+                            placeholder="e.g. torchrun --nproc_per_node=2 train.py")
             with Vertical(id="image-fields", classes="algo-fields"):
                 yield field("  Image", "image-name", placeholder="e.g. registry/trainer:1.2")
                 yield field("  Command", "image-command", placeholder="e.g. python /app/train.py")
                 yield field("  Code directory", "image-code-dir", placeholder="optional")
+            with Vertical(id="run-style-fields", classes="algo-fields"):
+                yield self._radio_field("  Arguments", "arguments", "default",
+                                        default="default", modelarts="modelarts",
+                                        plain="plain", none="none")
+                yield field_row("  Compatibility", Check(
+                    "ModelArts moxing shim", id="compat-moxing", compact=True), "compat-moxing")
+                yield field_row("  Code", Check(
+                    "Take the code folder as it is now", id="fresh-code", compact=True),
+                    "fresh-code", row_id="fresh-code-field")
             yield list_field("Run parameters", ParamRows(id="params"), "params-field")
+            yield list_field("Environment", EnvRows(id="env"), "env-field")
             yield field("Output location", "output", placeholder="e.g. ./runs/out")
             yield field("Job log path", "log-dir", placeholder="e.g. ./runs/logs")
         with VerticalScroll(id="step-3", classes="step"):
             yield ask("Resource pool", "pool", "", allow_blank=False)
             yield field("GPUs per node", "gpus", value="0", type="integer")
             yield field("Compute nodes", "nodes", value="1", type="integer")
+            yield field("Processes per node", "processes", placeholder="1")
+            yield field("CPUs per node", "cpus", placeholder="no limit")
+            yield field("Memory per node", "memory", placeholder="no limit")
+            yield ask("Network", "network", "default (bridge)")
             yield self._radio_field("Runtime", "runtime", "auto",
                                     auto=f"default ({self.settings.default_runtime})",
                                     docker="docker", local="local")
@@ -179,7 +213,8 @@ class JobForm(JobFormCollect, ContentSwitcher):
     def _radio_field(self, label: str, set_id: str, pressed: str, **choices: str) -> Widget:
         buttons = [Radio(text, id=f"{set_id}-{key}", value=key == pressed)
                    for key, text in choices.items()]
-        return field_row(label, RadioSet(*buttons, id=set_id, compact=True), set_id)
+        return field_row(label, RadioSet(*buttons, id=set_id, compact=True), set_id,
+                         row_id=f"{set_id}-field")
 
     def _compose_subscriptions(self) -> ComposeResult:
         topics = self.settings.topics
@@ -203,6 +238,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
         self.watch_data_kind(self.data_kind)
         self.watch_algo_kind(self.algo_kind)
         self.hint_for_pool()
+        self.query_one("#fresh-code-field").display = self.job_name is not None
         if self.template_mode:
             self.query_one("#template-field").display = False
             self.query_one("#save-template-field").display = False
@@ -212,6 +248,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
     def set_choices(self, choices: WizardChoices) -> None:
         """Offer the templates, presets and datasets read from the database."""
         self.choices = choices
+        self.unavailable, self.docker_answers = choices.unavailable, choices.docker_answers
         self.query_one("#version", Static).update("—" if self.template_mode else choices.version)
         self._set_options("template", [(template_label(t), t.name) for t in choices.templates])
         self._set_options("preset", [
@@ -290,6 +327,24 @@ class JobForm(JobFormCollect, ContentSwitcher):
             if single and entry else HINTS["nodes"]
         )
         self._render_note("nodes")
+        self.sync_unavailable()
+
+    def runs_locally(self) -> bool:
+        """Whether the version will run as local processes (as far as the form can tell)."""
+        default = self.settings.default_runtime
+        return self.runtime == "local" or (self.runtime == "auto" and (
+            default == "local" or (default == "auto" and not self.docker_answers)))
+
+    def sync_unavailable(self) -> None:
+        """Say beside the engine or preset when it cannot run as local processes here."""
+        entry = self.engine_entry()
+        reason = (self.unavailable.get((entry.name, entry.version))
+                  if entry is not None and self.runs_locally() else None)
+        target = "preset" if self.algo_kind == "preset" else "engine"
+        for field_id in ("engine", "preset"):
+            self._hints[field_id] = (f"⚠ cannot run locally: {reason}"
+                                     if reason and field_id == target else HINTS.get(field_id, ""))
+            self._render_note(field_id)
 
     def sync_template_fields(self) -> None:
         """Enable the name and description of saved job parameters only when ticked."""
@@ -298,7 +353,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
         self.query_one("#template-description", Input).disabled = not ticked
 
     def _sync_params_hint(self) -> None:
-        rows = self.query_one(ParamRows)
+        rows = self.query_one("#params", ParamRows)
         preset = self._preset(self._selected("preset")) if self.algo_kind == "preset" else None
         if preset is None:
             rows.set_hint("passed to the code as --name=value")
@@ -316,6 +371,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
     def watch_algo_kind(self, kind: str) -> None:
         for name in ("preset", "framework", "image"):
             self.query_one(f"#{name}-fields").display = kind == name
+        self.query_one("#arguments-field").display = kind != "preset"
         self.sync_nodes()
         self._sync_params_hint()
 
@@ -329,6 +385,11 @@ class JobForm(JobFormCollect, ContentSwitcher):
             self.algo_kind = choice
         elif set_id == "runtime":
             self.runtime = choice
+            self.sync_unavailable()
+        elif set_id == "arguments":
+            self.arguments = choice
+            self._hints["arguments"] = ARGUMENT_HINTS[choice]
+            self._render_note("arguments")
 
     @on(Select.Changed, "#engine")
     def _engine_chosen(self) -> None:
@@ -343,7 +404,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
         self.sync_nodes()
         self._sync_params_hint()
         preset = self._preset(self._selected("preset"))
-        rows = self.query_one(ParamRows)
+        rows = self.query_one("#params", ParamRows)
         typed, _ = rows.collect()
         if preset and (not typed or typed == self._preset_defaults):
             # Empty, or still the previous preset's defaults: offer this one's.
@@ -384,9 +445,14 @@ class JobForm(JobFormCollect, ContentSwitcher):
             await self._fill_data(mapping_of(raw.get("data")))
             self._fill_algorithm(mapping_of(raw.get("algorithm")))
             params = mapping_of(raw.get("parameters"))
-            await self.query_one(ParamRows).set_params(
+            await self.query_one("#params", ParamRows).set_params(
                 {str(k): v if isinstance(v, bool | int | float | str) else str(v)
                  for k, v in params.items()})
+            env = mapping_of(raw.get("env"))
+            await self.query_one("#env", EnvRows).set_params(
+                {str(k): v if isinstance(v, bool | int | float | str) else str(v)
+                 for k, v in env.items()})
+            self._metrics = raw.get("metrics")
             self.query_one("#output", Input).value = text_of(raw.get("output"))
             self.query_one("#log-dir", Input).value = text_of(raw.get("log_dir"))
             self._fill_resources(mapping_of(raw.get("resources")))
@@ -414,6 +480,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
         self.data_kind = kind
 
     def _fill_algorithm(self, algo: Mapping[str, Any]) -> None:
+        arguments: Any = None
         if "preset" in algo:
             kind = "preset"
             self._choose("preset", text_of(mapping_of(algo["preset"]).get("name")))
@@ -425,6 +492,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
             self.query_one("#image-command", Input).value = (
                 shlex.join(map(str, command)) if isinstance(command, list) else text_of(command))
             self.query_one("#image-code-dir", Input).value = text_of(image.get("code_dir"))
+            arguments = image.get("arguments")
         else:
             kind = "framework"
             framework = mapping_of(algo.get("framework"))
@@ -432,14 +500,27 @@ class JobForm(JobFormCollect, ContentSwitcher):
             self.sync_engine_versions(prefer=text_of(framework.get("engine_version")))
             self.query_one("#code-dir", Input).value = text_of(framework.get("code_dir"))
             self.query_one("#boot-file", Input).value = text_of(framework.get("boot_file"))
+            command = framework.get("command")
+            self.query_one("#command", Input).value = (
+                shlex.join(map(str, command)) if isinstance(command, list) else text_of(command))
+            arguments = framework.get("arguments")
         self._press("algo-kind", kind)
         self.algo_kind = kind
+        self.arguments = arguments if kind != "preset" and arguments in ARGUMENT_HINTS else (
+            "default")
+        self._press("arguments", self.arguments)
+        self._hints["arguments"] = ARGUMENT_HINTS[self.arguments]
+        self.query_one("#compat-moxing", Checkbox).value = algo.get("compat") == "moxing"
 
     def _fill_resources(self, resources: Mapping[str, Any]) -> None:
         public = next((p.name for p in self.settings.pools if p.kind == "public"), "public")
         self._choose("pool", text_of(resources.get("pool")) or public)
         self.query_one("#gpus", Input).value = text_of(resources.get("gpus", 0))
         self.query_one("#nodes", Input).value = text_of(resources.get("nodes", 1))
+        for key, input_id in (("processes_per_node", "processes"), ("cpus", "cpus"),
+                              ("memory", "memory")):
+            self.query_one(f"#{input_id}", Input).value = text_of(resources.get(key))
+        self._choose("network", text_of(resources.get("network")))
         runtime = text_of(resources.get("runtime"))
         self.runtime = runtime if runtime in ("docker", "local") else "auto"
         self._press("runtime", self.runtime)
@@ -501,11 +582,11 @@ class JobForm(JobFormCollect, ContentSwitcher):
         return leftover
 
     def _row_index(self, loc: Location) -> int | None:
-        if isinstance(loc.row, str):  # a parameter name; names may hold dots
-            name = loc.row
-            while name and self.query_one(ParamRows).row_of(name) is None:
+        if isinstance(loc.row, str):  # a parameter or variable name; names may hold dots
+            rows, name = self.query_one(f"#{loc.target}", ParamRows), loc.row
+            while name and rows.row_of(name) is None:
                 name = name.rpartition(".")[0]
-            return self.query_one(ParamRows).row_of(name) if name else None
+            return rows.row_of(name) if name else None
         if loc.row is not None and loc.target == "paths":
             return self._path_index[loc.row] if loc.row < len(self._path_index) else None
         return loc.row

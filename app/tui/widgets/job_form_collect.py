@@ -36,6 +36,8 @@ class JobFormCollect(_FormBase):
         data_kind: reactive[str]
         algo_kind: reactive[str]
         runtime: str
+        arguments: str
+        _metrics: Any
         _path_index: list[int]
         _extra_subscriptions: list[dict[str, Any]]
 
@@ -50,10 +52,16 @@ class JobFormCollect(_FormBase):
             raw["description"] = self._value("description")
         raw["data"] = self._collect_data(errors)
         raw["algorithm"] = self._collect_algorithm(errors)
-        params, row_errors = self.query_one(ParamRows).collect()
+        params, row_errors = self.query_one("#params", ParamRows).collect()
         errors += [FieldError(f"parameters#{i}", message) for i, message in row_errors.items()]
         if params:
             raw["parameters"] = params
+        env, row_errors = self.query_one("#env", ParamRows).collect()
+        errors += [FieldError(f"env#{i}", message) for i, message in row_errors.items()]
+        if env:
+            raw["env"] = env
+        if self._metrics is not None:
+            raw["metrics"] = self._metrics
         for key, input_id in (("output", "output"), ("log_dir", "log-dir")):
             if self._value(input_id):
                 raw[key] = self._value(input_id)
@@ -92,29 +100,45 @@ class JobFormCollect(_FormBase):
             name = self._selected("preset")
             if not name:
                 errors.append(FieldError("algorithm.preset.name", "choose a preset algorithm"))
-            return {"preset": {"name": name or "-"}}
-        if self.algo_kind == "image":
+            algo: dict[str, Any] = {"preset": {"name": name or "-"}}
+        elif self.algo_kind == "image":
             image: dict[str, Any] = {"name": self._value("image-name")}
             if not image["name"]:
                 errors.append(FieldError("algorithm.image.name", "required"))
-            try:
-                command = shlex.split(self._value("image-command"))
-            except ValueError as exc:
-                errors.append(FieldError("algorithm.image.command", f"cannot split it: {exc}"))
-                command = []
+            command = self._split("image-command", "algorithm.image.command", errors)
             if command:
                 image["command"] = command
             if self._value("image-code-dir"):
                 image["code_dir"] = self._value("image-code-dir")
-            return {"image": image}
-        framework = {"engine": self._selected("engine"),
-                     "engine_version": self._selected("engine-version"),
-                     "code_dir": self._value("code-dir"), "boot_file": self._value("boot-file")}
-        for key, message in (("engine", "choose an engine"), ("engine_version", "choose a "
-                             "version"), ("code_dir", "required"), ("boot_file", "required")):
-            if not framework[key]:
-                errors.append(FieldError(f"algorithm.framework.{key}", message))
-        return {"framework": framework}
+            algo = {"image": image}
+        else:
+            framework = {"engine": self._selected("engine"),
+                         "engine_version": self._selected("engine-version"),
+                         "code_dir": self._value("code-dir")}
+            command = self._split("command", "algorithm.framework.command", errors)
+            if command:
+                framework["command"] = command
+            else:
+                framework["boot_file"] = self._value("boot-file")
+            for key, message in (("engine", "choose an engine"), ("engine_version", "choose a "
+                                 "version"), ("code_dir", "required"),
+                                 ("boot_file", "required (or give a command)")):
+                if key in framework and not framework[key]:
+                    errors.append(FieldError(f"algorithm.framework.{key}", message))
+            algo = {"framework": framework}
+        if self.algo_kind != "preset" and self.arguments != "default":
+            next(iter(algo.values()))["arguments"] = self.arguments
+        if self.query_one("#compat-moxing", Checkbox).value:
+            algo["compat"] = "moxing"
+        return algo
+
+    def _split(self, input_id: str, field: str, errors: list[FieldError]) -> list[str]:
+        """A command field split like a shell would (a finding when it does not split)."""
+        try:
+            return shlex.split(self._value(input_id))
+        except ValueError as exc:
+            errors.append(FieldError(field, f"cannot split it: {exc}"))
+            return []
 
     def _collect_resources(self, errors: list[FieldError]) -> dict[str, Any]:
         resources: dict[str, Any] = {"pool": self._selected("pool")}
@@ -124,9 +148,28 @@ class JobFormCollect(_FormBase):
                 resources[key] = int(text)
             except ValueError:
                 errors.append(FieldError(f"resources.{key}", "must be a whole number"))
+        processes = self._value("processes")
+        if processes:
+            resources["processes_per_node"] = (
+                int(processes) if processes.isdigit() else processes)
+        cpus = self._value("cpus")
+        if cpus:
+            try:
+                resources["cpus"] = int(cpus) if cpus.isdigit() else float(cpus)
+            except ValueError:
+                errors.append(FieldError("resources.cpus", "must be a number, e.g. 4 or 0.5"))
+        if self._value("memory"):
+            resources["memory"] = self._value("memory")
+        if self._selected("network"):
+            resources["network"] = self._selected("network")
         if self.runtime in ("docker", "local"):
             resources["runtime"] = self.runtime
         return resources
+
+    @property
+    def fresh_code(self) -> bool:
+        """Modify: take the code folder as it is now rather than the parent's snapshot."""
+        return self.query_one("#fresh-code", Checkbox).value
 
     def _collect_subscriptions(self, errors: list[FieldError]) -> list[dict[str, Any]]:
         if not self.settings.topics:

@@ -1,7 +1,8 @@
 """Editable rows: a list the user grows with "add" and shrinks with a remove button per row.
 
-`EditableRows` is the shared base of the wizard's three lists: `ParamRows` (run parameters
-as `name = value`, coerced exactly as the CLI coerces `--set name=value`), `PathRows`
+`EditableRows` is the shared base of the wizard's lists: `ParamRows` (run parameters
+as `name = value`, coerced exactly as the CLI coerces `--set name=value`), `EnvRows`
+(`env:` variables, the same rows), `PathRows`
 (data storage paths) and `DatasetRows` (a dataset and one of its versions per row).
 """
 
@@ -235,6 +236,16 @@ class ParamRows(EditableRows):
     def row_of(self, name: str) -> int | None:
         """The index of the row holding parameter `name`."""
         return next((i for i, (n, _) in enumerate(self.items()) if n == name), None)
+
+
+class EnvRows(ParamRows):
+    """Extra environment variables as `NAME = value` rows (`env:`; values are text to the
+    script: numbers and booleans typed here become text when the spec is checked)."""
+
+    ADD_LABEL = "+ add variable"
+
+    def on_mount(self) -> None:
+        self.set_hint("NAME=value for every process; no shell")
 
 
 class PathRows(EditableRows):

@@ -21,7 +21,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Label, Static
 
-from app.catalog import preset_info
+from app.catalog import preset_info, unavailable_reason
 from app.context import Context
 from app.errors import FieldError, SpecError, TraindeckError
 from app.jobs import default_locations, load_version, modified_spec, prepare_spec, spec_diff
@@ -66,6 +66,10 @@ class WizardChoices:
     """The label the new version will get."""
     parent_spec: dict[str, Any] | None = None
     """For modify: the spec of the version it starts from."""
+    unavailable: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(engine, version) → why it cannot run as local processes here, with the fix."""
+    docker_answers: bool = True
+    """Whether a Docker engine answered (under `auto`, versions run locally when not)."""
 
 
 # ---------------------------------------------------------------- where an error is shown
@@ -96,6 +100,11 @@ _TARGETS: dict[str, tuple[int, str]] = {
     "algorithm.image": (2, "image-name"),
     "algorithm.image.command": (2, "image-command"),
     "algorithm.image.code_dir": (2, "image-code-dir"),
+    "algorithm.framework.command": (2, "command"),
+    "algorithm.framework.arguments": (2, "arguments"),
+    "algorithm.image.arguments": (2, "arguments"),
+    "algorithm.compat": (2, "compat-moxing"),
+    "env": (2, "env"),
     "parameters": (2, "params"),
     "--set": (2, "params"),
     "output": (2, "output"),
@@ -104,6 +113,10 @@ _TARGETS: dict[str, tuple[int, str]] = {
     "resources.gpus": (3, "gpus"),
     "resources.nodes": (3, "nodes"),
     "resources.runtime": (3, "runtime"),
+    "resources.processes_per_node": (3, "processes"),
+    "resources.cpus": (3, "cpus"),
+    "resources.memory": (3, "memory"),
+    "resources.network": (3, "network"),
     "subscriptions": (4, "topic"),
     "subscriptions.events": (4, "events"),
     "save_as_template": (4, "save-template"),
@@ -111,7 +124,7 @@ _TARGETS: dict[str, tuple[int, str]] = {
     "save_as_template.description": (4, "template-description"),
 }
 
-LIST_TARGETS = ("datasets", "paths", "params")
+LIST_TARGETS = ("datasets", "paths", "params", "env")
 """Targets that are row lists: their errors go beside a row or under the list."""
 
 
@@ -125,10 +138,10 @@ def locate(path: str) -> Location:
     if match:
         step, target = _TARGETS[match.group(1)]
         return Location(step, target, int(match.group(2)))
-    match = re.fullmatch(r"parameters(?:#(\d+)|\.(.+))", path)
+    match = re.fullmatch(r"(parameters|env)(?:#(\d+)|\.(.+))", path)
     if match:
-        row: int | str = int(match.group(1)) if match.group(1) else match.group(2)
-        return Location(2, "params", row)
+        row: int | str = int(match.group(2)) if match.group(2) else match.group(3)
+        return Location(2, "params" if match.group(1) == "parameters" else "env", row)
     plain = re.sub(r"\[\d+\]", "", path)
     while plain:
         if plain in _TARGETS:
@@ -169,7 +182,17 @@ def load_choices(ctx: Context, modify_from: tuple[str, str] | None) -> WizardCho
             version = version_label(job.last_version_number + 1)
             parent = json.loads(source.spec_json)
             parent.pop("save_as_template", None)
-    return WizardChoices(templates, datasets, presets, version, parent)
+    unavailable = {(e.name, e.version): reason for e in ctx.settings.engines
+                   if (reason := unavailable_reason(ctx.settings, e.name, e.version))}
+    return WizardChoices(templates, datasets, presets, version, parent, unavailable,
+                         _docker_answers(ctx) if unavailable else True)
+
+
+def _docker_answers(ctx: Context) -> bool:
+    """Whether the Docker engine answers (a ping; asked only when it matters)."""
+    from app.runtime.dockerhost import docker_reachable
+
+    return ctx.settings.default_runtime != "auto" or docker_reachable(ctx.settings)
 
 
 def _own_locations(ctx: Context, spec: dict[str, Any]) -> dict[str, Any]:
@@ -250,10 +273,18 @@ def check_raw_spec(
         core.append(as_field_error(exc))
     core += _name_conflicts(ctx, raw, {top_key(e.field) for e in core}, modify_from, template)
     errors = list(local_errors)
-    for error in core:
+    for error in map(_inner_field, core):
         if not any(_related(error.field, e.field) for e in errors):
             errors.append(error)
     return SpecCheck(errors) if errors else SpecCheck([], spec, parent, diff)
+
+
+def _inner_field(error: FieldError) -> FieldError:
+    """`resources: processes_per_node: …` (a rule across fields) as the inner field's error,
+    when the wizard shows that field."""
+    match = re.match(r"(\w+): (.*)", error.message, re.DOTALL)
+    inner = f"{error.field}.{match.group(1)}" if match else ""
+    return FieldError(inner, match.group(2)) if match and inner in _TARGETS else error
 
 
 def _name_conflicts(
@@ -382,13 +413,29 @@ HINTS = {
     "code-dir": "a requirements.txt here is installed first",
     "boot-file": "run with --data_url and --train_url",
     "image-command": "split like a shell would; no shell runs it",
+    "command": "instead of a boot file; {data_url}, {train_url}, {param}",
+    "arguments": "modelarts with a boot file, none with a command",
+    "compat-moxing": "import moxing works on local and s3:// paths",
+    "fresh-code": "off: the new version runs its parent's code snapshot",
     "image-code-dir": "optional; mounted read-only",
     "output": "empty dir, not the data dir; blank: default",
     "log-dir": "blank: a folder under the runs folder",
     "gpus": "0 = CPU spec",
     "nodes": "1 = single machine, more = distributed",
+    "processes": "a number, or gpus: one process per GPU",
+    "cpus": "cores, e.g. 4 or 0.5",
+    "memory": "e.g. 16g or 512m",
+    "network": "Docker network of a single-node version",
     "runtime": "docker: in a container; local: a process",
     "topic": "this job's events are sent to the topic",
     "events": "running, succeeded, failed",
     "template-name": "how the saved job parameters are named",
+}
+
+ARGUMENT_HINTS = {
+    # What each `arguments:` choice appends to the command.
+    "default": HINTS["arguments"],
+    "modelarts": "appends --data_url=… --train_url=… --name=value",
+    "plain": "appends --name=value per parameter only",
+    "none": "appends nothing: use {placeholders}",
 }
