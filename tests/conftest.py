@@ -122,3 +122,17 @@ def docker_engine() -> Iterator[Any]:
         skip_or_fail(str(exc))
     yield client
     client.close()
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
+    """The loopback S3 server (`tests/s3server.py`), emptied, with the environment
+    pointing at it."""
+    from s3server import shared_server, use_server
+
+    server = shared_server()
+    server.allow_all()
+    server.reset()
+    use_server(monkeypatch, tmp_path, server)
+    yield server
+    server.allow_all()

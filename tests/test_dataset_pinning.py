@@ -11,12 +11,11 @@ import hashlib
 import json
 import os
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from s3server import S3Server, put_objects, shared_server, use_server
+from s3server import S3Server, put_objects
 from test_runtime_docker import engine  # noqa: F401  (the fixture)
 
 from app.context import Context
@@ -195,14 +194,6 @@ def test_a_docker_job_reads_the_pinned_files(engine: Any, ctx: Context,  # noqa:
 # ---------------------------------------------------------------- object storage
 
 
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[S3Server]:
-    """The loopback S3 server, emptied, with the environment pointing at it."""
-    server = shared_server()
-    server.allow_all()
-    server.reset()
-    use_server(monkeypatch, tmp_path, server)
-    yield server
 
 
 S3_FILES = {"rewrite.csv": b"r,1\n", "delete.csv": b"d,1\n", "keep.csv": b"k,1\n"}

@@ -7,13 +7,13 @@ import argparse
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import count_rows, noop_launcher
-from s3server import S3Server, put_objects, shared_server, use_server
+from s3server import S3Server, put_objects
 
 from app.catalog import DbCatalog
 from app.context import Context
@@ -36,14 +36,6 @@ from app.models import Status
 LONG = "n" * 300
 
 
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[S3Server]:
-    """The loopback S3 server, emptied, with the environment pointing at it."""
-    server = shared_server()
-    server.allow_all()
-    server.reset()
-    use_server(monkeypatch, tmp_path, server)
-    yield server
 
 
 def make_folder(base: Path, files: dict[str, bytes]) -> Path:

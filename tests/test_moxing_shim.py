@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from s3server import S3Server, put_objects, shared_server, use_server
+from s3server import S3Server, put_objects
 
 from app.compat import shim_path
 from app.compat.moxing import _s3
@@ -53,14 +53,10 @@ def run_script(script: Path, *args: str, env: dict[str, str] | None = None,
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[S3Server]:
-    """The loopback S3 server, emptied, the environment pointing at it, a fresh client."""
-    server = shared_server()
-    server.allow_all()
-    server.reset()
-    use_server(monkeypatch, tmp_path, server)
+def s3(s3: S3Server) -> Iterator[S3Server]:
+    """The suite's loopback S3 server, with a fresh client of the shim's."""
     _s3._clients.clear()
-    yield server
+    yield s3
     _s3._clients.clear()
 
 

@@ -12,13 +12,12 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import noop_launcher, write_yaml
-from s3server import S3Server, dead_endpoint, shared_server, use_server
+from s3server import S3Server, dead_endpoint
 from test_runtime_local import (
     current,
     log_lines,
@@ -50,14 +49,10 @@ print("woke up", flush=True)
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[S3Server]:
-    """The loopback S3 server, emptied, with the environment pointing at it."""
-    server = shared_server()
-    server.allow_all()
-    server.reset()
-    use_server(monkeypatch, tmp_path, server)
-    server.client().create_bucket(Bucket="results")
-    yield server
+def s3(s3: S3Server) -> S3Server:
+    """The suite's loopback S3 server, with a `results` bucket."""
+    s3.client().create_bucket(Bucket="results")
+    return s3
 
 
 def remote_spec(base: Path, name: str, runtime: str = "local", sleep: float = 300) -> Path:

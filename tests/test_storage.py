@@ -9,7 +9,6 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,6 @@ from s3server import (
     dead_endpoint,
     isolate_aws,
     put_objects,
-    shared_server,
-    use_server,
 )
 
 from app.storage import (
@@ -59,15 +56,6 @@ SMALL_PARTS = TransferOptions(multipart_threshold=5 * MiB, multipart_chunksize=5
                               max_concurrency=4)
 
 
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[S3Server]:
-    """The loopback S3 server, emptied, with the environment pointing at it."""
-    server = shared_server()
-    server.allow_all()
-    server.reset()
-    use_server(monkeypatch, tmp_path, server)
-    yield server
-    server.allow_all()
 
 
 class Recorder:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from s3server import S3Server, hung_endpoint, isolate_aws, put_objects, shared_server, use_server
+from s3server import S3Server, hung_endpoint, isolate_aws, put_objects
 
 from app.config import Settings
 from app.storage import DataError, Endpoint, prepare_data, upload_output
@@ -17,14 +16,6 @@ from app.storage.transfer import open_no_follow
 SECRET = b"host-only secret bytes 7f3a"
 
 
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[S3Server]:
-    """The loopback S3 server, emptied, with the environment pointing at it."""
-    server = shared_server()
-    server.allow_all()
-    server.reset()
-    use_server(monkeypatch, tmp_path, server)
-    yield server
 
 
 def _bucket_bodies(server: S3Server, bucket: str) -> dict[str, bytes]:

@@ -7,13 +7,12 @@ refuse — and the words — are the core's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from s3server import S3Server, put_objects, shared_server, use_server
+from s3server import S3Server, put_objects
 from sqlalchemy import update
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
@@ -75,14 +74,6 @@ def folder(base: Path, name: str, files: dict[str, str]) -> Path:
     return path
 
 
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[S3Server]:
-    """The loopback S3 server, emptied, with the environment pointing at it."""
-    server = shared_server()
-    server.allow_all()
-    server.reset()
-    use_server(monkeypatch, tmp_path, server)
-    yield server
 
 
 def test_split_field_error_names_the_field() -> None:
