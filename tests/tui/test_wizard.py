@@ -132,6 +132,11 @@ async def next_step(pilot: Pilot[Any]) -> None:
         if screen._pending_step is None:
             break
         await settle(pilot)
+    if screen.step != step:
+        # The new step's first field takes the focus after a refresh, which a loaded
+        # machine may not have made yet: as the screen does then, so pictures agree.
+        screen._focus_step()
+        await pilot.pause()
 
 
 async def fill_basic_and_framework(pilot: Pilot[Any], name: str = "digits-baseline") -> None:
