@@ -6,12 +6,14 @@ Nothing here is a fixture: fixtures live in `conftest.py` and hand these objects
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from sqlalchemy import func, select
 from sqlmodel import SQLModel
@@ -144,3 +146,16 @@ def run_cli(*argv: str) -> tuple[int, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(argv))
     return code, out.getvalue() + err.getvalue()
+
+
+def require_image(docker_engine: Any, image: str) -> None:
+    """Fail (engine tests required) or skip when the test image is not built."""
+    from docker.errors import ImageNotFound
+
+    try:
+        docker_engine.images.get(image)
+    except ImageNotFound:
+        message = f"image {image} missing: run scripts/build-test-image"
+        if os.environ.get("TRAINDECK_REQUIRE_DOCKER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import require_image
 from test_runtime_local import (
     cli,
     current,
@@ -109,14 +110,7 @@ def test_a_local_rank_that_ended_unwatched_gets_its_real_exit_code(
 @pytest.fixture
 def image(docker_engine: Any, ctx: Context) -> Iterator[Any]:
     """The Docker engine client, with the test image present; removes leftovers after."""
-    from docker.errors import ImageNotFound
-
-    try:
-        docker_engine.images.get(IMAGE)
-    except ImageNotFound:
-        if os.environ.get("TRAINDECK_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"image {IMAGE} missing: run scripts/build-test-image")
-        pytest.skip(f"image {IMAGE} missing: run scripts/build-test-image")
+    require_image(docker_engine, IMAGE)
     yield docker_engine
     label = f"{INSTANCE_LABEL}={instance_tag(ctx.settings)}"
     for container in docker_engine.containers.list(all=True, filters={"label": label}):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import require_image
 from s3server import S3Server, put_objects
 
 from app.compat import shim_path
@@ -107,15 +108,7 @@ def test_modelarts_script_copies_s3_data_through_s3_endpoint(s3: S3Server,
 @pytest.mark.docker
 def test_modelarts_script_in_a_bare_image_with_the_shim_mounted_read_only(
         docker_engine: Any, tmp_path: Path) -> None:
-    from docker.errors import ImageNotFound
-
-    try:
-        docker_engine.images.get(IMAGE)
-    except ImageNotFound:
-        message = f"image {IMAGE} missing: run scripts/build-test-image"
-        if os.environ.get("TRAINDECK_REQUIRE_DOCKER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_image(docker_engine, IMAGE)
     make_data(tmp_path / "data")
     (tmp_path / "out").mkdir()
     (tmp_path / "code").mkdir()

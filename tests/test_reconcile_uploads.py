@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import noop_launcher, write_yaml
+from helpers import noop_launcher, require_image, write_yaml
 from s3server import S3Server, dead_endpoint
 from test_runtime_local import (
     current,
@@ -177,17 +177,10 @@ def test_an_upload_that_fails_is_tried_again_at_the_next_start(
 @pytest.mark.slow
 def test_an_adopted_docker_run_that_finished_unwatched_uploads(
         s3: S3Server, ctx: Context, tmp_path: Path, docker_engine: Any) -> None:
-    from docker.errors import ImageNotFound
-
     from app.runtime.control import wait_final
     from app.runtime.plan import INSTANCE_LABEL, instance_tag
 
-    try:
-        docker_engine.images.get(IMAGE)
-    except ImageNotFound:
-        if os.environ.get("TRAINDECK_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"image {IMAGE} missing: run scripts/build-test-image")
-        pytest.skip(f"image {IMAGE} missing: run scripts/build-test-image")
+    require_image(docker_engine, IMAGE)
     try:
         submit_in_process(ctx, remote_spec(tmp_path, "lost-docker", "docker", sleep=3))
         version = kill_supervisor_when_written(ctx, "lost-docker")

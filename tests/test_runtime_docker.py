@@ -7,7 +7,6 @@ engine (or the image) these tests skip, or fail when TRAINDECK_REQUIRE_DOCKER=1.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import count_rows, traindeck_executable, write_yaml
+from helpers import count_rows, require_image, traindeck_executable, write_yaml
 from test_runtime_local import (
     ECHO_BOOT,
     FOUR_METRICS,
@@ -46,15 +45,7 @@ pytestmark = pytest.mark.docker
 @pytest.fixture
 def engine(docker_engine: Any, ctx: Context) -> Iterator[Any]:
     """The engine client, with the test image present; removes this home's leftovers."""
-    from docker.errors import ImageNotFound
-
-    try:
-        docker_engine.images.get(IMAGE)
-    except ImageNotFound:
-        message = f"image {IMAGE} missing: run scripts/build-test-image"
-        if os.environ.get("TRAINDECK_REQUIRE_DOCKER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_image(docker_engine, IMAGE)
     yield docker_engine
     label = f"{INSTANCE_LABEL}={instance_tag(ctx.settings)}"
     for container in docker_engine.containers.list(all=True, filters={"label": label}):
