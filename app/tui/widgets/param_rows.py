@@ -23,6 +23,20 @@ from app.jobs import parse_assignments
 from app.spec import ParamValue, format_parameter
 
 
+class EditableRow(Horizontal):
+    """One row: its controls, a remove button and an error note.
+
+    The controls are held as attributes, so a row can be read the moment it exists,
+    before its children are mounted.
+    """
+
+    def __init__(self, controls: list[Widget]) -> None:
+        self.controls = controls
+        self.error = Static("", classes="row-error -empty", markup=False)
+        remove = Button("✕", classes="remove-row", compact=True, tooltip="Remove this row")
+        super().__init__(*controls, remove, self.error, classes="row")
+
+
 class EditableRows(Vertical):
     """Rows the user can add and remove, each with its own error note.
 
@@ -98,30 +112,23 @@ class EditableRows(Vertical):
         """The controls of one row showing `value` (None for a new, empty row)."""
         raise NotImplementedError
 
-    def _build_row(self, value: Any) -> Horizontal:
-        remove = Button("✕", classes="remove-row", compact=True, tooltip="Remove this row")
-        error = Static("", classes="row-error -empty", markup=False)
-        return Horizontal(*self.make_row_controls(value), remove, error, classes="row")
-
     @property
-    def rows(self) -> list[Widget]:
-        """The row containers, in order."""
-        return list(self.query_one(".rows", Vertical).children)
+    def rows(self) -> list[EditableRow]:
+        """The rows, in order."""
+        return list(self.query_one(".rows", Vertical).query_children(EditableRow))
 
     async def set_rows(self, values: Iterable[Any]) -> None:
         """Replace every row with rows showing `values`."""
         container = self.query_one(".rows", Vertical)
         await container.remove_children()
-        await container.mount_all([self._build_row(value) for value in values])
+        await container.mount_all([EditableRow(self.make_row_controls(value)) for value in values])
 
     async def add_row(self, value: Any = None, *, focus: bool = True) -> Widget:
         """Append a row and (by default) focus its first control; posts nothing."""
-        row = self._build_row(value)
+        row = EditableRow(self.make_row_controls(value))
         await self.query_one(".rows", Vertical).mount(row)
         if focus:
-            first = next((w for w in row.query("*") if w.focusable), None)
-            if first is not None:
-                first.focus()
+            row.controls[0].focus()
         return row
 
     @on(Button.Pressed, ".add-row")
@@ -148,7 +155,7 @@ class EditableRows(Vertical):
     def set_errors(self, rows: Mapping[int, str], general: str = "") -> None:
         """Show an error beside each row in `rows` (by index) and one for the whole list."""
         for index, row in enumerate(self.rows):
-            error = row.query_one(".row-error", Static)
+            error = row.error
             error.set_class(not rows.get(index), "-empty")
             if error.content != rows.get(index, ""):
                 error.update(rows.get(index, ""))
@@ -204,8 +211,9 @@ class ParamRows(EditableRows):
         """Each row's name and value text, in order."""
         out = []
         for row in self.rows:
-            name = row.query_one(".param-name", Input).value.strip()
-            out.append((name, row.query_one(".param-value", Input).value))
+            name, _, value = row.controls
+            assert isinstance(name, Input) and isinstance(value, Input)
+            out.append((name.value.strip(), value.value))
         return out
 
     def collect(self) -> tuple[dict[str, ParamValue], dict[int, str]]:
@@ -265,7 +273,7 @@ class PathRows(EditableRows):
 
     def paths(self) -> list[str]:
         """The text of each row, in order (blank rows included)."""
-        return [row.query_one(".data-path", Input).value.strip() for row in self.rows]
+        return [_input(row).value.strip() for row in self.rows]
 
 
 class DatasetRows(EditableRows):
@@ -310,10 +318,11 @@ class DatasetRows(EditableRows):
     @on(Select.Changed, ".dataset-name")
     def _dataset_chosen(self, event: Select.Changed) -> None:
         row = event.select.parent
-        if not isinstance(row, Widget):
+        if not isinstance(row, EditableRow):
             return
         versions = [] if event.select.is_blank() else self.datasets.get(str(event.value), [])
-        version_select = row.query_one(".dataset-version", Select)
+        version_select = row.controls[1]
+        assert isinstance(version_select, Select)
         version_select.set_options([(v, v) for v in versions])
         if versions:
             version_select.value = versions[-1]  # the newest version, to start with
@@ -322,8 +331,14 @@ class DatasetRows(EditableRows):
         """The dataset and version of each row (None where not chosen)."""
         out = []
         for row in self.rows:
-            name = row.query_one(".dataset-name", Select)
-            version = row.query_one(".dataset-version", Select)
+            name, version = row.controls
+            assert isinstance(name, Select) and isinstance(version, Select)
             out.append((None if name.is_blank() else str(name.value),
                         None if version.is_blank() else str(version.value)))
         return out
+
+
+def _input(row: EditableRow) -> Input:
+    control = row.controls[0]
+    assert isinstance(control, Input)
+    return control
