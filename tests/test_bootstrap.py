@@ -1,6 +1,7 @@
 """requirements.txt on top of the engine (app/runtime/bootstrap.py), run for real.
 
-The "engine" is this test's own interpreter; the requirement is a tiny wheel built here and
+The "engine" is this test's own interpreter, or a virtual environment made here with tiny
+packages of its own (`engine_with`); the requirements are tiny wheels built here and
 installed with `--no-index --find-links`, so nothing needs the network.
 """
 
@@ -11,6 +12,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,18 @@ def tiny_wheel(folder: Path, name: str = "tinypkg", version: str = "1.0") -> Pat
             archive.writestr(path, data)
         archive.writestr(f"{name}-{version}.dist-info/RECORD", record)
     return wheel
+
+
+def engine_with(folder: Path, *wheels: Path) -> str:
+    """An engine's interpreter: a virtual environment with `wheels` installed in its own
+    site-packages, which also sees this interpreter's packages (pip, pyyaml)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    [site] = folder.glob("lib/python*/site-packages")
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:  # a pure-Python wheel unpacked is installed
+            archive.extractall(site)
+    (site / "tests_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return str(folder / "bin" / "python")
 
 
 SHOW = (
@@ -134,6 +148,57 @@ def test_versions_starting_together_build_once(code: Path, tmp_path: Path) -> No
     assert [proc.returncode for proc in procs] == [0, 0, 0], outputs
     assert sum("installing requirements.txt on top of" in out for out in outputs) == 1
     assert all(values(out)["tinypkg"][0] == "1.0" for out in outputs)
+
+
+def test_a_package_the_engine_has_is_named_when_replaced(tmp_path: Path) -> None:
+    """The engine has tinypkg 1.0 and otherpkg 1.0; requirements.txt asks for tinypkg==2.0
+    and otherpkg>=1.0 (2.0 is on offer too): tinypkg 2.0 goes into the version's
+    environment, said in one line before the script's output (every time the environment
+    is used); otherpkg and the engine's own copies stay as they are."""
+    engine = tmp_path / "engine"
+    python = engine_with(engine, tiny_wheel(tmp_path / "old", "tinypkg", "1.0"),
+                         tiny_wheel(tmp_path / "old", "otherpkg", "1.0"))
+    wheels = tmp_path / "wheels"
+    tiny_wheel(wheels, "tinypkg", "2.0")
+    tiny_wheel(wheels, "otherpkg", "2.0")
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "requirements.txt").write_text(
+        f"--no-index\n--find-links {wheels}\ntinypkg==2.0\notherpkg>=1.0\n")
+    (code / "show.py").write_text("import tinypkg, otherpkg\n"
+                                  "print('tinypkg', tinypkg.VALUE, tinypkg.__file__)\n"
+                                  "print('otherpkg', otherpkg.VALUE, otherpkg.__file__)\n")
+    cache = tmp_path / "cache"
+    line = ("[traindeck] requirements.txt: tinypkg 1.0 from the engine is replaced by 2.0 in "
+            "this version's environment")
+    for _ in range(2):  # installed, then the cached environment
+        done = run(code, cache, "python", "show.py", python=python)
+        assert done.returncode == 0, done.stdout + done.stderr
+        lines = done.stdout.splitlines()
+        assert [x for x in lines if "from the engine" in x] == [line]
+        assert lines.index(line) < next(i for i, x in enumerate(lines) if x.startswith("tinypkg"))
+        [env] = [p for p in cache.iterdir() if p.is_dir()]
+        got = values(done.stdout)
+        assert got["tinypkg"][0] == "2.0" and got["tinypkg"][1].startswith(str(env))
+        assert got["otherpkg"][0] == "1.0" and got["otherpkg"][1].startswith(str(engine))
+    assert not list(env.glob("lib/python*/site-packages/otherpkg*"))
+    [site] = engine.glob("lib/python*/site-packages")
+    assert sorted(p.name for p in site.glob("*.dist-info")) == [
+        "otherpkg-1.0.dist-info", "tinypkg-1.0.dist-info"]
+    engine_sees = subprocess.run([python, "-c", "import tinypkg; print(tinypkg.VALUE)"],
+                                 capture_output=True, text=True, check=True).stdout
+    assert engine_sees == "1.0\n"
+
+
+def test_requirements_can_be_ignored(code: Path) -> None:
+    """`requirements: ignore`: one line, nothing installed, the command runs as it is."""
+    done = subprocess.run(
+        [sys.executable, str(BOOTSTRAP), bootstrap.IGNORE, "--", sys.executable, "-c",
+         "import sys; print(sys.executable)"],
+        cwd=code, capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout) == (0, (
+        "[traindeck] requirements.txt ignored (requirements: ignore): nothing installed\n"
+        f"{sys.executable}\n"))
 
 
 def test_an_interpreter_without_pip_fails_with_one_line(code: Path, tmp_path: Path) -> None:

@@ -1,6 +1,8 @@
 """Runs inside every rank before its command when the code folder has a requirements.txt.
 
-Usage: ``python bootstrap.py CACHE_DIR -- ARGV...`` (in the folder holding requirements.txt).
+Usage: ``python bootstrap.py CACHE_DIR -- ARGV...`` (in the folder holding requirements.txt),
+or ``python bootstrap.py --ignore -- ARGV...`` when the algorithm says ``requirements:
+ignore`` (the log says the file was ignored, and nothing is installed).
 
 Standard library only: it is copied next to the version's state and run by the rank's own
 interpreter, in a container or on the host. The requirements go into a virtual environment
@@ -14,7 +16,10 @@ once its ready marker exists (a crashed build is built again). It is built in pl
 renamed into place, because a virtual environment holds its own path (in the scripts pip
 writes). Then the command is exec'd with the environment first: its ``bin`` first on
 PATH, a ``python`` command and Python scripts found on PATH (``torchrun``) run by its
-interpreter, so the processes they start see the requirements too.
+interpreter, so the processes they start see the requirements too. Each package of the
+environment that the engine has as well (whose copy there hides the engine's own from
+this version's processes: ``torch>=2.6`` on an engine with torch 2.3) is named in one
+line, with both versions, every time the environment is used.
 
 Progress goes to the log as ``[traindeck] ...`` lines, pip's own output as
 ``[traindeck] pip: ...``; a failure is one ``[traindeck] error: ...`` line (which
@@ -25,6 +30,7 @@ requirements.txt refers to (``-r other.txt``, ``-e .``) are not part of the hash
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import importlib.util
 import os
@@ -38,6 +44,8 @@ FAILED = 97
 """Exit code when the requirements cannot be installed."""
 READY = ".traindeck-ready"
 """Written into an environment once it is complete."""
+IGNORE = "--ignore"
+"""In place of CACHE_DIR: leave requirements.txt alone (`requirements: ignore`)."""
 FORMAT = "1"
 """Part of the hash: changing how environments are built starts a fresh cache."""
 _PYTHON = re.compile(r"python(\d+(\.\d+)?)?")
@@ -136,6 +144,32 @@ def build(env: str, requirements: bytes) -> None:
     say("requirements installed")
 
 
+def replaced_lines(env: str) -> list[str]:
+    """One line per package installed into `env` that the engine also has."""
+    try:
+        from importlib import metadata
+    except ImportError:  # Python 3.7: nothing to compare with
+        return []
+    own = glob.glob(os.path.join(env, "lib", "python*", "site-packages"))
+    installed = {_normalized(d.metadata["Name"]): d for d in metadata.distributions(path=own)
+                 if d.metadata["Name"]}
+    if not installed:
+        return []
+    engine: dict[str, str] = {}
+    for dist in metadata.distributions(path=engine_site_dirs()):
+        name = dist.metadata["Name"]
+        if name and _normalized(name) in installed:
+            engine.setdefault(_normalized(name), dist.version)  # the first one is imported
+    return [f"requirements.txt: {installed[key].metadata['Name']} {engine[key]} from the engine "
+            f"is replaced by {installed[key].version} in this version's environment"
+            for key in sorted(engine)]
+
+
+def _normalized(name: str) -> str:
+    """A distribution name as pip compares it (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def run_pip(python: str) -> tuple[int, str]:
     """Run pip in the environment, its output copied to the log; exit code, last error."""
     proc = subprocess.Popen(
@@ -183,12 +217,18 @@ def main() -> int:
     """Prepare the environment for ./requirements.txt (if there is one), exec the command."""
     args = sys.argv[1:]
     if len(args) < 3 or args[1] != "--":
-        print(PREFIX + "error: bootstrap: usage: bootstrap.py CACHE_DIR -- ARGV...", flush=True)
+        print(PREFIX + "error: bootstrap: usage: bootstrap.py CACHE_DIR|--ignore -- ARGV...",
+              flush=True)
         return 2
     cache_dir, argv = args[0], args[2:]
-    if os.path.isfile("requirements.txt"):
+    if cache_dir == IGNORE and os.path.isfile("requirements.txt"):
+        say("requirements.txt ignored (requirements: ignore): nothing installed")
+    elif os.path.isfile("requirements.txt"):
         try:
-            argv = in_environment(prepare(cache_dir), argv)
+            env = prepare(cache_dir)
+            for line in replaced_lines(env):
+                say(line)
+            argv = in_environment(env, argv)
         except (Failure, OSError, subprocess.SubprocessError) as exc:
             print(PREFIX + "error: " + str(exc), flush=True)
             return FAILED
