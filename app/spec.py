@@ -238,6 +238,9 @@ class AlgorithmSpec(_Strict):
     image: ImageSpec | None = None
     compat: Literal["moxing"] | None = None
     """`moxing`: Traindeck's moxing shim is importable by the run (ModelArts scripts)."""
+    requirements: Literal["install", "ignore"] | None = None
+    """What a requirements.txt in the code dir does: `install` (None: the default) puts it
+    into an environment on top of the engine before the run; `ignore` leaves it alone."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> AlgorithmSpec:

@@ -21,6 +21,7 @@ from app.compat import shim_path
 from app.config import Settings
 from app.errors import TraindeckError
 from app.models import Version, version_label
+from app.runtime.bootstrap import IGNORE
 from app.runtime.executors.base import LaunchPlan, Mount, RankPlan
 from app.runtime.invocation import invocation, rendezvous_env
 from app.runtime.procs import free_port
@@ -187,6 +188,7 @@ def build_plan(
     for folder in (output, Path(version.log_dir), job_files / "home"):
         folder.mkdir(parents=True, exist_ok=True)
     needs_bootstrap = bool(program.code_dir and (program.code_dir / "requirements.txt").is_file())
+    install = spec.algorithm.requirements != "ignore"  # else bootstrap only says so
     bootstrap = Path(__file__).with_name("bootstrap.py")
 
     docker = runtime == "docker"
@@ -212,11 +214,12 @@ def build_plan(
         if needs_bootstrap:
             # Environments are shared by versions of the same image only: a job cannot
             # plant packages in the environments of local runs (or of other images).
-            envs = envs_dir(settings) / ("docker-" + hashlib.sha1(
-                program.image.encode()).hexdigest()[:12])
-            envs.mkdir(parents=True, exist_ok=True)
             mounts.append(Mount(bootstrap, str(IN_CONTAINER / "bootstrap.py")))
-            mounts.append(Mount(envs, str(IN_CONTAINER / "envs"), read_only=False))
+            if install:
+                envs = envs_dir(settings) / ("docker-" + hashlib.sha1(
+                    program.image.encode()).hexdigest()[:12])
+                envs.mkdir(parents=True, exist_ok=True)
+                mounts.append(Mount(envs, str(IN_CONTAINER / "envs"), read_only=False))
             bootstrap, envs = IN_CONTAINER / "bootstrap.py", IN_CONTAINER / "envs"
         if spec.algorithm.compat:
             mounts.append(Mount(shim_path(), str(IN_CONTAINER / "compat")))
@@ -246,7 +249,7 @@ def build_plan(
     call = invocation(spec, boot, data_url, train_url)
     argv = call.argv
     if needs_bootstrap:
-        argv = [python, str(bootstrap), str(envs), "--", *argv]
+        argv = [python, str(bootstrap), str(envs) if install else IGNORE, "--", *argv]
 
     nodes, per_node = max(1, version.nodes), processes_per_node(version)
     world = nodes * per_node
