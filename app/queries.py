@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from app.db import Database
-from app.jobs import load_version, parse_version_label
+from app.lifecycle import duration_seconds, load_version, parse_version_label
 from app.metrics import best_indices, metric_goal, ordered_metric_names
 from app.models import (
     ACTIVE_STATUSES,
@@ -25,7 +25,6 @@ from app.models import (
     Job,
     MetricPointRow,
     MetricSummary,
-    Status,
     Version,
     utcnow,
     version_label,
@@ -36,14 +35,6 @@ SortKey = Literal["updated", "created", "name", "status"]
 
 
 _iso = iso
-
-
-def duration_seconds(version: Version, now: datetime | None = None) -> float | None:
-    """How long the version ran (so far, while running)."""
-    if version.started_at is None:
-        return None
-    end = version.finished_at or now or utcnow()
-    return max(0.0, (end - version.started_at).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,13 +487,3 @@ def compare(
         parameters=parameters, metric_names=metric_names, metrics=metrics, best=best,
         goals=goals, reasons=[v.reason for v in versions],
     )
-
-
-def active_versions(db: Database) -> list[tuple[str, Version]]:
-    """Every version not yet final, with its job name (for reconciliation)."""
-    with db.read() as session:
-        rows = session.exec(
-            select(Job.name, Version).join(Version, col(Version.job_id) == col(Job.id))
-            .where(col(Version.status).in_([s.value for s in Status if not s.is_final]))
-        ).all()
-    return [(name, version) for name, version in rows]
