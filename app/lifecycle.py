@@ -1,8 +1,6 @@
-"""The life of a version, shared by the write side (`app.jobs`) and the runtime.
-
-Version labels, loading a version, its status changes and events, where it writes, and
-removing its rows. It imports nothing above the store: the runtime and the services
-both build on it, and it never reaches back into either.
+"""The life of a version, shared by the write side (`app.jobs`) and the runtime: its label,
+loading it, its status changes and events, where it writes, and removing its rows. It
+builds on the store alone; only a subscribed status change reaches up, to `app.notify`.
 """
 
 from __future__ import annotations
@@ -77,12 +75,12 @@ def active_versions(db: Database) -> list[tuple[str, Version]]:
     return [(name, version) for name, version in rows]
 
 
-def duration_seconds(version: Version, now: datetime | None = None) -> float | None:
-    """How long the version ran (so far, while running)."""
-    if version.started_at is None:
+def duration_seconds(started: datetime | None, finished: datetime | None,
+                     now: datetime | None = None) -> float | None:
+    """How long a version ran: from `started` to `finished` (to `now` while it runs)."""
+    if started is None:
         return None
-    end = version.finished_at or now or utcnow()
-    return max(0.0, (end - version.started_at).total_seconds())
+    return max(0.0, ((finished or now or utcnow()) - started).total_seconds())
 
 
 def record_event(

@@ -410,7 +410,8 @@ def _notify(ctx: Context, version_id: int, status: str, event: str,
             select(MetricSummary).where(MetricSummary.version_id == version_id))}
     label = version_label(version.number)
     reason = version.reason if version.status == status else ""
-    title, body = compose(job, label, status, reason, duration_seconds(version), metrics)
+    title, body = compose(job, label, status, reason,
+                          duration_seconds(version.started_at, version.finished_at), metrics)
     out: list[Delivery] = []
     for topic in topics:
         prefix = f"{event} to topic {topic!r}:"

@@ -245,8 +245,7 @@ def _row_info(job_name: str, row: Any, metrics: dict[str, float], now: datetime)
         status=status, reason=reason, exit_code=exit_code, engine=engine, runtime=runtime,
         pool=pool, gpus=gpus, nodes=nodes, allocated_gpus=allocated, output=output,
         log_dir=log_dir, created=created, queued=queued, started=started, finished=finished,
-        duration=(None if started is None
-                  else max(0.0, ((finished or now) - started).total_seconds())),
+        duration=duration_seconds(started, finished, now),
         metrics=metrics, spec_json=spec_json, code_info=code_info,
     )
 
@@ -263,7 +262,8 @@ def _info(job_name: str, version: Version, parent_number: int | None,
         gpus=version.gpus_requested, nodes=version.nodes,
         allocated_gpus=version.allocated_gpus, output=version.output, log_dir=version.log_dir,
         created=version.created_at, queued=version.queued_at, started=version.started_at,
-        finished=version.finished_at, duration=duration_seconds(version),
+        finished=version.finished_at,
+        duration=duration_seconds(version.started_at, version.finished_at),
         metrics=metrics, spec_json=version.spec_json, code_info=version.code_info,
     )
 
