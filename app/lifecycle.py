@@ -34,7 +34,7 @@ from app.spec import JobSpec, is_remote
 RUNTIME_EVENT = "runtime"
 """Kind of the event that says why `auto` runs a version as local processes."""
 
-STATUS_EVENTS = {
+STATUS_EVENTS: dict[str, str] = {
     Status.RUNNING: "OnJobRunning", Status.SUCCEEDED: "OnJobSucceeded",
     Status.FAILED: "OnJobFailed",
 }
