@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 from app.context import Context
 from app.db import Database
 from app.errors import ConflictError, FieldError, NotFoundError, TraindeckError
+from app.lifecycle import parse_version_label
 from app.models import (
     ACTIVE_STATUSES,
     Dataset,
@@ -231,13 +232,6 @@ def _info(name: str, row: DatasetVersion, warnings: tuple[str, ...] = ()
 # ---------------------------------------------------------------- checks
 
 
-def _parse_label(label: str) -> int:
-    text = label.strip().upper().removeprefix("V")
-    if not text.isdigit() or int(text) < 1:
-        raise FieldError("version", f"{label!r} is not a version like V001")
-    return int(text)
-
-
 def check_dataset_name(name: str) -> None:
     """FieldError naming `name` unless it is a valid dataset name (the job name rules)."""
     try:
@@ -390,7 +384,7 @@ def active_users(session: Session, name: str, numbers: set[int] | None = None
             if not isinstance(ref, dict) or ref.get("name") != name:
                 continue
             try:
-                used = _parse_label(str(ref.get("version", "")))
+                used = parse_version_label(str(ref.get("version", "")))
             except FieldError:
                 continue
             if numbers is None or used in numbers:
@@ -410,7 +404,7 @@ def delete_dataset(ctx: Context, name: str, label: str | None = None) -> list[st
             raise NotFoundError(f"dataset {name!r} not found")
         query = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
         if label is not None:
-            query = query.where(DatasetVersion.number == _parse_label(label))
+            query = query.where(DatasetVersion.number == parse_version_label(label))
         rows = list(session.exec(query.order_by(col(DatasetVersion.number))))
         if label is not None and not rows:
             raise NotFoundError(f"dataset {name!r} has no version {label.upper()}")
@@ -471,7 +465,7 @@ def list_datasets(db: Database) -> list[DatasetSummary]:
 
 def dataset_uri(db: Database, name: str, label: str) -> str:
     """The location of one dataset version."""
-    number = _parse_label(label)
+    number = parse_version_label(label)
     with db.read() as session:
         row = session.exec(
             select(DatasetVersion.uri)
@@ -541,7 +535,7 @@ def check_changes(ctx: Context, name: str, label: str | None = None, *,
     info = get_dataset(ctx.db, name)
     versions = info.versions if every or label is not None else info.versions[-1:]
     if label is not None:
-        number = _parse_label(label)
+        number = parse_version_label(label)
         versions = [v for v in versions if v.version == version_label(number)]
         if not versions:
             raise NotFoundError(f"dataset {name!r} has no version {version_label(number)}")
@@ -625,7 +619,7 @@ def s3_pins(ctx: Context, refs: list[tuple[str, str]]) -> list[Pin | None]:
                 select(DatasetVersion).join(Dataset, col(Dataset.id) == col(
                     DatasetVersion.dataset_id))
                 .where(Dataset.name == name,
-                       DatasetVersion.number == _parse_label(label))).first()
+                       DatasetVersion.number == parse_version_label(label))).first()
             manifest = (_load_manifest(ctx.settings, row.id or 0)
                         if row is not None and is_remote(row.uri) else None)
             out.append(None if manifest is None or row is None else

@@ -35,17 +35,11 @@ from app.config import Settings, TopicSettings, config_file
 from app.context import Context
 from app.db import Database
 from app.errors import ConfigError, ConflictError, FieldError, NotFoundError
+from app.lifecycle import STATUS_EVENTS, duration_seconds
 from app.models import Event, Job, MetricSummary, Status, Version, version_label
 from app.spec import check_name
 
 log = logging.getLogger("traindeck.notify")
-
-STATUS_EVENTS: dict[str, str] = {
-    Status.RUNNING.value: "OnJobRunning",
-    Status.SUCCEEDED.value: "OnJobSucceeded",
-    Status.FAILED.value: "OnJobFailed",
-}
-"""Which subscription event each status change raises."""
 
 RETRY_DELAYS: tuple[float, ...] = (1.0, 2.0, 4.0)
 """Seconds to wait before each retry of a failed delivery (so 4 tries in all)."""
@@ -404,8 +398,6 @@ def notify_status(ctx: Context, version_id: int, status: Status | str,
 
 def _notify(ctx: Context, version_id: int, status: str, event: str,
             delays: Sequence[float]) -> list[Delivery]:
-    from app.queries import duration_seconds
-
     with ctx.db.read() as session:
         version = session.get(Version, version_id)
         if version is None:
@@ -418,7 +410,8 @@ def _notify(ctx: Context, version_id: int, status: str, event: str,
             select(MetricSummary).where(MetricSummary.version_id == version_id))}
     label = version_label(version.number)
     reason = version.reason if version.status == status else ""
-    title, body = compose(job, label, status, reason, duration_seconds(version), metrics)
+    title, body = compose(job, label, status, reason,
+                          duration_seconds(version.started_at, version.finished_at), metrics)
     out: list[Delivery] = []
     for topic in topics:
         prefix = f"{event} to topic {topic!r}:"

@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from app.db import Database
-from app.jobs import load_version, parse_version_label
+from app.lifecycle import duration_seconds, load_version, parse_version_label
 from app.metrics import best_indices, metric_goal, ordered_metric_names
 from app.models import (
     ACTIVE_STATUSES,
@@ -25,7 +25,6 @@ from app.models import (
     Job,
     MetricPointRow,
     MetricSummary,
-    Status,
     Version,
     utcnow,
     version_label,
@@ -36,14 +35,6 @@ SortKey = Literal["updated", "created", "name", "status"]
 
 
 _iso = iso
-
-
-def duration_seconds(version: Version, now: datetime | None = None) -> float | None:
-    """How long the version ran (so far, while running)."""
-    if version.started_at is None:
-        return None
-    end = version.finished_at or now or utcnow()
-    return max(0.0, (end - version.started_at).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,8 +245,7 @@ def _row_info(job_name: str, row: Any, metrics: dict[str, float], now: datetime)
         status=status, reason=reason, exit_code=exit_code, engine=engine, runtime=runtime,
         pool=pool, gpus=gpus, nodes=nodes, allocated_gpus=allocated, output=output,
         log_dir=log_dir, created=created, queued=queued, started=started, finished=finished,
-        duration=(None if started is None
-                  else max(0.0, ((finished or now) - started).total_seconds())),
+        duration=duration_seconds(started, finished, now),
         metrics=metrics, spec_json=spec_json, code_info=code_info,
     )
 
@@ -272,7 +262,8 @@ def _info(job_name: str, version: Version, parent_number: int | None,
         gpus=version.gpus_requested, nodes=version.nodes,
         allocated_gpus=version.allocated_gpus, output=version.output, log_dir=version.log_dir,
         created=version.created_at, queued=version.queued_at, started=version.started_at,
-        finished=version.finished_at, duration=duration_seconds(version),
+        finished=version.finished_at,
+        duration=duration_seconds(version.started_at, version.finished_at),
         metrics=metrics, spec_json=version.spec_json, code_info=version.code_info,
     )
 
@@ -496,13 +487,3 @@ def compare(
         parameters=parameters, metric_names=metric_names, metrics=metrics, best=best,
         goals=goals, reasons=[v.reason for v in versions],
     )
-
-
-def active_versions(db: Database) -> list[tuple[str, Version]]:
-    """Every version not yet final, with its job name (for reconciliation)."""
-    with db.read() as session:
-        rows = session.exec(
-            select(Job.name, Version).join(Version, col(Version.job_id) == col(Job.id))
-            .where(col(Version.status).in_([s.value for s in Status if not s.is_final]))
-        ).all()
-    return [(name, version) for name, version in rows]

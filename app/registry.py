@@ -107,7 +107,7 @@ def _check_model_name(name: str) -> None:
 
 
 def _source(ctx: Context, job: str, label: str) -> tuple[Version, dict[str, float]]:
-    from app.jobs import load_version
+    from app.lifecycle import load_version
 
     with ctx.db.read() as session:
         _, version = load_version(session, job, label)
@@ -232,7 +232,7 @@ def delete_model(ctx: Context, name: str, label: str | None = None) -> list[str]
     """
     number = None
     if label is not None:
-        from app.jobs import parse_version_label
+        from app.lifecycle import parse_version_label
 
         number = parse_version_label(label)
     with ctx.db.write() as session:

@@ -25,11 +25,10 @@ from app.models import MetricSummary, PresetAlgorithm, Status, Version
 from app.presets import (
     PRESETS,
     preset_definition,
-    preset_program,
     shipped_presets,
     sync_presets,
 )
-from app.runtime.plan import PlanError, build_plan
+from app.runtime.plan import PlanError, build_plan, preset_program
 from app.spec import JobSpec
 
 FOUR = ("accuracy", "precision", "recall", "f1")

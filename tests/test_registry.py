@@ -12,7 +12,8 @@ from helpers import noop_launcher, run_cli
 
 from app.context import Context
 from app.errors import ConflictError, FieldError, NotFoundError
-from app.jobs import delete_rows, set_status, submit
+from app.jobs import submit
+from app.lifecycle import delete_rows, set_status
 from app.models import MetricSummary, ModelVersion, Status, Version
 from app.registry import (
     create_model,

@@ -3,8 +3,8 @@
 Each preset is a folder beside this module holding its boot file (`train.py`), plus an
 entry in `PRESETS` saying which engine runs it and which run parameters it takes.
 `sync_presets` mirrors the entries into the `preset_algorithms` table (what the catalog
-validates specs against and the wizard lists); `preset_program` tells the planner what
-to run for a version whose algorithm is a preset.
+validates specs against and the wizard lists); the planner (`app.runtime.plan`) runs a
+version whose algorithm is a preset from its definition.
 """
 
 from __future__ import annotations
@@ -12,17 +12,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import select
 
 from app.db import Database
 from app.models import PresetAlgorithm
 from app.spec_rules import ParamSchema, PresetInfo
-
-if TYPE_CHECKING:
-    from app.config import Settings
-    from app.runtime.plan import Program
 
 PRESETS_DIR = Path(__file__).resolve().parent
 BOOT_FILE = "train.py"
@@ -168,35 +164,12 @@ def sync_presets(db: Database) -> bool:
     return True
 
 
-def preset_program(settings: Settings, name: str, runtime: str) -> Program:
-    """What the planner runs for preset `name`: the engine's interpreter and image.
-
-    `runtime` is `docker` or `local`; both get the same program (the planner maps the
-    code folder into the container). Raises PlanError when the preset or its engine is
-    gone, with a reason a user can act on.
-    """
-    from app.runtime.plan import PlanError, Program
-
-    preset = preset_definition(name)
-    if preset is None:
-        raise PlanError(f"preset algorithm {name!r} is not shipped with this Traindeck")
-    engine = settings.engine(preset.engine, preset.engine_version)
-    if engine is None:
-        raise PlanError(f"preset {name} needs engine {preset.engine} "
-                        f"{preset.engine_version}, which is not configured")
-    if not (preset.code_dir / preset.boot_file).is_file():
-        raise PlanError(f"preset {name}: {preset.code_dir / preset.boot_file} is missing "
-                        "(a broken install?)")
-    return Program(engine.interpreter, preset.code_dir, [preset.boot_file], engine.image)
-
-
 __all__ = [
     "PRESETS",
     "PRESETS_DIR",
     "PresetDefinition",
     "params_schema_json",
     "preset_definition",
-    "preset_program",
     "shipped_presets",
     "sync_presets",
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from app.context import Context
 from app.errors import ConflictError, TraindeckError
-from app.jobs import delete_rows, load_version, set_status
+from app.lifecycle import delete_rows, load_version, set_status
 from app.models import Status, Version, version_label
 from app.runtime.procs import supervisor_alive
 from app.runtime.supervisor import STOP_SIGNAL, WAKE_SIGNAL

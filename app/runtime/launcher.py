@@ -32,7 +32,7 @@ from sqlmodel import select
 
 from app.context import Context
 from app.formatting import describe_limits
-from app.jobs import record_event, runtime_note, set_status
+from app.lifecycle import parse_version_label, record_event, runtime_note, set_status
 from app.models import Dataset, DatasetVersion, Job, Status, Version
 from app.runtime.executors import Executor, ExecutorError, get_executor
 from app.runtime.executors.base import Handle, LaunchPlan
@@ -216,7 +216,7 @@ def dataset_paths(ctx: Context, spec: JobSpec, version_id: int | None = None) ->
                 select(DatasetVersion)
                 .join(Dataset, Dataset.id == DatasetVersion.dataset_id)  # type: ignore[arg-type]
                 .where(Dataset.name == ref.name,
-                       DatasetVersion.number == int(ref.version.lstrip("Vv")))
+                       DatasetVersion.number == parse_version_label(ref.version))
             ).first()
             if row is None:
                 raise PlanError(f"dataset {ref.name} {ref.version} no longer exists")

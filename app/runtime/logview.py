@@ -13,7 +13,7 @@ from pathlib import Path
 
 from app.context import Context
 from app.errors import NotFoundError, TraindeckError
-from app.jobs import load_version
+from app.lifecycle import load_version
 from app.logs import LogFollower, escape_controls, list_rank_logs, split_timestamp, tail
 from app.models import Status
 from app.runtime.plan import rank_count

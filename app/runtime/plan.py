@@ -21,6 +21,7 @@ from app.compat import shim_path
 from app.config import Settings
 from app.errors import TraindeckError
 from app.models import Version, version_label
+from app.presets import preset_definition
 from app.runtime.bootstrap import IGNORE
 from app.runtime.executors.base import LaunchPlan, Mount, RankPlan
 from app.runtime.invocation import invocation, rendezvous_env
@@ -123,6 +124,26 @@ def metrics_file_name(rank: int) -> str:
     return f"metrics.rank{rank}.jsonl"
 
 
+def preset_program(settings: Settings, name: str, runtime: str) -> Program:
+    """What the planner runs for preset `name`: the engine's interpreter and image.
+
+    `runtime` is `docker` or `local`; both get the same program (the planner maps the
+    code folder into the container). Raises PlanError when the preset or its engine is
+    gone, with a reason a user can act on.
+    """
+    preset = preset_definition(name)
+    if preset is None:
+        raise PlanError(f"preset algorithm {name!r} is not shipped with this Traindeck")
+    engine = settings.engine(preset.engine, preset.engine_version)
+    if engine is None:
+        raise PlanError(f"preset {name} needs engine {preset.engine} "
+                        f"{preset.engine_version}, which is not configured")
+    if not (preset.code_dir / preset.boot_file).is_file():
+        raise PlanError(f"preset {name}: {preset.code_dir / preset.boot_file} is missing "
+                        "(a broken install?)")
+    return Program(engine.interpreter, preset.code_dir, [preset.boot_file], engine.image)
+
+
 def _program(settings: Settings, spec: JobSpec, runtime: str, presets_dir: Path | None
              ) -> Program:
     algo = spec.algorithm
@@ -134,8 +155,6 @@ def _program(settings: Settings, spec: JobSpec, runtime: str, presets_dir: Path 
         entry = [fw.boot_file] if fw.boot_file is not None else []  # else fw.command
         return Program(engine.interpreter, Path(fw.code_dir), entry, engine.image)
     if algo.preset is not None:
-        from app.presets import preset_program
-
         return preset_program(settings, algo.preset.name, runtime)
     image = algo.image
     assert image is not None

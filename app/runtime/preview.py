@@ -74,7 +74,7 @@ def reserved_parameter_warnings(spec: JobSpec) -> list[str]:
 
 def preview_rank0(ctx: Context, spec: JobSpec) -> RankPreview:
     """Rank 0's argv and environment for the next version of a validated spec."""
-    from app.jobs import code_folder, version_paths
+    from app.lifecycle import code_folder, version_paths
     from app.runtime.launcher import dataset_paths
     from app.runtime.plan import build_plan
 

@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from app.context import Context
-from app.jobs import record_event, set_status
+from app.lifecycle import active_versions, record_event, set_status
 from app.models import Status, Version, utcnow, version_label
-from app.queries import active_versions
 from app.runtime.procs import supervisor_alive
 from app.runtime.scheduler import release, release_finished
 from app.spec import is_remote

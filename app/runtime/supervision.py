@@ -24,7 +24,7 @@ from sqlalchemy import delete
 
 from app.context import Context
 from app.errors import TraindeckError
-from app.jobs import record_event, set_status
+from app.lifecycle import record_event, set_status
 from app.metrics import MetricPoint, final_values, read_final_metrics
 from app.metrics_log import RankMetricsReader
 from app.models import (

@@ -9,7 +9,7 @@ from textual.pilot import Pilot
 from textual.widgets._footer import FooterKey
 from tui_data import DataBuilder, sample_job, settle
 
-from app.jobs import delete_rows
+from app.lifecycle import delete_rows
 from app.queries import job_versions, list_jobs, version_info
 from app.tui.app import TraindeckApp
 from app.tui.joblist import columns_for
