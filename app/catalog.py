@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from app.config import Settings
 from app.db import Database
+from app.errors import FieldError
 from app.models import (
     Dataset,
     DatasetVersion,
@@ -25,6 +26,7 @@ from app.models import (
     PresetAlgorithm,
     ResourcePool,
     Topic,
+    parse_version_label,
     version_label,
 )
 from app.spec import JobSpec, is_remote
@@ -32,8 +34,10 @@ from app.spec_rules import EngineInfo, ParamSchema, PresetInfo
 
 
 def _parse_version(label: str) -> int | None:
-    text = label.strip().upper().removeprefix("V")
-    return int(text) if text.isdigit() else None
+    try:
+        return parse_version_label(label)
+    except FieldError:
+        return None
 
 
 def preset_info(row: PresetAlgorithm) -> PresetInfo:

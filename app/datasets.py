@@ -31,7 +31,6 @@ from sqlmodel import Session, col, select
 from app.context import Context
 from app.db import Database
 from app.errors import ConflictError, FieldError, NotFoundError, TraindeckError
-from app.lifecycle import parse_version_label
 from app.models import (
     ACTIVE_STATUSES,
     Dataset,
@@ -39,6 +38,7 @@ from app.models import (
     Event,
     Job,
     Version,
+    parse_version_label,
     version_label,
 )
 from app.runtime.snapshot import (

@@ -6,7 +6,6 @@ builds on the store alone; only a subscribed status change reaches up, to `app.n
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,9 @@ from sqlmodel import Session, col, delete, select
 
 from app.context import Context
 from app.db import Database
-from app.errors import ConflictError, FieldError, NotFoundError
+from app.errors import ConflictError, NotFoundError
 from app.models import (
+    STATUS_EVENTS,
     Event,
     GpuAllocation,
     Job,
@@ -26,6 +26,7 @@ from app.models import (
     Status,
     Template,
     Version,
+    parse_version_label,
     utcnow,
     version_label,
 )
@@ -33,21 +34,6 @@ from app.spec import JobSpec, is_remote
 
 RUNTIME_EVENT = "runtime"
 """Kind of the event that says why `auto` runs a version as local processes."""
-
-STATUS_EVENTS: dict[str, str] = {
-    Status.RUNNING: "OnJobRunning", Status.SUCCEEDED: "OnJobSucceeded",
-    Status.FAILED: "OnJobFailed",
-}
-"""The subscribable event of each status (the source platform's names)."""
-
-
-def parse_version_label(label: str) -> int:
-    """`V003`, `v3` or `3` → 3; anything else is a FieldError naming `version`."""
-    text = label.strip().upper().removeprefix("V")
-    if not text.isdigit() or int(text) < 1:
-        raise FieldError("version", f"{label!r} is not a version like V001")
-    return int(text)
-
 
 def load_version(session: Session, job_name: str, label: str | None) -> tuple[Job, Version]:
     """A job and one of its versions (the latest when `label` is None)."""
@@ -73,14 +59,6 @@ def active_versions(db: Database) -> list[tuple[str, Version]]:
             .where(col(Version.status).in_([s.value for s in Status if not s.is_final]))
         ).all()
     return [(name, version) for name, version in rows]
-
-
-def duration_seconds(started: datetime | None, finished: datetime | None,
-                     now: datetime | None = None) -> float | None:
-    """How long a version ran: from `started` to `finished` (to `now` while it runs)."""
-    if started is None:
-        return None
-    return max(0.0, ((finished or now or utcnow()) - started).total_seconds())
 
 
 def record_event(

@@ -12,6 +12,8 @@ from enum import StrEnum
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from app.errors import FieldError
+
 
 def utcnow() -> datetime:
     """The current time in UTC (what the tables store)."""
@@ -47,6 +49,29 @@ def version_label(number: int) -> str:
     """`V001` for 1: how a version number is shown everywhere."""
     return f"V{number:03d}"
 
+
+def parse_version_label(label: str) -> int:
+    """`V003`, `v3` or `3` → 3; anything else is a FieldError naming `version`."""
+    text = label.strip().upper().removeprefix("V")
+    if not text.isdigit() or int(text) < 1:
+        raise FieldError("version", f"{label!r} is not a version like V001")
+    return int(text)
+
+
+def duration_seconds(started: datetime | None, finished: datetime | None,
+                     now: datetime | None = None) -> float | None:
+    """How long a version ran: from `started` to `finished` (to `now` while it runs)."""
+    if started is None:
+        return None
+    return max(0.0, ((finished or now or utcnow()) - started).total_seconds())
+
+
+
+STATUS_EVENTS: dict[str, str] = {
+    Status.RUNNING: "OnJobRunning", Status.SUCCEEDED: "OnJobSucceeded",
+    Status.FAILED: "OnJobFailed",
+}
+"""The subscribable event of each status (the source platform's names)."""
 
 class Job(SQLModel, table=True):
     """A training job: a name, and the versions run under it."""

@@ -35,8 +35,16 @@ from app.config import Settings, TopicSettings, config_file
 from app.context import Context
 from app.db import Database
 from app.errors import ConfigError, ConflictError, FieldError, NotFoundError
-from app.lifecycle import STATUS_EVENTS, duration_seconds
-from app.models import Event, Job, MetricSummary, Status, Version, version_label
+from app.models import (
+    STATUS_EVENTS,
+    Event,
+    Job,
+    MetricSummary,
+    Status,
+    Version,
+    duration_seconds,
+    version_label,
+)
 from app.spec import check_name
 
 log = logging.getLogger("traindeck.notify")

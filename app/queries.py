@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from app.db import Database
-from app.lifecycle import duration_seconds, load_version, parse_version_label
+from app.lifecycle import load_version, parse_version_label
 from app.metrics import best_indices, metric_goal, ordered_metric_names
 from app.models import (
     ACTIVE_STATUSES,
@@ -26,6 +26,7 @@ from app.models import (
     MetricPointRow,
     MetricSummary,
     Version,
+    duration_seconds,
     utcnow,
     version_label,
 )

@@ -232,7 +232,7 @@ def delete_model(ctx: Context, name: str, label: str | None = None) -> list[str]
     """
     number = None
     if label is not None:
-        from app.lifecycle import parse_version_label
+        from app.models import parse_version_label
 
         number = parse_version_label(label)
     with ctx.db.write() as session:

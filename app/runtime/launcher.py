@@ -32,8 +32,8 @@ from sqlmodel import select
 
 from app.context import Context
 from app.formatting import describe_limits
-from app.lifecycle import parse_version_label, record_event, runtime_note, set_status
-from app.models import Dataset, DatasetVersion, Job, Status, Version
+from app.lifecycle import record_event, runtime_note, set_status
+from app.models import Dataset, DatasetVersion, Job, Status, Version, parse_version_label
 from app.runtime.executors import Executor, ExecutorError, get_executor
 from app.runtime.executors.base import Handle, LaunchPlan
 from app.runtime.logpump import RankLog, copy_first_output, own_lines_path
