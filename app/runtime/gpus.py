@@ -42,6 +42,12 @@ class GpuProcess:
         known = ", ".join(x for x in (self.name, f"user {self.user}" if self.user else "") if x)
         return f"pid {self.pid} ({known})" if known else f"pid {self.pid}"
 
+    def short(self) -> str:
+        """`python 4312 (ana)`, or `pid 4312`: for a table cell."""
+        if not self.name:
+            return f"pid {self.pid}"
+        return f"{self.name} {self.pid}" + (f" ({self.user})" if self.user else "")
+
 
 @dataclass(frozen=True)
 class GpuInfo:
@@ -277,6 +283,12 @@ def handle_pids(handles: Iterable[str | dict[str, Any]]) -> set[int]:
     return (process_tree(roots) if roots else set()) | container_processes(containers)
 
 
+def foreign_processes(gpu: GpuInfo, own_pids: set[int]) -> list[GpuProcess]:
+    """The processes on `gpu` that are not Traindeck's, the biggest first."""
+    found = [p for p in gpu.processes if p.pid not in own_pids]
+    return sorted(found, key=lambda p: -(p.used_mb or 0))
+
+
 def foreign_load(gpu: GpuInfo, own_pids: set[int], min_free_fraction: float) -> str:
     """Why `gpu` is too full of processes outside Traindeck to place a version on ('' when
     it is not): its free memory is below `min_free_fraction` of its total and someone
@@ -285,12 +297,11 @@ def foreign_load(gpu: GpuInfo, own_pids: set[int], min_free_fraction: float) -> 
     `GPU1: 71 GB used by pid 4312 (python, user ana) outside Traindeck`
     """
     free, total = gpu.memory_free_mb, gpu.memory_total_mb
-    foreign = [p for p in gpu.processes if p.pid not in own_pids]
+    foreign = foreign_processes(gpu, own_pids)
     if not foreign or free is None or not total or free >= min_free_fraction * total:
         return ""
     known = [p.used_mb for p in foreign if p.used_mb is not None]
     used = sum(known) if len(known) == len(foreign) else gpu.memory_used_mb or 0
-    foreign.sort(key=lambda p: -(p.used_mb or 0))
     named = ", ".join(p.describe() for p in foreign[:MAX_NAMED_PROCESSES])
     more = len(foreign) - MAX_NAMED_PROCESSES
     named += f" and {more} more" if more > 0 else ""

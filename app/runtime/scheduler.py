@@ -85,12 +85,23 @@ def _foreign(ctx: Context, session: Session, devices: list[GpuInfo], free: list[
     loaded = [d for d in devices if d.index in free and d.processes]
     if not loaded:
         return {}
-    handles = session.exec(select(Version.handle).where(
-        col(Version.status).in_([s.value for s in ACTIVE_STATUSES]), Version.handle != ""))
-    own = handle_pids(list(handles))
+    own = _own_pids(session)
     found = {d.index: foreign_load(d, own, ctx.settings.gpu_min_free_fraction)
              for d in loaded}
     return {index: reason for index, reason in found.items() if reason}
+
+
+def _own_pids(session: Session) -> set[int]:
+    """Processes of Traindeck's active versions (their ranks, children, containers)."""
+    handles = session.exec(select(Version.handle).where(
+        col(Version.status).in_([s.value for s in ACTIVE_STATUSES]), Version.handle != ""))
+    return handle_pids(list(handles))
+
+
+def own_pids(ctx: Context) -> set[int]:
+    """Processes of Traindeck's active versions: anything else on a GPU is foreign."""
+    with ctx.db.read() as session:
+        return _own_pids(session)
 
 
 def _assess(ctx: Context, session: Session, version_id: int, devices: list[GpuInfo]
