@@ -228,3 +228,13 @@ def test_gpu_module_prints_json(monkeypatch: pytest.MonkeyPatch, home: Path) -> 
     out = subprocess.run([sys.executable, "-m", "app.runtime.gpus", "--json"],
                          capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == {"source": "none", "gpus": []}
+
+
+def test_gpu_check_says_plainly_that_there_is_no_gpu(home: Path) -> None:
+    if not nvml_problem():
+        pytest.skip("an NVIDIA GPU answers here: run scripts/gpu-check itself")
+    script = Path(__file__).resolve().parent.parent / "scripts" / "gpu-check"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("no NVIDIA GPU: nvmlInit failed (")
