@@ -42,9 +42,11 @@ def _labels(session: Session, version_ids: set[int]) -> dict[int, str]:
 
 def try_admit(ctx: Context, version_id: int, gpu_indices: list[int] | None = None) -> Admission:
     """Allocate the version's GPUs if it is its turn and they are free."""
-    devices = _devices(ctx, version_id, gpu_indices)  # NVML is read outside the lock
+    # NVML and /proc are read before the lock that every other decision waits for.
+    devices = _devices(ctx, version_id, gpu_indices)
+    own = own_pids(ctx) if any(d.processes for d in devices) else set()
     with ctx.db.write() as session:
-        admission, new = _assess(ctx, session, version_id, devices)
+        admission, new = _assess(ctx, session, version_id, devices, own)
         if new and admission.granted:
             session.exec(insert(GpuAllocation), params=[
                 {"gpu": gpu, "version_id": version_id} for gpu in admission.granted])
@@ -61,8 +63,9 @@ def peek_admission(ctx: Context, version_id: int) -> Admission:
     inside the write lock that every other supervisor's decision waits for.
     """
     devices = _devices(ctx, version_id, None)
+    own = own_pids(ctx) if any(d.processes for d in devices) else set()
     with ctx.db.read() as session:
-        return _assess(ctx, session, version_id, devices)[0]
+        return _assess(ctx, session, version_id, devices, own)[0]
 
 
 def _devices(ctx: Context, version_id: int, gpu_indices: list[int] | None) -> list[GpuInfo]:
@@ -79,33 +82,26 @@ def _devices(ctx: Context, version_id: int, gpu_indices: list[int] | None) -> li
     return inventory(ctx.settings)
 
 
-def _foreign(ctx: Context, session: Session, devices: list[GpuInfo], free: list[int]
+def own_pids(ctx: Context) -> set[int]:
+    """Processes of Traindeck's active versions (their ranks with their children, what
+    runs in their containers): anything else on a GPU is foreign."""
+    with ctx.db.read() as session:
+        handles = list(session.exec(select(Version.handle).where(
+            col(Version.status).in_([s.value for s in ACTIVE_STATUSES]),
+            Version.handle != "")))
+    return handle_pids(handles)
+
+
+def _foreign(ctx: Context, devices: list[GpuInfo], free: list[int], own: set[int]
              ) -> dict[int, str]:
     """Free GPUs that processes outside Traindeck fill, each with the reason in words."""
-    loaded = [d for d in devices if d.index in free and d.processes]
-    if not loaded:
-        return {}
-    own = _own_pids(session)
     found = {d.index: foreign_load(d, own, ctx.settings.gpu_min_free_fraction)
-             for d in loaded}
+             for d in devices if d.index in free and d.processes}
     return {index: reason for index, reason in found.items() if reason}
 
 
-def _own_pids(session: Session) -> set[int]:
-    """Processes of Traindeck's active versions (their ranks, children, containers)."""
-    handles = session.exec(select(Version.handle).where(
-        col(Version.status).in_([s.value for s in ACTIVE_STATUSES]), Version.handle != ""))
-    return handle_pids(list(handles))
-
-
-def own_pids(ctx: Context) -> set[int]:
-    """Processes of Traindeck's active versions: anything else on a GPU is foreign."""
-    with ctx.db.read() as session:
-        return _own_pids(session)
-
-
-def _assess(ctx: Context, session: Session, version_id: int, devices: list[GpuInfo]
-            ) -> tuple[Admission, bool]:
+def _assess(ctx: Context, session: Session, version_id: int, devices: list[GpuInfo],
+            own: set[int]) -> tuple[Admission, bool]:
     """The decision for `version_id`, and whether it grants GPUs not yet allocated."""
     # The columns, not the ORM object: a first load of a mapped class costs a new
     # process (every supervisor) several milliseconds.
@@ -140,7 +136,7 @@ def _assess(ctx: Context, session: Session, version_id: int, devices: list[GpuIn
         .where(col(GpuAllocation.gpu).in_(gpus))
     ).all())
     free = [g for g in gpus if g not in holders]
-    foreign = _foreign(ctx, session, whole, free)
+    foreign = _foreign(ctx, whole, free, own)
     free = [g for g in free if g not in foreign]
     if first_ahead is not None or len(free) < needed:
         count_ahead = (session.exec(select(func.count()).select_from(ahead.subquery())).one()
