@@ -36,6 +36,7 @@ from app.runtime.gpus import (
     GpuInfo,
     GpuProcess,
     foreign_load,
+    gpu_table_rows,
     handle_pids,
     inventory,
     inventory_json,
@@ -46,6 +47,8 @@ from app.runtime.scheduler import peek_admission, try_admit
 from app.spec import load_spec_file
 
 USER = pwd.getpwuid(os.getuid()).pw_name
+HIDDEN_PID = 4_194_305
+"""Above Linux's largest pid: a process NVML reports that /proc cannot show."""
 
 
 @pytest.fixture
@@ -238,3 +241,13 @@ def test_gpu_check_says_plainly_that_there_is_no_gpu(home: Path) -> None:
                           timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("no NVIDIA GPU: nvmlInit failed (")
+
+
+def test_table_rows(monkeypatch: pytest.MonkeyPatch, nvml_ctx: Context) -> None:
+    nvml = install(monkeypatch, two_gpus())
+    nvml.devices[1].processes = [FakeProcess(HIDDEN_PID, 100)]
+    assert gpu_table_rows(inventory(nvml_ctx.settings)) == [
+        ("GPU0", "GPU-0a1b2c3d-0000-4000-8000-000000000000", "NVIDIA A100-SXM4-80GB",
+         "512/81920 MiB", "0%", "35°C", "-"),
+        ("GPU1", "GPU-0a1b2c3d-1111-4000-8000-000000000001", "NVIDIA A100-SXM4-80GB",
+         "512/81920 MiB", "0%", "41°C", f"pid {HIDDEN_PID}")]

@@ -323,18 +323,33 @@ def inventory_json(settings: Settings) -> dict[str, Any]:
             "gpus": [asdict(g) | {"label": g.label} for g in gpus]}
 
 
+GPU_TABLE_HEADER = ["gpu", "uuid", "name", "memory", "util", "temp", "processes"]
+"""Columns of `gpu_table_rows`, for `traindeck gpus`."""
+
+
+def gpu_table_rows(gpus: list[GpuInfo]) -> list[tuple[str, ...]]:
+    """One row per GPU and MIG instance: `traindeck gpus` without `--json`."""
+    def known(value: int | None, unit: str) -> str:
+        return "-" if value is None else f"{value}{unit}"
+
+    return [(g.label, g.uuid or "-", g.name,
+             f"{known(g.memory_used_mb, '')}/{known(g.memory_total_mb, ' MiB')}",
+             known(g.utilization, "%"), known(g.temperature, "°C"),
+             ", ".join(p.short() for p in g.processes) or "-") for g in gpus]
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m app.runtime.gpus [--json]`: the inventory, for scripts and checks."""
     import sys
 
     from app.config import load_settings
 
-    data = inventory_json(load_settings())
+    settings = load_settings()
     if "--json" in (argv if argv is not None else sys.argv[1:]):
-        print(json.dumps(data, indent=2))
+        print(json.dumps(inventory_json(settings), indent=2))
         return 0
-    for gpu in data["gpus"]:
-        print(f"{gpu['label']}\t{gpu['uuid'] or '-'}\t{gpu['name']}")
+    for row in [tuple(GPU_TABLE_HEADER), *gpu_table_rows(inventory(settings))]:
+        print("\t".join(row))
     return 0
 
 
