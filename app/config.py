@@ -174,6 +174,12 @@ class Settings(BaseSettings):
     """Default folder for outputs and logs of specs that give relative paths."""
     gpus: list[int] | None = None
     """GPU indices to use when NVML finds no NVIDIA driver (e.g. `[0, 1]`)."""
+    gpu_min_free_fraction: float = Field(default=0.25, ge=0, le=1)
+    """A GPU on which processes outside Traindeck leave less than this share of its memory
+    free is given to no version until they are gone (0: never keep off a GPU)."""
+    system_metrics_seconds: float = Field(default=5.0, ge=0)
+    """How often a running version's GPU utilisation and memory, CPU and resident memory
+    are sampled (`sys/` metrics); 0 turns the sampling off."""
     default_runtime: Literal["auto", "docker", "local"] = "auto"
     """Runtime for specs that name none: `auto` is docker when an engine is reachable."""
     docker_host: str | None = None

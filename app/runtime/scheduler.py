@@ -13,8 +13,8 @@ from sqlalchemy import insert, update
 from sqlmodel import Session, col, delete, func, select
 
 from app.context import Context
-from app.models import GpuAllocation, Job, Status, Version, version_label
-from app.runtime.gpus import inventory, pool_gpus
+from app.models import ACTIVE_STATUSES, GpuAllocation, Job, Status, Version, version_label
+from app.runtime.gpus import GpuInfo, foreign_load, handle_pids, inventory, pool_gpus, whole_gpus
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,11 @@ def _labels(session: Session, version_ids: set[int]) -> dict[int, str]:
 
 def try_admit(ctx: Context, version_id: int, gpu_indices: list[int] | None = None) -> Admission:
     """Allocate the version's GPUs if it is its turn and they are free."""
+    # NVML and /proc are read before the lock that every other decision waits for.
+    devices = _devices(ctx, version_id, gpu_indices)
+    own = own_pids(ctx) if any(d.processes for d in devices) else set()
     with ctx.db.write() as session:
-        admission, new = _assess(ctx, session, version_id, gpu_indices)
+        admission, new = _assess(ctx, session, version_id, devices, own)
         if new and admission.granted:
             session.exec(insert(GpuAllocation), params=[
                 {"gpu": gpu, "version_id": version_id} for gpu in admission.granted])
@@ -59,12 +62,46 @@ def peek_admission(ctx: Context, version_id: int) -> Admission:
     for the first time cost it several milliseconds to prepare, better spent here than
     inside the write lock that every other supervisor's decision waits for.
     """
+    devices = _devices(ctx, version_id, None)
+    own = own_pids(ctx) if any(d.processes for d in devices) else set()
     with ctx.db.read() as session:
-        return _assess(ctx, session, version_id, None)[0]
+        return _assess(ctx, session, version_id, devices, own)[0]
 
 
-def _assess(ctx: Context, session: Session, version_id: int, gpu_indices: list[int] | None
-            ) -> tuple[Admission, bool]:
+def _devices(ctx: Context, version_id: int, gpu_indices: list[int] | None) -> list[GpuInfo]:
+    """The GPUs to decide on: those given, else the inventory (NVML is not asked for a
+    version that needs no GPU)."""
+    if gpu_indices is not None:
+        return [GpuInfo(index=i, name=f"GPU {i}") for i in gpu_indices]
+    if ctx.settings.gpus is None:
+        with ctx.db.read() as session:
+            wanted = session.exec(select(Version.gpus_requested)
+                                  .where(Version.id == version_id)).first()
+        if not wanted:
+            return []
+    return inventory(ctx.settings)
+
+
+def own_pids(ctx: Context) -> set[int]:
+    """Processes of Traindeck's active versions (their ranks with their children, what
+    runs in their containers): anything else on a GPU is foreign."""
+    with ctx.db.read() as session:
+        handles = list(session.exec(select(Version.handle).where(
+            col(Version.status).in_([s.value for s in ACTIVE_STATUSES]),
+            Version.handle != "")))
+    return handle_pids(handles)
+
+
+def _foreign(ctx: Context, devices: list[GpuInfo], free: list[int], own: set[int]
+             ) -> dict[int, str]:
+    """Free GPUs that processes outside Traindeck fill, each with the reason in words."""
+    found = {d.index: foreign_load(d, own, ctx.settings.gpu_min_free_fraction)
+             for d in devices if d.index in free and d.processes}
+    return {index: reason for index, reason in found.items() if reason}
+
+
+def _assess(ctx: Context, session: Session, version_id: int, devices: list[GpuInfo],
+            own: set[int]) -> tuple[Admission, bool]:
     """The decision for `version_id`, and whether it grants GPUs not yet allocated."""
     # The columns, not the ORM object: a first load of a mapped class costs a new
     # process (every supervisor) several milliseconds.
@@ -81,9 +118,8 @@ def _assess(ctx: Context, session: Session, version_id: int, gpu_indices: list[i
         select(GpuAllocation.gpu).where(GpuAllocation.version_id == version_id)))
     if len(held_by_me) >= needed:
         return Admission(sorted(held_by_me)[:needed]), False
-    indices = gpu_indices if gpu_indices is not None else [
-        g.index for g in inventory(ctx.settings)]
-    gpus = pool_gpus(ctx.settings, pool, indices)
+    whole = whole_gpus(devices)
+    gpus = pool_gpus(ctx.settings, pool, [g.index for g in whole])
     if needed > len(gpus):
         return Admission(None, f"asks for {needed} GPU(s) but pool {pool} has "
                                f"{len(gpus)}", impossible=True), False
@@ -100,24 +136,29 @@ def _assess(ctx: Context, session: Session, version_id: int, gpu_indices: list[i
         .where(col(GpuAllocation.gpu).in_(gpus))
     ).all())
     free = [g for g in gpus if g not in holders]
+    foreign = _foreign(ctx, whole, free, own)
+    free = [g for g in free if g not in foreign]
     if first_ahead is not None or len(free) < needed:
         count_ahead = (session.exec(select(func.count()).select_from(ahead.subquery())).one()
                        if first_ahead is not None else 0)
         return Admission(None, _waiting_reason(
-            session, needed, pool, len(free), holders, first_ahead, count_ahead)), False
+            session, needed, pool, len(free), holders, first_ahead, count_ahead,
+            list(foreign.values()))), False
     return Admission(free[:needed]), True
 
 
 def _waiting_reason(
     session: Session, needed: int, pool: str, free: int, holders: dict[int, int],
-    first_ahead: int | None, count_ahead: int,
+    first_ahead: int | None, count_ahead: int, foreign: list[str],
 ) -> str:
-    """Why a version waits, naming who holds the GPUs and who is ahead in the queue."""
+    """Why a version waits, naming who holds the GPUs (Traindeck's versions and processes
+    outside it) and who is ahead in the queue."""
     parts = [f"waiting for {needed} GPU(s) in pool {pool}: {free} free"]
     labels = _labels(session, set(holders.values()) | (
         {first_ahead} if first_ahead is not None else set()))
     for gpu, holder in sorted(holders.items()):
         parts.append(f"GPU{gpu} held by {labels[holder]}")
+    parts += foreign
     if first_ahead is not None:
         ahead = f"{count_ahead} earlier version(s) first ({labels[first_ahead]}"
         parts.append(ahead + (", ...)" if count_ahead > 1 else ")"))

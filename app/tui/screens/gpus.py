@@ -2,12 +2,14 @@
 
 A worker reads the inventory (NVML or the config) and the allocations every
 `POLL_SECONDS`; the tables redraw only cells whose text changed, so an idle screen sends
-nothing to the terminal.
+nothing to the terminal. A GPU no version holds shows the processes outside Traindeck
+that NVML finds on it (someone's notebook), since the scheduler keeps off a GPU they fill.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -34,13 +36,16 @@ from app.tui.widgets.gpu_table import GpuTable, SyncRow
 if TYPE_CHECKING:
     from app.context import Context
     from app.overview import GpuBoard, GpuRow, QueuedRow
+    from app.runtime.gpus import GpuInfo
 
 POLL_SECONDS = 2.0
 """How often the GPUs and the queue are read again."""
 
 GPU_COLUMNS: list[tuple[str, str, int | None]] = [
-    ("gpu", "GPU", 4), ("name", "Name", 18), ("pools", "Pool", 12), ("holder", "Held by", 22),
-    ("since", "Since", 16), ("for", "For", 8), ("memory", "Memory", 15), ("util", "Util", 5),
+    # What is on each GPU and how busy it is first: all of it fits 80 columns.
+    ("gpu", "GPU", 4), ("name", "Name", 16), ("holder", "Held by", 20), ("util", "Util", 4),
+    ("memory", "Memory", 15), ("temp", "Temp", 4), ("pools", "Pool", 12),
+    ("since", "Since", 16), ("for", "For", 8),
 ]
 QUEUE_COLUMNS: list[tuple[str, str, int | None]] = [
     ("position", "#", 3), ("version", "Version", 22), ("pool", "Pool", 12),
@@ -55,6 +60,31 @@ def coarse_age(since: datetime | None, now: datetime) -> str:
     if since is None:
         return "—"
     return format_coarse_duration((now - since).total_seconds())
+
+
+@dataclass(frozen=True)
+class GpuExtra:
+    """What NVML says of a GPU beyond the board: its temperature and who else is on it."""
+
+    temperature: str = "—"
+    foreign: str = ""
+    """`python 4312 (ana) +1`: processes outside Traindeck, the biggest first; '' if none."""
+
+
+def gpu_extras(gpus: list[GpuInfo], own: set[int]) -> dict[int, GpuExtra]:
+    """Per whole GPU index, its temperature and the processes outside Traindeck on it."""
+    from app.runtime.gpus import foreign_processes
+
+    out = {}
+    for gpu in gpus:
+        if gpu.mig_index is not None:
+            continue
+        foreign = foreign_processes(gpu, own)
+        text = "" if not foreign else foreign[0].short() + (
+            f" +{len(foreign) - 1}" if len(foreign) > 1 else "")
+        out[gpu.index] = GpuExtra(
+            "—" if gpu.temperature is None else f"{gpu.temperature}°C", text)
+    return out
 
 
 def memory_text(used_mb: int | None, total_mb: int | None) -> str:
@@ -83,10 +113,12 @@ class GpusScreen(FirstShow, Screen[None]):
     class Polled(Message):
         """A fresh read of the GPUs and the queue (or why it failed)."""
 
-        def __init__(self, board: GpuBoard | None, error: str = "") -> None:
+        def __init__(self, board: GpuBoard | None, error: str = "",
+                     extras: dict[int, GpuExtra] | None = None) -> None:
             super().__init__()
             self.board = board
             self.error = error
+            self.extras = extras or {}
 
     def __init__(self, ctx: Context) -> None:
         super().__init__()
@@ -94,6 +126,7 @@ class GpusScreen(FirstShow, Screen[None]):
         self._timer: Timer | None = None
         self._texts: dict[str, str] = {}
         self._last_error = ""
+        self._extras: dict[int, GpuExtra] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -124,15 +157,18 @@ class GpusScreen(FirstShow, Screen[None]):
         """Read the inventory, the allocations and the queue."""
         from app.errors import TraindeckError
         from app.overview import gpu_board
-        from app.runtime.gpus import inventory
+        from app.runtime.gpus import inventory, whole_gpus
+        from app.runtime.scheduler import own_pids
 
         try:
-            board = gpu_board(ctx.settings, ctx.db, inventory(ctx.settings))
+            gpus = inventory(ctx.settings)
+            board = gpu_board(ctx.settings, ctx.db, whole_gpus(gpus))
+            own = own_pids(ctx) if any(g.processes for g in gpus) else set()
         except TraindeckError as exc:
             self.post_message(self.Polled(None, str(exc)))
             return
         if not get_current_worker().is_cancelled:
-            self.post_message(self.Polled(board))
+            self.post_message(self.Polled(board, extras=gpu_extras(gpus, own)))
 
     @on(Polled)
     def _polled(self, message: Polled) -> None:
@@ -142,6 +178,7 @@ class GpusScreen(FirstShow, Screen[None]):
             self._last_error = message.error
             return
         self._last_error = ""
+        self._extras = message.extras
         self.board = message.board
         self._show(message.board)
 
@@ -157,6 +194,9 @@ class GpusScreen(FirstShow, Screen[None]):
         gpus = f"{present} GPU{'s' if present != 1 else ''} {SOURCES.get(board.source, '')}"
         if present:
             gpus += f"  ·  {held} in use  ·  {present - held} free"
+            others = sum(1 for gpu in board.gpus if not gpu.holder
+                         and self._extras.get(gpu.index, GpuExtra()).foreign)
+            gpus += f" ({others} with others' processes)" if others else ""
         self._set_text("#gpus-title", f"GPUs — {gpus}")
         waiting = len(board.queue)
         queue = (f"Queue — {waiting} waiting, served first come first served" if waiting
@@ -171,18 +211,23 @@ class GpusScreen(FirstShow, Screen[None]):
 
     def _gpu_row(self, gpu: GpuRow, now: datetime) -> SyncRow:
         pools = ", ".join(gpu.pools) or "—"
-        holder = gpu.holder or "free"
+        extra = self._extras.get(gpu.index, GpuExtra())
+        holder = gpu.holder or extra.foreign or "free"
         memory = memory_text(gpu.memory_used_mb, gpu.memory_total_mb)
         util = f"{gpu.utilization}%" if gpu.utilization is not None else "—"
-        texts = (f"GPU{gpu.index}", gpu.name, pools, holder, format_time(gpu.held_since),
-                 coarse_age(gpu.held_since, now), memory, util, str(gpu.present))
+        name = gpu.name.removeprefix("NVIDIA ")
+        texts = (f"GPU{gpu.index}", name, holder, util, memory, extra.temperature, pools,
+                 format_time(gpu.held_since), coarse_age(gpu.held_since, now),
+                 str(gpu.present))
         if gpu.holder:
             holder_cell = Text(holder, style=theme_colour(self.app, "status-running", "blue"))
+        elif extra.foreign:  # not Traindeck's: the scheduler may keep off it
+            holder_cell = Text(holder, style=theme_colour(self.app, "warning", "yellow"))
         else:
             holder_cell = Text(holder, style=theme_colour(self.app, "success", "green"))
-        name_cell = Text(gpu.name) if gpu.present else Text(
-            gpu.name, style=theme_colour(self.app, "warning", "yellow"))
-        cells = (Text(texts[0], style="bold"), name_cell, pools, holder_cell, *texts[4:8])
+        name_cell = Text(name) if gpu.present else Text(
+            name, style=theme_colour(self.app, "warning", "yellow"))
+        cells = (Text(texts[0], style="bold"), name_cell, holder_cell, *texts[3:9])
         return SyncRow(f"gpu-{gpu.index}", texts, cells)
 
     def _queue_row(self, item: QueuedRow, now: datetime) -> SyncRow:

@@ -1,0 +1,202 @@
+"""System metrics of a running version: its GPUs' utilisation and memory, its processes'
+CPU and resident memory, sampled every `system_metrics_seconds` by its supervisor.
+
+They are stored as metric points under `sys/` (`sys/gpu0/util`, `sys/gpu0/memory_mb`,
+`sys/cpu_percent`, `sys/rss_mb`), so the metrics tab plots them as it plots the script's
+own. When the run ends, a GPU that stayed at 0% the whole time gets a warning event:
+the script most likely never used CUDA. GPUs are read from NVML (Docker's devices are
+the same NVML indices); processes from /proc (a local rank and its children, or what
+runs in the version's containers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select as core_select
+from sqlmodel import col, func, select
+
+from app.context import Context
+from app.db import Database
+from app.jobs import record_event
+from app.models import GpuAllocation, MetricPointRow
+from app.runtime.gpus import handle_pids
+
+log = logging.getLogger(__name__)
+PREFIX = "sys/"
+MIN_SAMPLES_FOR_WARNING = 2
+"""A run sampled fewer times than this says too little about its GPUs to warn."""
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _cpu_and_rss(pid: int) -> tuple[int, int] | None:
+    """(CPU ticks used so far, resident bytes) of a process, None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return int(stat[11]) + int(stat[12]), resident * _PAGE
+
+
+class Sampler:
+    """Samples one version while it runs: `Sampler(ctx, vid, handle).start()`, then
+    `.stop()` when its ranks have ended. Never raises into the supervisor."""
+
+    def __init__(self, ctx: Context, version_id: int, handle: dict[str, Any] | str | None,
+                 interval: float | None = None) -> None:
+        self.ctx = ctx
+        self.version_id = version_id
+        self.handle = json.loads(handle) if isinstance(handle, str) and handle else handle
+        self.interval = ctx.settings.system_metrics_seconds if interval is None else interval
+        self.gpu_util: dict[int, list[int]] = {}
+        """Each sampled GPU's utilisation readings so far."""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._nvml: Any = None
+        self._gpus: dict[int, Any] = {}
+        self._ticks: dict[int, int] = {}
+        self._last = 0.0
+        self._step = 0
+
+    def start(self) -> Sampler:
+        """Begin sampling in a daemon thread (nothing when the interval is 0)."""
+        if self.interval <= 0:
+            return self
+        with self.ctx.db.read() as session:
+            gpus = sorted(session.exec(select(GpuAllocation.gpu).where(
+                GpuAllocation.version_id == self.version_id)))
+            last = session.exec(select(func.max(MetricPointRow.step)).where(
+                MetricPointRow.version_id == self.version_id,
+                col(MetricPointRow.name).startswith(PREFIX))).one()
+        self._step = 0 if last is None else last + 1  # a restarted supervisor goes on
+        if gpus:
+            self._open_nvml(gpus)
+        self._read_processes()  # the baseline CPU time is measured from
+        self._thread = threading.Thread(target=self._run, name="sys-metrics", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop sampling; warn about every GPU that stayed at 0% the whole run."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.interval + 10)
+        if self._nvml is not None:
+            with contextlib.suppress(self._nvml.NVMLError):
+                self._nvml.nvmlShutdown()
+            self._nvml = None
+        idle = [gpu for gpu, values in sorted(self.gpu_util.items())
+                if len(values) >= MIN_SAMPLES_FOR_WARNING and not any(values)]
+        if idle:
+            with self.ctx.db.write() as session:
+                for gpu in idle:
+                    record_event(session, self.version_id,
+                                 f"GPU{gpu} stayed at 0% for the whole run: is the script "
+                                 "using CUDA?", "warning")
+
+    def _open_nvml(self, gpus: list[int]) -> None:
+        try:
+            import pynvml
+        except ImportError:
+            return
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as exc:
+            log.info("no GPU metrics: NVML: %s", exc)
+            return
+        self._nvml = pynvml
+        for gpu in gpus:
+            try:
+                self._gpus[gpu] = pynvml.nvmlDeviceGetHandleByIndex(gpu)
+            except pynvml.NVMLError as exc:
+                log.warning("GPU%d: no metrics: NVML: %s", gpu, exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sample()
+            except Exception:  # a bad sample must not end the sampling or the supervisor
+                log.exception("system metrics sample failed")
+
+    def _read_processes(self) -> tuple[float | None, int | None]:
+        """(CPU % since the last read, resident bytes) of the version's processes."""
+        pids = handle_pids([self.handle]) if self.handle else set()
+        now = time.monotonic()
+        ticks: dict[int, int] = {}
+        rss = 0
+        for pid in pids:
+            found = _cpu_and_rss(pid)
+            if found is not None:
+                ticks[pid], resident = found
+                rss += resident
+        elapsed = now - self._last
+        cpu = None
+        if ticks and self._last and elapsed > 0:
+            used = sum(t - self._ticks.get(pid, 0) for pid, t in ticks.items())
+            cpu = max(0.0, 100.0 * used / _TICKS / elapsed)
+        self._ticks, self._last = ticks, now
+        return cpu, (rss if ticks else None)
+
+    def sample(self) -> dict[str, float]:
+        """Read and store one sample now; returns what was stored."""
+        values: dict[str, float] = {}
+        nvml = self._nvml
+        for gpu, handle in self._gpus.items():
+            try:
+                util = int(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+                used = int(nvml.nvmlDeviceGetMemoryInfo(handle).used) // 2**20
+            except nvml.NVMLError as exc:
+                log.warning("GPU%d: NVML: %s", gpu, exc)
+                continue
+            self.gpu_util.setdefault(gpu, []).append(util)
+            values[f"{PREFIX}gpu{gpu}/util"] = util
+            values[f"{PREFIX}gpu{gpu}/memory_mb"] = used
+        cpu, rss = self._read_processes()
+        if cpu is not None:
+            values[f"{PREFIX}cpu_percent"] = round(cpu, 1)
+        if rss is not None:
+            values[f"{PREFIX}rss_mb"] = round(rss / 2**20, 1)
+        if values:
+            wall = time.time()
+            with self.ctx.db.write() as session:
+                session.add_all([MetricPointRow(version_id=self.version_id, name=name,
+                                                step=self._step, value=value, wall_time=wall)
+                                 for name, value in values.items()])
+            self._step += 1
+        return values
+
+
+def gpu_summary(db: Database, version_ids: Iterable[int]) -> dict[int, dict[str, float]]:
+    """Per version: `gpu_memory_peak_mb` (the most any one of its GPUs held) and
+    `gpu_util_mean` (% over all its GPUs' samples), for the comparison page."""
+    ids = list(version_ids)
+    out: dict[int, dict[str, float]] = {}
+    with db.read() as session:
+        rows = session.connection().execute(
+            core_select(col(MetricPointRow.version_id), col(MetricPointRow.name),
+                        func.max(MetricPointRow.value), func.avg(MetricPointRow.value),
+                        func.count())
+            .where(col(MetricPointRow.version_id).in_(ids),
+                   col(MetricPointRow.name).startswith(f"{PREFIX}gpu"))
+            .group_by(col(MetricPointRow.version_id), col(MetricPointRow.name))).all()
+    weighted: dict[int, tuple[float, int]] = {}
+    for vid, name, peak, mean, count in rows:
+        summary = out.setdefault(vid, {})
+        if name.endswith("/memory_mb"):
+            summary["gpu_memory_peak_mb"] = max(summary.get("gpu_memory_peak_mb", 0.0), peak)
+        elif name.endswith("/util"):
+            total, n = weighted.get(vid, (0.0, 0))
+            weighted[vid] = (total + mean * count, n + count)
+    for vid, (total, n) in weighted.items():
+        out[vid]["gpu_util_mean"] = round(total / n, 1)
+    return out
