@@ -26,7 +26,7 @@ from sqlmodel import col, func, select
 
 from app.context import Context
 from app.db import Database
-from app.jobs import record_event
+from app.lifecycle import record_event
 from app.models import GpuAllocation, MetricPointRow
 from app.runtime.gpus import handle_pids
 
