@@ -166,6 +166,26 @@ async def test_zoom_hides_the_file_list_and_tab_moves_the_keys(build: DataBuilde
         assert files.display and files.has_focus
 
 
+# ---------------------------------------------------------------- snapshots
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_snapshot_code_diff(snap_compare: Any, snap_build: DataBuilder,
+                            size: tuple[int, int]) -> None:
+    code_versions(snap_build)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        pilot.app.animation_level = "none"
+        await settle(pilot)
+        await pilot.app.push_screen(CodeDiffScreen(snap_build.ctx, JOB, "V001", "V002"))
+        await settle(pilot)
+        await pilot.press("j", "j")  # train.py
+        await settle(pilot)
+
+    assert snap_compare(TraindeckApp(snap_build.ctx), terminal_size=size,
+                        run_before=run_before)
+
+
 # ---------------------------------------------------------------- overview limits
 
 

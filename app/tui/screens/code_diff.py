@@ -167,7 +167,8 @@ class CodeDiffScreen(FirstShow, Screen[None]):
 
     def _file_label(self, changed: ChangedFile) -> Text:
         letter, variable, fallback = MARKS[changed.change]
-        text = Text(f"{letter} ", style=f"bold {theme_colour(self.app, variable, fallback)}")
+        text = Text()
+        text.append(f"{letter} ", style=f"bold {theme_colour(self.app, variable, fallback)}")
         text.append(changed.shown)
         return text
 
