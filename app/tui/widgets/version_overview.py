@@ -115,7 +115,7 @@ def limits_text(info: VersionInfo) -> str:
     if processes == "gpus":
         parts.append("one process per GPU")
     elif processes:
-        parts.append(f"{processes} processes per node")
+        parts.append(f"{processes} process{'es' if processes != 1 else ''} per node")
     if network:
         parts.append(f"network {network}")
     return "  ·  ".join(parts)
