@@ -301,3 +301,15 @@ async def test_bytes_that_are_not_utf8_are_shown_replaced_or_escaped(
         await settle(pilot)
         assert "+\ufffd\ufffd latin-1 text" in diff_text(screen).plain
         assert "r\\xe9sum\\xe9.txt" in screen_text(pilot)
+
+
+async def test_a_long_diff_is_cut_with_a_note(build: DataBuilder, monkeypatch: Any) -> None:
+    import app.tui.screens.code_diff as code_diff
+
+    monkeypatch.setattr(code_diff, "MAX_DIFF_LINES", 3)
+    code_versions(build)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_from_compare(pilot)
+        assert diff_text(screen).plain == (
+            "--- a/helper.py\n+++ b/helper.py\n@@ -0,0 +1 @@\n… 1 more line not shown")

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 MARKS = {"added": ("A", "success", "green"), "removed": ("D", "error", "red"),
          "modified": ("M", "warning", "yellow")}
 """How a change is marked in the list: letter, theme variable, fallback colour."""
+MAX_DIFF_LINES = 5000
+"""Lines of one file's diff drawn at most (laying out more would stall the screen)."""
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,8 @@ class CodeDiffScreen(FirstShow, Screen[None]):
         text = Text(no_wrap=False)
         if not diff:
             return Text("(only the file's permission bits differ)", style="dim")
-        for line in diff.splitlines(keepends=True):
+        lines = diff.splitlines(keepends=True)
+        for line in lines[:MAX_DIFF_LINES]:
             if line.startswith(("+++", "---")):
                 style = "bold"
             elif line.startswith("+"):
@@ -211,6 +214,10 @@ class CodeDiffScreen(FirstShow, Screen[None]):
             else:
                 style = "italic"  # binary, too large, mode changes, "\ No newline"
             text.append(line, style=style)
+        if len(lines) > MAX_DIFF_LINES:
+            more = len(lines) - MAX_DIFF_LINES
+            text.append(f"… {more} more line{'s' if more != 1 else ''} not shown",
+                        style="italic")
         text.rstrip()
         return text
 
