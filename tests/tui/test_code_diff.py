@@ -313,3 +313,19 @@ async def test_a_long_diff_is_cut_with_a_note(build: DataBuilder, monkeypatch: A
         screen = await open_from_compare(pilot)
         assert diff_text(screen).plain == (
             "--- a/helper.py\n+++ b/helper.py\n@@ -0,0 +1 @@\n… 1 more line not shown")
+
+
+async def test_a_version_without_a_snapshot_says_so(build: DataBuilder) -> None:
+    from sqlalchemy import update
+
+    from app.models import Version
+
+    code_versions(build)
+    with build.ctx.db.write() as session:  # as a version made before snapshots existed
+        session.exec(update(Version).where(Version.number == 1).values(code_snapshot=""))
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_from_compare(pilot)
+        assert listed(screen) == []
+        assert str(screen.query_one("#diff-summary", Static).content) == (
+            f"{JOB} V001 → V002: V001 of {JOB} ran without a code snapshot: nothing to compare")
