@@ -28,11 +28,14 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pathspec
 
 from app.errors import TraindeckError
+
+if TYPE_CHECKING:
+    from app.context import Context
 
 DEFAULT_EXCLUDES = (".git", "__pycache__/", "*.pyc", ".venv/", "runs/",
                     ".ipynb_checkpoints/", ".pytest_cache/", ".mypy_cache/")
@@ -40,6 +43,8 @@ DEFAULT_EXCLUDES = (".git", "__pycache__/", "*.pyc", ".venv/", "runs/",
 IGNORE_FILE = ".traindeckignore"
 """The code folder's own exclude file, read after the defaults."""
 GIT_TIMEOUT = 10.0
+DIFF_LIMIT_BYTES = 1024 * 1024
+"""A file larger than this on either side is said to differ, not diffed."""
 Change = Literal["added", "removed", "modified"]
 
 
@@ -92,7 +97,7 @@ class Snapshot:
         """The bytes of the file at `path` (a link's target text for a link)."""
         entry = self.files[path]
         if entry.link is not None:
-            return entry.link.encode()
+            return entry.link.encode("utf-8", "surrogateescape")
         return _object_path(self.store, entry.hash).read_bytes()
 
 
@@ -232,8 +237,7 @@ def take_snapshot(code_dir: Path, store: Path, *, limit_bytes: int,
                 target = os.readlink(path)
                 if os.path.isabs(target):  # keep the copy's link inside the copy
                     target = os.path.relpath(os.path.realpath(path), os.path.realpath(path.parent))
-                files[rel] = FileEntry(hashlib.sha256(target.encode()).hexdigest(), 0o777, 0,
-                                       target)
+                files[rel] = FileEntry(_link_hash(target), 0o777, 0, target)
             else:
                 digest, size = _store_file(store, path)
                 files[rel] = FileEntry(digest, stat.S_IMODE(info.st_mode), size)
@@ -246,6 +250,11 @@ def take_snapshot(code_dir: Path, store: Path, *, limit_bytes: int,
         raise SnapshotError(f"snapshot of code folder {root} into {store} failed: {error}"
                             ) from None
     return Snapshot(snapshot_id, store, files, git, skipped)
+
+
+def _link_hash(target: str) -> str:
+    """A link's stand-in content hash (a target that is not UTF-8 is hashed as its bytes)."""
+    return hashlib.sha256(target.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _entry_json(entry: FileEntry) -> dict[str, object]:
@@ -267,7 +276,7 @@ def load_snapshot(store: Path, snapshot_id: str) -> Snapshot:
     files = {}
     for rel, raw in manifest["files"].items():
         link = raw.get("link")
-        files[rel] = (FileEntry(hashlib.sha256(link.encode()).hexdigest(), 0o777, 0, link)
+        files[rel] = (FileEntry(_link_hash(link), 0o777, 0, link)
                       if link is not None else FileEntry(raw["hash"], raw["mode"], raw["size"],
                                                          None, raw.get("mtime", 0)))
     git = manifest.get("git")
@@ -465,29 +474,65 @@ def changed_files(a: Snapshot, b: Snapshot) -> list[tuple[str, Change]]:
     return changes
 
 
+def shown_path(path: str) -> str:
+    """`path` fit to print: bytes of a name that is not UTF-8 (which Python keeps as lone
+    surrogates) written as `\\xNN`."""
+    try:
+        raw = path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that did not come from a byte
+        return path.encode("utf-8", "backslashreplace").decode("ascii")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def _text(snapshot: Snapshot, path: str) -> list[str] | None:
-    """The file's lines ([] when absent), or None when it is binary."""
+    """The file's lines ([] when absent), or None when it is binary (a NUL byte early on);
+    bytes that are not UTF-8 read as U+FFFD."""
     if path not in snapshot.files:
         return []
     data = snapshot.content(path)
     if b"\0" in data[:8192]:
         return None
-    try:
-        return data.decode("utf-8").splitlines(keepends=True)
-    except UnicodeDecodeError:
-        return None
+    return data.decode("utf-8", errors="replace").splitlines(keepends=True)
 
 
-def file_diff(a: Snapshot, b: Snapshot, path: str) -> str:
-    """A unified diff of `path` from `a` to `b` ("" when equal; binary files said so)."""
+def file_diff(a: Snapshot, b: Snapshot, path: str, limit_bytes: int = DIFF_LIMIT_BYTES) -> str:
+    """A unified diff of `path` from `a` to `b` ("" when equal); a binary file, or one over
+    `limit_bytes` on either side, is said to differ instead."""
+    from app.formatting import human_bytes
+
     before, after = a.files.get(path), b.files.get(path)
+    shown = shown_path(path)
     header = ""
     if before is not None and after is not None and before.mode != after.mode:
         header = f"old mode {before.mode:o}\nnew mode {after.mode:o}\n"
+    if before is not None and after is not None and before.hash == after.hash:
+        return header
+    largest = max(entry.size for entry in (before, after) if entry is not None)
+    if largest > limit_bytes:
+        return header + (f"Files a/{shown} and b/{shown} differ ({human_bytes(largest)}; "
+                         f"diffs are shown up to {human_bytes(limit_bytes)})\n")
     old, new = _text(a, path), _text(b, path)
     if old is None or new is None:
-        same = before is not None and after is not None and before.hash == after.hash
-        return header + ("" if same else f"Binary files a/{path} and b/{path} differ\n")
-    lines = difflib.unified_diff(old, new, f"a/{path}", f"b/{path}")
+        return header + f"Binary files a/{shown} and b/{shown} differ\n"
+    lines = difflib.unified_diff(old, new, f"a/{shown}", f"b/{shown}")
     no_newline = "\n\\ No newline at end of file\n"
     return header + "".join(line if line.endswith("\n") else line + no_newline for line in lines)
+
+
+def version_snapshots(ctx: Context, job: str, labels: list[str]) -> dict[str, Snapshot]:
+    """The code snapshots of versions `labels` of `job` (a version without one, or with
+    none stored, is left out)."""
+    from sqlmodel import col, select
+
+    from app.jobs import parse_version_label
+    from app.models import Job, Version, version_label
+
+    numbers = [parse_version_label(label) for label in labels]
+    with ctx.db.read() as session:
+        rows = session.exec(
+            select(Version.number, Version.code_snapshot)
+            .join(Job, col(Job.id) == col(Version.job_id))
+            .where(Job.name == job, col(Version.number).in_(numbers))).all()
+    store = ctx.settings.data_dir / "snapshots"
+    return {version_label(number): load_snapshot(store, snapshot_id)
+            for number, snapshot_id in rows if snapshot_id}

@@ -94,6 +94,7 @@ class CompareScreen(FirstShow, Screen[None]):
         Binding("a", "toggle_all", "All/differing params", id="compare.toggle-all"),
         Binding("n", "next_metric", "Next metric", id="compare.next-metric"),
         Binding("p", "previous_metric", "Previous metric", id="compare.previous-metric"),
+        Binding("c", "code_diff", "Code diff", id="compare.code-diff"),
         Binding("ctrl+r", "reload", "Reload", show=False, id="compare.reload"),
     ]
 
@@ -389,6 +390,17 @@ class CompareScreen(FirstShow, Screen[None]):
         """Read the versions again."""
         self._load()
 
+    def action_code_diff(self) -> None:
+        """Show how the code of the first compared version differs from the last one's."""
+        comparison = self._comparison
+        if comparison is None or len(comparison.versions) < 2:
+            self.notify("code diff: needs two versions to compare", severity="warning")
+            return
+        from app.tui.screens.code_diff import CodeDiffScreen
+
+        self.app.push_screen(CodeDiffScreen(self.ctx, self.job, comparison.versions[0],
+                                            comparison.versions[-1]))
+
     def palette_commands(self) -> Iterable[SystemCommand]:
         """This screen's actions for the command palette."""
         yield SystemCommand("compare: toggle all parameters", "All or only differing",
@@ -398,3 +410,5 @@ class CompareScreen(FirstShow, Screen[None]):
         yield SystemCommand("compare: previous metric", "Plot the previous metric",
                             self.action_previous_metric)
         yield SystemCommand("compare: reload", "Read the versions again", self.action_reload)
+        yield SystemCommand("view: code diff", "How the code of the first compared version "
+                            "differs from the last one's", self.action_code_diff)

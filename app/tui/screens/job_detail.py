@@ -94,6 +94,7 @@ class JobDetailScreen(FirstShow, VersionActionsScreen):
         Binding("t", "tensorboard", "TensorBoard", id="version.tensorboard"),
         Binding("M", "create_model", "Model", id="version.create-model"),
         Binding("p", "save_parameters", "Save params", id="version.save-parameters"),
+        Binding("c", "code_diff", "Code diff", show=False, id="version.code-diff"),
         Binding("1", "tab('overview')", "Overview tab", show=False, id="job.tab-overview"),
         Binding("2", "tab('logs')", "Logs tab", show=False, id="job.tab-logs"),
         Binding("3", "tab('metrics')", "Metrics tab", show=False, id="job.tab-metrics"),
@@ -449,6 +450,35 @@ class JobDetailScreen(FirstShow, VersionActionsScreen):
 
         self.app.push_screen(CompareScreen(self.ctx, self.job, self.compare_labels()))
 
+    def code_diff_pair(self) -> tuple[str, str] | None:
+        """What `c` diffs: the two marked versions, else the selected one and its parent."""
+        if len(self.marked) == 2:
+            old, new = sorted(self.marked)
+            return old, new
+        info = self.current
+        if info is None or not info.parent or self.marked:
+            return None
+        return info.parent, info.version
+
+    def disabled_reason(self, action: str) -> str | None:
+        """Why `action` cannot run now (None: it can)."""
+        if action == "code_diff" and self.code_diff_pair() is None:
+            if self.marked:
+                return "code diff: mark exactly two versions (or none for the parent's)"
+            label = self.current.version if self.current else "no version"
+            return f"code diff: {label} has no parent; mark two versions with space"
+        return super().disabled_reason(action)
+
+    def action_code_diff(self) -> None:
+        """Show how the code differs between the selected version and its parent (or the
+        two marked versions)."""
+        pair = self.code_diff_pair()
+        if pair is None or not self.allowed("code_diff"):
+            return
+        from app.tui.screens.code_diff import CodeDiffScreen
+
+        self.app.push_screen(CodeDiffScreen(self.ctx, self.job, *pair))
+
     def compare_labels(self) -> list[str] | None:
         """What `C` compares: marked versions, else the filtered ones, else None (all)."""
         if self.marked:
@@ -483,6 +513,9 @@ class JobDetailScreen(FirstShow, VersionActionsScreen):
         yield from self.version_commands(label)
         yield SystemCommand("view: compare versions", "Marked, filtered or all versions",
                             self.action_compare)
+        yield SystemCommand("view: code diff", "The code of the selected version against "
+                            "its parent's, or of the two marked versions",
+                            self.action_code_diff)
         yield SystemCommand("view: filter versions", "By label or status", self.action_filter)
         for tab in TABS:
             yield SystemCommand(f"view: {tab} tab", f"Show the {tab} of {label}",
