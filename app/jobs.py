@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -46,6 +46,9 @@ from app.spec import (
     is_remote,
 )
 from app.spec_rules import validate_spec
+
+if TYPE_CHECKING:
+    from app.runtime.snapshot import Snapshot
 
 Launcher = Callable[[Context, int], None]
 """Starts whatever runs a new version (the supervisor); tests may pass a no-op."""
@@ -169,25 +172,37 @@ def version_code(ctx: Context, spec: JobSpec, parent_id: int | None = None, *,
     return snap.id, json.dumps(info)
 
 
+def version_snapshots(ctx: Context, job: str, labels: list[str]) -> dict[str, Snapshot]:
+    """The code snapshots of versions `labels` of `job` (a version without one, or with
+    none stored, is left out)."""
+    from app.runtime.snapshot import load_snapshot
+
+    numbers = [parse_version_label(label) for label in labels]
+    with ctx.db.read() as session:
+        rows = session.exec(
+            select(Version.number, Version.code_snapshot)
+            .join(Job, col(Job.id) == col(Version.job_id))
+            .where(Job.name == job, col(Version.number).in_(numbers))).all()
+    store = ctx.settings.data_dir / "snapshots"
+    return {version_label(number): load_snapshot(store, snapshot_id)
+            for number, snapshot_id in rows if snapshot_id}
+
+
 def code_changes(ctx: Context, job_name: str, labels: list[str]
                  ) -> dict[str, list[tuple[str, str]]]:
     """How each version's code differs from the first one's: label → [(path, `added` |
     `removed` | `modified`)], for versions whose snapshots differ."""
-    from app.runtime.snapshot import changed_files, load_snapshot
+    from app.runtime.snapshot import changed_files
 
-    numbers = [parse_version_label(label) for label in labels]
-    with ctx.db.read() as session:
-        rows = dict(session.exec(
-            select(Version.number, Version.code_snapshot).join(Job, Job.id == Version.job_id)
-            .where(Job.name == job_name, col(Version.number).in_(numbers))).all())
-    store = ctx.settings.data_dir / "snapshots"
-    first = rows.get(numbers[0], "") if numbers else ""
+    if not labels:
+        return {}
+    found = version_snapshots(ctx, job_name, labels)
+    first = found.get(version_label(parse_version_label(labels[0])))
     changes: dict[str, list[tuple[str, str]]] = {}
-    for label, number in zip(labels[1:], numbers[1:], strict=True):
-        other = rows.get(number, "")
-        if first and other and other != first:
-            changes[label] = changed_files(load_snapshot(store, first),
-                                           load_snapshot(store, other))
+    for label in labels[1:]:
+        other = found.get(version_label(parse_version_label(label)))
+        if first and other and other.id != first.id:
+            changes[label] = changed_files(first, other)
     return changes
 
 

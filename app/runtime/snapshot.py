@@ -28,14 +28,11 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import pathspec
 
 from app.errors import TraindeckError
-
-if TYPE_CHECKING:
-    from app.context import Context
 
 DEFAULT_EXCLUDES = (".git", "__pycache__/", "*.pyc", ".venv/", "runs/",
                     ".ipynb_checkpoints/", ".pytest_cache/", ".mypy_cache/")
@@ -517,22 +514,3 @@ def file_diff(a: Snapshot, b: Snapshot, path: str, limit_bytes: int = DIFF_LIMIT
     lines = difflib.unified_diff(old, new, f"a/{shown}", f"b/{shown}")
     no_newline = "\n\\ No newline at end of file\n"
     return header + "".join(line if line.endswith("\n") else line + no_newline for line in lines)
-
-
-def version_snapshots(ctx: Context, job: str, labels: list[str]) -> dict[str, Snapshot]:
-    """The code snapshots of versions `labels` of `job` (a version without one, or with
-    none stored, is left out)."""
-    from sqlmodel import col, select
-
-    from app.jobs import parse_version_label
-    from app.models import Job, Version, version_label
-
-    numbers = [parse_version_label(label) for label in labels]
-    with ctx.db.read() as session:
-        rows = session.exec(
-            select(Version.number, Version.code_snapshot)
-            .join(Job, col(Job.id) == col(Version.job_id))
-            .where(Job.name == job, col(Version.number).in_(numbers))).all()
-    store = ctx.settings.data_dir / "snapshots"
-    return {version_label(number): load_snapshot(store, snapshot_id)
-            for number, snapshot_id in rows if snapshot_id}

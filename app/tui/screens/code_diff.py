@@ -115,7 +115,8 @@ class CodeDiffScreen(FirstShow, Screen[None]):
     def _list(self) -> None:
         """Read both snapshots and what differs between them."""
         from app.errors import TraindeckError
-        from app.runtime.snapshot import changed_files, shown_path, version_snapshots
+        from app.jobs import version_snapshots
+        from app.runtime.snapshot import changed_files, shown_path
 
         try:
             found = version_snapshots(self.ctx, self.job, [self.old, self.new])
