@@ -1,15 +1,19 @@
 """The Slurm executor against a real single-host Slurm (`scripts/ensure-slurm`): real
-sbatch, srun, squeue and scancel, real rank wrappers, no mocks.
+sbatch, srun, squeue and scancel, real rank wrappers, real supervisors, no mocks.
 
 Without a Slurm controller the tests skip, or fail when `TRAINDECK_REQUIRE_SLURM=1`.
 Versions are made with `app.jobs.submit` (a launcher that starts nothing) and planned by
-`app.runtime.plan.build_plan`, as the supervisor does; the executor then runs them.
+`app.runtime.plan.build_plan`, as the supervisor does; the executor then runs them. The
+last tests start the version's job as `app.runtime.launcher.start_ranks` does and hand
+it to a detached supervisor (`launch`), which adopts it by its recorded Slurm job id.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
 import socket
 import subprocess
 import textwrap
@@ -21,17 +25,24 @@ from typing import Any
 
 import pytest
 from helpers import noop_launcher
+from sqlmodel import select
 from test_runtime_local import ECHO_BOOT
 
-from app.config import PoolSettings
+import app.db
+from app.config import PoolSettings, get_settings
 from app.context import Context
 from app.jobs import submit
 from app.logs import split_timestamp
-from app.models import Version
+from app.models import Job, MetricSummary, Version
+from app.queries import version_events
+from app.runtime.control import stop_version, wait_final
 from app.runtime.executors import ExecutorError, RankExit, get_executor
 from app.runtime.executors.base import Handle, LaunchPlan
 from app.runtime.executors.slurm import SlurmExecutor, first_host, job_state, slurm_rank_env
+from app.runtime.launcher import RESTART_EVENT, launch, open_rank_logs, start_ranks
 from app.runtime.plan import build_plan
+from app.runtime.procs import pid_alive
+from app.runtime.reconcile import reconcile
 from app.spec import JobSpec
 
 REQUIRE_SLURM_ENV = "TRAINDECK_REQUIRE_SLURM"
@@ -193,9 +204,16 @@ def test_two_tasks_get_the_rank_contract_and_write_their_logs(
 
 
 def test_hostile_values_reach_the_script_literally(
-        slurm: None, ctx: Context, tmp_path: Path, handles: list[Handle]) -> None:
+        slurm: None, home: Path, tmp_path: Path, handles: list[Handle],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     marker = Path(f"/tmp/pwned-{uuid.uuid4().hex}")
     evil = f"$(touch {marker}); `touch {marker}` ' \" \\ %j %%"
+    # Traindeck's own folder (the batch script's words) is as hostile as the parameters.
+    odd_home = tmp_path / f"it's a $(touch {marker}) %j home"
+    monkeypatch.setenv("TRAINDECK_HOME", str(odd_home))
+    get_settings.cache_clear()
+    app.db.reset_cache()
+    ctx = Context.open()
     plan, version = plan_version(ctx, tmp_path, ECHO_BOOT,
                                  parameters={"evil": evil, "lines": "one\ntwo"},
                                  env={"EVIL": evil})
@@ -206,6 +224,11 @@ def test_hostile_values_reach_the_script_literally(
     argv = json.loads((out / "argv-0.json").read_text())
     assert f"--evil={evil}" in argv and "--lines=one\ntwo" in argv
     assert json.loads((out / "env-0.json").read_text())["EVIL"] == evil
+    script = (Path(plan.state_dir) / "slurm-batch.sh").read_text().splitlines()[-1]
+    state = Path(plan.state_dir)
+    assert shlex.split(script)[-3:] == [
+        str(state / "slurm-tasks.json"), f">>{state / 'slurm.out'}", "2>&1"]
+    assert (Path(plan.state_dir) / "slurm.out").exists()
     assert not marker.exists()
 
 
@@ -237,19 +260,117 @@ def test_stop_of_a_queued_and_of_a_running_job(
     assert time.monotonic() - began < 20
 
 
-def test_a_job_past_its_time_limit_fails_with_that_reason(
-        slurm: None, ctx: Context, tmp_path: Path, handles: list[Handle]) -> None:
-    plan, _ = plan_version(ctx, tmp_path, SLEEPER)
-    executor = SlurmExecutor(ctx.settings, pool(time_limit="1"))  # Slurm's least: a minute
-    handle = start(executor, plan, handles)
-    [exit_] = wait_ended(executor, handle, timeout=180)
-    assert exit_.error == "time limit reached (Slurm TIMEOUT)"
-    assert exit_.exit_code != 0
-    assert "ready" in log_text(plan, 0)
-
-
 def test_a_refused_job_is_an_executor_error(ctx: Context, tmp_path: Path, slurm: None) -> None:
     plan, _ = plan_version(ctx, tmp_path, "print(1)\n")
     executor = SlurmExecutor(ctx.settings, pool(), gpus_per_node=64)
     with pytest.raises(ExecutorError, match=r"^slurm: sbatch: .*"):
         executor.start(plan)
+
+
+# -- watched by a real supervisor ---------------------------------------------------------------
+
+METRICS_BOOT = """\
+    import json, os, pathlib, sys, time
+    rank = os.environ["RANK"]
+    go = pathlib.Path(sys.argv[0]).parent / "go"
+    print(f"rank {rank} of {os.environ['WORLD_SIZE']} started", flush=True)
+    while not go.exists() and "wait" in os.environ.get("MODE", ""):
+        time.sleep(0.1)
+    with open(os.environ["TRAINDECK_METRICS_FILE"], "a") as f:
+        f.write(json.dumps({"step": 1, "accuracy": 0.5 + int(rank)}) + "\\n")
+    print(f"rank {rank} done", flush=True)
+    time.sleep(600 if os.environ.get("MODE") == "forever" else 0)
+"""
+
+
+def supervise(ctx: Context, tmp_path: Path, handles: list[Handle], executor: SlurmExecutor,
+              source: str, **kwargs: Any) -> tuple[Version, Path]:
+    """Start a version's Slurm job as the caller does (`start_ranks`), then its detached
+    supervisor (`launch`), which adopts the job; the version and its code folder."""
+    plan, version = plan_version(ctx, tmp_path, source, **kwargs)
+    job = plan.job
+    spec = JobSpec.model_validate(json.loads(version.spec_json))
+    logs = open_rank_logs(ctx, version, fresh=True)
+    handle = start_ranks(ctx, job, version, spec, [], [], executor, logs)
+    for rank_log in logs.values():
+        rank_log.abandon()
+    assert handle is not None
+    handles.append(handle)
+    launch(ctx, version.id or 0)
+    return version, Path(plan.workdir)
+
+
+def final(ctx: Context, version: Version, timeout: float = 90) -> Version:
+    with ctx.db.read() as session:
+        job = session.get(Job, version.job_id)
+    assert job is not None
+    return wait_final(ctx, job.name, "V001", timeout)
+
+
+def whole_log(version: Version, rank: int = 0) -> str:
+    return (Path(version.log_dir) / f"rank-{rank}.log").read_text(encoding="utf-8")
+
+
+def test_a_supervisor_watches_the_job_to_its_end_with_logs_and_metrics(
+        slurm: None, ctx: Context, tmp_path: Path, handles: list[Handle]) -> None:
+    executor = SlurmExecutor(ctx.settings, pool())
+    version, _ = supervise(ctx, tmp_path, handles, executor, METRICS_BOOT, per_node=2)
+    ended = final(ctx, version)
+    assert (ended.status, ended.reason, ended.exit_code) == ("succeeded", "", 0)
+    for rank in (0, 1):
+        text = whole_log(ended, rank)
+        assert f"rank {rank} of 2 started" in text and f"rank {rank} done" in text
+        assert text.count(f"rank {rank} done") == 1  # exactly once
+    assert "2 rank(s) with slurm" in whole_log(ended, 0)
+    with ctx.db.read() as session:
+        summary = session.exec(select(MetricSummary).where(
+            MetricSummary.version_id == ended.id)).all()
+    assert {m.name for m in summary} == {"accuracy"}
+
+
+def test_a_killed_supervisor_is_replaced_and_the_job_adopted(
+        slurm: None, ctx: Context, tmp_path: Path, handles: list[Handle]) -> None:
+    executor = SlurmExecutor(ctx.settings, pool())
+    version, code = supervise(ctx, tmp_path, handles, executor, METRICS_BOOT,
+                              env={"MODE": "wait"})
+    wait_until(lambda: "started" in whole_log(version), 60, "the rank's start")
+    with ctx.db.read() as session:
+        row = session.get(Version, version.id)
+    assert row is not None and row.supervisor_pid and row.executor == "slurm"
+    os.kill(row.supervisor_pid, signal.SIGKILL)
+    wait_until(lambda: not pid_alive(row.supervisor_pid), 10, "the supervisor's death")
+    assert any("restart" in action for action in reconcile(ctx))
+    (code / "go").touch()
+    ended = final(ctx, version)
+    assert (ended.status, ended.reason) == ("succeeded", "")
+    assert RESTART_EVENT in [e.message for e in version_events(ctx.db, ended.id or 0)]
+    assert whole_log(ended).count("rank 0 done") == 1
+
+
+def test_stop_through_the_supervisor_of_a_queued_and_a_running_version(
+        slurm: None, ctx: Context, tmp_path: Path, handles: list[Handle]) -> None:
+    executor = SlurmExecutor(ctx.settings, pool(), gpus_per_node=2)
+    running, _ = supervise(ctx, tmp_path, handles, executor, METRICS_BOOT,
+                           env={"MODE": "forever"})
+    wait_until(lambda: "rank 0 done" in whole_log(running), 60, "the first job's start")
+    queued, _ = supervise(ctx, tmp_path, handles, executor, METRICS_BOOT)
+    wait_until(lambda: executor.queue_reason(handles[-1]), 30, "the second job queued")
+    for version in (queued, running):
+        with ctx.db.read() as session:
+            job = session.get(Job, version.job_id)
+        assert job is not None
+        stop_version(ctx, job.name, "V001")
+        ended = final(ctx, version, timeout=60)
+        assert (ended.status, ended.reason) == ("stopped", "stopped by user")
+    assert "rank 0 started" not in whole_log(queued)
+    assert all(job_state(h["job_id"]).state in ("CANCELLED", "COMPLETED", "FAILED")
+               for h in handles[-2:])  # type: ignore[union-attr]
+
+
+def test_a_job_past_its_time_limit_fails_with_that_reason(
+        slurm: None, ctx: Context, tmp_path: Path, handles: list[Handle]) -> None:
+    executor = SlurmExecutor(ctx.settings, pool(time_limit="1"))  # Slurm's least: a minute
+    version, _ = supervise(ctx, tmp_path, handles, executor, SLEEPER)
+    ended = final(ctx, version, timeout=180)
+    assert (ended.status, ended.reason) == ("failed", "time limit reached (Slurm TIMEOUT)")
+    assert "ready" in whole_log(ended)

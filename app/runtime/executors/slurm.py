@@ -1,10 +1,10 @@
 """Runs a version in a Slurm pool as one Slurm job (`sbatch`), every rank under `srun`.
 
 Slurm schedules, Traindeck watches. The job's batch script is one fixed line,
-`exec srun PYTHON -P -c RUNNER TRAINDECK_ROOT TASKS.json`, every word of it a path
-Traindeck chose, quoted with `shlex.quote`; what the ranks run (argv, environment, log
-and status files) travels in the JSON file, so run parameters never pass through a
-shell. Each task of the step reads its rank's entry (`SLURM_PROCID`) and becomes the
+`exec srun PYTHON -P -c RUNNER TRAINDECK_ROOT TASKS.json >>slurm.out 2>&1`, every
+word of it a path Traindeck chose, quoted with `shlex.quote`; what the ranks run (argv,
+environment, log and status files) travels in the JSON file, so run parameters never
+pass through a shell. Each task of the step reads its rank's entry (`SLURM_PROCID`) and becomes the
 local rank wrapper (`app.runtime.rankrun`) for it, with the torchrun variables taken
 from Slurm's task ids and `MASTER_ADDR` the first node of the allocation. The wrapper
 writes the stamped log and the exit status file into Traindeck's folder, which the
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 TASKS_FILE = "slurm-tasks.json"
 SCRIPT_FILE = "slurm-batch.sh"
+OUTPUT_FILE = "slurm.out"
+"""srun's own messages (not the ranks' output, which goes to their logs)."""
 COMMAND_SECONDS = 30.0
 """How long one Slurm command may take before the controller counts as unreachable."""
 MASTER_PORT_BASE = 20000
@@ -178,11 +180,6 @@ RUNNER = ("import sys; sys.path.insert(0, sys.argv[1]); "
 """The Python each task runs: Traindeck's root and the tasks file come as arguments."""
 
 
-def _pattern_safe(path: str) -> str:
-    """A path for sbatch's `--output`, whose `%` starts a replacement symbol."""
-    return path.replace("%", "%%")
-
-
 class SlurmExecutor(Executor):
     """Submits a version as one Slurm job; its ranks write their own logs."""
 
@@ -213,8 +210,9 @@ class SlurmExecutor(Executor):
         name = re.sub(r"[^A-Za-z0-9._:-]", "_", f"traindeck:{plan.job}:{plan.version}")
         argv = ["sbatch", "--parsable", f"--job-name={name}", f"--partition={pool.partition}",
                 f"--nodes={nodes}", f"--ntasks-per-node={per_node}", "--no-requeue",
-                f"--chdir={plan.workdir}",
-                f"--output={_pattern_safe(str(Path(plan.state_dir) / 'slurm-%j.out'))}"]
+                # The script sends srun's own messages to OUTPUT_FILE: sbatch would
+                # read `%` in a path as a pattern (and `%%` does not escape it).
+                f"--chdir={plan.workdir}", "--output=/dev/null"]
         argv += [f"--{flag}={value}" for flag, value in (
             ("account", pool.account), ("qos", pool.qos), ("constraint", pool.constraint),
             ("time", pool.time_limit)) if value]
@@ -247,7 +245,9 @@ class SlurmExecutor(Executor):
         script = state / SCRIPT_FILE
         script.write_text("#!/bin/sh\n# Written by Traindeck: every word is quoted.\nexec "
                           + shlex.join(["srun", *cpus, sys.executable, "-P", "-c", RUNNER,
-                                        root, str(tasks)]) + "\n", encoding="utf-8")
+                                        root, str(tasks)])
+                          + f" >>{shlex.quote(str(state / OUTPUT_FILE))} 2>&1\n",
+                          encoding="utf-8")
         out = _slurm(self.sbatch_argv(plan, script)).stdout.strip()
         job_id = out.split(";")[0]
         if not job_id.isdigit():
