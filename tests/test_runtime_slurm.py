@@ -38,7 +38,15 @@ from app.queries import version_events
 from app.runtime.control import stop_version, wait_final
 from app.runtime.executors import ExecutorError, RankExit, get_executor
 from app.runtime.executors.base import Handle, LaunchPlan
-from app.runtime.executors.slurm import SlurmExecutor, first_host, job_state, slurm_rank_env
+from app.runtime.executors.slurm import (
+    PartitionUsage,
+    SlurmExecutor,
+    _gpu_count,
+    first_host,
+    job_state,
+    partition_usage,
+    slurm_rank_env,
+)
 from app.runtime.launcher import RESTART_EVENT, launch, open_rank_logs, start_ranks
 from app.runtime.plan import build_plan
 from app.runtime.procs import pid_alive
@@ -145,6 +153,12 @@ def test_first_host_of_a_slurm_host_list() -> None:
     assert first_host("login") == "login"
 
 
+def test_gpus_of_a_gres_field() -> None:
+    assert _gpu_count("gpu:a100:4(S:0-1),shard:8") == 4
+    assert _gpu_count("gpu:2,gpu:v100:1(IDX:0)") == 3
+    assert _gpu_count("(null)") == 0
+
+
 def test_rank_env_from_slurm_task_ids() -> None:
     env = slurm_rank_env({"SLURM_PROCID": "3", "SLURM_LOCALID": "1", "SLURM_NTASKS": "4",
                           "SLURM_NODEID": "1", "SLURM_JOB_NUM_NODES": "2",
@@ -245,6 +259,11 @@ def test_stop_of_a_queued_and_of_a_running_job(
     wait_until(lambda: executor.queue_reason(queued) == "waiting for resources in partition "
                + PARTITION, 30, "Slurm's reason Resources")
     assert executor.queue_reason(running) is None
+    behind = start(executor, plan_version(ctx, tmp_path, SLEEPER)[0], handles)
+    wait_until(lambda: (executor.queue_reason(behind) or "").endswith(": 1 job ahead"), 30,
+               "a second job waiting behind the first")
+    assert partition_usage(PARTITION) == PartitionUsage(1, 2, 2, 2)
+    subprocess.run(["scancel", behind["job_id"]], check=True, timeout=30)
     assert executor.poll(queued) == [None] and executor.poll(running) == [None]
 
     # A new executor that knows only the recorded handles (as after a crash) adopts them.

@@ -129,6 +129,34 @@ def job_state(job_id: str) -> SlurmState | None:
     return SlurmState(state.split()[0] if state else "UNKNOWN", reason, partition)
 
 
+@dataclass(frozen=True)
+class PartitionUsage:
+    """A partition as `traindeck pools` shows it: from the controller, now."""
+
+    nodes: int
+    gpus_total: int
+    gpus_allocated: int
+    pending_jobs: int
+
+
+def _gpu_count(gres: str) -> int:
+    """GPUs in a `sinfo` gres field (`gpu:a100:4(S:0-1),shard:8` → 4)."""
+    items = re.sub(r"\([^)]*\)", "", gres).split(",")
+    return sum(int(i.rsplit(":", 1)[1]) for i in items
+               if i.startswith("gpu:") and i.rsplit(":", 1)[1].isdigit())
+
+
+def partition_usage(partition: str) -> PartitionUsage:
+    """Nodes, GPUs in all and allocated, and pending jobs of a partition."""
+    rows = [line.split("|") for line in _slurm(
+        ["sinfo", "-h", "-N", "-p", partition, "-O", "NodeHost:|,Gres:|,GresUsed:|"]
+    ).stdout.splitlines() if line.strip()]
+    nodes = {row[0].strip(): row for row in rows if len(row) >= 3}
+    pending = _slurm(["squeue", "-h", "-t", "PD", "-p", partition, "-o", "%i"]).stdout.split()
+    return PartitionUsage(len(nodes), sum(_gpu_count(r[1]) for r in nodes.values()),
+                          sum(_gpu_count(r[2]) for r in nodes.values()), len(pending))
+
+
 def first_host(nodelist: str) -> str:
     """The first host of a Slurm host list (`gpu[03-05,9],cpu1` → `gpu03`)."""
     match = re.match(r"([^,\[]*)(?:\[([^,\-\]]+))?", nodelist.strip())
