@@ -14,7 +14,14 @@ from typing import Any, Literal
 
 import platformdirs
 import yaml
-from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,6 +36,10 @@ CAPABILITY = re.compile(r"(CAP_)?[A-Z][A-Z0-9_]*")
 """A Linux capability as Docker takes it (`NET_ADMIN`, `CAP_NET_ADMIN`, or `ALL`)."""
 SIZE = re.compile(r"[1-9][0-9]*[kmg]")
 """A json-file log size as Docker takes it (`100m`)."""
+SLURM_WORD = re.compile(r"[A-Za-z0-9_.:,&|\[\]*-]+")
+"""A Slurm partition, account, QoS or constraint expression (no spaces, no `=`)."""
+SLURM_TIME = re.compile(r"(\d+-)?\d+(:\d+){0,2}|UNLIMITED|INFINITE")
+"""A time limit as `sbatch --time` takes it (minutes, m:s, h:m:s, d-h, d-h:m, d-h:m:s)."""
 CONFIG_FILE_NAME = "config.yaml"
 HOME_ENV = "TRAINDECK_HOME"
 """Environment variable: one folder for the config file, the database and the runs."""
@@ -80,18 +91,53 @@ class EngineSettings(BaseModel):
 
 
 class PoolSettings(BaseModel):
-    """A resource pool: `public` holds every GPU no dedicated pool reserves."""
+    """A resource pool: `public` holds every GPU no dedicated pool reserves; a `slurm`
+    pool is a partition of a Slurm cluster (Slurm schedules its versions)."""
 
     name: str
     """Pool name as written in specs."""
-    kind: Literal["public", "dedicated"] = "dedicated"
-    """Public pools share the machine; dedicated pools own the GPUs they list."""
+    kind: Literal["public", "dedicated", "slurm"] = "dedicated"
+    """Public pools share the machine; dedicated pools own the GPUs they list; slurm
+    pools submit each version as one Slurm job."""
     gpus: list[int] = Field(default_factory=list)
-    """GPU indices reserved for a dedicated pool (ignored for the public pool)."""
+    """GPU indices reserved for a dedicated pool (ignored for the other kinds)."""
     description: str = ""
     """Shown in the wizard's pool picker."""
+    partition: str | None = None
+    """Slurm partition of a `slurm` pool (required there), e.g. `gpu`."""
+    account: str | None = None
+    """Slurm account charged for the pool's jobs (`sbatch --account`); None: the user's
+    default."""
+    qos: str | None = None
+    """Slurm quality of service (`sbatch --qos`); None: the default."""
+    constraint: str | None = None
+    """Node features the jobs need (`sbatch --constraint`, e.g. `a100`)."""
+    time_limit: str | None = None
+    """Time limit of each job in Slurm's format (`30`, `4:00:00`, `2-00:00:00`); None:
+    the partition's default."""
 
     _gpus = field_validator("gpus")(classmethod(lambda cls, v: check_gpu_indices(v)))
+
+    @field_validator("partition", "account", "qos", "constraint")
+    @classmethod
+    def _slurm_word(cls, value: str | None) -> str | None:
+        if value is not None and not SLURM_WORD.fullmatch(value):
+            raise ValueError(f"{value!r} is not a Slurm name (letters, digits, _.-:,&|[]*)")
+        return value
+
+    @field_validator("time_limit")
+    @classmethod
+    def _slurm_time(cls, value: str | None) -> str | None:
+        if value is not None and not SLURM_TIME.fullmatch(value):
+            raise ValueError(f"{value!r} is not a Slurm time limit like 30, 4:00:00 or "
+                             "2-00:00:00")
+        return value
+
+    @model_validator(mode="after")
+    def _slurm_needs_partition(self) -> PoolSettings:
+        if self.kind == "slurm" and not self.partition:
+            raise ValueError(f"pool {self.name}: a slurm pool needs a partition")
+        return self
 
 
 class TopicSettings(BaseModel):

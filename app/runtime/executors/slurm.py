@@ -1,0 +1,388 @@
+"""Runs a version in a Slurm pool as one Slurm job (`sbatch`), every rank under `srun`.
+
+Slurm schedules, Traindeck watches. The job's batch script is one fixed line,
+`exec srun PYTHON -P -c RUNNER TRAINDECK_ROOT TASKS.json >>slurm.out 2>&1`, every
+word of it a path Traindeck chose, quoted with `shlex.quote`; what the ranks run (argv,
+environment, log and status files) travels in the JSON file, so run parameters never
+pass through a shell. Each task of the step reads its rank's entry (`SLURM_PROCID`) and becomes the
+local rank wrapper (`app.runtime.rankrun`) for it, with the torchrun variables taken
+from Slurm's task ids and `MASTER_ADDR` the first node of the allocation. The wrapper
+writes the stamped log and the exit status file into Traindeck's folder, which the
+nodes share with the host that submits, exactly as a local rank does.
+
+The handle is the Slurm job id, so any supervisor (or `reconcile`) adopts the job
+again. How a job ended comes from the ranks' status files, and from Slurm's state
+(`squeue`, or `sacct` once the controller has forgotten the job) for what the ranks
+cannot say themselves: the time limit, a node failure, memory, preemption.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.runtime.executors.base import Executor, ExecutorError, Handle, LaunchPlan, RankExit
+from app.runtime.executors.local import STOP_MARGIN_SECONDS, status_path
+from app.runtime.rankrun import SPAWN_FAILED, read_status
+
+if TYPE_CHECKING:
+    from app.config import PoolSettings, Settings
+
+TASKS_FILE = "slurm-tasks.json"
+SCRIPT_FILE = "slurm-batch.sh"
+OUTPUT_FILE = "slurm.out"
+"""srun's own messages (not the ranks' output, which goes to their logs)."""
+COMMAND_SECONDS = 30.0
+"""How long one Slurm command may take before the controller counts as unreachable."""
+MASTER_PORT_BASE = 20000
+"""`MASTER_PORT` is this plus the job id modulo 20000: the same on every node, and
+different for jobs that share a node."""
+ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "RESIZING",
+          "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SIGNALING",
+          "STAGE_OUT", "STOPPED"}
+"""Slurm job states of a job that has not ended."""
+SETTLE_SECONDS = 10.0
+"""How long `poll` waits for Slurm to end a job whose ranks have all ended."""
+ENDED_BY_SLURM = {
+    "TIMEOUT": "time limit reached (Slurm TIMEOUT)",
+    "NODE_FAIL": "a node of the job failed (Slurm NODE_FAIL)",
+    "OUT_OF_MEMORY": "out of memory (Slurm OUT_OF_MEMORY)",
+    "PREEMPTED": "preempted by another job (Slurm PREEMPTED)",
+    "BOOT_FAIL": "a node failed to boot (Slurm BOOT_FAIL)",
+    "DEADLINE": "deadline reached (Slurm DEADLINE)",
+}
+"""Final states in which Slurm, not the ranks, ended the job: the failure reason."""
+QUEUE_REASONS = {
+    "Resources": "waiting for resources in partition {p}",
+    "Priority": "waiting behind higher-priority jobs in partition {p}",
+    "None": "waiting to be scheduled in partition {p}",
+    "Dependency": "waiting for a job it depends on",
+    "BeginTime": "waiting for its start time",
+    "JobHeldUser": "held by its user (scontrol release)",
+    "JobHeldAdmin": "held by an administrator",
+    "PartitionDown": "partition {p} is down",
+    "PartitionInactive": "partition {p} is inactive",
+    "PartitionNodeLimit": "more nodes than partition {p} allows",
+    "PartitionTimeLimit": "its time limit is above partition {p}'s",
+    "ReqNodeNotAvail": "the nodes it needs are not available",
+    "Reservation": "waiting for its reservation",
+}
+"""Slurm's pending reasons (`squeue %r`) in words; `{p}` is the partition."""
+
+
+@dataclass(frozen=True)
+class SlurmState:
+    """What Slurm says about a job."""
+
+    state: str
+    """The base state: `PENDING`, `RUNNING`, `TIMEOUT`, ... (`CANCELLED by 0` → `CANCELLED`)."""
+    reason: str
+    partition: str
+
+    @property
+    def active(self) -> bool:
+        """True while the job has not ended."""
+        return self.state in ACTIVE
+
+
+def _slurm(argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a Slurm command; ExecutorError when it is missing, hangs or (`check`) fails."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_SECONDS,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError as exc:
+        raise ExecutorError(f"slurm: {argv[0]} not found (is Slurm installed here?)") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ExecutorError(f"slurm: {argv[0]} did not answer in {COMMAND_SECONDS:.0f}s"
+                            ) from exc
+    if check and done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        raise ExecutorError(f"slurm: {argv[0]}: {lines[-1] if lines else 'failed'}")
+    return done
+
+
+def job_state(job_id: str) -> SlurmState | None:
+    """Slurm's state of a job: from the controller (`squeue`), else from accounting
+    (`sacct`); None when neither knows it."""
+    done = _slurm(["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T|%r|%P"], check=False)
+    if done.returncode != 0 and "Invalid job id" not in done.stderr:
+        lines = done.stderr.strip().splitlines()
+        raise ExecutorError(f"slurm: squeue: {lines[-1] if lines else 'failed'}")
+    line = done.stdout.strip().splitlines()[:1]
+    if not line:
+        acct = _slurm(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State,Reason,Partition"],
+                      check=False)
+        line = acct.stdout.strip().splitlines()[:1] if acct.returncode == 0 else []
+    if not line:
+        return None
+    state, reason, partition = [*line[0].split("|"), "", ""][:3]
+    return SlurmState(state.split()[0] if state else "UNKNOWN", reason, partition)
+
+
+@dataclass(frozen=True)
+class PartitionUsage:
+    """A partition as `traindeck pools` shows it: from the controller, now."""
+
+    nodes: int
+    gpus_total: int
+    gpus_allocated: int
+    pending_jobs: int
+
+
+def _gpu_count(gres: str) -> int:
+    """GPUs in a `sinfo` gres field (`gpu:a100:4(S:0-1),shard:8` → 4)."""
+    items = re.sub(r"\([^)]*\)", "", gres).split(",")
+    return sum(int(i.rsplit(":", 1)[1]) for i in items
+               if i.startswith("gpu:") and i.rsplit(":", 1)[1].isdigit())
+
+
+def partition_usage(partition: str) -> PartitionUsage:
+    """Nodes, GPUs in all and allocated, and pending jobs of a partition."""
+    rows = [line.split("|") for line in _slurm(
+        ["sinfo", "-h", "-N", "-p", partition, "-O", "NodeHost:|,Gres:|,GresUsed:|"]
+    ).stdout.splitlines() if line.strip()]
+    nodes = {row[0].strip(): row for row in rows if len(row) >= 3}
+    pending = _slurm(["squeue", "-h", "-t", "PD", "-p", partition, "-o", "%i"]).stdout.split()
+    return PartitionUsage(len(nodes), sum(_gpu_count(r[1]) for r in nodes.values()),
+                          sum(_gpu_count(r[2]) for r in nodes.values()), len(pending))
+
+
+def first_host(nodelist: str) -> str:
+    """The first host of a Slurm host list (`gpu[03-05,9],cpu1` → `gpu03`)."""
+    match = re.match(r"([^,\[]*)(?:\[([^,\-\]]+))?", nodelist.strip())
+    return (match.group(1) + (match.group(2) or "")) if match else ""
+
+
+def slurm_rank_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The torchrun variables of the task whose Slurm environment is `env`."""
+    rank, world = env["SLURM_PROCID"], env["SLURM_NTASKS"]
+    nodes = env.get("SLURM_JOB_NUM_NODES") or env.get("SLURM_NNODES") or "1"
+    node = env.get("SLURM_NODEID", "0")
+    master = first_host(env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST") or "")
+    port = str(MASTER_PORT_BASE + int(env.get("SLURM_JOB_ID") or 0) % 20000)
+    out = {
+        "RANK": rank, "LOCAL_RANK": env.get("SLURM_LOCALID", "0"), "WORLD_SIZE": world,
+        "NODE_RANK": node, "GROUP_RANK": node, "ROLE_RANK": rank, "ROLE_WORLD_SIZE": world,
+        "GROUP_WORLD_SIZE": nodes, "LOCAL_WORLD_SIZE": str(int(world) // int(nodes)),
+        "MASTER_ADDR": master or "127.0.0.1", "MASTER_PORT": port,
+        "PET_NNODES": nodes, "PET_NODE_RANK": node,
+        "PET_MASTER_ADDR": master or "127.0.0.1", "PET_MASTER_PORT": port,
+    }
+    # Slurm grants a node's GPUs to the whole step: each process of a node that has
+    # as many GPUs as processes (or a multiple) sees its own share, as locally.
+    gpus = [g for g in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]
+    per_node, local = int(out["LOCAL_WORLD_SIZE"]), int(out["LOCAL_RANK"])
+    share = len(gpus) // per_node if per_node and len(gpus) % per_node == 0 else 0
+    out["CUDA_VISIBLE_DEVICES"] = (",".join(gpus[local * share:(local + 1) * share])
+                                   if share else ",".join(gpus))
+    return out
+
+
+def run_task(tasks_file: str) -> int:
+    """One task of the job's step: become the rank wrapper of rank `SLURM_PROCID`."""
+    from app.runtime import rankrun
+
+    tasks = json.loads(Path(tasks_file).read_text(encoding="utf-8"))
+    task = tasks["ranks"][int(os.environ["SLURM_PROCID"])]
+    env = {**os.environ, **task["env"], **slurm_rank_env(os.environ)}
+    os.environ.clear()
+    os.environ.update(env)  # the rank inherits it
+    os.chdir(tasks["workdir"])
+    return rankrun.run(Path(task["log"]), Path(task["status"]), float(tasks["grace"]),
+                       task["argv"])
+
+
+RUNNER = ("import sys; sys.path.insert(0, sys.argv[1]); "
+          "from app.runtime.executors.slurm import run_task; "
+          "raise SystemExit(run_task(sys.argv[2]))")
+"""The Python each task runs: Traindeck's root and the tasks file come as arguments."""
+
+
+class SlurmExecutor(Executor):
+    """Submits a version as one Slurm job; its ranks write their own logs."""
+
+    kind = "slurm"
+    pumps_logs = False
+
+    def __init__(self, settings: Settings | None = None, pool: PoolSettings | None = None,
+                 gpus_per_node: int = 0) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.gpus_per_node = gpus_per_node
+
+    def _pool(self) -> PoolSettings:
+        if self.pool is not None:
+            return self.pool
+        pools = [p for p in (self.settings.pools if self.settings else []) if p.kind == "slurm"]
+        if len(pools) != 1:
+            raise ExecutorError("resources.pool: name a slurm pool (config `pools`, kind "
+                                f"slurm); {len(pools)} configured")
+        return pools[0]
+
+    def sbatch_argv(self, plan: LaunchPlan, script: Path) -> list[str]:
+        """`sbatch` and its options for a plan (every value one argv word)."""
+        pool = self._pool()
+        env = plan.ranks[0].env
+        nodes = int(env.get("GROUP_WORLD_SIZE", "1"))
+        per_node = int(env.get("LOCAL_WORLD_SIZE", str(len(plan.ranks))))
+        name = re.sub(r"[^A-Za-z0-9._:-]", "_", f"traindeck:{plan.job}:{plan.version}")
+        argv = ["sbatch", "--parsable", f"--job-name={name}", f"--partition={pool.partition}",
+                f"--nodes={nodes}", f"--ntasks-per-node={per_node}", "--no-requeue",
+                # The script sends srun's own messages to OUTPUT_FILE: sbatch would
+                # read `%` in a path as a pattern (and `%%` does not escape it).
+                f"--chdir={plan.workdir}", "--output=/dev/null"]
+        argv += [f"--{flag}={value}" for flag, value in (
+            ("account", pool.account), ("qos", pool.qos), ("constraint", pool.constraint),
+            ("time", pool.time_limit)) if value]
+        if self.gpus_per_node:
+            argv.append(f"--gres=gpu:{self.gpus_per_node}")
+        if plan.cpus:
+            argv.append(f"--cpus-per-task={math.ceil(plan.cpus)}")
+        if plan.memory:
+            argv.append(f"--mem={math.ceil(plan.memory * per_node / 2 ** 20)}M")
+        return [*argv, str(script)]
+
+    def start(self, plan: LaunchPlan) -> Handle:
+        """Write the tasks file and the batch script, submit; raise ExecutorError with
+        sbatch's own words when Slurm refuses the job."""
+        grace = self.settings.stop_grace_seconds if self.settings is not None else 10.0
+        state = Path(plan.state_dir)
+        state.mkdir(parents=True, exist_ok=True)
+        ranks = []
+        for rank in plan.ranks:
+            status_path(state, rank.rank).unlink(missing_ok=True)
+            # Slurm says which GPUs a node's processes may use (`slurm_rank_env`).
+            env = {k: v for k, v in rank.env.items() if k != "CUDA_VISIBLE_DEVICES"}
+            ranks.append({"argv": rank.argv, "env": env, "log": rank.log,
+                          "status": str(status_path(state, rank.rank))})
+        tasks = state / TASKS_FILE
+        tasks.write_text(json.dumps({"workdir": plan.workdir, "grace": grace, "ranks": ranks}),
+                         encoding="utf-8")
+        root = str(Path(__file__).resolve().parents[3])
+        cpus = [f"--cpus-per-task={math.ceil(plan.cpus)}"] if plan.cpus else []
+        script = state / SCRIPT_FILE
+        script.write_text("#!/bin/sh\n# Written by Traindeck: every word is quoted.\nexec "
+                          + shlex.join(["srun", *cpus, sys.executable, "-P", "-c", RUNNER,
+                                        root, str(tasks)])
+                          + f" >>{shlex.quote(str(state / OUTPUT_FILE))} 2>&1\n",
+                          encoding="utf-8")
+        out = _slurm(self.sbatch_argv(plan, script)).stdout.strip()
+        job_id = out.split(";")[0]
+        if not job_id.isdigit():
+            raise ExecutorError(f"slurm: sbatch said {out!r}, not a job id")
+        return {"kind": self.kind, "job_id": job_id, "ranks": len(plan.ranks),
+                "state": str(state)}
+
+    def queue_reason(self, handle: Handle) -> str | None:
+        """Why Slurm holds the job, in words ("waiting for resources in partition gpu:
+        1 job ahead"); None once it runs or has ended."""
+        info = job_state(handle["job_id"])
+        if info is None or info.state != "PENDING":
+            return None
+        key = info.reason.split(",")[0]
+        words = QUEUE_REASONS.get(key)
+        if words is None:
+            limit = ("QOS" if key.startswith("QOS") else "account"
+                     if key.startswith("Assoc") else "")
+            return (f"{limit} limit reached (Slurm reason {key})" if limit
+                    else f"Slurm: {info.reason}")
+        words = words.format(p=info.partition)
+        if key in ("Resources", "Priority"):
+            ahead = self._ahead(handle["job_id"], info.partition)
+            words += f": {ahead} job{'s' if ahead != 1 else ''} ahead" if ahead else ""
+        return words
+
+    @staticmethod
+    def _ahead(job_id: str, partition: str) -> int:
+        """Pending jobs of the partition that Slurm would start before this one."""
+        rows = [line.split("|") for line in _slurm(
+            ["squeue", "-h", "-t", "PD", "-p", partition, "-o", "%i|%Q"]).stdout.split()]
+        mine = next(((int(p), int(i)) for i, p in rows if i == job_id), None)
+        if mine is None:
+            return 0
+        return sum((-int(p), int(i)) < (-mine[0], mine[1]) for i, p in rows)
+
+    def poll(self, handle: Handle) -> list[RankExit | None]:
+        """Per rank: None while the job may still run it, else how it ended: its status
+        file, with Slurm's reason where Slurm ended the job."""
+        info = job_state(handle["job_id"])
+        statuses = [read_status(status_path(handle["state"], r)) for r in range(handle["ranks"])]
+        settle = time.monotonic() + SETTLE_SECONDS
+        while (info is not None and info.active and None not in statuses
+               and time.monotonic() < settle):
+            # Every rank has ended, the job not yet: wait for Slurm's final word (a time
+            # limit's SIGTERM reaches the ranks before the job reads TIMEOUT).
+            time.sleep(0.2)
+            info = job_state(handle["job_id"])
+        ended = info is None or not info.active
+        why = ENDED_BY_SLURM.get(info.state, "") if info else ""
+        result: list[RankExit | None] = []
+        for rank, status in enumerate(statuses):
+            if status is None and ended:
+                # Read again: the wrapper may have written it just before the job ended.
+                status = read_status(status_path(handle["state"], rank))
+            if status is None and not ended:
+                result.append(None)
+            elif status is None:
+                lost = ("cancelled (Slurm CANCELLED)" if info and info.state == "CANCELLED"
+                        else f"the rank ended without a status (Slurm job {handle['job_id']} "
+                        f"{info.state if info else 'unknown to Slurm'})")
+                result.append(RankExit(rank=rank, exit_code=-1, error=why or lost))
+            else:
+                code, log_error = status
+                error = why or (log_error if code == SPAWN_FAILED else "")
+                result.append(RankExit(rank=rank, exit_code=code, error=error,
+                                       log_error=log_error))
+        return result
+
+    def wait_any(self, handle: Handle, timeout: float) -> None:
+        """Return when a rank records its end, or after `timeout` seconds (Slurm itself
+        is asked only by `poll`, so a busy controller is not asked all the time)."""
+        def done() -> int:
+            return sum(status_path(handle["state"], r).exists() for r in range(handle["ranks"]))
+
+        before, deadline = done(), time.monotonic() + timeout
+        while time.monotonic() < deadline and done() == before:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+    def stop(self, handle: Handle, grace: float) -> None:
+        """A queued job is cancelled; a running one's ranks get SIGTERM (their wrappers
+        kill what still runs after the grace period), and the job is cancelled for good
+        if it has not ended `grace` + a margin later."""
+        job_id = handle["job_id"]
+        info = job_state(job_id)
+        if info is None or not info.active:
+            return
+        if info.state == "PENDING":
+            _slurm(["scancel", job_id])
+            return
+        _slurm(["scancel", "--signal=TERM", job_id], check=False)
+        deadline = time.monotonic() + max(0.0, grace) + STOP_MARGIN_SECONDS
+        while time.monotonic() < deadline:
+            info = job_state(job_id)
+            if info is None or not info.active:
+                return
+            time.sleep(0.5)
+        _slurm(["scancel", job_id], check=False)
+
+    def cleanup(self, handle: Handle) -> None:
+        """Nothing to remove: Slurm forgets ended jobs by itself (the tasks file and the
+        batch script stay in the version's folder, for a look after the fact)."""
+
+    def adoptable(self, handle: Handle) -> bool:
+        """True when Slurm knows the job, or every rank has recorded how it ended."""
+        if handle.get("kind") != self.kind or not handle.get("job_id"):
+            return False
+        return job_state(handle["job_id"]) is not None or all(
+            read_status(status_path(handle["state"], r)) is not None
+            for r in range(handle["ranks"]))
