@@ -12,8 +12,9 @@ import json
 import shlex
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from app.cli.output import (
     format_duration,
@@ -25,7 +26,7 @@ from app.cli.output import (
 )
 from app.errors import SpecError, TraindeckError
 from app.formatting import describe_code
-from app.readmodels import format_resources
+from app.readmodels import ACTIVE_STATUS_VALUES, DEFAULT_DESCENDING, format_resources
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -34,6 +35,7 @@ EDIT_ONLY = (("set", "--set"), ("spec", "--spec"), ("rename", "--rename"))
 """`templates` options that only `templates edit` takes: (attribute, flag)."""
 
 Handler = Callable[[argparse.Namespace], int]
+T = TypeVar("T")
 
 
 def count(text: str) -> int:
@@ -54,6 +56,21 @@ def _context() -> Any:
     ctx = Context.open()
     reconcile(ctx)
     return ctx
+
+
+def _cold(read: Callable[[Path], T]) -> T | None:
+    """`read` over the default database file with the standard library only (`app.quicklist`:
+    no core, no reconciliation), or None when the core must answer: another database is
+    configured, the schema differs, or what is read needs reconciling first."""
+    from app import quicklist
+
+    path = quicklist.default_db_path()
+    if path is None:
+        return None
+    try:
+        return read(path)
+    except quicklist.QuickListError:
+        return None
 
 
 def _load(path: str) -> tuple[dict[str, Any], Path]:
@@ -140,11 +157,22 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from app.queries import DEFAULT_DESCENDING, list_jobs
+    from app import quicklist
 
-    descending = DEFAULT_DESCENDING[args.sort] != args.reverse
-    rows = list_jobs(_context().db, search=args.filter or "", status=args.status,
-                     sort=args.sort, descending=descending, limit=args.limit)
+    query = {"search": args.filter or "", "status": args.status, "sort": args.sort,
+             "descending": DEFAULT_DESCENDING[args.sort] != args.reverse, "limit": args.limit}
+
+    def cold(path: Path) -> list[Any]:
+        rows = quicklist.list_jobs_fast(path, **query)
+        quicklist.require_supervisors_of_jobs(
+            path, [r.id for r in rows if r.status in ACTIVE_STATUS_VALUES])
+        return rows
+
+    rows = _cold(cold)
+    if rows is None:
+        from app.queries import list_jobs
+
+        rows = list_jobs(_context().db, **query)
     if args.json:
         print_json([r.to_dict() for r in rows])
         return 0
@@ -161,21 +189,29 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _duration(started: Any, finished: Any) -> float | None:
-    from app.models import utcnow
-
     if started is None:
         return None
-    return ((finished or utcnow()) - started).total_seconds()
+    return ((finished or datetime.now(UTC)) - started).total_seconds()
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from app.queries import job_versions, version_events, version_info
+    from app import quicklist
 
-    ctx = _context()
-    versions = (
-        [version_info(ctx.db, args.job, args.version)] if args.version
-        else job_versions(ctx.db, args.job)
-    )
+    def cold(path: Path) -> tuple[list[Any], list[Any]]:
+        versions = quicklist.job_versions_fast(path, args.job, args.version)
+        return versions, (quicklist.version_events_fast(path, versions[-1].id)
+                          if args.events else [])
+
+    found = _cold(cold)
+    if found is None:
+        from app.queries import job_versions, version_events, version_info
+
+        db = _context().db
+        versions = ([version_info(db, args.job, args.version)] if args.version
+                    else job_versions(db, args.job))
+        found = versions, (version_events(db, versions[-1].id)
+                           if args.events and versions else [])
+    versions, events = found
     if args.json:
         print_json({"job": args.job, "versions": [v.to_dict() for v in versions]})
         return 0
@@ -197,8 +233,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"  code        {describe_code(v.code)}")
         print(f"  output      {v.output}")
         print(f"  logs        {v.log_dir}")
-        if args.events and (args.version or v is versions[-1]):
-            for e in version_events(ctx.db, v.id):
+        if v is versions[-1]:
+            for e in events:
                 print(f"  {format_time(e.time)}  {e.kind:<12} {e.message}")
     return 0
 
@@ -219,10 +255,16 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from app.runtime.logview import print_logs
+    from app import quicklist
+    from app.runtime.logview import print_logs, print_rank_logs
 
-    return print_logs(_context(), args.job, args.version, rank=args.rank, follow=args.follow,
-                      tail_lines=args.tail, raw=args.raw)
+    found = None if args.follow else _cold(
+        lambda path: quicklist.rank_logs_fast(path, args.job, args.version))
+    if found is None:
+        return print_logs(_context(), args.job, args.version, rank=args.rank,
+                          follow=args.follow, tail_lines=args.tail, raw=args.raw)
+    print_rank_logs(*found, args.job, rank=args.rank, tail_lines=args.tail, raw=args.raw)
+    return 0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
