@@ -258,6 +258,14 @@ def _number(label: str) -> int:
     return int(text)
 
 
+def _pick(job_name: str, label: str | None) -> tuple[str, list[Any]]:
+    """The condition on `versions AS v` joined to `jobs` that picks a job's versions, or
+    the one `label` names."""
+    if label is None:
+        return "jobs.name = ?", [job_name]
+    return "jobs.name = ? AND v.number = ?", [job_name, _number(label)]
+
+
 def _marks(values: list[Any]) -> str:
     return ", ".join("?" * len(values))
 
@@ -314,9 +322,7 @@ def job_versions_fast(db_path: Path, job_name: str, label: str | None = None
     """Every version of a job (oldest first), or the one `label` names: what
     `app.queries.job_versions` and `version_info` return. Raises `QuickListError` when
     the core must answer (no such job or version, a lost supervisor)."""
-    where, params = "jobs.name = ?", [job_name]
-    if label is not None:
-        where, params = where + " AND v.number = ?", [job_name, _number(label)]
+    where, params = _pick(job_name, label)
     with _connect(db_path) as conn:
         rows = [list(row) for row in conn.execute(
             f"SELECT {_VERSION_COLUMNS} FROM versions AS v JOIN jobs ON jobs.id = v.job_id "
@@ -356,9 +362,7 @@ def version_events_fast(db_path: Path, version_id: int, limit: int = 500) -> lis
 def rank_logs_fast(db_path: Path, job_name: str, label: str | None) -> tuple[Path, int]:
     """The log folder of a version (the latest when `label` is None) and its rank count,
     as `traindeck logs` reads them (`app.runtime.plan.rank_count`)."""
-    where, params = "jobs.name = ?", [job_name]
-    if label is not None:
-        where, params = where + " AND v.number = ?", [job_name, _number(label)]
+    where, params = _pick(job_name, label)
     with _connect(db_path) as conn:
         found = conn.execute(
             "SELECT v.id, v.log_dir, v.nodes, v.gpus_requested, v.spec_json FROM versions "
