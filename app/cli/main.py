@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import shlex
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -34,6 +33,9 @@ TEMPLATE_ACTIONS = ["list", "show", "save", "edit", "delete"]
 EDIT_ONLY = (("set", "--set"), ("spec", "--spec"), ("rename", "--rename"))
 """`templates` options that only `templates edit` takes: (attribute, flag)."""
 
+COLD_COMMANDS = frozenset({"list", "show", "logs"})
+"""Commands that read without the core (`app.quicklist`): their process builds no other
+command's parser either."""
 Handler = Callable[[argparse.Namespace], int]
 T = TypeVar("T")
 
@@ -98,6 +100,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for line in warnings:
         print(f"warning: {line}", file=sys.stderr)
     print(f"{args.spec}: valid")
+    import shlex
+
     print(f"rank 0 of {rank0.version} runs (no shell):")
     print("  " + shlex.join(rank0.argv))
     print("with these variables set by Traindeck:")
@@ -413,8 +417,16 @@ def cmd_templates(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of `traindeck`."""
+class _Unbuilt:
+    """A command's parser that `build_parser(only=...)` leaves out: its arguments go nowhere."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing: this process does not parse the command."""
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of `traindeck`; with `only`, one of this module's commands
+    alone (the same usage, help and errors for it, at a fraction of the cost)."""
     parser = argparse.ArgumentParser(
         prog="traindeck",
         description="Run, version and compare ML training jobs. No command opens the TUI.",
@@ -425,7 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, handler: Handler, help_text: str, *, json_out: bool = True,
-            epilog: str | None = None) -> argparse.ArgumentParser:
+            epilog: str | None = None) -> Any:
+        if only is not None and name != only:
+            return _Unbuilt()
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog)
         p.set_defaults(handler=handler)
         if json_out:
@@ -504,6 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with edit: set a run parameter")
     p.add_argument("--spec", help="with edit: replace the saved spec with this file's")
     p.add_argument("--rename", metavar="NEW", help="with edit: a new name (must be free)")
+    if only is not None:
+        return parser
     from app.cli.data_commands import add_commands as add_data_commands
     from app.cli.extras import add_commands
     from app.cli.images import add_command as add_images_command
@@ -556,12 +572,12 @@ def unicode_problem(exc: UnicodeEncodeError) -> str:
 
 def _refuse_unknown_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """An unknown command is a usage error that names the closest one."""
-    import difflib
-
     commands = next(a.choices for a in parser._actions
                     if isinstance(a, argparse._SubParsersAction))
     first = argv[0] if argv else ""
     if first and not first.startswith("-") and first not in commands:
+        import difflib
+
         close = difflib.get_close_matches(first, list(commands), n=1)
         parser.error(f"unknown command {first!r}" +
                      (f"; did you mean {close[0]}?" if close else "; see traindeck --help"))
@@ -599,8 +615,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `traindeck` command."""
     if not (sys.argv[1:] if argv is None else argv):
         return _run_tui()  # the TUI starts before the parser is even built
-    parser = shared_parser()
-    _refuse_unknown_command(parser, list(sys.argv[1:] if argv is None else argv))
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words[0]) if words[0] in COLD_COMMANDS else shared_parser()
+    _refuse_unknown_command(parser, words)
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
     try:
