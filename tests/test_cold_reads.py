@@ -259,3 +259,17 @@ def test_a_cold_command_imports_no_heavy_module(populated: Context, home: Path,
                 if line.startswith("import time:") and "|" in line}
     assert "app.quicklist" in imported
     assert not {name for name in imported if name.split(".")[0] in HEAVY}
+
+
+def test_the_cold_benchmark_runs_on_a_small_home(home: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`benchmarks/bench_cold.py` end to end on 40 jobs, one run: every command printed
+    something and exited 0 (it stops otherwise); nothing about speed is asserted."""
+    root = Path(app.__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(root))  # `benchmarks` is not an installed package
+    from benchmarks import bench_cold
+
+    built = bench_cold.build(tmp_path / "bench", jobs=40)
+    rows = bench_cold.measure(built, tmp_path / "bench", runs=1, core_runs=0, jobs=40)
+    assert [row[0] for row in rows] == list(bench_cold.CASES)
+    assert all(float(row[1]) > 0 and float(row[2]) > 0 for row in rows)
