@@ -1,6 +1,6 @@
-"""The cold read path (`app.quicklist`) of `list`, `show` and `logs`: the same output as the
-core's, no heavy module imported, and the core (with its reconciliation) taking over when
-a shown version's supervisor is gone.
+"""The cold read path (`app.quicklist`) of `list`, `show`, `logs` and `wait`: the same
+output as the core's, no heavy module imported, and the core (with its reconciliation)
+taking over when a shown version's supervisor is gone or a version is still to wait for.
 
 The core's answer is had by configuring `TRAINDECK_DATABASE_URL` to the same file: the
 cold path then steps aside, as it must for any configured database.
@@ -41,7 +41,8 @@ COMMANDS = [
     ("logs", "alpha", "-v", "V003"), ("logs", "alpha", "-v", "1", "--tail", "3"),
     ("logs", "alpha", "-v", "V001"),
     ("logs", "beta", "--tail", "2"), ("logs", "beta", "--rank", "1"),
-    ("logs", "beta", "--raw"),
+    ("logs", "beta", "--raw"), ("wait", "alpha", "-v", "V001"),
+    ("wait", "alpha", "-v", "1", "--json", "--timeout", "5"),
 ]
 
 
@@ -143,7 +144,7 @@ def test_cold_output_equals_core_output(populated: Context, home: Path,
     assert cold[0] == 0, cold
     core = _core(monkeypatch, home, *argv)
     assert _minutes(cold[1]) == _minutes(core[1]) and cold[0] == core[0]
-    assert len(cold[1].splitlines()) >= 2, cold  # something shown, not just a header
+    assert len(cold[1].splitlines()) >= (1 if argv[0] == "wait" else 2), cold  # not a header only
 
 
 def test_cold_models_equal_core_models(populated: Context) -> None:
@@ -183,6 +184,16 @@ def test_what_the_cold_path_cannot_answer_goes_to_the_core(populated: Context,
         quicklist.rank_logs_fast(path, question[0], question[1] if question[1:] else None)
     code, out = run_cli("show", *question[:1], *(("-v", question[1]) if question[1:] else ()))
     assert code == 1 and out.startswith("error: ") and question[-1] in out
+
+
+def test_waiting_for_an_active_version_is_the_cores(populated: Context,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[bool] = []
+    core = app.cli.main._context
+    monkeypatch.setattr(app.cli.main, "_context", lambda: opened.append(True) or core())
+    code, out = run_cli("wait", "alpha", "-v", "V003", "--timeout", "0.3")
+    assert (code, out.strip(), opened) == (1, "error: alpha V003 still running after 0.3s",
+                                           [True])
 
 
 def test_a_lost_supervisor_is_reconciled_before_it_is_shown(populated: Context,

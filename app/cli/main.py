@@ -33,7 +33,7 @@ TEMPLATE_ACTIONS = ["list", "show", "save", "edit", "delete"]
 EDIT_ONLY = (("set", "--set"), ("spec", "--spec"), ("rename", "--rename"))
 """`templates` options that only `templates edit` takes: (attribute, flag)."""
 
-COLD_COMMANDS = frozenset({"list", "show", "logs"})
+COLD_COMMANDS = frozenset({"list", "show", "logs", "wait"})
 """Commands that read without the core (`app.quicklist`): their process builds no other
 command's parser either."""
 Handler = Callable[[argparse.Namespace], int]
@@ -244,18 +244,23 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    from app.models import Status, version_label
-    from app.runtime.control import wait_final
+    from app import quicklist
 
-    version = wait_final(_context(), args.job, args.version, args.timeout)
-    label = version_label(version.number)
-    if args.json:
-        print_json({"job": args.job, "version": label, "status": version.status,
-                    "reason": version.reason, "exit_code": version.exit_code})
+    cold = _cold(lambda path: quicklist.job_versions_fast(path, args.job, args.version)[-1])
+    if cold is None or cold.status in ACTIVE_STATUS_VALUES:  # still to wait for: the core
+        from app.models import version_label
+        from app.runtime.control import wait_final
+
+        v = wait_final(_context(), args.job, args.version, args.timeout)
+        label, status, reason, code = version_label(v.number), v.status, v.reason, v.exit_code
     else:
-        print(f"{args.job} {label} {version.status}" +
-              (f": {version.reason}" if version.reason else ""))
-    return 0 if version.status == Status.SUCCEEDED else EXIT_ERROR
+        label, status, reason, code = cold.version, cold.status, cold.reason, cold.exit_code
+    if args.json:
+        print_json({"job": args.job, "version": label, "status": status, "reason": reason,
+                    "exit_code": code})
+    else:
+        print(f"{args.job} {label} {status}" + (f": {reason}" if reason else ""))
+    return 0 if status == "succeeded" else EXIT_ERROR
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
