@@ -178,8 +178,10 @@ def _time(value: str | None) -> datetime | None:
     """A stored time (UTC text without an offset) as an aware datetime."""
     if value is None:
         return None
-    moment = datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:  # (naming the offset is several times cheaper than replacing it afterwards)
+        return datetime.fromisoformat(value + "+00:00")
+    except ValueError:  # written with an offset of its own
+        return datetime.fromisoformat(value).astimezone(UTC)
 
 
 def _label(number: int) -> str:
