@@ -281,7 +281,7 @@ def _require_supervisors(conn: sqlite3.Connection, where: str, params: list[Any]
     for version_id, pid, host, created in conn.execute(
             "SELECT id, supervisor_pid, supervisor_host, created_at FROM versions "
             f"WHERE status IN ({_ACTIVE_SQL}) AND {where}", params):
-        from app.runtime.procs import supervisor_alive
+        from app.runtime.procs import supervisor_alive  # (only with a version to check)
 
         if supervisor_alive(pid, version_id, host):
             continue
@@ -302,13 +302,13 @@ def require_supervisors_of_jobs(db_path: Path, job_ids: list[int]) -> None:
             job_ids)
 
 
-def _metrics(conn: sqlite3.Connection, rows: list[Any]) -> dict[int, dict[str, float]]:
+def _metrics(conn: sqlite3.Connection, rows: list[Any], chosen: str, params: list[Any]
+             ) -> dict[int, dict[str, float]]:
     """Final metric values of each version; the latest so far of an active one without."""
-    ids = [row[0] for row in rows]
-    metrics: dict[int, dict[str, float]] = {vid: {} for vid in ids}
+    metrics: dict[int, dict[str, float]] = {row[0]: {} for row in rows}
     for version_id, name, value in conn.execute(
-            "SELECT version_id, name, value FROM metric_summaries "
-            f"WHERE version_id IN ({_marks(ids)})", ids):
+            f"SELECT version_id, name, value FROM metric_summaries WHERE version_id IN ({chosen})",
+            params):
         metrics[version_id][name] = value
     running = [row[0] for row in rows if row[2] in ACTIVE_STATUS_VALUES and not metrics[row[0]]]
     if running:
@@ -327,6 +327,8 @@ def job_versions_fast(db_path: Path, job_name: str, label: str | None = None
     `app.queries.job_versions` and `version_info` return. Raises `QuickListError` when
     the core must answer (no such job or version, a lost supervisor)."""
     where, params = _pick(job_name, label)
+    # The same versions again, found by the job (a thousand ids as parameters cost more).
+    chosen = f"SELECT v.id FROM versions AS v JOIN jobs ON jobs.id = v.job_id WHERE {where}"
     with _connect(db_path) as conn:
         rows = [list(row) for row in conn.execute(
             f"SELECT {_VERSION_COLUMNS} FROM versions AS v JOIN jobs ON jobs.id = v.job_id "
@@ -334,9 +336,8 @@ def job_versions_fast(db_path: Path, job_name: str, label: str | None = None
             f"WHERE {where} ORDER BY v.number", params)]
         if not rows:
             raise QuickListError(f"job {job_name!r}: no version here")
-        ids = [row[0] for row in rows]
-        _require_supervisors(conn, f"id IN ({_marks(ids)})", ids)
-        metrics = _metrics(conn, rows)
+        _require_supervisors(conn, f"id IN ({chosen})", params)
+        metrics = _metrics(conn, rows, chosen, params)
         orphans = [row[0] for row in rows if row[-1] is None]
         deleted = dict(conn.execute(
             "SELECT version_id, message FROM events WHERE kind = 'status' AND message "

@@ -82,6 +82,8 @@ def _load(path: str) -> tuple[dict[str, Any], Path]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    import shlex
+
     from app.context import Context
     from app.jobs import check_new_job, prepare_spec
     from app.runtime.preview import preview_rank0
@@ -100,8 +102,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for line in warnings:
         print(f"warning: {line}", file=sys.stderr)
     print(f"{args.spec}: valid")
-    import shlex
-
     print(f"rank 0 of {rank0.version} runs (no shell):")
     print("  " + shlex.join(rank0.argv))
     print("with these variables set by Traindeck:")
