@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from helpers import build_project, noop_launcher, run_cli
 
-import app.cli.main
+import app.cli.reads
 from app import quicklist
 from app.context import Context
 from app.jobs import modify, set_status, submit
@@ -139,7 +139,7 @@ def test_cold_output_equals_core_output(populated: Context, home: Path,
                                         monkeypatch: pytest.MonkeyPatch,
                                         argv: tuple[str, ...]) -> None:
     with monkeypatch.context() as m:
-        m.setattr(app.cli.main, "_context", lambda: pytest.fail("the core was opened"))
+        m.setattr(app.cli.reads, "open_core", lambda: pytest.fail("the core was opened"))
         cold = run_cli(*argv)
     assert cold[0] == 0, cold
     core = _core(monkeypatch, home, *argv)
@@ -189,8 +189,13 @@ def test_what_the_cold_path_cannot_answer_goes_to_the_core(populated: Context,
 def test_waiting_for_an_active_version_is_the_cores(populated: Context,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     opened: list[bool] = []
-    core = app.cli.main._context
-    monkeypatch.setattr(app.cli.main, "_context", lambda: opened.append(True) or core())
+    core = app.cli.reads.open_core
+
+    def counted() -> Any:
+        opened.append(True)
+        return core()
+
+    monkeypatch.setattr(app.cli.reads, "open_core", counted)
     code, out = run_cli("wait", "alpha", "-v", "V003", "--timeout", "0.3")
     assert (code, out.strip(), opened) == (1, "error: alpha V003 still running after 0.3s",
                                            [True])

@@ -11,33 +11,27 @@ import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from app.cli.output import (
-    format_duration,
     format_time,
     format_typed,
     format_value,
     print_json,
     print_table,
 )
+from app.cli.reads import EXIT_ERROR, cmd_list, cmd_logs, cmd_show, cmd_wait, open_core
 from app.errors import SpecError, TraindeckError
-from app.formatting import describe_code
-from app.readmodels import ACTIVE_STATUS_VALUES, DEFAULT_DESCENDING, format_resources
 
-EXIT_ERROR = 1
 EXIT_USAGE = 2
 TEMPLATE_ACTIONS = ["list", "show", "save", "edit", "delete"]
 EDIT_ONLY = (("set", "--set"), ("spec", "--spec"), ("rename", "--rename"))
 """`templates` options that only `templates edit` takes: (attribute, flag)."""
 
 COLD_COMMANDS = frozenset({"list", "show", "logs", "wait"})
-"""Commands that read without the core (`app.quicklist`): their process builds no other
-command's parser either."""
+"""The reading commands (`app.cli.reads`): their process builds no other command's parser."""
 Handler = Callable[[argparse.Namespace], int]
-T = TypeVar("T")
 
 
 def count(text: str) -> int:
@@ -49,30 +43,6 @@ def count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
-
-
-def _context() -> Any:
-    from app.context import Context
-    from app.runtime.reconcile import reconcile
-
-    ctx = Context.open()
-    reconcile(ctx)
-    return ctx
-
-
-def _cold(read: Callable[[Path], T]) -> T | None:
-    """`read` over the default database file with the standard library only (`app.quicklist`:
-    no core, no reconciliation), or None when the core must answer: another database is
-    configured, the schema differs, or what is read needs reconciling first."""
-    from app import quicklist
-
-    path = quicklist.default_db_path()
-    if path is None:
-        return None
-    try:
-        return read(path)
-    except quicklist.QuickListError:
-        return None
 
 
 def _load(path: str) -> tuple[dict[str, Any], Path]:
@@ -145,7 +115,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from app.jobs import submit
 
     raw, base = _load(args.spec)
-    ref = submit(_context(), raw, base, args.spec)
+    ref = submit(open_core(), raw, base, args.spec)
     if args.json:
         print_json(ref.to_dict())
     else:
@@ -160,126 +130,10 @@ def cmd_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    from app import quicklist
-
-    query = {"search": args.filter or "", "status": args.status, "sort": args.sort,
-             "descending": DEFAULT_DESCENDING[args.sort] != args.reverse, "limit": args.limit}
-
-    def cold(path: Path) -> list[Any]:
-        rows = quicklist.list_jobs_fast(path, **query)
-        quicklist.require_supervisors_of_jobs(
-            path, [r.id for r in rows if r.status in ACTIVE_STATUS_VALUES])
-        return rows
-
-    rows = _cold(cold)
-    if rows is None:
-        from app.queries import list_jobs
-
-        rows = list_jobs(_context().db, **query)
-    if args.json:
-        print_json([r.to_dict() for r in rows])
-        return 0
-    print_table(
-        ["job", "version", "status", "engine", "resources", "created", "duration"],
-        [
-            (r.name, r.version, r.status, r.engine,
-             format_resources(r.gpus, r.nodes, r.runtime), format_time(r.created),
-             format_duration(_duration(r.started, r.finished)))
-            for r in rows
-        ],
-    )
-    return 0
-
-
-def _duration(started: Any, finished: Any) -> float | None:
-    if started is None:
-        return None
-    return ((finished or datetime.now(UTC)) - started).total_seconds()
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    from app import quicklist
-
-    def cold(path: Path) -> tuple[list[Any], list[Any]]:
-        versions = quicklist.job_versions_fast(path, args.job, args.version)
-        return versions, (quicklist.version_events_fast(path, versions[-1].id)
-                          if args.events else [])
-
-    found = _cold(cold)
-    if found is None:
-        from app.queries import job_versions, version_events, version_info
-
-        db = _context().db
-        versions = ([version_info(db, args.job, args.version)] if args.version
-                    else job_versions(db, args.job))
-        found = versions, (version_events(db, versions[-1].id)
-                           if args.events and versions else [])
-    versions, events = found
-    if args.json:
-        print_json({"job": args.job, "versions": [v.to_dict() for v in versions]})
-        return 0
-    for v in versions:
-        print(f"{v.job} {v.version}  {v.status}" + (f"  ({v.reason})" if v.reason else ""))
-        print(f"  parent      {v.parent or '-'}")
-        print(f"  engine      {v.engine}  runtime {v.runtime}  pool {v.pool}  "
-              f"gpus {v.gpus} × {v.nodes} node(s)" +
-              (f"  allocated [{v.allocated_gpus}]" if v.allocated_gpus else ""))
-        print(f"  created     {format_time(v.created)}  started {format_time(v.started)}  "
-              f"finished {format_time(v.finished)}  duration {format_duration(v.duration)}")
-        if v.exit_code is not None:
-            print(f"  exit code   {v.exit_code}")
-        params = " ".join(f"{k}={format_value(x)}" for k, x in v.parameters.items())
-        print(f"  parameters  {params or '-'}")
-        metrics = " ".join(f"{k}={format_value(x)}" for k, x in v.metrics.items())
-        print(f"  metrics     {metrics or '-'}")
-        if v.code:
-            print(f"  code        {describe_code(v.code)}")
-        print(f"  output      {v.output}")
-        print(f"  logs        {v.log_dir}")
-        if v is versions[-1]:
-            for e in events:
-                print(f"  {format_time(e.time)}  {e.kind:<12} {e.message}")
-    return 0
-
-
-def cmd_wait(args: argparse.Namespace) -> int:
-    from app import quicklist
-
-    cold = _cold(lambda path: quicklist.job_versions_fast(path, args.job, args.version)[-1])
-    if cold is None or cold.status in ACTIVE_STATUS_VALUES:  # still to wait for: the core
-        from app.models import version_label
-        from app.runtime.control import wait_final
-
-        v = wait_final(_context(), args.job, args.version, args.timeout)
-        label, status, reason, code = version_label(v.number), v.status, v.reason, v.exit_code
-    else:
-        label, status, reason, code = cold.version, cold.status, cold.reason, cold.exit_code
-    if args.json:
-        print_json({"job": args.job, "version": label, "status": status, "reason": reason,
-                    "exit_code": code})
-    else:
-        print(f"{args.job} {label} {status}" + (f": {reason}" if reason else ""))
-    return 0 if status == "succeeded" else EXIT_ERROR
-
-
-def cmd_logs(args: argparse.Namespace) -> int:
-    from app import quicklist
-    from app.runtime.logview import print_logs, print_rank_logs
-
-    found = None if args.follow else _cold(
-        lambda path: quicklist.rank_logs_fast(path, args.job, args.version))
-    if found is None:
-        return print_logs(_context(), args.job, args.version, rank=args.rank,
-                          follow=args.follow, tail_lines=args.tail, raw=args.raw)
-    print_rank_logs(*found, args.job, rank=args.rank, tail_lines=args.tail, raw=args.raw)
-    return 0
-
-
 def cmd_stop(args: argparse.Namespace) -> int:
     from app.runtime.control import stop_version
 
-    print(stop_version(_context(), args.job, args.version))
+    print(stop_version(open_core(), args.job, args.version))
     return 0
 
 
@@ -289,7 +143,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     if not args.yes:
         what = f"{args.job} {args.version}" if args.version else f"job {args.job} (all versions)"
         raise TraindeckError(f"delete {what}: add --yes to confirm")
-    done = delete(_context(), args.job, args.version, purge=args.purge)
+    done = delete(open_core(), args.job, args.version, purge=args.purge)
     if args.json:
         kept = {label: str(path) for label, path in done.kept.items()}
         print_json({"job": args.job, "deleted": done.labels, **({"kept": kept} if kept else {})})
@@ -301,7 +155,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_modify(args: argparse.Namespace) -> int:
     from app.jobs import code_folder, create_version, modified_spec, parse_assignments, spec_diff
 
-    ctx = _context()
+    ctx = open_core()
     sets = parse_assignments(args.set or [])
     adds = parse_assignments(args.add or [], "--add")
     raw, base = (_load(args.spec) if args.spec else (None, None))
@@ -343,7 +197,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from app.jobs import code_changes
     from app.queries import compare
 
-    ctx = _context()
+    ctx = open_core()
     result = compare(ctx.db, args.job, args.versions or None, status=args.status)
     if len(result.versions) < 2:
         raise TraindeckError(f"compare: needs at least two versions ({args.job} has "
@@ -396,7 +250,7 @@ def cmd_engines(args: argparse.Namespace) -> int:
 def cmd_templates(args: argparse.Namespace) -> int:
     from app.templates import delete_template, get_template, list_templates, save_from_version
 
-    ctx = _context()
+    ctx = open_core()
     if args.action == "list":
         rows = list_templates(ctx)
         if args.json:
