@@ -58,14 +58,6 @@ def parse_version_label(label: str) -> int:
     return int(text)
 
 
-def duration_seconds(started: datetime | None, finished: datetime | None,
-                     now: datetime | None = None) -> float | None:
-    """How long a version ran: from `started` to `finished` (to `now` while it runs)."""
-    if started is None:
-        return None
-    return max(0.0, ((finished or now or utcnow()) - started).total_seconds())
-
-
 
 STATUS_EVENTS: dict[str, str] = {
     Status.RUNNING: "OnJobRunning", Status.SUCCEEDED: "OnJobSucceeded",

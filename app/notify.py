@@ -42,9 +42,9 @@ from app.models import (
     MetricSummary,
     Status,
     Version,
-    duration_seconds,
     version_label,
 )
+from app.readmodels import duration_seconds
 from app.spec import check_name
 
 log = logging.getLogger("traindeck.notify")

@@ -26,96 +26,23 @@ from app.models import (
     MetricPointRow,
     MetricSummary,
     Version,
-    duration_seconds,
     utcnow,
     version_label,
 )
-from app.readmodels import JobRow, iso
+from app.readmodels import (  # noqa: F401 - read models are found here too
+    DEFAULT_DESCENDING,
+    DELETED_PARENT,
+    EventInfo,
+    JobRow,
+    VersionInfo,
+    duration_seconds,
+    iso,
+    version_from_row,
+)
 
 SortKey = Literal["updated", "created", "name", "status"]
 
 
-_iso = iso
-
-
-@dataclass(frozen=True, slots=True)
-class VersionInfo:
-    """Everything about one version."""
-
-    id: int
-    job: str
-    number: int
-    version: str
-    parent: str | None
-    status: str
-    reason: str
-    exit_code: int | None
-    engine: str
-    runtime: str
-    pool: str
-    gpus: int
-    nodes: int
-    allocated_gpus: str
-    output: str
-    log_dir: str
-    created: datetime
-    queued: datetime | None
-    started: datetime | None
-    finished: datetime | None
-    duration: float | None
-    metrics: dict[str, float]
-    spec_json: str = field(repr=False)
-    """The resolved spec as stored (JSON); `spec` is it decoded."""
-    code_info: str = field(default="", repr=False)
-    """The code snapshot it runs (JSON: folder, size, files, git commit and dirtiness)."""
-    _spec: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        """The resolved spec the version runs (decoded when first read: a job screen reads
-        every version of the job and shows one)."""
-        if self._spec is None:
-            object.__setattr__(self, "_spec", json.loads(self.spec_json))
-        assert self._spec is not None
-        return self._spec
-
-    @property
-    def code(self) -> dict[str, Any] | None:
-        """The code snapshot it runs (`code_info` decoded), or None."""
-        return json.loads(self.code_info) if self.code_info else None
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        """The run parameters of the spec."""
-        parameters: dict[str, Any] = self.spec.get("parameters", {})
-        return parameters
-
-    def to_dict(self) -> dict[str, Any]:
-        """For `--json`."""
-        data = asdict(self)
-        del data["spec_json"], data["_spec"]
-        data["code"] = self.code
-        for key in ("created", "queued", "started", "finished"):
-            data[key] = _iso(data[key])
-        spec = json.loads(self.spec_json)
-        metrics = data.pop("metrics")
-        return {**data, "parameters": spec.get("parameters", {}), "metrics": metrics,
-                "spec": spec}
-
-
-@dataclass(frozen=True)
-class EventInfo:
-    """One event of a version."""
-
-    time: datetime
-    kind: str
-    status: str | None
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """For `--json`."""
-        return {"time": _iso(self.time), "kind": self.kind, "status": self.status,
-                "message": self.message}
 
 
 def _job_filter(search: str, status: str | None) -> list[Any]:
@@ -126,12 +53,6 @@ def _job_filter(search: str, status: str | None) -> list[Any]:
     if status:
         clauses.append(Version.status == status)
     return clauses
-
-
-DEFAULT_DESCENDING: dict[str, bool] = {
-    "updated": True, "created": True, "name": False, "status": False,
-}
-"""The natural order of each sort key: newest first for times, A to Z for words."""
 
 
 def list_jobs(
@@ -235,22 +156,6 @@ _VERSION_COLUMNS: tuple[Any, ...] = (
 a fraction of a `Version` object each (a job screen reads every version of the job)."""
 
 
-def _row_info(job_name: str, row: Any, metrics: dict[str, float], now: datetime) -> VersionInfo:
-    """A row of `_VERSION_COLUMNS` and the parent's number, taken by position."""
-    (id_, number, status, reason, exit_code, engine, runtime, pool, gpus, nodes, allocated,
-     output, log_dir, created, queued, started, finished, spec_json, code_info,
-     parent_number) = row
-    return VersionInfo(
-        id=id_, job=job_name, number=number, version=f"V{number:03d}",
-        parent=f"V{parent_number:03d}" if parent_number else None,
-        status=status, reason=reason, exit_code=exit_code, engine=engine, runtime=runtime,
-        pool=pool, gpus=gpus, nodes=nodes, allocated_gpus=allocated, output=output,
-        log_dir=log_dir, created=created, queued=queued, started=started, finished=finished,
-        duration=duration_seconds(started, finished, now),
-        metrics=metrics, spec_json=spec_json, code_info=code_info,
-    )
-
-
 def _info(job_name: str, version: Version, parent_number: int | None,
           metrics: dict[str, float]) -> VersionInfo:
     """A `Version` read whole (one version: its cost does not matter)."""
@@ -267,10 +172,6 @@ def _info(job_name: str, version: Version, parent_number: int | None,
         duration=duration_seconds(version.started_at, version.finished_at),
         metrics=metrics, spec_json=version.spec_json, code_info=version.code_info,
     )
-
-
-DELETED_PARENT = "{label} (deleted)"
-"""How a version's parent reads once the parent was deleted."""
 
 
 def deleted_parents(connection: Any, version_ids: list[int]) -> dict[int, str]:
@@ -337,7 +238,7 @@ def job_versions(
         with db.read() as session:
             metrics.update(latest_metrics(session.connection(), running))
     now = utcnow()
-    infos = [_row_info(job_name, row, metrics[row[0]], now) for row in rows]
+    infos = [version_from_row(job_name, row, metrics[row[0]], now) for row in rows]
     return [replace(info, parent=orphans[info.id]) if info.id in orphans else info
             for info in infos]
 

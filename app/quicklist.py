@@ -1,31 +1,47 @@
-"""The job list straight from the SQLite file, for the first frame of the TUI.
+"""Cold reads straight from the SQLite file: the TUI's first frame, `list`, `show`, `logs`.
 
-Opening the full core (settings, SQLModel, migrations, catalog sync) costs far more than
-drawing a window, so the TUI shows its first page of jobs from here — the standard
-library's `sqlite3` and nothing else — while the core opens in a worker. The queries mirror
-`app.queries.list_jobs` and `count_jobs` row for row; a test holds them to it.
+Opening the full core (settings, SQLModel, migrations, catalog sync, reconciliation) costs
+far more than printing a table, so these read with the standard library's `sqlite3` and
+nothing else. The queries mirror `app.queries` (`list_jobs`, `count_jobs`, `job_versions`,
+`version_info`, `version_events`) row for row; tests hold them to it.
 
-Only the default database qualifies: when a `database_url` is configured (environment or
-config file) `default_db_path` returns None and the caller takes the normal path.
+Only the default database at the schema revision known here qualifies: when a
+`database_url` is configured (environment or config file) `default_db_path` returns None,
+and any other reason not to answer from here (an older or newer schema, a locked or
+corrupt file, a name that is not found, a version whose supervisor is gone) is a
+`QuickListError`: the caller takes the normal path, which reconciles and says why.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from app.readmodels import JobRow
+from app.readmodels import (
+    ACTIVE_STATUS_VALUES,
+    DELETED_PARENT,
+    EventInfo,
+    JobRow,
+    VersionInfo,
+    version_from_row,
+)
 
 APP_NAME = "traindeck"
 DB_FILE_NAME = "traindeck.db"
 URL_SETTING = "TRAINDECK_DATABASE_URL"
+SCHEMA_REVISION = "0004"
+"""The schema these queries are written for (`app.db.HEAD_REVISION`; a test holds them
+equal): another revision is read by the core, which migrates or refuses it."""
+LAUNCH_GRACE_SECONDS = 30.0
+"""`app.runtime.reconcile.LAUNCH_GRACE_SECONDS`: a version this young with no supervisor
+pid yet is still being launched."""
 
 SORT_COLUMNS = {
     "updated": "jobs.updated_at", "created": "jobs.created_at", "name": "jobs.name",
@@ -41,7 +57,7 @@ _COLUMNS = (
     "versions.nodes, versions.started_at, versions.finished_at"
 )
 _FROM = "FROM jobs LEFT OUTER JOIN versions ON versions.id = jobs.latest_version_id"
-_SETTING_LINE = re.compile(r"""["']?database_url["']?[ \t]*:(.*)""")
+_SETTING_LINE = r"""["']?database_url["']?[ \t]*:(.*)"""
 _EMPTY_VALUES = frozenset({"", "null", "~", "''", '""', "Null", "NULL"})
 
 
@@ -95,11 +111,13 @@ def database_url_configured() -> bool:
         return True  # let the normal path report it
     if "database_url" not in text:
         return False
+    import re  # (only here: a cold command does not pay for it otherwise)
+
     lines = [line.split("#", 1)[0].rstrip() for line in text.splitlines()]
     for index, line in enumerate(lines):
         if "database_url" not in line:
             continue
-        match = _SETTING_LINE.fullmatch(line)
+        match = re.fullmatch(_SETTING_LINE, line)
         if match is None or match.group(1).strip() not in _EMPTY_VALUES:
             return True  # set, or written in a way this quick look does not read
         following = next((rest for rest in lines[index + 1:] if rest.strip()), "")
@@ -125,10 +143,17 @@ def default_db_path() -> Path | None:
 @contextmanager
 def _connect(db_path: Path) -> Iterator[sqlite3.Connection]:
     try:
-        conn = sqlite3.connect(f"file:{quote(str(db_path))}?mode=ro", uri=True, timeout=5.0)
+        # What a URI file name must escape (urllib's quote costs a cold command an import).
+        name = str(db_path).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+        conn = sqlite3.connect(f"file:{name}?mode=ro", uri=True, timeout=5.0)
     except sqlite3.Error as exc:
         raise QuickListError(f"{db_path}: {exc}") from exc
     try:
+        (revision,) = (conn.execute("SELECT version_num FROM alembic_version").fetchone()
+                       or (None,))
+        if revision != SCHEMA_REVISION:
+            raise QuickListError(f"{db_path}: schema revision {revision}, not "
+                                 f"{SCHEMA_REVISION}")
         yield conn
     except sqlite3.Error as exc:
         raise QuickListError(f"{db_path}: {exc}") from exc
@@ -153,8 +178,10 @@ def _time(value: str | None) -> datetime | None:
     """A stored time (UTC text without an offset) as an aware datetime."""
     if value is None:
         return None
-    moment = datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:  # (naming the offset is several times cheaper than replacing it afterwards)
+        return datetime.fromisoformat(value + "+00:00")
+    except ValueError:  # written with an offset of its own
+        return datetime.fromisoformat(value).astimezone(UTC)
 
 
 def _label(number: int) -> str:
@@ -212,3 +239,145 @@ def jobs_change_marker_fast(db_path: Path) -> tuple[int, datetime | None]:
     with _connect(db_path) as conn:
         count, newest = conn.execute("SELECT count(*), max(updated_at) FROM jobs").fetchone()
     return int(count), _time(newest)
+
+
+# ---------------------------------------------------------------- versions, for the CLI
+
+
+_VERSION_COLUMNS = (
+    "v.id, v.number, v.status, v.reason, v.exit_code, v.engine, v.runtime, v.pool, "
+    "v.gpus_requested, v.nodes, v.allocated_gpus, v.output, v.log_dir, v.created_at, "
+    "v.queued_at, v.started_at, v.finished_at, v.spec_json, v.code_info, parent.number"
+)
+_TIMES = range(13, 17)
+"""Positions of the times in `_VERSION_COLUMNS`."""
+_ACTIVE_SQL = ", ".join(f"'{status}'" for status in sorted(ACTIVE_STATUS_VALUES))
+
+
+def _number(label: str) -> int:
+    """`app.jobs.parse_version_label`, without its error (the core reports it)."""
+    text = label.strip().upper().removeprefix("V")
+    if not text.isdigit() or int(text) < 1:
+        raise QuickListError(f"version: {label!r}")
+    return int(text)
+
+
+def _pick(job_name: str, label: str | None) -> tuple[str, list[Any]]:
+    """The condition on `versions AS v` joined to `jobs` that picks a job's versions, or
+    the one `label` names."""
+    if label is None:
+        return "jobs.name = ?", [job_name]
+    return "jobs.name = ? AND v.number = ?", [job_name, _number(label)]
+
+
+def _marks(values: list[Any]) -> str:
+    return ", ".join("?" * len(values))
+
+
+def _require_supervisors(conn: sqlite3.Connection, where: str, params: list[Any]) -> None:
+    """Raise when an active version picked by `where` has lost its supervisor: the
+    core's reconciliation must settle it before it is shown (`app.runtime.reconcile`)."""
+    now = datetime.now(UTC)
+    for version_id, pid, host, created in conn.execute(
+            "SELECT id, supervisor_pid, supervisor_host, created_at FROM versions "
+            f"WHERE status IN ({_ACTIVE_SQL}) AND {where}", params):
+        from app.runtime.procs import supervisor_alive  # (only with a version to check)
+
+        if supervisor_alive(pid, version_id, host):
+            continue
+        made = _time(created)
+        if pid is None and made and (now - made).total_seconds() < LAUNCH_GRACE_SECONDS:
+            continue
+        raise QuickListError(f"version {version_id}: its supervisor is gone")
+
+
+def require_supervisors_of_jobs(db_path: Path, job_ids: list[int]) -> None:
+    """Raise `QuickListError` when the latest version of one of these jobs is active and
+    its supervisor is gone (the job list shows latest versions)."""
+    if not job_ids:
+        return
+    with _connect(db_path) as conn:
+        _require_supervisors(
+            conn, f"id IN (SELECT latest_version_id FROM jobs WHERE id IN ({_marks(job_ids)}))",
+            job_ids)
+
+
+def _metrics(conn: sqlite3.Connection, rows: list[Any], chosen: str, params: list[Any]
+             ) -> dict[int, dict[str, float]]:
+    """Final metric values of each version; the latest so far of an active one without."""
+    metrics: dict[int, dict[str, float]] = {row[0]: {} for row in rows}
+    for version_id, name, value in conn.execute(
+            f"SELECT version_id, name, value FROM metric_summaries WHERE version_id IN ({chosen})",
+            params):
+        metrics[version_id][name] = value
+    running = [row[0] for row in rows if row[2] in ACTIVE_STATUS_VALUES and not metrics[row[0]]]
+    if running:
+        for version_id, name, value in conn.execute(
+                "SELECT version_id, name, value FROM metric_points WHERE id IN ("
+                "SELECT max(id) FROM metric_points "
+                f"WHERE version_id IN ({_marks(running)}) GROUP BY version_id, name)",
+                running):
+            metrics[version_id][name] = value
+    return metrics
+
+
+def job_versions_fast(db_path: Path, job_name: str, label: str | None = None
+                      ) -> list[VersionInfo]:
+    """Every version of a job (oldest first), or the one `label` names: what
+    `app.queries.job_versions` and `version_info` return. Raises `QuickListError` when
+    the core must answer (no such job or version, a lost supervisor)."""
+    where, params = _pick(job_name, label)
+    # The same versions again, found by the job (a thousand ids as parameters cost more).
+    chosen = f"SELECT v.id FROM versions AS v JOIN jobs ON jobs.id = v.job_id WHERE {where}"
+    with _connect(db_path) as conn:
+        rows = [list(row) for row in conn.execute(
+            f"SELECT {_VERSION_COLUMNS} FROM versions AS v JOIN jobs ON jobs.id = v.job_id "
+            "LEFT OUTER JOIN versions AS parent ON parent.id = v.parent_id "
+            f"WHERE {where} ORDER BY v.number", params)]
+        if not rows:
+            raise QuickListError(f"job {job_name!r}: no version here")
+        _require_supervisors(conn, f"id IN ({chosen})", params)
+        metrics = _metrics(conn, rows, chosen, params)
+        orphans = [row[0] for row in rows if row[-1] is None]
+        deleted = dict(conn.execute(
+            "SELECT version_id, message FROM events WHERE kind = 'status' AND message "
+            f"LIKE 'V% created from V%' AND version_id IN ({_marks(orphans)})", orphans))
+    now = datetime.now(UTC)
+    infos = []
+    for row in rows:
+        for index in _TIMES:
+            row[index] = _time(row[index])
+        info = version_from_row(job_name, row, metrics[row[0]], now)
+        if info.id in deleted:
+            info = replace(info, parent=DELETED_PARENT.format(
+                label=deleted[info.id].rsplit(" ", 1)[1]))
+        infos.append(info)
+    return infos
+
+
+def version_events_fast(db_path: Path, version_id: int, limit: int = 500) -> list[EventInfo]:
+    """A version's events, oldest first: `app.queries.version_events`."""
+    with _connect(db_path) as conn:
+        rows = conn.execute("SELECT time, kind, status, message FROM events "
+                            "WHERE version_id = ? ORDER BY id LIMIT ?", [version_id, limit])
+        return [EventInfo(_time(time), kind, status, message)  # type: ignore[arg-type]
+                for time, kind, status, message in rows]
+
+
+def rank_logs_fast(db_path: Path, job_name: str, label: str | None) -> tuple[Path, int]:
+    """The log folder of a version (the latest when `label` is None) and its rank count,
+    as `traindeck logs` reads them (`app.runtime.plan.rank_count`)."""
+    where, params = _pick(job_name, label)
+    with _connect(db_path) as conn:
+        found = conn.execute(
+            "SELECT v.id, v.log_dir, v.nodes, v.gpus_requested, v.spec_json FROM versions "
+            f"AS v JOIN jobs ON jobs.id = v.job_id WHERE {where} ORDER BY v.number DESC "
+            "LIMIT 1", params).fetchone()
+        if found is None:
+            raise QuickListError(f"job {job_name!r}: no version here")
+        version_id, log_dir, nodes, gpus, spec_json = found
+        _require_supervisors(conn, "id = ?", [version_id])
+    wanted = (json.loads(spec_json or "{}").get("resources") or {}).get(
+        "processes_per_node", 1)
+    per_node = max(1, gpus) if wanted == "gpus" else max(1, int(wanted))
+    return Path(log_dir), max(1, nodes) * per_node

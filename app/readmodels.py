@@ -1,14 +1,24 @@
 """Read models that need nothing but the standard library.
 
-The fast start-up path (`app.quicklist`) builds these without importing SQLModel,
+The cold read path (`app.quicklist`) builds these without importing SQLModel,
 SQLAlchemy or pydantic; `app.queries` builds the same ones from the ORM and re-exports them.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from datetime import datetime
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+ACTIVE_STATUS_VALUES = frozenset({"initializing", "queued", "running"})
+"""`app.models.ACTIVE_STATUSES` as text: a version that holds or waits for resources."""
+DEFAULT_DESCENDING: dict[str, bool] = {
+    "updated": True, "created": True, "name": False, "status": False,
+}
+"""The natural order of each sort key: newest first for times, A to Z for words."""
+DELETED_PARENT = "{label} (deleted)"
+"""How a version's parent reads once the parent was deleted."""
 
 
 def format_resources(gpus: int, nodes: int, runtime: str) -> str:
@@ -54,3 +64,109 @@ class JobRow:
         for key in ("created", "updated", "started", "finished"):
             data[key] = iso(data[key])
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """Everything about one version."""
+
+    id: int
+    job: str
+    number: int
+    version: str
+    parent: str | None
+    status: str
+    reason: str
+    exit_code: int | None
+    engine: str
+    runtime: str
+    pool: str
+    gpus: int
+    nodes: int
+    allocated_gpus: str
+    output: str
+    log_dir: str
+    created: datetime
+    queued: datetime | None
+    started: datetime | None
+    finished: datetime | None
+    duration: float | None
+    metrics: dict[str, float]
+    spec_json: str = field(repr=False)
+    """The resolved spec as stored (JSON); `spec` is it decoded."""
+    code_info: str = field(default="", repr=False)
+    """The code snapshot it runs (JSON: folder, size, files, git commit and dirtiness)."""
+    _spec: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The resolved spec the version runs (decoded when first read: a job screen reads
+        every version of the job and shows one)."""
+        if self._spec is None:
+            object.__setattr__(self, "_spec", json.loads(self.spec_json))
+        assert self._spec is not None
+        return self._spec
+
+    @property
+    def code(self) -> dict[str, Any] | None:
+        """The code snapshot it runs (`code_info` decoded), or None."""
+        return json.loads(self.code_info) if self.code_info else None
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The run parameters of the spec."""
+        parameters: dict[str, Any] = self.spec.get("parameters", {})
+        return parameters
+
+    def to_dict(self) -> dict[str, Any]:
+        """For `--json`."""
+        data = asdict(self)
+        del data["spec_json"], data["_spec"]
+        data["code"] = self.code
+        for key in ("created", "queued", "started", "finished"):
+            data[key] = iso(data[key])
+        spec = json.loads(self.spec_json)
+        metrics = data.pop("metrics")
+        return {**data, "parameters": spec.get("parameters", {}), "metrics": metrics,
+                "spec": spec}
+
+
+def duration_seconds(started: datetime | None, finished: datetime | None,
+                     now: datetime | None = None) -> float | None:
+    """How long a version ran: from `started` to `finished` (to `now` while it runs)."""
+    if started is None:
+        return None
+    return max(0.0, ((finished or now or datetime.now(UTC)) - started).total_seconds())
+
+
+def version_from_row(job_name: str, row: Any, metrics: dict[str, float], now: datetime
+                     ) -> VersionInfo:
+    """A `VersionInfo` from a row of the version's columns (`app.queries._VERSION_COLUMNS`
+    and the parent's number, taken by position): the ORM and the cold path both read so."""
+    (id_, number, status, reason, exit_code, engine, runtime, pool, gpus, nodes, allocated,
+     output, log_dir, created, queued, started, finished, spec_json, code_info,
+     parent_number) = row
+    return VersionInfo(
+        id=id_, job=job_name, number=number, version=f"V{number:03d}",
+        parent=f"V{parent_number:03d}" if parent_number else None,
+        status=status, reason=reason, exit_code=exit_code, engine=engine, runtime=runtime,
+        pool=pool, gpus=gpus, nodes=nodes, allocated_gpus=allocated, output=output,
+        log_dir=log_dir, created=created, queued=queued, started=started, finished=finished,
+        duration=duration_seconds(started, finished, now),
+        metrics=metrics, spec_json=spec_json, code_info=code_info,
+    )
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    """One event of a version."""
+
+    time: datetime
+    kind: str
+    status: str | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """For `--json`."""
+        return {"time": iso(self.time), "kind": self.kind, "status": self.status,
+                "message": self.message}

@@ -9,30 +9,28 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from app.cli.output import (
-    format_duration,
     format_time,
     format_typed,
     format_value,
     print_json,
     print_table,
 )
+from app.cli.reads import EXIT_ERROR, cmd_list, cmd_logs, cmd_show, cmd_wait, open_core
 from app.errors import SpecError, TraindeckError
-from app.formatting import describe_code
-from app.readmodels import format_resources
 
-EXIT_ERROR = 1
 EXIT_USAGE = 2
 TEMPLATE_ACTIONS = ["list", "show", "save", "edit", "delete"]
 EDIT_ONLY = (("set", "--set"), ("spec", "--spec"), ("rename", "--rename"))
 """`templates` options that only `templates edit` takes: (attribute, flag)."""
 
+COLD_COMMANDS = frozenset({"list", "show", "logs", "wait"})
+"""The reading commands (`app.cli.reads`): their process builds no other command's parser."""
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -47,15 +45,6 @@ def count(text: str) -> int:
     return value
 
 
-def _context() -> Any:
-    from app.context import Context
-    from app.runtime.reconcile import reconcile
-
-    ctx = Context.open()
-    reconcile(ctx)
-    return ctx
-
-
 def _load(path: str) -> tuple[dict[str, Any], Path]:
     from app.spec import load_spec_file
 
@@ -63,6 +52,8 @@ def _load(path: str) -> tuple[dict[str, Any], Path]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    import shlex
+
     from app.context import Context
     from app.jobs import check_new_job, prepare_spec
     from app.runtime.preview import preview_rank0
@@ -124,7 +115,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from app.jobs import submit
 
     raw, base = _load(args.spec)
-    ref = submit(_context(), raw, base, args.spec)
+    ref = submit(open_core(), raw, base, args.spec)
     if args.json:
         print_json(ref.to_dict())
     else:
@@ -139,96 +130,10 @@ def cmd_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    from app.queries import DEFAULT_DESCENDING, list_jobs
-
-    descending = DEFAULT_DESCENDING[args.sort] != args.reverse
-    rows = list_jobs(_context().db, search=args.filter or "", status=args.status,
-                     sort=args.sort, descending=descending, limit=args.limit)
-    if args.json:
-        print_json([r.to_dict() for r in rows])
-        return 0
-    print_table(
-        ["job", "version", "status", "engine", "resources", "created", "duration"],
-        [
-            (r.name, r.version, r.status, r.engine,
-             format_resources(r.gpus, r.nodes, r.runtime), format_time(r.created),
-             format_duration(_duration(r.started, r.finished)))
-            for r in rows
-        ],
-    )
-    return 0
-
-
-def _duration(started: Any, finished: Any) -> float | None:
-    from app.models import utcnow
-
-    if started is None:
-        return None
-    return ((finished or utcnow()) - started).total_seconds()
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    from app.queries import job_versions, version_events, version_info
-
-    ctx = _context()
-    versions = (
-        [version_info(ctx.db, args.job, args.version)] if args.version
-        else job_versions(ctx.db, args.job)
-    )
-    if args.json:
-        print_json({"job": args.job, "versions": [v.to_dict() for v in versions]})
-        return 0
-    for v in versions:
-        print(f"{v.job} {v.version}  {v.status}" + (f"  ({v.reason})" if v.reason else ""))
-        print(f"  parent      {v.parent or '-'}")
-        print(f"  engine      {v.engine}  runtime {v.runtime}  pool {v.pool}  "
-              f"gpus {v.gpus} × {v.nodes} node(s)" +
-              (f"  allocated [{v.allocated_gpus}]" if v.allocated_gpus else ""))
-        print(f"  created     {format_time(v.created)}  started {format_time(v.started)}  "
-              f"finished {format_time(v.finished)}  duration {format_duration(v.duration)}")
-        if v.exit_code is not None:
-            print(f"  exit code   {v.exit_code}")
-        params = " ".join(f"{k}={format_value(x)}" for k, x in v.parameters.items())
-        print(f"  parameters  {params or '-'}")
-        metrics = " ".join(f"{k}={format_value(x)}" for k, x in v.metrics.items())
-        print(f"  metrics     {metrics or '-'}")
-        if v.code:
-            print(f"  code        {describe_code(v.code)}")
-        print(f"  output      {v.output}")
-        print(f"  logs        {v.log_dir}")
-        if args.events and (args.version or v is versions[-1]):
-            for e in version_events(ctx.db, v.id):
-                print(f"  {format_time(e.time)}  {e.kind:<12} {e.message}")
-    return 0
-
-
-def cmd_wait(args: argparse.Namespace) -> int:
-    from app.models import Status, version_label
-    from app.runtime.control import wait_final
-
-    version = wait_final(_context(), args.job, args.version, args.timeout)
-    label = version_label(version.number)
-    if args.json:
-        print_json({"job": args.job, "version": label, "status": version.status,
-                    "reason": version.reason, "exit_code": version.exit_code})
-    else:
-        print(f"{args.job} {label} {version.status}" +
-              (f": {version.reason}" if version.reason else ""))
-    return 0 if version.status == Status.SUCCEEDED else EXIT_ERROR
-
-
-def cmd_logs(args: argparse.Namespace) -> int:
-    from app.runtime.logview import print_logs
-
-    return print_logs(_context(), args.job, args.version, rank=args.rank, follow=args.follow,
-                      tail_lines=args.tail, raw=args.raw)
-
-
 def cmd_stop(args: argparse.Namespace) -> int:
     from app.runtime.control import stop_version
 
-    print(stop_version(_context(), args.job, args.version))
+    print(stop_version(open_core(), args.job, args.version))
     return 0
 
 
@@ -238,7 +143,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     if not args.yes:
         what = f"{args.job} {args.version}" if args.version else f"job {args.job} (all versions)"
         raise TraindeckError(f"delete {what}: add --yes to confirm")
-    done = delete(_context(), args.job, args.version, purge=args.purge)
+    done = delete(open_core(), args.job, args.version, purge=args.purge)
     if args.json:
         kept = {label: str(path) for label, path in done.kept.items()}
         print_json({"job": args.job, "deleted": done.labels, **({"kept": kept} if kept else {})})
@@ -250,7 +155,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_modify(args: argparse.Namespace) -> int:
     from app.jobs import code_folder, create_version, modified_spec, parse_assignments, spec_diff
 
-    ctx = _context()
+    ctx = open_core()
     sets = parse_assignments(args.set or [])
     adds = parse_assignments(args.add or [], "--add")
     raw, base = (_load(args.spec) if args.spec else (None, None))
@@ -292,7 +197,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from app.jobs import code_changes
     from app.queries import compare
 
-    ctx = _context()
+    ctx = open_core()
     result = compare(ctx.db, args.job, args.versions or None, status=args.status)
     if len(result.versions) < 2:
         raise TraindeckError(f"compare: needs at least two versions ({args.job} has "
@@ -345,7 +250,7 @@ def cmd_engines(args: argparse.Namespace) -> int:
 def cmd_templates(args: argparse.Namespace) -> int:
     from app.templates import delete_template, get_template, list_templates, save_from_version
 
-    ctx = _context()
+    ctx = open_core()
     if args.action == "list":
         rows = list_templates(ctx)
         if args.json:
@@ -371,8 +276,16 @@ def cmd_templates(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of `traindeck`."""
+class _Unbuilt:
+    """A command's parser that `build_parser(only=...)` leaves out: its arguments go nowhere."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing: this process does not parse the command."""
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of `traindeck`; with `only`, one of this module's commands
+    alone (the same usage, help and errors for it, at a fraction of the cost)."""
     parser = argparse.ArgumentParser(
         prog="traindeck",
         description="Run, version and compare ML training jobs. No command opens the TUI.",
@@ -383,7 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, handler: Handler, help_text: str, *, json_out: bool = True,
-            epilog: str | None = None) -> argparse.ArgumentParser:
+            epilog: str | None = None) -> Any:
+        if only is not None and name != only:
+            return _Unbuilt()
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog)
         p.set_defaults(handler=handler)
         if json_out:
@@ -462,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with edit: set a run parameter")
     p.add_argument("--spec", help="with edit: replace the saved spec with this file's")
     p.add_argument("--rename", metavar="NEW", help="with edit: a new name (must be free)")
+    if only is not None:
+        return parser
     from app.cli.data_commands import add_commands as add_data_commands
     from app.cli.extras import add_commands
     from app.cli.images import add_command as add_images_command
@@ -514,12 +431,12 @@ def unicode_problem(exc: UnicodeEncodeError) -> str:
 
 def _refuse_unknown_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """An unknown command is a usage error that names the closest one."""
-    import difflib
-
     commands = next(a.choices for a in parser._actions
                     if isinstance(a, argparse._SubParsersAction))
     first = argv[0] if argv else ""
     if first and not first.startswith("-") and first not in commands:
+        import difflib
+
         close = difflib.get_close_matches(first, list(commands), n=1)
         parser.error(f"unknown command {first!r}" +
                      (f"; did you mean {close[0]}?" if close else "; see traindeck --help"))
@@ -557,8 +474,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `traindeck` command."""
     if not (sys.argv[1:] if argv is None else argv):
         return _run_tui()  # the TUI starts before the parser is even built
-    parser = shared_parser()
-    _refuse_unknown_command(parser, list(sys.argv[1:] if argv is None else argv))
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words[0]) if words[0] in COLD_COMMANDS else shared_parser()
+    _refuse_unknown_command(parser, words)
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
     try:

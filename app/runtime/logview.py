@@ -10,13 +10,13 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from app.context import Context
 from app.errors import NotFoundError, TraindeckError
-from app.lifecycle import load_version
 from app.logs import LogFollower, escape_controls, list_rank_logs, split_timestamp, tail
-from app.models import Status
-from app.runtime.plan import rank_count
+
+if TYPE_CHECKING:
+    from app.context import Context
 
 FOLLOW_POLL_SECONDS = 0.2
 
@@ -52,12 +52,43 @@ def print_logs(
 ) -> int:
     """Print the logs (all of them, or the last `tail_lines` of each rank); with
     `follow`, keep printing until the version ends. `raw`: control characters as they are."""
+    from app.lifecycle import load_version
+    from app.models import Status, Version
+    from app.runtime.plan import rank_count
+
     if tail_lines is not None and tail_lines < 0:
         raise TraindeckError(f"--tail: must be 0 or more, got {tail_lines}")
     with ctx.db.read() as session:
         _, version = load_version(session, job, label)
-    version_id, log_dir = version.id, Path(version.log_dir)
-    count = rank_count(version)
+    version_id = version.id
+    followers = print_rank_logs(Path(version.log_dir), rank_count(version), job, rank=rank,
+                                follow=follow, tail_lines=tail_lines, raw=raw)
+    if not follow:
+        return 0
+    while True:
+        with ctx.db.read() as session:
+            current = session.get(Version, version_id)
+        final = current is None or Status(current.status).is_final
+        got = False
+        for prefix, follower in followers:
+            got = _drain(follower, prefix, raw) or got
+        if final and not got:
+            # The supervisor closes the logs before the status turns final: whatever is
+            # still unterminated now is the rank's last line.
+            for prefix, follower in followers:
+                _emit(follower.read_new(final=True), prefix, raw)
+            return 0
+        if not got:
+            time.sleep(FOLLOW_POLL_SECONDS)
+
+
+def print_rank_logs(
+    log_dir: Path, count: int, job: str, *, rank: int | None = None, follow: bool = False,
+    tail_lines: int | None = None, raw: bool = False,
+) -> list[tuple[str, LogFollower]]:
+    """Print what the `count` rank logs in `log_dir` hold now (or `rank`'s only); the
+    followers that go on from there, each with its line prefix. Standard library only:
+    the cold `traindeck logs` calls it without the core."""
     ranks = [rank] if rank is not None else list(range(count))
     if rank is not None and not 0 <= rank < count:
         raise NotFoundError(f"--rank: {job} has ranks 0..{count - 1}")
@@ -75,22 +106,4 @@ def print_logs(
             # Without follow, a line still being written is shown too: it is the end.
             _drain(follower, prefix, raw, final=not follow)
         followers.append((prefix, follower))
-    if not follow:
-        return 0
-    while True:
-        with ctx.db.read() as session:
-            from app.models import Version
-
-            current = session.get(Version, version_id)
-        final = current is None or Status(current.status).is_final
-        got = False
-        for prefix, follower in followers:
-            got = _drain(follower, prefix, raw) or got
-        if final and not got:
-            # The supervisor closes the logs before the status turns final: whatever is
-            # still unterminated now is the rank's last line.
-            for prefix, follower in followers:
-                _emit(follower.read_new(final=True), prefix, raw)
-            return 0
-        if not got:
-            time.sleep(FOLLOW_POLL_SECONDS)
+    return followers

@@ -1,0 +1,171 @@
+"""The reading commands: `list`, `show`, `wait` and `logs`.
+
+Each reads the default SQLite file with the standard library first (`app.quicklist`: no
+SQLAlchemy, no pydantic, no reconciliation) and prints the same read models as the core
+would hand it; the whole core, reconciled first, answers whenever the cold path cannot
+(another database configured, another schema, a version whose supervisor is gone, a
+name not found, a version still to wait for).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from app.cli.output import (
+    format_duration,
+    format_time,
+    format_value,
+    print_json,
+    print_table,
+)
+from app.formatting import describe_code
+from app.readmodels import ACTIVE_STATUS_VALUES, DEFAULT_DESCENDING, format_resources
+
+EXIT_ERROR = 1
+"""The exit status of a command that failed."""
+T = TypeVar("T")
+
+
+def open_core() -> Any:
+    """The whole core, reconciled first: what every command but a cold read opens."""
+    from app.context import Context
+    from app.runtime.reconcile import reconcile
+
+    ctx = Context.open()
+    reconcile(ctx)
+    return ctx
+
+
+def _cold(read: Callable[[Path], T]) -> T | None:
+    """`read` over the default database file with the standard library only (`app.quicklist`:
+    no core, no reconciliation), or None when the core must answer: another database is
+    configured, the schema differs, or what is read needs reconciling first."""
+    from app import quicklist
+
+    path = quicklist.default_db_path()
+    if path is None:
+        return None
+    try:
+        return read(path)
+    except quicklist.QuickListError:
+        return None
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from app import quicklist
+
+    query = {"search": args.filter or "", "status": args.status, "sort": args.sort,
+             "descending": DEFAULT_DESCENDING[args.sort] != args.reverse, "limit": args.limit}
+
+    def cold(path: Path) -> list[Any]:
+        rows = quicklist.list_jobs_fast(path, **query)
+        quicklist.require_supervisors_of_jobs(
+            path, [r.id for r in rows if r.status in ACTIVE_STATUS_VALUES])
+        return rows
+
+    rows = _cold(cold)
+    if rows is None:
+        from app.queries import list_jobs
+
+        rows = list_jobs(open_core().db, **query)
+    if args.json:
+        print_json([r.to_dict() for r in rows])
+        return 0
+    print_table(
+        ["job", "version", "status", "engine", "resources", "created", "duration"],
+        [
+            (r.name, r.version, r.status, r.engine,
+             format_resources(r.gpus, r.nodes, r.runtime), format_time(r.created),
+             format_duration(_duration(r.started, r.finished)))
+            for r in rows
+        ],
+    )
+    return 0
+
+
+def _duration(started: Any, finished: Any) -> float | None:
+    if started is None:
+        return None
+    return ((finished or datetime.now(UTC)) - started).total_seconds()
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from app import quicklist
+
+    def cold(path: Path) -> tuple[list[Any], list[Any]]:
+        versions = quicklist.job_versions_fast(path, args.job, args.version)
+        return versions, (quicklist.version_events_fast(path, versions[-1].id)
+                          if args.events else [])
+
+    found = _cold(cold)
+    if found is None:
+        from app.queries import job_versions, version_events, version_info
+
+        db = open_core().db
+        versions = ([version_info(db, args.job, args.version)] if args.version
+                    else job_versions(db, args.job))
+        found = versions, (version_events(db, versions[-1].id)
+                           if args.events and versions else [])
+    versions, events = found
+    if args.json:
+        print_json({"job": args.job, "versions": [v.to_dict() for v in versions]})
+        return 0
+    for v in versions:
+        print(f"{v.job} {v.version}  {v.status}" + (f"  ({v.reason})" if v.reason else ""))
+        print(f"  parent      {v.parent or '-'}")
+        print(f"  engine      {v.engine}  runtime {v.runtime}  pool {v.pool}  "
+              f"gpus {v.gpus} × {v.nodes} node(s)" +
+              (f"  allocated [{v.allocated_gpus}]" if v.allocated_gpus else ""))
+        print(f"  created     {format_time(v.created)}  started {format_time(v.started)}  "
+              f"finished {format_time(v.finished)}  duration {format_duration(v.duration)}")
+        if v.exit_code is not None:
+            print(f"  exit code   {v.exit_code}")
+        params = " ".join(f"{k}={format_value(x)}" for k, x in v.parameters.items())
+        print(f"  parameters  {params or '-'}")
+        metrics = " ".join(f"{k}={format_value(x)}" for k, x in v.metrics.items())
+        print(f"  metrics     {metrics or '-'}")
+        if v.code:
+            print(f"  code        {describe_code(v.code)}")
+        print(f"  output      {v.output}")
+        print(f"  logs        {v.log_dir}")
+        if v is versions[-1]:
+            for e in events:
+                print(f"  {format_time(e.time)}  {e.kind:<12} {e.message}")
+    return 0
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    from app import quicklist
+
+    cold = _cold(lambda path: quicklist.job_versions_fast(path, args.job, args.version)[-1])
+    if cold is None or cold.status in ACTIVE_STATUS_VALUES:  # still to wait for: the core
+        from app.models import version_label
+        from app.runtime.control import wait_final
+
+        v = wait_final(open_core(), args.job, args.version, args.timeout)
+        label, status, reason, code = version_label(v.number), v.status, v.reason, v.exit_code
+    else:
+        label, status, reason, code = cold.version, cold.status, cold.reason, cold.exit_code
+    if args.json:
+        print_json({"job": args.job, "version": label, "status": status, "reason": reason,
+                    "exit_code": code})
+    else:
+        print(f"{args.job} {label} {status}" + (f": {reason}" if reason else ""))
+    return 0 if status == "succeeded" else EXIT_ERROR
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from app import quicklist
+    from app.runtime.logview import print_logs, print_rank_logs
+
+    found = None if args.follow else _cold(
+        lambda path: quicklist.rank_logs_fast(path, args.job, args.version))
+    if found is None:
+        return print_logs(open_core(), args.job, args.version, rank=args.rank,
+                          follow=args.follow, tail_lines=args.tail, raw=args.raw)
+    print_rank_logs(*found, args.job, rank=args.rank, tail_lines=args.tail, raw=args.raw)
+    return 0
