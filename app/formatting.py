@@ -5,6 +5,7 @@ Standard library only: both cold commands and the TUI import it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -28,6 +29,37 @@ def describe_code(info: dict[str, Any]) -> str:
     if commit:
         text += f", git {commit[:10]}" + (" (dirty)" if info.get("git_dirty") else "")
     return text
+
+
+MEMORY_PATTERN = re.compile(r"([1-9][0-9]*)([bkmg]?)", re.IGNORECASE)
+"""A memory size as specs write it: `512m`, `8g`."""
+
+
+def memory_bytes(size: str) -> int:
+    """`8g` → 8 GiB in bytes (units k, m, g are powers of 1024; none or `b`: bytes)."""
+    match = MEMORY_PATTERN.fullmatch(size)
+    if match is None:
+        raise ValueError(f"{size!r} is not a size like 512m or 8g")
+    number, unit = int(match.group(1)), match.group(2).lower()
+    return number * {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[unit]
+
+
+def describe_resource_limits(resources: dict[str, Any], runtime: str) -> str:
+    """A spec's per-node limits, processes and network in words ("" when none is set):
+    `per node: 4 CPU(s), 8.0 GiB memory  ·  one process per GPU  ·  network none`."""
+    cpus, memory = resources.get("cpus"), resources.get("memory")
+    processes, network = resources.get("processes_per_node"), resources.get("network")
+    parts = []
+    if cpus or memory:
+        parts.append("per node: " + describe_limits(
+            cpus, memory_bytes(str(memory)) if memory else None, runtime))
+    if processes == "gpus":
+        parts.append("one process per GPU")
+    elif processes:
+        parts.append(f"{processes} process{'es' if processes != 1 else ''} per node")
+    if network:
+        parts.append(f"network {network}")
+    return "  ·  ".join(parts)
 
 
 def describe_limits(cpus: float | None, memory: int | None, runtime: str) -> str:

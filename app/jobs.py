@@ -87,9 +87,16 @@ def resolve_runtime(ctx: Context, spec: JobSpec) -> JobSpec:
     the version's events. Quick: a ping and image inspects; no pull is attempted.
     """
     _runtime_notes.pop(spec.name, None)
-    if spec.resources.runtime is not None:
+    if _slurm_pool(ctx, spec):
+        if spec.algorithm.image is not None:
+            raise FieldError("resources.pool", f"pool {spec.resources.pool!r} is a Slurm "
+                             "partition: its ranks run the engine's interpreter on the "
+                             "nodes, a custom image cannot run there yet")
+        runtime = "local"  # the ranks are processes on the nodes
+    elif spec.resources.runtime is not None:
         return spec
-    runtime: str = ctx.settings.default_runtime
+    else:
+        runtime = ctx.settings.default_runtime
     if spec.algorithm.image is not None:
         runtime = "docker"  # a custom image has no local equivalent
     elif runtime == "auto":
@@ -98,6 +105,11 @@ def resolve_runtime(ctx: Context, spec: JobSpec) -> JobSpec:
             _runtime_notes[spec.name] = note
     resources = spec.resources.model_copy(update={"runtime": runtime})
     return spec.model_copy(update={"resources": resources})
+
+
+def _slurm_pool(ctx: Context, spec: JobSpec) -> bool:
+    pool = ctx.settings.pool(spec.resources.pool)
+    return pool is not None and pool.kind == "slurm"
 
 
 def _auto_runtime(ctx: Context, spec: JobSpec) -> tuple[str, str]:
@@ -224,7 +236,8 @@ def _insert_version(
     version = Version(
         job_id=job.id or 0, number=number, parent_id=parent_id,
         spec_json=json.dumps(stored.to_dict()),
-        engine=spec.engine_label, runtime=spec.resources.runtime or "", pool=spec.resources.pool,
+        engine=spec.engine_label, pool=spec.resources.pool,
+        runtime="slurm" if _slurm_pool(ctx, spec) else spec.resources.runtime or "",
         gpus_requested=spec.resources.gpus, nodes=spec.resources.nodes, output=output,
         log_dir=log_dir, code_snapshot=code[0], code_info=code[1],
     )

@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from app.errors import FieldError, SpecError
+from app.formatting import MEMORY_PATTERN, memory_bytes
 
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 PARAM_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -257,7 +258,6 @@ class AlgorithmSpec(_Strict):
         return "preset" if self.preset is not None else "image"
 
 
-MEMORY_PATTERN = re.compile(r"([1-9][0-9]*)([bkmg]?)", re.IGNORECASE)
 MEMORY_MINIMUM = 6 * 1024 * 1024
 """Docker refuses a memory limit below 6 MiB."""
 
@@ -313,15 +313,6 @@ class ResourcesSpec(_Strict):
             raise ValueError(f"processes_per_node: {self.gpus} GPU(s) per node cannot be "
                              f"shared evenly by {wanted} processes")
         return self
-
-
-def memory_bytes(size: str) -> int:
-    """`8g` → 8 GiB in bytes (units k, m, g are powers of 1024; none or `b`: bytes)."""
-    match = MEMORY_PATTERN.fullmatch(size)
-    if match is None:
-        raise ValueError(f"{size!r} is not a size like 512m or 8g")
-    number, unit = int(match.group(1)), match.group(2).lower()
-    return number * {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[unit]
 
 
 class SubscriptionSpec(_Strict):

@@ -328,6 +328,15 @@ def test_show_text_and_one_version(cli: Cli, submitted: Path) -> None:
     assert "demo V001" in result.out and "lr=0.1" in result.out
 
 
+def test_show_says_the_limits_a_version_runs_under(cli: Cli, instant: None,
+                                                  project: Project) -> None:
+    project.spec["resources"].update(cpus=2, memory="512m", processes_per_node=2)
+    assert cli("submit", project.write_spec()).code == 0
+    out = cli("show", "demo", "--version", "V001").out
+    assert ("limits      per node: 2 CPU(s) (CPU affinity), 512.0 MiB memory (address space "
+            "of each process; not applied to GPU ranks)  ·  2 processes per node") in out
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [(("show", "ghost"), "job 'ghost' not found"),

@@ -226,11 +226,16 @@ def test_a_lower_threshold_lets_a_version_share(monkeypatch: pytest.MonkeyPatch,
     assert try_admit(nvml_ctx, vid).granted == [0]
 
 
-def test_gpu_module_prints_json(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
-    # No NVIDIA driver here: the real module says so and lists nothing.
-    out = subprocess.run([sys.executable, "-m", "app.runtime.gpus", "--json"],
-                         capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == {"source": "none", "gpus": []}
+def test_traindeck_gpus_lists_nothing_and_says_why_without_a_driver(home: Path) -> None:
+    # No NVIDIA driver here and no `gpus` setting: the command says so and lists nothing.
+    if not nvml_problem():
+        pytest.skip("an NVIDIA GPU answers here")
+    def run(*args: str) -> str:
+        return subprocess.run([sys.executable, "-m", "app", "gpus", *args], capture_output=True,
+                              text=True, check=True).stdout
+
+    assert json.loads(run("--json")) == {"source": "none", "gpus": []}
+    assert run().startswith("no GPUs: NVML finds none here")
 
 
 def test_gpu_check_says_plainly_that_there_is_no_gpu(home: Path) -> None:

@@ -247,6 +247,22 @@ def cmd_engines(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gpus(args: argparse.Namespace) -> int:
+    from app.config import load_settings
+    from app.runtime.gpus import GPU_TABLE_HEADER, gpu_table_rows, inventory, inventory_json
+
+    settings = load_settings()
+    if args.json:
+        print_json(inventory_json(settings))
+        return 0
+    gpus = inventory(settings)
+    if gpus:
+        print_table(GPU_TABLE_HEADER, gpu_table_rows(gpus))
+    else:
+        print("no GPUs: NVML finds none here and the `gpus` setting lists none")
+    return 0
+
+
 def cmd_templates(args: argparse.Namespace) -> int:
     from app.templates import delete_template, get_template, list_templates, save_from_version
 
@@ -364,6 +380,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--status", help="only versions with this status")
     p.add_argument("--all", action="store_true", help="show equal parameters too")
     add("engines", cmd_engines, "list the engine catalog")
+    add("gpus", cmd_gpus, "list this machine's GPUs with their processes (NVML, else config)")
     p = add("templates", cmd_templates, "manage saved job parameters",
             epilog="edit NAME with no option opens the spec in $VISUAL or $EDITOR; it is "
                    "checked before it is saved")

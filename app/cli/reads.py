@@ -22,7 +22,7 @@ from app.cli.output import (
     print_json,
     print_table,
 )
-from app.formatting import describe_code
+from app.formatting import describe_code, describe_resource_limits
 from app.readmodels import ACTIVE_STATUS_VALUES, DEFAULT_DESCENDING, format_resources
 
 EXIT_ERROR = 1
@@ -128,6 +128,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  parameters  {params or '-'}")
         metrics = " ".join(f"{k}={format_value(x)}" for k, x in v.metrics.items())
         print(f"  metrics     {metrics or '-'}")
+        limits = describe_resource_limits(v.spec.get("resources") or {}, v.runtime)
+        if limits:
+            print(f"  limits      {limits}")
         if v.code:
             print(f"  code        {describe_code(v.code)}")
         print(f"  output      {v.output}")

@@ -202,6 +202,8 @@ def pool_gpus(settings: Settings, pool_name: str, indices: list[int]) -> list[in
     if pool is None:
         return []
     present = set(indices)
+    if pool.kind == "slurm":
+        return []  # a partition's GPUs are on its nodes, Slurm's to give
     if pool.kind == "dedicated":
         return sorted(present & set(pool.gpus))
     reserved = {g for p in settings.pools if p.kind == "dedicated" for g in p.gpus}
@@ -336,22 +338,3 @@ def gpu_table_rows(gpus: list[GpuInfo]) -> list[tuple[str, ...]]:
              f"{known(g.memory_used_mb, '')}/{known(g.memory_total_mb, ' MiB')}",
              known(g.utilization, "%"), known(g.temperature, "°C"),
              ", ".join(p.short() for p in g.processes) or "-") for g in gpus]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m app.runtime.gpus [--json]`: the inventory, for scripts and checks."""
-    import sys
-
-    from app.config import load_settings
-
-    settings = load_settings()
-    if "--json" in (argv if argv is not None else sys.argv[1:]):
-        print(json.dumps(inventory_json(settings), indent=2))
-        return 0
-    for row in [tuple(GPU_TABLE_HEADER), *gpu_table_rows(inventory(settings))]:
-        print("\t".join(row))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -34,7 +34,7 @@ from app.context import Context
 from app.formatting import describe_limits
 from app.lifecycle import record_event, runtime_note, set_status
 from app.models import Dataset, DatasetVersion, Job, Status, Version, parse_version_label
-from app.runtime.executors import Executor, ExecutorError, get_executor
+from app.runtime.executors import Executor, ExecutorError, executor_for
 from app.runtime.executors.base import Handle, LaunchPlan
 from app.runtime.logpump import RankLog, copy_first_output, own_lines_path
 from app.runtime.plan import PlanError, build_plan, metrics_path, rank_count, state_dir
@@ -136,7 +136,7 @@ def _start_here(ctx: Context, version_id: int) -> None:
         if client is None:
             return
     try:
-        executor = get_executor(version.runtime or "local", ctx.settings, client)
+        executor = executor_for(version, ctx.settings, client)
         logs = open_rank_logs(ctx, version, fresh=True)
         try:
             handle = start_ranks(ctx, job, version, spec, admission.granted, sources,

@@ -112,7 +112,9 @@ def _assess(ctx: Context, session: Session, version_id: int, devices: list[GpuIn
         return Admission(None, "version deleted", impossible=True), False
     requested, nodes, pool = version
     needed = requested * nodes
-    if needed == 0:
+    settings_pool = ctx.settings.pool(pool)
+    if needed == 0 or (settings_pool is not None and settings_pool.kind == "slurm"):
+        # Slurm queues and places a Slurm pool's versions itself
         return Admission([]), False
     held_by_me = list(session.exec(
         select(GpuAllocation.gpu).where(GpuAllocation.version_id == version_id)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from app.runtime.executors.base import (
     Executor,
     ExecutorError,
@@ -33,5 +35,14 @@ def get_executor(kind: str, settings: object, client: object = None, *,
     raise ExecutorError(f"resources.runtime: unknown runtime {kind!r}")
 
 
+def executor_for(version: Any, settings: Any, client: object = None) -> Executor:
+    """The executor that starts `version`'s ranks (its runtime; its pool for Slurm)."""
+    kind = version.runtime or "local"
+    if kind == "slurm":
+        return get_executor(kind, settings, pool=settings.pool(version.pool),
+                            gpus_per_node=version.gpus_requested)
+    return get_executor(kind, settings, client)
+
+
 __all__ = ["Executor", "ExecutorError", "LaunchPlan", "Mount", "RankExit", "RankPlan",
-           "get_executor"]
+           "executor_for", "get_executor"]

@@ -25,7 +25,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import ProgressBar, Static
 
-from app.formatting import describe_code, describe_limits
+from app.formatting import describe_code, describe_resource_limits
 from app.tui.widgets.formatting import (
     WrappedPath,
     format_duration,
@@ -101,24 +101,8 @@ def details_table(info: VersionInfo) -> Table:
 
 
 def limits_text(info: VersionInfo) -> str:
-    """The spec's per-node limits, processes and network in words ("" when none is set):
-    `per node: 4 CPU(s), 8.0 GiB memory  ·  one process per GPU  ·  network none`."""
-    from app.spec import memory_bytes
-
-    resources = info.spec.get("resources") or {}
-    cpus, memory = resources.get("cpus"), resources.get("memory")
-    processes, network = resources.get("processes_per_node"), resources.get("network")
-    parts = []
-    if cpus or memory:
-        parts.append("per node: " + describe_limits(
-            cpus, memory_bytes(str(memory)) if memory else None, info.runtime))
-    if processes == "gpus":
-        parts.append("one process per GPU")
-    elif processes:
-        parts.append(f"{processes} process{'es' if processes != 1 else ''} per node")
-    if network:
-        parts.append(f"network {network}")
-    return "  ·  ".join(parts)
+    """The spec's per-node limits, processes and network in words ("" when none is set)."""
+    return describe_resource_limits(info.spec.get("resources") or {}, info.runtime)
 
 
 def _logs_location(info: VersionInfo) -> str:
