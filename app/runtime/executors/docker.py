@@ -111,6 +111,15 @@ def _stamp_ns(raw: bytes) -> int | None:
     return int(seconds.timestamp()) * 1_000_000_000 + int(fraction.ljust(9, "0"))
 
 
+def _older(stamp: bytes, than: bytes) -> bool:
+    """True when the Docker log timestamp `stamp` is before `than`. The engine writes
+    them with nine fraction digits in UTC: same lengths compare as bytes, cheaply."""
+    if len(stamp) == len(than):
+        return stamp < than
+    first, second = _stamp_ns(stamp), _stamp_ns(than)
+    return first is not None and second is not None and first < second
+
+
 class DockerExecutor(Executor):
     """Runs ranks as containers: argv exec'd without a shell, never privileged, hardened
     by the settings (`docker_cap_drop`, `docker_no_new_privileges`, `docker_pids_limit`,
@@ -332,12 +341,19 @@ class DockerExecutor(Executor):
         again (at-least-once; nothing is lost). Ends quietly when the container is gone.
         If the stream breaks while the container still runs, it is re-opened after the
         last line delivered, skipping lines already yielded (told apart by the engine's
-        nanosecond timestamps, which are stripped from the output).
+        nanosecond timestamps, which are stripped from the output). Frames older than the
+        last one yielded are dropped too, and the last one sent again: a follow stream of
+        Docker 20.10 sends part of a log file again when the engine rotates it.
 
         With `on_open`, it is called with the stream once it is open, and a stream that
         ends is not re-opened: closing it (from another thread) ends the output here.
         `position` keeps the last frame's timestamp and count across calls: a call with a
         position that is not empty starts right after the frames an earlier one yielded.
+        When the engine no longer holds those frames (its bounded json-file log rotated
+        them out), the output resumes at the oldest frame it holds and `position["gap"]`
+        is set, before that frame is yielded, to the stamps (text) of the last frame
+        yielded and of that oldest one: what was printed in between may be lost (or
+        nothing, when a log file ended right after the last frame yielded).
         """
         container_id = handle["containers"][rank]
         client = self._docker()
@@ -347,12 +363,13 @@ class DockerExecutor(Executor):
         # exactly that timestamp.
         last: bytes | None = position.get("last")
         seen_at_last: int = position.get("seen", 0)
+        last_data = b""
         while True:
-            skip_ns = _stamp_ns(last) if last is not None else None
+            # Frames at `last` a re-opened stream sends again (it starts a bit early).
             skip_equal = seen_at_last
-            if skip_ns is not None:
+            if last is not None and (last_ns := _stamp_ns(last)) is not None:
                 # A millisecond early: float seconds cannot carry nanoseconds exactly.
-                since_s = skip_ns / 1e9 - 0.001
+                since_s = last_ns / 1e9 - 0.001
             stream = _call(
                 client.api.logs, container_id, stream=True, follow=True, stdout=True,
                 stderr=True, timestamps=True, since=since_s if since_s and since_s > 0 else None,
@@ -367,19 +384,26 @@ class DockerExecutor(Executor):
                     if not sep:
                         yield frame
                         continue
-                    if skip_ns is not None:
-                        ns = _stamp_ns(stamp)
-                        if ns is not None and ns < skip_ns:
+                    if last is not None and stamp != last:
+                        if _older(stamp, last):
+                            # Sent before (the start of a re-opened stream, or the engine
+                            # reading a rotated file again while following it).
                             continue
-                        if ns == skip_ns and skip_equal > 0:
+                        if skip_equal > 0:
+                            position["gap"] = (last.decode(), stamp.decode())
+                        skip_equal = 0
+                        last, seen_at_last = stamp, 1
+                    elif stamp == last:
+                        if skip_equal > 0:
                             skip_equal -= 1
                             continue
-                        skip_ns = None
-                    if stamp == last:
+                        if data == last_data:
+                            continue  # the last frame again (the engine rotated its log)
                         seen_at_last += 1
                     else:
                         last, seen_at_last = stamp, 1
                     position["last"], position["seen"] = last, seen_at_last
+                    last_data = data
                     yield data
             finally:
                 stream.close()
