@@ -40,6 +40,10 @@ _ALIVE = frozenset({"created", "running", "restarting", "paused"})
 _RESUME_PAUSE = 0.5
 """Seconds before re-opening a log stream that ended while its rank still runs."""
 
+_HELD_FRAMES = 1000
+"""Frames older than the last one yielded that a live log stream holds back at most (the
+others are taken for frames the engine sends again)."""
+
 _STAMP = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$")
 
 _GPU_WORDS = ("device driver", "gpu", "nvidia", "cuda", "device request")
@@ -341,9 +345,9 @@ class DockerExecutor(Executor):
         again (at-least-once; nothing is lost). Ends quietly when the container is gone.
         If the stream breaks while the container still runs, it is re-opened after the
         last line delivered, skipping lines already yielded (told apart by the engine's
-        nanosecond timestamps, which are stripped from the output). Frames older than the
-        last one yielded are dropped too, and the last one sent again: a follow stream of
-        Docker 20.10 sends part of a log file again when the engine rotates it.
+        nanosecond timestamps, which are stripped from the output). Frames a follow
+        stream of Docker 20.10 sends again when the engine rotates its log file (from the
+        new file's start up to the last frame yielded) are dropped too.
 
         With `on_open`, it is called with the stream once it is open, and a stream that
         ends is not re-opened: closing it (from another thread) ends the output here.
@@ -363,10 +367,11 @@ class DockerExecutor(Executor):
         # exactly that timestamp.
         last: bytes | None = position.get("last")
         seen_at_last: int = position.get("seen", 0)
-        last_data = b""
+        last_data: bytes | None = None
         while True:
-            # Frames at `last` a re-opened stream sends again (it starts a bit early).
-            skip_equal = seen_at_last
+            # A stream opened at `last` starts a bit early: it sends frames before it and
+            # the ones at it again, up to the first frame after it.
+            resuming, skip_equal = last is not None, seen_at_last
             if last is not None and (last_ns := _stamp_ns(last)) is not None:
                 # A millisecond early: float seconds cannot carry nanoseconds exactly.
                 since_s = last_ns / 1e9 - 0.001
@@ -378,33 +383,39 @@ class DockerExecutor(Executor):
                 return
             if on_open is not None:
                 on_open(stream)
+            # Frames of a live stream older than `last`: a line of the other pipe (stamps
+            # are not in order across stdout and stderr), or the engine sending the start
+            # of its current log file again (Docker 20.10, at a rotation) up to `last`.
+            held: list[bytes] = []
             try:
                 for frame in stream:
                     stamp, sep, data = frame.partition(b" ")
                     if not sep:
                         yield frame
                         continue
-                    if last is not None and stamp != last:
-                        if _older(stamp, last):
-                            # Sent before (the start of a re-opened stream, or the engine
-                            # reading a rotated file again while following it).
-                            continue
-                        if skip_equal > 0:
-                            position["gap"] = (last.decode(), stamp.decode())
-                        skip_equal = 0
-                        last, seen_at_last = stamp, 1
-                    elif stamp == last:
+                    if stamp == last:
                         if skip_equal > 0:
                             skip_equal -= 1
                             continue
                         if data == last_data:
-                            continue  # the last frame again (the engine rotated its log)
+                            held.clear()  # they were sent before, up to this one
+                            continue
                         seen_at_last += 1
+                    elif last is not None and _older(stamp, last):
+                        if not resuming and len(held) < _HELD_FRAMES:
+                            held.append(data)
+                        continue
                     else:
+                        if resuming and skip_equal > 0 and last is not None:
+                            position["gap"] = (last.decode(), stamp.decode())
                         last, seen_at_last = stamp, 1
+                    resuming, skip_equal = False, 0
+                    yield from held
+                    held.clear()
                     position["last"], position["seen"] = last, seen_at_last
                     last_data = data
                     yield data
+                yield from held
             finally:
                 stream.close()
             if on_open is not None:
