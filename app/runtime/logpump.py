@@ -136,13 +136,13 @@ class RankLog:
 
     def _record(self, position: dict[str, Any]) -> None:
         """Rewrite the stream record: the file's rank lines end at `position` (under the
-        lock, right after they were written). One small write in place, no fsync: a
+        lock, right after they were written; `feed` does it at most every RECORD_SECONDS,
+        a record behind the file is exact too). One small write in place, no fsync: a
         supervisor killed after it leaves it whole, one killed before leaves the previous
         record, which `resume` corrects with the line count."""
-        now = time.monotonic()
-        if now - self._recorded < RECORD_SECONDS or position.get("last") is None:
+        if position.get("last") is None:
             return
-        self._recorded = now
+        self._recorded = time.monotonic()
         record = b"%s %d %d" % (position["last"], position["seen"], self.rank_lines)
         if self._record_fd < 0:
             self._record_fd = os.open(self.record_path, os.O_WRONLY | os.O_CREAT, 0o600)
@@ -200,7 +200,8 @@ class RankLog:
                     self.writer.write(self._tail + b"\n")
                     self.rank_lines += 1
                     self._tail = b""
-                if position and not self._tail:
+                if (position and not self._tail
+                        and time.monotonic() - self._recorded >= RECORD_SECONDS):
                     self._record(position)
             except OSError as exc:
                 self._failed(exc)
