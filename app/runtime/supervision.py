@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -334,7 +335,7 @@ class Supervisor(StorageSteps):
             thread.start()
             self.threads.append(thread)
 
-    def _gap_reporter(self, rank: int) -> Any:
+    def _gap_reporter(self, rank: int) -> Callable[[str], None]:
         """An `on_gap` for a rank's copy: the lost stretch as a warning event."""
         def report(message: str) -> None:
             try:
