@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -287,8 +288,10 @@ class Supervisor(StorageSteps):
                                 self.ctx.settings)
         self._close_logs()
         self._open_logs(version, fresh=False)
-        for rank_log in self.logs.values():
+        for rank, rank_log in self.logs.items():
             rank_log.resume()
+            # Where a previous supervisor's copy ended in the engine's stream (if known).
+            self.positions[rank] = rank_log.position
         deadline = time.monotonic() + ENGINE_RETRY_SECONDS
         while True:
             try:
@@ -327,9 +330,20 @@ class Supervisor(StorageSteps):
             thread = threading.Thread(
                 target=pump, name=f"logs-{rank}", daemon=True,
                 args=(executor, handle, rank, rank_log, ended, self.flags.changed.set),
-                kwargs={"position": self.positions.setdefault(rank, {})})
+                kwargs={"position": self.positions.setdefault(rank, {}),
+                        "on_gap": self._gap_reporter(rank)})
             thread.start()
             self.threads.append(thread)
+
+    def _gap_reporter(self, rank: int) -> Callable[[str], None]:
+        """An `on_gap` for a rank's copy: the lost stretch as a warning event."""
+        def report(message: str) -> None:
+            try:
+                self._event(f"rank {rank}: {message}", "warning")
+            except TraindeckError:
+                log.exception("could not record a log gap of rank %d", rank)
+
+        return report
 
     def _join_pumps(self) -> None:
         """Wait for the pumps to copy the ranks' last output: as long as they make
@@ -452,7 +466,8 @@ class Supervisor(StorageSteps):
             if not position and not (killed or rank_log.interrupted
                                      or _size(rank_log.path) < ALWAYS_CATCH_UP_BYTES):
                 continue
-            while (added := catch_up(executor, handle, rank, rank_log, position)) is None:
+            while (added := catch_up(executor, handle, rank, rank_log, position,
+                                     self._gap_reporter(rank))) is None:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(2.0)

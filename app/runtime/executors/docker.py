@@ -40,6 +40,10 @@ _ALIVE = frozenset({"created", "running", "restarting", "paused"})
 _RESUME_PAUSE = 0.5
 """Seconds before re-opening a log stream that ended while its rank still runs."""
 
+_HELD_FRAMES = 1000
+"""Frames older than the last one yielded that a live log stream holds back at most (the
+others are taken for frames the engine sends again)."""
+
 _STAMP = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$")
 
 _GPU_WORDS = ("device driver", "gpu", "nvidia", "cuda", "device request")
@@ -109,6 +113,15 @@ def _stamp_ns(raw: bytes) -> int | None:
     base, fraction, zone = (part.decode() if part else "" for part in match.groups())
     seconds = datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
     return int(seconds.timestamp()) * 1_000_000_000 + int(fraction.ljust(9, "0"))
+
+
+def _older(stamp: bytes, than: bytes) -> bool:
+    """True when the Docker log timestamp `stamp` is before `than`. The engine writes
+    them with nine fraction digits in UTC: same lengths compare as bytes, cheaply."""
+    if len(stamp) == len(than):
+        return stamp < than
+    first, second = _stamp_ns(stamp), _stamp_ns(than)
+    return first is not None and second is not None and first < second
 
 
 class DockerExecutor(Executor):
@@ -332,12 +345,19 @@ class DockerExecutor(Executor):
         again (at-least-once; nothing is lost). Ends quietly when the container is gone.
         If the stream breaks while the container still runs, it is re-opened after the
         last line delivered, skipping lines already yielded (told apart by the engine's
-        nanosecond timestamps, which are stripped from the output).
+        nanosecond timestamps, which are stripped from the output). Frames a follow
+        stream of Docker 20.10 sends again when the engine rotates its log file (from the
+        new file's start up to the last frame yielded) are dropped too.
 
         With `on_open`, it is called with the stream once it is open, and a stream that
         ends is not re-opened: closing it (from another thread) ends the output here.
         `position` keeps the last frame's timestamp and count across calls: a call with a
         position that is not empty starts right after the frames an earlier one yielded.
+        When the engine no longer holds those frames (its bounded json-file log rotated
+        them out), the output resumes at the oldest frame it holds and `position["gap"]`
+        is set, before that frame is yielded, to the stamps (text) of the last frame
+        yielded and of that oldest one: what was printed in between may be lost (or
+        nothing, when a log file ended right after the last frame yielded).
         """
         container_id = handle["containers"][rank]
         client = self._docker()
@@ -347,12 +367,14 @@ class DockerExecutor(Executor):
         # exactly that timestamp.
         last: bytes | None = position.get("last")
         seen_at_last: int = position.get("seen", 0)
+        last_data: bytes | None = None
         while True:
-            skip_ns = _stamp_ns(last) if last is not None else None
-            skip_equal = seen_at_last
-            if skip_ns is not None:
+            # A stream opened at `last` starts a bit early: it sends frames before it and
+            # the ones at it again, up to the first frame after it.
+            resuming, skip_equal = last is not None, seen_at_last
+            if last is not None and (last_ns := _stamp_ns(last)) is not None:
                 # A millisecond early: float seconds cannot carry nanoseconds exactly.
-                since_s = skip_ns / 1e9 - 0.001
+                since_s = last_ns / 1e9 - 0.001
             stream = _call(
                 client.api.logs, container_id, stream=True, follow=True, stdout=True,
                 stderr=True, timestamps=True, since=since_s if since_s and since_s > 0 else None,
@@ -361,26 +383,39 @@ class DockerExecutor(Executor):
                 return
             if on_open is not None:
                 on_open(stream)
+            # Frames of a live stream older than `last`: a line of the other pipe (stamps
+            # are not in order across stdout and stderr), or the engine sending the start
+            # of its current log file again (Docker 20.10, at a rotation) up to `last`.
+            held: list[bytes] = []
             try:
                 for frame in stream:
                     stamp, sep, data = frame.partition(b" ")
                     if not sep:
                         yield frame
                         continue
-                    if skip_ns is not None:
-                        ns = _stamp_ns(stamp)
-                        if ns is not None and ns < skip_ns:
-                            continue
-                        if ns == skip_ns and skip_equal > 0:
+                    if stamp == last:
+                        if skip_equal > 0:
                             skip_equal -= 1
                             continue
-                        skip_ns = None
-                    if stamp == last:
+                        if data == last_data:
+                            held.clear()  # they were sent before, up to this one
+                            continue
                         seen_at_last += 1
+                    elif last is not None and _older(stamp, last):
+                        if not resuming and len(held) < _HELD_FRAMES:
+                            held.append(data)
+                        continue
                     else:
+                        if resuming and skip_equal > 0 and last is not None:
+                            position["gap"] = (last.decode(), stamp.decode())
                         last, seen_at_last = stamp, 1
+                    resuming, skip_equal = False, 0
+                    yield from held
+                    held.clear()
                     position["last"], position["seen"] = last, seen_at_last
+                    last_data = data
                     yield data
+                yield from held
             finally:
                 stream.close()
             if on_open is not None:
