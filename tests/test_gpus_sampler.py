@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_nvml import NVML_ERROR_GPU_IS_LOST, FakeNvml, install, two_gpus
@@ -134,3 +135,33 @@ def test_no_driver_or_a_lost_gpu_leaves_the_gpu_metrics_out(
     sampler = Sampler(ctx, vid, None, interval=600).start()
     assert set(sampler.sample()) == {"sys/gpu0/util", "sys/gpu0/memory_mb"}
     sampler.stop()
+
+
+SPINNER = """\
+import time
+block = bytearray(96 * 2**20)
+for i in range(0, len(block), 4096):
+    block[i] = 1
+start = time.process_time()
+while time.process_time() - start < 3:
+    pass
+"""
+
+
+def test_a_real_local_run_gets_its_cpu_and_memory_as_sys_metrics(
+        make_project: Any, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The supervisor samples the version's own processes while they run.
+    monkeypatch.setenv("TRAINDECK_SYSTEM_METRICS_SECONDS", "0.2")
+    from app.jobs import submit
+    from app.runtime.control import wait_final
+
+    ctx = Context.open()
+    project = make_project(name="spinner", boot=SPINNER)
+    submit(ctx, project.spec, project.base)
+    ended = wait_final(ctx, "spinner", "V001", 60)
+    assert ended.status == "succeeded", ended.reason
+    found: dict[str, float] = {}
+    for name, _, value in points(ctx, ended.id or 0):
+        found[name] = max(value, found.get(name, 0.0))
+    assert found.get("sys/cpu_percent", 0) > 0, found
+    assert found.get("sys/rss_mb", 0) > 90, found

@@ -16,6 +16,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import textwrap
 import time
 import uuid
@@ -393,3 +394,64 @@ def test_a_job_past_its_time_limit_fails_with_that_reason(
     ended = final(ctx, version, timeout=180)
     assert (ended.status, ended.reason) == ("failed", "time limit reached (Slurm TIMEOUT)")
     assert "ready" in whole_log(ended)
+
+
+# -- through `traindeck submit` -----------------------------------------------------------------
+
+
+HOLDING_BOOT = """\
+import os, time
+print(f"rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']} started", flush=True)
+time.sleep(float(os.environ["HOLD"]))
+print(f"rank {os.environ['RANK']} done", flush=True)
+"""
+
+
+def test_submit_to_a_slurm_pool_queues_with_slurms_reason_then_runs(
+        slurm: None, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's path: a `kind: slurm` pool in the config, `traindeck submit` to it. The
+    version is a Slurm job; while Slurm holds it the version is queued with Slurm's words,
+    then it runs, its two ranks' logs arrive and it succeeds."""
+    monkeypatch.setenv("TRAINDECK_POOLS", json.dumps(
+        [{"name": "cluster", "kind": "slurm", "partition": PARTITION}]))
+
+    def traindeck(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True,
+                              text=True, timeout=120)
+
+    def spec(name: str, gpus: int, per_node: int, hold: int) -> Path:
+        base = tmp_path / name
+        (base / "code").mkdir(parents=True)
+        (base / "data").mkdir()
+        (base / "code" / "train.py").write_text(HOLDING_BOOT)
+        (base / "data" / "sample.csv").write_text("x,y\n1,0\n")
+        raw = {"name": name, "data": {"paths": ["data"]},
+               "algorithm": {"framework": {"engine": "python", "engine_version": "3.11",
+                                           "code_dir": "code", "boot_file": "train.py"}},
+               "env": {"HOLD": str(hold)}, "output": "out", "log_dir": "logs",
+               "resources": {"pool": "cluster", "gpus": gpus,
+                             "processes_per_node": per_node}}
+        (base / "spec.yaml").write_text(json.dumps(raw))
+        return base
+
+    holder = spec("holder", 2, 1, 20)
+    waiter = spec("waiter", 2, 2, 0)
+    for base in (holder, waiter):
+        done = traindeck("submit", str(base / "spec.yaml"))
+        assert done.returncode == 0, done.stderr
+
+    def shown(name: str) -> dict[str, Any]:
+        out = traindeck("show", name, "--version", "V001", "--json")
+        assert out.returncode == 0, out.stderr
+        data: dict[str, Any] = json.loads(out.stdout)
+        return data["versions"][0] if "versions" in data else data
+
+    held = wait_until(lambda: (v := shown("waiter"))["status"] == "queued"
+                      and "waiting for resources in partition debug" in v["reason"] and v,
+                      15, "the second version queued with Slurm's reason")
+    assert held["runtime"] == "slurm"
+    for name in ("holder", "waiter"):
+        done = traindeck("wait", name, "--timeout", "120")
+        assert done.returncode == 0, (name, shown(name))
+    logs = traindeck("logs", "waiter").stdout
+    assert "rank 0 of 2 started" in logs and "rank 1 done" in logs

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete
+from sqlmodel import col
 
 from app.context import Context
 from app.errors import TraindeckError
@@ -36,7 +37,13 @@ from app.models import (
     Version,
     version_label,
 )
-from app.runtime.executors import Executor, ExecutorError, RankExit, get_executor
+from app.runtime.executors import (
+    Executor,
+    ExecutorError,
+    RankExit,
+    executor_for,
+    get_executor,
+)
 from app.runtime.executors.base import Handle
 from app.runtime.launcher import open_rank_logs, start_ranks
 from app.runtime.logpump import RankLog, catch_up, pump
@@ -54,6 +61,8 @@ from app.runtime.plan import (
     work_dir,
 )
 from app.runtime.procs import hostname, settle_heap, supervisor_alive
+from app.runtime.sampler import PREFIX as SAMPLED
+from app.runtime.sampler import Sampler
 from app.runtime.scheduler import peek_admission, release, try_admit, wake_queued
 from app.runtime.supervisor import SignalFlags
 from app.runtime.supervisor_storage import StorageSteps
@@ -233,7 +242,7 @@ class Supervisor(StorageSteps):
         gpus = self._admit()
         if gpus is None:
             return
-        executor = get_executor(version.runtime or "local", self.ctx.settings)
+        executor = executor_for(version, self.ctx.settings)
         if self._recover(executor, version):
             return
         if self.stopping:
@@ -376,8 +385,9 @@ class Supervisor(StorageSteps):
         self.points += new
         with self.ctx.db.write() as session:
             if replace:
-                session.exec(delete(MetricPointRow).where(
-                    MetricPointRow.version_id == self.version_id))  # type: ignore[arg-type]
+                session.exec(delete(MetricPointRow).where(  # the sampler's `sys/` stay
+                    col(MetricPointRow.version_id) == self.version_id,
+                    ~col(MetricPointRow.name).startswith(SAMPLED)))
             session.add_all([
                 MetricPointRow(version_id=self.version_id, name=p.name, step=p.step,
                                value=p.value, wall_time=p.wall_time) for p in new
@@ -403,6 +413,8 @@ class Supervisor(StorageSteps):
                ) -> None:
         ended = threading.Event()
         self._start_watchers(executor, handle, ended)
+        sampler = Sampler(self.ctx, self.version_id, handle).start()
+        held: str | None = None
         stop_sent = False
         last_metrics = last_poll = time.monotonic()
         self._ingest_metrics(version, replace=adopted)
@@ -421,6 +433,11 @@ class Supervisor(StorageSteps):
                 last_poll = time.monotonic()
                 if all(e is not None for e in exits):
                     break
+                waiting = None if any(exits) else executor.queue_reason(handle)
+                if waiting != held:  # a scheduler behind the executor holds the ranks
+                    held = waiting
+                    set_status(self.ctx, self.version_id,
+                               Status.QUEUED if held else Status.RUNNING, held or "")
                 failed = [e for e in exits if e is not None and e.exit_code != 0]
                 if (self.stopping or failed) and not stop_sent:
                     stop_sent = True
@@ -436,6 +453,7 @@ class Supervisor(StorageSteps):
             if woke:
                 self.flags.changed.clear()
         ended.set()
+        sampler.stop()
         self._join_pumps()
         final = [e for e in exits if e is not None]
         if any(t.is_alive() for t in self.threads):

@@ -121,6 +121,11 @@ class Executor(ABC):
         None when that needs a wait the caller may not make (`may_wait`)."""
         return plan
 
+    def queue_reason(self, handle: Handle) -> str | None:
+        """Why a scheduler behind the executor (Slurm) still holds the started ranks, in
+        words; None once they run (and always, where nothing holds them)."""
+        return None
+
     def find_containers(self, version_id: int) -> list[Any]:
         """Containers labelled with `version_id`, in rank order: ranks started by a
         process that died before it recorded their handle (executors with labels)."""
