@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 from sqlmodel import select
+from test_snapshots_80x24 import fill_basic_and_framework as fill_without_clicks
 from test_wizard import (
     SIZE,
     WizardHost,
-    fill_basic_and_framework,
     freeze,
     host,
     next_step,
@@ -235,7 +235,7 @@ def test_locate_maps_log_patterns_to_their_rows(field: str, row: int | None) -> 
 def test_snapshot_log_patterns_with_errors(snap_compare: Any, snap_build: Any,
                                            size: tuple[int, int]) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
-        await fill_basic_and_framework(pilot)
+        await fill_without_clicks(pilot)
         await to_log_patterns(pilot, ["loss (", "epoch", r"loss=(?P<loss>\S+)"])
         await next_step(pilot)
         wizard(pilot).query_one(PatternRows).rows[0].controls[0].focus()

@@ -374,7 +374,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
         shown = self.log_metrics == "patterns"
         self.query_one("#log-patterns-field").display = shown
         rows = self.query_one(PatternRows)
-        rows.set_hint("each with named groups, e.g. (?P<name>…) and (?P<value>…)")
+        rows.set_hint(r"e.g. (?P<name>\w+)=(?P<value>\S+)")
         if shown and self.is_mounted and not rows.rows:
             self.call_later(rows.add_row, None, focus=False)
         self._hints["log-metrics"] = LOG_METRICS_HINTS[self.log_metrics]
