@@ -138,9 +138,10 @@ class JobFormCollect(_FormBase):
                 image["code_dir"] = self._value("image-code-dir")
             algo = {"image": image}
         else:
-            framework = {"engine": self._selected("engine"),
-                         "engine_version": self._selected("engine-version"),
-                         "code_dir": self._value("code-dir")}
+            framework: dict[str, Any] = {
+                "engine": self._selected("engine"),
+                "engine_version": self._selected("engine-version"),
+                "code_dir": self._value("code-dir")}
             command = self._split("command", "algorithm.framework.command", errors)
             if command:
                 framework["command"] = command
