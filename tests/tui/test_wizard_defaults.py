@@ -30,12 +30,13 @@ from textual.pilot import Pilot
 from textual.widgets import RadioButton, Static
 
 import app.tui.screens.wizard as wizard_module
+from app.context import Context
 from app.models import MetricSummary
 from app.runtime.control import wait_final
 from app.templates import get_template
 from app.tui.screens.wizard import WizardScreen
 from app.tui.widgets.param_rows import PathRows, PatternRows
-from app.tui.widgets.wizard_fields import load_choices, locate
+from app.tui.widgets.wizard_fields import check_raw_spec, load_choices, locate
 
 pytestmark = pytest.mark.usefixtures("quick_wizard_checks")
 
@@ -145,6 +146,20 @@ async def test_gpus_a_pool_cannot_give_are_refused_beside_the_field(build: Any) 
         put(pilot, "#nodes", "2")
         await next_step(pilot)
         assert screen.step == 4
+
+
+def test_gpus_on_a_machine_without_any_are_refused(build: Any) -> None:
+    from app.config import config_file, get_settings
+
+    config_file().write_text("default_runtime: local\ngpus: []\n")
+    get_settings.cache_clear()
+    ctx = Context.open()
+    raw = build.spec("gpu-job", resources={"pool": "public", "gpus": 1, "nodes": 1})
+    result = check_raw_spec(ctx, raw, build.base)
+    assert [(e.field, e.message) for e in result.errors] == [(
+        "resources.gpus", "pool public has no GPU(s) on this machine; 1 GPU(s) asked for")]
+    raw["resources"]["gpus"] = 0
+    assert check_raw_spec(ctx, raw, build.base).errors == []
 
 
 # ---------------------------------------------------------------- metrics.log_patterns
