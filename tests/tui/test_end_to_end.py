@@ -103,7 +103,11 @@ async def test_create_run_modify_compare_and_stop_with_keys_only(
         await settle(pilot)
         await tab_to(pilot, lambda w: isinstance(w, Input)
                      and w.placeholder.startswith("e.g. ./data"))
+        await pilot.press("ctrl+u")  # (the wizard starts on sample data and a preset)
         await type_text(pilot, "./data")
+        await tab_to(pilot, by_id("algo-kind"))
+        await pilot.press("down", "enter")  # common framework
+        await settle(pilot)
         await tab_to(pilot, by_id("engine"))
         await pilot.press("enter", "down", "enter")  # the first engine: python
         await settle(pilot)

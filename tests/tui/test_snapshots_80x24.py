@@ -138,6 +138,8 @@ async def fill_basic_and_framework(pilot: Pilot[Any]) -> None:
     put(pilot, "#description", "first try")
     await next_step(pilot)
     await wizard(pilot).query_one(PathRows).set_rows(["./data"])
+    put(pilot, "#algo-kind-framework", True)  # (a new job starts from a preset)
+    await pilot.pause()
     put(pilot, "#engine", "python")
     await pilot.pause()
     put(pilot, "#code-dir", "./code")

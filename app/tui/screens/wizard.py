@@ -209,14 +209,17 @@ class WizardScreen(FirstShow, Screen[WizardResult]):
         self.choices = message.choices
         self.form.set_choices(self.choices)
         raw = self.choices.parent_spec if self.modify_from else self.initial
-        await self.form.fill(raw or {}, keep_typed=raw is None)
+        # A new job starts from defaults that run here as they are (see `_starter`).
+        await self.form.fill(self.choices.starter if raw is None else raw,
+                             keep_typed=raw is None)
         self._show_all = raw is not None
         self.call_after_refresh(self._settle)
 
     def _settle(self) -> None:
         self._baseline = self.form.collect()[0]
         self._loaded = True
-        self._check_now()
+        # A Next pressed while the choices were loading is answered by this check.
+        self._check_now(full=self._pending_step == 4)
         if self.source and self.initial is not None:
             left_out = left_out_fields(self.initial, self._baseline)
             if left_out:
@@ -382,9 +385,11 @@ class WizardScreen(FirstShow, Screen[WizardResult]):
 
     def action_next_step(self) -> None:
         """Check this step's fields and go on when they are valid."""
-        if not self._loaded or self.creating or self.step >= 5:
+        if self.creating or self.step >= 5:
             return
         self._pending_step = self.step
+        if not self._loaded:
+            return  # the fields are still being filled: `_settle` checks them, then moves
         if self.step == 4:
             self.query_one("#wizard-error", Static).update("Checking the whole spec…")
         self._check_now(full=self.step == 4)
@@ -426,9 +431,9 @@ class WizardScreen(FirstShow, Screen[WizardResult]):
             intro = f"Create job {spec.name} and start {self.choices.version} now, with this spec:"
         self.query_one("#confirm-diff").display = bool(self.modify_from)
         self.query_one("#confirm-intro", Static).update(intro)
+        # Not wrapped: a long path folded mid-word reads as two; the page scrolls sideways.
         self.query_one("#confirm-spec", Static).update(
-            Syntax(spec.to_yaml(), "yaml", theme="ansi_dark", background_color="default",
-                   word_wrap=True))
+            Syntax(spec.to_yaml(), "yaml", theme="ansi_dark", background_color="default"))
 
     @on(Button.Pressed, "#create")
     def _create_pressed(self) -> None:

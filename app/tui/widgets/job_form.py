@@ -40,42 +40,27 @@ from app.tui.widgets.param_rows import (
     EnvRows,
     ParamRows,
     PathRows,
+    PatternRows,
 )
 from app.tui.widgets.toggles import Check, Radio
 from app.tui.widgets.wizard_fields import (
     ARGUMENT_HINTS,
     HINTS,
     LIST_TARGETS,
+    LOG_METRICS_HINTS,
+    TEMPLATE_MODE_HINTS,
     Location,
     PresetChoice,
-    TemplateChoice,
     WizardChoices,
     field_row,
     list_field,
     mapping_of,
+    template_label,
     text_of,
 )
 
 _FIELD_CHANGES = (Input.Changed, Select.Changed, Checkbox.Changed, EditableRows.Changed)
 
-TEMPLATE_MODE_HINTS = {
-    # Editing saved job parameters: what the fields mean there.
-    "name": "the job name they fill in",
-    "version": "each job made from them gets its own versions",
-    "template-name": "their name; a new one must be free",
-    "template-description": "shown in the list and in the wizard's picker",
-}
-
-
-def template_label(template: TemplateChoice) -> Text:
-    """How the picker lists saved job parameters: name, description, and what is broken."""
-    label = Text(template.name)
-    if template.description:
-        label.append(f" — {template.description}")
-    if template.problem:
-        label = Text("⚠ ") + label
-        label.append(f"  ({template.problem})", style="italic")
-    return label
 
 
 class JobForm(JobFormCollect, ContentSwitcher):
@@ -109,8 +94,10 @@ class JobForm(JobFormCollect, ContentSwitcher):
         self.runtime = "auto"
         self.arguments = "default"
         """The `arguments:` choice shown (`default`: none given)."""
+        self.log_metrics = "default"
+        """Numbers in the log: `default` rules, the user's `patterns`, or `off`."""
         self._metrics: Any = None
-        """The spec's `metrics:` block, kept as it was (the form does not show it)."""
+        """The spec's `metrics:` block as filled (its `log_patterns` are shown)."""
         self.unavailable: dict[tuple[str, str], str] = {}
         """(engine, version) → why it cannot run as local processes here."""
         self.docker_answers = True
@@ -124,6 +111,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
             self._hints.update(TEMPLATE_MODE_HINTS)
         self._errors: dict[str, str] = {}
         self._path_index: list[int] = []
+        self._pattern_index: list[int] = []
         self._extra_subscriptions: list[dict[str, Any]] = []
         self._notes: dict[str, Static] = {}
         self._preset_defaults: dict[str, Any] = {}
@@ -181,6 +169,9 @@ class JobForm(JobFormCollect, ContentSwitcher):
             yield list_field("Environment", EnvRows(id="env"), "env-field")
             yield field("Output location", "output", placeholder="e.g. ./runs/out")
             yield field("Job log path", "log-dir", placeholder="e.g. ./runs/logs")
+            yield self._radio_field("Metrics from the log", "log-metrics", "default",
+                                    default="default rules", patterns="my patterns", off="off")
+            yield list_field("  Patterns", PatternRows(id="log-patterns"), "log-patterns-field")
         with VerticalScroll(id="step-3", classes="step"):
             yield ask("Resource pool", "pool", "", allow_blank=False)
             yield field("GPUs per node", "gpus", value="0", type="integer")
@@ -237,6 +228,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
                        for n in self.query(".field-note").results(Static)}
         self.watch_data_kind(self.data_kind)
         self.watch_algo_kind(self.algo_kind)
+        self.sync_log_metrics()
         self.hint_for_pool()
         self.query_one("#fresh-code-field").display = self.job_name is not None
         if self.template_mode:
@@ -250,6 +242,9 @@ class JobForm(JobFormCollect, ContentSwitcher):
         self.choices = choices
         self.unavailable, self.docker_answers = choices.unavailable, choices.docker_answers
         self.query_one("#version", Static).update("—" if self.template_mode else choices.version)
+        if self.job_name is None and not self.template_mode and choices.default_name:
+            self.query_one("#name", Input).placeholder = choices.default_name
+            self._hints["name"] = f"blank: {choices.default_name}; letters, digits, - or _"
         self._set_options("template", [(template_label(t), t.name) for t in choices.templates])
         self._set_options("preset", [
             (f"{p.name} ({p.info.engine} {p.info.engine_version})", p.name)
@@ -314,6 +309,12 @@ class JobForm(JobFormCollect, ContentSwitcher):
     def _preset(self, name: str) -> PresetChoice | None:
         return next((p for p in self.choices.presets if p.name == name), None)
 
+    def _chosen_preset_defaults(self) -> dict[str, Any]:
+        """The default parameters of the chosen preset ({} when the algorithm is not one)."""
+        preset = self._preset(self._selected("preset")) if self.algo_kind == "preset" else None
+        return {p.name: p.default for p in preset.info.params
+                if p.default is not None} if preset else {}
+
     def sync_nodes(self) -> None:
         """Fix the node count at 1, with a note, for a single-node engine."""
         entry = self.engine_entry()
@@ -368,6 +369,17 @@ class JobForm(JobFormCollect, ContentSwitcher):
         if self.is_mounted and not rows.rows:
             self.call_later(rows.add_row, None, focus=False)
 
+    def sync_log_metrics(self) -> None:
+        """Show the pattern rows (with a first, empty one) only when own patterns are chosen."""
+        shown = self.log_metrics == "patterns"
+        self.query_one("#log-patterns-field").display = shown
+        rows = self.query_one(PatternRows)
+        rows.set_hint(r"e.g. (?P<name>\w+)=(?P<value>\S+)")
+        if shown and self.is_mounted and not rows.rows:
+            self.call_later(rows.add_row, None, focus=False)
+        self._hints["log-metrics"] = LOG_METRICS_HINTS[self.log_metrics]
+        self._render_note("log-metrics")
+
     def watch_algo_kind(self, kind: str) -> None:
         for name in ("preset", "framework", "image"):
             self.query_one(f"#{name}-fields").display = kind == name
@@ -376,16 +388,20 @@ class JobForm(JobFormCollect, ContentSwitcher):
         self._sync_params_hint()
 
     @on(RadioSet.Changed)
-    def _radio_changed(self, event: RadioSet.Changed) -> None:
+    async def _radio_changed(self, event: RadioSet.Changed) -> None:
         set_id = event.radio_set.id or ""
         choice = (event.pressed.id or "").removeprefix(f"{set_id}-")
         if set_id == "data-kind":
             self.data_kind = choice
         elif set_id == "algo-kind":
             self.algo_kind = choice
+            await self._offer_preset_defaults()
         elif set_id == "runtime":
             self.runtime = choice
             self.sync_unavailable()
+        elif set_id == "log-metrics":
+            self.log_metrics = choice
+            self.sync_log_metrics()
         elif set_id == "arguments":
             self.arguments = choice
             self._hints["arguments"] = ARGUMENT_HINTS[choice]
@@ -403,13 +419,17 @@ class JobForm(JobFormCollect, ContentSwitcher):
     async def _preset_chosen(self) -> None:
         self.sync_nodes()
         self._sync_params_hint()
-        preset = self._preset(self._selected("preset"))
+        await self._offer_preset_defaults()
+
+    async def _offer_preset_defaults(self) -> None:
+        """Show the chosen preset's default parameters when the rows are empty or still
+        hold another preset's defaults (none when the algorithm is not a preset)."""
         rows = self.query_one("#params", ParamRows)
         typed, _ = rows.collect()
-        if preset and (not typed or typed == self._preset_defaults):
-            # Empty, or still the previous preset's defaults: offer this one's.
-            self._preset_defaults = {p.name: p.default for p in preset.info.params
-                                     if p.default is not None}
+        if typed and typed != self._preset_defaults:
+            return  # the user's own parameters
+        self._preset_defaults = self._chosen_preset_defaults()
+        if typed != self._preset_defaults:
             await rows.set_params(self._preset_defaults)
 
     @on(Select.Changed, "#pool")
@@ -448,11 +468,12 @@ class JobForm(JobFormCollect, ContentSwitcher):
             await self.query_one("#params", ParamRows).set_params(
                 {str(k): v if isinstance(v, bool | int | float | str) else str(v)
                  for k, v in params.items()})
+            self._preset_defaults = self._chosen_preset_defaults()
             env = mapping_of(raw.get("env"))
             await self.query_one("#env", EnvRows).set_params(
                 {str(k): v if isinstance(v, bool | int | float | str) else str(v)
                  for k, v in env.items()})
-            self._metrics = raw.get("metrics")
+            await self._fill_metrics(raw.get("metrics"))
             self.query_one("#output", Input).value = text_of(raw.get("output"))
             self.query_one("#log-dir", Input).value = text_of(raw.get("log_dir"))
             self._fill_resources(mapping_of(raw.get("resources")))
@@ -511,6 +532,16 @@ class JobForm(JobFormCollect, ContentSwitcher):
         self._press("arguments", self.arguments)
         self._hints["arguments"] = ARGUMENT_HINTS[self.arguments]
         self.query_one("#compat-moxing", Checkbox).value = algo.get("compat") == "moxing"
+
+    async def _fill_metrics(self, metrics: Any) -> None:
+        self._metrics = metrics
+        patterns = mapping_of(metrics).get("log_patterns")
+        self.log_metrics = ("default" if patterns is None else "off" if patterns == []
+                            else "patterns")
+        await self.query_one(PatternRows).set_rows(
+            [text_of(p) for p in patterns] if isinstance(patterns, list) else [text_of(patterns)])
+        self._press("log-metrics", self.log_metrics)
+        self.sync_log_metrics()
 
     def _fill_resources(self, resources: Mapping[str, Any]) -> None:
         public = next((p.name for p in self.settings.pools if p.kind == "public"), "public")
@@ -587,8 +618,9 @@ class JobForm(JobFormCollect, ContentSwitcher):
             while name and rows.row_of(name) is None:
                 name = name.rpartition(".")[0]
             return rows.row_of(name) if name else None
-        if loc.row is not None and loc.target == "paths":
-            return self._path_index[loc.row] if loc.row < len(self._path_index) else None
+        index = {"paths": self._path_index, "log-patterns": self._pattern_index}.get(loc.target)
+        if loc.row is not None and index is not None:
+            return index[loc.row] if loc.row < len(index) else None
         return loc.row
 
     def _render_notes(self) -> None:

@@ -9,19 +9,21 @@ It only reads the fields: filling them, and showing the errors, stay in `JobForm
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from textual.widgets import Checkbox
 
 from app.errors import FieldError
 from app.spec import EVENTS
-from app.tui.widgets.param_rows import DatasetRows, ParamRows, PathRows
+from app.tui.widgets.param_rows import DatasetRows, ParamRows, PathRows, PatternRows
 
 if TYPE_CHECKING:
     from textual.reactive import reactive
     from textual.widgets import ContentSwitcher
 
     from app.config import Settings
+    from app.tui.widgets.wizard_fields import WizardChoices
 
     _FormBase = ContentSwitcher
 else:
@@ -33,12 +35,17 @@ class JobFormCollect(_FormBase):
 
     if TYPE_CHECKING:  # JobForm's
         settings: Settings
+        choices: WizardChoices
+        job_name: str | None
+        template_mode: bool
         data_kind: reactive[str]
         algo_kind: reactive[str]
         runtime: str
         arguments: str
+        log_metrics: str
         _metrics: Any
         _path_index: list[int]
+        _pattern_index: list[int]
         _extra_subscriptions: list[dict[str, Any]]
 
         def _value(self, input_id: str) -> str: ...
@@ -47,7 +54,9 @@ class JobFormCollect(_FormBase):
     def collect(self) -> tuple[dict[str, Any], list[FieldError]]:
         """The raw spec the fields describe, and the form's own findings (blank fields)."""
         errors: list[FieldError] = []
-        raw: dict[str, Any] = {"name": self._value("name")}
+        name = self._value("name") or (self.choices.default_name if not self.template_mode
+                                       and self.job_name is None else "")
+        raw: dict[str, Any] = {"name": name}
         if self._value("description"):
             raw["description"] = self._value("description")
         raw["data"] = self._collect_data(errors)
@@ -60,8 +69,9 @@ class JobFormCollect(_FormBase):
         errors += [FieldError(f"env#{i}", message) for i, message in row_errors.items()]
         if env:
             raw["env"] = env
-        if self._metrics is not None:
-            raw["metrics"] = self._metrics
+        metrics = self._collect_metrics(errors)
+        if metrics is not None:
+            raw["metrics"] = metrics
         for key, input_id in (("output", "output"), ("log_dir", "log-dir")):
             if self._value(input_id):
                 raw[key] = self._value(input_id)
@@ -95,6 +105,22 @@ class JobFormCollect(_FormBase):
             errors.append(FieldError("data.paths", "add a data path"))
         return {"paths": [paths[i] for i in self._path_index]}
 
+    def _collect_metrics(self, errors: list[FieldError]) -> Any:
+        """The `metrics:` block: as filled, with `log_patterns` as the fields say."""
+        if self._metrics is not None and not isinstance(self._metrics, Mapping):
+            return self._metrics  # malformed: kept for the check to say so
+        metrics = {k: v for k, v in (self._metrics or {}).items() if k != "log_patterns"}
+        if self.log_metrics == "off":
+            metrics["log_patterns"] = []
+        elif self.log_metrics == "patterns":
+            texts = self.query_one(PatternRows).paths()
+            self._pattern_index = [i for i, text in enumerate(texts) if text]
+            metrics["log_patterns"] = [texts[i] for i in self._pattern_index]
+            if not self._pattern_index:
+                errors.append(FieldError("metrics.log_patterns",
+                                         "add a pattern, or choose default rules or off"))
+        return metrics if metrics or self._metrics is not None else None
+
     def _collect_algorithm(self, errors: list[FieldError]) -> dict[str, Any]:
         if self.algo_kind == "preset":
             name = self._selected("preset")
@@ -112,9 +138,10 @@ class JobFormCollect(_FormBase):
                 image["code_dir"] = self._value("image-code-dir")
             algo = {"image": image}
         else:
-            framework = {"engine": self._selected("engine"),
-                         "engine_version": self._selected("engine-version"),
-                         "code_dir": self._value("code-dir")}
+            framework: dict[str, Any] = {
+                "engine": self._selected("engine"),
+                "engine_version": self._selected("engine-version"),
+                "code_dir": self._value("code-dir")}
             command = self._split("command", "algorithm.framework.command", errors)
             if command:
                 framework["command"] = command

@@ -2,8 +2,8 @@
 
 `EditableRows` is the shared base of the wizard's lists: `ParamRows` (run parameters
 as `name = value`, coerced exactly as the CLI coerces `--set name=value`), `EnvRows`
-(`env:` variables, the same rows), `PathRows`
-(data storage paths) and `DatasetRows` (a dataset and one of its versions per row).
+(`env:` variables, the same rows), `PathRows` (data storage paths), `PatternRows` (log
+metric patterns) and `DatasetRows` (a dataset and one of its versions per row).
 """
 
 from __future__ import annotations
@@ -274,6 +274,16 @@ class PathRows(EditableRows):
     def paths(self) -> list[str]:
         """The text of each row, in order (blank rows included)."""
         return [_input(row).value.strip() for row in self.rows]
+
+
+class PatternRows(PathRows):
+    """`metrics.log_patterns`: one regular expression per row (`paths()` gives their text)."""
+
+    ADD_LABEL = "+ add pattern"
+
+    def make_row_controls(self, value: Any) -> list[Widget]:
+        return [Input(value or "", placeholder=r"e.g. loss: (?P<loss>\S+)",
+                      classes="data-path", compact=True)]
 
 
 class DatasetRows(EditableRows):

@@ -8,12 +8,14 @@ workers; `locate` maps a spec field path to the step and widget that shows its e
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from sqlmodel import col, select
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -22,11 +24,13 @@ from textual.widget import Widget
 from textual.widgets import Label, Static
 
 from app.catalog import preset_info, unavailable_reason
+from app.config import data_dir
 from app.context import Context
 from app.errors import FieldError, SpecError, TraindeckError
 from app.jobs import default_locations, load_version, modified_spec, prepare_spec, spec_diff
 from app.models import Dataset, DatasetVersion, Job, PresetAlgorithm, Template, version_label
 from app.overview import template_problem
+from app.runtime.gpus import inventory, pool_gpus
 from app.spec import JobSpec
 from app.spec_rules import PresetInfo, validate_spec
 from app.templates import list_templates
@@ -70,6 +74,12 @@ class WizardChoices:
     """(engine, version) → why it cannot run as local processes here, with the fix."""
     docker_answers: bool = True
     """Whether a Docker engine answered (under `auto`, versions run locally when not)."""
+    default_name: str = ""
+    """The name a new job gets when its name is left blank ('' for modify)."""
+    starter: dict[str, Any] = field(default_factory=dict)
+    """What a new job starts from: a preset that runs here, on sample data when no
+    dataset is registered (so that pressing Next through the defaults makes a job that
+    succeeds)."""
 
 
 # ---------------------------------------------------------------- where an error is shown
@@ -108,6 +118,8 @@ _TARGETS: dict[str, tuple[int, str]] = {
     "parameters": (2, "params"),
     "--set": (2, "params"),
     "output": (2, "output"),
+    "metrics": (2, "log-metrics"),
+    "metrics.log_patterns": (2, "log-patterns"),
     "log_dir": (2, "log-dir"),
     "resources": (3, "pool"),
     "resources.gpus": (3, "gpus"),
@@ -124,7 +136,7 @@ _TARGETS: dict[str, tuple[int, str]] = {
     "save_as_template.description": (4, "template-description"),
 }
 
-LIST_TARGETS = ("datasets", "paths", "params", "env")
+LIST_TARGETS = ("datasets", "paths", "params", "env", "log-patterns")
 """Targets that are row lists: their errors go beside a row or under the list."""
 
 
@@ -134,7 +146,7 @@ def locate(path: str) -> Location:
     `data.paths[2]` and `data.datasets[0].version` name a row by index;
     `parameters.lr` names a parameter row by name and `parameters#3` by index.
     """
-    match = re.match(r"(data\.(?:datasets|paths))\[(\d+)\]", path)
+    match = re.match(r"(data\.(?:datasets|paths)|metrics\.log_patterns)\[(\d+)\]", path)
     if match:
         step, target = _TARGETS[match.group(1)]
         return Location(step, target, int(match.group(2)))
@@ -176,16 +188,59 @@ def load_choices(ctx: Context, modify_from: tuple[str, str] | None) -> WizardCho
             PresetChoice(row.name, row.description, preset_info(row))
             for row in session.exec(select(PresetAlgorithm).order_by(col(PresetAlgorithm.name)))
         ]
-        version, parent = "V001", None
+        version, parent, default_name = "V001", None, ""
         if modify_from is not None:
             job, source = load_version(session, *modify_from)
             version = version_label(job.last_version_number + 1)
             parent = json.loads(source.spec_json)
             parent.pop("save_as_template", None)
+        else:
+            taken = set(session.exec(select(Job.name).where(
+                col(Job.name).startswith("trainjob-"))))
+            default_name = next(f"trainjob-{n}" for n in range(1, len(taken) + 2)
+                                if f"trainjob-{n}" not in taken)
     unavailable = {(e.name, e.version): reason for e in ctx.settings.engines
                    if (reason := unavailable_reason(ctx.settings, e.name, e.version))}
+    starter = _starter(presets, unavailable, bool(datasets)) if modify_from is None else {}
     return WizardChoices(templates, datasets, presets, version, parent, unavailable,
-                         _docker_answers(ctx) if unavailable else True)
+                         _docker_answers(ctx) if unavailable else True, default_name, starter)
+
+
+def _starter(presets: Sequence[PresetChoice], unavailable: Mapping[tuple[str, str], str],
+             have_datasets: bool) -> dict[str, Any]:
+    """A new job's first fields: the first preset that runs here with its defaults, and
+    (with no dataset registered) the sample data; empty when no preset runs here."""
+    preset = next((p for p in presets
+                   if (p.info.engine, p.info.engine_version) not in unavailable), None)
+    if preset is None:
+        return {}
+    starter: dict[str, Any] = {
+        "algorithm": {"preset": {"name": preset.name}},
+        "parameters": {p.name: p.default for p in preset.info.params if p.default is not None},
+    }
+    if not have_datasets:
+        starter["data"] = {"paths": [str(sample_data_dir())]}
+    return starter
+
+
+SAMPLE_ROWS = 200
+
+
+def sample_data_dir() -> Path:
+    """A small two-class CSV (two gaussian blobs; label last) under Traindeck's data folder,
+    written once, that the preset algorithms train on out of the box."""
+    folder = data_dir() / "samples" / "two-blobs"
+    file = folder / "train.csv"
+    if not file.is_file():
+        rng, lines = random.Random(7), ["x1,x2,label"]
+        for i in range(SAMPLE_ROWS):
+            centre = 1.5 if i % 2 else -1.5
+            lines.append(f"{rng.gauss(centre, 1):.6f},{rng.gauss(centre, 1):.6f},{i % 2}")
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = file.with_suffix(".partial")
+        partial.write_text("\n".join(lines) + "\n")
+        partial.replace(file)
+    return folder
 
 
 def _docker_answers(ctx: Context) -> bool:
@@ -272,11 +327,29 @@ def check_raw_spec(
     except TraindeckError as exc:
         core.append(as_field_error(exc))
     core += _name_conflicts(ctx, raw, {top_key(e.field) for e in core}, modify_from, template)
+    if not any(e.field.startswith("resources") for e in core):
+        core += gpu_shortage(ctx, raw)
     errors = list(local_errors)
     for error in map(_inner_field, core):
         if not any(_related(error.field, e.field) for e in errors):
             errors.append(error)
     return SpecCheck(errors) if errors else SpecCheck([], spec, parent, diff)
+
+
+def gpu_shortage(ctx: Context, raw: Mapping[str, Any]) -> list[FieldError]:
+    """The GPUs asked for that the chosen pool cannot give on this machine (the scheduler
+    would hold such a version as impossible), as an error on `resources.gpus`."""
+    resources = mapping_of(raw.get("resources"))
+    gpus, nodes, pool = resources.get("gpus"), resources.get("nodes", 1), resources.get("pool")
+    if not (isinstance(gpus, int) and isinstance(nodes, int) and gpus > 0 and nodes > 0
+            and isinstance(pool, str) and ctx.settings.pool(pool) is not None):
+        return []
+    have = len(pool_gpus(ctx.settings, pool, [g.index for g in inventory(ctx.settings)]))
+    if gpus * nodes <= have:
+        return []
+    asked = f"{gpus} GPU(s)" if nodes == 1 else f"{gpus} GPU(s) × {nodes} nodes"
+    return [FieldError("resources.gpus", f"pool {pool} has {have or 'no'} GPU(s) on this "
+                                         f"machine; {asked} asked for")]
 
 
 def _inner_field(error: FieldError) -> FieldError:
@@ -432,6 +505,13 @@ HINTS = {
     "template-name": "how the saved job parameters are named",
 }
 
+LOG_METRICS_HINTS = {
+    # What each choice of numbers-from-the-log does.
+    "default": "name=value and name: value pairs on a line",
+    "patterns": "your regexes replace the default rules",
+    "off": "no metrics are read from the log",
+}
+
 ARGUMENT_HINTS = {
     # What each `arguments:` choice appends to the command.
     "default": HINTS["arguments"],
@@ -439,3 +519,22 @@ ARGUMENT_HINTS = {
     "plain": "appends --name=value per parameter only",
     "none": "appends nothing: use {placeholders}",
 }
+
+TEMPLATE_MODE_HINTS = {
+    # Editing saved job parameters: what the fields mean there.
+    "name": "the job name they fill in",
+    "version": "each job made from them gets its own versions",
+    "template-name": "their name; a new one must be free",
+    "template-description": "shown in the list and in the wizard's picker",
+}
+
+
+def template_label(template: TemplateChoice) -> Text:
+    """How the picker lists saved job parameters: name, description, and what is broken."""
+    label = Text(template.name)
+    if template.description:
+        label.append(f" — {template.description}")
+    if template.problem:
+        label = Text("⚠ ") + label
+        label.append(f"  ({template.problem})", style="italic")
+    return label
