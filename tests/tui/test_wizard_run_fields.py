@@ -35,6 +35,7 @@ RUN_FIELDS: dict[str, Any] = {
                                   "--out", "{train_url}model.pt"],
                       "arguments": "plain"},
         "compat": "moxing",
+        "requirements": "ignore",
     },
     "env": {"SEED": "7", "MODE": "fast run"},
     "resources": {"pool": "public", "gpus": 0, "nodes": 1, "runtime": "local",
@@ -57,6 +58,7 @@ async def test_modify_keeps_every_run_field(build: Any) -> None:
             "python train.py --steps '{train_steps}' --out '{train_url}model.pt'")
         assert screen.query_one("#boot-file", Input).value == ""
         assert screen.query_one("#compat-moxing", Checkbox).value
+        assert screen.query_one("#requirements-ignore", Checkbox).value
         assert screen.query_one("#env", EnvRows).items() == [("SEED", "7"),
                                                              ("MODE", "fast run")]
         for _ in range(3):
@@ -87,6 +89,7 @@ async def test_run_fields_typed_in_reach_the_spec(build: Any) -> None:
         assert note(pilot, "arguments") == "appends nothing: use {placeholders}"
         put(pilot, "#command", "python train.py --epochs {train_steps}")
         put(pilot, "#compat-moxing", True)
+        put(pilot, "#requirements-ignore", True)
         await screen.query_one("#env", EnvRows).set_params({"SEED": 3})
         await settle(pilot)
         assert note(pilot, "command") != "" and "placeholder" not in note(pilot, "command")
@@ -109,7 +112,7 @@ async def test_run_fields_typed_in_reach_the_spec(build: Any) -> None:
         "framework": {"engine": "python", "engine_version": "3.11", "code_dir": "./code",
                       "command": ["python", "train.py", "--epochs", "{train_steps}"],
                       "arguments": "none"},
-        "compat": "moxing"}
+        "compat": "moxing", "requirements": "ignore"}
     assert raw["env"] == {"SEED": 3}
     assert raw["resources"] == {"pool": "public", "gpus": 0, "nodes": 1,
                                 "processes_per_node": 1, "cpus": 0.5, "memory": "512m",

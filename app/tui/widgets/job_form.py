@@ -162,6 +162,9 @@ class JobForm(JobFormCollect, ContentSwitcher):
                                         plain="plain", none="none")
                 yield field_row("  Compatibility", Check(
                     "ModelArts moxing shim", id="compat-moxing", compact=True), "compat-moxing")
+                yield field_row("  Requirements", Check(
+                    "Ignore requirements.txt", id="requirements-ignore", compact=True),
+                    "requirements-ignore")
                 yield field_row("  Code", Check(
                     "Take the code folder as it is now", id="fresh-code", compact=True),
                     "fresh-code", row_id="fresh-code-field")
@@ -532,6 +535,8 @@ class JobForm(JobFormCollect, ContentSwitcher):
         self._press("arguments", self.arguments)
         self._hints["arguments"] = ARGUMENT_HINTS[self.arguments]
         self.query_one("#compat-moxing", Checkbox).value = algo.get("compat") == "moxing"
+        self.query_one("#requirements-ignore", Checkbox).value = (
+            algo.get("requirements") == "ignore")
 
     async def _fill_metrics(self, metrics: Any) -> None:
         self._metrics = metrics

@@ -157,6 +157,8 @@ class JobFormCollect(_FormBase):
             next(iter(algo.values()))["arguments"] = self.arguments
         if self.query_one("#compat-moxing", Checkbox).value:
             algo["compat"] = "moxing"
+        if self.query_one("#requirements-ignore", Checkbox).value:
+            algo["requirements"] = "ignore"
         return algo
 
     def _split(self, input_id: str, field: str, errors: list[FieldError]) -> list[str]:
