@@ -145,6 +145,12 @@ def prepare_spec(
 ) -> JobSpec:
     """Validate a spec and fill in its defaults; raises SpecError naming each bad field."""
     spec = validate_spec(raw, base_dir, ctx.catalog, source)
+    from app.runtime.scheduler import gpu_shortage
+
+    res = spec.resources
+    shortage = gpu_shortage(ctx.settings, res.pool, res.gpus, res.nodes)
+    if shortage:
+        raise SpecError([FieldError("resources.gpus", shortage)], source)
     output, log_dir = default_locations(ctx, spec.name)
     spec = spec.model_copy(update={"output": spec.output or output,
                                    "log_dir": spec.log_dir or log_dir})

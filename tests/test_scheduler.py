@@ -132,15 +132,37 @@ def _job(ctx: Context, version: Version) -> str:
         return job.name
 
 
-def test_more_gpus_than_the_pool_fails_at_once(gpu_ctx: Context, tmp_path: Path) -> None:
-    submit_in_process(gpu_ctx, hold_spec(tmp_path, "greedy", gpus=3))
-    submit_in_process(gpu_ctx, hold_spec(tmp_path, "greedy-nodes", gpus=1, nodes=3))
-    for job, needed in (("greedy", 3), ("greedy-nodes", 3)):
-        version = wait(gpu_ctx, job, timeout=30)
-        assert version.status == "failed"
-        assert version.reason == f"asks for {needed} GPU(s) but pool public has 2"
-        assert version.started_at is None and version.allocated_gpus == ""
-        assert not reasons(gpu_ctx, version)  # failed without ever queueing
+def test_more_gpus_than_the_pool_is_refused_at_submit(gpu_ctx: Context, tmp_path: Path) -> None:
+    from app.errors import SpecError
+    from app.queries import list_jobs
+
+    for name, gpus, nodes, asked in (("greedy", 3, 1, "3 GPU(s)"),
+                                     ("greedy-nodes", 1, 3, "1 GPU(s) × 3 nodes")):
+        with pytest.raises(SpecError) as refused:
+            submit_in_process(gpu_ctx, hold_spec(tmp_path, name, gpus=gpus, nodes=nodes))
+        assert refused.value.lines() == [
+            f"{tmp_path / f'{name}.yaml'}: resources.gpus: pool public has 2 GPU(s) on "
+            f"this machine; {asked} asked for"]
+    assert list_jobs(gpu_ctx.db) == []  # nothing half-written
+
+
+def test_a_pool_that_shrank_after_submit_fails_the_version_at_once(
+        gpu_ctx: Context, tmp_path: Path) -> None:
+    from helpers import noop_launcher
+
+    from app.jobs import submit
+    from app.runtime.launcher import launch
+    from app.spec import load_spec_file
+
+    gpu_ctx.settings.gpus = [0, 1, 2]
+    raw, base = load_spec_file(hold_spec(tmp_path, "greedy", gpus=3))
+    vid = submit(gpu_ctx, raw, base, launcher=noop_launcher).version_id
+    gpu_ctx.settings.gpus = [0, 1]  # the machine lost a GPU before the version started
+    launch(gpu_ctx, vid)
+    version = wait(gpu_ctx, "greedy", timeout=30)
+    assert version.status == "failed"
+    assert version.reason == "asks for 3 GPU(s) but pool public has 2"
+    assert version.started_at is None and version.allocated_gpus == ""
 
 
 def test_first_come_first_served_and_stop_while_queued(gpu_ctx: Context,

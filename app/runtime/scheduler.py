@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert, update
 from sqlmodel import Session, col, delete, func, select
 
+from app.config import Settings
 from app.context import Context
 from app.models import ACTIVE_STATUSES, GpuAllocation, Job, Status, Version, version_label
 from app.runtime.gpus import GpuInfo, foreign_load, handle_pids, inventory, pool_gpus, whole_gpus
@@ -66,6 +67,19 @@ def peek_admission(ctx: Context, version_id: int) -> Admission:
     own = own_pids(ctx) if any(d.processes for d in devices) else set()
     with ctx.db.read() as session:
         return _assess(ctx, session, version_id, devices, own)[0]
+
+
+def gpu_shortage(settings: Settings, pool: str, gpus: int, nodes: int) -> str:
+    """Why `pool` can never give `gpus` per node times `nodes` here ('' when it can, and for
+    a Slurm pool: Slurm decides); the words `submit`, `validate` and the wizard use."""
+    found = settings.pool(pool)
+    if gpus <= 0 or found is None or found.kind == "slurm":
+        return ""
+    have = len(pool_gpus(settings, pool, [g.index for g in whole_gpus(inventory(settings))]))
+    if gpus * nodes <= have:
+        return ""
+    asked = f"{gpus} GPU(s)" if nodes == 1 else f"{gpus} GPU(s) × {nodes} nodes"
+    return f"pool {pool} has {have or 'no'} GPU(s) on this machine; {asked} asked for"
 
 
 def _devices(ctx: Context, version_id: int, gpu_indices: list[int] | None) -> list[GpuInfo]:

@@ -30,7 +30,6 @@ from app.errors import FieldError, SpecError, TraindeckError
 from app.jobs import default_locations, load_version, modified_spec, prepare_spec, spec_diff
 from app.models import Dataset, DatasetVersion, Job, PresetAlgorithm, Template, version_label
 from app.overview import template_problem
-from app.runtime.gpus import inventory, pool_gpus
 from app.spec import JobSpec
 from app.spec_rules import PresetInfo, validate_spec
 from app.templates import list_templates
@@ -338,19 +337,17 @@ def check_raw_spec(
 
 
 def gpu_shortage(ctx: Context, raw: Mapping[str, Any]) -> list[FieldError]:
-    """The GPUs asked for that the chosen pool cannot give on this machine (the scheduler
-    would hold such a version as impossible), as an error on `resources.gpus`."""
+    """The GPUs asked for that the chosen pool cannot give on this machine (what `submit`
+    refuses), as an error on `resources.gpus`."""
+    from app.runtime.scheduler import gpu_shortage as shortage
+
     resources = mapping_of(raw.get("resources"))
     gpus, nodes, pool = resources.get("gpus"), resources.get("nodes", 1), resources.get("pool")
-    if not (isinstance(gpus, int) and isinstance(nodes, int) and gpus > 0 and nodes > 0
-            and isinstance(pool, str) and ctx.settings.pool(pool) is not None):
+    if not (isinstance(gpus, int) and isinstance(nodes, int) and nodes > 0
+            and isinstance(pool, str)):
         return []
-    have = len(pool_gpus(ctx.settings, pool, [g.index for g in inventory(ctx.settings)]))
-    if gpus * nodes <= have:
-        return []
-    asked = f"{gpus} GPU(s)" if nodes == 1 else f"{gpus} GPU(s) × {nodes} nodes"
-    return [FieldError("resources.gpus", f"pool {pool} has {have or 'no'} GPU(s) on this "
-                                         f"machine; {asked} asked for")]
+    found = shortage(ctx.settings, pool, gpus, nodes)
+    return [FieldError("resources.gpus", found)] if found else []
 
 
 def _inner_field(error: FieldError) -> FieldError:
