@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import BOOT_OK, Project, build_project
+from helpers import BOOT_OK, IMAGE, Project, build_project, require_image
 
 import app.db
 from app.config import Settings, get_settings, load_settings
@@ -122,6 +122,20 @@ def docker_engine() -> Iterator[Any]:
         skip_or_fail(str(exc))
     yield client
     client.close()
+
+
+@pytest.fixture
+def engine(docker_engine: Any, ctx: Context) -> Iterator[Any]:
+    """The engine client, with the test image present; removes this home's leftovers."""
+    from app.runtime.plan import INSTANCE_LABEL, instance_tag
+
+    require_image(docker_engine, IMAGE)
+    yield docker_engine
+    label = f"{INSTANCE_LABEL}={instance_tag(ctx.settings)}"
+    for container in docker_engine.containers.list(all=True, filters={"label": label}):
+        container.remove(force=True)
+    for network in docker_engine.networks.list(filters={"label": label}):
+        network.remove()
 
 
 @pytest.fixture

@@ -27,6 +27,10 @@ BOOT_OK = "import sys\nsys.exit(0)\n"
 """A boot file that ends at once, successfully."""
 BOOT_EXIT_3 = "import sys\nsys.exit(3)\n"
 """A boot file that ends at once with exit code 3."""
+IMAGE = "traindeck/python:3.11"
+"""The locally built test image (`scripts/build-test-image`) the Docker tests run in."""
+SNAPSHOT_LIMIT = 10 * 1024 * 1024
+"""The code snapshot size limit the snapshot tests take (10 MiB)."""
 
 
 def noop_launcher(ctx: Context, version_id: int) -> None:
@@ -57,6 +61,18 @@ def write_yaml(path: Path, data: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
+
+
+def write_files(folder: Path, files: dict[str, str | bytes]) -> Path:
+    """Write `files` (relative path → text or bytes) under `folder`."""
+    for rel, body in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(body, bytes):
+            path.write_bytes(body)
+        else:
+            path.write_text(body)
+    return folder
 
 
 def traindeck_executable() -> str:

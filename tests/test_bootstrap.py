@@ -7,57 +7,19 @@ installed with `--no-index --find-links`, so nothing needs the network.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import subprocess
 import sys
-import sysconfig
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from runtime_helpers import engine_with, tiny_wheel
 
 from app.runtime import bootstrap
 from app.runtime.failure import failure_reason
 
 BOOTSTRAP = Path(bootstrap.__file__)
-
-
-def tiny_wheel(folder: Path, name: str = "tinypkg", version: str = "1.0") -> Path:
-    """A pure-Python wheel of one module whose `VALUE` is its version."""
-    files = {
-        f"{name}/__init__.py": f"VALUE = {version!r}\n".encode(),
-        f"{name}-{version}.dist-info/METADATA":
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{name}-{version}.dist-info/WHEEL":
-            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    def digest(data: bytes) -> str:
-        return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-    record = "".join(f"{path},sha256={digest(data)},{len(data)}\n"
-                     for path, data in files.items()) + f"{name}-{version}.dist-info/RECORD,,\n"
-    folder.mkdir(parents=True, exist_ok=True)
-    wheel = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, data in files.items():
-            archive.writestr(path, data)
-        archive.writestr(f"{name}-{version}.dist-info/RECORD", record)
-    return wheel
-
-
-def engine_with(folder: Path, *wheels: Path) -> str:
-    """An engine's interpreter: a virtual environment with `wheels` installed in its own
-    site-packages, which also sees this interpreter's packages (pip, pyyaml)."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
-    [site] = folder.glob("lib/python*/site-packages")
-    for wheel in wheels:
-        with zipfile.ZipFile(wheel) as archive:  # a pure-Python wheel unpacked is installed
-            archive.extractall(site)
-    (site / "tests_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    return str(folder / "bin" / "python")
 
 
 SHOW = (

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from s3server import S3Server, put_objects
-from test_runtime_docker import engine  # noqa: F401  (the fixture)
 
 from app.context import Context
 from app.datasets import check_changes, create_dataset, data_store
@@ -183,7 +182,7 @@ def test_a_version_made_before_snapshots_reads_the_live_folder_with_a_warning(
 
 
 @pytest.mark.docker
-def test_a_docker_job_reads_the_pinned_files(engine: Any, ctx: Context,  # noqa: F811
+def test_a_docker_job_reads_the_pinned_files(engine: Any, ctx: Context,
                                              tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "data", V001_FILES)
     create_dataset(ctx, "boxed", str(folder))

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_runtime_docker import engine  # noqa: F401 - the fixture
-from test_runtime_local import cli, script_spec, submit, wait, wait_for, wait_status
+from runtime_helpers import cli, script_spec, submit, wait, wait_for, wait_status
 
 from app.context import Context
 from app.models import Status
@@ -34,7 +33,7 @@ time.sleep(120)
 
 
 def test_a_running_container_is_hardened_and_limited(
-        engine: Any, ctx: Context, tmp_path: Path,  # noqa: F811 - the fixture
+        engine: Any, ctx: Context, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRAINDECK_DOCKER_CAP_ADD", '["NET_RAW"]')
     monkeypatch.setenv("TRAINDECK_DOCKER_PIDS_LIMIT", "512")
@@ -66,7 +65,7 @@ def test_a_running_container_is_hardened_and_limited(
     assert wait(ctx, "d-hard", timeout=60).status == "stopped"
 
 
-def test_defaults_drop_every_capability(engine: Any, ctx: Context,  # noqa: F811
+def test_defaults_drop_every_capability(engine: Any, ctx: Context,
                                         tmp_path: Path) -> None:
     spec = script_spec(tmp_path, "d-plain", PROBE_BOOT.replace("time.sleep(120)", ""),
                        "docker")

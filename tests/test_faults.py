@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from helpers import require_image
-from test_runtime_local import (
+from runtime_helpers import (
     cli,
     current,
     injected,

@@ -26,11 +26,10 @@ from fake_nvml import (
     install,
     two_gpus,
 )
-from helpers import noop_launcher
-from test_runtime_local import script_spec
+from runtime_helpers import submit_gpu_version
 
 from app.context import Context
-from app.jobs import set_status, submit
+from app.jobs import set_status
 from app.models import Status, Version
 from app.runtime.gpus import (
     GpuInfo,
@@ -44,7 +43,6 @@ from app.runtime.gpus import (
     whole_gpus,
 )
 from app.runtime.scheduler import peek_admission, try_admit
-from app.spec import load_spec_file
 
 USER = pwd.getpwuid(os.getuid()).pw_name
 HIDDEN_PID = 4_194_305
@@ -169,11 +167,6 @@ def test_handle_pids_follow_a_local_rank_to_its_children(tmp_path: Path) -> None
     finally:
         wrapper.kill()
         wrapper.wait()
-
-
-def submit_gpu_version(ctx: Context, base: Path, name: str, gpus: int = 1) -> int:
-    raw, spec_base = load_spec_file(script_spec(base, name, "print('hi')\n", gpus=gpus))
-    return submit(ctx, raw, spec_base, launcher=noop_launcher).version_id
 
 
 def test_scheduler_keeps_off_a_gpu_that_foreign_processes_fill(

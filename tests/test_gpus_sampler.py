@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from fake_nvml import NVML_ERROR_GPU_IS_LOST, FakeNvml, install, two_gpus
+from runtime_helpers import submit_gpu_version
 from sqlmodel import col, select
-from test_gpus import submit_gpu_version
 
 from app.context import Context
 from app.models import GpuAllocation, MetricPointRow

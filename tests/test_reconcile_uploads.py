@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 from helpers import noop_launcher, require_image, write_yaml
-from s3server import S3Server, dead_endpoint
-from test_runtime_local import (
+from runtime_helpers import (
     current,
     log_lines,
     submit_in_process,
     wait_for,
     wait_status,
 )
+from s3server import S3Server, dead_endpoint
 
 from app.context import Context
 from app.models import Status, Version

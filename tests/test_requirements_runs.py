@@ -13,8 +13,16 @@ from typing import Any
 import pytest
 import yaml
 from helpers import require_image, write_yaml
-from test_bootstrap import engine_with, tiny_wheel
-from test_runtime_local import cli, current, log_lines, script_spec, submit, wait
+from runtime_helpers import (
+    cli,
+    current,
+    engine_with,
+    log_lines,
+    script_spec,
+    submit,
+    tiny_wheel,
+    wait,
+)
 
 from app.context import Context
 from app.errors import SpecError

@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import count_rows, require_image, traindeck_executable, write_yaml
-from test_runtime_local import (
+from helpers import count_rows, traindeck_executable, write_yaml
+from runtime_helpers import (
     ECHO_BOOT,
     FOUR_METRICS,
     RENDEZVOUS_BOOT,
@@ -38,20 +37,7 @@ from app.context import Context
 from app.models import Status, Version
 from app.runtime.plan import INSTANCE_LABEL, instance_tag
 
-IMAGE = "traindeck/python:3.11"
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def engine(docker_engine: Any, ctx: Context) -> Iterator[Any]:
-    """The engine client, with the test image present; removes this home's leftovers."""
-    require_image(docker_engine, IMAGE)
-    yield docker_engine
-    label = f"{INSTANCE_LABEL}={instance_tag(ctx.settings)}"
-    for container in docker_engine.containers.list(all=True, filters={"label": label}):
-        container.remove(force=True)
-    for network in docker_engine.networks.list(filters={"label": label}):
-        network.remove()
 
 
 def containers_of(engine: Any, ctx: Context, version: Version) -> list[Any]:

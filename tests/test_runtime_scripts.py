@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from helpers import write_yaml
-from test_runtime_docker import engine  # noqa: F401 (the fixture, for Docker runs)
-from test_runtime_local import cli, log_text, script_spec, submit, wait
+from runtime_helpers import cli, log_text, script_spec, submit, wait
 
 from app.context import Context
 from app.models import Version

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 from helpers import noop_launcher
+from runtime_helpers import ECHO_BOOT
 from sqlmodel import select
-from test_runtime_local import ECHO_BOOT
 
 import app.db
 from app.config import PoolSettings, get_settings

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from helpers import traindeck_executable
-from test_runtime_local import current, script_spec, submit_in_process, wait, wait_status
+from runtime_helpers import current, script_spec, submit_in_process, wait, wait_status
 
 from app.context import Context
 from app.jobs import submit

@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import SNAPSHOT_LIMIT as LIMIT
+from helpers import write_files as write
 
 from app.runtime.snapshot import (
     SnapshotError,
@@ -20,7 +22,6 @@ from app.runtime.snapshot import (
 )
 
 MiB = 1024 * 1024
-LIMIT = 10 * MiB
 
 
 def git(folder: Path, *args: str) -> str:
@@ -29,18 +30,6 @@ def git(folder: Path, *args: str) -> str:
                            "-c", "init.defaultBranch=main", *args], cwd=folder, check=True,
                           capture_output=True, text=True)
     return done.stdout.strip()
-
-
-def write(folder: Path, files: dict[str, str | bytes]) -> Path:
-    """Write `files` (relative path → text or bytes) under `folder`."""
-    for rel, body in files.items():
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(body, bytes):
-            path.write_bytes(body)
-        else:
-            path.write_text(body)
-    return folder
 
 
 def objects(store: Path) -> list[Path]:

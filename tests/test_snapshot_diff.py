@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from test_snapshot import LIMIT, write
+from helpers import SNAPSHOT_LIMIT as LIMIT
+from helpers import write_files as write
 
 from app.runtime.snapshot import (
     changed_files,

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from runtime_helpers import cli, script_spec, submit, wait, wait_for
 from s3server import DUMMY_KEY, DUMMY_SECRET, REGION, isolate_aws
-from test_runtime_local import cli, script_spec, submit, wait, wait_for
 
 from app.context import Context
 from app.queries import version_info
