@@ -7,53 +7,24 @@ refuse — and the words — are the core's.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from s3server import S3Server, put_objects
-from sqlalchemy import update
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
-from tui_data import T0, DataBuilder, no_launch
+from tui_data import DataBuilder, no_launch
+from tui_helpers import folder, make_dataset_folders, open_datasets, type_into
+from tui_helpers import settle_workers as settle
 
 from app.datasets import create_dataset, get_dataset, list_datasets
 from app.jobs import submit
-from app.models import Dataset, DatasetVersion
 from app.tui.app import TraindeckApp
 from app.tui.screens.dataset_form import DatasetFormScreen, split_field_error
 from app.tui.screens.datasets import DatasetsScreen
 
 SIZE = (120, 40)
-
-
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers finish and the screen catch up (no animations)."""
-    pilot.app.animation_level = "none"
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def open_datasets(pilot: Pilot[Any]) -> DatasetsScreen:
-    await settle(pilot)
-    await pilot.press("D")
-    await settle(pilot)
-    screen = pilot.app.screen
-    assert isinstance(screen, DatasetsScreen)
-    return screen
-
-
-async def type_into(pilot: Pilot[Any], selector: str, text: str) -> None:
-    """Focus a field and replace its text (the field hears the change as when typed;
-    `test_create_a_dataset_from_a_local_folder` types key by key)."""
-    field = pilot.app.screen.query_one(selector, Input)
-    field.focus()
-    field.value = text
-    field.cursor_position = len(text)
-    await pilot.pause()
 
 
 def help_text(screen: Any, field: str) -> str:
@@ -63,17 +34,6 @@ def help_text(screen: Any, field: str) -> str:
 def messages(app: TraindeckApp) -> list[str]:
     """Texts of the notifications shown so far."""
     return [n.message for n in app._notifications]
-
-
-def folder(base: Path, name: str, files: dict[str, str]) -> Path:
-    path = base / name
-    path.mkdir(parents=True)
-    for rel, text in files.items():
-        (path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (path / rel).write_text(text)
-    return path
-
-
 
 
 def test_split_field_error_names_the_field() -> None:
@@ -210,18 +170,8 @@ async def test_a_dead_endpoint_is_a_reason_not_a_hang(build: DataBuilder,
 # ---------------------------------------------------------------- add a version
 
 
-def make_datasets(build: DataBuilder) -> None:
-    """Two datasets with fixed times (for the snapshot too)."""
-    create_dataset(build.ctx, "digits-train", str(build.base / "data"),
-                   "handwritten digits, train split")
-    create_dataset(build.ctx, "blobs", str(folder(build.base, "blobs", {"b.csv": "1\n"})))
-    with build.ctx.db.write() as s:
-        s.exec(update(Dataset).values(created_at=T0 + timedelta(hours=1)))
-        s.exec(update(DatasetVersion).values(created_at=T0 + timedelta(hours=2)))
-
-
 async def test_add_a_version_to_the_highlighted_dataset(build: DataBuilder) -> None:
-    make_datasets(build)
+    make_dataset_folders(build)
     newer = folder(build.base, "digits-v2", {"train.csv": "x,y\n" + "1,2\n" * 50})
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
@@ -263,7 +213,7 @@ async def test_add_version_and_delete_need_a_dataset(build: DataBuilder) -> None
 
 
 async def test_delete_a_version_then_the_dataset(build: DataBuilder) -> None:
-    make_datasets(build)
+    make_dataset_folders(build)
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_datasets(pilot)
@@ -292,7 +242,7 @@ async def test_delete_a_version_then_the_dataset(build: DataBuilder) -> None:
 
 async def test_delete_while_an_active_version_reads_it_is_refused_with_the_reason(
         build: DataBuilder) -> None:
-    make_datasets(build)
+    make_dataset_folders(build)
     spec = build.spec("reader", data={"datasets": [{"name": "digits-train",
                                                      "version": "V001"}]})
     submit(build.ctx, spec, build.base, launcher=no_launch)  # stays initializing
@@ -360,7 +310,7 @@ def test_snapshot_new_dataset_refused(snap_compare: Any, snap_build: DataBuilder
 
 
 def test_snapshot_add_version_dialog(snap_compare: Any, snap_build: DataBuilder) -> None:
-    make_datasets(snap_build)
+    make_dataset_folders(snap_build)
 
     async def show(pilot: Pilot[Any]) -> None:
         await open_datasets(pilot)

@@ -6,58 +6,16 @@ from datetime import timedelta
 from typing import Any
 
 from sqlmodel import col, delete
-from textual.app import App, ComposeResult
-from textual.widgets import Footer
 from tui_data import NOW, T0, DataBuilder, settle
+from tui_helpers import SECOND_REASON, WAIT_REASON, GpusHost, make_board
 
-from app.context import Context
-from app.models import GpuAllocation, Status
+from app.models import GpuAllocation
 from app.overview import gpu_board
 from app.runtime.gpus import GpuInfo, inventory
 from app.tui.screens.gpus import GpusScreen, coarse_age, memory_text
 from app.tui.widgets.gpu_table import GpuTable
 
 SIZE = (120, 40)
-WAIT_REASON = ("waiting for 2 GPU(s) in pool public: 1 free; GPU0 held by demo/V001")
-SECOND_REASON = ("waiting for 1 GPU(s) in pool public: 1 free; GPU0 held by demo/V001; "
-                 "1 earlier version(s) first (sweep/V001)")
-
-
-
-class HostApp(App[None]):
-    """A bare app that opens the GPUs screen."""
-
-    def __init__(self, ctx: Context) -> None:
-        super().__init__()
-        self.ctx = ctx
-
-    def get_theme_variable_defaults(self) -> dict[str, str]:
-        from app.tui.widgets.status import theme_variable_defaults
-
-        return theme_variable_defaults()
-
-    def compose(self) -> ComposeResult:
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.push_screen(GpusScreen(self.ctx))
-
-
-
-
-def make_board(build: DataBuilder) -> None:
-    """GPU0 held by demo/V001 (running); sweep/V001 and tiny/V001 queued behind it."""
-    ctx = build.ctx
-    holder = build.job("demo", Status.RUNNING, created=T0 + timedelta(hours=8),
-                       resources={"pool": "public", "gpus": 1, "nodes": 1, "runtime": "local"})
-    with ctx.db.write() as session:
-        session.add(GpuAllocation(gpu=0, version_id=holder.version_id,
-                                  allocated_at=T0 + timedelta(hours=8, seconds=5)))
-    build.job("sweep", Status.QUEUED, WAIT_REASON, created=T0 + timedelta(hours=8, minutes=30),
-              resources={"pool": "public", "gpus": 2, "nodes": 1, "runtime": "local"})
-    build.job("tiny", Status.QUEUED, SECOND_REASON,
-              created=T0 + timedelta(hours=8, minutes=45),
-              resources={"pool": "public", "gpus": 1, "nodes": 1, "runtime": "local"})
 
 
 def test_board_reads_holders_and_fifo_queue(build: DataBuilder) -> None:
@@ -92,13 +50,13 @@ def test_formatting() -> None:
 
 def test_snapshot_holder_and_two_queued(snap_compare: Any, snap_build: DataBuilder) -> None:
     make_board(snap_build)
-    assert snap_compare(HostApp(snap_build.ctx), terminal_size=SIZE,
+    assert snap_compare(GpusHost(snap_build.ctx), terminal_size=SIZE,
                         run_before=lambda pilot: settle(pilot, rounds=2))
 
 
 async def test_polls_redraw_only_what_changed(build: DataBuilder) -> None:
     make_board(build)
-    app = HostApp(build.ctx)
+    app = GpusHost(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, rounds=2)
         screen = app.screen
@@ -123,7 +81,7 @@ async def test_polls_redraw_only_what_changed(build: DataBuilder) -> None:
 
 async def test_enter_on_queue_opens_that_job(build: DataBuilder) -> None:
     make_board(build)
-    app = HostApp(build.ctx)
+    app = GpusHost(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, rounds=2)
         await pilot.press("tab", "j")

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from fake_nvml import FakeNvml, FakeProcess, install, two_gpus
-from test_gpus_screen import HostApp
 from tui_data import T0, DataBuilder, settle
+from tui_helpers import GpusHost
 
 from app.models import GpuAllocation, Status
 from app.tui.screens.gpus import GpusScreen
@@ -48,7 +48,7 @@ def nvidia_board(build: DataBuilder, monkeypatch: pytest.MonkeyPatch) -> FakeNvm
 def test_snapshot_nvidia_gpus(size: tuple[int, int], snap_compare: Any,
                               snap_build: DataBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
     nvidia_board(snap_build, monkeypatch)
-    assert snap_compare(HostApp(snap_build.ctx), terminal_size=size,
+    assert snap_compare(GpusHost(snap_build.ctx), terminal_size=size,
                         run_before=lambda pilot: settle(pilot, rounds=2))
 
 
@@ -59,7 +59,7 @@ def cells(table: GpuTable, key: str, *columns: str) -> list[str]:
 async def test_refresh_shows_changes_and_redraws_nothing_else(
         build: DataBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
     nvml = nvidia_board(build, monkeypatch)
-    app = HostApp(build.ctx)
+    app = GpusHost(build.ctx)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, rounds=2)
         screen = app.screen
@@ -96,7 +96,7 @@ async def test_a_visible_process_is_named_with_its_user(
     try:
         nvml.devices[1].processes = [FakeProcess(sleeper.pid, 60_000),
                                      FakeProcess(HIDDEN_PID, 100)]
-        app = HostApp(build.ctx)
+        app = GpusHost(build.ctx)
         async with app.run_test(size=(120, 40)) as pilot:
             await settle(pilot, rounds=2)
             gpus = app.screen.query_one("#gpus-table", GpuTable)

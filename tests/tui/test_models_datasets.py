@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
 from textual.pilot import Pilot
-from tui_data import T0, DataBuilder, sample_job
+from tui_data import DataBuilder
+from tui_helpers import make_datasets, make_models
+from tui_helpers import settle_workers as settle
 
-from app.datasets import add_version, create_dataset, list_datasets
-from app.models import Dataset, DatasetVersion, Model, ModelVersion
-from app.queries import version_info
-from app.registry import create_model, list_models
+from app.datasets import list_datasets
+from app.registry import list_models
 from app.tui.app import TraindeckApp
 from app.tui.screens.datasets import DatasetsScreen
 from app.tui.screens.job_detail import JobDetailScreen
@@ -21,46 +19,6 @@ from app.tui.screens.models import ModelsScreen, metrics_text
 from app.tui.widgets.gpu_table import GpuTable
 
 SIZE = (120, 40)
-
-
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers finish and the screen catch up (no animations)."""
-    pilot.app.animation_level = "none"
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-def make_models(build: DataBuilder) -> None:
-    """Two models from the sample job: one with two versions (one copied), with fixed times."""
-    sample_job(build)
-    for label in ("V001", "V002"):
-        Path(version_info(build.ctx.db, "digits-baseline", label).output).mkdir(parents=True)
-        (Path(version_info(build.ctx.db, "digits-baseline", label).output) / "model.pt"
-         ).write_text("weights")
-    create_model(build.ctx, "digits", "digits-baseline", "V001", description="baseline digits")
-    create_model(build.ctx, "digits", "digits-baseline", "V002", copy=True)
-    create_model(build.ctx, "digits-lr", "digits-baseline", "V002",
-                 description="the better learning rate")
-    with build.ctx.db.write() as s:
-        s.exec(update(Model).values(created_at=T0 + timedelta(hours=3)))
-        s.exec(update(ModelVersion).values(created_at=T0 + timedelta(hours=3, minutes=5)))
-
-
-def make_datasets(build: DataBuilder) -> None:
-    """Two datasets, one with two versions, with fixed times."""
-    data = build.base / "data"
-    (data / "more.csv").write_text("x,y\n3,4\n5,6\n")
-    create_dataset(build.ctx, "digits-train", str(data), "handwritten digits, train split")
-    extra = build.base / "data-v2"
-    extra.mkdir()
-    (extra / "train.csv").write_text("x,y\n" + "1,2\n" * 500)
-    add_version(build.ctx, "digits-train", str(extra), "cleaned")
-    create_dataset(build.ctx, "blobs", str(extra))
-    with build.ctx.db.write() as s:
-        s.exec(update(Dataset).values(created_at=T0 + timedelta(hours=1)))
-        s.exec(update(DatasetVersion).values(created_at=T0 + timedelta(hours=2)))
 
 
 def test_metrics_text_orders_and_counts() -> None:

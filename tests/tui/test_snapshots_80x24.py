@@ -7,21 +7,32 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from test_dataset_flows import make_datasets as make_dataset_folders
-from test_dataset_flows import open_datasets, type_into
-from test_gpus_screen import HostApp as GpusHost
-from test_gpus_screen import make_board
-from test_models_datasets import make_datasets, make_models
-from test_since import SEEN, make_changes
-from test_since import HostApp as SinceHost
-from test_spec_file import type_path, write_specs
-from test_templates_screen import HostApp as TemplatesHost
-from test_templates_screen import make_templates
-from test_version_actions import board
-from test_wizard import freeze, host, next_step, put, with_topics, wizard
 from textual.app import App
 from textual.pilot import Pilot
 from tui_data import DataBuilder, sample_job
+from tui_helpers import (
+    SEEN,
+    GpusHost,
+    SinceHost,
+    TemplatesHost,
+    fill_without_clicks,
+    freeze,
+    host,
+    make_board,
+    make_changes,
+    make_dataset_folders,
+    make_datasets,
+    make_models,
+    make_templates,
+    next_step,
+    open_datasets,
+    tensorboard_info,
+    type_into,
+    type_path,
+    with_topics,
+    write_specs,
+)
+from tui_helpers import settle_workers as settle
 
 from app.tui.app import TraindeckApp
 
@@ -30,15 +41,6 @@ RunBefore = Callable[[Pilot[Any]], Awaitable[None]]
 Scene = Callable[[DataBuilder, pytest.MonkeyPatch], tuple[App[Any], RunBefore]]
 
 pytestmark = pytest.mark.usefixtures("quick_wizard_checks")
-
-
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers finish and the screen catch up (no animations: no half-drawn frames)."""
-    pilot.app.animation_level = "none"
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def keys(*pressed: str, job: bool = True) -> RunBefore:
@@ -72,7 +74,7 @@ def tensorboard(build: DataBuilder, _mp: pytest.MonkeyPatch) -> tuple[App[Any], 
 
     async def run(pilot: Pilot[Any]) -> None:
         await keys()(pilot)
-        await pilot.app.push_screen(TensorBoardScreen(build.ctx, board(label="V003")))
+        await pilot.app.push_screen(TensorBoardScreen(build.ctx, tensorboard_info(label="V003")))
         await settle(pilot)
 
     return jobs_app(build, run)
@@ -128,31 +130,11 @@ def since(build: DataBuilder, _mp: pytest.MonkeyPatch) -> tuple[App[Any], RunBef
     return SinceHost(build.ctx), settle
 
 
-async def fill_basic_and_framework(pilot: Pilot[Any]) -> None:
-    """test_wizard's steps 1 and 2, with the parameters set rather than clicked in (their
-    add button is below the fold at 80 by 24)."""
-    from app.tui.widgets.param_rows import ParamRows, PathRows
-
-    await settle(pilot)
-    await pilot.press(*"digits-baseline")
-    put(pilot, "#description", "first try")
-    await next_step(pilot)
-    await wizard(pilot).query_one(PathRows).set_rows(["./data"])
-    put(pilot, "#algo-kind-framework", True)  # (a new job starts from a preset)
-    await pilot.pause()
-    put(pilot, "#engine", "python")
-    await pilot.pause()
-    put(pilot, "#code-dir", "./code")
-    put(pilot, "#boot-file", "train.py")
-    await wizard(pilot).query_one(ParamRows).set_params({"train_steps": 10000, "lr": 0.01})
-    await settle(pilot)
-
-
 def wizard_step(step: int, topics: bool = False) -> Scene:
     """The create wizard filled as in test_wizard, on `step` (2 to 5)."""
     def scene(build: DataBuilder, _mp: pytest.MonkeyPatch) -> tuple[App[Any], RunBefore]:
         async def run(pilot: Pilot[Any]) -> None:
-            await fill_basic_and_framework(pilot)
+            await fill_without_clicks(pilot)
             for _ in range(step - 2):
                 await next_step(pilot)
             freeze(pilot)

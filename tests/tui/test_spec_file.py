@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 from tui_data import DataBuilder
+from tui_helpers import settle_checks as settle
+from tui_helpers import type_path, write_specs
 
 from app.context import Context
 from app.tui.app import TraindeckApp
@@ -23,34 +24,6 @@ SIZE = (120, 40)
 
 
 pytestmark = pytest.mark.usefixtures("quick_wizard_checks")
-
-
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers (and the wizard's debounced check) finish and the screen catch up."""
-    pilot.app.animation_level = "none"
-    for _ in range(3):
-        await pilot.pause(0.05)
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-def write_specs(build: DataBuilder) -> Path:
-    """`specs/` beside the builder's code and data: a valid spec, a spec with a bad name
-    and a missing code dir, and one that is not YAML. Returns the folder."""
-    folder = build.base / "specs"
-    folder.mkdir(exist_ok=True)
-    good = build.spec("from-file")
-    good["data"] = {"paths": ["../data"]}
-    good["algorithm"]["framework"]["code_dir"] = "../code"
-    good.pop("output")
-    good.pop("log_dir")
-    (folder / "good.yaml").write_text(yaml.safe_dump(good, sort_keys=False))
-    bad = {**good, "name": "1 bad", "colour": "red"}
-    bad["algorithm"] = {"framework": {**good["algorithm"]["framework"],
-                                      "code_dir": "../no-such-code"}}
-    (folder / "bad.yaml").write_text(yaml.safe_dump(bad, sort_keys=False))
-    (folder / "broken.yaml").write_text("name: x\ndata: {paths: [a]\nfoo: 1\n")
-    return folder
 
 
 class RecordingApp(TraindeckApp):
@@ -68,14 +41,6 @@ class RecordingApp(TraindeckApp):
 def error_text(app: Any) -> str:
     note = app.screen.query_one("#spec-file-error", Static)
     return str(note.render()) if note.display else ""
-
-
-async def type_path(pilot: Pilot[Any], text: str) -> None:
-    path = pilot.app.screen.query_one("#spec-file-path", Input)
-    path.value = text
-    path.cursor_position = len(text)
-    await pilot.press("enter")
-    await settle(pilot)
 
 
 # ---------------------------------------------------------------- completion

@@ -11,6 +11,7 @@ from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Footer, Label
 from tui_data import DataBuilder, sample_job, settle
+from tui_helpers import GpusHost, make_board
 
 from app.config import Settings, load_settings
 from app.errors import ConfigError
@@ -179,9 +180,6 @@ async def test_every_shipped_theme_applies(name: str) -> None:
 
 
 def test_snapshot_gpus_under_ansi_theme(snap_compare: Any, snap_build: DataBuilder) -> None:
-    from test_gpus_screen import HostApp as GpusHost
-    from test_gpus_screen import make_board
-
     make_board(snap_build)
 
     async def ansi(pilot: Pilot[Any]) -> None:

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
-from tui_data import T0, DataBuilder, sample_job
+from tui_data import DataBuilder, sample_job
+from tui_helpers import settle_workers as settle
+from tui_helpers import tensorboard_info
 
 from app.context import Context
 from app.queries import version_info
@@ -33,15 +35,6 @@ class NotingApp(TraindeckApp):
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
 
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers finish and the screen catch up (no animations)."""
-    pilot.app.animation_level = "none"
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 async def open_job(pilot: Pilot[Any], *keys: str) -> None:
     """Open the first job and press `keys` there."""
     await settle(pilot)
@@ -50,14 +43,6 @@ async def open_job(pilot: Pilot[Any], *keys: str) -> None:
     for key in keys:
         await pilot.press(key)
         await settle(pilot)
-
-
-def board(job: str = "digits-baseline", label: str = "V002") -> TensorBoardInfo:
-    """A TensorBoard session as the core reports it (fixed, for the screen)."""
-    return TensorBoardInfo(
-        id=3, job=job, versions=[label], version_ids=[2], url="http://127.0.0.1:6123/",
-        ssh="ssh -L 6123:127.0.0.1:6123 alice@gpu-box", port=6123, pid=None,
-        logdir=f"{label}:/data/runs/out/{label}", started=T0, stopped=None, idle_timeout=3600)
 
 
 # ---------------------------------------------------------------- TensorBoard
@@ -86,7 +71,7 @@ async def test_tensorboard_with_event_files_shows_the_ssh_line(build: DataBuilde
     def fake_start(ctx: Context, job: str, labels: list[str] | None = None,
                    **_: Any) -> TensorBoardInfo:
         started.append((job, labels))
-        return board(job, "V003")
+        return tensorboard_info(job, "V003")
 
     import app.tensorboard
 
@@ -170,7 +155,8 @@ def test_snapshot_tensorboard_dialog(snap_compare: Any, snap_build: DataBuilder)
 
     async def show(pilot: Pilot[Any]) -> None:
         await open_job(pilot)
-        await pilot.app.push_screen(TensorBoardScreen(snap_build.ctx, board(label="V003")))
+        info = tensorboard_info(label="V003")
+        await pilot.app.push_screen(TensorBoardScreen(snap_build.ctx, info))
         await settle(pilot)
 
     assert snap_compare(TraindeckApp(snap_build.ctx), terminal_size=SIZE, run_before=show)

@@ -1,85 +1,44 @@
 """The create wizard (and modify with a diff): snapshots of every step, and behaviour.
 
-The wizard runs inside a tiny host app that pushes it and keeps what it dismisses with.
+The wizard runs inside a tiny host app that pushes it and keeps what it dismisses with
+(`WizardHost`, in `tui_helpers.py` with the steps that fill the wizard).
 Nothing is ever launched: the wizard gets a no-op launcher.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import json
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel import select
-from textual.app import App
 from textual.pilot import Pilot
-from textual.widgets import Checkbox, Input, RadioButton, Select, Static
+from textual.widgets import Checkbox, Input, Select, Static
+from tui_helpers import (
+    SIZE,
+    fill_basic_and_framework,
+    freeze,
+    host,
+    next_step,
+    note,
+    put,
+    sync,
+    version_spec,
+    with_topics,
+    wizard,
+)
+from tui_helpers import settle_wizard as settle
 
-import app.tui.screens.wizard as wizard_module
-from app.config import get_settings
 from app.context import Context
 from app.errors import FieldError
-from app.jobs import VersionRef, prepare_spec, save_template
-from app.models import Dataset, DatasetVersion, Job, Template, Version
+from app.jobs import prepare_spec, save_template
+from app.models import Dataset, DatasetVersion, Template, Version
 from app.tui.screens.confirm import ConfirmScreen
-from app.tui.screens.wizard import WizardScreen
 from app.tui.widgets.job_form import JobForm
 from app.tui.widgets.param_rows import DatasetRows, ParamRows, PathRows
 from app.tui.widgets.wizard_fields import check_raw_spec, locate
 
-SIZE = (120, 40)
-TOPICS_CONFIG = """\
-default_runtime: local
-gpus: [0, 1, 2]
-pools:
-  - {name: public, kind: public, description: every GPU of this machine}
-  - {name: team-a, gpus: [1], description: GPU 1, kept for team A}
-topics:
-  - {name: me, urls: ["json://127.0.0.1:9/"], description: my phone}
-"""
-
-
-def no_launch(ctx: Context, version_id: int) -> None:
-    """Start nothing."""
-
-
 pytestmark = pytest.mark.usefixtures("quick_wizard_checks")
-
-
-class WizardHost(App[None]):
-    """Pushes one wizard and keeps what it dismisses with."""
-
-    ENABLE_COMMAND_PALETTE = False
-
-    def __init__(self, wizard: WizardScreen) -> None:
-        super().__init__()
-        self.wizard = wizard
-        self.result: VersionRef | None = None
-        self.closed = False
-
-    def on_mount(self) -> None:
-        self.push_screen(self.wizard, self._wizard_closed)
-
-    def _wizard_closed(self, ref: VersionRef | None) -> None:
-        self.result = ref
-        self.closed = True
-
-
-def host(ctx: Context, base: Path, **kwargs: Any) -> WizardHost:
-    return WizardHost(WizardScreen(ctx, base_dir=base, launcher=no_launch, **kwargs))
-
-
-def with_topics(ctx: Context) -> Context:
-    """The same home reopened with two pools and a notification topic configured."""
-    from app.config import config_file
-
-    config_file().write_text(TOPICS_CONFIG)
-    get_settings.cache_clear()
-    return Context.open()
 
 
 def add_dataset(ctx: Context, name: str, uris: list[Path]) -> None:
@@ -89,78 +48,6 @@ def add_dataset(ctx: Context, name: str, uris: list[Path]) -> None:
         session.flush()
         for number, uri in enumerate(uris, 1):
             session.add(DatasetVersion(dataset_id=dataset.id or 0, number=number, uri=str(uri)))
-
-
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let the debounced check run and its result arrive."""
-    for _ in range(2):
-        await pilot.pause(wizard_module.CHECK_DELAY_S + 0.03)
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-
-
-def wizard(pilot: Pilot[Any]) -> WizardScreen:
-    app = pilot.app
-    assert isinstance(app, WizardHost)
-    return app.wizard
-
-
-def put(pilot: Pilot[Any], selector: str, value: Any) -> None:
-    """Set a field as the user would (each change posts the widget's own Changed)."""
-    widget = wizard(pilot).query_one(selector)
-    if isinstance(widget, Input | Select | Checkbox | RadioButton):
-        widget.value = value
-    else:
-        raise TypeError(selector)
-
-
-def note(pilot: Pilot[Any], target: str) -> str:
-    return str(wizard(pilot).query_one(f"#{target}-note", Static).render())
-
-
-async def next_step(pilot: Pilot[Any]) -> None:
-    screen = wizard(pilot)
-    step = screen.step
-    await pilot.press("ctrl+n")
-    await settle(pilot)
-    for _ in range(40):  # a loaded machine: the step's check may still be on its way
-        if screen._pending_step is None:
-            break
-        await settle(pilot)
-    if screen.step != step:
-        # The new step's first field takes the focus after a refresh, which a loaded
-        # machine may not have made yet: as the screen does then, so pictures agree.
-        screen._focus_step()
-        await pilot.pause()
-
-
-async def fill_basic_and_framework(pilot: Pilot[Any], name: str = "digits-baseline") -> None:
-    """Step 1 and 2 with a framework algorithm on the `data` folder; ends on step 2."""
-    await settle(pilot)
-    await pilot.press(*name)
-    put(pilot, "#description", "first try")
-    await next_step(pilot)
-    assert wizard(pilot).step == 2
-    await wizard(pilot).query_one(PathRows).set_rows(["./data"])
-    put(pilot, "#algo-kind-framework", True)  # (a new job starts from a preset)
-    await pilot.pause()
-    put(pilot, "#engine", "python")
-    await pilot.pause()
-    put(pilot, "#code-dir", "./code")
-    put(pilot, "#boot-file", "train.py")
-    await wizard(pilot).query_one(ParamRows).set_params({})
-    await settle(pilot)
-    await pilot.click("#params .add-row")
-    await pilot.press(*"train_steps", "tab", *"10000")
-    await pilot.click("#params .add-row")
-    await pilot.press(*"lr", "tab", *"0.01")
-    await settle(pilot)
-
-
-def freeze(pilot: Pilot[Any]) -> None:
-    """No blinking cursor in snapshots."""
-    for widget in pilot.app.screen.query(Input):
-        widget.cursor_blink = False
 
 
 # ---------------------------------------------------------------- snapshots
@@ -286,25 +173,6 @@ def test_snapshot_modify_confirm_with_diff(snap_compare: Any, snap_build: Any) -
 # ---------------------------------------------------------------- behaviour
 
 
-def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    """Run an async test with asyncio (the suite has no async pytest plugin)."""
-
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return run
-
-
-def version_spec(ctx: Context, job: str, number: int) -> tuple[dict[str, Any], Version]:
-    with ctx.db.read() as session:
-        job_row = session.exec(select(Job).where(Job.name == job)).one()
-        version = session.exec(select(Version).where(Version.job_id == job_row.id,
-                                                     Version.number == number)).one()
-    return json.loads(version.spec_json), version
-
-
-@sync
 async def test_create_full_spec_through_the_ui(build: Any) -> None:
     ctx = with_topics(build.ctx)
     base = build.base

@@ -12,22 +12,22 @@ from typing import Any
 
 import pytest
 from sqlmodel import select
-from test_snapshots_80x24 import fill_basic_and_framework as fill_without_clicks
-from test_wizard import (
+from textual.pilot import Pilot
+from textual.widgets import RadioButton, Static
+from tui_helpers import (
     SIZE,
     WizardHost,
+    fill_without_clicks,
     freeze,
     host,
     next_step,
     note,
     put,
-    settle,
     sync,
     version_spec,
     wizard,
 )
-from textual.pilot import Pilot
-from textual.widgets import RadioButton, Static
+from tui_helpers import settle_wizard as settle
 
 import app.tui.screens.wizard as wizard_module
 from app.context import Context

@@ -7,22 +7,22 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_snapshots_80x24 import fill_basic_and_framework as fill_without_clicks
-from test_wizard import (
+from textual.pilot import Pilot
+from textual.widgets import Checkbox, Input
+from tui_helpers import (
     SIZE,
     fill_basic_and_framework,
+    fill_without_clicks,
     freeze,
     host,
     next_step,
     note,
     put,
-    settle,
     sync,
     version_spec,
     wizard,
 )
-from textual.pilot import Pilot
-from textual.widgets import Checkbox, Input
+from tui_helpers import settle_wizard as settle
 
 from app.tui.widgets.param_rows import EnvRows
 

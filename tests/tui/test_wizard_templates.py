@@ -1,7 +1,8 @@
 """The wizard and saved job parameters: editing them in place (the wizard's edit mode), and
 the picker that marks saved ones whose engine or dataset is gone.
 
-The wizard runs in the same tiny host app as in test_wizard.py; nothing is launched.
+The wizard runs in the same tiny host app as in test_wizard.py (`tui_helpers.WizardHost`);
+nothing is launched.
 """
 
 from __future__ import annotations
@@ -11,19 +12,19 @@ from typing import Any
 
 import pytest
 from sqlmodel import select
-from test_wizard import (
+from textual.pilot import Pilot
+from textual.widgets import Button, Input, OptionList, Select, Static
+from tui_helpers import (
     SIZE,
     freeze,
     host,
     next_step,
     note,
     put,
-    settle,
     sync,
     wizard,
 )
-from textual.pilot import Pilot
-from textual.widgets import Button, Input, OptionList, Select, Static
+from tui_helpers import settle_wizard as settle
 
 from app.context import Context
 from app.jobs import save_template
