@@ -109,6 +109,7 @@ def test_the_thread_samples_on_its_own_and_zero_turns_it_off(
     nvml = install(monkeypatch, two_gpus())
     nvml.devices[0].utilization = 5
     vid = version_on_gpus(ctx, tmp_path, [0])
+    nvml.calls.clear()  # (submit checked the pool's GPUs)
     off = Sampler(ctx, vid, None, interval=0).start()
     off.stop()
     assert nvml.calls == [] and points(ctx, vid) == []
@@ -125,8 +126,9 @@ def test_the_thread_samples_on_its_own_and_zero_turns_it_off(
 
 def test_no_driver_or_a_lost_gpu_leaves_the_gpu_metrics_out(
         monkeypatch: pytest.MonkeyPatch, ctx: Context, tmp_path: Path) -> None:
+    install(monkeypatch, two_gpus())
     vid = version_on_gpus(ctx, tmp_path, [0, 1])
-    install(monkeypatch, FakeNvml(init_error=9))
+    install(monkeypatch, FakeNvml(init_error=9))  # the driver went away since
     sampler = Sampler(ctx, vid, None, interval=600).start()
     assert sampler.sample() == {}
     sampler.stop()

@@ -186,10 +186,12 @@ async def fill_basic_and_framework(pilot: Pilot[Any], name: str = "digits-baseli
     put(pilot, "#boot-file", "train.py")
     await wizard(pilot).query_one(ParamRows).set_params({})
     await settle_wizard(pilot)
-    await pilot.click("#params .add-row")
-    await pilot.press(*"train_steps", "tab", *"10000")
-    await pilot.click("#params .add-row")
-    await pilot.press(*"lr", "tab", *"0.01")
+    for name, value in (("train_steps", "10000"), ("lr", "0.01")):
+        add = wizard(pilot).query_one("#params .add-row")
+        add.scroll_visible(animate=False, immediate=True)  # as a user scrolls to it
+        await pilot.pause()
+        await pilot.click(add)
+        await pilot.press(*name, "tab", *value)
     await settle_wizard(pilot)
 
 

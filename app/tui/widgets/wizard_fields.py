@@ -487,7 +487,7 @@ HINTS = {
     "command": "instead of a boot file; {data_url}, {train_url}, {param}",
     "arguments": "modelarts with a boot file, none with a command",
     "compat-moxing": "import moxing works on local and s3:// paths",
-    "requirements-ignore": "run on the engine's packages; a requirements.txt is not installed",
+    "requirements-ignore": "run on the engine's packages alone",
     "fresh-code": "off: the new version runs its parent's code snapshot",
     "image-code-dir": "optional; mounted read-only",
     "output": "empty dir, not the data dir; blank: default",
