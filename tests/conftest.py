@@ -30,6 +30,17 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", f"docker: needs a reachable Docker engine (fails when {REQUIRE_DOCKER_ENV}=1)"
     )
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line("markers", "xdist_group(name): run with the tests of that group")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Two groups for `scripts/test` (`-n 2 --dist loadgroup`): the Slurm tests, which
+    mostly wait on the controller, run beside all the others, which run one after
+    another in one process as they would without workers."""
+    for item in items:
+        group = "slurm" if item.path.name == "test_runtime_slurm.py" else "main"
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def docker_required() -> bool:

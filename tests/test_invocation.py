@@ -336,8 +336,9 @@ def test_validate_shows_docker_paths_in_the_container(command_project: Project) 
     assert "PATH" not in rank0["env"]  # the image's own PATH is kept
 
 
-def test_validate_shows_stand_ins_for_what_only_the_start_knows(command_project: Project
-                                                                 ) -> None:
+def test_validate_shows_stand_ins_for_what_only_the_start_knows(
+        command_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINDECK_GPUS", "[0]")  # a machine with a GPU to ask for
     raw = command_project.raw(data={"paths": ["s3://bucket/train"]}, output="s3://bucket/out",
                               resources={"runtime": "local", "gpus": 1})
     code, out = run_cli("validate", "--json", str(command_project.write_spec(raw)))
