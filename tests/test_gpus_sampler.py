@@ -167,3 +167,33 @@ def test_a_real_local_run_gets_its_cpu_and_memory_as_sys_metrics(
         found[name] = max(value, found.get(name, 0.0))
     assert found.get("sys/cpu_percent", 0) > 0, found
     assert found.get("sys/rss_mb", 0) > 90, found
+
+
+def test_compare_shows_each_versions_gpu_peak_memory_and_mean_utilisation(
+        monkeypatch: pytest.MonkeyPatch, ctx: Context, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from helpers import noop_launcher
+
+    from app.cli.main import main
+    from app.jobs import create_version, modified_spec
+
+    install(monkeypatch, two_gpus())
+    first = submit_gpu_version(ctx, tmp_path, "gpujob")
+    _, spec, parent = modified_spec(ctx, "gpujob", "V001")
+    second = create_version(ctx, "gpujob", spec, parent, launcher=noop_launcher).version_id
+    samples = {first: [("sys/gpu0/util", 40.0), ("sys/gpu0/util", 60.0),
+                       ("sys/gpu0/memory_mb", 900.0), ("sys/gpu0/memory_mb", 1200.0)],
+               second: [("sys/gpu0/util", 0.0), ("sys/gpu0/memory_mb", 10.0)]}
+    with ctx.db.write() as session:
+        session.add_all([MetricPointRow(version_id=vid, name=name, step=step, value=value,
+                                        wall_time=0.0)
+                         for vid, points_ in samples.items()
+                         for step, (name, value) in enumerate(points_)])
+    capsys.readouterr()
+    assert main(["compare", "gpujob", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gpu"] == {
+        "V001": {"gpu_memory_peak_mb": 1200.0, "gpu_util_mean": 50.0},
+        "V002": {"gpu_memory_peak_mb": 10.0, "gpu_util_mean": 0.0}}
+    assert main(["compare", "gpujob"]) == 0
+    table = capsys.readouterr().out
+    assert "GPU memory peak (MiB)" in table and "GPU utilisation mean (%)" in table

@@ -455,3 +455,18 @@ def test_submit_to_a_slurm_pool_queues_with_slurms_reason_then_runs(
         assert done.returncode == 0, (name, shown(name))
     logs = traindeck("logs", "waiter").stdout
     assert "rank 0 of 2 started" in logs and "rank 1 done" in logs
+
+
+def test_pools_lists_the_partitions_with_the_controllers_figures(
+        slurm: None, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINDECK_POOLS", json.dumps(
+        [{"name": "cluster", "kind": "slurm", "partition": PARTITION},
+         {"name": "typo", "kind": "slurm", "partition": "no-such-partition"}]))
+    done = subprocess.run([sys.executable, "-m", "app", "pools", "--json"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    public, cluster, typo = json.loads(done.stdout)
+    assert (public["name"], public["kind"], public["where"]) == ("public", "public",
+                                                                 "this machine")
+    assert cluster["where"] == f"partition {PARTITION}" and "error" not in cluster
+    assert (cluster["nodes"], cluster["gpus"]) == (1, 2)  # ensure-slurm's one node, 2 GPUs
+    assert typo["error"] == "no nodes: is the partition's name right?"

@@ -13,23 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from app.cli.output import format_time, print_json, print_table
+from app.cli.reads import open_core
 from app.errors import TraindeckError
 
 Handler = Callable[[argparse.Namespace], int]
 AddCommand = Callable[..., argparse.ArgumentParser]
 QUIET_SECONDS = 2.0
 """A snapshot that ends sooner shows no progress."""
-
-
-def _context(*, reconcile: bool = False) -> Any:
-    from app.context import Context
-
-    ctx = Context.open()
-    if reconcile:
-        from app.runtime.reconcile import reconcile as settle
-
-        settle(ctx)
-    return ctx
 
 
 def _json(args: argparse.Namespace) -> bool:
@@ -68,7 +58,7 @@ def _progress(path: str) -> Callable[[int, int], None]:
 def cmd_datasets_create(args: argparse.Namespace) -> int:
     from app.datasets import create_dataset
 
-    info = create_dataset(_context(), args.name, args.path, args.description or "",
+    info = create_dataset(open_core(reconcile=False), args.name, args.path, args.description or "",
                           progress=_progress(args.path))
     print_json(info.to_dict()) if _json(args) else _print_created(info, "created dataset")
     return 0
@@ -77,7 +67,7 @@ def cmd_datasets_create(args: argparse.Namespace) -> int:
 def cmd_datasets_add_version(args: argparse.Namespace) -> int:
     from app.datasets import add_version
 
-    info = add_version(_context(), args.name, args.path, args.description or "",
+    info = add_version(open_core(reconcile=False), args.name, args.path, args.description or "",
                        progress=_progress(args.path))
     print_json(info.to_dict()) if _json(args) else _print_created(info, "added")
     return 0
@@ -86,7 +76,7 @@ def cmd_datasets_add_version(args: argparse.Namespace) -> int:
 def cmd_datasets_list(args: argparse.Namespace) -> int:
     from app.datasets import list_datasets
 
-    rows = list_datasets(_context().db)
+    rows = list_datasets(open_core(reconcile=False).db)
     if _json(args):
         print_json([r.to_dict() for r in rows])
         return 0
@@ -103,7 +93,7 @@ def cmd_datasets_list(args: argparse.Namespace) -> int:
 def cmd_datasets_show(args: argparse.Namespace) -> int:
     from app.datasets import get_dataset
 
-    info = get_dataset(_context().db, args.name)
+    info = get_dataset(open_core(reconcile=False).db, args.name)
     if _json(args):
         print_json(info.to_dict())
         return 0
@@ -118,7 +108,7 @@ def cmd_datasets_show(args: argparse.Namespace) -> int:
 def cmd_datasets_check(args: argparse.Namespace) -> int:
     from app.datasets import check_changes
 
-    drifts = check_changes(_context(), args.name, args.version, every=args.all)
+    drifts = check_changes(open_core(reconcile=False), args.name, args.version, every=args.all)
     if _json(args):
         print_json([d.to_dict() for d in drifts])
     else:
@@ -135,7 +125,7 @@ def cmd_datasets_delete(args: argparse.Namespace) -> int:
                                      else " (all versions)")
     if not args.yes:
         raise TraindeckError(f"delete {what}: add --yes to confirm")
-    removed = delete_dataset(_context(reconcile=True), args.name, args.version)
+    removed = delete_dataset(open_core(), args.name, args.version)
     if _json(args):
         print_json({"dataset": args.name, "deleted": removed,
                     "dataset_deleted": args.version is None})

@@ -18,21 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from app.cli.output import format_duration, format_time, format_value, print_json, print_table
+from app.cli.reads import open_core
 from app.errors import TraindeckError
 
 Handler = Callable[[argparse.Namespace], int]
 AddCommand = Callable[..., argparse.ArgumentParser]
-
-
-def _context(*, reconcile: bool = True) -> Any:
-    from app.context import Context
-
-    ctx = Context.open()
-    if reconcile:
-        from app.runtime.reconcile import reconcile as settle
-
-        settle(ctx)
-    return ctx
 
 
 def _json(args: argparse.Namespace) -> bool:
@@ -136,7 +126,7 @@ def cmd_topics_add(args: argparse.Namespace) -> int:
     from app.notify import add_topic
 
     topic = add_topic(args.name, args.urls, args.description or "", replace=args.replace)
-    _context(reconcile=False)  # mirrors the topics into the database for the TUI
+    open_core(reconcile=False)  # mirrors the topics into the database for the TUI
     if _json(args):
         print_json(topic.to_dict())
     else:
@@ -149,7 +139,7 @@ def cmd_topics_remove(args: argparse.Namespace) -> int:
     from app.notify import remove_topic
 
     remove_topic(args.name)
-    _context(reconcile=False)
+    open_core(reconcile=False)
     if _json(args):
         print_json({"removed": args.name})
     else:
@@ -160,7 +150,7 @@ def cmd_topics_remove(args: argparse.Namespace) -> int:
 def cmd_topics_test(args: argparse.Namespace) -> int:
     from app.notify import send_topic_test
 
-    result = send_topic_test(_context(reconcile=False), args.name)
+    result = send_topic_test(open_core(reconcile=False), args.name)
     if _json(args):
         print_json(result.to_dict())
     else:
@@ -182,7 +172,7 @@ def _print_board(info: Any) -> None:
 def cmd_tensorboard_start(args: argparse.Namespace) -> int:
     from app.tensorboard import DEFAULT_IDLE_TIMEOUT, start_tensorboard
 
-    info = start_tensorboard(_context(), args.job, args.versions or None,
+    info = start_tensorboard(open_core(), args.job, args.versions or None,
                              idle_timeout=DEFAULT_IDLE_TIMEOUT if args.idle_timeout is None
                              else args.idle_timeout)
     if _json(args):
@@ -195,7 +185,7 @@ def cmd_tensorboard_start(args: argparse.Namespace) -> int:
 def cmd_tensorboard_list(args: argparse.Namespace) -> int:
     from app.tensorboard import list_sessions
 
-    sessions = list_sessions(_context(reconcile=False), include_stopped=args.all)
+    sessions = list_sessions(open_core(reconcile=False), include_stopped=args.all)
     if _json(args):
         print_json([s.to_dict() for s in sessions])
     else:
@@ -208,7 +198,7 @@ def cmd_tensorboard_list(args: argparse.Namespace) -> int:
 def cmd_tensorboard_stop(args: argparse.Namespace) -> int:
     from app.tensorboard import stop_session
 
-    info = stop_session(_context(reconcile=False), args.id)
+    info = stop_session(open_core(reconcile=False), args.id)
     if _json(args):
         print_json(info.to_dict())
     else:
@@ -222,7 +212,7 @@ def cmd_tensorboard_stop(args: argparse.Namespace) -> int:
 def cmd_models_create(args: argparse.Namespace) -> int:
     from app.registry import create_model
 
-    info = create_model(_context(), args.name, args.job, args.version, copy=args.copy,
+    info = create_model(open_core(), args.name, args.job, args.version, copy=args.copy,
                         description=args.description or "")
     if _json(args):
         print_json(info.to_dict())
@@ -235,7 +225,7 @@ def cmd_models_create(args: argparse.Namespace) -> int:
 def cmd_models_list(args: argparse.Namespace) -> int:
     from app.registry import list_models
 
-    models = list_models(_context(reconcile=False).db)
+    models = list_models(open_core(reconcile=False).db)
     if _json(args):
         print_json([m.to_dict() for m in models])
     else:
@@ -248,7 +238,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 def cmd_models_show(args: argparse.Namespace) -> int:
     from app.registry import get_model
 
-    model = get_model(_context(reconcile=False).db, args.name)
+    model = get_model(open_core(reconcile=False).db, args.name)
     if _json(args):
         print_json(model.to_dict())
         return 0
@@ -269,7 +259,7 @@ def cmd_models_delete(args: argparse.Namespace) -> int:
     what = f"model {args.name}" + (f" {args.version}" if args.version else " (all versions)")
     if not args.yes:
         raise TraindeckError(f"delete {what}: add --yes to confirm")
-    removed = delete_model(_context(reconcile=False), args.name, args.version)
+    removed = delete_model(open_core(reconcile=False), args.name, args.version)
     if _json(args):
         print_json({"model": args.name, "deleted": removed})
     else:

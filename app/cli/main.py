@@ -196,16 +196,20 @@ def _cut(text: str, width: int) -> str:
 def cmd_compare(args: argparse.Namespace) -> int:
     from app.jobs import code_changes
     from app.queries import compare
+    from app.runtime.sampler import gpu_summary
 
     ctx = open_core()
     result = compare(ctx.db, args.job, args.versions or None, status=args.status)
     if len(result.versions) < 2:
         raise TraindeckError(f"compare: needs at least two versions ({args.job} has "
                              f"{' '.join(result.versions) or 'none'} here)")
+    gpus = gpu_summary(ctx.db, result.version_ids)
     if args.json:
         print_json({**result.to_dict(), "code_changes": {
             label: [{"path": p, "change": c} for p, c in changed]
-            for label, changed in code_changes(ctx, args.job, result.versions).items()}})
+            for label, changed in code_changes(ctx, args.job, result.versions).items()},
+            "gpu": {label: gpus.get(vid, {})
+                    for label, vid in zip(result.versions, result.version_ids, strict=True)}})
         return 0
     names = result.parameter_names if args.all else result.differing
     rows: list[list[str]] = [["status", *result.statuses]]
@@ -218,6 +222,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         best = result.best[name]
         rows.append([name, *(format_value(x) + (" *" if i in best else "")
                              for i, x in enumerate(result.metrics[name]))])
+    for key, title in (("gpu_memory_peak_mb", "GPU memory peak (MiB)"),
+                       ("gpu_util_mean", "GPU utilisation mean (%)")):
+        if any(key in gpus.get(vid, {}) for vid in result.version_ids):
+            rows.append([title, *(format_value(gpus[vid][key]) if key in gpus.get(vid, {})
+                                  else "-" for vid in result.version_ids)])
     print_table(["", *result.versions], rows)
     if not args.all and len(names) < len(result.parameter_names):
         print(f"({len(result.parameter_names) - len(names)} equal parameters hidden; --all)")
@@ -260,6 +269,45 @@ def cmd_gpus(args: argparse.Namespace) -> int:
         print_table(GPU_TABLE_HEADER, gpu_table_rows(gpus))
     else:
         print("no GPUs: NVML finds none here and the `gpus` setting lists none")
+    return 0
+
+
+def cmd_pools(args: argparse.Namespace) -> int:
+    from app.config import load_settings
+    from app.runtime.executors import ExecutorError
+    from app.runtime.gpus import inventory, pool_gpus, whole_gpus
+
+    settings = load_settings()
+    here = [g.index for g in whole_gpus(inventory(settings))]
+    pools: list[dict[str, Any]] = []
+    for pool in settings.pools:
+        row: dict[str, Any] = {"name": pool.name, "kind": pool.kind}
+        if pool.kind != "slurm":
+            gpus = pool_gpus(settings, pool.name, here)
+            row |= {"where": "this machine", "nodes": 1, "gpus": len(gpus), "gpu_indices": gpus}
+        else:
+            from app.runtime.executors.slurm import partition_usage
+
+            row["where"] = f"partition {pool.partition}"
+            try:
+                usage = partition_usage(pool.partition or "")
+            except ExecutorError as exc:
+                row["error"] = str(exc)
+            else:
+                if not usage.nodes:
+                    row["error"] = "no nodes: is the partition's name right?"
+                row |= {"nodes": usage.nodes, "gpus": usage.gpus_total,
+                        "gpus_allocated": usage.gpus_allocated, "pending_jobs": usage.pending_jobs}
+        pools.append(row)
+    if args.json:
+        print_json(pools)
+        return 0
+    print_table(["pool", "kind", "where", "nodes", "gpus", "state"], [
+        (p["name"], p["kind"], p["where"], str(p.get("nodes", "-")), str(p.get("gpus", "-")),
+         p.get("error") or (f"{p['gpus_allocated']} GPU(s) allocated, {p['pending_jobs']} "
+                            "job(s) pending" if p["kind"] == "slurm" else
+                            "GPUs " + (", ".join(map(str, p["gpu_indices"])) or "none")))
+        for p in pools])
     return 0
 
 
@@ -380,6 +428,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--status", help="only versions with this status")
     p.add_argument("--all", action="store_true", help="show equal parameters too")
     add("engines", cmd_engines, "list the engine catalog")
+    add("pools", cmd_pools, "list the resource pools: this machine's and Slurm partitions")
     add("gpus", cmd_gpus, "list this machine's GPUs with their processes (NVML, else config)")
     p = add("templates", cmd_templates, "manage saved job parameters",
             epilog="edit NAME with no option opens the spec in $VISUAL or $EDITOR; it is "

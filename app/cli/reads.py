@@ -30,13 +30,16 @@ EXIT_ERROR = 1
 T = TypeVar("T")
 
 
-def open_core() -> Any:
-    """The whole core, reconciled first: what every command but a cold read opens."""
+def open_core(*, reconcile: bool = True) -> Any:
+    """The whole core, reconciled first (unless the command touches no version): what
+    every command but a cold read opens."""
     from app.context import Context
-    from app.runtime.reconcile import reconcile
 
     ctx = Context.open()
-    reconcile(ctx)
+    if reconcile:
+        from app.runtime.reconcile import reconcile as settle
+
+        settle(ctx)
     return ctx
 
 
