@@ -31,15 +31,19 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
     config.addinivalue_line("markers", "xdist_group(name): run with the tests of that group")
+    config.addinivalue_line(
+        "markers", "serial: alone, after the others (it disturbs what they share: dockerd)")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Two groups for `scripts/test` (`-n 2 --dist loadgroup`): the Slurm tests, which
-    mostly wait on the controller, run beside all the others, which run one after
-    another in one process as they would without workers."""
+    """Three groups for `scripts/test` (`-n 3 --dist loadgroup`), each run one test after
+    another in a worker of its own: the TUI's (in-process screens, mostly CPU), the Slurm
+    tests (mostly waiting on the controller) and all the others (mostly waiting on
+    processes, containers and object storage)."""
     for item in items:
-        group = "slurm" if item.path.name == "test_runtime_slurm.py" else "main"
+        group = ("slurm" if item.path.name == "test_runtime_slurm.py" else
+                 "tui" if item.path.parent.name == "tui" else "core")
         item.add_marker(pytest.mark.xdist_group(group))
 
 

@@ -296,6 +296,7 @@ def _engine_answers() -> bool:
 
 @pytest.mark.docker
 @pytest.mark.slow
+@pytest.mark.serial
 def test_docker_engine_restart_mid_run_ends_truthfully(
         image: Any, ctx: Context, tmp_path: Path) -> None:
     if os.geteuid() != 0:
