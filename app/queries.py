@@ -29,14 +29,12 @@ from app.models import (
     utcnow,
     version_label,
 )
-from app.readmodels import (  # noqa: F401 - read models are found here too
-    DEFAULT_DESCENDING,
+from app.readmodels import (
     DELETED_PARENT,
     EventInfo,
     JobRow,
     VersionInfo,
     duration_seconds,
-    iso,
     version_from_row,
 )
 

@@ -249,8 +249,7 @@ def test_another_schema_revision_is_left_to_the_core(populated: Context, home: P
 
 def test_the_cold_path_mirrors_the_core_constants() -> None:
     from app.db import HEAD_REVISION
-    from app.queries import DEFAULT_DESCENDING
-    from app.readmodels import ACTIVE_STATUS_VALUES
+    from app.readmodels import ACTIVE_STATUS_VALUES, DEFAULT_DESCENDING
     from app.runtime.reconcile import LAUNCH_GRACE_SECONDS
 
     assert quicklist.SCHEMA_REVISION == HEAD_REVISION

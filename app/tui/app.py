@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from app.jobs import VersionRef
     from app.notify import Alert
     from app.overview import Summary
-    from app.queries import VersionInfo
+    from app.readmodels import VersionInfo
     from app.tui.widgets.wizard_fields import TemplateChoice
 
 ALERT_POLL_SECONDS = 2.0

@@ -32,7 +32,7 @@ from app.tui.widgets.version_tree import VersionTree
 if TYPE_CHECKING:
     from app.context import Context
     from app.jobs import VersionRef
-    from app.queries import EventInfo, VersionInfo
+    from app.readmodels import EventInfo, VersionInfo
 
 POLL_SECONDS = 2.0
 """How often the job's versions are re-read for status changes."""

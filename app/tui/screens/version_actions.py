@@ -21,7 +21,7 @@ from app.tui.screens.explained import Explained
 
 if TYPE_CHECKING:
     from app.context import Context
-    from app.queries import VersionInfo
+    from app.readmodels import VersionInfo
     from app.registry import ModelVersionInfo
     from app.tensorboard import TensorBoardInfo
 

@@ -10,7 +10,7 @@ from app.tui.widgets.key_table import KeyTable
 from app.tui.widgets.status import status_text
 
 if TYPE_CHECKING:
-    from app.queries import EventInfo
+    from app.readmodels import EventInfo
 
 
 class EventsTable(KeyTable):

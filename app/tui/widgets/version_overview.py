@@ -38,7 +38,7 @@ from app.tui.widgets.status import status_colour, status_text
 
 if TYPE_CHECKING:
     from app.config import Settings
-    from app.queries import VersionInfo
+    from app.readmodels import VersionInfo
     from app.storage import TransferSnapshot
 
 TRANSFER_TICK_SECONDS = 0.5

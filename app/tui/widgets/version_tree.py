@@ -17,7 +17,7 @@ from textual.widgets.tree import TreeNode
 from app.tui.widgets.status import status_text
 
 if TYPE_CHECKING:
-    from app.queries import VersionInfo
+    from app.readmodels import VersionInfo
 
 
 @lru_cache(maxsize=32)
