@@ -246,10 +246,10 @@ SECOND_REASON = ("waiting for 1 GPU(s) in pool public: 1 free; GPU0 held by demo
                  "1 earlier version(s) first (sweep/V001)")
 
 
-class GpusHost(App[None]):
-    """A bare app that opens the GPUs screen."""
+class ContextHost(App[None]):
+    """A bare app on a context, with the project's theme variables: the screens' hosts."""
 
-    TITLE = "HostApp"  # the title its snapshots show
+    TITLE = "HostApp"  # the title their snapshots show
 
     def __init__(self, ctx: Context) -> None:
         super().__init__()
@@ -257,6 +257,10 @@ class GpusHost(App[None]):
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return theme_variable_defaults()
+
+
+class GpusHost(ContextHost):
+    """A bare app that opens the GPUs screen."""
 
     def compose(self) -> ComposeResult:
         yield Footer()
@@ -307,10 +311,9 @@ def make_changes(build: DataBuilder) -> None:
               created=T0 + timedelta(hours=7), resources=gpu)
 
 
-class SinceHost(App[None]):
+class SinceHost(ContextHost):
     """A bare app doing at start-up what the Traindeck app does: greet with the summary."""
 
-    TITLE = "HostApp"  # the title its snapshots show
 
     class SinceReady(Message):
         """The start-up summary (None: nothing to show)."""
@@ -319,12 +322,6 @@ class SinceHost(App[None]):
             super().__init__()
             self.summary = summary
 
-    def __init__(self, ctx: Context) -> None:
-        super().__init__()
-        self.ctx = ctx
-
-    def get_theme_variable_defaults(self) -> dict[str, str]:
-        return theme_variable_defaults()
 
     def compose(self) -> ComposeResult:
         yield Static("job list", id="behind")
@@ -345,19 +342,14 @@ class SinceHost(App[None]):
 # ---------------------------------------------------------------- templates
 
 
-class TemplatesHost(App[None]):
+class TemplatesHost(ContextHost):
     """A bare app that opens the templates screen and records what it asks for."""
 
-    TITLE = "HostApp"  # the title its snapshots show
 
     def __init__(self, ctx: Context) -> None:
-        super().__init__()
-        self.ctx = ctx
+        super().__init__(ctx)
         self.used: list[TemplatesScreen.UseTemplate] = []
         self.edited: list[TemplatesScreen.EditTemplate] = []
-
-    def get_theme_variable_defaults(self) -> dict[str, str]:
-        return theme_variable_defaults()
 
     def compose(self) -> ComposeResult:
         yield Footer()
