@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
@@ -66,7 +67,7 @@ def parse_timestamp(stamp: str) -> datetime:
     if not _STAMP.fullmatch(stamp + " "):
         raise ValueError(f"not a log timestamp: {stamp!r}")
     # fromisoformat keeps at most microseconds; Docker's nanoseconds are truncated.
-    return datetime.fromisoformat(stamp).astimezone(UTC)
+    return datetime.fromisoformat(stamp).astimezone(timezone.utc)  # noqa: UP017 (3.8)
 
 
 def split_timestamp(line: str) -> tuple[str | None, str]:
@@ -208,6 +209,13 @@ class LogWriter:
             if out:
                 self._emit(out)
 
+    def write_raw(self, lines: bytes) -> None:
+        """Append whole lines as they are (stamped already, by a rank's wrapper)."""
+        with self._lock:
+            if self._file.closed:
+                raise ValueError("write to a closed LogWriter")
+            self._emit(lines)
+
     def write_line(self, text: str) -> None:
         """Write the supervisor's own message as whole stamped line(s).
 
@@ -255,6 +263,18 @@ def escape_controls(text: str) -> str:
     if _CONTROLS.search(text) is None:
         return text
     return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def open_untrusted(path: Path) -> BinaryIO:
+    """Open a file a job may have written, as data: never through a symbolic link, and
+    only when it is a regular file (a FIFO or device planted under the name cannot hang
+    or feed the reader). FileNotFoundError when there is none; OSError otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path}: not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def _decode_line(raw: bytes) -> str:
@@ -353,6 +373,10 @@ def last_timestamp(path: Path, *, max_bytes: int = 1024 * 1024) -> datetime | No
     return None
 
 
+def _open_read(path: Path) -> BinaryIO:
+    return open(path, "rb")
+
+
 class LogFollower:
     """Read the lines appended to a log file since an offset, a bounded amount per call.
 
@@ -360,11 +384,14 @@ class LogFollower:
     restarted run), which is detected by the file shrinking below the offset or changing
     identity, and then reading starts over from the beginning (``restarts`` counts those
     times). A final line without its newline stays buffered until it completes, or until
-    ``read_new(final=True)``.
+    ``read_new(final=True)``. An ``untrusted`` file (written by a job) is opened with
+    ``open_untrusted``: a link or anything but a regular file reads as no file.
     """
 
-    def __init__(self, path: Path, offset: int = 0, *, max_line_bytes: int = MAX_LINE_BYTES):
+    def __init__(self, path: Path, offset: int = 0, *, max_line_bytes: int = MAX_LINE_BYTES,
+                 untrusted: bool = False):
         self.path = Path(path)
+        self._open = open_untrusted if untrusted else _open_read
         self._offset = offset
         self._partial = b""
         self._max_line_bytes = max_line_bytes
@@ -383,8 +410,8 @@ class LogFollower:
         ``final=True`` a buffered partial line is returned too (the run has ended).
         """
         try:
-            f = open(self.path, "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
+            f = self._open(self.path)
+        except OSError:  # none yet (or, untrusted, a link or FIFO planted by a job)
             return self._drain_partial() if final else []
         with f:
             st = os.fstat(f.fileno())

@@ -100,7 +100,7 @@ class JsonlMetricsReader:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.bad_lines = 0
-        self._lines = LogFollower(self.path)
+        self._lines = LogFollower(self.path, untrusted=True)  # the job writes it
         self._next_auto_step = 0
 
     def read_new(self, max_bytes: int = 8 * 1024 * 1024) -> list[MetricPoint]:

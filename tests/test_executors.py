@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import sys
+import tempfile
 import textwrap
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,6 @@ from app.runtime.executors import (
 )
 from app.runtime.executors.docker import DockerExecutor
 from app.runtime.executors.local import LocalExecutor, proc_stat
-from app.runtime.logpump import RankLog, copy_first_output, pump
 
 IMAGE = "traindeck/python:3.11"
 INJECTION = "1; touch /tmp/pwned"
@@ -56,16 +55,51 @@ def local_py(source: str) -> list[str]:
 def plan_for(argvs: list[list[str]], *, image: str | None = IMAGE, workdir: str = "/",
              mounts: list[Mount] | None = None, network: str | None = None,
              user: tuple[int, int] | None = None, gpus: list[int] | None = None) -> LaunchPlan:
-    """A plan with one rank per argv; ranks are named `td-<tag>-<rank>`, unique per call."""
+    """A plan with one rank per argv; ranks are named `td-<tag>-<rank>`, unique per call.
+    A Docker plan's ranks log into a job folder of its own (`job_log`)."""
     tag = uuid.uuid4().hex[:10]
+    state = Path(tempfile.mkdtemp(prefix="exec-test-"))
+    _STATE_DIRS.append(state)
+    (state / "job").mkdir(mode=0o777)
+    (state / "job").chmod(0o777)  # a rank may run as any uid
+    if image is not None:
+        mounts = [*(mounts or []), Mount(state / "job", "/traindeck/job", read_only=False)]
     return LaunchPlan(
         job="exec-test", version=f"V{tag}", version_id=int(tag[:7], 16), image=image,
         workdir=workdir, mounts=mounts or [],
         ranks=[RankPlan(rank=i, argv=argv, env={"RANK": str(i)}, name=f"td-{tag}-{i}",
-                        gpus=gpus or []) for i, argv in enumerate(argvs)],
+                        gpus=gpus or [], log=f"/traindeck/job/rank{i}.log")
+               for i, argv in enumerate(argvs)],
         user=user or (os.getuid(), os.getgid()), shm_size="64m", network=network,
-        labels={"test.suite": "executors"},
+        labels={"test.suite": "executors"}, state_dir=str(state),
     )
+
+
+_STATE_DIRS: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _remove_state_dirs() -> Iterator[None]:
+    yield
+    while _STATE_DIRS:
+        shutil.rmtree(_STATE_DIRS.pop(), ignore_errors=True)
+
+
+def job_log(plan: LaunchPlan, rank: int = 0) -> str:
+    """What a Docker rank's wrapper wrote so far, without the stamps."""
+    try:
+        text = (Path(plan.state_dir) / "job" / f"rank{rank}.log").read_text()
+    except FileNotFoundError:
+        return ""
+    return "\n".join(split_timestamp(line)[1] for line in text.splitlines())
+
+
+def wait_line(plan: LaunchPlan, rank: int, start: str, timeout: float = 30) -> None:
+    """Wait until a Docker rank's log has a line starting with `start`."""
+    deadline = time.monotonic() + timeout
+    while not any(line.startswith(start) for line in job_log(plan, rank).splitlines()):
+        assert time.monotonic() < deadline, f"no {start!r} from rank {rank}"
+        time.sleep(0.05)
 
 
 def wait_exits(executor: Executor, handle: dict, timeout: float = 30) -> list[RankExit | None]:
@@ -88,18 +122,6 @@ def wait_dead(pid: int | None = None, pgid: int | None = None, timeout: float = 
     while alive():
         assert time.monotonic() < deadline, f"{pid or pgid} is still alive"
         time.sleep(0.02)
-
-
-def read_line(stream: Iterator[bytes]) -> bytes:
-    """The first line of a log stream (unbuffered prints arrive in several writes)."""
-    data = b""
-    while b"\n" not in data:
-        data += next(stream)
-    return data.split(b"\n", 1)[0]
-
-
-def read_all(executor: Executor, handle: dict, rank: int = 0, **kw: object) -> bytes:
-    return b"".join(executor.logs(handle, rank, **kw))  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -164,8 +186,8 @@ def test_docker_mounts_user_and_literal_argv(docker_exec, tmp_path: Path) -> Non
     handles.append(handle)
     assert handle == {"kind": "docker", "containers": handle["containers"],
                       "names": [plan.ranks[0].name], "network": None}
-    text = read_all(executor, handle).decode()
     assert wait_exits(executor, handle) == [RankExit(rank=0, exit_code=0)]
+    text = job_log(plan)
     assert f"argv {[INJECTION]!r} ids 4321 4322 cwd /out" in text
     assert "ro-denied 30" in text  # EROFS
     assert (out / "result.txt").read_text() == "HELLO"
@@ -204,17 +226,17 @@ def test_docker_exit_code_labels_find_and_cleanup(docker_exec) -> None:
     assert executor.recover_handle(plan.version_id) is None
     assert not executor.adoptable(handle)
     assert executor.poll(handle) == [RankExit(rank=0, exit_code=-1, error="container removed")]
-    assert read_all(executor, handle) == b""  # a vanished container just ends
     executor.stop(handle, grace=1)  # nothing left to stop: no error
 
 
 @pytest.mark.docker
 def test_docker_stop_kills_sigterm_ignoring_ranks_in_parallel(docker_exec) -> None:
     executor, handles = docker_exec
-    handle = executor.start(plan_for([py(SIGTERM_IGNORING), py(SIGTERM_IGNORING)]))
+    plan = plan_for([py(SIGTERM_IGNORING), py(SIGTERM_IGNORING)])
+    handle = executor.start(plan)
     handles.append(handle)
     for rank in (0, 1):
-        assert read_line(iter(executor.logs(handle, rank))).startswith(b"ready")
+        wait_line(plan, rank, "ready")
     begun = time.monotonic()
     executor.stop(handle, grace=2)
     elapsed = time.monotonic() - begun
@@ -271,105 +293,9 @@ def test_docker_ranks_reach_each_other_by_name(docker_exec) -> None:
         str(plan.version_id)
     ]
     assert wait_exits(executor, handle) == [RankExit(0, 0), RankExit(1, 0)]
-    assert b"got hello from rank 1" in read_all(executor, handle, 0)
+    assert "got hello from rank 1" in job_log(plan, 0)
     executor.cleanup(handle)
     assert network_names(executor, network) == []
-
-
-@pytest.mark.docker
-def test_docker_logs_stream_live_and_resume_since(docker_exec) -> None:
-    executor, handles = docker_exec
-    script = """
-        import sys, time
-        for i in range(4):
-            print(f"line {i}")
-            print(f"err {i}", file=sys.stderr)
-            time.sleep(0.5)
-    """
-    handle = executor.start(plan_for([py(script)]))
-    handles.append(handle)
-    arrivals: list[tuple[float, datetime, bytes]] = []
-    for chunk in executor.logs(handle, 0):
-        alive = executor.poll(handle)[0] is None
-        arrivals.append((time.monotonic(), datetime.now(UTC), chunk))
-        if chunk.startswith(b"line 0"):
-            assert alive, "the first line arrived only after the rank ended"
-    text = b"".join(c for _, _, c in arrivals).decode()
-    assert [ln for ln in text.splitlines() if ln.startswith("line")] == [
-        f"line {i}" for i in range(4)
-    ]
-    assert "err 3" in text
-    assert arrivals[-1][0] - arrivals[0][0] > 1.0  # spread over time, not one final burst
-    # Resume as a new supervisor would: from just after line 1 was received.
-    since = next(t for _, t, c in arrivals if c.startswith(b"line 1")) + timedelta(seconds=0.1)
-    resumed = read_all(executor, handle, since=since)
-    lines = resumed.decode().splitlines()
-    assert "line 0" not in lines and "line 1" not in lines
-    assert sorted(lines[-2:]) == ["err 3", "line 3"]
-    # A naive datetime is read as UTC.
-    assert read_all(executor, handle, since=since.replace(tzinfo=None)) == resumed
-
-
-def rank_log_lines(path: Path) -> list[str]:
-    """A rank log's lines without their timestamps."""
-    return [split_timestamp(line)[1] for line in path.read_text().splitlines()]
-
-
-def first_output_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("first-output-")]
-
-
-def test_docker_first_output_copied_by_the_starter_then_replayed_once(
-        docker_exec, tmp_path: Path) -> None:
-    """The starter copies the first whole line; a supervisor's pump then replays the
-    output and adds every other line (a partial one made whole) exactly once."""
-    executor, handles = docker_exec
-    script = """
-        import sys, time
-        sys.stdout.write("one\\npart")
-        sys.stdout.flush()
-        time.sleep(1.5)
-        print("ial")
-        print("three")
-    """
-    handle = executor.start(plan_for([py(script)]))
-    handles.append(handle)
-    path, counter = tmp_path / "rank-0.log", tmp_path / "own-lines.rank0"
-    first = RankLog(path, counter)
-    first.start_fresh()
-    first.note("starting")  # a supervisor line: counted as not the rank's
-    began = time.monotonic()
-    assert copy_first_output(executor, handle, 0, first, seconds=10)
-    assert time.monotonic() - began < 1.4, "it waited for more than the first line"
-    assert rank_log_lines(path) == ["[traindeck] starting", "one"]
-    first.feed(b"late\n")  # an abandoned log takes nothing more
-    assert rank_log_lines(path) == ["[traindeck] starting", "one"]
-
-    taker = RankLog(path, counter)  # the supervisor, after the handoff
-    taker.resume()
-    assert taker.rank_lines == 1
-    ended = threading.Event()
-    pump(executor, handle, 0, taker, ended, lambda: None)
-    taker.close()
-    assert rank_log_lines(path) == ["[traindeck] starting", "one", "partial", "three"]
-    assert wait_exits(executor, handle)[0] == RankExit(rank=0, exit_code=0)
-
-
-def test_docker_first_output_copy_gives_up_in_time_and_leaves_no_thread(
-        docker_exec, tmp_path: Path) -> None:
-    executor, handles = docker_exec
-    handle = executor.start(plan_for([py("import time; time.sleep(30); print('late')")]))
-    handles.append(handle)
-    rank_log = RankLog(tmp_path / "rank-0.log", tmp_path / "own-lines.rank0")
-    rank_log.start_fresh()
-    began = time.monotonic()
-    assert not copy_first_output(executor, handle, 0, rank_log, seconds=0.3)
-    assert 0.3 <= time.monotonic() - began < 2
-    deadline = time.monotonic() + 5
-    while first_output_threads():  # its stream was closed under it
-        assert time.monotonic() < deadline, "the copier still waits on the engine"
-        time.sleep(0.05)
-    assert rank_log_lines(tmp_path / "rank-0.log") == []
 
 
 # -- Local ------------------------------------------------------------------------------------

@@ -202,7 +202,7 @@ def test_two_ranks_on_one_network(engine: Any, ctx: Context, tmp_path: Path) -> 
 def test_every_log_line_is_stamped_and_nothing_is_left_running(
         engine: Any, ctx: Context, tmp_path: Path) -> None:
     source = "import sys\nfor i in range(500):\n    print(f'line {i}')\n" \
-             "print('partial without newline', end='')\nsys.stderr.write('to stderr\\n')\n"
+             "sys.stderr.write('to stderr\\n')\nprint('partial without newline', end='')\n"
     submit(script_spec(tmp_path, "d-lines", source, "docker"))
     version = wait(ctx, "d-lines")
     assert version.status == "succeeded"
@@ -210,7 +210,8 @@ def test_every_log_line_is_stamped_and_nothing_is_left_running(
     assert all(STAMPED.match(line) for line in text.splitlines())
     lines = log_lines(version)
     assert [x for x in lines if x.startswith("line ")] == [f"line {i}" for i in range(500)]
-    assert "partial without newline" in lines and "to stderr" in lines
+    # One pipe for both, as in a terminal: the last line ends without its newline.
+    assert lines[-3:-1] == ["to stderr", "partial without newline"]
     assert current(ctx, "d-lines").status == "succeeded"
 
 
@@ -242,13 +243,88 @@ def test_a_job_cannot_reach_traindecks_own_state(engine: Any, ctx: Context,
     version = wait(ctx, "hostile")
     lines = log_lines(version)
     assert (version.status, version.exit_code) == ("failed", 3), lines
-    assert "sees ['code', 'data', 'job', 'output']" in lines  # no state folder in sight
+    assert "sees ['code', 'data', 'job', 'lib', 'output']" in lines  # no state in sight
     assert "done forging" in lines
     assert lines.count("done forging") == 1 and lines[-1].startswith("[traindeck] failed")
     assert not canary.exists()
     state = ctx.settings.data_dir / "versions" / str(version.id)
     counter = (state / "own-lines.rank0").read_bytes()
     assert set(counter) == {ord("\n")}  # Traindeck's own count, not the job's "0"
+
+
+SWAP_LOG = """
+    import os, sys, time
+    secret, how = sys.argv[1].split("=", 1)[1], sys.argv[2].split("=", 1)[1]
+    os.remove("/traindeck/job/rank0.log")  # the file its rank wrapper writes
+    if how == "link":
+        os.symlink(secret, "/traindeck/job/rank0.log")
+    else:
+        os.mkfifo("/traindeck/job/rank0.log")
+    time.sleep(3)  # the supervisor has started and looked by now
+    print("after the swap", flush=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["link", "fifo"])
+def test_a_job_that_swaps_its_log_file_reads_no_host_file(
+        engine: Any, ctx: Context, tmp_path: Path, how: str) -> None:
+    """The job can write the file its wrapper logs to: replaced by a link to a host file
+    (which the container cannot see, but the host could) or by a FIFO, it is not copied,
+    and the version still ends."""
+    secret = tmp_path / "secret"
+    secret.write_text("HOST-SECRET\n", encoding="utf-8")
+    submit(script_spec(tmp_path, f"swap-{how}", SWAP_LOG, "docker",
+                       parameters={"secret": str(secret), "how": how}))
+    version = wait(ctx, f"swap-{how}")
+    assert version.status == "succeeded", version.reason
+    text = (Path(version.log_dir) / "rank-0.log").read_text()
+    assert "HOST-SECRET" not in text
+    assert "[traindeck] rank0.log of the job's folder not copied: " in text
+
+
+def _image_without_python(engine: Any) -> str:
+    """A copy of the test image with its Python removed (made once)."""
+    from docker.errors import ImageNotFound
+
+    name = "traindeck-test/no-python:1"
+    try:
+        engine.images.get(name)
+    except ImageNotFound:
+        box = engine.containers.run("traindeck/python:3.11",
+                                    ["sh", "-c", "rm -f /usr/bin/python*"], detach=True)
+        box.wait()
+        box.commit(*name.split(":"))
+        box.remove()
+    return name
+
+
+def _image_spec(tmp_path: Path, name: str, image: str, command: list[str]) -> Path:
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    (data / "sample.csv").write_text("x,y\n1,0\n", encoding="utf-8")
+    return write_yaml(tmp_path / f"{name}.yaml", {
+        "name": name, "data": {"paths": [str(data)]},
+        "algorithm": {"image": {"name": image, "command": command}},
+        "output": str(tmp_path / name / "out"), "log_dir": str(tmp_path / name / "logs"),
+        "resources": {"runtime": "docker"},
+    })
+
+
+def test_an_image_without_python_fails_saying_so(engine: Any, ctx: Context,
+                                                 tmp_path: Path) -> None:
+    image = _image_without_python(engine)
+    submit(_image_spec(tmp_path, "d-nopython", image, ["sh", "-c", "echo hi"]))
+    version = wait(ctx, "d-nopython")
+    assert version.status == "failed"
+    assert "the image has no python3 on its PATH" in version.reason, version.reason
+
+
+def test_a_command_that_cannot_run_says_why(engine: Any, ctx: Context,
+                                            tmp_path: Path) -> None:
+    submit(_image_spec(tmp_path, "d-norun", "traindeck/python:3.11", ["no-such-program"]))
+    version = wait(ctx, "d-norun")
+    assert (version.status, version.exit_code) == ("failed", 127)
+    assert version.reason.startswith("cannot run no-such-program: "), version.reason
 
 
 FLOOD_THEN_TRACEBACK = """
@@ -264,8 +340,7 @@ FLOOD_THEN_TRACEBACK = """
 def test_a_flood_then_a_traceback_keeps_every_line(engine: Any, ctx: Context,
                                                    tmp_path: Path, how: str) -> None:
     """Through `traindeck submit` and as the TUI submits (in its own process, which then
-    stays): the engine's follow stream may end before the flood is all sent; the
-    supervisor reads the rest from where the stream stopped."""
+    stays): the version ends once its log, copied from the job's folder, is complete."""
     spec = script_spec(tmp_path, "flood", FLOOD_THEN_TRACEBACK, "docker")
     if how == "cli":
         submit(spec)
@@ -275,7 +350,7 @@ def test_a_flood_then_a_traceback_keeps_every_line(engine: Any, ctx: Context,
     lines = log_lines(version)
     numbered = [x for x in lines if x.startswith("line ")]
     assert numbered == [f"line {i}" for i in range(300_000)]  # each once, in order
-    # stderr (the traceback) is interleaved with stdout as the engine read the two pipes
+    # stderr (the traceback) and stdout share one pipe, as in a terminal
     assert lines.count("RuntimeError: the end of a flood") == 1
     assert lines[-1].startswith("[traindeck] failed: exit code 1")
     assert version.status == "failed" and version.exit_code == 1

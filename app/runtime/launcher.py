@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from sqlmodel import select
@@ -36,8 +37,15 @@ from app.lifecycle import record_event, runtime_note, set_status
 from app.models import Dataset, DatasetVersion, Job, Status, Version, parse_version_label
 from app.runtime.executors import Executor, ExecutorError, executor_for
 from app.runtime.executors.base import Handle, LaunchPlan
-from app.runtime.logpump import RankLog, copy_first_output, own_lines_path
-from app.runtime.plan import PlanError, build_plan, metrics_path, rank_count, state_dir
+from app.runtime.logpump import RankLog, copy_job_log, own_lines_path
+from app.runtime.plan import (
+    PlanError,
+    build_plan,
+    job_log_path,
+    metrics_path,
+    rank_count,
+    state_dir,
+)
 from app.runtime.procs import SUPERVISOR_MODULE, hostname
 from app.runtime.supervisor import CONTROL_SIGNALS, RESTARTED
 from app.spec import JobSpec
@@ -143,10 +151,12 @@ def _start_here(ctx: Context, version_id: int) -> None:
                                  executor, logs, may_wait=False)
             if handle is None:
                 return  # its image must be pulled first: the supervisor does it
-            if executor.pumps_logs:
+            if executor.logs_in_job_folder:
                 # The supervisor needs most of a second to start: copy the first output
                 # of rank 0 meanwhile, here (a `docker run` shows it at once).
-                copy_first_output(executor, handle, 0, logs[0], FIRST_OUTPUT_COPY_SECONDS)
+                until = time.monotonic() + FIRST_OUTPUT_COPY_SECONDS
+                copy_job_log(job_log_path(ctx.settings, version_id, 0), logs[0],
+                             lambda: logs[0].rank_lines > 0 or time.monotonic() > until)
         except PlanError:
             return  # the supervisor plans it again and fails it with the reason
         except ExecutorError as exc:
@@ -233,9 +243,11 @@ def dataset_paths(ctx: Context, spec: JobSpec, version_id: int | None = None) ->
 
 def announce_start(ctx: Context, version: Version, logs: dict[int, RankLog], plan: LaunchPlan,
                    kind: str, gpus: list[int]) -> None:
-    """Just before the ranks start: reset their metrics files and logs' counts, say so."""
+    """Just before the ranks start: reset their metrics files, the job's copies of their
+    logs and the logs' counts, say so."""
     for rank in range(len(plan.ranks)):
         metrics_path(ctx.settings, version.id or 0, rank).unlink(missing_ok=True)
+        job_log_path(ctx.settings, version.id or 0, rank).unlink(missing_ok=True)
     for rank_log in logs.values():
         rank_log.start_fresh()
     with ctx.db.read() as session:

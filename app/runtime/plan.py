@@ -119,6 +119,17 @@ def rank_count(version: Version) -> int:
     return max(1, version.nodes) * processes_per_node(version)
 
 
+def job_log_name(rank: int) -> str:
+    """Name of the file of the job's folder in which a container's rank wrapper writes
+    the rank's stamped log (the supervisor copies it into the rank's log)."""
+    return f"rank{rank}.log"
+
+
+def job_log_path(settings: Settings, version_id: int, rank: int) -> Path:
+    """The host path of a Docker rank's `job_log_name` file."""
+    return job_dir(settings, version_id) / job_log_name(rank)
+
+
 def metrics_file_name(rank: int) -> str:
     """Name of the JSON-lines metrics file of a rank, inside the job folder."""
     return f"metrics.rank{rank}.jsonl"
@@ -301,8 +312,10 @@ def build_plan(
             shims = str(IN_CONTAINER / "compat") if docker else str(shim_path())
             env["PYTHONPATH"] = os.pathsep.join(
                 p for p in (shims, env.get("PYTHONPATH", "")) if p)
+        log = (job_at / job_log_name(rank) if docker
+               else Path(version.log_dir) / f"rank-{rank}.log")
         ranks.append(RankPlan(rank=rank, argv=argv, env=env, name=names[rank], gpus=rank_gpus,
-                              log=str(Path(version.log_dir) / f"rank-{rank}.log")))
+                              log=str(log)))
 
     return LaunchPlan(
         job=job, version=label, version_id=version.id or 0,

@@ -1,11 +1,13 @@
-"""The local rank wrapper: `python -m app.runtime.rankrun [--cpus N] [--memory BYTES]
+"""The rank wrapper: `python -m app.runtime.rankrun [--cpus N] [--memory BYTES]
 LOG STATUS GRACE -- ARGV...`.
 
-Every local rank runs under one of these small processes (standard library only, plus
-`app.logs`, which is stdlib only too), started in a session of its own by whoever
-starts the version. It does for a local rank what the Docker engine does for a
-container, so that a local run, like a Docker one, belongs to no supervisor and can be
-adopted by any:
+Every rank runs under one of these small processes (standard library only, plus
+`app.logs`, which is stdlib only too; both run on Python 3.8 or newer): local ranks
+and Slurm tasks in a session of their own, started by whoever starts the version, so
+that a run belongs to no supervisor and can be adopted by any; Docker ranks inside
+their container, with the image's `python3`, writing LOG into the job's folder (the
+supervisor copies it, as data, into the rank's log) with STATUS `-` (the engine keeps
+the exit code). The wrapper:
 
 * it runs ARGV (never through a shell) with its output on a pipe, and writes that
   output to the rank's log LOG, each line stamped (`app.logs.LogWriter`);
@@ -21,9 +23,9 @@ adopted by any:
   enforced by the kernel without privileges).
 
 The wrapper's own messages (it could not start the command) are not the rank's
-output: they go to stderr, which the starter points at a file beside STATUS. A log
-that could not be written (a full disk) does not stop the rank; its status file says
-so, for the supervisor to report.
+output: they go to stderr, which the starter points at a file beside STATUS (in a
+container: the engine's log). A log that could not be written (a full disk) does not
+stop the rank; its status file (or stderr) says so, for the supervisor to report.
 """
 
 from __future__ import annotations
@@ -103,7 +105,12 @@ def _kill_rest(leader: int) -> None:
 
 
 def _write_status(path: Path, code: int, log_error: str = "") -> None:
-    """`code`, then on a second line why the log is incomplete (if it is)."""
+    """`code`, then on a second line why the log is incomplete (if it is). STATUS `-`
+    (in a container, whose exit code the engine keeps): only the reason, to stderr."""
+    if str(path) == "-":
+        if log_error:
+            print(log_error, file=sys.stderr)
+        return
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(f"{code}\n{log_error}", encoding="utf-8")
     os.replace(tmp, path)
@@ -132,7 +139,6 @@ def run(log: Path, status: Path, grace: float, argv: list[str]) -> int:
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 close_fds=True)
     except (OSError, ValueError) as exc:
-        print(f"cannot run {argv[0] if argv else ''!r}: {exc}", file=sys.stderr)
         if writer is not None:
             writer.close()
         _write_status(status, SPAWN_FAILED, f"cannot run {argv[0] if argv else ''}: {exc}")
@@ -155,13 +161,16 @@ def run(log: Path, status: Path, grace: float, argv: list[str]) -> int:
 
     assert proc.stdout is not None
     pipe = proc.stdout.fileno()
-    pidfd = os.pidfd_open(proc.pid)
+    # The main process's end wakes the loop through a pidfd (Linux 5.3, Python 3.9);
+    # an older Python in a container's image looks every 0.1 s instead.
+    pidfd = os.pidfd_open(proc.pid) if hasattr(os, "pidfd_open") else -1  # novermin
     poller = select.poll()
     poller.register(pipe, select.POLLIN)
-    poller.register(pidfd, select.POLLIN)
+    if pidfd >= 0:
+        poller.register(pidfd, select.POLLIN)
     leader_done = False
     while True:
-        events = dict(poller.poll())
+        events = dict(poller.poll(None if pidfd >= 0 or leader_done else 100))
         if pipe in events:
             chunk = os.read(pipe, _CHUNK)
             if not chunk:
@@ -173,14 +182,16 @@ def run(log: Path, status: Path, grace: float, argv: list[str]) -> int:
                     # A full disk must not stop the rank: its output is read on (and
                     # lost, which is said) so that it does not block or die of SIGPIPE.
                     log_error = f"log {log}: {exc.strerror or exc}"
-        if pidfd in events and not leader_done:
+        if not leader_done and (pidfd in events if pidfd >= 0 else proc.poll() is not None):
             # The main process ended: end whatever it left (it may hold the pipe open),
             # then read the pipe to its end.
             leader_done = True
-            poller.unregister(pidfd)
+            if pidfd >= 0:
+                poller.unregister(pidfd)
             code = proc.wait()
             _kill_rest(proc.pid)
-    os.close(pidfd)
+    if pidfd >= 0:
+        os.close(pidfd)
     if not leader_done:
         code = proc.wait()
     _kill_rest(proc.pid)

@@ -17,8 +17,6 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete
@@ -46,13 +44,14 @@ from app.runtime.executors import (
 )
 from app.runtime.executors.base import Handle
 from app.runtime.launcher import open_rank_logs, start_ranks
-from app.runtime.logpump import RankLog, catch_up, pump
+from app.runtime.logpump import RankLog, copy_job_log
 from app.runtime.outcome import Outcome, outcome_of
 from app.runtime.plan import (
     CREATED_LABEL,
     INSTANCE_LABEL,
     PlanError,
     instance_tag,
+    job_log_path,
     metrics_path,
     rank_count,
     rank_names,
@@ -73,21 +72,12 @@ from app.storage import (
 )
 
 log = logging.getLogger("traindeck.supervisor")
-ALWAYS_CATCH_UP_BYTES = 4 * 1024 * 1024
-"""Docker rank logs below this size are always re-read once at the end (see _catch_up)."""
 POLL_SECONDS = 2.0
-"""Longest time between two polls of the ranks (their output ending wakes it sooner)."""
-ENDING_POLL_SECONDS = 0.05
-"""Time between polls once a rank's output has ended."""
+"""Longest time between two polls of the ranks (a rank's end wakes it sooner)."""
 METRICS_SECONDS = 1.0
 QUEUE_RECHECK_SECONDS = 2.0
 ENGINE_RETRY_SECONDS = 600.0
 """How long an unreachable Docker engine is waited for before the version fails."""
-PUMP_STALL_SECONDS = 30.0
-"""How long the end of a run waits for a log pump that copies nothing more."""
-CATCH_UP_DELAY_SECONDS = 1.0
-CATCH_UP_WAIT_SECONDS = 120.0
-"""How long an exited Docker rank's last log lines are waited for while the engine is away."""
 
 
 class Supervisor(StorageSteps):
@@ -115,8 +105,6 @@ class Supervisor(StorageSteps):
         self.log_sync: LogSyncer | None = None
         self.restarted = restarted
         """True when this process replaces a supervisor of the version that died."""
-        self.positions: dict[int, dict[str, Any]] = {}
-        """Per rank, where in the engine's log stream the lines copied so far end."""
 
     @property
     def stopping(self) -> bool:
@@ -297,10 +285,8 @@ class Supervisor(StorageSteps):
                                 self.ctx.settings)
         self._close_logs()
         self._open_logs(version, fresh=False)
-        for rank, rank_log in self.logs.items():
+        for rank_log in self.logs.values():
             rank_log.resume()
-            # Where a previous supervisor's copy ended in the engine's stream (if known).
-            self.positions[rank] = rank_log.position
         deadline = time.monotonic() + ENGINE_RETRY_SECONDS
         while True:
             try:
@@ -325,48 +311,22 @@ class Supervisor(StorageSteps):
 
     def _start_watchers(self, executor: Executor, handle: Handle, ended: threading.Event
                         ) -> None:
-        """Threads that wake the main loop when a rank's output or process ends: the
-        log pumps, or (an executor whose ranks write their own logs) a waiter."""
-        if not executor.pumps_logs:
-            def wait() -> None:
-                while not ended.is_set():
-                    executor.wait_any(handle, POLL_SECONDS)
-                    self.flags.changed.set()
+        """Threads that wake the main loop when a rank ends and, for ranks whose logs
+        are in the job's folder, copy them into the ranks' logs until `ended`."""
+        def wait() -> None:
+            while not ended.is_set():
+                executor.wait_any(handle, POLL_SECONDS)
+                self.flags.changed.set()
 
-            threading.Thread(target=wait, name="rank-waiter", daemon=True).start()
+        threading.Thread(target=wait, name="rank-waiter", daemon=True).start()
+        if not executor.logs_in_job_folder:
             return
         for rank, rank_log in sorted(self.logs.items()):
-            thread = threading.Thread(
-                target=pump, name=f"logs-{rank}", daemon=True,
-                args=(executor, handle, rank, rank_log, ended, self.flags.changed.set),
-                kwargs={"position": self.positions.setdefault(rank, {}),
-                        "on_gap": self._gap_reporter(rank)})
+            source = job_log_path(self.ctx.settings, self.version_id, rank)
+            thread = threading.Thread(target=copy_job_log, name=f"logs-{rank}", daemon=True,
+                                      args=(source, rank_log, ended.is_set))
             thread.start()
             self.threads.append(thread)
-
-    def _gap_reporter(self, rank: int) -> Callable[[str], None]:
-        """An `on_gap` for a rank's copy: the lost stretch as a warning event."""
-        def report(message: str) -> None:
-            try:
-                self._event(f"rank {rank}: {message}", "warning")
-            except TraindeckError:
-                log.exception("could not record a log gap of rank %d", rank)
-
-        return report
-
-    def _join_pumps(self) -> None:
-        """Wait for the pumps to copy the ranks' last output: as long as they make
-        progress, however long the log (a join with a fixed bound lost the end of big
-        logs); a pump stalled for PUMP_STALL_SECONDS is given up on (`_catch_up`)."""
-        progress, stalled_since = -1, time.monotonic()
-        while any(t.is_alive() for t in self.threads):
-            written = sum(x.rank_lines for x in self.logs.values())
-            if written != progress:
-                progress, stalled_since = written, time.monotonic()
-            elif time.monotonic() - stalled_since > PUMP_STALL_SECONDS:
-                return
-            for thread in self.threads:
-                thread.join(timeout=0.2)
 
     def _ingest_metrics(self, version: Version, *, replace: bool = False) -> None:
         """Store new metric points; `replace` re-reads the files from their start."""
@@ -419,16 +379,10 @@ class Supervisor(StorageSteps):
         last_metrics = last_poll = time.monotonic()
         self._ingest_metrics(version, replace=adopted)
         woke = True
-        ended_pumps, fast_until = 0, 0.0
         while True:
-            # Pumps whose output ended, stop requests and the stop thread all set
-            # `changed`; without news the ranks are polled only now and then. A rank's
-            # output ends a moment before its exit can be read: poll often after that.
-            now_ended = sum(not t.is_alive() for t in self.threads)
-            if now_ended > ended_pumps:
-                ended_pumps, fast_until = now_ended, time.monotonic() + POLL_SECONDS
-            interval = ENDING_POLL_SECONDS if time.monotonic() < fast_until else POLL_SECONDS
-            if woke or time.monotonic() - last_poll >= interval:
+            # A rank's end, stop requests and the stop thread all set `changed`; without
+            # news the ranks are polled only now and then.
+            if woke or time.monotonic() - last_poll >= POLL_SECONDS:
                 exits = self._poll(executor, handle)
                 last_poll = time.monotonic()
                 if all(e is not None for e in exits):
@@ -449,50 +403,19 @@ class Supervisor(StorageSteps):
             if time.monotonic() - last_metrics >= METRICS_SECONDS:
                 self._ingest_metrics(version)
                 last_metrics = time.monotonic()
-            woke = self.flags.changed.wait(min(METRICS_SECONDS, interval))
+            woke = self.flags.changed.wait(METRICS_SECONDS)
             if woke:
                 self.flags.changed.clear()
         ended.set()
         sampler.stop()
-        self._join_pumps()
-        final = [e for e in exits if e is not None]
-        if any(t.is_alive() for t in self.threads):
-            self._note("the log stream stopped before the end of the output: the log may "
-                       "miss its last lines")
-            self._event("log stream stalled: the log may miss its last lines", "warning")
-        elif executor.pumps_logs:
-            self._catch_up(executor, handle, final)
+        for thread in self.threads:  # the copies read the job's files to their end
+            thread.join()
         for rank_log in self.logs.values():
             rank_log.finish_partial()
-        self._finish(executor, handle, version, final)
-
-    def _catch_up(self, executor: Executor, handle: Handle, exits: list[RankExit]) -> None:
-        """Copy what the Docker log streams did not deliver before they ended.
-
-        A follow stream can end as its container exits with lines still to send (a
-        flood, an engine shutting down): every rank's log is read on from where its
-        stream stopped (see `catch_up`). After a signal nobody here sent (an engine
-        shutting down stops its containers and may still be writing their last output),
-        give the engine a moment first.
-        """
-        killed = not self.stopping and any(e.exit_code in (137, 143) for e in exits)
-        if killed:
-            time.sleep(CATCH_UP_DELAY_SECONDS)
-        deadline = time.monotonic() + CATCH_UP_WAIT_SECONDS
-        for rank, rank_log in sorted(self.logs.items()):
-            position = self.positions.get(rank)
-            if not position and not (killed or rank_log.interrupted
-                                     or _size(rank_log.path) < ALWAYS_CATCH_UP_BYTES):
-                continue
-            while (added := catch_up(executor, handle, rank, rank_log, position,
-                                     self._gap_reporter(rank))) is None:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(2.0)
-            rank_log.finish_partial()
-            if added:
-                self._event(f"rank {rank}: {added} last log line(s) fetched after its log "
-                            "stream ended early", "warning")
+        if executor.logs_in_job_folder:  # copied: the job's copies only take space now
+            for rank in self.logs:
+                job_log_path(self.ctx.settings, self.version_id, rank).unlink(missing_ok=True)
+        self._finish(executor, handle, version, [e for e in exits if e is not None])
 
     def _stop_ranks(self, executor: Executor, handle: Handle) -> None:
         try:
@@ -553,13 +476,6 @@ class Supervisor(StorageSteps):
                         self._event(f"cleanup failed: {exc}", "warning")
                     return False
             time.sleep(2.0)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 def run_supervisor(version_id: int, flags: SignalFlags, *, restarted: bool = False) -> int:

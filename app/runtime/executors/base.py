@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,8 @@ class RankPlan:
     gpus: list[int] = field(default_factory=list)
     """GPU indices this rank may use."""
     log: str = ""
-    """The rank's log file (written by the local rank wrapper; Docker logs are pumped)."""
+    """Where the rank's wrapper writes its log: the rank's log file, or in a container
+    a file of the job's folder (`logs_in_job_folder`)."""
 
 
 @dataclass(frozen=True)
@@ -96,20 +96,14 @@ class Executor(ABC):
     """Starts, watches, stops and cleans up the ranks of a version."""
 
     kind: str
-    pumps_logs: bool = True
-    """True when the supervisor copies the ranks' output (`logs`) into their log files;
-    False when the ranks' logs are written without it."""
+    logs_in_job_folder: bool = False
+    """True when each rank's wrapper writes its log into the job's folder (a container
+    cannot reach Traindeck's own files), for the supervisor to copy into the rank's log;
+    False when the wrappers write the ranks' logs themselves."""
 
     @abstractmethod
     def start(self, plan: LaunchPlan) -> Handle:
         """Start every rank; raise ExecutorError with a user-facing reason on failure."""
-
-    def logs(self, handle: Handle, rank: int, since: datetime | None = None, *,
-             position: dict[str, Any] | None = None) -> Iterator[bytes]:
-        """Yield the rank's combined stdout/stderr in chunks until it exits (executors
-        that pump logs); `position` records (and, when not empty, resumes from) where
-        in the stream the chunks yielded end."""
-        return iter(())
 
     def wait_any(self, handle: Handle, timeout: float) -> None:
         """Return when a rank may have ended, or after `timeout` seconds at most."""

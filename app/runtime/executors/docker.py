@@ -1,11 +1,16 @@
 """Runs each rank of a version as a detached Docker container (docker SDK).
 
+In each container the rank's command runs under Traindeck's rank wrapper
+(`app.runtime.rankrun`, with the image's python3), which writes the stamped log into the
+job's folder; the supervisor copies it from there as data. The engine's own log holds
+only the wrapper's messages, and the engine keeps the exit code.
+
 The SDK is imported inside functions so that importing this module stays cheap. Engine
 failures become `ExecutorError`s a user can act on: "image NAME: pull failed: ...", "engine
 unreachable: ...", "GPU request cannot be served: ...", else the engine's own message.
 
 Transient engine trouble (dockerd restarting) surfaces as "engine unreachable: ..." from
-`poll`, `logs`, `stop`, `cleanup` and `adoptable`: the containers may well be fine, so
+`poll`, `wait_any`, `stop`, `cleanup` and `adoptable`: the containers may well be fine, so
 the supervisor should retry later rather than declare the run failed.
 """
 
@@ -13,18 +18,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.runtime.dockerhost import EngineUnreachable, docker_client
 from app.runtime.executors.base import Executor, ExecutorError, Handle, LaunchPlan, RankExit
+from app.runtime.rankrun import SPAWN_FAILED
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -37,14 +41,13 @@ LABEL_RANK = "traindeck.rank"
 _ALIVE = frozenset({"created", "running", "restarting", "paused"})
 """Container states in which a rank has not ended yet."""
 
-_RESUME_PAUSE = 0.5
-"""Seconds before re-opening a log stream that ended while its rank still runs."""
-
-_HELD_FRAMES = 1000
-"""Frames older than the last one yielded that a live log stream holds back at most (the
-others are taken for frames the engine sends again)."""
-
-_STAMP = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$")
+WRAPPER_LIB = "/traindeck/lib"
+"""Where a container sees Traindeck's own package (read-only): its rank wrapper runs from
+there, with the image's python3 (`app.runtime.rankrun`)."""
+_WRAPPER = (f"import sys; sys.path.insert(0, {WRAPPER_LIB!r}); "
+            "from app.runtime.rankrun import main; sys.exit(main())")
+_APP = Path(__file__).resolve().parents[2]
+"""The `app` package on the host."""
 
 _GPU_WORDS = ("device driver", "gpu", "nvidia", "cuda", "device request")
 """Words of the engine's errors for device requests it cannot serve."""
@@ -98,32 +101,6 @@ def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise err from exc
 
 
-def _epoch(when: datetime) -> float:
-    """Seconds since the epoch; naive datetimes are taken as UTC (what the database holds)."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp()
-
-
-def _stamp_ns(raw: bytes) -> int | None:
-    """Nanoseconds since the epoch of a Docker log timestamp (RFC 3339 with nanoseconds)."""
-    match = _STAMP.match(raw)
-    if match is None:
-        return None
-    base, fraction, zone = (part.decode() if part else "" for part in match.groups())
-    seconds = datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
-    return int(seconds.timestamp()) * 1_000_000_000 + int(fraction.ljust(9, "0"))
-
-
-def _older(stamp: bytes, than: bytes) -> bool:
-    """True when the Docker log timestamp `stamp` is before `than`. The engine writes
-    them with nine fraction digits in UTC: same lengths compare as bytes, cheaply."""
-    if len(stamp) == len(than):
-        return stamp < than
-    first, second = _stamp_ns(stamp), _stamp_ns(than)
-    return first is not None and second is not None and first < second
-
-
 class DockerExecutor(Executor):
     """Runs ranks as containers: argv exec'd without a shell, never privileged, hardened
     by the settings (`docker_cap_drop`, `docker_no_new_privileges`, `docker_pids_limit`,
@@ -131,11 +108,14 @@ class DockerExecutor(Executor):
     `network`)."""
 
     kind = "docker"
+    logs_in_job_folder = True
 
     def __init__(self, settings: Settings, client: Any = None) -> None:
         self.settings = settings
         self._client: Any = client
         self._client_lock = threading.Lock()
+        self._ended: set[str] = set()
+        """Containers `wait_any` saw end."""
 
     def _docker(self) -> Any:
         """The shared SDK client (its connection pool is thread-safe), made on first use."""
@@ -262,8 +242,10 @@ class DockerExecutor(Executor):
                 init=True,
                 shm_size=plan.shm_size or self.settings.docker_shm_size,
                 mounts=[
-                    Mount(target=m.target, source=str(m.host), type="bind", read_only=m.read_only)
-                    for m in plan.mounts
+                    *(Mount(target=m.target, source=str(m.host), type="bind",
+                            read_only=m.read_only) for m in plan.mounts),
+                    Mount(target=f"{WRAPPER_LIB}/app", source=str(_APP), type="bind",
+                          read_only=True),
                 ],
                 device_requests=devices,
                 network_mode=plan.network or plan.network_mode,
@@ -271,9 +253,14 @@ class DockerExecutor(Executor):
                 privileged=False,
                 **self._limits(plan),
             )
+            # The rank wrapper writes the stamped log into the job's folder (rank.log),
+            # where the supervisor copies it from; -I: the job's PYTHON* variables and
+            # files do not reach it.
+            grace = str(self.settings.stop_grace_seconds)
             created = api.create_container(
                 plan.image,
-                command=list(rank.argv),
+                command=["python3", "-I", "-c", _WRAPPER, rank.log, "-", grace, "--",
+                         *rank.argv],
                 name=rank.name,
                 hostname=rank.name,
                 environment=dict(rank.env),
@@ -336,96 +323,22 @@ class DockerExecutor(Executor):
 
     # -- watch ---------------------------------------------------------------------------
 
-    def logs(self, handle: Handle, rank: int, since: datetime | None = None,
-             on_open: Callable[[Any], None] | None = None, *,
-             position: dict[str, Any] | None = None) -> Iterator[bytes]:
-        """Yield the rank's stdout+stderr as the engine delivers it, until the rank ends.
-
-        `since` is inclusive, as in Docker: a line stamped exactly at `since` is sent
-        again (at-least-once; nothing is lost). Ends quietly when the container is gone.
-        If the stream breaks while the container still runs, it is re-opened after the
-        last line delivered, skipping lines already yielded (told apart by the engine's
-        nanosecond timestamps, which are stripped from the output). Frames a follow
-        stream of Docker 20.10 sends again when the engine rotates its log file (from the
-        new file's start up to the last frame yielded) are dropped too.
-
-        With `on_open`, it is called with the stream once it is open, and a stream that
-        ends is not re-opened: closing it (from another thread) ends the output here.
-        `position` keeps the last frame's timestamp and count across calls: a call with a
-        position that is not empty starts right after the frames an earlier one yielded.
-        When the engine no longer holds those frames (its bounded json-file log rotated
-        them out), the output resumes at the oldest frame it holds and `position["gap"]`
-        is set, before that frame is yielded, to the stamps (text) of the last frame
-        yielded and of that oldest one: what was printed in between may be lost (or
-        nothing, when a log file ended right after the last frame yielded).
-        """
-        container_id = handle["containers"][rank]
+    def wait_any(self, handle: Handle, timeout: float) -> None:
+        """Return when a rank's container exits, or after `timeout` seconds: the engine's
+        `wait` on the first container not yet seen to end."""
         client = self._docker()
-        since_s = _epoch(since) if since else None
-        position = {} if position is None else position
-        # Engine timestamp of the last frame yielded, and how many yielded frames carry
-        # exactly that timestamp.
-        last: bytes | None = position.get("last")
-        seen_at_last: int = position.get("seen", 0)
-        last_data: bytes | None = None
-        while True:
-            # A stream opened at `last` starts a bit early: it sends frames before it and
-            # the ones at it again, up to the first frame after it.
-            resuming, skip_equal = last is not None, seen_at_last
-            if last is not None and (last_ns := _stamp_ns(last)) is not None:
-                # A millisecond early: float seconds cannot carry nanoseconds exactly.
-                since_s = last_ns / 1e9 - 0.001
-            stream = _call(
-                client.api.logs, container_id, stream=True, follow=True, stdout=True,
-                stderr=True, timestamps=True, since=since_s if since_s and since_s > 0 else None,
-            )
-            if stream is GONE:
-                return
-            if on_open is not None:
-                on_open(stream)
-            # Frames of a live stream older than `last`: a line of the other pipe (stamps
-            # are not in order across stdout and stderr), or the engine sending the start
-            # of its current log file again (Docker 20.10, at a rotation) up to `last`.
-            held: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        for container_id in handle["containers"]:
+            if container_id in self._ended:
+                continue
             try:
-                for frame in stream:
-                    stamp, sep, data = frame.partition(b" ")
-                    if not sep:
-                        yield frame
-                        continue
-                    if stamp == last:
-                        if skip_equal > 0:
-                            skip_equal -= 1
-                            continue
-                        if data == last_data:
-                            held.clear()  # they were sent before, up to this one
-                            continue
-                        seen_at_last += 1
-                    elif last is not None and _older(stamp, last):
-                        if not resuming and len(held) < _HELD_FRAMES:
-                            held.append(data)
-                        continue
-                    else:
-                        if resuming and skip_equal > 0 and last is not None:
-                            position["gap"] = (last.decode(), stamp.decode())
-                        last, seen_at_last = stamp, 1
-                    resuming, skip_equal = False, 0
-                    yield from held
-                    held.clear()
-                    position["last"], position["seen"] = last, seen_at_last
-                    last_data = data
-                    yield data
-                yield from held
-            finally:
-                stream.close()
-            if on_open is not None:
+                _call(client.api.wait, container_id, timeout=max(0.1, timeout))
+            except ExecutorError:  # timed out, or the engine is away: `poll` tells
+                time.sleep(max(0.0, min(deadline - time.monotonic(), 1.0)))
                 return
-            # The SDK ends a broken stream as if it were complete: only the container's
-            # state tells an exited rank from a dropped connection.
-            state = _call(client.api.inspect_container, container_id)
-            if state is GONE or state["State"].get("Status") not in _ALIVE:
-                return
-            time.sleep(_RESUME_PAUSE)
+            self._ended.add(container_id)  # ended (or gone)
+            return
+        time.sleep(timeout)
 
     def poll(self, handle: Handle) -> list[RankExit | None]:
         """Per rank: None while alive, else its exit code and OOM flag.
@@ -444,15 +357,24 @@ class DockerExecutor(Executor):
             if state.get("Status") in _ALIVE:
                 result.append(None)
                 continue
-            result.append(
-                RankExit(
-                    rank=rank,
-                    exit_code=int(state.get("ExitCode", -1)),
-                    oom_killed=bool(state.get("OOMKilled", False)),
-                    error=str(state.get("Error") or ""),
-                )
-            )
+            code = int(state.get("ExitCode", -1))
+            error = str(state.get("Error") or "")
+            if code == SPAWN_FAILED and not error:
+                error = self._wrapper_message(container_id)
+            result.append(RankExit(rank=rank, exit_code=code, error=error,
+                                   oom_killed=bool(state.get("OOMKilled", False))))
         return result
+
+    def _wrapper_message(self, container_id: str) -> str:
+        """The rank wrapper's last message (it could not start the command), which it
+        wrote to the container's own output: the engine's log holds nothing else. The
+        container's init says when the wrapper itself could not start."""
+        raw = _call(self._docker().api.logs, container_id, stdout=True, stderr=True, tail=5)
+        lines = [] if raw is GONE else raw.decode(errors="replace").strip().splitlines()
+        if lines and "exec python3 failed" in lines[-1]:
+            return ("the image has no python3 on its PATH; Traindeck runs each container's "
+                    "command under its rank wrapper, which needs Python 3.8 or newer")
+        return lines[-1][:500] if lines else ""
 
     # -- stop and clean up ---------------------------------------------------------------
 

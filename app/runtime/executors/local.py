@@ -75,7 +75,6 @@ class LocalExecutor(Executor):
     """Runs ranks as wrapped local processes, argv exec'd without a shell."""
 
     kind = "local"
-    pumps_logs = False
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings

@@ -212,7 +212,6 @@ class SlurmExecutor(Executor):
     """Submits a version as one Slurm job; its ranks write their own logs."""
 
     kind = "slurm"
-    pumps_logs = False
 
     def __init__(self, settings: Settings | None = None, pool: PoolSettings | None = None,
                  gpus_per_node: int = 0) -> None:
