@@ -12,7 +12,7 @@ from app.logs import LogWriter
 from app.models import Status
 from app.runtime.executors import RankExit
 from app.runtime.failure import MAX_REASON_CHARS, TAIL_BYTES, error_line, failure_reason
-from app.runtime.outcome import outcome_of
+from app.runtime.supervisor.outcome import outcome_of
 
 
 def run_into_log(tmp_path: Path, source: str, *args: str, log: str = "rank-0.log",

@@ -7,9 +7,7 @@ version is finalised here directly so that nothing waits forever.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,24 +17,12 @@ from app.errors import ConflictError, TraindeckError
 from app.lifecycle import delete_rows, load_version, set_status
 from app.models import Status, Version, version_label
 from app.runtime.procs import supervisor_alive
-from app.runtime.supervisor import STOP_SIGNAL, WAKE_SIGNAL
+from app.runtime.supervisor.signals import STOP_SIGNAL, signal_supervisor
 
-__all__ = ["STOP_SIGNAL", "WAKE_SIGNAL", "Deletion", "delete", "keep_unuploaded_output",
-           "signal_supervisor", "stop_version", "wait_final"]
+__all__ = ["Deletion", "delete", "keep_unuploaded_output", "stop_version", "wait_final"]
 
 RECONCILE_EVERY_SECONDS = 5.0
 """While waiting, how often to check that the version's supervisor is still alive."""
-
-
-def signal_supervisor(version: Version, sig: signal.Signals) -> bool:
-    """Send `sig` to the version's supervisor if it is alive; True when sent."""
-    if not supervisor_alive(version.supervisor_pid, version.id or 0, version.supervisor_host):
-        return False
-    try:
-        os.kill(version.supervisor_pid or 0, sig)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def stop_version(ctx: Context, job: str, label: str | None = None) -> str:

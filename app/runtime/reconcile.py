@@ -326,7 +326,7 @@ def run_pending_upload(ctx: Context, version_id: int) -> bool:
                 record_event(session, version_id, f"{error} ({more})", "warning")
         if settled:
             marker.unlink(missing_ok=True)
-            from app.runtime.supervisor_storage import DATA_CACHE
+            from app.runtime.supervisor.storage import DATA_CACHE
 
             shutil.rmtree(state / DATA_CACHE, ignore_errors=True)
         else:

@@ -45,7 +45,6 @@ from app.runtime.executors import (
 from app.runtime.executors.base import Handle
 from app.runtime.launcher import open_rank_logs, start_ranks
 from app.runtime.logpump import RankLog, copy_job_log
-from app.runtime.outcome import Outcome, outcome_of
 from app.runtime.plan import (
     CREATED_LABEL,
     INSTANCE_LABEL,
@@ -63,8 +62,9 @@ from app.runtime.procs import hostname, settle_heap, supervisor_alive
 from app.runtime.sampler import PREFIX as SAMPLED
 from app.runtime.sampler import Sampler
 from app.runtime.scheduler import peek_admission, release, try_admit, wake_queued
-from app.runtime.supervisor import SignalFlags
-from app.runtime.supervisor_storage import StorageSteps
+from app.runtime.supervisor.outcome import Outcome, outcome_of
+from app.runtime.supervisor.signals import SignalFlags
+from app.runtime.supervisor.storage import StorageSteps
 from app.spec import JobSpec
 from app.storage import (
     LogSyncer,

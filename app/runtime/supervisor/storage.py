@@ -13,9 +13,9 @@ from app.context import Context
 from app.datasets import s3_pins
 from app.models import Status, Version
 from app.runtime.launcher import dataset_paths
-from app.runtime.outcome import Outcome
 from app.runtime.plan import PlanError
-from app.runtime.supervisor import SignalFlags
+from app.runtime.supervisor.outcome import Outcome
+from app.runtime.supervisor.signals import SignalFlags
 from app.spec import JobSpec, is_remote
 from app.storage import (
     DataError,

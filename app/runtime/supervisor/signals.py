@@ -1,20 +1,22 @@
-"""The supervisor's entry point: `python -m app.runtime.supervisor VERSION_ID [--restarted]`.
+"""The control signals between Traindeck's processes and a version's supervisor.
 
-One detached supervisor process runs per version (see `app.runtime.supervision` for
-what it does, and `app.runtime.launcher` for how it is started). This module is
-deliberately tiny: the launcher starts the process with the control signals blocked,
-and the first thing done here — before the heavy imports of the database and
-Docker layers — is to install their handlers and unblock them. So a `stop` sent a
-millisecond after `submit` is remembered rather than killing the half-started process,
-and a SIGHUP (a terminal or SSH session going away) never ends it.
+A stop (`STOP_SIGNAL`, or SIGTERM) and a wake-up for queued versions (`WAKE_SIGNAL`) are
+sent to the supervisor's pid; its handlers only set flags (`SignalFlags`) that its main
+loop reads. Standard library only: the entry point installs the handlers before any
+heavy import.
 """
 
 from __future__ import annotations
 
+import os
 import signal
-import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from app.runtime.procs import supervisor_alive
+
+if TYPE_CHECKING:
+    from app.models import Version
 
 STOP_SIGNAL = signal.SIGUSR1
 """Sent to a supervisor to say: stop your version (its `stop_requested` flag is set)."""
@@ -58,19 +60,12 @@ def install_signal_handlers(flags: SignalFlags) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, CONTROL_SIGNALS)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: supervise one version until it reaches a final status."""
-    flags = SignalFlags()
-    install_signal_handlers(flags)
-    args = sys.argv[1:] if argv is None else argv
-    if not 1 <= len(args) <= 2 or not args[0].isdigit() or args[1:] not in ([], [RESTARTED]):
-        print(f"usage: python -m app.runtime.supervisor VERSION_ID [{RESTARTED}]",
-              file=sys.stderr)
-        return 2
-    from app.runtime.supervision import run_supervisor
-
-    return run_supervisor(int(args[0]), flags, restarted=RESTARTED in args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def signal_supervisor(version: Version, sig: signal.Signals) -> bool:
+    """Send `sig` to the version's supervisor if it is alive; True when sent."""
+    if not supervisor_alive(version.supervisor_pid, version.id or 0, version.supervisor_host):
+        return False
+    try:
+        os.kill(version.supervisor_pid or 0, sig)
+    except ProcessLookupError:
+        return False
+    return True
