@@ -194,14 +194,22 @@ def _code_changes(snapshots: dict[str, Any], labels: list[str]
             if label in snapshots and snapshots[label].id != first.id}
 
 
+def _two_or_more(job: str, versions: list[Any]) -> list[Any]:
+    if len(versions) < 2:
+        from app.errors import TraindeckError
+
+        raise TraindeckError(f"compare: needs at least two versions ({job} has "
+                             f"{' '.join(v.version for v in versions) or 'none'} here)")
+    return versions
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from app import quicklist
-    from app.errors import TraindeckError
     from app.metrics import compare_versions
 
     def cold(path: Path) -> tuple[list[Any], dict[int, Any], dict[str, Any]]:
-        versions = quicklist.job_versions_fast(path, args.job, labels=args.versions,
-                                               status=args.status)
+        versions = _two_or_more(args.job, quicklist.job_versions_fast(
+            path, args.job, labels=args.versions, status=args.status))
         return (versions, quicklist.gpu_summary_fast(path, [v.id for v in versions]),
                 quicklist.code_snapshots_fast(path, versions))
 
@@ -212,14 +220,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from app.runtime.sampler import gpu_summary
 
         ctx = open_core()
-        versions = job_versions(ctx.db, args.job, status=args.status, labels=args.versions)
+        versions = _two_or_more(args.job, job_versions(ctx.db, args.job, status=args.status,
+                                                       labels=args.versions))
         found = (versions, gpu_summary(ctx.db, [v.id for v in versions]),
                  version_snapshots(ctx, args.job, [v.version for v in versions]))
     versions, gpus, snapshots = found
     result = compare_versions(args.job, versions)
-    if len(result.versions) < 2:
-        raise TraindeckError(f"compare: needs at least two versions ({args.job} has "
-                             f"{' '.join(result.versions) or 'none'} here)")
     changes = _code_changes(snapshots, result.versions)
     if args.json:
         print_json({**result.to_dict(), "code_changes": {
