@@ -72,6 +72,7 @@ class JobsWorkers:
 
     def __init__(self, screen: Screen[Any]) -> None:
         self._screen = screen
+        self._post = screen.post_message
 
     def _run(self, group: str, work: Callable[[], None]) -> None:
         self._screen.run_worker(work, name=group, group=group, thread=True, exclusive=True,
@@ -80,8 +81,6 @@ class JobsWorkers:
     def read_first_page(self, generation: int, sort: Any, descending: bool,
                         limit: int) -> None:
         """Before the core opens: the first page straight from the SQLite file, if it can."""
-        post = self._screen.post_message
-
         def work() -> None:
             from app import quicklist
 
@@ -89,11 +88,11 @@ class JobsWorkers:
                 path = quicklist.default_db_path()
                 if path is not None:
                     rows, total = fetch_rows(path, "", None, sort, descending, 0, limit)
-                    post(WindowLoaded(generation, 0, rows, total, True, path))
+                    self._post(WindowLoaded(generation, 0, rows, total, True, path))
                     return
             except Exception:  # best effort only: the core reads it properly a moment later
                 pass
-            post(FastUnavailable())
+            self._post(FastUnavailable())
 
         self._run("jobs-window", work)
 
@@ -101,8 +100,6 @@ class JobsWorkers:
                     status: str | None, sort: Any, descending: bool, offset: int, limit: int,
                     reset: bool) -> None:
         """Read one window of rows (and the count) off the UI thread."""
-        post = self._screen.post_message
-
         def work() -> None:
             from app.errors import TraindeckError
             from app.quicklist import QuickListError
@@ -111,13 +108,13 @@ class JobsWorkers:
                 rows, total = fetch_rows(source, search, status, sort, descending, offset,
                                          limit)
             except QuickListError:
-                post(FastUnavailable())  # the core, once open, reads it again
+                self._post(FastUnavailable())  # the core, once open, reads it again
                 return
             except TraindeckError as exc:
-                post(Failed(str(exc)))
+                self._post(Failed(str(exc)))
                 return
             if not get_current_worker().is_cancelled:
-                post(WindowLoaded(generation, offset, rows, total, reset))
+                self._post(WindowLoaded(generation, offset, rows, total, reset))
 
         self._run("jobs-window", work)
 
@@ -125,8 +122,6 @@ class JobsWorkers:
                      status: str | None, sort: Any, descending: bool, offset: int,
                      limit: int) -> None:
         """When the change marker moved, re-read the rows on screen and the count."""
-        post = self._screen.post_message
-
         def work() -> None:
             from app import queries
             from app.errors import TraindeckError
@@ -142,14 +137,12 @@ class JobsWorkers:
             except TraindeckError:
                 return  # the next poll tries again; a locked database is not worth a popup
             if not get_current_worker().is_cancelled:
-                post(Polled(generation, offset, rows, total, marker))
+                self._post(Polled(generation, offset, rows, total, marker))
 
         self._run("jobs-poll", work)
 
     def delete_job(self, ctx: Context, name: str) -> None:
         """Stop what still runs, then remove the job's rows (as `traindeck delete`)."""
-        post = self._screen.post_message
-
         def work() -> None:
             from app.errors import TraindeckError
             from app.runtime.control import delete
@@ -157,9 +150,9 @@ class JobsWorkers:
             try:
                 delete(ctx, name, None)
             except TraindeckError as exc:
-                post(ActionFailed("Not deleted", str(exc)))
+                self._post(ActionFailed("Not deleted", str(exc)))
                 return
-            post(ActionDone(f"Deleted job {name}"))
-            post(JobsChanged(name))
+            self._post(ActionDone(f"Deleted job {name}"))
+            self._post(JobsChanged(name))
 
         self._run("jobs-write", work)
