@@ -206,24 +206,6 @@ def version_snapshots(ctx: Context, job: str, labels: list[str]) -> dict[str, Sn
             for number, snapshot_id in rows if snapshot_id}
 
 
-def code_changes(ctx: Context, job_name: str, labels: list[str]
-                 ) -> dict[str, list[tuple[str, str]]]:
-    """How each version's code differs from the first one's: label → [(path, `added` |
-    `removed` | `modified`)], for versions whose snapshots differ."""
-    from app.runtime.snapshot import changed_files
-
-    if not labels:
-        return {}
-    found = version_snapshots(ctx, job_name, labels)
-    first = found.get(version_label(parse_version_label(labels[0])))
-    changes: dict[str, list[tuple[str, str]]] = {}
-    for label in labels[1:]:
-        other = found.get(version_label(parse_version_label(label)))
-        if first and other and other.id != first.id:
-            changes[label] = changed_files(first, other)
-    return changes
-
-
 def _insert_version(
     session: Session, ctx: Context, job: Job, spec: JobSpec, parent_id: int | None,
     code: tuple[str, str] = ("", ""),

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from app.logs import LogFollower
+from app.readmodels import Comparison, VersionInfo
 
 log = logging.getLogger(__name__)
 
@@ -411,3 +412,24 @@ def ordered_metric_names(names: Iterable[str]) -> list[str]:
         return rank, name.lower(), name
 
     return sorted(set(names), key=key)
+
+
+def compare_versions(job_name: str, versions: list[VersionInfo]) -> Comparison:
+    """`versions` of a job side by side (`app.queries.compare` reads them from the core,
+    `traindeck compare` cold from the file), each metric's best value marked."""
+    param_names = sorted({name for v in versions for name in v.parameters})
+    parameters = {name: [v.parameters.get(name) for v in versions] for name in param_names}
+    differing = [n for n in param_names if len({json.dumps(x) for x in parameters[n]}) > 1]
+    # A script that echoes a run parameter among its metrics (`train_steps`) reports a
+    # setting, not a result: it is compared once, as a parameter.
+    metric_names = ordered_metric_names(
+        {name for v in versions for name in v.metrics} - set(param_names))
+    metrics = {name: [v.metrics.get(name) for v in versions] for name in metric_names}
+    goals: dict[str, str] = {name: metric_goal(name) for name in metric_names}
+    best = {name: best_indices(metrics[name], metric_goal(name)) for name in metric_names}
+    return Comparison(
+        job=job_name, versions=[v.version for v in versions], version_ids=[v.id for v in versions],
+        statuses=[v.status for v in versions], parameter_names=param_names, differing=differing,
+        parameters=parameters, metric_names=metric_names, metrics=metrics, best=best,
+        goals=goals, reasons=[v.reason for v in versions],
+    )

@@ -6,8 +6,7 @@ a time so that 10,000 jobs cost what 100 do.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -18,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from app.db import Database
 from app.lifecycle import load_version, parse_version_label
-from app.metrics import best_indices, metric_goal, ordered_metric_names
+from app.metrics import compare_versions
 from app.models import (
     ACTIVE_STATUSES,
     Event,
@@ -31,6 +30,7 @@ from app.models import (
 )
 from app.readmodels import (
     DELETED_PARENT,
+    Comparison,
     EventInfo,
     JobRow,
     VersionInfo,
@@ -338,52 +338,8 @@ def metric_curves(
     return out
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """Versions side by side: parameters and final metrics, with the best value marked."""
-
-    job: str
-    versions: list[str]
-    version_ids: list[int]
-    statuses: list[str]
-    parameter_names: list[str]
-    differing: list[str]
-    parameters: dict[str, list[Any]]
-    metric_names: list[str]
-    metrics: dict[str, list[float | None]]
-    best: dict[str, tuple[int, ...]]
-    """Per metric, the indices of the versions holding the best value (all of a tie)."""
-    goals: dict[str, str]
-    reasons: list[str] = field(default_factory=list)
-    """Why each version is in its status (a failure's cause), or ''."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """For `--json`: per metric, the labels of the versions with the best value."""
-        data = asdict(self)
-        data["best"] = {
-            name: [self.versions[i] for i in indices] for name, indices in self.best.items()
-        }
-        return data
-
-
 def compare(
     db: Database, job_name: str, labels: list[str] | None = None, status: str | None = None,
 ) -> Comparison:
     """Compare the given versions (or all, or those with `status`) of a job."""
-    versions = job_versions(db, job_name, status=status, labels=labels)
-    param_names = sorted({name for v in versions for name in v.parameters})
-    parameters = {name: [v.parameters.get(name) for v in versions] for name in param_names}
-    differing = [n for n in param_names if len({json.dumps(x) for x in parameters[n]}) > 1]
-    # A script that echoes a run parameter among its metrics (`train_steps`) reports a
-    # setting, not a result: it is compared once, as a parameter.
-    metric_names = ordered_metric_names(
-        {name for v in versions for name in v.metrics} - set(param_names))
-    metrics = {name: [v.metrics.get(name) for v in versions] for name in metric_names}
-    goals = {name: metric_goal(name) for name in metric_names}
-    best = {name: best_indices(metrics[name], goals[name]) for name in metric_names}
-    return Comparison(
-        job=job_name, versions=[v.version for v in versions], version_ids=[v.id for v in versions],
-        statuses=[v.status for v in versions], parameter_names=param_names, differing=differing,
-        parameters=parameters, metric_names=metric_names, metrics=metrics, best=best,
-        goals=goals, reasons=[v.reason for v in versions],
-    )
+    return compare_versions(job_name, job_versions(db, job_name, status=status, labels=labels))

@@ -3,7 +3,8 @@
 Opening the full core (settings, SQLModel, migrations, catalog sync, reconciliation) costs
 far more than printing a table, so these read with the standard library's `sqlite3` and
 nothing else. The queries mirror `app.queries` (`list_jobs`, `count_jobs`, `job_versions`,
-`version_info`, `version_events`) row for row; tests hold them to it.
+`version_info`, `version_events`) and `app.runtime.sampler.gpu_summary` row for row;
+tests hold them to it.
 
 Only the default database at the schema revision known here qualifies: when a
 `database_url` is configured (environment or config file) `default_db_path` returns None,
@@ -17,12 +18,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.readmodels import (
     ACTIVE_STATUS_VALUES,
@@ -30,8 +31,12 @@ from app.readmodels import (
     EventInfo,
     JobRow,
     VersionInfo,
+    gpu_summary_of,
     version_from_row,
 )
+
+if TYPE_CHECKING:
+    from app.runtime.snapshot import Snapshot
 
 APP_NAME = "traindeck"
 DB_FILE_NAME = "traindeck.db"
@@ -262,12 +267,14 @@ def _number(label: str) -> int:
     return int(text)
 
 
-def _pick(job_name: str, label: str | None) -> tuple[str, list[Any]]:
-    """The condition on `versions AS v` joined to `jobs` that picks a job's versions, or
-    the one `label` names."""
-    if label is None:
-        return "jobs.name = ?", [job_name]
-    return "jobs.name = ? AND v.number = ?", [job_name, _number(label)]
+def _pick(job_name: str, labels: Sequence[str] = (), status: str | None = None
+          ) -> tuple[str, list[Any]]:
+    """The condition on `versions AS v` joined to `jobs` that picks a job's versions:
+    all, those `labels` name, those with `status`."""
+    numbers = [_number(label) for label in labels]
+    where = "jobs.name = ?" + (f" AND v.number IN ({_marks(numbers)})" if numbers else "")
+    return where + (" AND v.status = ?" if status else ""), [
+        job_name, *numbers, *([status] if status else [])]
 
 
 def _marks(values: list[Any]) -> str:
@@ -321,12 +328,15 @@ def _metrics(conn: sqlite3.Connection, rows: list[Any], chosen: str, params: lis
     return metrics
 
 
-def job_versions_fast(db_path: Path, job_name: str, label: str | None = None
+def job_versions_fast(db_path: Path, job_name: str, label: str | None = None, *,
+                      labels: Sequence[str] = (), status: str | None = None
                       ) -> list[VersionInfo]:
-    """Every version of a job (oldest first), or the one `label` names: what
-    `app.queries.job_versions` and `version_info` return. Raises `QuickListError` when
-    the core must answer (no such job or version, a lost supervisor)."""
-    where, params = _pick(job_name, label)
+    """Every version of a job (oldest first), the one `label` names, or those `labels`
+    name and with `status`: what `app.queries.job_versions` and `version_info` return.
+    Raises `QuickListError` when the core must answer (no such job, no version found or
+    one of `labels` missing, a lost supervisor)."""
+    labels = [label] if label else labels
+    where, params = _pick(job_name, labels, status)
     # The same versions again, found by the job (a thousand ids as parameters cost more).
     chosen = f"SELECT v.id FROM versions AS v JOIN jobs ON jobs.id = v.job_id WHERE {where}"
     with _connect(db_path) as conn:
@@ -334,8 +344,8 @@ def job_versions_fast(db_path: Path, job_name: str, label: str | None = None
             f"SELECT {_VERSION_COLUMNS} FROM versions AS v JOIN jobs ON jobs.id = v.job_id "
             "LEFT OUTER JOIN versions AS parent ON parent.id = v.parent_id "
             f"WHERE {where} ORDER BY v.number", params)]
-        if not rows:
-            raise QuickListError(f"job {job_name!r}: no version here")
+        if not rows or len(rows) < len(set(map(_number, labels))):
+            raise QuickListError(f"job {job_name!r}: not every version is here")
         _require_supervisors(conn, f"id IN ({chosen})", params)
         metrics = _metrics(conn, rows, chosen, params)
         orphans = [row[0] for row in rows if row[-1] is None]
@@ -367,7 +377,7 @@ def version_events_fast(db_path: Path, version_id: int, limit: int = 500) -> lis
 def rank_logs_fast(db_path: Path, job_name: str, label: str | None) -> tuple[Path, int]:
     """The log folder of a version (the latest when `label` is None) and its rank count,
     as `traindeck logs` reads them (`app.runtime.plan.rank_count`)."""
-    where, params = _pick(job_name, label)
+    where, params = _pick(job_name, [label] if label else [])
     with _connect(db_path) as conn:
         found = conn.execute(
             "SELECT v.id, v.log_dir, v.nodes, v.gpus_requested, v.spec_json FROM versions "
@@ -381,3 +391,26 @@ def rank_logs_fast(db_path: Path, job_name: str, label: str | None) -> tuple[Pat
         "processes_per_node", 1)
     per_node = max(1, gpus) if wanted == "gpus" else max(1, int(wanted))
     return Path(log_dir), max(1, nodes) * per_node
+
+
+def gpu_summary_fast(db_path: Path, version_ids: list[int]) -> dict[int, dict[str, float]]:
+    """`app.runtime.sampler.gpu_summary`: each version's GPU memory peak and mean use."""
+    with _connect(db_path) as conn:
+        return gpu_summary_of(conn.execute(
+            "SELECT version_id, name, max(value), avg(value), count(*) FROM metric_points "
+            f"WHERE version_id IN ({_marks(version_ids)}) AND name LIKE 'sys/gpu' || '%' "
+            "GROUP BY version_id, name", version_ids))
+
+
+def code_snapshots_fast(db_path: Path, versions: list[VersionInfo]) -> dict[str, Snapshot]:
+    """`app.jobs.version_snapshots` of `versions`: their code snapshots by label."""
+    ids = [v.id for v in versions]
+    with _connect(db_path) as conn:
+        stored = dict(conn.execute("SELECT id, code_snapshot FROM versions WHERE id IN "
+                                   f"({_marks(ids)}) AND code_snapshot != ''", ids))
+    if not stored:
+        return {}
+    from app.runtime.snapshot import load_snapshot
+
+    return {v.version: load_snapshot(db_path.parent / "snapshots", stored[v.id])
+            for v in versions if v.id in stored}

@@ -7,6 +7,7 @@ SQLAlchemy or pydantic; `app.queries` builds the same ones from the ORM and re-e
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -170,3 +171,50 @@ class EventInfo:
         """For `--json`."""
         return {"time": iso(self.time), "kind": self.kind, "status": self.status,
                 "message": self.message}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Versions side by side: parameters and final metrics, with the best value marked."""
+
+    job: str
+    versions: list[str]
+    version_ids: list[int]
+    statuses: list[str]
+    parameter_names: list[str]
+    differing: list[str]
+    parameters: dict[str, list[Any]]
+    metric_names: list[str]
+    metrics: dict[str, list[float | None]]
+    best: dict[str, tuple[int, ...]]
+    """Per metric, the indices of the versions holding the best value (all of a tie)."""
+    goals: dict[str, str]
+    reasons: list[str] = field(default_factory=list)
+    """Why each version is in its status (a failure's cause), or ''."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """For `--json`: per metric, the labels of the versions with the best value."""
+        data = asdict(self)
+        data["best"] = {
+            name: [self.versions[i] for i in indices] for name, indices in self.best.items()
+        }
+        return data
+
+
+def gpu_summary_of(rows: Iterable[tuple[int, str, float, float, int]]
+                   ) -> dict[int, dict[str, float]]:
+    """Per version: `gpu_memory_peak_mb` (the most any one of its GPUs held) and
+    `gpu_util_mean` (% over all its GPUs' samples), from (version id, `sys/gpu…` name,
+    max, mean, count) of its samples of each name."""
+    out: dict[int, dict[str, float]] = {}
+    weighted: dict[int, tuple[float, int]] = {}
+    for vid, name, peak, mean, count in rows:
+        summary = out.setdefault(vid, {})
+        if name.endswith("/memory_mb"):
+            summary["gpu_memory_peak_mb"] = max(summary.get("gpu_memory_peak_mb", 0.0), peak)
+        elif name.endswith("/util"):
+            total, n = weighted.get(vid, (0.0, 0))
+            weighted[vid] = (total + mean * count, n + count)
+    for vid, (total, n) in weighted.items():
+        out[vid]["gpu_util_mean"] = round(total / n, 1)
+    return out

@@ -17,11 +17,18 @@ from typing import Any
 from app.cli.output import (
     format_time,
     format_typed,
-    format_value,
     print_json,
     print_table,
 )
-from app.cli.reads import EXIT_ERROR, cmd_list, cmd_logs, cmd_show, cmd_wait, open_core
+from app.cli.reads import (
+    EXIT_ERROR,
+    cmd_compare,
+    cmd_list,
+    cmd_logs,
+    cmd_show,
+    cmd_wait,
+    open_core,
+)
 from app.errors import SpecError, TraindeckError
 
 EXIT_USAGE = 2
@@ -29,7 +36,7 @@ TEMPLATE_ACTIONS = ["list", "show", "save", "edit", "delete"]
 EDIT_ONLY = (("set", "--set"), ("spec", "--spec"), ("rename", "--rename"))
 """`templates` options that only `templates edit` takes: (attribute, flag)."""
 
-COLD_COMMANDS = frozenset({"list", "show", "logs", "wait"})
+COLD_COMMANDS = frozenset({"list", "show", "logs", "wait", "compare"})
 """The reading commands (`app.cli.reads`): their process builds no other command's parser."""
 Handler = Callable[[argparse.Namespace], int]
 
@@ -186,54 +193,6 @@ def cmd_modify(args: argparse.Namespace) -> int:
             print("  code: " + ("the folder as it is now" if args.code else
                                 f"{args.from_version.upper()}'s snapshot (--code takes the "
                                 "folder as it is now)"))
-    return 0
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    from app.jobs import code_changes
-    from app.queries import compare
-    from app.runtime.sampler import gpu_summary
-
-    ctx = open_core()
-    result = compare(ctx.db, args.job, args.versions or None, status=args.status)
-    if len(result.versions) < 2:
-        raise TraindeckError(f"compare: needs at least two versions ({args.job} has "
-                             f"{' '.join(result.versions) or 'none'} here)")
-    gpus = gpu_summary(ctx.db, result.version_ids)
-    if args.json:
-        print_json({**result.to_dict(), "code_changes": {
-            label: [{"path": p, "change": c} for p, c in changed]
-            for label, changed in code_changes(ctx, args.job, result.versions).items()},
-            "gpu": {label: gpus.get(vid, {})
-                    for label, vid in zip(result.versions, result.version_ids, strict=True)}})
-        return 0
-    names = result.parameter_names if args.all else result.differing
-    rows: list[list[str]] = [["status", *result.statuses]]
-    if any(status == "failed" for status in result.statuses):
-        rows.append(["reason", *(_cut(reason, 40) if status == "failed" else ""
-                                 for status, reason in zip(result.statuses, result.reasons,
-                                                           strict=True))])
-    rows += [[f"param {n}", *map(format_value, result.parameters[n])] for n in names]
-    for name in result.metric_names:
-        best = result.best[name]
-        rows.append([name, *(format_value(x) + (" *" if i in best else "")
-                             for i, x in enumerate(result.metrics[name]))])
-    for key, title in (("gpu_memory_peak_mb", "GPU memory peak (MiB)"),
-                       ("gpu_util_mean", "GPU utilisation mean (%)")):
-        if any(key in gpus.get(vid, {}) for vid in result.version_ids):
-            rows.append([title, *(format_value(gpus[vid][key]) if key in gpus.get(vid, {})
-                                  else "-" for vid in result.version_ids)])
-    print_table(["", *result.versions], rows)
-    if not args.all and len(names) < len(result.parameter_names):
-        print(f"({len(result.parameter_names) - len(names)} equal parameters hidden; --all)")
-    for label, changed in code_changes(ctx, args.job, result.versions).items():
-        files = ", ".join(f"{path} ({change})" for path, change in changed[:10])
-        more = f" and {len(changed) - 10} more" if len(changed) > 10 else ""
-        print(f"code of {label} differs from {result.versions[0]}'s: {files}{more}")
     return 0
 
 

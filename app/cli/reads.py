@@ -1,4 +1,4 @@
-"""The reading commands: `list`, `show`, `wait` and `logs`.
+"""The reading commands: `list`, `show`, `wait`, `logs` and `compare`.
 
 Each reads the default SQLite file with the standard library first (`app.quicklist`: no
 SQLAlchemy, no pydantic, no reconciliation) and prints the same read models as the core
@@ -10,7 +10,7 @@ name not found, a version still to wait for).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -174,4 +174,87 @@ def cmd_logs(args: argparse.Namespace) -> int:
         return print_logs(open_core(), args.job, args.version, rank=args.rank,
                           follow=args.follow, tail_lines=args.tail, raw=args.raw)
     print_rank_logs(*found, args.job, rank=args.rank, tail_lines=args.tail, raw=args.raw)
+    return 0
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _code_changes(snapshots: dict[str, Any], labels: list[str]
+                  ) -> dict[str, Sequence[tuple[str, str]]]:
+    """How each version's code (`snapshots` by label) differs from the first one's: label
+    → [(path, `added` | `removed` | `modified`)], for versions whose snapshots differ."""
+    first = snapshots.get(labels[0])
+    if first is None:
+        return {}
+    from app.runtime.snapshot import changed_files
+
+    return {label: changed_files(first, snapshots[label]) for label in labels[1:]
+            if label in snapshots and snapshots[label].id != first.id}
+
+
+def _two_or_more(job: str, versions: list[Any]) -> list[Any]:
+    if len(versions) < 2:
+        from app.errors import TraindeckError
+
+        raise TraindeckError(f"compare: needs at least two versions ({job} has "
+                             f"{' '.join(v.version for v in versions) or 'none'} here)")
+    return versions
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from app import quicklist
+    from app.metrics import compare_versions
+
+    def cold(path: Path) -> tuple[list[Any], dict[int, Any], dict[str, Any]]:
+        versions = _two_or_more(args.job, quicklist.job_versions_fast(
+            path, args.job, labels=args.versions, status=args.status))
+        return (versions, quicklist.gpu_summary_fast(path, [v.id for v in versions]),
+                quicklist.code_snapshots_fast(path, versions))
+
+    found = _cold(cold)
+    if found is None:
+        from app.jobs import version_snapshots
+        from app.queries import job_versions
+        from app.runtime.sampler import gpu_summary
+
+        ctx = open_core()
+        versions = _two_or_more(args.job, job_versions(ctx.db, args.job, status=args.status,
+                                                       labels=args.versions))
+        found = (versions, gpu_summary(ctx.db, [v.id for v in versions]),
+                 version_snapshots(ctx, args.job, [v.version for v in versions]))
+    versions, gpus, snapshots = found
+    result = compare_versions(args.job, versions)
+    changes = _code_changes(snapshots, result.versions)
+    if args.json:
+        print_json({**result.to_dict(), "code_changes": {
+            label: [{"path": p, "change": c} for p, c in changed]
+            for label, changed in changes.items()},
+            "gpu": {label: gpus.get(vid, {})
+                    for label, vid in zip(result.versions, result.version_ids, strict=True)}})
+        return 0
+    names = result.parameter_names if args.all else result.differing
+    rows: list[list[str]] = [["status", *result.statuses]]
+    if any(status == "failed" for status in result.statuses):
+        rows.append(["reason", *(_cut(reason, 40) if status == "failed" else ""
+                                 for status, reason in zip(result.statuses, result.reasons,
+                                                           strict=True))])
+    rows += [[f"param {n}", *map(format_value, result.parameters[n])] for n in names]
+    for name in result.metric_names:
+        best = result.best[name]
+        rows.append([name, *(format_value(x) + (" *" if i in best else "")
+                             for i, x in enumerate(result.metrics[name]))])
+    for key, title in (("gpu_memory_peak_mb", "GPU memory peak (MiB)"),
+                       ("gpu_util_mean", "GPU utilisation mean (%)")):
+        if any(key in gpus.get(vid, {}) for vid in result.version_ids):
+            rows.append([title, *(format_value(gpus[vid][key]) if key in gpus.get(vid, {})
+                                  else "-" for vid in result.version_ids)])
+    print_table(["", *result.versions], rows)
+    if not args.all and len(names) < len(result.parameter_names):
+        print(f"({len(result.parameter_names) - len(names)} equal parameters hidden; --all)")
+    for label, changed in changes.items():
+        files = ", ".join(f"{path} ({change})" for path, change in changed[:10])
+        more = f" and {len(changed) - 10} more" if len(changed) > 10 else ""
+        print(f"code of {label} differs from {result.versions[0]}'s: {files}{more}")
     return 0

@@ -38,7 +38,7 @@ from app.tui.widgets.status import status_text
 
 if TYPE_CHECKING:
     from app.context import Context
-    from app.queries import Comparison
+    from app.readmodels import Comparison
 
 Curves = dict[int, list[tuple[int, float]]]
 """One metric's curves: version id → [(step, value), ...]."""

@@ -6,7 +6,8 @@ from `app.quicklist` (stdlib sqlite3 only), so the first page is up before the c
 Every `POLL_SECONDS` a worker reads `queries.jobs_change_marker`; only when it moves are
 the rows on screen re-read, and only cells whose text changed are redrawn: an idle list
 sends nothing to the terminal (running durations tick from the rows already held).
-The thread workers that read (and delete) are `JobsWorkers`, in `jobs_workers.py`.
+The thread workers that read (and delete) are `JobsWorkers`, in `jobs_workers.py`,
+with the messages they answer by.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
@@ -38,7 +38,13 @@ from app.tui.joblist import (
 from app.tui.messages import OpenJob
 from app.tui.ready import report_ready
 from app.tui.screens.first_show import FirstShow
-from app.tui.screens.jobs_workers import JobsWorkers
+from app.tui.screens.jobs_workers import (
+    Failed,
+    FastUnavailable,
+    JobsWorkers,
+    Polled,
+    WindowLoaded,
+)
 from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.key_table import KeyTable
 from app.tui.widgets.status import status_text
@@ -57,7 +63,7 @@ RELOAD_CAP = 2000
 POLL_SECONDS = 2.0
 """How often the rows on screen are checked for changes."""
 
-class JobsScreen(FirstShow, JobsWorkers, Screen[None]):
+class JobsScreen(FirstShow, Screen[None]):
     """Jobs, newest change first: filter, sort, open, create."""
 
     # Its layout, jobs.tcss, is loaded with the app's CSS (see TraindeckApp.CSS_PATH).
@@ -83,44 +89,9 @@ class JobsScreen(FirstShow, JobsWorkers, Screen[None]):
     total: reactive[int] = reactive(-1, init=False, always_update=True)
     """How many jobs match the filter; -1 until the first count arrives."""
 
-    class WindowLoaded(Message):
-        """A page of rows (or a whole reload) read by a worker; `fast_db` names the file
-        the first page was read from before the core opened."""
-
-        def __init__(self, generation: int, offset: int, rows: list[JobRow], total: int,
-                     reset: bool, fast_db: Path | None = None) -> None:
-            super().__init__()
-            self.generation = generation
-            self.offset = offset
-            self.rows = rows
-            self.total = total
-            self.reset = reset
-            self.fast_db = fast_db
-
-    class Polled(Message):
-        """A fresh read of the rows that were on screen (sent only when the data moved)."""
-
-        def __init__(self, generation: int, offset: int, rows: list[JobRow],
-                     total: int, marker: Marker) -> None:
-            super().__init__()
-            self.generation = generation
-            self.offset = offset
-            self.rows = rows
-            self.total = total
-            self.marker = marker
-
-    class FastUnavailable(Message):
-        """No fast first page (another database is configured, none exists yet, ...)."""
-
-    class Failed(Message):
-        """A read failed (database locked, gone, ...)."""
-
-        def __init__(self, error: str) -> None:
-            super().__init__()
-            self.error = error
-
     def __init__(self) -> None:
         super().__init__()
+        self._workers = JobsWorkers(self)
         self._rows: list[JobRow] = []
         self._shown: list[tuple[str, ...]] = []
         self._columns: tuple[tuple[str, str, int], ...] = COLUMNS
@@ -144,7 +115,8 @@ class JobsScreen(FirstShow, JobsWorkers, Screen[None]):
             # is what start-up waits for.
             self._loading = True
             first = max(self.app.size.height, MARGIN)
-            self._read_first_page(self._generation, self.sort_key, self.descending, first)
+            self._workers.read_first_page(self._generation, self.sort_key, self.descending,
+                                          first)
         yield Header()
         table = KeyTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
         self._columns = columns_for(self.app.size.width)
@@ -212,8 +184,8 @@ class JobsScreen(FirstShow, JobsWorkers, Screen[None]):
             self._keep_cursor_on = self._highlighted_name()
         self._loading = True
         search, status = parse_filter(self.search)
-        self._read_window(ctx, self._generation, search, status, self.sort_key, self.descending,
-                          0, limit, True)
+        self._workers.read_window(ctx, self._generation, search, status, self.sort_key,
+                                  self.descending, 0, limit, True)
 
     def _load_more(self) -> None:
         ctx = self._source()
@@ -221,8 +193,8 @@ class JobsScreen(FirstShow, JobsWorkers, Screen[None]):
             return
         self._loading = True
         search, status = parse_filter(self.search)
-        self._read_window(ctx, self._generation, search, status, self.sort_key, self.descending,
-                          len(self._rows), PAGE, False)
+        self._workers.read_window(ctx, self._generation, search, status, self.sort_key,
+                                  self.descending, len(self._rows), PAGE, False)
 
     def _visible_window(self) -> tuple[int, int]:
         """(first row index, row count) of the loaded rows in view."""
@@ -239,8 +211,8 @@ class JobsScreen(FirstShow, JobsWorkers, Screen[None]):
             if self._rows[index].finished is None and self._rows[index].started is not None:
                 self._update_row(index, self._rows[index])  # running: the duration ticks
         search, status = parse_filter(self.search)
-        self._read_visible(ctx, self._generation, self._marker, search, status, self.sort_key,
-                           self.descending, first, count)
+        self._workers.read_visible(ctx, self._generation, self._marker, search, status,
+                                   self.sort_key, self.descending, first, count)
 
     # -- showing ---------------------------------------------------------------------------
 
@@ -530,7 +502,7 @@ class JobsScreen(FirstShow, JobsWorkers, Screen[None]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._delete_job(ctx, row.name)
+                self._workers.delete_job(ctx, row.name)
 
         self.app.push_screen(ConfirmScreen(question, title="Delete job", yes="Delete"),
                              answered)
