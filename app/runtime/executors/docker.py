@@ -255,11 +255,11 @@ class DockerExecutor(Executor):
             )
             # The rank wrapper writes the stamped log into the job's folder (rank.log),
             # where the supervisor copies it from; -I: the job's PYTHON* variables and
-            # files do not reach it.
+            # files do not reach it, -S: it needs the standard library only.
             grace = str(self.settings.stop_grace_seconds)
             created = api.create_container(
                 plan.image,
-                command=["python3", "-I", "-c", _WRAPPER, rank.log, "-", grace, "--",
+                command=["python3", "-I", "-S", "-c", _WRAPPER, rank.log, "-", grace, "--",
                          *rank.argv],
                 name=rank.name,
                 hostname=rank.name,
