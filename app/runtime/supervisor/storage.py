@@ -15,7 +15,6 @@ from app.models import Status, Version
 from app.runtime.launcher import dataset_paths
 from app.runtime.plan import PlanError
 from app.runtime.supervisor.outcome import Outcome
-from app.runtime.supervisor.signals import SignalFlags
 from app.spec import JobSpec, is_remote
 from app.storage import (
     DataError,
@@ -35,32 +34,36 @@ DATA_CACHE = "data-cache"
 """Folder of the state dir that object-storage data is staged into (removed at the end)."""
 
 
-class StorageSteps:
-    """Object storage for `Supervisor` (a mixin): what it reads and writes of the
-    supervisor is declared here."""
+class VersionStorage:
+    """A running version's object storage, for its supervisor: the data staged in, the
+    log folder kept in sync, the output sent up at the end."""
 
-    ctx: Context
-    version_id: int
-    state: Path
-    label: str
-    output_uri: str
-    log_sync: LogSyncer | None
-    _note: Callable[..., None]
-    _event: Callable[..., None]
-    _end: Callable[[Outcome], None]
-    flags: SignalFlags
+    def __init__(self, ctx: Context, version_id: int, state: Path, stop: threading.Event,
+                 note: Callable[[str], None], event: Callable[..., None]) -> None:
+        self.ctx = ctx
+        self.version_id = version_id
+        self.state = state
+        self.stop = stop
+        """Set when the version is to stop (a staging in progress is left behind)."""
+        self.note = note
+        """Writes a line of Traindeck's own into the version's log."""
+        self.event = event
+        """Records an event of the version: `event(message, kind="info")`."""
+        self.output_uri = ""
+        self.log_sync: LogSyncer | None = None
 
-    def _setup_storage(self, version: Version, spec: JobSpec) -> None:
+    def start(self, version: Version, spec: JobSpec, label: str) -> None:
         """Remember where the output goes; keep an object-storage log folder in sync."""
         self.output_uri = version.output
         self.log_sync = LogSyncer(self.ctx.settings, Path(version.log_dir),
-                                  remote_log_uri(spec.log_dir, self.label), LOG_SYNC_SECONDS,
-                                  warn=lambda message: self._event(message, "warning"),
+                                  remote_log_uri(spec.log_dir, label), LOG_SYNC_SECONDS,
+                                  warn=lambda message: self.event(message, "warning"),
                                   progress_file=transfer_path(self.state))
         self.log_sync.start()
 
-    def _prepare_data(self, spec: JobSpec) -> list[str] | None:
-        """Stage object-storage data and apply the 255 rule; None when the version ended.
+    def prepare_data(self, spec: JobSpec) -> list[str] | Outcome:
+        """Stage object-storage data and apply the 255 rule: the local data paths, or how
+        the version ends (stopped meanwhile, or the data cannot be had).
 
         The staging runs in a thread of its own: a stop takes effect at once, even while
         a transfer waits on an endpoint that does not answer (the thread is left to the
@@ -76,27 +79,25 @@ class StorageSteps:
                     pins = s3_pins(self.ctx, [(d.name, d.version)
                                               for d in spec.data.datasets or []])
                 done["paths"] = prepare_data(
-                    self.ctx.settings, sources, self.state / DATA_CACHE, self._note,
-                    self._event, should_stop=self.flags.stop.is_set, pins=pins)
+                    self.ctx.settings, sources, self.state / DATA_CACHE, self.note,
+                    self.event, should_stop=self.stop.is_set, pins=pins)
             except BaseException as exc:
                 done["error"] = exc
 
         worker = threading.Thread(target=stage, name="stage-data", daemon=True)
         worker.start()
-        while worker.is_alive() and not self.flags.stop.is_set():
+        while worker.is_alive() and not self.stop.is_set():
             worker.join(0.1)
         error = done.get("error")
         if worker.is_alive() or isinstance(error, TransferCancelled):
-            self._end(Outcome(Status.STOPPED, "stopped by user"))
-            return None
+            return Outcome(Status.STOPPED, "stopped by user")
         if isinstance(error, DataError | PlanError):
-            self._end(Outcome(Status.FAILED, str(error)))
-            return None
+            return Outcome(Status.FAILED, str(error))
         if error is not None:
             raise error
         return [str(p) for p in done["paths"]]
 
-    def _upload_output(self, outcome: Outcome) -> Outcome:
+    def upload_output(self, outcome: Outcome) -> Outcome:
         """Send an object-storage output up. A succeeded version whose output cannot go up
         fails; the reason says where its files stay."""
         if not is_remote(self.output_uri):
@@ -104,19 +105,19 @@ class StorageSteps:
         try:
             error = upload_output(self.ctx.settings,
                                   local_output_path(self.output_uri, self.state),
-                                  self.output_uri, self._note,
-                                  warn=lambda message: self._event(message, "warning"))
+                                  self.output_uri, self.note,
+                                  warn=lambda message: self.event(message, "warning"))
         except Exception as exc:  # the version must still end
             log.exception("output upload failed")
             error = f"output upload failed: {exc}"
         if error is None:
             return outcome
-        self._event(error, "warning")
+        self.event(error, "warning")
         if outcome.status == Status.SUCCEEDED:
             return Outcome(Status.FAILED, error, outcome.exit_code)
         return outcome
 
-    def _finish_storage(self) -> None:
+    def finish(self) -> None:
         """The last log upload (after the last line), and the staged data goes away."""
         shutil.rmtree(self.state / DATA_CACHE, ignore_errors=True)
         if self.log_sync is not None:

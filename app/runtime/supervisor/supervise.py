@@ -64,10 +64,9 @@ from app.runtime.sampler import Sampler
 from app.runtime.scheduler import peek_admission, release, try_admit, wake_queued
 from app.runtime.supervisor.outcome import Outcome, outcome_of
 from app.runtime.supervisor.signals import SignalFlags
-from app.runtime.supervisor.storage import StorageSteps
+from app.runtime.supervisor.storage import VersionStorage
 from app.spec import JobSpec
 from app.storage import (
-    LogSyncer,
     local_output_path,
 )
 
@@ -80,7 +79,7 @@ ENGINE_RETRY_SECONDS = 600.0
 """How long an unreachable Docker engine is waited for before the version fails."""
 
 
-class Supervisor(StorageSteps):
+class Supervisor:
     """Runs one version from admission to its final status."""
 
     def __init__(self, ctx: Context, version_id: int, flags: SignalFlags | None = None,
@@ -100,9 +99,8 @@ class Supervisor(StorageSteps):
         self.job = ""
         self.label = ""
         self.failed_first: list[RankExit] = []
-        self.output_uri = ""
-        """The version's output location; an object-storage one is uploaded at the end."""
-        self.log_sync: LogSyncer | None = None
+        self.storage = VersionStorage(ctx, version_id, self.state, self.flags.stop,
+                                      self._note, self._event)
         self.restarted = restarted
         """True when this process replaces a supervisor of the version that died."""
 
@@ -122,7 +120,7 @@ class Supervisor(StorageSteps):
             spec = JobSpec.model_validate(json.loads(version.spec_json))
             self.log_patterns = spec.metrics.log_patterns if spec.metrics else None
             self.parameter_names = list(spec.parameters)
-            self._setup_storage(version, spec)
+            self.storage.start(version, spec, self.label)
             if version.handle:
                 self._adopt(version)
             else:
@@ -165,12 +163,12 @@ class Supervisor(StorageSteps):
     def _end(self, outcome: Outcome) -> None:
         """Upload the output, write the last log line, close (and upload) the logs, then
         make the status final."""
-        outcome = self._upload_output(outcome)
+        outcome = self.storage.upload_output(outcome)
         line = outcome.status.value + (f": {outcome.reason}" if outcome.reason else "")
         self._note(line)
         for rank_log in self.logs.values():
             rank_log.close()
-        self._finish_storage()
+        self.storage.finish()
         fields: dict[str, Any] = {}
         if outcome.exit_code is not None:
             fields["exit_code"] = outcome.exit_code
@@ -224,8 +222,9 @@ class Supervisor(StorageSteps):
 
     def _launch(self, version: Version, spec: JobSpec) -> None:
         self._open_logs(version, fresh=True)
-        data_paths = self._prepare_data(spec)
-        if data_paths is None:
+        data_paths = self.storage.prepare_data(spec)
+        if isinstance(data_paths, Outcome):
+            self._end(data_paths)
             return
         gpus = self._admit()
         if gpus is None:
