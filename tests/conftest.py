@@ -8,6 +8,8 @@ should run them cannot silently pass without doing so.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,9 @@ REQUIRE_DOCKER_ENV = "TRAINDECK_REQUIRE_DOCKER"
 _docker_problem: list[str | None] = []  # cached once per session: [] = not checked yet
 
 
+_STRAY_HOME = pytest.StashKey[str]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Register the markers (also declared in pyproject, so `--strict-markers` holds)."""
     config.addinivalue_line(
@@ -33,6 +38,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): run with the tests of that group")
     config.addinivalue_line(
         "markers", "serial: alone, after the others (it disturbs what they share: dockerd)")
+    # A test without the `home` fixture (a bare `traindeck validate`, say) must never
+    # reach the user's own database: its default home is a fresh folder of the run's.
+    os.environ["TRAINDECK_HOME"] = tempfile.mkdtemp(prefix="traindeck-tests-home-")
+    config.stash[_STRAY_HOME] = os.environ["TRAINDECK_HOME"]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(config.stash.get(_STRAY_HOME, ""), ignore_errors=True)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
