@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import noop_launcher
+from helpers import SLURM_PARTITION, noop_launcher
 from runtime_helpers import ECHO_BOOT
 from sqlmodel import select
 
@@ -54,29 +54,12 @@ from app.runtime.procs import pid_alive
 from app.runtime.reconcile import reconcile
 from app.spec import JobSpec
 
-REQUIRE_SLURM_ENV = "TRAINDECK_REQUIRE_SLURM"
-PARTITION = "debug"
+PARTITION = SLURM_PARTITION
 SLEEPER = """\
     import sys, time
     print("ready", flush=True)
     time.sleep(600)
 """
-
-
-@pytest.fixture(scope="module")
-def slurm() -> None:
-    """A reachable Slurm controller with partition `debug`; skips (fails when required)."""
-    try:
-        done = subprocess.run(["sinfo", "-h", "-p", PARTITION, "-o", "%a"],
-                              capture_output=True, text=True, timeout=30)
-        problem = "" if done.stdout.strip() == "up" else (
-            f"partition {PARTITION} is not up: {done.stderr.strip() or done.stdout.strip()}")
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        problem = f"no Slurm here ({exc}); run scripts/ensure-slurm"
-    if problem:
-        if os.environ.get(REQUIRE_SLURM_ENV) == "1":
-            pytest.fail(f"{problem} ({REQUIRE_SLURM_ENV}=1)", pytrace=False)
-        pytest.skip(problem)
 
 
 @pytest.fixture
