@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy import func
@@ -20,6 +20,9 @@ from app.models import AppState, GpuAllocation, Job, Status, Version, version_la
 from app.runtime.gpus import GpuInfo, pool_gpus
 from app.spec import JobSpec
 from app.spec_rules import Catalog
+
+if TYPE_CHECKING:
+    from app.runtime.executors.slurm import PartitionUsage
 
 LAST_SEEN_KEY = "tui_last_seen"
 """`AppState` key holding when the TUI was last open (ISO 8601, UTC)."""
@@ -235,6 +238,39 @@ def gpu_board(settings: Settings, db: Database, inventory: list[GpuInfo]) -> Gpu
     ]
     source = inventory[0].source if inventory else "none"
     return GpuBoard(gpus=rows, queue=queue, source=source)
+
+
+@dataclass(frozen=True)
+class SlurmPoolRow:
+    """A Slurm pool and its partition as the controller reports it now."""
+
+    name: str
+    partition: str
+    usage: PartitionUsage | None
+    """None when the controller could not be read (`error` says why)."""
+    error: str = ""
+    """Why the figures are missing or wrong ('' when they are right)."""
+
+
+def slurm_pools(settings: Settings) -> list[SlurmPoolRow]:
+    """Each Slurm pool with its partition's nodes, GPUs and pending jobs (`sinfo`,
+    `squeue`: a controller round trip per pool, so never on a UI thread)."""
+    from app.runtime.executors import ExecutorError
+    from app.runtime.executors.slurm import partition_usage
+
+    rows = []
+    for pool in settings.pools:
+        if pool.kind != "slurm":
+            continue
+        partition = pool.partition or ""
+        try:
+            usage = partition_usage(partition)
+        except ExecutorError as exc:
+            rows.append(SlurmPoolRow(pool.name, partition, None, str(exc)))
+            continue
+        rows.append(SlurmPoolRow(pool.name, partition, usage, "" if usage.nodes else
+                                 "no nodes: is the partition's name right?"))
+    return rows
 
 
 # ---------------------------------------------------------------- templates

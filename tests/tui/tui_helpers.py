@@ -269,6 +269,16 @@ class GpusHost(ContextHost):
         self.push_screen(GpusScreen(self.ctx))
 
 
+def with_slurm_pools(ctx: Context, **partitions: str) -> Context:
+    """`ctx` with Slurm pools added: pool name → partition."""
+    from app.config import PoolSettings
+
+    pools = [PoolSettings(name=name, kind="slurm", partition=partition)
+             for name, partition in partitions.items()]
+    return Context(ctx.settings.model_copy(update={"pools": [*ctx.settings.pools, *pools]}),
+                   ctx.db)
+
+
 def make_board(build: DataBuilder) -> None:
     """GPU0 held by demo/V001 (running); sweep/V001 and tiny/V001 queued behind it."""
     ctx = build.ctx
