@@ -251,6 +251,34 @@ class SlurmPoolRow:
     error: str = ""
     """Why the figures are missing or wrong ('' when they are right)."""
 
+    @property
+    def summary(self) -> str:
+        """`partition gpu: 4 of 16 GPU(s) free on 4 node(s), 3 job(s) pending`, or the
+        error."""
+        usage = self.usage
+        if self.error or usage is None:
+            return f"partition {self.partition}: {self.error}"
+        return (f"partition {self.partition}: {usage.gpus_free} of {usage.gpus_total} GPU(s) "
+                f"free on {usage.nodes} node(s), {usage.pending_jobs} job(s) pending")
+
+
+def slurm_pool_problems(settings: Settings, pool: str, nodes: int,
+                        gpus_per_node: int) -> dict[str, str]:
+    """Field → why `nodes` nodes with `gpus_per_node` GPUs each can never run in Slurm
+    pool `pool`'s partition, as its controller says now; {} when they can, when `pool`
+    is not a Slurm pool, or when the controller does not answer (Slurm will say)."""
+    from app.runtime.executors import ExecutorError
+    from app.runtime.executors.slurm import partition_problems, partition_usage
+
+    found = settings.pool(pool)
+    if found is None or found.kind != "slurm" or not found.partition:
+        return {}
+    try:
+        usage = partition_usage(found.partition)
+    except ExecutorError:
+        return {}
+    return partition_problems(usage, found.partition, nodes, gpus_per_node) if usage.nodes else {}
+
 
 def slurm_pools(settings: Settings) -> list[SlurmPoolRow]:
     """Each Slurm pool with its partition's nodes, GPUs and pending jobs (`sinfo`,

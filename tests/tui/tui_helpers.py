@@ -170,6 +170,15 @@ async def next_step(pilot: Pilot[Any]) -> None:
         await pilot.pause()
 
 
+async def press_next_until(pilot: Pilot[Any], step: int) -> None:
+    """One Ctrl+N per step, as a person presses it, until `step` is shown."""
+    screen = wizard(pilot)
+    while screen.step < step:
+        before = screen.step
+        await next_step(pilot)
+        assert screen.step == before + 1, str(screen.query_one("#wizard-error", Static).render())
+
+
 async def fill_basic_and_framework(pilot: Pilot[Any], name: str = "digits-baseline") -> None:
     """Step 1 and 2 with a framework algorithm on the `data` folder; ends on step 2."""
     await settle_wizard(pilot)
