@@ -120,10 +120,11 @@ class Bench:
         else:
             algorithm = {"framework": {"engine": "python", "engine_version": "3.11",
                                        "code_dir": str(self.code), "boot_file": "train.py"}}
-        raw = {"name": name, "data": {"paths": [str(self.data)]}, "algorithm": algorithm,
-               "output": str(self.folder / "out" / name),
-               "log_dir": str(self.folder / "logs" / name),
-               "resources": {"pool": SLURM_POOL} if runtime == "slurm" else {"runtime": runtime}}
+        raw: dict[str, object] = {
+            "name": name, "data": {"paths": [str(self.data)]}, "algorithm": algorithm,
+            "output": str(self.folder / "out" / name),
+            "log_dir": str(self.folder / "logs" / name),
+            "resources": {"pool": SLURM_POOL} if runtime == "slurm" else {"runtime": runtime}}
         return name, self.folder / "logs" / name / "V001" / "rank-0.log", raw
 
     def via_cli(self, runtime: str) -> float:

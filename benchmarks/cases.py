@@ -468,6 +468,7 @@ def case_launch(space: Workspace, opts: Options) -> list[Row]:
         if base is None:
             continue
         how, runtime = name.split(", ")
+        target: Target | None
         if runtime == "local":
             target = Target("over", 1.0 if how == "traindeck submit" else 0.3)
         elif runtime == "docker":  # the TUI's submit; a cold command pays its imports first

@@ -655,7 +655,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
         """Describe the chosen pool beside it."""
         pool = self.settings.pool(self._selected("pool"))
         slurm = self.choices.slurm.get(pool.name) if pool else None
-        self._hints["pool"] = "; ".join(filter(None, [pool and pool.description,
-                                                      slurm and slurm.summary]))
+        self._hints["pool"] = "; ".join(text for text in (
+            pool.description if pool else "", slurm.summary if slurm else "") if text)
         self._render_note("pool")
 
