@@ -1,4 +1,5 @@
-"""Read models for the overview screens: GPUs and the queue, "since you left", template checks.
+"""Read models for the overview screens: GPUs and the queue, Slurm pools, "since you left",
+template checks.
 
 Core code: plain dataclasses out, no Textual. The TUI calls these from thread workers.
 """

@@ -1,12 +1,14 @@
 """Runs a version in a Slurm pool as one Slurm job (`sbatch`), every rank under `srun`.
 
-Slurm schedules, Traindeck watches. The job's batch script is one fixed line,
-`exec srun PYTHON -P -c RUNNER TRAINDECK_ROOT TASKS.json >>slurm.out 2>&1`, every
-word of it a path Traindeck chose, quoted with `shlex.quote`; what the ranks run (argv,
-environment, log and status files) travels in the JSON file, so run parameters never
-pass through a shell. Each task of the step reads its rank's entry (`SLURM_PROCID`) and becomes the
-local rank wrapper (`app.runtime.rankrun`) for it, with the torchrun variables taken
-from Slurm's task ids and `MASTER_ADDR` the first node of the allocation. The wrapper
+Slurm schedules, Traindeck watches. The job's batch script is two fixed lines: a check
+that the node sees Traindeck's folders (`SEES_FOLDERS`; a version whose folder a node
+does not see fails naming both), then `exec srun CHECK PYTHON -P -c RUNNER TRAINDECK_ROOT
+TASKS.json >>slurm.out 2>&1`, every word of it fixed text or a path Traindeck chose,
+quoted with `shlex.quote`; what the ranks run (argv, environment, log and status files)
+travels in the JSON file, so run parameters never pass through a shell. Each task of the
+step reads its rank's entry (`SLURM_PROCID`) and becomes the local rank wrapper
+(`app.runtime.rankrun`) for it, with the torchrun variables taken from Slurm's task ids
+and `MASTER_ADDR` the first node of the allocation. The wrapper
 writes the stamped log and the exit status file into Traindeck's folder, which the
 nodes share with the host that submits, exactly as a local rank does.
 
