@@ -84,6 +84,9 @@ class VersionInfo:
     gpus: int
     nodes: int
     allocated_gpus: str
+    """The devices it held (`0,1`, `0/MIG1`), as `Version.allocated_gpus`."""
+    allocated_uuids: str
+    """Their NVML UUIDs in the same order ('' for declared GPUs)."""
     output: str
     log_dir: str
     created: datetime
@@ -145,12 +148,13 @@ def version_from_row(job_name: str, row: Any, metrics: dict[str, float], now: da
     and the parent's number, taken by position): the ORM and the cold path both read so."""
     (id_, number, status, reason, exit_code, engine, runtime, pool, gpus, nodes, allocated,
      output, log_dir, created, queued, started, finished, spec_json, code_info,
-     parent_number) = row
+     allocated_uuids, parent_number) = row
     return VersionInfo(
         id=id_, job=job_name, number=number, version=f"V{number:03d}",
         parent=f"V{parent_number:03d}" if parent_number else None,
         status=status, reason=reason, exit_code=exit_code, engine=engine, runtime=runtime,
-        pool=pool, gpus=gpus, nodes=nodes, allocated_gpus=allocated, output=output,
+        pool=pool, gpus=gpus, nodes=nodes, allocated_gpus=allocated,
+        allocated_uuids=allocated_uuids, output=output,
         log_dir=log_dir, created=created, queued=queued, started=started, finished=finished,
         duration=duration_seconds(started, finished, now),
         metrics=metrics, spec_json=spec_json, code_info=code_info,

@@ -22,7 +22,7 @@ from app.cli.output import (
     print_json,
     print_table,
 )
-from app.formatting import describe_code, describe_resource_limits
+from app.formatting import describe_code, describe_devices, describe_resource_limits
 from app.readmodels import ACTIVE_STATUS_VALUES, DEFAULT_DESCENDING, format_resources
 
 EXIT_ERROR = 1
@@ -123,6 +123,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  engine      {v.engine}  runtime {v.runtime}  pool {v.pool}  "
               f"gpus {v.gpus} × {v.nodes} node(s)" +
               (f"  allocated [{v.allocated_gpus}]" if v.allocated_gpus else ""))
+        devices = describe_devices(v.allocated_gpus, v.allocated_uuids)
+        if devices:
+            print(f"  devices     {devices}")
         print(f"  created     {format_time(v.created)}  started {format_time(v.started)}  "
               f"finished {format_time(v.finished)}  duration {format_duration(v.duration)}")
         if v.exit_code is not None:

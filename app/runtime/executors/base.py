@@ -42,8 +42,9 @@ class RankPlan:
     env: dict[str, str]
     name: str
     """Container name, or a label for the process (unique per rank)."""
-    gpus: list[int] = field(default_factory=list)
-    """GPU indices this rank may use."""
+    gpus: list[str] = field(default_factory=list)
+    """The devices this rank may use, as CUDA_VISIBLE_DEVICES and Docker name them
+    (`GpuDevice.device_id`: a GPU's index, a MIG instance's UUID)."""
     log: str = ""
     """The rank's log file (written by the local rank wrapper; Docker logs are pumped)."""
 

@@ -25,7 +25,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import ProgressBar, Static
 
-from app.formatting import describe_code, describe_resource_limits
+from app.formatting import describe_code, describe_devices, describe_resource_limits
 from app.tui.widgets.formatting import (
     WrappedPath,
     format_duration,
@@ -90,6 +90,9 @@ def details_table(info: VersionInfo) -> Table:
         ("Output", WrappedPath(info.output or "—")),
         ("Logs", WrappedPath(_logs_location(info))),
     ]
+    devices = describe_devices(info.allocated_gpus, info.allocated_uuids)
+    if devices:
+        rows.insert(-2, ("Devices", devices))
     limits = limits_text(info)
     if limits:
         rows.insert(-2, ("Limits", limits))
