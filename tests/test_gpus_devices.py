@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 from fake_nvml import NVML_ERROR_NOT_SUPPORTED, FakeDevice, FakeNvml, install, two_gpus
 from helpers import noop_launcher, run_cli
+from rich.console import Console
 from runtime_helpers import script_spec, submit_gpu_version
 from sqlmodel import select
 
