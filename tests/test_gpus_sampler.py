@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from app.context import Context
 from app.models import GpuAllocation, MetricPointRow
 from app.queries import version_events
-from app.runtime.sampler import Sampler, gpu_summary
+from app.runtime.sampler import Sampler, gpu_compare_rows, gpu_summary
 
 WORKER = """\
 import os, sys, time
@@ -197,3 +197,6 @@ def test_compare_shows_each_versions_gpu_peak_memory_and_mean_utilisation(
     assert main(["compare", "gpujob"]) == 0
     table = capsys.readouterr().out
     assert "GPU memory peak (MiB)" in table and "GPU utilisation mean (%)" in table
+    # A version without samples has no figure; a figure no version has is no row.
+    assert gpu_compare_rows({first: {"gpu_memory_peak_mb": 5.0}}, [first, second]) == [
+        ("GPU memory peak (MiB)", [5.0, None])]

@@ -196,7 +196,7 @@ def _cut(text: str, width: int) -> str:
 def cmd_compare(args: argparse.Namespace) -> int:
     from app.jobs import code_changes
     from app.queries import compare
-    from app.runtime.sampler import gpu_summary
+    from app.runtime.sampler import gpu_compare_rows, gpu_summary
 
     ctx = open_core()
     result = compare(ctx.db, args.job, args.versions or None, status=args.status)
@@ -222,11 +222,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         best = result.best[name]
         rows.append([name, *(format_value(x) + (" *" if i in best else "")
                              for i, x in enumerate(result.metrics[name]))])
-    for key, title in (("gpu_memory_peak_mb", "GPU memory peak (MiB)"),
-                       ("gpu_util_mean", "GPU utilisation mean (%)")):
-        if any(key in gpus.get(vid, {}) for vid in result.version_ids):
-            rows.append([title, *(format_value(gpus[vid][key]) if key in gpus.get(vid, {})
-                                  else "-" for vid in result.version_ids)])
+    rows += [[title, *map(format_value, values)]
+             for title, values in gpu_compare_rows(gpus, result.version_ids)]
     print_table(["", *result.versions], rows)
     if not args.all and len(names) < len(result.parameter_names):
         print(f"({len(result.parameter_names) - len(names)} equal parameters hidden; --all)")

@@ -200,3 +200,19 @@ def gpu_summary(db: Database, version_ids: Iterable[int]) -> dict[int, dict[str,
     for vid, (total, n) in weighted.items():
         out[vid]["gpu_util_mean"] = round(total / n, 1)
     return out
+
+
+GPU_COMPARE_ROWS = (("gpu_memory_peak_mb", "GPU memory peak (MiB)"),
+                    ("gpu_util_mean", "GPU utilisation mean (%)"))
+"""The `gpu_summary` figures a comparison shows, with their row titles."""
+
+
+def gpu_compare_rows(summary: dict[int, dict[str, float]], version_ids: list[int]
+                     ) -> list[tuple[str, list[float | None]]]:
+    """The GPU rows of a comparison (the CLI's table and the TUI's compare screen): each
+    `GPU_COMPARE_ROWS` title with every version's figure from `gpu_summary` (None where it
+    has none); a row no version has a figure for is left out."""
+    rows = [(title, [summary.get(vid, {}).get(key) for vid in version_ids])
+            for key, title in GPU_COMPARE_ROWS]
+    return [(title, values) for title, values in rows
+            if any(value is not None for value in values)]
