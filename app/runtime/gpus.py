@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import Settings
+from app.models import WHOLE_GPU
 
 log = logging.getLogger(__name__)
 MAX_NAMED_PROCESSES = 3
@@ -65,6 +66,16 @@ class GpuDevice:
         """`GPU1`, or `GPU0/MIG2` for a MIG instance."""
         return f"GPU{self.index}" + (f"/MIG{self.mig_index}" if self.mig_index is not None
                                      else "")
+
+    @classmethod
+    def booked(cls, gpu: int, mig_index: int, uuid: str = "") -> GpuDevice:
+        """The device of a `GpuAllocation` row."""
+        return cls(gpu, None if mig_index == WHOLE_GPU else mig_index, uuid)
+
+    @property
+    def slot(self) -> int:
+        """`GpuAllocation.mig_index` of this device."""
+        return WHOLE_GPU if self.mig_index is None else self.mig_index
 
     @property
     def device_id(self) -> str:

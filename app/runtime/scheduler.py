@@ -16,7 +16,6 @@ from app.config import Settings
 from app.context import Context
 from app.models import (
     ACTIVE_STATUSES,
-    WHOLE_GPU,
     GpuAllocation,
     Job,
     Status,
@@ -67,7 +66,7 @@ def try_admit(ctx: Context, version_id: int, gpu_indices: list[int] | None = Non
         granted = admission.granted
         if new and granted:
             session.exec(insert(GpuAllocation), params=[
-                {"gpu": d.index, "mig_index": _slot(d), "uuid": d.uuid,
+                {"gpu": d.index, "mig_index": d.slot, "uuid": d.uuid,
                  "version_id": version_id} for d in granted])
             uuids = ",".join(d.uuid for d in granted) if any(d.uuid for d in granted) else ""
             session.exec(update(Version).where(col(Version.id) == version_id)
@@ -126,16 +125,6 @@ def own_pids(ctx: Context) -> set[int]:
     return handle_pids(handles)
 
 
-def _slot(device: GpuDevice) -> int:
-    """`GpuAllocation.mig_index` of a device."""
-    return WHOLE_GPU if device.mig_index is None else device.mig_index
-
-
-def _booked(gpu: int, mig_index: int, uuid: str = "") -> GpuDevice:
-    """The device of an allocation row."""
-    return GpuDevice(gpu, None if mig_index == WHOLE_GPU else mig_index, uuid)
-
-
 def _in_pool(settings: Settings, pool: str, devices: list[GpuInfo]) -> list[GpuInfo]:
     """The allocatable devices of `pool`: MIG instances belong to their GPU's pool."""
     found = allocatable(devices)
@@ -170,7 +159,7 @@ def _assess(ctx: Context, session: Session, version_id: int, devices: list[GpuIn
         select(GpuAllocation.gpu, GpuAllocation.mig_index, GpuAllocation.uuid)
         .where(GpuAllocation.version_id == version_id)).all())
     if len(held_by_me) >= needed:
-        return Admission([_booked(*row) for row in held_by_me[:needed]]), False
+        return Admission([GpuDevice.booked(*row) for row in held_by_me[:needed]]), False
     candidates = _in_pool(ctx.settings, pool, devices)
     if needed > len(candidates):
         return Admission(None, f"asks for {needed} GPU(s) but pool {pool} has "
@@ -183,7 +172,7 @@ def _assess(ctx: Context, session: Session, version_id: int, devices: list[GpuIn
         ).where(~col(Version.id).in_(select(GpuAllocation.version_id).distinct()))
     )
     first_ahead = session.exec(ahead.order_by(col(Version.id)).limit(1)).first()
-    holders = {_booked(gpu, mig): holder for gpu, mig, holder in session.exec(
+    holders = {GpuDevice.booked(gpu, mig): holder for gpu, mig, holder in session.exec(
         select(GpuAllocation.gpu, GpuAllocation.mig_index, GpuAllocation.version_id)
         .where(col(GpuAllocation.gpu).in_({d.index for d in candidates}))
     ).all()}
@@ -209,7 +198,7 @@ def _waiting_reason(
     labels = _labels(session, set(holders.values()) | (
         {first_ahead} if first_ahead is not None else set()))
     for device, holder in sorted(holders.items(),
-                                 key=lambda item: (item[0].index, _slot(item[0]))):
+                                 key=lambda item: (item[0].index, item[0].slot)):
         parts.append(f"{device.label} held by {labels[holder]}")
     parts += foreign
     if first_ahead is not None:
