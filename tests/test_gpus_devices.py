@@ -19,8 +19,9 @@ from sqlmodel import select
 from app.context import Context
 from app.jobs import submit
 from app.models import GpuAllocation, Version
+from app.overview import gpu_board
 from app.queries import version_info
-from app.runtime.gpus import GpuDevice, allocatable, inventory
+from app.runtime.gpus import GpuDevice, allocatable, inventory, whole_gpus
 from app.runtime.plan import build_plan
 from app.runtime.scheduler import gpu_shortage, try_admit
 from app.spec import JobSpec, load_spec_file
@@ -83,6 +84,9 @@ def test_mig_instances_are_booked_by_uuid_and_a_split_gpu_is_not(
     infos = [version_info(nvml_ctx.db, name) for name in ("a", "c")]
     assert [(i.allocated_gpus, i.allocated_uuids) for i in infos] == [
         ("0/MIG0", "MIG-aaaa"), ("1", GPU1_UUID)]
+    # The GPUs screen's board names every version on one of GPU0's instances.
+    board = gpu_board(nvml_ctx.settings, nvml_ctx.db, whole_gpus(inventory(nvml_ctx.settings)))
+    assert [(g.index, g.holder) for g in board.gpus] == [(0, "a/V001, b/V001"), (1, "c/V001")]
     code, out = run_cli("show", "c")
     assert code == 0 and f"  devices     GPU1 {GPU1_UUID}\n" in out, out
     console = Console(width=120, record=True)
