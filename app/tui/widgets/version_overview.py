@@ -90,9 +90,10 @@ def details_table(info: VersionInfo) -> Table:
         ("Output", WrappedPath(info.output or "—")),
         ("Logs", WrappedPath(_logs_location(info))),
     ]
-    devices = describe_devices(info.allocated_gpus, info.allocated_uuids)
+    devices = describe_devices(info.allocated_gpus, info.allocated_uuids, "\n")
     if devices:
-        rows.insert(-2, ("Devices", devices))
+        # One a line, cut rather than folded: a UUID is told apart by its start.
+        rows.insert(-2, ("Devices", Text(devices, no_wrap=True, overflow="ellipsis")))
     limits = limits_text(info)
     if limits:
         rows.insert(-2, ("Limits", limits))
