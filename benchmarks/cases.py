@@ -373,10 +373,9 @@ def _stop_jobs(names: list[str]) -> None:
 
 
 def idle_once(argv: list[str], env: dict[str, str], ready: Path, settle: float,
-              window: float, keys: str = "") -> tuple[float, float]:
-    """Start `argv` in a pty, wait until ready, type `keys` (a screen to open) and wait
-    `settle` more seconds, then measure over `window` seconds: (% of one core used,
-    bytes a second written to the terminal)."""
+              window: float) -> tuple[float, float]:
+    """Start `argv` in a pty, wait until ready and `settle` more seconds, then measure over
+    `window` seconds: (% of one core used, bytes a second written to the terminal)."""
     ready.unlink(missing_ok=True)
     env = {**env, "TRAINDECK_READY_FILE": str(ready)}
     with Terminal(argv, env) as term:
@@ -385,11 +384,7 @@ def idle_once(argv: list[str], env: dict[str, str], ready: Path, settle: float,
             if term.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{argv[-1]} never became ready")
             time.sleep(0.01)
-        before = term.bytes_written
-        term.send(keys)
         time.sleep(settle)
-        if keys and term.bytes_written == before:
-            raise RuntimeError(f"{argv[-1]}: typing {keys!r} drew nothing")
         cpu, written, began = cpu_seconds(term.pid), term.bytes_written, time.monotonic()
         time.sleep(window)
         cpu = cpu_seconds(term.pid) - cpu
@@ -408,13 +403,13 @@ def case_idle(space: Workspace, opts: Options) -> list[Row]:
     env = child_env(space, home)
     bare = [sys.executable, str(ROOT / "benchmarks" / "bench_startup.py"), "--bare"]
     gpus = [sys.executable, str(ROOT / "benchmarks" / "fake_gpus_app.py")]
-    cases = {"ours": (traindeck_argv(), ""), "bare": (bare, ""), "gpus": (gpus, "U")}
+    cases = {"ours": traindeck_argv(), "bare": bare, "gpus": gpus}
     figures: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
     try:
         for run in range(opts.runs):
-            for name, (argv, keys) in cases.items():
+            for name, argv in cases.items():
                 figures[name].append(idle_once(argv, env, space.root / "ready", opts.settle_seconds,
-                                               opts.idle_seconds, keys))
+                                               opts.idle_seconds))
             progress(f"idle run {run + 1}: {figures['ours'][-1][0]:.2f}% CPU, "
                      f"{figures['ours'][-1][1]:.0f} B/s (bare app {figures['bare'][-1][0]:.2f}%, "
                      f"{figures['bare'][-1][1]:.0f} B/s; GPUs screen "

@@ -77,10 +77,6 @@ class Terminal:
             with self._lock:
                 self._count += len(data)
 
-    def send(self, keys: str) -> None:
-        """Type `keys` into the terminal."""
-        os.write(self._master, keys.encode())
-
     @property
     def pid(self) -> int:
         """The process in the terminal."""
