@@ -211,12 +211,12 @@ def gpu_board(settings: Settings, db: Database, inventory: list[GpuInfo]) -> Gpu
                 .join(Job, col(Job.id) == col(Version.job_id))
                 .order_by(col(GpuAllocation.gpu), col(GpuAllocation.mig_index))):
             # A GPU split into MIG instances names every version on one of them.
-            label = f"{name}/{version_label(number)}"
+            holder = f"{name}/{version_label(number)}"
             if alloc.gpu not in holders:
-                holders[alloc.gpu] = (label, alloc.version_id, alloc.allocated_at)
-            elif label not in holders[alloc.gpu][0].split(", "):
-                first, vid, since = holders[alloc.gpu]
-                holders[alloc.gpu] = (f"{first}, {label}", vid, since)
+                holders[alloc.gpu] = (holder, alloc.version_id, alloc.allocated_at)
+            elif holder not in holders[alloc.gpu][0].split(", "):
+                first, first_id, first_since = holders[alloc.gpu]
+                holders[alloc.gpu] = (f"{first}, {holder}", first_id, first_since)
         queued = session.exec(
             select(Job.name, Version).join(Job, col(Job.id) == col(Version.job_id))
             .where(Version.status == Status.QUEUED.value).order_by(col(Version.id))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 from rich.color import Color as RichColor
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
@@ -79,7 +80,7 @@ def details_table(info: VersionInfo) -> Table:
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
     gpus = info.allocated_gpus or "—"
-    rows = [
+    rows: list[tuple[str, RenderableType]] = [
         ("Created", format_seconds_time(info.created)),
         ("Queued", format_seconds_time(info.queued)),
         ("Started", format_seconds_time(info.started)),
