@@ -30,7 +30,7 @@ from app.errors import DatabaseError
 log = logging.getLogger("traindeck.db")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 """The newest migration; start-up runs alembic only when the database is behind it."""
 
 _WRITE_OPTION = "traindeck_write"

@@ -72,3 +72,12 @@ def describe_limits(cpus: float | None, memory: int | None, runtime: str) -> str
             " (address space of each process; not applied to GPU ranks)"
             if runtime == "local" else ""))
     return ", ".join(parts) or "none"
+
+
+def describe_devices(allocated_gpus: str, allocated_uuids: str, separator: str = ", ") -> str:
+    """`GPU0/MIG1 MIG-5d2c…, GPU1 GPU-8f3a…`: the physical devices a version got, each
+    with its NVML UUID ('' when none is known: GPUs declared in the settings)."""
+    if not allocated_uuids:
+        return ""
+    pairs = zip(allocated_gpus.split(","), allocated_uuids.split(","), strict=False)
+    return separator.join(f"GPU{gpu} {uuid}".rstrip() for gpu, uuid in pairs)

@@ -43,6 +43,8 @@ class Status(StrEnum):
 
 FINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.FAILED, Status.STOPPED})
 ACTIVE_STATUSES = frozenset({Status.INITIALIZING, Status.QUEUED, Status.RUNNING})
+WHOLE_GPU = -1
+"""`GpuAllocation.mig_index` of an allocation of a whole GPU."""
 
 
 def version_label(number: int) -> str:
@@ -117,7 +119,10 @@ class Version(SQLModel, table=True):
     finished_at: datetime | None = None
     exit_code: int | None = None
     allocated_gpus: str = ""
-    """Comma-separated GPU indices held while running."""
+    """Comma-separated devices held while running: GPU indices, `0/MIG1` for a MIG instance."""
+    allocated_uuids: str = ""
+    """NVML UUIDs of those devices in the same order (`GPU-…`, `MIG-…`); empty for GPUs
+    declared in the settings."""
     executor: str = ""
     """Executor kind that runs it (`docker` or `local`)."""
     handle: str = ""
@@ -269,11 +274,18 @@ class Topic(SQLModel, table=True):
 
 
 class GpuAllocation(SQLModel, table=True):
-    """A GPU held by a running version: the primary key makes double booking impossible."""
+    """A GPU (or one MIG instance of it) held by a running version: the primary key makes
+    double booking impossible."""
 
     __tablename__ = "gpu_allocations"
 
     gpu: int = Field(primary_key=True)
+    """NVML index of the GPU (of the MIG instance's parent)."""
+    mig_index: int = Field(default=WHOLE_GPU, primary_key=True)
+    """The MIG instance's slot on its GPU; WHOLE_GPU (-1: a key column is never NULL) for
+    the whole GPU."""
+    uuid: str = ""
+    """NVML UUID of the device (`GPU-…`, `MIG-…`); empty for declared GPUs."""
     version_id: int = Field(foreign_key="versions.id", index=True)
     allocated_at: datetime = Field(default_factory=utcnow)
 

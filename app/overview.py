@@ -208,14 +208,19 @@ def gpu_board(settings: Settings, db: Database, inventory: list[GpuInfo]) -> Gpu
     """The GPUs of `inventory` with their pools and holders, and the queue in FIFO order."""
     pools = gpu_pools(settings, [g.index for g in inventory])
     with db.read() as session:
-        holders = {
-            alloc.gpu: (f"{name}/{version_label(number)}", alloc.version_id, alloc.allocated_at)
-            for alloc, name, number in session.exec(
+        holders: dict[int, tuple[str, int, datetime]] = {}
+        for alloc, name, number in session.exec(
                 select(GpuAllocation, Job.name, Version.number)
                 .join(Version, col(Version.id) == col(GpuAllocation.version_id))
                 .join(Job, col(Job.id) == col(Version.job_id))
-            )
-        }
+                .order_by(col(GpuAllocation.gpu), col(GpuAllocation.mig_index))):
+            # A GPU split into MIG instances names every version on one of them.
+            holder = f"{name}/{version_label(number)}"
+            if alloc.gpu not in holders:
+                holders[alloc.gpu] = (holder, alloc.version_id, alloc.allocated_at)
+            elif holder not in holders[alloc.gpu][0].split(", "):
+                first, first_id, first_since = holders[alloc.gpu]
+                holders[alloc.gpu] = (f"{first}, {holder}", first_id, first_since)
         queued = session.exec(
             select(Job.name, Version).join(Job, col(Job.id) == col(Version.job_id))
             .where(Version.status == Status.QUEUED.value).order_by(col(Version.id))

@@ -148,7 +148,7 @@ _VERSION_COLUMNS: tuple[Any, ...] = (
     Version.engine, Version.runtime, Version.pool, Version.gpus_requested, Version.nodes,
     Version.allocated_gpus, Version.output, Version.log_dir, Version.created_at,
     Version.queued_at, Version.started_at, Version.finished_at, Version.spec_json,
-    Version.code_info,
+    Version.code_info, Version.allocated_uuids,
 )
 """What a `VersionInfo` is made of, in `_row_info`'s order: read as plain rows, they cost
 a fraction of a `Version` object each (a job screen reads every version of the job)."""
@@ -164,7 +164,8 @@ def _info(job_name: str, version: Version, parent_number: int | None,
         status=version.status, reason=version.reason, exit_code=version.exit_code,
         engine=version.engine, runtime=version.runtime, pool=version.pool,
         gpus=version.gpus_requested, nodes=version.nodes,
-        allocated_gpus=version.allocated_gpus, output=version.output, log_dir=version.log_dir,
+        allocated_gpus=version.allocated_gpus, allocated_uuids=version.allocated_uuids,
+        output=version.output, log_dir=version.log_dir,
         created=version.created_at, queued=version.queued_at, started=version.started_at,
         finished=version.finished_at,
         duration=duration_seconds(version.started_at, version.finished_at),

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 APP_NAME = "traindeck"
 DB_FILE_NAME = "traindeck.db"
 URL_SETTING = "TRAINDECK_DATABASE_URL"
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 """The schema these queries are written for (`app.db.HEAD_REVISION`; a test holds them
 equal): another revision is read by the core, which migrates or refuses it."""
 LAUNCH_GRACE_SECONDS = 30.0
@@ -252,7 +252,8 @@ def jobs_change_marker_fast(db_path: Path) -> tuple[int, datetime | None]:
 _VERSION_COLUMNS = (
     "v.id, v.number, v.status, v.reason, v.exit_code, v.engine, v.runtime, v.pool, "
     "v.gpus_requested, v.nodes, v.allocated_gpus, v.output, v.log_dir, v.created_at, "
-    "v.queued_at, v.started_at, v.finished_at, v.spec_json, v.code_info, parent.number"
+    "v.queued_at, v.started_at, v.finished_at, v.spec_json, v.code_info, v.allocated_uuids, "
+    "parent.number"
 )
 _TIMES = range(13, 17)
 """Positions of the times in `_VERSION_COLUMNS`."""

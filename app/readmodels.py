@@ -85,6 +85,9 @@ class VersionInfo:
     gpus: int
     nodes: int
     allocated_gpus: str
+    """The devices it held (`0,1`, `0/MIG1`), as `Version.allocated_gpus`."""
+    allocated_uuids: str
+    """Their NVML UUIDs in the same order ('' for declared GPUs)."""
     output: str
     log_dir: str
     created: datetime
@@ -146,12 +149,13 @@ def version_from_row(job_name: str, row: Any, metrics: dict[str, float], now: da
     and the parent's number, taken by position): the ORM and the cold path both read so."""
     (id_, number, status, reason, exit_code, engine, runtime, pool, gpus, nodes, allocated,
      output, log_dir, created, queued, started, finished, spec_json, code_info,
-     parent_number) = row
+     allocated_uuids, parent_number) = row
     return VersionInfo(
         id=id_, job=job_name, number=number, version=f"V{number:03d}",
         parent=f"V{parent_number:03d}" if parent_number else None,
         status=status, reason=reason, exit_code=exit_code, engine=engine, runtime=runtime,
-        pool=pool, gpus=gpus, nodes=nodes, allocated_gpus=allocated, output=output,
+        pool=pool, gpus=gpus, nodes=nodes, allocated_gpus=allocated,
+        allocated_uuids=allocated_uuids, output=output,
         log_dir=log_dir, created=created, queued=queued, started=started, finished=finished,
         duration=duration_seconds(started, finished, now),
         metrics=metrics, spec_json=spec_json, code_info=code_info,
@@ -218,3 +222,19 @@ def gpu_summary_of(rows: Iterable[tuple[int, str, float, float, int]]
     for vid, (total, n) in weighted.items():
         out[vid]["gpu_util_mean"] = round(total / n, 1)
     return out
+
+
+GPU_COMPARE_ROWS = (("gpu_memory_peak_mb", "GPU memory peak (MiB)"),
+                    ("gpu_util_mean", "GPU utilisation mean (%)"))
+"""The `gpu_summary_of` figures a comparison shows, with their row titles."""
+
+
+def gpu_compare_rows(summary: dict[int, dict[str, float]], version_ids: list[int]
+                     ) -> list[tuple[str, list[float | None]]]:
+    """The GPU rows of a comparison (the CLI's table and the TUI's compare screen): each
+    `GPU_COMPARE_ROWS` title with every version's figure from `gpu_summary_of` (None where
+    it has none); a row no version has a figure for is left out."""
+    rows = [(title, [summary.get(vid, {}).get(key) for vid in version_ids])
+            for key, title in GPU_COMPARE_ROWS]
+    return [(title, values) for title, values in rows
+            if any(value is not None for value in values)]

@@ -394,14 +394,16 @@ def idle_once(argv: list[str], env: dict[str, str], ready: Path, settle: float,
 
 
 def case_idle(space: Workspace, opts: Options) -> list[Row]:
-    """6: the TUI left alone with 10 running jobs, against a bare Textual app left alone."""
+    """6: the TUI left alone with 10 running jobs, against a bare Textual app left alone;
+    then the same on the GPUs screen, with the fake NVML's two GPUs polled."""
     from benchmarks.bench_startup import traindeck_argv
 
     home = copy_home(space.base, space.root / "idle")
     names = _running_jobs(space, home)
     env = child_env(space, home)
     bare = [sys.executable, str(ROOT / "benchmarks" / "bench_startup.py"), "--bare"]
-    cases = {"ours": traindeck_argv(), "bare": bare}
+    gpus = [sys.executable, str(ROOT / "benchmarks" / "fake_gpus_app.py")]
+    cases = {"ours": traindeck_argv(), "bare": bare, "gpus": gpus}
     figures: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
     try:
         for run in range(opts.runs):
@@ -410,7 +412,8 @@ def case_idle(space: Workspace, opts: Options) -> list[Row]:
                                                opts.idle_seconds))
             progress(f"idle run {run + 1}: {figures['ours'][-1][0]:.2f}% CPU, "
                      f"{figures['ours'][-1][1]:.0f} B/s (bare app {figures['bare'][-1][0]:.2f}%, "
-                     f"{figures['bare'][-1][1]:.0f} B/s)")
+                     f"{figures['bare'][-1][1]:.0f} B/s; GPUs screen "
+                     f"{figures['gpus'][-1][0]:.2f}%, {figures['gpus'][-1][1]:.0f} B/s)")
     finally:
         _stop_jobs(names)
     how = (f"over {opts.idle_seconds:g} s, {opts.settle_seconds:g} s after ready, in a 120×40 "
@@ -421,6 +424,13 @@ def case_idle(space: Workspace, opts: Options) -> list[Row]:
             Target("below", 2.0), note=how),
         Row("6 idle: bytes written to the terminal", "B/s", [f[1] for f in figures["ours"]],
             [f[1] for f in figures["bare"]], Target("below", 1024)),
+        Row("6 idle on the GPUs screen (2 fake GPUs polled): CPU", "%",
+            [f[0] for f in figures["gpus"]], [f[0] for f in figures["bare"]],
+            Target("below", 2.0), note="the GPUs of tests/fake_nvml.py, unchanging: "
+                                       "nothing should be redrawn"),
+        Row("6 idle on the GPUs screen: bytes written to the terminal", "B/s",
+            [f[1] for f in figures["gpus"]], [f[1] for f in figures["bare"]],
+            Target("below", 1024)),
     ]
 
 

@@ -121,6 +121,15 @@ class FakeNvml:
             raise NVMLError(NVML_ERROR_NOT_FOUND)
         return self._device(self.devices[index], "handle")
 
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> FakeDevice:
+        if self.initialised <= 0:
+            raise NVMLError(NVML_ERROR_UNINITIALIZED)
+        for device in self.devices:
+            for found in [device, *(device.mig or [])]:
+                if found.uuid == uuid:
+                    return self._device(found, "handle")
+        raise NVMLError(NVML_ERROR_NOT_FOUND)
+
     def nvmlDeviceGetUUID(self, handle: Any) -> str:
         return self._device(handle, "uuid").uuid
 

@@ -18,6 +18,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from helpers import Project, count_rows, noop_launcher, traindeck_executable
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, col, select
 
 import app.db
@@ -348,6 +349,42 @@ def test_a_database_made_by_the_first_schema_is_upgraded_with_its_rows_kept(
         assert conn.execute(text("SELECT name FROM jobs")).scalars().all() == ["kept"]
         indexes = {row[1] for row in conn.execute(text("PRAGMA index_list('versions')"))}
     assert {"ix_versions_output", "ix_versions_log_dir"} <= indexes
+
+
+def test_gpu_allocations_made_before_uuids_upgrade_to_whole_gpus(tmp_path: Path) -> None:
+    from alembic import command
+
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    command.upgrade(alembic_config(db.engine), "0004")
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO jobs (id, name, description, created_at, updated_at, "
+                          "last_version_number) VALUES (1, 'held', '', '2026-01-01', "
+                          "'2026-01-01', 1)"))
+        columns = list(conn.execute(text("PRAGMA table_info('versions')")))
+        # Every required column gets a value of its type, then those the test reads.
+        values = {name: 0 if kind in ("INTEGER", "BOOLEAN") else ""
+                  for _, name, kind, required, _, _ in columns if required}
+        values |= {"id": 1, "job_id": 1, "number": 1, "status": "running",
+                   "spec_json": "{}", "created_at": "2026-01-01", "allocated_gpus": "1"}
+        conn.execute(text(f"INSERT INTO versions ({', '.join(values)}) "
+                          f"VALUES ({', '.join(':' + k for k in values)})"), values)
+        conn.execute(text("INSERT INTO gpu_allocations (gpu, version_id, allocated_at) "
+                          "VALUES (1, 1, '2026-01-01')"))
+    assert "allocated_uuids" not in {column[1] for column in columns}
+    db.migrate()
+    assert db.current_revision() == HEAD_REVISION
+    with db.engine.begin() as conn:
+        assert conn.execute(text("SELECT gpu, mig_index, uuid, version_id FROM "
+                                 "gpu_allocations")).all() == [(1, -1, "", 1)]
+        assert conn.execute(text("SELECT allocated_gpus, allocated_uuids FROM versions")
+                            ).all() == [("1", "")]
+        # Two MIG instances of one GPU are booked apart; the same device only once.
+        conn.execute(text("INSERT INTO gpu_allocations (gpu, mig_index, uuid, version_id, "
+                          "allocated_at) VALUES (0, 1, 'MIG-a', 1, '2026-01-01'), "
+                          "(0, 2, 'MIG-b', 1, '2026-01-01')"))
+    with pytest.raises(IntegrityError), db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO gpu_allocations (gpu, mig_index, uuid, version_id, "
+                          "allocated_at) VALUES (0, 2, 'MIG-b', 1, '2026-01-01')"))
 
 
 def _fill_wal(db: Database, megabytes: int) -> None:

@@ -54,7 +54,7 @@ def local_py(source: str) -> list[str]:
 
 def plan_for(argvs: list[list[str]], *, image: str | None = IMAGE, workdir: str = "/",
              mounts: list[Mount] | None = None, network: str | None = None,
-             user: tuple[int, int] | None = None, gpus: list[int] | None = None) -> LaunchPlan:
+             user: tuple[int, int] | None = None, gpus: list[str] | None = None) -> LaunchPlan:
     """A plan with one rank per argv; ranks are named `td-<tag>-<rank>`, unique per call.
     A Docker plan's ranks log into a job folder of its own (`job_log`)."""
     tag = uuid.uuid4().hex[:10]
@@ -254,7 +254,7 @@ def test_docker_start_failures_leave_nothing_behind(docker_exec) -> None:
     assert executor.find_containers(plan.version_id) == []
     # A GPU request fails only at start, once the network and both containers exist.
     network = f"td-net-{uuid.uuid4().hex[:8]}"
-    plan = plan_for([py("print(1)"), py("print(1)")], network=network, gpus=[0])
+    plan = plan_for([py("print(1)"), py("print(1)")], network=network, gpus=["0"])
     try:
         handles.append(executor.start(plan))
     except ExecutorError as exc:

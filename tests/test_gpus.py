@@ -32,6 +32,7 @@ from app.context import Context
 from app.jobs import set_status
 from app.models import Status, Version
 from app.runtime.gpus import (
+    GpuDevice,
     GpuInfo,
     GpuProcess,
     foreign_load,
@@ -176,8 +177,8 @@ def test_scheduler_keeps_off_a_gpu_that_foreign_processes_fill(
     nvml.devices[0].used_mb = 73_000
     nvml.devices[0].processes = [FakeProcess(sleeper.pid, 72_704)]
     first = submit_gpu_version(nvml_ctx, tmp_path, "first")
-    assert peek_admission(nvml_ctx, first).granted == [1]
-    assert try_admit(nvml_ctx, first).granted == [1]
+    assert peek_admission(nvml_ctx, first).granted == [GpuDevice(1)]
+    assert try_admit(nvml_ctx, first).granted == [GpuDevice(1)]
     second = submit_gpu_version(nvml_ctx, tmp_path, "second")
     waiting = try_admit(nvml_ctx, second)
     assert (waiting.granted, waiting.impossible) == (None, False)
@@ -186,7 +187,7 @@ def test_scheduler_keeps_off_a_gpu_that_foreign_processes_fill(
         f"GPU0: 71 GB used by pid {sleeper.pid} (sleep, user {USER}) outside Traindeck")
     # The notebook ends: its memory is free again, and the version gets the GPU.
     nvml.devices[0].used_mb, nvml.devices[0].processes = 512, []
-    assert try_admit(nvml_ctx, second).granted == [0]
+    assert try_admit(nvml_ctx, second).granted == [GpuDevice(0)]
 
 
 def test_scheduler_counts_a_running_version_processes_as_its_own(
@@ -203,7 +204,7 @@ def test_scheduler_counts_a_running_version_processes_as_its_own(
         version.handle = json.dumps({"kind": "local", "pids": [sleeper.pid]})
         session.add(version)
     vid = submit_gpu_version(nvml_ctx, tmp_path, "two", gpus=2)
-    assert try_admit(nvml_ctx, vid).granted == [0, 1]
+    assert try_admit(nvml_ctx, vid).granted == [GpuDevice(0), GpuDevice(1)]
 
 
 def test_a_lower_threshold_lets_a_version_share(monkeypatch: pytest.MonkeyPatch,
@@ -216,7 +217,7 @@ def test_a_lower_threshold_lets_a_version_share(monkeypatch: pytest.MonkeyPatch,
     vid = submit_gpu_version(nvml_ctx, tmp_path, "small")
     assert "outside Traindeck" in try_admit(nvml_ctx, vid).reason
     nvml_ctx.settings.gpu_min_free_fraction = 0.1
-    assert try_admit(nvml_ctx, vid).granted == [0]
+    assert try_admit(nvml_ctx, vid).granted == [GpuDevice(0)]
 
 
 def test_traindeck_gpus_lists_nothing_and_says_why_without_a_driver(home: Path) -> None:

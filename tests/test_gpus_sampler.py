@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from app.context import Context
 from app.models import GpuAllocation, MetricPointRow
 from app.queries import version_events
+from app.readmodels import gpu_compare_rows
 from app.runtime.sampler import Sampler, gpu_summary
 
 WORKER = """\
@@ -102,6 +103,26 @@ def test_samples_gpus_and_processes_and_warns_about_an_idle_gpu(
     again.sample()
     again.stop()
     assert ("sys/gpu0/util", 2, 71) in points(ctx, vid)
+
+
+def test_a_mig_instance_is_sampled_by_its_uuid(monkeypatch: pytest.MonkeyPatch, ctx: Context,
+                                               tmp_path: Path) -> None:
+    from fake_nvml import NVML_ERROR_NOT_SUPPORTED, FakeDevice
+
+    nvml = install(monkeypatch, two_gpus())
+    nvml.devices[0].used_mb = 30_000  # the whole GPU's figure: not the instance's
+    nvml.devices[0].mig = [FakeDevice(uuid="MIG-aaaa", total_mb=40_192, used_mb=700,
+                                      errors={"utilization": NVML_ERROR_NOT_SUPPORTED})]
+    vid = submit_gpu_version(ctx, tmp_path, "on-mig")
+    with ctx.db.write() as session:
+        session.add(GpuAllocation(gpu=0, mig_index=0, uuid="MIG-aaaa", version_id=vid))
+    sampler = Sampler(ctx, vid, None, interval=600).start()
+    assert sampler.sample() == {"sys/gpu0/mig0/memory_mb": 700}
+    sampler.sample()
+    sampler.stop()
+    assert gpu_summary(ctx.db, [vid]) == {vid: {"gpu_memory_peak_mb": 700}}
+    # No utilisation is known for it: no warning that it stayed idle.
+    assert [e.message for e in version_events(ctx.db, vid) if e.kind == "warning"] == []
 
 
 def test_the_thread_samples_on_its_own_and_zero_turns_it_off(
@@ -197,3 +218,6 @@ def test_compare_shows_each_versions_gpu_peak_memory_and_mean_utilisation(
     assert main(["compare", "gpujob"]) == 0
     table = capsys.readouterr().out
     assert "GPU memory peak (MiB)" in table and "GPU utilisation mean (%)" in table
+    # A version without samples has no figure; a figure no version has is no row.
+    assert gpu_compare_rows({first: {"gpu_memory_peak_mb": 5.0}}, [first, second]) == [
+        ("GPU memory peak (MiB)", [5.0, None])]

@@ -21,6 +21,7 @@ from app.context import Context
 from app.jobs import submit
 from app.models import Status, Version
 from app.queries import version_events
+from app.runtime.gpus import GpuDevice
 from app.runtime.scheduler import peek_admission, try_admit
 from app.spec import load_spec_file
 
@@ -199,9 +200,10 @@ def test_a_peek_decides_as_the_write_would_and_books_nothing(gpu_ctx: Context,
         raw, base = load_spec_file(hold_spec(tmp_path, name, gpus=2))
         ids.append(submit(gpu_ctx, raw, base, launcher=lambda c, v: None).version_id)
     first, second = ids
-    assert peek_admission(gpu_ctx, first).granted == [0, 1]
-    assert peek_admission(gpu_ctx, first).granted == [0, 1]  # nothing was booked
-    assert try_admit(gpu_ctx, first).granted == [0, 1]
+    both = [GpuDevice(0), GpuDevice(1)]
+    assert peek_admission(gpu_ctx, first).granted == both
+    assert peek_admission(gpu_ctx, first).granted == both  # nothing was booked
+    assert try_admit(gpu_ctx, first).granted == both
     waiting = peek_admission(gpu_ctx, second)
     assert waiting.granted is None
     assert waiting.reason == try_admit(gpu_ctx, second).reason

@@ -22,8 +22,13 @@ from app.cli.output import (
     print_json,
     print_table,
 )
-from app.formatting import describe_code, describe_resource_limits
-from app.readmodels import ACTIVE_STATUS_VALUES, DEFAULT_DESCENDING, format_resources
+from app.formatting import describe_code, describe_devices, describe_resource_limits
+from app.readmodels import (
+    ACTIVE_STATUS_VALUES,
+    DEFAULT_DESCENDING,
+    format_resources,
+    gpu_compare_rows,
+)
 
 EXIT_ERROR = 1
 """The exit status of a command that failed."""
@@ -123,6 +128,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  engine      {v.engine}  runtime {v.runtime}  pool {v.pool}  "
               f"gpus {v.gpus} × {v.nodes} node(s)" +
               (f"  allocated [{v.allocated_gpus}]" if v.allocated_gpus else ""))
+        devices = describe_devices(v.allocated_gpus, v.allocated_uuids)
+        if devices:
+            print(f"  devices     {devices}")
         print(f"  created     {format_time(v.created)}  started {format_time(v.started)}  "
               f"finished {format_time(v.finished)}  duration {format_duration(v.duration)}")
         if v.exit_code is not None:
@@ -245,11 +253,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         best = result.best[name]
         rows.append([name, *(format_value(x) + (" *" if i in best else "")
                              for i, x in enumerate(result.metrics[name]))])
-    for key, title in (("gpu_memory_peak_mb", "GPU memory peak (MiB)"),
-                       ("gpu_util_mean", "GPU utilisation mean (%)")):
-        if any(key in gpus.get(vid, {}) for vid in result.version_ids):
-            rows.append([title, *(format_value(gpus[vid][key]) if key in gpus.get(vid, {})
-                                  else "-" for vid in result.version_ids)])
+    rows += [[title, *map(format_value, values)]
+             for title, values in gpu_compare_rows(gpus, result.version_ids)]
     print_table(["", *result.versions], rows)
     if not args.all and len(names) < len(result.parameter_names):
         print(f"({len(result.parameter_names) - len(names)} equal parameters hidden; --all)")

@@ -16,11 +16,12 @@ import logging
 import os
 import pwd
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.config import Settings
+from app.models import WHOLE_GPU
 
 log = logging.getLogger(__name__)
 MAX_NAMED_PROCESSES = 3
@@ -50,6 +51,44 @@ class GpuProcess:
 
 
 @dataclass(frozen=True)
+class GpuDevice:
+    """What the scheduler books for a version: a whole GPU, or one MIG instance of it."""
+
+    index: int
+    """NVML index of the GPU (of a MIG instance's parent)."""
+    mig_index: int | None = None
+    """The MIG instance's slot on its GPU; None for the whole GPU."""
+    uuid: str = field(default="", compare=False)
+    """`GPU-…` or `MIG-…`; empty for declared GPUs."""
+
+    @property
+    def label(self) -> str:
+        """`GPU1`, or `GPU0/MIG2` for a MIG instance."""
+        return f"GPU{self.index}" + (f"/MIG{self.mig_index}" if self.mig_index is not None
+                                     else "")
+
+    @classmethod
+    def booked(cls, gpu: int, mig_index: int, uuid: str = "") -> GpuDevice:
+        """The device of a `GpuAllocation` row."""
+        return cls(gpu, None if mig_index == WHOLE_GPU else mig_index, uuid)
+
+    @property
+    def slot(self) -> int:
+        """`GpuAllocation.mig_index` of this device."""
+        return WHOLE_GPU if self.mig_index is None else self.mig_index
+
+    @property
+    def device_id(self) -> str:
+        """How CUDA_VISIBLE_DEVICES and a Docker device request name it: the GPU's index
+        (in PCI bus order, as NVML and Docker count), a MIG instance's UUID."""
+        return self.uuid if self.mig_index is not None and self.uuid else str(self.index)
+
+    def __str__(self) -> str:
+        """`1`, `0/MIG2`: the device as `Version.allocated_gpus` lists it."""
+        return self.label.removeprefix("GPU")
+
+
+@dataclass(frozen=True)
 class GpuInfo:
     """One GPU (or MIG instance) as the inventory sees it."""
 
@@ -68,12 +107,18 @@ class GpuInfo:
     processes: tuple[GpuProcess, ...] = ()
     mig_index: int | None = None
     """The MIG device's slot on its parent; None for a whole GPU."""
+    mig_mode: bool = False
+    """A whole GPU in MIG mode: usable only through its MIG instances."""
 
     @property
     def label(self) -> str:
         """`GPU1`, or `GPU0/MIG2` for a MIG instance."""
-        mig = f"/MIG{self.mig_index}" if self.mig_index is not None else ""
-        return f"GPU{self.index}{mig}"
+        return self.device.label
+
+    @property
+    def device(self) -> GpuDevice:
+        """The allocatable device this is."""
+        return GpuDevice(self.index, self.mig_index, self.uuid)
 
     @property
     def memory_free_mb(self) -> int | None:
@@ -135,14 +180,18 @@ def _device(pynvml: Any, handle: Any, index: int, mig_index: int | None = None) 
         uuid=_text(_optional(pynvml, pynvml.nvmlDeviceGetUUID, handle) or ""),
         temperature=None if temperature is None else int(temperature),
         processes=_processes(pynvml, handle), mig_index=mig_index,
+        mig_mode=mig_index is None and _mig_mode(pynvml, handle),
     )
 
 
-def _mig_devices(pynvml: Any, handle: Any, index: int) -> list[GpuInfo]:
-    """The MIG instances of a GPU in MIG mode (none for other GPUs)."""
+def _mig_mode(pynvml: Any, handle: Any) -> bool:
+    """Whether the GPU runs in MIG mode (False where it cannot)."""
     mode = _optional(pynvml, pynvml.nvmlDeviceGetMigMode, handle)
-    if not mode or mode[0] != pynvml.NVML_DEVICE_MIG_ENABLE:
-        return []
+    return bool(mode) and mode[0] == pynvml.NVML_DEVICE_MIG_ENABLE
+
+
+def _mig_devices(pynvml: Any, handle: Any, index: int) -> list[GpuInfo]:
+    """The MIG instances of a GPU in MIG mode."""
     out = []
     for slot in range(_optional(pynvml, pynvml.nvmlDeviceGetMaxMigDeviceCount, handle) or 0):
         try:
@@ -172,7 +221,8 @@ def _nvml_gpus() -> list[GpuInfo] | None:
                 # A GPU fallen off the bus is left out: nothing may be placed on it.
                 log.warning("GPU%d: NVML: %s", index, exc)
                 continue
-            out += _mig_devices(pynvml, handle, index)
+            if out[-1].mig_mode:
+                out += _mig_devices(pynvml, handle, index)
         return out
     except pynvml.NVMLError:
         return None
@@ -192,8 +242,14 @@ def inventory(settings: Settings) -> list[GpuInfo]:
 
 
 def whole_gpus(gpus: Iterable[GpuInfo]) -> list[GpuInfo]:
-    """The GPUs themselves, without their MIG instances (what allocations book by index)."""
+    """The GPUs themselves, without their MIG instances."""
     return [g for g in gpus if g.mig_index is None]
+
+
+def allocatable(gpus: Iterable[GpuInfo]) -> list[GpuInfo]:
+    """What versions can be given: every MIG instance, and every GPU not in MIG mode (one
+    in MIG mode is usable only through its instances)."""
+    return [g for g in gpus if not g.mig_mode]
 
 
 def pool_gpus(settings: Settings, pool_name: str, indices: list[int]) -> list[int]:

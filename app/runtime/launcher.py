@@ -37,6 +37,7 @@ from app.lifecycle import record_event, runtime_note, set_status
 from app.models import Dataset, DatasetVersion, Job, Status, Version, parse_version_label
 from app.runtime.executors import Executor, ExecutorError, executor_for
 from app.runtime.executors.base import Handle, LaunchPlan
+from app.runtime.gpus import GpuDevice
 from app.runtime.logpump import RankLog, copy_job_log, own_lines_path
 from app.runtime.plan import (
     PlanError,
@@ -171,7 +172,7 @@ def _start_here(ctx: Context, version_id: int) -> None:
             client.close()
 
 
-def start_ranks(ctx: Context, job: str, version: Version, spec: JobSpec, gpus: list[int],
+def start_ranks(ctx: Context, job: str, version: Version, spec: JobSpec, gpus: list[GpuDevice],
                 sources: list[str], executor: Executor, logs: dict[int, RankLog], *,
                 may_wait: bool = True) -> Handle | None:
     """Plan the version, start its ranks and record them as running; their handle.
@@ -242,7 +243,7 @@ def dataset_paths(ctx: Context, spec: JobSpec, version_id: int | None = None) ->
 
 
 def announce_start(ctx: Context, version: Version, logs: dict[int, RankLog], plan: LaunchPlan,
-                   kind: str, gpus: list[int]) -> None:
+                   kind: str, gpus: list[GpuDevice]) -> None:
     """Just before the ranks start: reset their metrics files, the job's copies of their
     logs and the logs' counts, say so."""
     for rank in range(len(plan.ranks)):

@@ -24,6 +24,7 @@ from app.models import Version, version_label
 from app.presets import preset_definition
 from app.runtime.bootstrap import IGNORE
 from app.runtime.executors.base import LaunchPlan, Mount, RankPlan
+from app.runtime.gpus import GpuDevice
 from app.runtime.invocation import invocation, rendezvous_env
 from app.runtime.procs import free_port
 from app.spec import JobSpec, is_remote
@@ -202,7 +203,7 @@ def _data_dirs(spec: JobSpec, data_paths: list[str]) -> list[Path]:
 
 
 def build_plan(
-    settings: Settings, job: str, version: Version, spec: JobSpec, gpus: list[int],
+    settings: Settings, job: str, version: Version, spec: JobSpec, gpus: list[GpuDevice],
     dataset_paths: list[str] | None = None, presets_dir: Path | None = None,
 ) -> LaunchPlan:
     """The LaunchPlan of a version; creates its output, log and state folders."""
@@ -301,7 +302,7 @@ def build_plan(
             env["HOME"] = str(IN_CONTAINER / "job" / "home")
             env["TRAINDECK_IMAGE"] = program.image or ""
         else:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, rank_gpus))
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(d.device_id for d in rank_gpus)
             # CUDA's own order puts the fastest card first; NVML's and Docker's indices
             # (what was granted) follow the PCI bus.
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
@@ -314,8 +315,8 @@ def build_plan(
                 p for p in (shims, env.get("PYTHONPATH", "")) if p)
         log = (job_at / job_log_name(rank) if docker
                else Path(version.log_dir) / f"rank-{rank}.log")
-        ranks.append(RankPlan(rank=rank, argv=argv, env=env, name=names[rank], gpus=rank_gpus,
-                              log=str(log)))
+        ranks.append(RankPlan(rank=rank, argv=argv, env=env, name=names[rank],
+                              gpus=[d.device_id for d in rank_gpus], log=str(log)))
 
     return LaunchPlan(
         job=job, version=label, version_id=version.id or 0,

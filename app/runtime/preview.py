@@ -19,6 +19,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from app.models import Job, Version, version_label
+from app.runtime.gpus import GpuDevice
 from app.runtime.invocation import FOLDERS
 from app.spec import JobSpec, is_remote
 
@@ -104,7 +105,7 @@ def preview_rank0(ctx: Context, spec: JobSpec) -> RankPreview:
             version.output = str(scratch / "output")
             swaps[version.output] = output
         settings = cast("Settings", _ScratchSettings(ctx.settings, scratch / "home"))
-        gpus = list(range(spec.resources.gpus * spec.resources.nodes))
+        gpus = [GpuDevice(i) for i in range(spec.resources.gpus * spec.resources.nodes)]
         plan = build_plan(settings, spec.name, version, spec, gpus, staged)
         rank = plan.ranks[0]
 

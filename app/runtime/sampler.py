@@ -2,11 +2,12 @@
 CPU and resident memory, sampled every `system_metrics_seconds` by its supervisor.
 
 They are stored as metric points under `sys/` (`sys/gpu0/util`, `sys/gpu0/memory_mb`,
-`sys/cpu_percent`, `sys/rss_mb`), so the metrics tab plots them as it plots the script's
-own. When the run ends, a GPU that stayed at 0% the whole time gets a warning event:
-the script most likely never used CUDA. GPUs are read from NVML (Docker's devices are
-the same NVML indices); processes from /proc (a local rank and its children, or what
-runs in the version's containers).
+`sys/gpu0/mig1/memory_mb` for a MIG instance, `sys/cpu_percent`, `sys/rss_mb`), so the
+metrics tab plots them as it plots the script's own. When the run ends, a GPU that
+stayed at 0% the whole time gets a warning event: the script most likely never used
+CUDA. GPUs are read from NVML (Docker's devices are the same NVML indices; a MIG
+instance is read by its UUID, and has no utilisation NVML can report); processes from
+/proc (a local rank and its children, or what runs in the version's containers).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from app.context import Context
 from app.db import Database
 from app.lifecycle import record_event
 from app.models import GpuAllocation, MetricPointRow
-from app.runtime.gpus import handle_pids
+from app.readmodels import gpu_summary_of
+from app.runtime.gpus import GpuDevice, handle_pids
 
 log = logging.getLogger(__name__)
 PREFIX = "sys/"
@@ -58,12 +60,12 @@ class Sampler:
         self.version_id = version_id
         self.handle = json.loads(handle) if isinstance(handle, str) and handle else handle
         self.interval = ctx.settings.system_metrics_seconds if interval is None else interval
-        self.gpu_util: dict[int, list[int]] = {}
-        """Each sampled GPU's utilisation readings so far."""
+        self.gpu_util: dict[str, list[int]] = {}
+        """Each sampled device's utilisation readings so far, by its label (`GPU0`)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._nvml: Any = None
-        self._gpus: dict[int, Any] = {}
+        self._gpus: dict[GpuDevice, Any] = {}
         self._ticks: dict[int, int] = {}
         self._last = 0.0
         self._step = 0
@@ -73,8 +75,9 @@ class Sampler:
         if self.interval <= 0:
             return self
         with self.ctx.db.read() as session:
-            gpus = sorted(session.exec(select(GpuAllocation.gpu).where(
-                GpuAllocation.version_id == self.version_id)))
+            gpus = [GpuDevice.booked(*row) for row in sorted(session.exec(
+                select(GpuAllocation.gpu, GpuAllocation.mig_index, GpuAllocation.uuid)
+                .where(GpuAllocation.version_id == self.version_id)).all())]
             last = session.exec(select(func.max(MetricPointRow.step)).where(
                 MetricPointRow.version_id == self.version_id,
                 col(MetricPointRow.name).startswith(PREFIX))).one()
@@ -95,16 +98,16 @@ class Sampler:
             with contextlib.suppress(self._nvml.NVMLError):
                 self._nvml.nvmlShutdown()
             self._nvml = None
-        idle = [gpu for gpu, values in sorted(self.gpu_util.items())
+        idle = [label for label, values in self.gpu_util.items()
                 if len(values) >= MIN_SAMPLES_FOR_WARNING and not any(values)]
         if idle:
             with self.ctx.db.write() as session:
-                for gpu in idle:
+                for label in idle:
                     record_event(session, self.version_id,
-                                 f"GPU{gpu} stayed at 0% for the whole run: is the script "
+                                 f"{label} stayed at 0% for the whole run: is the script "
                                  "using CUDA?", "warning")
 
-    def _open_nvml(self, gpus: list[int]) -> None:
+    def _open_nvml(self, gpus: list[GpuDevice]) -> None:
         try:
             import pynvml
         except ImportError:
@@ -117,9 +120,11 @@ class Sampler:
         self._nvml = pynvml
         for gpu in gpus:
             try:
-                self._gpus[gpu] = pynvml.nvmlDeviceGetHandleByIndex(gpu)
+                self._gpus[gpu] = (pynvml.nvmlDeviceGetHandleByIndex(gpu.index)
+                                   if gpu.mig_index is None or not gpu.uuid
+                                   else pynvml.nvmlDeviceGetHandleByUUID(gpu.uuid))
             except pynvml.NVMLError as exc:
-                log.warning("GPU%d: no metrics: NVML: %s", gpu, exc)
+                log.warning("%s: no metrics: NVML: %s", gpu.label, exc)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -152,15 +157,18 @@ class Sampler:
         values: dict[str, float] = {}
         nvml = self._nvml
         for gpu, handle in self._gpus.items():
+            name = f"{PREFIX}{gpu.label.lower()}"
             try:
-                util = int(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+                util = (int(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+                        if gpu.mig_index is None else None)  # NVML has none for MIG
                 used = int(nvml.nvmlDeviceGetMemoryInfo(handle).used) // 2**20
             except nvml.NVMLError as exc:
-                log.warning("GPU%d: NVML: %s", gpu, exc)
+                log.warning("%s: NVML: %s", gpu.label, exc)
                 continue
-            self.gpu_util.setdefault(gpu, []).append(util)
-            values[f"{PREFIX}gpu{gpu}/util"] = util
-            values[f"{PREFIX}gpu{gpu}/memory_mb"] = used
+            values[f"{name}/memory_mb"] = used
+            if util is not None:
+                self.gpu_util.setdefault(gpu.label, []).append(util)
+                values[f"{name}/util"] = util
         cpu, rss = self._read_processes()
         if cpu is not None:
             values[f"{PREFIX}cpu_percent"] = round(cpu, 1)
@@ -177,26 +185,14 @@ class Sampler:
 
 
 def gpu_summary(db: Database, version_ids: Iterable[int]) -> dict[int, dict[str, float]]:
-    """Per version: `gpu_memory_peak_mb` (the most any one of its GPUs held) and
-    `gpu_util_mean` (% over all its GPUs' samples), for the comparison page."""
-    ids = list(version_ids)
-    out: dict[int, dict[str, float]] = {}
+    """Per version: `gpu_memory_peak_mb` and `gpu_util_mean` (`gpu_summary_of`) of its
+    `sys/gpu…` samples, for the comparison page."""
     with db.read() as session:
         rows = session.connection().execute(
             core_select(col(MetricPointRow.version_id), col(MetricPointRow.name),
                         func.max(MetricPointRow.value), func.avg(MetricPointRow.value),
                         func.count())
-            .where(col(MetricPointRow.version_id).in_(ids),
+            .where(col(MetricPointRow.version_id).in_(list(version_ids)),
                    col(MetricPointRow.name).startswith(f"{PREFIX}gpu"))
             .group_by(col(MetricPointRow.version_id), col(MetricPointRow.name))).all()
-    weighted: dict[int, tuple[float, int]] = {}
-    for vid, name, peak, mean, count in rows:
-        summary = out.setdefault(vid, {})
-        if name.endswith("/memory_mb"):
-            summary["gpu_memory_peak_mb"] = max(summary.get("gpu_memory_peak_mb", 0.0), peak)
-        elif name.endswith("/util"):
-            total, n = weighted.get(vid, (0.0, 0))
-            weighted[vid] = (total + mean * count, n + count)
-    for vid, (total, n) in weighted.items():
-        out[vid]["gpu_util_mean"] = round(total / n, 1)
-    return out
+    return gpu_summary_of(rows)

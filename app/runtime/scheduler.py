@@ -14,16 +14,31 @@ from sqlmodel import Session, col, delete, func, select
 
 from app.config import Settings
 from app.context import Context
-from app.models import ACTIVE_STATUSES, GpuAllocation, Job, Status, Version, version_label
-from app.runtime.gpus import GpuInfo, foreign_load, handle_pids, inventory, pool_gpus, whole_gpus
+from app.models import (
+    ACTIVE_STATUSES,
+    GpuAllocation,
+    Job,
+    Status,
+    Version,
+    version_label,
+)
+from app.runtime.gpus import (
+    GpuDevice,
+    GpuInfo,
+    allocatable,
+    foreign_load,
+    handle_pids,
+    inventory,
+    pool_gpus,
+)
 
 
 @dataclass(frozen=True)
 class Admission:
     """The outcome of one scheduling attempt."""
 
-    granted: list[int] | None
-    """GPU indices when admitted (empty for CPU versions); None when not (yet)."""
+    granted: list[GpuDevice] | None
+    """The devices when admitted (empty for CPU versions); None when not (yet)."""
     reason: str = ""
     """Why not: what the version waits for, or why it can never run."""
     impossible: bool = False
@@ -48,11 +63,15 @@ def try_admit(ctx: Context, version_id: int, gpu_indices: list[int] | None = Non
     own = own_pids(ctx) if any(d.processes for d in devices) else set()
     with ctx.db.write() as session:
         admission, new = _assess(ctx, session, version_id, devices, own)
-        if new and admission.granted:
+        granted = admission.granted
+        if new and granted:
             session.exec(insert(GpuAllocation), params=[
-                {"gpu": gpu, "version_id": version_id} for gpu in admission.granted])
+                {"gpu": d.index, "mig_index": d.slot, "uuid": d.uuid,
+                 "version_id": version_id} for d in granted])
+            uuids = ",".join(d.uuid for d in granted) if any(d.uuid for d in granted) else ""
             session.exec(update(Version).where(col(Version.id) == version_id)
-                         .values(allocated_gpus=",".join(map(str, admission.granted))))
+                         .values(allocated_gpus=",".join(map(str, granted)),
+                                 allocated_uuids=uuids))
     return admission
 
 
@@ -75,7 +94,7 @@ def gpu_shortage(settings: Settings, pool: str, gpus: int, nodes: int) -> str:
     found = settings.pool(pool)
     if gpus <= 0 or found is None or found.kind == "slurm":
         return ""
-    have = len(pool_gpus(settings, pool, [g.index for g in whole_gpus(inventory(settings))]))
+    have = len(_in_pool(settings, pool, inventory(settings)))
     if gpus * nodes <= have:
         return ""
     asked = f"{gpus} GPU(s)" if nodes == 1 else f"{gpus} GPU(s) × {nodes} nodes"
@@ -106,12 +125,18 @@ def own_pids(ctx: Context) -> set[int]:
     return handle_pids(handles)
 
 
-def _foreign(ctx: Context, devices: list[GpuInfo], free: list[int], own: set[int]
-             ) -> dict[int, str]:
-    """Free GPUs that processes outside Traindeck fill, each with the reason in words."""
-    found = {d.index: foreign_load(d, own, ctx.settings.gpu_min_free_fraction)
-             for d in devices if d.index in free and d.processes}
-    return {index: reason for index, reason in found.items() if reason}
+def _in_pool(settings: Settings, pool: str, devices: list[GpuInfo]) -> list[GpuInfo]:
+    """The allocatable devices of `pool`: MIG instances belong to their GPU's pool."""
+    found = allocatable(devices)
+    indices = set(pool_gpus(settings, pool, sorted({d.index for d in found})))
+    return [d for d in found if d.index in indices]
+
+
+def _foreign(ctx: Context, free: list[GpuInfo], own: set[int]) -> dict[GpuDevice, str]:
+    """Free devices that processes outside Traindeck fill, each with the reason in words."""
+    found = {d.device: foreign_load(d, own, ctx.settings.gpu_min_free_fraction)
+             for d in free if d.processes}
+    return {device: reason for device, reason in found.items() if reason}
 
 
 def _assess(ctx: Context, session: Session, version_id: int, devices: list[GpuInfo],
@@ -130,15 +155,15 @@ def _assess(ctx: Context, session: Session, version_id: int, devices: list[GpuIn
     if needed == 0 or (settings_pool is not None and settings_pool.kind == "slurm"):
         # Slurm queues and places a Slurm pool's versions itself
         return Admission([]), False
-    held_by_me = list(session.exec(
-        select(GpuAllocation.gpu).where(GpuAllocation.version_id == version_id)))
+    held_by_me = sorted(session.exec(
+        select(GpuAllocation.gpu, GpuAllocation.mig_index, GpuAllocation.uuid)
+        .where(GpuAllocation.version_id == version_id)).all())
     if len(held_by_me) >= needed:
-        return Admission(sorted(held_by_me)[:needed]), False
-    whole = whole_gpus(devices)
-    gpus = pool_gpus(ctx.settings, pool, [g.index for g in whole])
-    if needed > len(gpus):
+        return Admission([GpuDevice.booked(*row) for row in held_by_me[:needed]]), False
+    candidates = _in_pool(ctx.settings, pool, devices)
+    if needed > len(candidates):
         return Admission(None, f"asks for {needed} GPU(s) but pool {pool} has "
-                               f"{len(gpus)}", impossible=True), False
+                               f"{len(candidates)}", impossible=True), False
     ahead = (
         select(Version.id).where(
             col(Version.status).in_([Status.INITIALIZING.value, Status.QUEUED.value]),
@@ -147,24 +172,24 @@ def _assess(ctx: Context, session: Session, version_id: int, devices: list[GpuIn
         ).where(~col(Version.id).in_(select(GpuAllocation.version_id).distinct()))
     )
     first_ahead = session.exec(ahead.order_by(col(Version.id)).limit(1)).first()
-    holders = dict(session.exec(
-        select(GpuAllocation.gpu, GpuAllocation.version_id)
-        .where(col(GpuAllocation.gpu).in_(gpus))
-    ).all())
-    free = [g for g in gpus if g not in holders]
-    foreign = _foreign(ctx, whole, free, own)
-    free = [g for g in free if g not in foreign]
+    holders = {GpuDevice.booked(gpu, mig): holder for gpu, mig, holder in session.exec(
+        select(GpuAllocation.gpu, GpuAllocation.mig_index, GpuAllocation.version_id)
+        .where(col(GpuAllocation.gpu).in_({d.index for d in candidates}))
+    ).all()}
+    free = [d for d in candidates if d.device not in holders]
+    foreign = _foreign(ctx, free, own)
+    free = [d for d in free if d.device not in foreign]
     if first_ahead is not None or len(free) < needed:
         count_ahead = (session.exec(select(func.count()).select_from(ahead.subquery())).one()
                        if first_ahead is not None else 0)
         return Admission(None, _waiting_reason(
             session, needed, pool, len(free), holders, first_ahead, count_ahead,
             list(foreign.values()))), False
-    return Admission(free[:needed]), True
+    return Admission([d.device for d in free[:needed]]), True
 
 
 def _waiting_reason(
-    session: Session, needed: int, pool: str, free: int, holders: dict[int, int],
+    session: Session, needed: int, pool: str, free: int, holders: dict[GpuDevice, int],
     first_ahead: int | None, count_ahead: int, foreign: list[str],
 ) -> str:
     """Why a version waits, naming who holds the GPUs (Traindeck's versions and processes
@@ -172,8 +197,9 @@ def _waiting_reason(
     parts = [f"waiting for {needed} GPU(s) in pool {pool}: {free} free"]
     labels = _labels(session, set(holders.values()) | (
         {first_ahead} if first_ahead is not None else set()))
-    for gpu, holder in sorted(holders.items()):
-        parts.append(f"GPU{gpu} held by {labels[holder]}")
+    for device, holder in sorted(holders.items(),
+                                 key=lambda item: (item[0].index, item[0].slot)):
+        parts.append(f"{device.label} held by {labels[holder]}")
     parts += foreign
     if first_ahead is not None:
         ahead = f"{count_ahead} earlier version(s) first ({labels[first_ahead]}"

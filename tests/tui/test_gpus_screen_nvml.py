@@ -105,3 +105,33 @@ async def test_a_visible_process_is_named_with_its_user(
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+async def test_over_the_job_list_nothing_is_redrawn_while_nothing_changes(
+        build: DataBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.tui.screens.gpus as gpus_screen
+    import app.tui.screens.jobs as jobs_screen
+    from app.tui.app import TraindeckApp
+
+    nvidia_board(build, monkeypatch)
+    # Both screens poll ten times a second, so a short wait holds many of their polls.
+    monkeypatch.setattr(gpus_screen, "POLL_SECONDS", 0.1)
+    monkeypatch.setattr(jobs_screen, "POLL_SECONDS", 0.1)
+    app = TraindeckApp(build.ctx)
+    frames: list[str] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("U")
+        await settle(pilot, rounds=2)
+        assert isinstance(app.screen, GpusScreen)
+        shown = app._display
+
+        def display(screen: Any, update: Any) -> None:
+            if update is not None:
+                frames.append(type(screen).__name__)
+            shown(screen, update)
+
+        monkeypatch.setattr(app, "_display", display)
+        await pilot.pause(1.0)
+        assert app.screen.board is not None  # type: ignore[attr-defined]
+    assert frames == []

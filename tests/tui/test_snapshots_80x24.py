@@ -122,6 +122,21 @@ def spec_file(build: DataBuilder, mp: pytest.MonkeyPatch) -> tuple[App[Any], Run
     return TraindeckApp(build.ctx), run
 
 
+def compare_gpus(build: DataBuilder, _mp: pytest.MonkeyPatch) -> tuple[App[Any], RunBefore]:
+    """The comparison with the GPU figures sampled while V001 and V002 ran (V003 has
+    none), its cursor on the last row."""
+    from app.jobs import VersionRef
+    from app.queries import version_info
+
+    sample_job(build)
+    samples = {"V001": {"sys/gpu0/util": [40.0, 60.0], "sys/gpu0/memory_mb": [900.0, 1200.0]},
+               "V002": {"sys/gpu0/util": [0.0, 0.0], "sys/gpu0/memory_mb": [10.0, 10.0]}}
+    for label, curves in samples.items():
+        info = version_info(build.ctx.db, "digits-baseline", label)
+        build.metrics(VersionRef("digits-baseline", label, info.id, info.status), {}, curves)
+    return jobs_app(build, keys("C", "end"), data=False)
+
+
 def since(build: DataBuilder, _mp: pytest.MonkeyPatch) -> tuple[App[Any], RunBefore]:
     from app.overview import mark_seen
 
@@ -169,6 +184,7 @@ SCENES: dict[str, Scene] = {
     "job-help": lambda b, _m: jobs_app(b, keys("question_mark")),
     "compare": lambda b, _m: jobs_app(b, keys("C")),
     "compare-all": lambda b, _m: jobs_app(b, keys("C", "a")),
+    "compare-gpus": compare_gpus,
     "confirm-delete-version": lambda b, _m: jobs_app(b, keys("d")),
     "save-parameters": lambda b, _m: jobs_app(b, keys("p")),
     "create-model": lambda b, _m: jobs_app(b, keys("up", "M")),

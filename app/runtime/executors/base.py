@@ -41,8 +41,9 @@ class RankPlan:
     env: dict[str, str]
     name: str
     """Container name, or a label for the process (unique per rank)."""
-    gpus: list[int] = field(default_factory=list)
-    """GPU indices this rank may use."""
+    gpus: list[str] = field(default_factory=list)
+    """The devices this rank may use, as CUDA_VISIBLE_DEVICES and Docker name them
+    (`GpuDevice.device_id`: a GPU's index, a MIG instance's UUID)."""
     log: str = ""
     """Where the rank's wrapper writes its log: the rank's log file, or in a container
     a file of the job's folder (`logs_in_job_folder`)."""

@@ -43,6 +43,7 @@ from app.runtime.executors import (
     get_executor,
 )
 from app.runtime.executors.base import Handle
+from app.runtime.gpus import GpuDevice
 from app.runtime.launcher import open_rank_logs, start_ranks
 from app.runtime.logpump import RankLog, copy_job_log
 from app.runtime.plan import (
@@ -196,7 +197,7 @@ class Supervisor:
 
     # -- admission ------------------------------------------------------------------------
 
-    def _admit(self) -> list[int] | None:
+    def _admit(self) -> list[GpuDevice] | None:
         """Wait in `queued` until the GPUs are ours; None when stopped or impossible."""
         last_reason = None
         peek_admission(self.ctx, self.version_id)  # prepares the decision's statements

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 Curves = dict[int, list[tuple[int, float]]]
 """One metric's curves: version id → [(step, value), ...]."""
+GpuRows = list[tuple[str, list[float | None]]]
+"""`app.readmodels.gpu_compare_rows`: (title, each version's figure or None)."""
 
 
 class _VersionTable(KeyTable):
@@ -106,10 +108,12 @@ class CompareScreen(FirstShow, Screen[None]):
     class Loaded(Message):
         """The comparison, read by a worker (or why it could not be)."""
 
-        def __init__(self, comparison: Comparison | None, error: str = "") -> None:
+        def __init__(self, comparison: Comparison | None, error: str = "",
+                     gpu_rows: GpuRows | None = None) -> None:
             super().__init__()
             self.comparison = comparison
             self.error = error
+            self.gpu_rows = gpu_rows or []
 
     class CurveNamesLoaded(Message):
         """Which metrics have curves, read by a worker after the comparison."""
@@ -140,6 +144,8 @@ class CompareScreen(FirstShow, Screen[None]):
         self._curves: Curves = {}
         """The plotted metric's curves, once read."""
         self._row_metrics: dict[str, str] = {}
+        self._gpu_rows: GpuRows = []
+        """Peak GPU memory and mean utilisation of each version, from its `sys/` samples."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -155,16 +161,21 @@ class CompareScreen(FirstShow, Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare-load")
     def _load(self) -> None:
-        """Read the comparison, then (while the table fills) which metrics have curves."""
+        """Read the comparison and its GPU figures, then (while the table fills) which
+        metrics have curves."""
         from app import queries
         from app.errors import TraindeckError
+        from app.readmodels import gpu_compare_rows
+        from app.runtime.sampler import gpu_summary
 
         try:
             comparison = queries.compare(self.ctx.db, self.job, self.labels)
+            ids = list(comparison.version_ids)
+            gpu_rows = gpu_compare_rows(gpu_summary(self.ctx.db, ids), ids)
         except TraindeckError as exc:
             self.post_message(self.Loaded(None, str(exc)))
             return
-        self.post_message(self.Loaded(comparison))
+        self.post_message(self.Loaded(comparison, gpu_rows=gpu_rows))
         try:
             names = queries.metric_curve_names(self.ctx.db, comparison.version_ids)
         except TraindeckError as exc:
@@ -194,6 +205,7 @@ class CompareScreen(FirstShow, Screen[None]):
             self.query_one(MetricPlot).show("", [], empty="Nothing to plot.")
             return
         self._comparison = message.comparison
+        self._gpu_rows = message.gpu_rows
         self._fill_table()
 
     @on(CurveNamesLoaded)
@@ -261,6 +273,11 @@ class CompareScreen(FirstShow, Screen[None]):
             key = f"metric-{name}"
             self._row_metrics[key] = name
             table.add_row(self._metric_label(name), *self._metric_cells(name), key=key)
+        if self._gpu_rows:
+            table.add_row(self._section("GPUs (sampled while running)"),
+                          *([""] * len(comparison.versions)), key="section-gpus")
+        for title, values in self._gpu_rows:
+            table.add_row(Text(f"  {title}"), *map(format_value, values), key=f"gpu-{title}")
         table.move_cursor(row=min(max(cursor, 0), table.row_count - 1), animate=False)
         self._update_summary()
 

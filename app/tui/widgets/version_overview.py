@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 from rich.color import Color as RichColor
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
@@ -25,7 +26,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import ProgressBar, Static
 
-from app.formatting import describe_code, describe_resource_limits
+from app.formatting import describe_code, describe_devices, describe_resource_limits
 from app.tui.widgets.formatting import (
     WrappedPath,
     format_duration,
@@ -79,7 +80,7 @@ def details_table(info: VersionInfo) -> Table:
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
     gpus = info.allocated_gpus or "—"
-    rows = [
+    rows: list[tuple[str, RenderableType]] = [
         ("Created", format_seconds_time(info.created)),
         ("Queued", format_seconds_time(info.queued)),
         ("Started", format_seconds_time(info.started)),
@@ -90,6 +91,10 @@ def details_table(info: VersionInfo) -> Table:
         ("Output", WrappedPath(info.output or "—")),
         ("Logs", WrappedPath(_logs_location(info))),
     ]
+    devices = describe_devices(info.allocated_gpus, info.allocated_uuids, "\n")
+    if devices:
+        # One a line, cut rather than folded: a UUID is told apart by its start.
+        rows.insert(-2, ("Devices", Text(devices, no_wrap=True, overflow="ellipsis")))
     limits = limits_text(info)
     if limits:
         rows.insert(-2, ("Limits", limits))
