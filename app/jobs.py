@@ -103,8 +103,7 @@ def resolve_runtime(ctx: Context, spec: JobSpec) -> JobSpec:
         return spec.model_copy(update={"resources": resources})
     if spec.resources.runtime is not None:
         return spec
-    else:
-        runtime = ctx.settings.default_runtime
+    runtime: str = ctx.settings.default_runtime
     if spec.algorithm.image is not None:
         runtime = "docker"  # a custom image has no local equivalent
     elif runtime == "auto":

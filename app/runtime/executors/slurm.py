@@ -9,8 +9,9 @@ travels in the JSON file, so run parameters never pass through a shell. Each tas
 step reads its rank's entry (`SLURM_PROCID`) and becomes the local rank wrapper
 (`app.runtime.rankrun`, through `app.runtime.slurmtask`) for it, with the torchrun
 variables taken from Slurm's task ids and `MASTER_ADDR` the first node of the
-allocation. The wrapper writes the stamped log and the exit status file into Traindeck's folder, which the
-nodes share with the host that submits, exactly as a local rank does.
+allocation. The wrapper writes the stamped log and the exit status file into
+Traindeck's folder, which the nodes share with the host that submits, exactly as a
+local rank does.
 
 In a pool with a container runtime (`container_runtime`: Pyxis or Apptainer), a version
 whose algorithm has an image runs each task in it (`container_argv`), planned with
