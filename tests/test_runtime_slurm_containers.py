@@ -22,8 +22,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -343,3 +345,25 @@ def test_submit_and_validate_refuse_what_the_partition_can_never_give(
             f"error: {spec}: resources.nodes: partition {SLURM_PARTITION} has 1 node(s); "
             "2 asked for"], done.stderr
     assert cli("show", "big", check=False).returncode != 0  # no job made
+
+
+def test_stop_of_a_running_container_version(
+        slurm: None, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ranks in the container get the stop's SIGTERM (Slurm's signal to the step,
+    passed on by the stand-in as a runtime does) and the version ends `stopped`."""
+    cluster(monkeypatch, stand_ins(tmp_path / "fakes", "apptainer"))
+    spec = script_spec(tmp_path, "held", "import time\nprint('ready', flush=True)\n"
+                       "time.sleep(600)\n", resources={"pool": "cluster"})
+    submit(spec)
+    try:
+        deadline = time.monotonic() + 60
+        while "ready" not in cli("logs", "held").stdout:
+            assert time.monotonic() < deadline, "the rank did not start in 60s"
+            time.sleep(0.5)
+        cli("stop", "held", "--version", "V001")
+        cli("wait", "held", "--timeout", "60", timeout=90, check=False)
+        shown = json.loads(cli("show", "held", "--json").stdout)["versions"][-1]
+        assert (shown["status"], shown["reason"]) == ("stopped", "stopped by user"), shown
+    finally:
+        subprocess.run(["scancel", "--name=traindeck:held:V001"], capture_output=True,
+                       timeout=30)
