@@ -115,6 +115,12 @@ class PoolSettings(BaseModel):
     time_limit: str | None = None
     """Time limit of each job in Slurm's format (`30`, `4:00:00`, `2-00:00:00`); None:
     the partition's default."""
+    container: Literal["auto", "pyxis", "apptainer", "none"] = "auto"
+    """How a slurm pool's versions whose algorithm has an image (an engine's, or a custom
+    one) run it on the nodes: `pyxis` (`srun --container-image`, enroot), `apptainer`
+    (`apptainer exec`), `none` (the engine's interpreter on the nodes; a custom image is
+    refused); `auto`: Pyxis when `srun --help` offers `--container-image`, else Apptainer
+    when `apptainer` is on the PATH, else none."""
 
     _gpus = field_validator("gpus")(classmethod(lambda cls, v: check_gpu_indices(v)))
 

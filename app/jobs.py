@@ -88,15 +88,22 @@ def resolve_runtime(ctx: Context, spec: JobSpec) -> JobSpec:
     """
     _runtime_notes.pop(spec.name, None)
     if _slurm_pool(ctx, spec):
-        if spec.algorithm.image is not None:
+        from app.runtime.executors.slurm import container_runtime
+
+        pool = ctx.settings.pool(spec.resources.pool)
+        if spec.algorithm.image is not None and container_runtime(pool) == "none":
             raise FieldError("resources.pool", f"pool {spec.resources.pool!r} is a Slurm "
-                             "partition: its ranks run the engine's interpreter on the "
-                             "nodes, a custom image cannot run there yet")
-        runtime = "local"  # the ranks are processes on the nodes
-    elif spec.resources.runtime is not None:
+                             "partition without a container runtime (Pyxis or Apptainer): "
+                             "its ranks run the engine's interpreter on the nodes, a custom "
+                             "image cannot run there")
+        # Slurm starts the ranks (in the pool's container runtime when the algorithm
+        # has an image): the spec keeps the runtime that passes the spec's rules.
+        resources = spec.resources.model_copy(update={
+            "runtime": "docker" if spec.algorithm.image is not None else "local"})
+        return spec.model_copy(update={"resources": resources})
+    if spec.resources.runtime is not None:
         return spec
-    else:
-        runtime = ctx.settings.default_runtime
+    runtime: str = ctx.settings.default_runtime
     if spec.algorithm.image is not None:
         runtime = "docker"  # a custom image has no local equivalent
     elif runtime == "auto":
@@ -151,6 +158,13 @@ def prepare_spec(
     shortage = gpu_shortage(ctx.settings, res.pool, res.gpus, res.nodes)
     if shortage:
         raise SpecError([FieldError("resources.gpus", shortage)], source)
+    from app.runtime.executors.slurm import pool_problems
+
+    # What a Slurm pool's partition can never give, in the wizard's words
+    # (`app.overview.slurm_pool_problems`).
+    beyond = pool_problems(ctx.settings.pool(res.pool), res.nodes, res.gpus)
+    if beyond:
+        raise SpecError([FieldError(at, message) for at, message in beyond.items()], source)
     output, log_dir = default_locations(ctx, spec.name)
     spec = spec.model_copy(update={"output": spec.output or output,
                                    "log_dir": spec.log_dir or log_dir})

@@ -256,6 +256,23 @@ class SlurmPoolRow:
     """None when the controller could not be read (`error` says why)."""
     error: str = ""
     """Why the figures are missing or wrong ('' when they are right)."""
+    container: str = "none"
+    """How the pool runs a version's image: `pyxis`, `apptainer` or `none`
+    (`app.runtime.executors.slurm.container_runtime`)."""
+
+    @property
+    def runs(self) -> str:
+        """How the pool runs versions, in words (the wizard's pool note)."""
+        from app.runtime.executors.slurm import container_words
+
+        return container_words(self.container)
+
+    @property
+    def where(self) -> str:
+        """`partition gpu, images through apptainer` (`traindeck pools`)."""
+        how = {"none": "no container runtime"}.get(self.container,
+                                                    f"images through {self.container}")
+        return f"partition {self.partition}, {how}"
 
     @property
     def summary(self) -> str:
@@ -272,38 +289,31 @@ def slurm_pool_problems(settings: Settings, pool: str, nodes: int,
                         gpus_per_node: int) -> dict[str, str]:
     """Field → why `nodes` nodes with `gpus_per_node` GPUs each can never run in Slurm
     pool `pool`'s partition, as its controller says now; {} when they can, when `pool`
-    is not a Slurm pool, or when the controller does not answer (Slurm will say)."""
-    from app.runtime.executors import ExecutorError
-    from app.runtime.executors.slurm import partition_problems, partition_usage
+    is not a Slurm pool, or when the controller does not answer (Slurm will say).
+    `submit` and `validate` refuse the same, with these words (`app.jobs.prepare_spec`)."""
+    from app.runtime.executors.slurm import pool_problems
 
-    found = settings.pool(pool)
-    if found is None or found.kind != "slurm" or not found.partition:
-        return {}
-    try:
-        usage = partition_usage(found.partition)
-    except ExecutorError:
-        return {}
-    return partition_problems(usage, found.partition, nodes, gpus_per_node) if usage.nodes else {}
+    return pool_problems(settings.pool(pool), nodes, gpus_per_node)
 
 
 def slurm_pools(settings: Settings) -> list[SlurmPoolRow]:
     """Each Slurm pool with its partition's nodes, GPUs and pending jobs (`sinfo`,
     `squeue`: a controller round trip per pool, so never on a UI thread)."""
     from app.runtime.executors import ExecutorError
-    from app.runtime.executors.slurm import partition_usage
+    from app.runtime.executors.slurm import container_runtime, partition_usage
 
     rows = []
     for pool in settings.pools:
         if pool.kind != "slurm":
             continue
-        partition = pool.partition or ""
+        partition, container = pool.partition or "", container_runtime(pool)
         try:
             usage = partition_usage(partition)
         except ExecutorError as exc:
-            rows.append(SlurmPoolRow(pool.name, partition, None, str(exc)))
+            rows.append(SlurmPoolRow(pool.name, partition, None, str(exc), container))
             continue
         rows.append(SlurmPoolRow(pool.name, partition, usage, "" if usage.nodes else
-                                 "no nodes: is the partition's name right?"))
+                                 "no nodes: is the partition's name right?", container))
     return rows
 
 

@@ -43,16 +43,15 @@ from app.runtime.executors.slurm import (
     PartitionUsage,
     SlurmExecutor,
     _gpu_count,
-    first_host,
     job_state,
     partition_problems,
     partition_usage,
-    slurm_rank_env,
 )
 from app.runtime.launcher import RESTART_EVENT, launch, open_rank_logs, start_ranks
 from app.runtime.plan import build_plan
 from app.runtime.procs import pid_alive
 from app.runtime.reconcile import reconcile
+from app.runtime.slurmtask import first_host, slurm_rank_env
 from app.spec import JobSpec
 
 PARTITION = SLURM_PARTITION
@@ -195,7 +194,7 @@ def test_two_tasks_get_the_rank_contract_and_write_their_logs(
         slurm: None, ctx: Context, tmp_path: Path, handles: list[Handle]) -> None:
     plan, version = plan_version(ctx, tmp_path, ECHO_BOOT, per_node=2)
     executor = get_executor("slurm", ctx.settings, pool=pool(), gpus_per_node=2)
-    assert isinstance(executor, SlurmExecutor) and not executor.pumps_logs
+    assert isinstance(executor, SlurmExecutor) and not executor.logs_in_job_folder
     handle = start(executor, plan, handles)
     exits = wait_ended(executor, handle)
     assert [(e.exit_code, e.error) for e in exits] == [(0, ""), (0, "")]
@@ -462,6 +461,8 @@ def test_pools_lists_the_partitions_with_the_controllers_figures(
     public, cluster, typo = json.loads(done.stdout)
     assert (public["name"], public["kind"], public["where"]) == ("public", "public",
                                                                  "this machine")
-    assert cluster["where"] == f"partition {PARTITION}" and "error" not in cluster
+    # Neither Pyxis nor Apptainer here (tests/test_runtime_slurm_containers.py fakes them).
+    assert cluster["where"] == f"partition {PARTITION}, no container runtime"
+    assert cluster["container"] == "none" and "error" not in cluster
     assert (cluster["nodes"], cluster["gpus"]) == (1, 2)  # ensure-slurm's one node, 2 GPUs
     assert typo["error"] == "no nodes: is the partition's name right?"

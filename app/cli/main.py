@@ -247,7 +247,7 @@ def cmd_pools(args: argparse.Namespace) -> int:
             gpus = pool_gpus(settings, pool.name, here)
             row |= {"where": "this machine", "nodes": 1, "gpus": len(gpus), "gpu_indices": gpus}
         else:
-            row["where"] = f"partition {found.partition}"
+            row |= {"where": found.where, "container": found.container}
             row |= {"error": found.error} if found.error else {}
             if found.usage is not None:
                 row |= {"nodes": found.usage.nodes, "gpus": found.usage.gpus_total,

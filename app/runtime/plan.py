@@ -2,8 +2,10 @@
 
 What runs — the boot file called the ModelArts way, a full command, and the variables
 the spec adds — comes from `app.runtime.invocation`, as an argv list: run parameters
-never pass through a shell. Docker ranks see fixed paths under /traindeck; local ranks
-see host paths. Each rank gets torchrun's (torchelastic's) rendezvous variables.
+never pass through a shell. Docker ranks, and the ranks of an image in a Slurm pool
+with a container runtime (Pyxis, Apptainer), see fixed paths under /traindeck; local
+ranks and the other Slurm ranks see host paths. Each rank gets torchrun's
+(torchelastic's) rendezvous variables.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from app.models import Version, version_label
 from app.presets import preset_definition
 from app.runtime.bootstrap import IGNORE
 from app.runtime.executors.base import LaunchPlan, Mount, RankPlan
+from app.runtime.executors.slurm import container_runtime
 from app.runtime.gpus import GpuDevice
 from app.runtime.invocation import invocation, rendezvous_env
 from app.runtime.procs import free_port
@@ -222,7 +225,11 @@ def build_plan(
     install = spec.algorithm.requirements != "ignore"  # else bootstrap only says so
     bootstrap = Path(__file__).with_name("bootstrap.py")
 
-    docker = runtime == "docker"
+    # A Slurm pool with a container runtime runs the image as Docker would, with the
+    # same /traindeck mapping (`app.runtime.executors.slurm.container_argv`).
+    docker = runtime == "docker" or bool(
+        runtime == "slurm" and program.image
+        and container_runtime(settings.pool(version.pool)) != "none")
     mounts: list[Mount] = []
     if docker:
         if not program.image:
@@ -286,9 +293,9 @@ def build_plan(
     world = nodes * per_node
     per_rank = len(gpus) // world if gpus else 0
     names, network = rank_names(settings, job, version)
-    net = network if docker and world > 1 else None
+    net = network if runtime == "docker" and world > 1 else None
     master_addr = names[0] if net else "127.0.0.1"
-    master_port = MASTER_PORT_IN_NETWORK if docker else free_port()
+    master_port = MASTER_PORT_IN_NETWORK if runtime == "docker" else free_port()
     ranks = []
     for rank in range(world):
         rank_gpus = gpus[rank * per_rank:(rank + 1) * per_rank]

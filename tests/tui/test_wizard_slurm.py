@@ -47,6 +47,9 @@ async def test_the_picker_shows_free_gpus_and_the_fields_the_limits(slurm: None,
         await settle(pilot)
         assert re.match(rf"partition {SLURM_PARTITION}: [0-2] of 2 GPU\(s\) free on 1 node",
                         note(pilot, "pool")), note(pilot, "pool")
+        # Neither Pyxis nor Apptainer here: the note says so.
+        assert note(pilot, "pool").endswith(
+            "; no container runtime: the engine's interpreter runs on the nodes")
         assert note(pilot, "nodes") == NODES
         assert note(pilot, "gpus") == GPUS
         await next_step(pilot)

@@ -7,10 +7,18 @@ TASKS.json >>slurm.out 2>&1`, every word of it fixed text or a path Traindeck ch
 quoted with `shlex.quote`; what the ranks run (argv, environment, log and status files)
 travels in the JSON file, so run parameters never pass through a shell. Each task of the
 step reads its rank's entry (`SLURM_PROCID`) and becomes the local rank wrapper
-(`app.runtime.rankrun`) for it, with the torchrun variables taken from Slurm's task ids
-and `MASTER_ADDR` the first node of the allocation. The wrapper
-writes the stamped log and the exit status file into Traindeck's folder, which the
-nodes share with the host that submits, exactly as a local rank does.
+(`app.runtime.rankrun`, through `app.runtime.slurmtask`) for it, with the torchrun
+variables taken from Slurm's task ids and `MASTER_ADDR` the first node of the
+allocation. The wrapper writes the stamped log and the exit status file into
+Traindeck's folder, which the nodes share with the host that submits, exactly as a
+local rank does.
+
+In a pool with a container runtime (`container_runtime`: Pyxis or Apptainer), a version
+whose algorithm has an image runs each task in it (`container_argv`), planned with
+Docker's /traindeck mapping: the image's `python3` runs the same task code
+(`app.runtime.slurmtask`) from Traindeck's package mounted read-only, and the wrapper
+writes the log and the status file into the job's folder, as in Docker
+(`logs_in_job_folder`: the supervisor copies the log).
 
 The handle is the Slurm job id, so any supervisor (or `reconcile`) adopts the job
 again. How a job ended comes from the ranks' status files, and from Slurm's state
@@ -20,35 +28,39 @@ cannot say themselves: the time limit, a node failure, memory, preemption.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.runtime.executors.base import Executor, ExecutorError, Handle, LaunchPlan, RankExit
+from app.runtime.executors.docker import WRAPPER_LIB
 from app.runtime.executors.local import STOP_MARGIN_SECONDS, status_path
 from app.runtime.rankrun import SPAWN_FAILED, read_status
+from app.runtime.slurmtask import RUNNER, first_host
 
 if TYPE_CHECKING:
     from app.config import PoolSettings, Settings
 
 TASKS_FILE = "slurm-tasks.json"
+JOB_IN_CONTAINER = "/traindeck/job"
+"""Where a container sees the job's folder (as `app.runtime.plan` maps it for Docker)."""
+TASKS_IN_CONTAINER = "/traindeck/lib/slurm-tasks.json"
+"""Where a container task sees the tasks file (read-only, beside Traindeck's package)."""
 SCRIPT_FILE = "slurm-batch.sh"
 OUTPUT_FILE = "slurm.out"
 """srun's own messages (not the ranks' output, which goes to their logs)."""
 COMMAND_SECONDS = 30.0
 """How long one Slurm command may take before the controller counts as unreachable."""
-MASTER_PORT_BASE = 20000
-"""`MASTER_PORT` is this plus the job id modulo 20000: the same on every node, and
-different for jobs that share a node."""
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "RESIZING",
           "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SIGNALING",
           "STAGE_OUT", "STOPPED"}
@@ -212,12 +224,20 @@ def ended_on(job_id: str) -> tuple[int | None, str]:
 
 def shared_folders(plan: LaunchPlan) -> list[tuple[str, str]]:
     """`(what, path)` of the folders every node of the job must see, as the submitting
-    host sees them: Traindeck's own, the version's, the code and the logs."""
-    folders = [("Traindeck's folder of the version", plan.state_dir),
-               ("the code folder", plan.workdir),
-               *(("the log folder", str(Path(r.log).parent)) for r in plan.ranks),
-               ("Traindeck's code", TRAINDECK_ROOT),
-               ("Traindeck's Python", str(Path(sys.executable).parent))]
+    host sees them: Traindeck's own, the version's, the code and the logs; in a
+    container (`plan.image`), what is mounted there instead of the code, logs and
+    Python (a mounted file: its folder)."""
+    if plan.image:
+        mounted = [(f"the folder mounted at {m.target}",
+                    str(m.host if m.host.is_dir() else m.host.parent)) for m in plan.mounts]
+        folders = [("Traindeck's folder of the version", plan.state_dir), *mounted,
+                   ("Traindeck's code", TRAINDECK_ROOT)]
+    else:
+        folders = [("Traindeck's folder of the version", plan.state_dir),
+                   ("the code folder", plan.workdir),
+                   *(("the log folder", str(Path(r.log).parent)) for r in plan.ranks),
+                   ("Traindeck's code", TRAINDECK_ROOT),
+                   ("Traindeck's Python", str(Path(sys.executable).parent))]
     unique: dict[str, str] = {}
     for what, path in folders:
         if path:
@@ -238,55 +258,90 @@ def unshared_reason(handle: Handle) -> str:
             f"partition {handle.get('partition', '?')}")
 
 
-def first_host(nodelist: str) -> str:
-    """The first host of a Slurm host list (`gpu[03-05,9],cpu1` → `gpu03`)."""
-    match = re.match(r"([^,\[]*)(?:\[([^,\-\]]+))?", nodelist.strip())
-    return (match.group(1) + (match.group(2) or "")) if match else ""
+@functools.lru_cache(maxsize=8)
+def _detect_container(path: str) -> str:
+    """The container runtime the nodes offer, as `srun --help` and `path` (the PATH)
+    tell: `pyxis`, `apptainer` or `none`."""
+    try:
+        done = subprocess.run(["srun", "--help"], capture_output=True, text=True,
+                              timeout=COMMAND_SECONDS, stdin=subprocess.DEVNULL)
+        if "--container-image" in done.stdout + done.stderr:
+            return "pyxis"
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return "apptainer" if shutil.which("apptainer", path=path) else "none"
 
 
-def slurm_rank_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The torchrun variables of the task whose Slurm environment is `env`."""
-    rank, world = env["SLURM_PROCID"], env["SLURM_NTASKS"]
-    nodes = env.get("SLURM_JOB_NUM_NODES") or env.get("SLURM_NNODES") or "1"
-    node = env.get("SLURM_NODEID", "0")
-    master = first_host(env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST") or "")
-    port = str(MASTER_PORT_BASE + int(env.get("SLURM_JOB_ID") or 0) % 20000)
-    out = {
-        "RANK": rank, "LOCAL_RANK": env.get("SLURM_LOCALID", "0"), "WORLD_SIZE": world,
-        "NODE_RANK": node, "GROUP_RANK": node, "ROLE_RANK": rank, "ROLE_WORLD_SIZE": world,
-        "GROUP_WORLD_SIZE": nodes, "LOCAL_WORLD_SIZE": str(int(world) // int(nodes)),
-        "MASTER_ADDR": master or "127.0.0.1", "MASTER_PORT": port,
-        "PET_NNODES": nodes, "PET_NODE_RANK": node,
-        "PET_MASTER_ADDR": master or "127.0.0.1", "PET_MASTER_PORT": port,
-    }
-    # Slurm grants a node's GPUs to the whole step: each process of a node that has
-    # as many GPUs as processes (or a multiple) sees its own share, as locally.
-    gpus = [g for g in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]
-    per_node, local = int(out["LOCAL_WORLD_SIZE"]), int(out["LOCAL_RANK"])
-    share = len(gpus) // per_node if per_node and len(gpus) % per_node == 0 else 0
-    out["CUDA_VISIBLE_DEVICES"] = (",".join(gpus[local * share:(local + 1) * share])
-                                   if share else ",".join(gpus))
-    return out
+def container_runtime(pool: PoolSettings | None) -> str:
+    """How a Slurm pool's versions run an image: the pool's `container` setting, or for
+    `auto` what this host offers (Pyxis, else Apptainer, else `none`: no container)."""
+    if pool is None or pool.kind != "slurm":
+        return "none"
+    if pool.container != "auto":
+        return pool.container
+    return _detect_container(os.environ.get("PATH", os.defpath))
 
 
-def run_task(tasks_file: str) -> int:
-    """One task of the job's step: become the rank wrapper of rank `SLURM_PROCID`."""
-    from app.runtime import rankrun
-
-    tasks = json.loads(Path(tasks_file).read_text(encoding="utf-8"))
-    task = tasks["ranks"][int(os.environ["SLURM_PROCID"])]
-    env = {**os.environ, **task["env"], **slurm_rank_env(os.environ)}
-    os.environ.clear()
-    os.environ.update(env)  # the rank inherits it
-    os.chdir(tasks["workdir"])
-    return rankrun.run(Path(task["log"]), Path(task["status"]), float(tasks["grace"]),
-                       task["argv"])
+def container_words(runtime: str) -> str:
+    """How a pool with that container runtime runs a version, for `traindeck pools` and
+    the wizard's pool note."""
+    return {"pyxis": "images run through Pyxis (srun --container-image)",
+            "apptainer": "images run through Apptainer (apptainer exec)"}.get(
+        runtime, "no container runtime: the engine's interpreter runs on the nodes")
 
 
-RUNNER = ("import sys; sys.path.insert(0, sys.argv[1]); "
-          "from app.runtime.executors.slurm import run_task; "
-          "raise SystemExit(run_task(sys.argv[2]))")
-"""The Python each task runs: Traindeck's root and the tasks file come as arguments."""
+def pool_problems(pool: PoolSettings | None, nodes: int, gpus_per_node: int
+                  ) -> dict[str, str]:
+    """Field → why `nodes` nodes with `gpus_per_node` GPUs each can never run in Slurm
+    pool `pool`'s partition, as its controller says now; {} when they can, when `pool`
+    is not a Slurm pool, or when the controller does not answer (Slurm will say)."""
+    if pool is None or pool.kind != "slurm" or not pool.partition:
+        return {}
+    try:
+        usage = partition_usage(pool.partition)
+    except ExecutorError:
+        return {}
+    return partition_problems(usage, pool.partition, nodes, gpus_per_node) if usage.nodes else {}
+
+
+def _image_ref(runtime: str, image: str) -> str:
+    """`image` as Pyxis or Apptainer names it: a file (`/…`, `….sif`, `….sqsh`) as it
+    is; a registry name as `docker://NAME` for Apptainer, `HOST#NAME` for Pyxis."""
+    if image.startswith(("/", "./")) or image.endswith((".sif", ".sqsh")):
+        return image
+    if runtime == "apptainer":
+        return f"docker://{image}"
+    host, sep, rest = image.partition("/")
+    return f"{host}#{rest}" if sep and ("." in host or ":" in host) else image
+
+
+def container_argv(runtime: str, plan: LaunchPlan, tasks: Path, gpus: bool) -> list[str]:
+    """What each task of a container version runs on its node: Pyxis's `srun` options,
+    or `apptainer exec`, then the image's `python3` running the task (Traindeck's
+    package read-only at `/traindeck/lib/app`, the tasks file beside it), with the
+    plan's mounts (Docker's /traindeck mapping)."""
+    mounts = [(str(m.host), m.target, m.read_only) for m in plan.mounts]
+    mounts += [(str(Path(TRAINDECK_ROOT) / "app"), f"{WRAPPER_LIB}/app", True),
+               (str(tasks), TASKS_IN_CONTAINER, True)]
+    bad = next((host for host, _, _ in mounts if re.search(r"[,:]", host)), None)
+    if bad is not None:
+        raise ExecutorError(f"slurm: {bad}: a path with ',' or ':' cannot be mounted into "
+                            f"a container by {runtime}")
+    inner = ["python3", "-I", "-S", "-c", RUNNER, WRAPPER_LIB, TASKS_IN_CONTAINER]
+    image = _image_ref(runtime, plan.image or "")
+    if runtime == "pyxis":
+        binds = ",".join(f"{h}:{t}{':ro' if ro else ''}" for h, t, ro in mounts)
+        return [f"--container-image={image}", f"--container-mounts={binds}",
+                f"--container-workdir={plan.workdir}", *inner]
+    binds_args = [a for h, t, ro in mounts for a in ("--bind", f"{h}:{t}:{'ro' if ro else 'rw'}")]
+    return ["apptainer", "exec", *(["--nv"] if gpus else []), "--no-home",
+            "--pwd", plan.workdir, *binds_args, image, *inner]
+
+
+def _statuses(handle: Handle) -> str:
+    """The folder of a job's rank status files: the job's folder in a container, else
+    Traindeck's folder of the version."""
+    return str(handle.get("statuses") or handle["state"])
 
 
 class SlurmExecutor(Executor):
@@ -309,6 +364,16 @@ class SlurmExecutor(Executor):
                                 f"slurm); {len(pools)} configured")
         return pools[0]
 
+    def _container(self, plan: LaunchPlan) -> str:
+        """The container runtime that runs the plan (`none`: the plan has no image)."""
+        if not plan.image:
+            return "none"
+        runtime = container_runtime(self._pool())
+        if runtime == "none":
+            raise ExecutorError(f"resources.pool: pool {self._pool().name} has no container "
+                                "runtime (Pyxis or Apptainer) for image " + plan.image)
+        return runtime
+
     def sbatch_argv(self, plan: LaunchPlan, script: Path) -> list[str]:
         """`sbatch` and its options for a plan (every value one argv word)."""
         pool = self._pool()
@@ -320,7 +385,8 @@ class SlurmExecutor(Executor):
                 f"--nodes={nodes}", f"--ntasks-per-node={per_node}", "--no-requeue",
                 # The script sends srun's own messages to OUTPUT_FILE: sbatch would
                 # read `%` in a path as a pattern (and `%%` does not escape it).
-                f"--chdir={plan.workdir}", "--output=/dev/null"]
+                f"--chdir={plan.state_dir if plan.image else plan.workdir}",
+                "--output=/dev/null"]
         argv += [f"--{flag}={value}" for flag, value in (
             ("account", pool.account), ("qos", pool.qos), ("constraint", pool.constraint),
             ("time", pool.time_limit)) if value]
@@ -338,34 +404,47 @@ class SlurmExecutor(Executor):
         grace = self.settings.stop_grace_seconds if self.settings is not None else 10.0
         state = Path(plan.state_dir)
         state.mkdir(parents=True, exist_ok=True)
+        runtime = self._container(plan)
+        # In a container, a rank's wrapper writes its log and its status into the job's
+        # folder (mounted at /traindeck/job, as in Docker): the supervisor copies the log.
+        job_files = next((m.host for m in plan.mounts if m.target == JOB_IN_CONTAINER),
+                         None) if runtime != "none" else None
+        statuses = job_files or state
         ranks = []
         for rank in plan.ranks:
-            status_path(state, rank.rank).unlink(missing_ok=True)
+            status_path(statuses, rank.rank).unlink(missing_ok=True)
+            status = (f"{JOB_IN_CONTAINER}/{status_path('', rank.rank).name}" if job_files
+                      else str(status_path(state, rank.rank)))
             # Slurm says which GPUs a node's processes may use (`slurm_rank_env`).
             env = {k: v for k, v in rank.env.items() if k != "CUDA_VISIBLE_DEVICES"}
-            ranks.append({"argv": rank.argv, "env": env, "log": rank.log,
-                          "status": str(status_path(state, rank.rank))})
+            ranks.append({"argv": rank.argv, "env": env, "log": rank.log, "status": status})
         tasks = state / TASKS_FILE
         tasks.write_text(json.dumps({"workdir": plan.workdir, "grace": grace, "ranks": ranks}),
                          encoding="utf-8")
         shared = shared_folders(plan)
         cpus = [f"--cpus-per-task={math.ceil(plan.cpus)}"] if plan.cpus else []
         # The batch node, then every task's node, checks that it sees the shared folders
-        # before anything there is touched (exit UNSHARED_EXIT + n where it does not).
+        # before anything there is touched (exit UNSHARED_EXIT + n where it does not):
+        # with Pyxis, the task is in the container already, so the batch node only.
         sees = ["/bin/sh", "-c", SEES_FOLDERS, "sh", *(path for _, path in shared), "--"]
+        task = ([*sees, sys.executable, "-P", "-c", RUNNER, TRAINDECK_ROOT, str(tasks)]
+                if runtime == "none" else
+                [*([] if runtime == "pyxis" else sees),
+                 *container_argv(runtime, plan, tasks, bool(self.gpus_per_node))])
         script = state / SCRIPT_FILE
         script.write_text("#!/bin/sh\n# Written by Traindeck: every word is quoted.\n"
                           + shlex.join([*sees, "true"]) + " || exit $?\nexec "
-                          + shlex.join(["srun", *cpus, *sees, sys.executable, "-P", "-c",
-                                        RUNNER, TRAINDECK_ROOT, str(tasks)])
+                          + shlex.join(["srun", *cpus, *task])
                           + f" >>{shlex.quote(str(state / OUTPUT_FILE))} 2>&1\n",
                           encoding="utf-8")
         out = _slurm(self.sbatch_argv(plan, script)).stdout.strip()
         job_id = out.split(";")[0]
         if not job_id.isdigit():
             raise ExecutorError(f"slurm: sbatch said {out!r}, not a job id")
+        self.logs_in_job_folder = job_files is not None
         return {"kind": self.kind, "job_id": job_id, "ranks": len(plan.ranks),
-                "state": str(state), "shared": shared, "partition": self._pool().partition}
+                "state": str(state), "shared": shared, "partition": self._pool().partition,
+                **({"container": runtime, "statuses": str(job_files)} if job_files else {})}
 
     def queue_reason(self, handle: Handle) -> str | None:
         """Why Slurm holds the job, in words ("waiting for resources in partition gpu:
@@ -400,7 +479,7 @@ class SlurmExecutor(Executor):
         """Per rank: None while the job may still run it, else how it ended: its status
         file, with Slurm's reason where Slurm ended the job."""
         info = job_state(handle["job_id"])
-        statuses = [read_status(status_path(handle["state"], r)) for r in range(handle["ranks"])]
+        statuses = [read_status(status_path(_statuses(handle), r)) for r in range(handle["ranks"])]
         settle = time.monotonic() + SETTLE_SECONDS
         while (info is not None and info.active and None not in statuses
                and time.monotonic() < settle):
@@ -417,7 +496,7 @@ class SlurmExecutor(Executor):
         for rank, status in enumerate(statuses):
             if status is None and ended:
                 # Read again: the wrapper may have written it just before the job ended.
-                status = read_status(status_path(handle["state"], rank))
+                status = read_status(status_path(_statuses(handle), rank))
             if status is None and not ended:
                 result.append(None)
             elif status is None:
@@ -436,7 +515,7 @@ class SlurmExecutor(Executor):
         """Return when a rank records its end, or after `timeout` seconds (Slurm itself
         is asked only by `poll`, so a busy controller is not asked all the time)."""
         def done() -> int:
-            return sum(status_path(handle["state"], r).exists() for r in range(handle["ranks"]))
+            return sum(status_path(_statuses(handle), r).exists() for r in range(handle["ranks"]))
 
         before, deadline = done(), time.monotonic() + timeout
         while time.monotonic() < deadline and done() == before:
@@ -467,9 +546,12 @@ class SlurmExecutor(Executor):
         batch script stay in the version's folder, for a look after the fact)."""
 
     def adoptable(self, handle: Handle) -> bool:
-        """True when Slurm knows the job, or every rank has recorded how it ended."""
+        """True when Slurm knows the job, or every rank has recorded how it ended. Asked
+        first of an executor that adopts the job: it takes the job's way of logging (in
+        a container, into the job's folder: `logs_in_job_folder`)."""
         if handle.get("kind") != self.kind or not handle.get("job_id"):
             return False
+        self.logs_in_job_folder = bool(handle.get("statuses"))
         return job_state(handle["job_id"]) is not None or all(
-            read_status(status_path(handle["state"], r)) is not None
+            read_status(status_path(_statuses(handle), r)) is not None
             for r in range(handle["ranks"]))

@@ -656,6 +656,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
         pool = self.settings.pool(self._selected("pool"))
         slurm = self.choices.slurm.get(pool.name) if pool else None
         self._hints["pool"] = "; ".join(text for text in (
-            pool.description if pool else "", slurm.summary if slurm else "") if text)
+            pool.description if pool else "", slurm.summary if slurm else "",
+            slurm.runs if slurm else "") if text)
         self._render_note("pool")
 
