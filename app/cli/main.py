@@ -14,13 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.cli.output import (
-    format_time,
-    format_typed,
-    print_json,
-    print_table,
-)
-from app.cli.reads import (
+from app.cli.commands.reads import (
     EXIT_ERROR,
     cmd_compare,
     cmd_list,
@@ -28,6 +22,12 @@ from app.cli.reads import (
     cmd_show,
     cmd_wait,
     open_core,
+)
+from app.cli.output import (
+    format_time,
+    format_typed,
+    print_json,
+    print_table,
 )
 from app.errors import SpecError, TraindeckError
 
@@ -37,7 +37,8 @@ EDIT_ONLY = (("set", "--set"), ("spec", "--spec"), ("rename", "--rename"))
 """`templates` options that only `templates edit` takes: (attribute, flag)."""
 
 COLD_COMMANDS = frozenset({"list", "show", "logs", "wait", "compare"})
-"""The reading commands (`app.cli.reads`): their process builds no other command's parser."""
+"""The reading commands (`app.cli.commands.reads`): their process builds no other
+command's parser."""
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -286,7 +287,7 @@ def cmd_templates(args: argparse.Namespace) -> int:
                           replace=args.replace)
         print(f"saved job parameters {args.name!r}")
     elif args.action == "edit":
-        from app.cli.extras import edit_template
+        from app.cli.commands.templates import edit_template
 
         return edit_template(args, ctx)
     elif args.action == "delete":
@@ -400,9 +401,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--rename", metavar="NEW", help="with edit: a new name (must be free)")
     if only is not None:
         return parser
-    from app.cli.data_commands import add_commands as add_data_commands
-    from app.cli.extras import add_commands
-    from app.cli.images import add_command as add_images_command
+    from app.cli.commands.datasets import add_commands as add_data_commands
+    from app.cli.commands.machine import add_command as add_images_command
+    from app.cli.commands.templates import add_commands
 
     add_commands(sub, add)
     add_images_command(sub, add)

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.cli.commands.reads import open_core
 from app.cli.output import format_duration, format_time, format_value, print_json, print_table
-from app.cli.reads import open_core
 from app.errors import TraindeckError
 
 Handler = Callable[[argparse.Namespace], int]

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from app.cli.commands.reads import open_core
 from app.cli.output import format_time, print_json, print_table
-from app.cli.reads import open_core
 from app.errors import TraindeckError
 
 Handler = Callable[[argparse.Namespace], int]
