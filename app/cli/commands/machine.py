@@ -1,5 +1,6 @@
-"""`traindeck images`: each engine's image and whether it is here; `images build ENGINE`
-makes a local one (no registry needed); `images pull ENGINE` fetches the official one."""
+"""What this machine offers: `engines` (the catalog), `gpus`, `pools`, and `images`
+(each engine's image and whether it is here; `images build ENGINE` makes a local one, no
+registry needed; `images pull ENGINE` fetches the official one)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,79 @@ import argparse
 import sys
 from typing import Any
 
+from app.cli.common import AddCommand, print_records
 from app.cli.output import print_json, print_table
 from app.errors import TraindeckError
+
+
+def cmd_engines(args: argparse.Namespace) -> int:
+    from app.config import load_settings
+
+    settings = load_settings()
+    entries = [
+        {"name": e.name, "version": e.version, "image": e.image,
+         "interpreter": e.interpreter or sys.executable, "single_node": e.single_node,
+         "tensorboard": e.tensorboard}
+        for e in settings.engines
+    ]
+    if args.json:
+        print_json(entries)
+    else:
+        print_table(["engine", "version", "image", "local interpreter", "nodes"],
+                    [(e["name"], e["version"], e["image"], e["interpreter"],
+                      "1 only" if e["single_node"] else "any") for e in entries])
+    return 0
+
+
+def cmd_gpus(args: argparse.Namespace) -> int:
+    from app.config import load_settings
+    from app.runtime.gpus import GPU_TABLE_HEADER, gpu_table_rows, inventory, inventory_json
+
+    settings = load_settings()
+    if args.json:
+        print_json(inventory_json(settings))
+        return 0
+    gpus = inventory(settings)
+    if gpus:
+        print_table(GPU_TABLE_HEADER, gpu_table_rows(gpus))
+    else:
+        print("no GPUs: NVML finds none here and the `gpus` setting lists none")
+    return 0
+
+
+def cmd_pools(args: argparse.Namespace) -> int:
+    from app.config import load_settings
+    from app.overview import slurm_pools
+    from app.runtime.gpus import inventory, pool_gpus, whole_gpus
+
+    settings = load_settings()
+    here = [g.index for g in whole_gpus(inventory(settings))]
+    slurm = {row.name: row for row in slurm_pools(settings)}
+    pools: list[dict[str, Any]] = []
+    for pool in settings.pools:
+        row: dict[str, Any] = {"name": pool.name, "kind": pool.kind}
+        found = slurm.get(pool.name)
+        if found is None:
+            gpus = pool_gpus(settings, pool.name, here)
+            row |= {"where": "this machine", "nodes": 1, "gpus": len(gpus), "gpu_indices": gpus}
+        else:
+            row["where"] = f"partition {found.partition}"
+            row |= {"error": found.error} if found.error else {}
+            if found.usage is not None:
+                row |= {"nodes": found.usage.nodes, "gpus": found.usage.gpus_total,
+                        "gpus_allocated": found.usage.gpus_allocated,
+                        "pending_jobs": found.usage.pending_jobs}
+        pools.append(row)
+    if args.json:
+        print_json(pools)
+        return 0
+    print_table(["pool", "kind", "where", "nodes", "gpus", "state"], [
+        (p["name"], p["kind"], p["where"], str(p.get("nodes", "-")), str(p.get("gpus", "-")),
+         p.get("error") or (f"{p['gpus_allocated']} GPU(s) allocated, {p['pending_jobs']} "
+                            "job(s) pending" if p["kind"] == "slurm" else
+                            "GPUs " + (", ".join(map(str, p["gpu_indices"])) or "none")))
+        for p in pools])
+    return 0
 
 
 def _client() -> Any:
@@ -50,14 +122,9 @@ def cmd_images(args: argparse.Namespace) -> int:
         rows = list_images(client, settings)
     finally:
         client.close()
-    if args.json:
-        print_json([r.to_dict() for r in rows])
-    else:
-        print_table(["engine", "version", "image", "local build", "uses"],
-                    [(r.engine, r.version, r.image, r.local_image or "-",
-                      r.uses or "missing (pulled at start, else local processes)")
-                     for r in rows])
-    return 0
+    return print_records(args, rows, ["engine", "version", "image", "local build", "uses"],
+                         lambda r: (r.engine, r.version, r.image, r.local_image or "-",
+                                    r.uses or "missing (pulled at start, else local processes)"))
 
 
 def _one_engine(args: argparse.Namespace) -> str:
@@ -66,8 +133,11 @@ def _one_engine(args: argparse.Namespace) -> str:
     return str(args.engine)
 
 
-def add_command(sub: Any, add: Any) -> None:
-    """Register `images` on the CLI's subparsers (`add` is build_parser's helper)."""
+def add_commands(add: AddCommand) -> None:
+    """Register `engines`, `pools`, `gpus` and `images`."""
+    add("engines", cmd_engines, "list the engine catalog")
+    add("pools", cmd_pools, "list the resource pools: this machine's and Slurm partitions")
+    add("gpus", cmd_gpus, "list this machine's GPUs with their processes (NVML, else config)")
     p = add("images", cmd_images, "list each engine's image and whether it is present; "
             "build a local one or pull the official one",
             epilog="build ENGINE makes a CPU image without any registry (python, pytorch): "
