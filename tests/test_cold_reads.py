@@ -292,6 +292,23 @@ def test_a_cold_command_imports_no_heavy_module(populated: Context, home: Path,
     assert not {name for name in imported if name.split(".")[0] in HEAVY}
 
 
+def test_registering_every_command_imports_no_core_module() -> None:
+    """The command modules import the standard library and the CLI's plumbing only (the
+    core inside their handlers), so that building the whole parser stays cheap."""
+    root = Path(app.__file__).resolve().parents[1]
+    code = ("import sys; from app.cli.main import build_parser; build_parser(); "
+            "print(' '.join(sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)}, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = set(done.stdout.split())
+    assert "app.cli.commands.datasets" in loaded
+    leaves = {"app", "app.errors", "app.formatting", "app.readmodels"}  # standard library only
+    assert {n for n in loaded if n.split(".")[0] == "app" and n not in leaves
+            and not n.startswith("app.cli")} == set()
+    assert not {n for n in loaded if n.split(".")[0] in (*HEAVY, "textual")}
+
+
 def test_the_cold_benchmark_runs_on_a_small_home(home: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """`benchmarks/bench_cold.py` end to end on 40 jobs, one run: every command printed
