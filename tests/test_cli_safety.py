@@ -17,7 +17,8 @@ from s3server import dead_endpoint, shared_server, use_server
 from sqlmodel import select
 
 import app.runtime.launcher
-from app.cli.main import main, unicode_problem
+from app.cli.common import unicode_problem
+from app.cli.main import main
 from app.context import Context
 from app.jobs import parse_assignments
 from app.models import Version

@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 from helpers import build_project, noop_launcher, run_cli
 
-import app.cli.reads
+import app
 from app import quicklist
+from app.cli.commands import reads as read_commands
 from app.context import Context
 from app.jobs import create_version, modified_spec, modify, set_status, submit
 from app.models import ACTIVE_STATUSES, MetricPointRow, MetricSummary, Status
@@ -151,7 +152,7 @@ def test_cold_output_equals_core_output(populated: Context, home: Path,
                                         monkeypatch: pytest.MonkeyPatch,
                                         argv: tuple[str, ...]) -> None:
     with monkeypatch.context() as m:
-        m.setattr(app.cli.reads, "open_core", lambda: pytest.fail("the core was opened"))
+        m.setattr(read_commands, "open_core", lambda: pytest.fail("the core was opened"))
         cold = run_cli(*argv)
     assert cold[0] == (argv in FEWER), cold
     core = _core(monkeypatch, home, *argv)
@@ -202,13 +203,13 @@ def test_what_the_cold_path_cannot_answer_goes_to_the_core(populated: Context,
 def test_waiting_for_an_active_version_is_the_cores(populated: Context,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     opened: list[bool] = []
-    core = app.cli.reads.open_core
+    core = read_commands.open_core
 
     def counted() -> Any:
         opened.append(True)
         return core()
 
-    monkeypatch.setattr(app.cli.reads, "open_core", counted)
+    monkeypatch.setattr(read_commands, "open_core", counted)
     code, out = run_cli("wait", "alpha", "-v", "V003", "--timeout", "0.3")
     assert (code, out.strip(), opened) == (1, "error: alpha V003 still running after 0.3s",
                                            [True])
@@ -291,6 +292,23 @@ def test_a_cold_command_imports_no_heavy_module(populated: Context, home: Path,
     assert not {name for name in imported if name.split(".")[0] in HEAVY}
 
 
+def test_registering_every_command_imports_no_core_module() -> None:
+    """The command modules import the standard library and the CLI's plumbing only (the
+    core inside their handlers), so that building the whole parser stays cheap."""
+    root = Path(app.__file__).resolve().parents[1]
+    code = ("import sys; from app.cli.main import build_parser; build_parser(); "
+            "print(' '.join(sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)}, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = set(done.stdout.split())
+    assert "app.cli.commands.datasets" in loaded
+    leaves = {"app", "app.errors", "app.formatting", "app.readmodels"}  # standard library only
+    assert {n for n in loaded if n.split(".")[0] == "app" and n not in leaves
+            and not n.startswith("app.cli")} == set()
+    assert not {n for n in loaded if n.split(".")[0] in (*HEAVY, "textual")}
+
+
 def test_the_cold_benchmark_runs_on_a_small_home(home: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """`benchmarks/bench_cold.py` end to end on 40 jobs, one run: every command printed
@@ -307,7 +325,7 @@ def test_the_cold_benchmark_runs_on_a_small_home(home: Path, tmp_path: Path,
 
 def test_a_cold_comparison_has_the_gpu_rows_and_code_changes(
         populated: Context, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app.cli.reads, "open_core", lambda: pytest.fail("the core was opened"))
+    monkeypatch.setattr(read_commands, "open_core", lambda: pytest.fail("the core was opened"))
     code, out = run_cli("compare", "alpha")
     assert code == 0, out
     gpu_rows = [line.split() for line in out.splitlines() if line.startswith("GPU ")]

@@ -3,7 +3,6 @@ and the `traindeck datasets` commands."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import threading
@@ -215,30 +214,9 @@ def test_s3_dataset_versions(ctx: Context, s3: S3Server) -> None:
 
 
 @pytest.fixture
-def cli(home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-        ) -> Callable[..., tuple[int, str, str]]:
+def cli(home: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
     """Run `traindeck ARGS...` in process: (exit code, stdout, stderr)."""
     from app.cli import main as cli_main
-    from app.cli.data_commands import add_commands
-
-    original = cli_main.build_parser
-
-    def build_parser() -> argparse.ArgumentParser:
-        parser = original()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "datasets" not in sub.choices:  # until main.py registers the group itself
-            def add(name: str, handler: Any, help_text: str, *, json_out: bool = True
-                    ) -> argparse.ArgumentParser:
-                p = sub.add_parser(name, help=help_text, description=help_text)
-                p.set_defaults(handler=handler)
-                if json_out:
-                    p.add_argument("--json", action="store_true", help="print JSON")
-                return p
-
-            add_commands(sub, add)
-        return parser
-
-    monkeypatch.setattr(cli_main, "build_parser", build_parser)
 
     def run(*argv: str) -> tuple[int, str, str]:
         code = cli_main.main(list(argv))

@@ -214,7 +214,8 @@ def test_snapshot_prompt_with_a_yaml_error(snap_compare: Any, snap_build: DataBu
 
 
 def test_create_command_line_reaches_the_tui_with_the_file() -> None:
-    from app.cli.main import build_parser, cmd_create
+    from app.cli.commands.runs import cmd_create
+    from app.cli.main import build_parser
 
     args = build_parser().parse_args(["create", "--from", "spec.yaml"])
     assert (args.handler, args.from_file) == (cmd_create, "spec.yaml")

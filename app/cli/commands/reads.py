@@ -1,5 +1,8 @@
 """The reading commands: `list`, `show`, `wait`, `logs` and `compare`.
 
+`app.cli.main` builds only this module's parsers for them (`add_commands`), so that
+a cold read imports no other command's module.
+
 Each reads the default SQLite file with the standard library first (`app.quicklist`: no
 SQLAlchemy, no pydantic, no reconciliation) and prints the same read models as the core
 would hand it; the whole core, reconciled first, answers whenever the cold path cannot
@@ -15,13 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.cli.output import (
-    format_duration,
-    format_time,
-    format_value,
-    print_json,
-    print_table,
-)
+from app.cli.common import EXIT_ERROR, AddCommand, count, job_args, open_core, print_records
+from app.cli.output import format_duration, format_time, format_value, print_json, print_table
 from app.formatting import describe_code, describe_devices, describe_resource_limits
 from app.readmodels import (
     ACTIVE_STATUS_VALUES,
@@ -30,22 +28,7 @@ from app.readmodels import (
     gpu_compare_rows,
 )
 
-EXIT_ERROR = 1
-"""The exit status of a command that failed."""
 T = TypeVar("T")
-
-
-def open_core(*, reconcile: bool = True) -> Any:
-    """The whole core, reconciled first (unless the command touches no version): what
-    every command but a cold read opens."""
-    from app.context import Context
-
-    ctx = Context.open()
-    if reconcile:
-        from app.runtime.reconcile import reconcile as settle
-
-        settle(ctx)
-    return ctx
 
 
 def _cold(read: Callable[[Path], T]) -> T | None:
@@ -80,19 +63,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         from app.queries import list_jobs
 
         rows = list_jobs(open_core().db, **query)
-    if args.json:
-        print_json([r.to_dict() for r in rows])
-        return 0
-    print_table(
-        ["job", "version", "status", "engine", "resources", "created", "duration"],
-        [
-            (r.name, r.version, r.status, r.engine,
-             format_resources(r.gpus, r.nodes, r.runtime), format_time(r.created),
-             format_duration(_duration(r.started, r.finished)))
-            for r in rows
-        ],
-    )
-    return 0
+    return print_records(
+        args, rows, ["job", "version", "status", "engine", "resources", "created", "duration"],
+        lambda r: (r.name, r.version, r.status, r.engine,
+                   format_resources(r.gpus, r.nodes, r.runtime), format_time(r.created),
+                   format_duration(_duration(r.started, r.finished))))
 
 
 def _duration(started: Any, finished: Any) -> float | None:
@@ -263,3 +238,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
         more = f" and {len(changed) - 10} more" if len(changed) > 10 else ""
         print(f"code of {label} differs from {result.versions[0]}'s: {files}{more}")
     return 0
+
+
+def add_commands(add: AddCommand) -> None:
+    """Register `list`, `show`, `wait`, `logs` and `compare` (`add`: see `AddCommand`)."""
+    p = add("list", cmd_list, "list jobs with their latest version")
+    p.add_argument("--filter", "-f", help="text in the name or description")
+    p.add_argument("--status", help="latest version's status")
+    p.add_argument("--sort", choices=["updated", "created", "name", "status"], default="updated")
+    p.add_argument("--limit", type=count, default=1000, metavar="N", help="at most N jobs")
+    p.add_argument("--reverse", action="store_true",
+                   help="the other way round (default: newest first for updated and "
+                        "created, A to Z for name and status)")
+    p = add("show", cmd_show, "show a job's versions, or one version")
+    job_args(p, "one version (default: all)")
+    p.add_argument("--events", action="store_true",
+                   help="list the events of the version (default: the latest)")
+    p = add("wait", cmd_wait, "wait until a version ends; exit 0 only if it succeeded")
+    job_args(p)
+    p.add_argument("--timeout", type=float, help="seconds to wait at most")
+    p = add("logs", cmd_logs, "print a version's logs", json_out=False)
+    job_args(p)
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    p.add_argument("--rank", type=count, help="one rank only (default: all)")
+    p.add_argument("--tail", type=count, metavar="N", help="only the last N lines")
+    p.add_argument("--raw", action="store_true",
+                   help="print the job's control characters (escape sequences) as they are")
+    p = add("compare", cmd_compare, "compare versions on parameters and metrics")
+    p.add_argument("job", help="job name")
+    p.add_argument("versions", nargs="*", help="versions (default: all)")
+    p.add_argument("--status", help="only versions with this status")
+    p.add_argument("--all", action="store_true", help="show equal parameters too")

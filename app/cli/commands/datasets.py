@@ -1,8 +1,7 @@
 """CLI twins of the dataset actions: `traindeck datasets create|add-version|list|show|
 check|delete`.
 
-`add_commands(sub, add)` registers the `datasets` group on the `traindeck` parser; each
-action takes `--json` before or after it. Errors are one line naming the field.
+Each action takes `--json` before or after it. Errors are one line naming the field.
 """
 
 from __future__ import annotations
@@ -12,18 +11,19 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from app.cli.common import (
+    AddCommand,
+    actions,
+    open_core,
+    print_records,
+    print_result,
+    wants_json,
+)
 from app.cli.output import format_time, print_json, print_table
-from app.cli.reads import open_core
 from app.errors import TraindeckError
 
-Handler = Callable[[argparse.Namespace], int]
-AddCommand = Callable[..., argparse.ArgumentParser]
 QUIET_SECONDS = 2.0
 """A snapshot that ends sooner shows no progress."""
-
-
-def _json(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "json", False))
 
 
 def _size(count: int) -> str:
@@ -60,7 +60,7 @@ def cmd_datasets_create(args: argparse.Namespace) -> int:
 
     info = create_dataset(open_core(reconcile=False), args.name, args.path, args.description or "",
                           progress=_progress(args.path))
-    print_json(info.to_dict()) if _json(args) else _print_created(info, "created dataset")
+    print_json(info.to_dict()) if wants_json(args) else _print_created(info, "created dataset")
     return 0
 
 
@@ -69,7 +69,7 @@ def cmd_datasets_add_version(args: argparse.Namespace) -> int:
 
     info = add_version(open_core(reconcile=False), args.name, args.path, args.description or "",
                        progress=_progress(args.path))
-    print_json(info.to_dict()) if _json(args) else _print_created(info, "added")
+    print_json(info.to_dict()) if wants_json(args) else _print_created(info, "added")
     return 0
 
 
@@ -77,24 +77,19 @@ def cmd_datasets_list(args: argparse.Namespace) -> int:
     from app.datasets import list_datasets
 
     rows = list_datasets(open_core(reconcile=False).db)
-    if _json(args):
-        print_json([r.to_dict() for r in rows])
-        return 0
-    print_table(
-        ["dataset", "versions", "latest", "files", "size", "location", "description"],
-        [(r.name, r.versions, r.latest.version if r.latest else "-",
-          r.latest.file_count if r.latest else "-",
-          _size(r.latest.total_bytes) if r.latest else "-",
-          r.latest.uri if r.latest else "-", r.description) for r in rows],
-    )
-    return 0
+    return print_records(
+        args, rows, ["dataset", "versions", "latest", "files", "size", "location", "description"],
+        lambda r: (r.name, r.versions, r.latest.version if r.latest else "-",
+                   r.latest.file_count if r.latest else "-",
+                   _size(r.latest.total_bytes) if r.latest else "-",
+                   r.latest.uri if r.latest else "-", r.description))
 
 
 def cmd_datasets_show(args: argparse.Namespace) -> int:
     from app.datasets import get_dataset
 
     info = get_dataset(open_core(reconcile=False).db, args.name)
-    if _json(args):
+    if wants_json(args):
         print_json(info.to_dict())
         return 0
     print(info.name + (f": {info.description}" if info.description else ""))
@@ -109,7 +104,7 @@ def cmd_datasets_check(args: argparse.Namespace) -> int:
     from app.datasets import check_changes
 
     drifts = check_changes(open_core(reconcile=False), args.name, args.version, every=args.all)
-    if _json(args):
+    if wants_json(args):
         print_json([d.to_dict() for d in drifts])
     else:
         for drift in drifts:
@@ -126,37 +121,16 @@ def cmd_datasets_delete(args: argparse.Namespace) -> int:
     if not args.yes:
         raise TraindeckError(f"delete {what}: add --yes to confirm")
     removed = delete_dataset(open_core(), args.name, args.version)
-    if _json(args):
-        print_json({"dataset": args.name, "deleted": removed,
-                    "dataset_deleted": args.version is None})
-    else:
-        print(f"deleted dataset {args.name} {', '.join(removed) or '(no versions)'}")
-    return 0
+    return print_result(args, {"dataset": args.name, "deleted": removed,
+                               "dataset_deleted": args.version is None},
+                        f"deleted dataset {args.name} {', '.join(removed) or '(no versions)'}")
 
 
-def _actions(parser: argparse.ArgumentParser) -> Callable[..., argparse.ArgumentParser]:
-    actions = parser.add_subparsers(dest="datasets_action", metavar="ACTION", required=True)
-
-    def action(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-        p = actions.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(handler=handler)
-        # SUPPRESS: an absent flag here must not undo `traindeck datasets --json ...`.
-        p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                       help="print JSON")
-        return p
-
-    return action
-
-
-def add_commands(sub: Any, add: AddCommand) -> None:
-    """Register `datasets` on the `traindeck` parser.
-
-    `sub` is the subparsers object and `add(name, handler, help_text, json_out=True)` the
-    helper of `app.cli.main.build_parser`.
-    """
-    del sub  # every command goes through `add`, like the built-in ones
-    action = _actions(add("datasets", cmd_datasets_list,
-                          "manage datasets: versions of a local folder or s3:// prefix"))
+def add_commands(add: AddCommand) -> None:
+    """Register `datasets`: an action word next, `--json` before or after it."""
+    action = actions(add("datasets", cmd_datasets_list,
+                         "manage datasets: versions of a local folder or s3:// prefix"),
+                     "datasets")
     path_help = "a local folder or s3://bucket/prefix (obs:// too)"
     p = action("create", cmd_datasets_create, "create a dataset and its first version V001")
     p.add_argument("name", help="dataset name")
