@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from sqlmodel import Session, select
 
 from app.config import Settings
-from app.db import Database
 from app.errors import FieldError
-from app.models import (
+from app.specs.rules import EngineInfo, ParamSchema, PresetInfo
+from app.specs.spec import JobSpec, is_remote
+from app.store.db import Database
+from app.store.models import (
     Dataset,
     DatasetVersion,
     EngineRow,
@@ -29,8 +31,6 @@ from app.models import (
     parse_version_label,
     version_label,
 )
-from app.spec import JobSpec, is_remote
-from app.spec_rules import EngineInfo, ParamSchema, PresetInfo
 
 
 def _parse_version(label: str) -> int | None:

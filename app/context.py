@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from app.catalog import DbCatalog, sync_catalog
 from app.config import Settings, load_settings
-from app.db import Database, open_database
+from app.store.db import Database, open_database
 
 
 @dataclass

@@ -6,7 +6,7 @@ made, a manifest summary (file count, total size) in the database. The full mani
 so `check_changes` can say what was added, removed or modified since.
 
 Versions are immutable: a local folder is snapshotted into the content-addressed store
-(`app.runtime.snapshot.take_data_snapshot`, hard links where possible) and a job pinned to
+(`app.store.snapshot.take_data_snapshot`, hard links where possible) and a job pinned to
 the version reads a view of that snapshot (`pinned_folder`); an object-storage version is
 staged as the recorded object versions, or refused when an object changed (`s3_pins`).
 Every function checks first and writes after, in one transaction; numbers are bumped like
@@ -29,25 +29,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.context import Context
-from app.db import Database
 from app.errors import ConflictError, FieldError, NotFoundError, TraindeckError
-from app.models import (
-    ACTIVE_STATUSES,
-    Dataset,
-    DatasetVersion,
-    Event,
-    Job,
-    Version,
-    parse_version_label,
-    version_label,
-)
-from app.runtime.snapshot import (
-    SnapshotError,
-    load_snapshot,
-    materialize_data,
-    take_data_snapshot,
-)
-from app.spec import check_name, is_remote
+from app.specs.spec import check_name, is_remote
 from app.storage import (
     Pin,
     S3Location,
@@ -58,6 +41,23 @@ from app.storage import (
     scan_names,
 )
 from app.storage.names import describe_skipped, walk_files
+from app.store.db import Database
+from app.store.models import (
+    ACTIVE_STATUSES,
+    Dataset,
+    DatasetVersion,
+    Event,
+    Job,
+    Version,
+    parse_version_label,
+    version_label,
+)
+from app.store.snapshot import (
+    SnapshotError,
+    load_snapshot,
+    materialize_data,
+    take_data_snapshot,
+)
 
 MANIFESTS_DIR = "datasets"
 DESCRIPTION_MAX = 1000

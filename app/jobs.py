@@ -29,15 +29,8 @@ from app.lifecycle import (
     set_status,
     version_paths,
 )
-from app.models import (
-    Job,
-    Status,
-    Template,
-    Version,
-    utcnow,
-    version_label,
-)
-from app.spec import (
+from app.specs.rules import validate_spec
+from app.specs.spec import (
     PARAM_NAME_PATTERN,
     JobSpec,
     ParamValue,
@@ -45,10 +38,17 @@ from app.spec import (
     check_name,
     is_remote,
 )
-from app.spec_rules import validate_spec
+from app.store.models import (
+    Job,
+    Status,
+    Template,
+    Version,
+    utcnow,
+    version_label,
+)
 
 if TYPE_CHECKING:
-    from app.runtime.snapshot import Snapshot
+    from app.store.snapshot import Snapshot
 
 Launcher = Callable[[Context, int], None]
 """Starts whatever runs a new version (the supervisor); tests may pass a no-op."""
@@ -188,7 +188,7 @@ def version_code(ctx: Context, spec: JobSpec, parent_id: int | None = None, *,
         if (parent is not None and parent.code_snapshot
                 and json.loads(parent.code_info or "{}").get("folder") == folder):
             return parent.code_snapshot, parent.code_info
-    from app.runtime.snapshot import DEFAULT_EXCLUDES, take_snapshot
+    from app.store.snapshot import DEFAULT_EXCLUDES, take_snapshot
 
     root = Path(folder).resolve()
     inside = [f"/{Path(p).resolve().relative_to(root)}/" for p in (spec.output, spec.log_dir)
@@ -207,7 +207,7 @@ def version_code(ctx: Context, spec: JobSpec, parent_id: int | None = None, *,
 def version_snapshots(ctx: Context, job: str, labels: list[str]) -> dict[str, Snapshot]:
     """The code snapshots of versions `labels` of `job` (a version without one, or with
     none stored, is left out)."""
-    from app.runtime.snapshot import load_snapshot
+    from app.store.snapshot import load_snapshot
 
     numbers = [parse_version_label(label) for label in labels]
     with ctx.db.read() as session:

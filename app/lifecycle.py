@@ -13,9 +13,10 @@ from sqlalchemy import update
 from sqlmodel import Session, col, delete, select
 
 from app.context import Context
-from app.db import Database
 from app.errors import ConflictError, NotFoundError
-from app.models import (
+from app.specs.spec import JobSpec, is_remote
+from app.store.db import Database
+from app.store.models import (
     STATUS_EVENTS,
     Event,
     GpuAllocation,
@@ -30,7 +31,6 @@ from app.models import (
     utcnow,
     version_label,
 )
-from app.spec import JobSpec, is_remote
 
 RUNTIME_EVENT = "runtime"
 """Kind of the event that says why `auto` runs a version as local processes."""

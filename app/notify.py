@@ -33,9 +33,11 @@ from sqlmodel import col, select
 
 from app.config import Settings, TopicSettings, config_file
 from app.context import Context
-from app.db import Database
 from app.errors import ConfigError, ConflictError, FieldError, NotFoundError
-from app.models import (
+from app.readmodels import duration_seconds
+from app.specs.spec import check_name
+from app.store.db import Database
+from app.store.models import (
     STATUS_EVENTS,
     Event,
     Job,
@@ -44,8 +46,6 @@ from app.models import (
     Version,
     version_label,
 )
-from app.readmodels import duration_seconds
-from app.spec import check_name
 
 log = logging.getLogger("traindeck.notify")
 

@@ -16,11 +16,11 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from app.config import Settings
-from app.db import Database
-from app.models import AppState, GpuAllocation, Job, Status, Version, version_label
 from app.runtime.gpus import GpuInfo, pool_gpus
-from app.spec import JobSpec
-from app.spec_rules import Catalog
+from app.specs.rules import Catalog
+from app.specs.spec import JobSpec
+from app.store.db import Database
+from app.store.models import AppState, GpuAllocation, Job, Status, Version, version_label
 
 if TYPE_CHECKING:
     from app.runtime.executors.slurm import PartitionUsage

@@ -15,19 +15,8 @@ from sqlalchemy import select as core_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from app.db import Database
 from app.lifecycle import load_version, parse_version_label
 from app.metrics import compare_versions
-from app.models import (
-    ACTIVE_STATUSES,
-    Event,
-    Job,
-    MetricPointRow,
-    MetricSummary,
-    Version,
-    utcnow,
-    version_label,
-)
 from app.readmodels import (
     DELETED_PARENT,
     Comparison,
@@ -36,6 +25,17 @@ from app.readmodels import (
     VersionInfo,
     duration_seconds,
     version_from_row,
+)
+from app.store.db import Database
+from app.store.models import (
+    ACTIVE_STATUSES,
+    Event,
+    Job,
+    MetricPointRow,
+    MetricSummary,
+    Version,
+    utcnow,
+    version_label,
 )
 
 SortKey = Literal["updated", "created", "name", "status"]

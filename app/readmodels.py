@@ -1,6 +1,6 @@
 """Read models that need nothing but the standard library.
 
-The cold read path (`app.quicklist`) builds these without importing SQLModel,
+The cold read path (`app.store.quicklist`) builds these without importing SQLModel,
 SQLAlchemy or pydantic; `app.queries` builds the same ones from the ORM and re-exports them.
 """
 
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 ACTIVE_STATUS_VALUES = frozenset({"initializing", "queued", "running"})
-"""`app.models.ACTIVE_STATUSES` as text: a version that holds or waits for resources."""
+"""`app.store.models.ACTIVE_STATUSES` as text: a version that holds or waits for resources."""
 DEFAULT_DESCENDING: dict[str, bool] = {
     "updated": True, "created": True, "name": False, "status": False,
 }

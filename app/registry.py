@@ -23,9 +23,10 @@ from sqlmodel import Session, col, delete, select
 
 from app.config import Settings
 from app.context import Context
-from app.db import Database
 from app.errors import ConflictError, FieldError, NotFoundError
-from app.models import (
+from app.specs.spec import check_name, is_remote
+from app.store.db import Database
+from app.store.models import (
     MetricSummary,
     Model,
     ModelVersion,
@@ -33,7 +34,6 @@ from app.models import (
     Version,
     version_label,
 )
-from app.spec import check_name, is_remote
 
 
 def models_dir(settings: Settings) -> Path:
@@ -232,7 +232,7 @@ def delete_model(ctx: Context, name: str, label: str | None = None) -> list[str]
     """
     number = None
     if label is not None:
-        from app.models import parse_version_label
+        from app.store.models import parse_version_label
 
         number = parse_version_label(label)
     with ctx.db.write() as session:

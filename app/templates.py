@@ -15,9 +15,9 @@ from sqlmodel import col, select
 from app.context import Context
 from app.errors import ConflictError, FieldError, NotFoundError
 from app.jobs import load_version, save_template, template_body
-from app.models import Template, utcnow
-from app.spec import JobSpec, ParamValue, check_name
-from app.spec_rules import validate_spec
+from app.specs.rules import validate_spec
+from app.specs.spec import JobSpec, ParamValue, check_name
+from app.store.models import Template, utcnow
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,9 @@ from sqlmodel import col, select
 
 from app.context import Context
 from app.errors import ConflictError, NotFoundError, TraindeckError
-from app.models import Job, TensorBoardSession, Version, utcnow, version_label
-from app.runtime.procs import cmdline, free_port, pid_alive
-from app.spec import is_remote
+from app.procs import cmdline, free_port, pid_alive
+from app.specs.spec import is_remote
+from app.store.models import Job, TensorBoardSession, Version, utcnow, version_label
 
 INSTALL_HINT = ("scripts/bootstrap (TensorBoard is one of Traindeck's dependencies), or "
                 "pip install tensorboard")

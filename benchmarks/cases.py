@@ -579,9 +579,9 @@ def case_queue(space: Workspace, opts: Options) -> list[Row]:
     fresh copy of the data.
     """
     from app.context import Context
-    from app.db import reset_cache
-    from app.runtime.procs import settle_heap
+    from app.procs import settle_heap
     from app.runtime.scheduler import peek_admission
+    from app.store.db import reset_cache
 
     decisions: list[float] = []
     cpu: list[float] = []
@@ -623,8 +623,8 @@ def serve_queue(ctx: Any, database: Path, queued: list[int]
     """Serve the whole queue (see `case_queue`): each decision's wall and CPU seconds
     (this thread's), and the number of problems the check found."""
     from app.jobs import set_status
-    from app.models import Status
     from app.runtime.scheduler import release, try_admit
+    from app.store.models import Status
 
     check = sqlite3.connect(database)
     declared = set(range(QUEUE_GPUS))

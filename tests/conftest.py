@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from helpers import BOOT_OK, IMAGE, SLURM_PARTITION, Project, build_project, require_image
 
-import app.db
+import app.store.db
 from app.config import Settings, get_settings, load_settings
 from app.context import Context
 from app.errors import TraindeckError
@@ -116,7 +116,7 @@ def slurm() -> None:
 
 
 def _reset_caches() -> None:
-    app.db.reset_cache()
+    app.store.db.reset_cache()
     get_settings.cache_clear()
 
 

@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 from sqlmodel import SQLModel
 
 from app.context import Context
-from app.db import Database
 from app.jobs import set_status
-from app.models import Status
+from app.store.db import Database
+from app.store.models import Status
 
 BOOT_OK = "import sys\nsys.exit(0)\n"
 """A boot file that ends at once, successfully."""

@@ -23,9 +23,9 @@ from helpers import noop_launcher, traindeck_executable, write_yaml
 
 from app.context import Context
 from app.logs import split_timestamp
-from app.models import Status, Version
 from app.runtime.control import wait_final
 from app.runtime.executors.local import proc_stat
+from app.store.models import Status, Version
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_jobs"
@@ -133,7 +133,7 @@ def submit(spec: Path) -> dict[str, Any]:
 def submit_in_process(ctx: Context, spec: Path) -> int:
     """`app.jobs.submit` with the default launcher; returns the version id."""
     from app.jobs import submit as core_submit
-    from app.spec import load_spec_file
+    from app.specs.spec import load_spec_file
 
     raw, base = load_spec_file(spec)
     return core_submit(ctx, raw, base, str(spec)).version_id
@@ -210,7 +210,7 @@ def point_counts(ctx: Context, version_id: int) -> dict[str, tuple[int, int]]:
     from sqlalchemy import func
     from sqlmodel import select
 
-    from app.models import MetricPointRow
+    from app.store.models import MetricPointRow
 
     with ctx.db.read() as session:
         rows = session.exec(
@@ -224,7 +224,7 @@ def submit_gpu_version(ctx: Context, base: Path, name: str, gpus: int = 1) -> in
     """`app.jobs.submit` of a script asking for `gpus` GPUs with a launcher that starts
     nothing; returns the version id."""
     from app.jobs import submit as core_submit
-    from app.spec import load_spec_file
+    from app.specs.spec import load_spec_file
 
     raw, spec_base = load_spec_file(script_spec(base, name, "print('hi')\n", gpus=gpus))
     return core_submit(ctx, raw, spec_base, launcher=noop_launcher).version_id

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `benchmarks` is not an installed package
     sys.path.insert(0, str(ROOT))
 
-import app.db  # noqa: E402
+import app.store.db  # noqa: E402
 from app.config import get_settings  # noqa: E402
 from app.context import Context  # noqa: E402
 from benchmarks.cases import double_booked, queue_home, serve_queue  # noqa: E402
@@ -43,7 +43,7 @@ def space(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
 def open_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
     monkeypatch.setenv("TRAINDECK_HOME", str(home))
-    app.db.reset_cache()
+    app.store.db.reset_cache()
     get_settings.cache_clear()
     return Context.open()
 

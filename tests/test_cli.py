@@ -31,7 +31,7 @@ from app.cli.main import main
 from app.config import DEFAULT_ENGINES
 from app.context import Context
 from app.jobs import create_version, modified_spec, submit
-from app.models import MetricSummary, Version
+from app.store.models import MetricSummary, Version
 
 # ------------------------------------------------------------------ running the CLI
 
@@ -684,7 +684,7 @@ def test_modify_runs_the_parents_code_unless_asked_and_compare_shows_what_change
 
 def test_show_and_compare_give_a_running_versions_latest_metrics(
         cli: Cli, three_versions: Context) -> None:
-    from app.models import MetricPointRow
+    from app.store.models import MetricPointRow
 
     ctx = three_versions
     with ctx.db.write() as session:

@@ -18,7 +18,7 @@ from app.catalog import spec_unavailable_reason, unavailable_reason
 from app.config import EngineSettings, Settings
 from app.context import Context
 from app.jobs import submit
-from app.spec import JobSpec
+from app.specs.spec import JobSpec
 
 
 @pytest.fixture(autouse=True)

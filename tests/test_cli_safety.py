@@ -21,9 +21,9 @@ from app.cli.common import unicode_problem
 from app.cli.main import main
 from app.context import Context
 from app.jobs import parse_assignments
-from app.models import Version
 from app.runtime.plan import state_dir
 from app.storage import local_output_path, upload_output
+from app.store.models import Version
 
 Cli = Callable[..., tuple[int, str, str]]
 

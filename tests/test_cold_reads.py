@@ -1,4 +1,4 @@
-"""The cold read path (`app.quicklist`) of `list`, `show`, `logs`, `wait` and `compare`:
+"""The cold read path (`app.store.quicklist`) of `list`, `show`, `logs`, `wait` and `compare`:
 the same output as the core's, no heavy module imported, and the core (with its reconciliation)
 taking over when a shown version's supervisor is gone or a version is still to wait for.
 
@@ -24,13 +24,13 @@ import pytest
 from helpers import build_project, noop_launcher, run_cli
 
 import app
-from app import quicklist
 from app.cli.commands import reads as read_commands
 from app.context import Context
 from app.jobs import create_version, modified_spec, modify, set_status, submit
-from app.models import ACTIVE_STATUSES, MetricPointRow, MetricSummary, Status
 from app.queries import job_versions, version_events, version_info
 from app.runtime.control import delete
+from app.store import quicklist
+from app.store.models import ACTIVE_STATUSES, MetricPointRow, MetricSummary, Status
 
 HEAVY = ("sqlalchemy", "sqlmodel", "pydantic", "docker", "boto3", "alembic", "yaml")
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -52,7 +52,7 @@ COMMANDS = [
 
 
 def _stand_in_supervisor(version_id: int) -> subprocess.Popen[bytes]:
-    """A live process that `app.runtime.procs.supervisor_alive` takes for the supervisor
+    """A live process that `app.procs.supervisor_alive` takes for the supervisor
     of `version_id` (its command line names the module and the version)."""
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)",
                              "app.runtime.supervisor", str(version_id)])
@@ -262,9 +262,9 @@ def test_another_schema_revision_is_left_to_the_core(populated: Context, home: P
 
 
 def test_the_cold_path_mirrors_the_core_constants() -> None:
-    from app.db import HEAD_REVISION
     from app.readmodels import ACTIVE_STATUS_VALUES, DEFAULT_DESCENDING
     from app.runtime.reconcile import LAUNCH_GRACE_SECONDS
+    from app.store.db import HEAD_REVISION
 
     assert quicklist.SCHEMA_REVISION == HEAD_REVISION
     assert quicklist.LAUNCH_GRACE_SECONDS == LAUNCH_GRACE_SECONDS
@@ -288,7 +288,7 @@ def test_a_cold_command_imports_no_heavy_module(populated: Context, home: Path,
     assert "rank zero" in done.stdout or "alpha" in done.stdout, done.stdout
     imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
                 if line.startswith("import time:") and "|" in line}
-    assert "app.quicklist" in imported
+    assert "app.store.quicklist" in imported
     assert not {name for name in imported if name.split(".")[0] in HEAVY}
 
 

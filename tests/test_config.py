@@ -26,7 +26,7 @@ from app.config import (
 from app.context import Context
 from app.errors import ConfigError, SpecError
 from app.jobs import prepare_spec
-from app.models import EngineRow, ResourcePool, Topic
+from app.store.models import EngineRow, ResourcePool, Topic
 
 CUSTOM_CONFIG: dict[str, Any] = {
     "engines": [

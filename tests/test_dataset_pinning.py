@@ -20,11 +20,11 @@ from s3server import S3Server, put_objects
 from app.context import Context
 from app.datasets import check_changes, create_dataset, data_store
 from app.jobs import submit
-from app.models import DatasetVersion, Version
 from app.queries import version_events
 from app.runtime.control import wait_final
 from app.runtime.launcher import dataset_paths
-from app.spec import JobSpec
+from app.specs.spec import JobSpec
+from app.store.models import DatasetVersion, Version
 
 HASH_DATA = """\
 import hashlib, json, os, sys

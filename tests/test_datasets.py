@@ -30,7 +30,7 @@ from app.datasets import (
 )
 from app.errors import ConflictError, FieldError, NotFoundError
 from app.jobs import set_status, submit
-from app.models import Status
+from app.store.models import Status
 
 LONG = "n" * 300
 

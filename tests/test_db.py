@@ -21,12 +21,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, col, select
 
-import app.db
+import app.store.db
 from app.context import Context
-from app.db import HEAD_REVISION, Database, alembic_config, open_database
 from app.errors import DatabaseError
 from app.jobs import submit
-from app.models import AppState, Event, Job, Version
+from app.store.db import HEAD_REVISION, Database, alembic_config, open_database
+from app.store.models import AppState, Event, Job, Version
 
 # ------------------------------------------------------------------ migrations
 
@@ -63,7 +63,7 @@ def test_opening_again_keeps_the_data(home: Path) -> None:
     with db.write() as session:
         session.add(AppState(key="k", value="v"))
     db.dispose()
-    app.db.reset_cache()
+    app.store.db.reset_cache()
     again = open_database()
     assert again is not db
     with again.read() as session:
@@ -72,10 +72,11 @@ def test_opening_again_keeps_the_data(home: Path) -> None:
 
 
 def test_sqlite_file_of_a_url() -> None:
-    assert app.db.sqlite_file("sqlite:////var/td/traindeck.db") == Path("/var/td/traindeck.db")
-    assert app.db.sqlite_file("sqlite:///rel.db?mode=ro") == Path("rel.db")
+    assert app.store.db.sqlite_file("sqlite:////var/td/traindeck.db") == Path(
+        "/var/td/traindeck.db")
+    assert app.store.db.sqlite_file("sqlite:///rel.db?mode=ro") == Path("rel.db")
     for url in ("sqlite://", "sqlite:///:memory:", "postgresql://u@h/db"):
-        assert app.db.sqlite_file(url) is None
+        assert app.store.db.sqlite_file(url) is None
 
 
 # ------------------------------------------------------------------ SQLite settings
@@ -138,8 +139,8 @@ RACER = textwrap.dedent(
     from sqlmodel import select
     from app.context import Context
     from app.jobs import create_version
-    from app.models import Version
-    from app.spec import JobSpec
+    from app.store.models import Version
+    from app.specs.spec import JobSpec
 
     go, ready, count = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     ctx = Context.open(sync=False)
@@ -225,7 +226,7 @@ PROBE = textwrap.dedent(
 
     from app.context import Context
     from app.errors import TraindeckError
-    from app.models import AppState
+    from app.store.models import AppState
 
     try:
         ctx = Context.open()
@@ -241,7 +242,7 @@ PROBE = textwrap.dedent(
 
 def test_read_only_database_file_gives_a_one_line_database_error(home: Path) -> None:
     Context.open().db.dispose()
-    app.db.reset_cache()
+    app.store.db.reset_cache()
     path = home / "traindeck.db"
     assert not (home / "traindeck.db-wal").exists()
     path.chmod(0o444)
@@ -398,7 +399,7 @@ def _fill_wal(db: Database, megabytes: int) -> None:
 
 def test_a_background_checkpointer_keeps_checkpoints_out_of_the_writes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app.db, "CHECKPOINT_SECONDS", 0.2)
+    monkeypatch.setattr(app.store.db, "CHECKPOINT_SECONDS", 0.2)
     # SQLite's way, for comparison: a commit that takes the log past ~4 MB checkpoints.
     plain = Database(f"sqlite:///{tmp_path / 'plain.db'}")
     _fill_wal(plain, 6)
@@ -438,7 +439,7 @@ def test_a_database_from_a_newer_traindeck_gives_one_line(home: Path) -> None:
     path = home / "traindeck.db"
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '0999'")
-    app.db.reset_cache()
+    app.store.db.reset_cache()
     proc = subprocess.run([traindeck_executable(), "list"], capture_output=True, text=True,
                           env=dict(os.environ), timeout=60)
     assert proc.returncode == 1
@@ -455,7 +456,7 @@ def test_an_emptied_database_file_is_refused_not_replaced(
     project = make_project("emptied")
     submit(ctx, project.raw(), project.base, launcher=noop_launcher)
     ctx.db.dispose()
-    app.db.reset_cache()
+    app.store.db.reset_cache()
     path = home / "traindeck.db"
     for extra in ("-wal", "-shm"):
         path.with_name(path.name + extra).unlink(missing_ok=True)

@@ -15,7 +15,7 @@ import yaml
 from runtime_helpers import cli, script_spec, submit, wait, wait_for, wait_status
 
 from app.context import Context
-from app.models import Status
+from app.store.models import Status
 
 pytestmark = pytest.mark.docker
 

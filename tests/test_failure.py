@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from app.logs import LogWriter
-from app.models import Status
 from app.runtime.executors import RankExit
 from app.runtime.failure import MAX_REASON_CHARS, TAIL_BYTES, error_line, failure_reason
 from app.runtime.supervisor.outcome import outcome_of
+from app.store.models import Status
 
 
 def run_into_log(tmp_path: Path, source: str, *args: str, log: str = "rank-0.log",

@@ -34,11 +34,11 @@ from runtime_helpers import (
 )
 
 from app.context import Context
-from app.models import Status, Version
+from app.procs import pid_alive
 from app.queries import version_events
 from app.runtime.launcher import RESTART_EVENT
 from app.runtime.plan import INSTANCE_LABEL, instance_tag
-from app.runtime.procs import pid_alive
+from app.store.models import Status, Version
 
 IMAGE = "traindeck/python:3.11"
 _restarted_engines: list[subprocess.Popen[bytes]] = []  # keep the handles: no warnings
@@ -166,7 +166,7 @@ def test_containers_of_a_submitter_that_died_while_starting_them_are_recovered(
     from app.jobs import submit as core_submit
     from app.runtime.executors import get_executor
     from app.runtime.launcher import open_rank_logs, restart_supervisor, start_ranks
-    from app.spec import JobSpec, load_spec_file
+    from app.specs.spec import JobSpec, load_spec_file
 
     raw, base = load_spec_file(logreg_spec(tmp_path, "dead-starter", "docker", train_steps=30,
                                            log_every=1, sleep_per_step=0.05))

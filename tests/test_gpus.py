@@ -30,7 +30,6 @@ from runtime_helpers import submit_gpu_version
 
 from app.context import Context
 from app.jobs import set_status
-from app.models import Status, Version
 from app.runtime.gpus import (
     GpuDevice,
     GpuInfo,
@@ -44,6 +43,7 @@ from app.runtime.gpus import (
     whole_gpus,
 )
 from app.runtime.scheduler import peek_admission, try_admit
+from app.store.models import Status, Version
 
 USER = pwd.getpwuid(os.getuid()).pw_name
 HIDDEN_PID = 4_194_305

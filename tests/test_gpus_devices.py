@@ -18,13 +18,13 @@ from sqlmodel import select
 
 from app.context import Context
 from app.jobs import submit
-from app.models import GpuAllocation, Version
 from app.overview import gpu_board
 from app.queries import version_info
 from app.runtime.gpus import GpuDevice, allocatable, inventory, whole_gpus
 from app.runtime.plan import build_plan
 from app.runtime.scheduler import gpu_shortage, try_admit
-from app.spec import JobSpec, load_spec_file
+from app.specs.spec import JobSpec, load_spec_file
+from app.store.models import GpuAllocation, Version
 from app.tui.widgets.version_overview import details_table
 
 GPU1_UUID = "GPU-0a1b2c3d-1111-4000-8000-000000000001"

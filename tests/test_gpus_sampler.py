@@ -16,10 +16,10 @@ from runtime_helpers import submit_gpu_version
 from sqlmodel import col, select
 
 from app.context import Context
-from app.models import GpuAllocation, MetricPointRow
 from app.queries import version_events
 from app.readmodels import gpu_compare_rows
 from app.runtime.sampler import Sampler, gpu_summary
+from app.store.models import GpuAllocation, MetricPointRow
 
 WORKER = """\
 import os, sys, time

@@ -36,10 +36,10 @@ from app.images import (
     rootfs_tarball,
 )
 from app.jobs import RUNTIME_EVENT, submit
-from app.models import Event, Version
 from app.runtime.control import wait_final
 from app.runtime.executors.base import ExecutorError
 from app.runtime.executors.docker import DockerExecutor
+from app.store.models import Event, Version
 
 pytestmark = pytest.mark.docker
 

@@ -1,7 +1,7 @@
 """How a script is called: argument conventions, commands with placeholders, `env:`,
 torchelastic's variables, and what `traindeck validate` says will run.
 
-The conventions are checked on `app.runtime.invocation` directly and on the plans
+The conventions are checked on `app.specs.invocation` directly and on the plans
 `build_plan` makes; the spec rules through `validate_spec`; the CLI in-process. The runs
 themselves are in tests/test_runtime_scripts.py.
 """
@@ -20,15 +20,15 @@ from hypothesis import strategies as st
 
 import app.runtime.launcher
 from app.errors import SpecError
-from app.runtime.invocation import (
+from app.specs.invocation import (
     fill,
     invocation,
     placeholder_problem,
     placeholders,
     rendezvous_env,
 )
-from app.spec import JobSpec, format_parameter
-from app.spec_rules import EngineInfo, StaticCatalog, validate_spec
+from app.specs.rules import EngineInfo, StaticCatalog, validate_spec
+from app.specs.spec import JobSpec, format_parameter
 
 BOOT = ["/py/bin/python", "/code/train.py"]
 PARAMS = {"lr": 0.1, "epochs": 3, "amp": True, "dry": False, "tag": "a b"}

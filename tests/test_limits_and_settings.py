@@ -15,7 +15,7 @@ from app.config import load_settings
 from app.context import Context
 from app.errors import ConfigError, SpecError
 from app.jobs import prepare_spec
-from app.spec import parse_yaml
+from app.specs.spec import parse_yaml
 
 # ------------------------------------------------------------------ spec limits
 
@@ -47,8 +47,8 @@ def test_bad_limits_name_their_field(ctx: Context, make_project: Callable[..., P
 def test_limits_reach_the_launch_plan(ctx: Context, make_project: Callable[..., Project],
                                       tmp_path: Path) -> None:
     from app.jobs import submit
-    from app.models import Version
     from app.runtime.plan import build_plan
+    from app.store.models import Version
 
     project = make_project()
     raw = project.raw(resources={"runtime": "docker", "cpus": 0.5, "memory": "1g",

@@ -11,8 +11,8 @@ from helpers import Project, noop_launcher
 
 from app.context import Context
 from app.jobs import modify, submit
-from app.models import MetricPointRow
 from app.queries import metric_curve_names, metric_curves, metric_series
+from app.store.models import MetricPointRow
 from app.tui.widgets.metric_plot import downsample
 
 # -- reading -----------------------------------------------------------------------------

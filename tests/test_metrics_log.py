@@ -18,7 +18,7 @@ from app.metrics_log import (
     RankMetricsReader,
     default_pairs,
 )
-from app.spec import parse_spec
+from app.specs.spec import parse_spec
 
 
 def named(points: list[MetricPoint]) -> list[tuple[str, int, float]]:

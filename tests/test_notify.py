@@ -21,7 +21,6 @@ from app.config import get_settings, load_settings
 from app.context import Context
 from app.errors import ConflictError, FieldError, NotFoundError
 from app.jobs import set_status, submit
-from app.models import Event, MetricSummary, Status, Version
 from app.notify import (
     add_topic,
     list_topics,
@@ -33,6 +32,7 @@ from app.notify import (
     wait_for_notifications,
 )
 from app.runtime.control import wait_final
+from app.store.models import Event, MetricSummary, Status, Version
 
 FAST = (0.05, 0.1)
 
@@ -331,7 +331,7 @@ def test_topics_cli(home: Path, hook: Hook) -> None:
     assert code == 0 and json.loads(out)["delivered"] is True
     assert hook.received[0]["title"] == "[traindeck] test of topic ops"
     with Context.open().db.read() as session:
-        from app.models import Topic
+        from app.store.models import Topic
 
         assert [t.name for t in session.exec(select(Topic))] == ["ops"]
     code, out = run_cli("topics", "remove", "ops")

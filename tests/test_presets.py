@@ -21,7 +21,6 @@ from app.config import EngineSettings
 from app.context import Context
 from app.errors import SpecError
 from app.jobs import prepare_spec, submit
-from app.models import MetricSummary, PresetAlgorithm, Status, Version
 from app.presets import (
     PRESETS,
     preset_definition,
@@ -29,7 +28,8 @@ from app.presets import (
     sync_presets,
 )
 from app.runtime.plan import PlanError, build_plan, preset_program
-from app.spec import JobSpec
+from app.specs.spec import JobSpec
+from app.store.models import MetricSummary, PresetAlgorithm, Status, Version
 
 FOUR = ("accuracy", "precision", "recall", "f1")
 LOGREG = preset_definition("logistic-regression")

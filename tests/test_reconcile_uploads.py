@@ -27,10 +27,10 @@ from runtime_helpers import (
 from s3server import S3Server, dead_endpoint
 
 from app.context import Context
-from app.models import Status, Version
+from app.procs import pid_alive
 from app.queries import version_events
-from app.runtime.procs import pid_alive
 from app.runtime.reconcile import pending_dir, queue_upload, reconcile, run_pending_upload
+from app.store.models import Status, Version
 
 IMAGE = "traindeck/python:3.11"
 
@@ -134,7 +134,7 @@ def test_the_upload_of_a_deleted_version_is_dropped(s3: S3Server, ctx: Context,
                                                    tmp_path: Path) -> None:
     from app.jobs import set_status, submit
     from app.runtime.control import delete
-    from app.spec import load_spec_file
+    from app.specs.spec import load_spec_file
 
     raw, base = load_spec_file(remote_spec(tmp_path, "gone-s3"))
     ref = submit(ctx, raw, base, launcher=noop_launcher)  # nothing runs

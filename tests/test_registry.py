@@ -14,7 +14,6 @@ from app.context import Context
 from app.errors import ConflictError, FieldError, NotFoundError
 from app.jobs import submit
 from app.lifecycle import delete_rows, set_status
-from app.models import MetricSummary, ModelVersion, Status, Version
 from app.registry import (
     create_model,
     create_model_refusal,
@@ -24,6 +23,7 @@ from app.registry import (
     models_dir,
     models_of_version,
 )
+from app.store.models import MetricSummary, ModelVersion, Status, Version
 
 
 def make_version(ctx: Context, make_project: Callable[..., Any], status: Status,

@@ -26,7 +26,7 @@ from runtime_helpers import (
 
 from app.context import Context
 from app.errors import SpecError
-from app.spec import parse_spec
+from app.specs.spec import parse_spec
 
 IMAGE = "traindeck/python:3.11"
 SHOW = """\

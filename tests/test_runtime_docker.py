@@ -34,8 +34,8 @@ from runtime_helpers import (
 )
 
 from app.context import Context
-from app.models import Status, Version
 from app.runtime.plan import INSTANCE_LABEL, instance_tag
+from app.store.models import Status, Version
 
 pytestmark = pytest.mark.docker
 

@@ -46,9 +46,9 @@ from runtime_helpers import (
 )
 
 from app.context import Context
-from app.models import Status
 from app.queries import version_events
 from app.runtime.launcher import RESTART_EVENT
+from app.store.models import Status
 
 # -- success, failure, stop, delete ---------------------------------------------------------
 

@@ -16,7 +16,7 @@ from helpers import write_yaml
 from runtime_helpers import cli, log_text, script_spec, submit, wait
 
 from app.context import Context
-from app.models import Version
+from app.store.models import Version
 
 RUNTIMES = ["local", pytest.param("docker", marks=pytest.mark.docker)]
 

@@ -29,12 +29,12 @@ from helpers import SLURM_PARTITION, noop_launcher
 from runtime_helpers import ECHO_BOOT
 from sqlmodel import select
 
-import app.db
+import app.store.db
 from app.config import PoolSettings, get_settings
 from app.context import Context
 from app.jobs import submit
 from app.logs import split_timestamp
-from app.models import Job, MetricSummary, Version
+from app.procs import pid_alive
 from app.queries import version_events
 from app.runtime.control import stop_version, wait_final
 from app.runtime.executors import ExecutorError, RankExit, get_executor
@@ -49,10 +49,10 @@ from app.runtime.executors.slurm import (
 )
 from app.runtime.launcher import RESTART_EVENT, launch, open_rank_logs, start_ranks
 from app.runtime.plan import build_plan
-from app.runtime.procs import pid_alive
 from app.runtime.reconcile import reconcile
 from app.runtime.slurmtask import first_host, slurm_rank_env
-from app.spec import JobSpec
+from app.specs.spec import JobSpec
+from app.store.models import Job, MetricSummary, Version
 
 PARTITION = SLURM_PARTITION
 SLEEPER = """\
@@ -221,7 +221,7 @@ def test_hostile_values_reach_the_script_literally(
     odd_home = tmp_path / f"it's a $(touch {marker}) %j home"
     monkeypatch.setenv("TRAINDECK_HOME", str(odd_home))
     get_settings.cache_clear()
-    app.db.reset_cache()
+    app.store.db.reset_cache()
     ctx = Context.open()
     plan, version = plan_version(ctx, tmp_path, ECHO_BOOT,
                                  parameters={"evil": evil, "lines": "one\ntwo"},

@@ -39,7 +39,7 @@ from app.errors import FieldError
 from app.jobs import resolve_runtime
 from app.runtime.executors.base import LaunchPlan, Mount, RankPlan
 from app.runtime.executors.slurm import container_argv, container_runtime
-from app.spec import JobSpec
+from app.specs.spec import JobSpec
 
 NAMESPACE = r"""
 set -eu

@@ -19,11 +19,11 @@ from runtime_helpers import current, script_spec, submit_in_process, wait, wait_
 
 from app.context import Context
 from app.jobs import submit
-from app.models import Status, Version
 from app.queries import version_events
 from app.runtime.gpus import GpuDevice
 from app.runtime.scheduler import peek_admission, try_admit
-from app.spec import load_spec_file
+from app.specs.spec import load_spec_file
+from app.store.models import Status, Version
 
 HOLD_BOOT = """\
 import json, os, sys, time
@@ -125,7 +125,7 @@ def test_three_submitters_two_gpus(gpu_ctx: Context, tmp_path: Path) -> None:
 
 
 def _job(ctx: Context, version: Version) -> str:
-    from app.models import Job
+    from app.store.models import Job
 
     with ctx.db.read() as session:
         job = session.get(Job, version.job_id)
@@ -153,7 +153,7 @@ def test_a_pool_that_shrank_after_submit_fails_the_version_at_once(
 
     from app.jobs import submit
     from app.runtime.launcher import launch
-    from app.spec import load_spec_file
+    from app.specs.spec import load_spec_file
 
     gpu_ctx.settings.gpus = [0, 1, 2]
     raw, base = load_spec_file(hold_spec(tmp_path, "greedy", gpus=3))

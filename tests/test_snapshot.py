@@ -12,7 +12,7 @@ import pytest
 from helpers import SNAPSHOT_LIMIT as LIMIT
 from helpers import write_files as write
 
-from app.runtime.snapshot import (
+from app.store.snapshot import (
     SnapshotError,
     changed_files,
     file_diff,

@@ -9,7 +9,7 @@ from pathlib import Path
 from helpers import SNAPSHOT_LIMIT as LIMIT
 from helpers import write_files as write
 
-from app.runtime.snapshot import (
+from app.store.snapshot import (
     changed_files,
     file_diff,
     load_snapshot,

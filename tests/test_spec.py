@@ -17,8 +17,8 @@ from helpers import Project, noop_launcher, write_yaml
 from app.context import Context
 from app.errors import FieldError, SpecError
 from app.jobs import parse_assignments, prepare_spec, submit
-from app.spec import JobSpec, load_spec_file, parse_yaml
-from app.spec_rules import EngineInfo, ParamSchema, PresetInfo, StaticCatalog, validate_spec
+from app.specs.rules import EngineInfo, ParamSchema, PresetInfo, StaticCatalog, validate_spec
+from app.specs.spec import JobSpec, load_spec_file, parse_yaml
 
 # ------------------------------------------------------------------ fixtures and helpers
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from app.context import Context
 from app.errors import ConflictError, SpecError, TraindeckError
 from app.jobs import prepare_spec, submit
-from app.runtime.invocation import invocation
+from app.specs.invocation import invocation
 
 PROPERTY_SETTINGS = settings(
     max_examples=60,

@@ -23,8 +23,8 @@ from app.cli.main import main
 from app.context import Context
 from app.errors import ConflictError, FieldError, NotFoundError, SpecError
 from app.jobs import save_template
-from app.models import Template
-from app.spec_rules import validate_spec
+from app.specs.rules import validate_spec
+from app.store.models import Template
 from app.templates import get_template, update_template
 
 # ------------------------------------------------------------------ fixtures and helpers

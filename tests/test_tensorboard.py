@@ -19,8 +19,8 @@ from helpers import noop_launcher, run_cli
 from app.context import Context
 from app.errors import ConflictError, TraindeckError
 from app.jobs import set_status, submit
-from app.models import Status, TensorBoardSession, Version
-from app.runtime.procs import cmdline, pid_alive
+from app.procs import cmdline, pid_alive
+from app.store.models import Status, TensorBoardSession, Version
 from app.tensorboard import (
     INSTALL_HINT,
     TensorBoardError,

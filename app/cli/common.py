@@ -119,7 +119,7 @@ def job_suggestion(exc: Exception) -> str:
     from sqlmodel import select
 
     from app.context import Context
-    from app.models import Job
+    from app.store.models import Job
 
     with Context.open(sync=False).db.read() as session:
         names = list(session.exec(select(Job.name)))

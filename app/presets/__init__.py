@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlmodel import select
 
-from app.db import Database
-from app.models import PresetAlgorithm
-from app.spec_rules import ParamSchema, PresetInfo
+from app.specs.rules import ParamSchema, PresetInfo
+from app.store.db import Database
+from app.store.models import PresetAlgorithm
 
 PRESETS_DIR = Path(__file__).resolve().parent
 BOOT_FILE = "train.py"

@@ -15,9 +15,9 @@ from pathlib import Path
 from app.context import Context
 from app.errors import ConflictError, TraindeckError
 from app.lifecycle import delete_rows, load_version, set_status
-from app.models import Status, Version, version_label
-from app.runtime.procs import supervisor_alive
+from app.procs import supervisor_alive
 from app.runtime.signals import STOP_SIGNAL, signal_supervisor
+from app.store.models import Status, Version, version_label
 
 __all__ = ["Deletion", "delete", "keep_unuploaded_output", "stop_version", "wait_final"]
 
@@ -120,7 +120,7 @@ def keep_unuploaded_output(ctx: Context, job: str, version: Version) -> Path | N
     Kept under `<data dir>/kept-outputs/<job>/<V00n>` (`-2`, `-3`, ... when taken).
     """
     from app.runtime.plan import state_dir
-    from app.spec import is_remote
+    from app.specs.spec import is_remote
     from app.storage import local_output_path, output_uploaded
 
     if not is_remote(version.output or ""):
@@ -156,7 +156,7 @@ def delete(
         if label is None:
             from sqlmodel import select
 
-            from app.models import Job
+            from app.store.models import Job
 
             job_row = session.exec(select(Job).where(Job.name == job)).first()
             if job_row is None:

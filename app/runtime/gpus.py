@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import Settings
-from app.models import WHOLE_GPU
+from app.store.models import WHOLE_GPU
 
 log = logging.getLogger(__name__)
 MAX_NAMED_PROCESSES = 3

@@ -34,7 +34,7 @@ from sqlmodel import select
 from app.context import Context
 from app.formatting import describe_limits
 from app.lifecycle import record_event, runtime_note, set_status
-from app.models import Dataset, DatasetVersion, Job, Status, Version, parse_version_label
+from app.procs import SUPERVISOR_MODULE, hostname
 from app.runtime.executors import Executor, ExecutorError, executor_for
 from app.runtime.executors.base import Handle, LaunchPlan
 from app.runtime.gpus import GpuDevice
@@ -47,10 +47,10 @@ from app.runtime.plan import (
     rank_count,
     state_dir,
 )
-from app.runtime.procs import SUPERVISOR_MODULE, hostname
 from app.runtime.signals import CONTROL_SIGNALS, RESTARTED
-from app.spec import JobSpec
+from app.specs.spec import JobSpec
 from app.storage import data_ready
+from app.store.models import Dataset, DatasetVersion, Job, Status, Version, parse_version_label
 
 log = logging.getLogger("traindeck.launcher")
 

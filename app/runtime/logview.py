@@ -53,8 +53,8 @@ def print_logs(
     """Print the logs (all of them, or the last `tail_lines` of each rank); with
     `follow`, keep printing until the version ends. `raw`: control characters as they are."""
     from app.lifecycle import load_version
-    from app.models import Status, Version
     from app.runtime.plan import rank_count
+    from app.store.models import Status, Version
 
     if tail_lines is not None and tail_lines < 0:
         raise TraindeckError(f"--tail: must be 0 or more, got {tail_lines}")

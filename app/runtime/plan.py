@@ -1,7 +1,7 @@
 """Turning a version's frozen spec into a LaunchPlan for its executor.
 
 What runs — the boot file called the ModelArts way, a full command, and the variables
-the spec adds — comes from `app.runtime.invocation`, as an argv list: run parameters
+the spec adds — comes from `app.specs.invocation`, as an argv list: run parameters
 never pass through a shell. Docker ranks, and the ranks of an image in a Slurm pool
 with a container runtime (Pyxis, Apptainer), see fixed paths under /traindeck; local
 ranks and the other Slurm ranks see host paths. Each rank gets torchrun's
@@ -22,16 +22,16 @@ from pathlib import Path
 from app.compat import shim_path
 from app.config import Settings
 from app.errors import TraindeckError
-from app.models import Version, version_label
 from app.presets import preset_definition
+from app.procs import free_port
 from app.runtime.bootstrap import IGNORE
 from app.runtime.executors.base import LaunchPlan, Mount, RankPlan
 from app.runtime.executors.slurm import container_runtime
 from app.runtime.gpus import GpuDevice
-from app.runtime.invocation import invocation, rendezvous_env
-from app.runtime.procs import free_port
-from app.spec import JobSpec, is_remote
+from app.specs.invocation import invocation, rendezvous_env
+from app.specs.spec import JobSpec, is_remote
 from app.storage import local_output_path
+from app.store.models import Version, version_label
 
 IN_CONTAINER = Path("/traindeck")
 MASTER_PORT_IN_NETWORK = 29500
@@ -180,7 +180,7 @@ def _program(settings: Settings, spec: JobSpec, runtime: str, presets_dir: Path 
 def _working_copy(settings: Settings, version: Version) -> Path:
     """The version's working folder, written from its code snapshot on first use (a
     restarted start finds it there)."""
-    from app.runtime.snapshot import SnapshotError, load_snapshot, materialize
+    from app.store.snapshot import SnapshotError, load_snapshot, materialize
 
     folder = work_dir(settings, version.id or 0)
     if not folder.is_dir():

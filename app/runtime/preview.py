@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import func
 from sqlmodel import select
 
-from app.models import Job, Version, version_label
 from app.runtime.gpus import GpuDevice
-from app.runtime.invocation import FOLDERS
-from app.spec import JobSpec, is_remote
+from app.specs.invocation import FOLDERS
+from app.specs.spec import JobSpec, is_remote
+from app.store.models import Job, Version, version_label
 
 if TYPE_CHECKING:
     from app.config import Settings

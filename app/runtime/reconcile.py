@@ -33,10 +33,10 @@ from typing import Any
 
 from app.context import Context
 from app.lifecycle import active_versions, record_event, set_status
-from app.models import Status, Version, utcnow, version_label
-from app.runtime.procs import supervisor_alive
+from app.procs import supervisor_alive
 from app.runtime.scheduler import release, release_finished
-from app.spec import is_remote
+from app.specs.spec import is_remote
+from app.store.models import Status, Version, utcnow, version_label
 
 LAUNCH_GRACE_SECONDS = 30.0
 """A version younger than this with no supervisor pid is still being launched."""
@@ -127,8 +127,8 @@ def _upload_note(version: Version) -> str:
 def _restarts(ctx: Context, version_id: int) -> int:
     from sqlmodel import func, select
 
-    from app.models import Event
     from app.runtime.launcher import RESTART_EVENT
+    from app.store.models import Event
 
     with ctx.db.read() as session:
         return int(session.exec(

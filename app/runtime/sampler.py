@@ -26,11 +26,11 @@ from sqlalchemy import select as core_select
 from sqlmodel import col, func, select
 
 from app.context import Context
-from app.db import Database
 from app.lifecycle import record_event
-from app.models import GpuAllocation, MetricPointRow
 from app.readmodels import gpu_summary_of
 from app.runtime.gpus import GpuDevice, handle_pids
+from app.store.db import Database
+from app.store.models import GpuAllocation, MetricPointRow
 
 log = logging.getLogger(__name__)
 PREFIX = "sys/"

@@ -14,14 +14,6 @@ from sqlmodel import Session, col, delete, func, select
 
 from app.config import Settings
 from app.context import Context
-from app.models import (
-    ACTIVE_STATUSES,
-    GpuAllocation,
-    Job,
-    Status,
-    Version,
-    version_label,
-)
 from app.runtime.gpus import (
     GpuDevice,
     GpuInfo,
@@ -30,6 +22,14 @@ from app.runtime.gpus import (
     handle_pids,
     inventory,
     pool_gpus,
+)
+from app.store.models import (
+    ACTIVE_STATUSES,
+    GpuAllocation,
+    Job,
+    Status,
+    Version,
+    version_label,
 )
 
 

@@ -13,10 +13,10 @@ import signal
 import threading
 from typing import TYPE_CHECKING, Any
 
-from app.runtime.procs import supervisor_alive
+from app.procs import supervisor_alive
 
 if TYPE_CHECKING:
-    from app.models import Version
+    from app.store.models import Version
 
 STOP_SIGNAL = signal.SIGUSR1
 """Sent to a supervisor to say: stop your version (its `stop_requested` flag is set)."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.spec import is_remote
+from app.specs.spec import is_remote
 from app.storage.client import client_for
 from app.storage.errors import DataError, StorageError, TransferCancelled
 from app.storage.names import NameScan, describe_skipped, name_too_long, scan_local, walk_files

@@ -89,7 +89,7 @@ class TraindeckApp(EarlyKeys):
                 id="app.templates"),
         Binding("U", "open_view('gpus')", "GPUs and queue", show=False, id="app.gpus"),
         Binding("D", "open_view('datasets')", "Datasets", show=False, id="app.datasets"),
-        Binding("O", "open_view('models')", "Models", show=False, id="app.models"),
+        Binding("O", "open_view('models')", "Models", show=False, id="app.store.models"),
     ]
 
     ctx: var[Context | None] = var(None, init=False)
@@ -210,7 +210,7 @@ class TraindeckApp(EarlyKeys):
         self.post_message(ContextReady(ctx))
         self._read_theme_files()
         self._reconcile(ctx)
-        from app.runtime.procs import settle_heap
+        from app.procs import settle_heap
 
         settle_heap()  # start-up is over: later collections skip what it made
 

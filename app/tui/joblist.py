@@ -1,7 +1,7 @@
 """The job list's data side: the filter syntax, reading a window of rows, the cell texts.
 
 Used by the jobs screen; rows come from the open core (`app.queries`) or, before it has
-opened, straight from the SQLite file (`app.quicklist`).
+opened, straight from the SQLite file (`app.store.quicklist`).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def fetch_rows(source: Context | Path, search: str, status: str | None, sort: An
     Blocking: call from a worker. Raises TraindeckError (core) or QuickListError (file).
     """
     if isinstance(source, Path):
-        from app import quicklist
+        from app.store import quicklist
 
         return (quicklist.list_jobs_fast(source, search, status, sort, descending, offset,
                                          limit),

@@ -36,9 +36,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 def _reset_caches() -> None:
     import app.config
-    import app.db
+    import app.store.db
 
-    app.db.reset_cache()
+    app.store.db.reset_cache()
     app.config.get_settings.cache_clear()
 
 

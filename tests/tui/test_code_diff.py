@@ -12,8 +12,8 @@ from textual.widgets import OptionList, Static
 from tui_data import T0, DataBuilder, no_launch, settle
 
 from app.jobs import create_version, modified_spec
-from app.models import Status
 from app.queries import version_info
+from app.store.models import Status
 from app.tui.app import TraindeckApp
 from app.tui.screens.code_diff import CodeDiffScreen
 from app.tui.screens.compare import CompareScreen
@@ -318,7 +318,7 @@ async def test_a_long_diff_is_cut_with_a_note(build: DataBuilder, monkeypatch: A
 async def test_a_version_without_a_snapshot_says_so(build: DataBuilder) -> None:
     from sqlalchemy import update
 
-    from app.models import Version
+    from app.store.models import Version
 
     code_versions(build)
     with build.ctx.db.write() as session:  # as a version made before snapshots existed

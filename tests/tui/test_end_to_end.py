@@ -15,8 +15,8 @@ from textual.widgets import Button, Input
 from tui_data import settle
 
 from app.context import Context
-from app.models import Version
 from app.runtime.control import wait_final
+from app.store.models import Version
 from app.tui.app import TraindeckApp
 from app.tui.screens.compare import CompareScreen
 from app.tui.screens.job_detail import JobDetailScreen

@@ -1,4 +1,4 @@
-"""The stdlib-only first page (`app.quicklist`), the change marker, and the app using them."""
+"""The stdlib-only first page (`app.store.quicklist`), the change marker, and the app using them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from tui_data import T0, DataBuilder, sample_job, settle
 
 from app import queries, quicklist
-from app.models import Job, Status
+from app.store.models import Job, Status
 from app.tui.app import TraindeckApp
 from app.tui.screens.jobs import JobsScreen
 from app.tui.widgets.key_table import KeyTable
@@ -180,7 +180,7 @@ async def test_idle_poll_reads_no_rows_while_the_marker_stands(build: DataBuilde
 HEAVY = ("sqlmodel", "sqlalchemy", "pydantic", "pydantic_settings", "yaml", "alembic")
 
 
-@pytest.mark.parametrize("module", ["app.quicklist", "app.tui.app"])
+@pytest.mark.parametrize("module", ["app.store.quicklist", "app.tui.app"])
 def test_first_frame_modules_import_nothing_heavy(module: str) -> None:
     """The job list's first page must not wait for the ORM, pydantic or the settings."""
     import subprocess
@@ -191,8 +191,8 @@ def test_first_frame_modules_import_nothing_heavy(module: str) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == ""
-    if module == "app.quicklist":
-        check = subprocess.run([sys.executable, "-c", "import sys, app.quicklist; "
+    if module == "app.store.quicklist":
+        check = subprocess.run([sys.executable, "-c", "import sys, app.store.quicklist; "
                                 "print('textual' in sys.modules)"],
                                capture_output=True, text=True, check=True)
         assert check.stdout.strip() == "False"

@@ -14,7 +14,7 @@ from fake_nvml import FakeNvml, FakeProcess, install, two_gpus
 from tui_data import T0, DataBuilder, settle
 from tui_helpers import GpusHost
 
-from app.models import GpuAllocation, Status
+from app.store.models import GpuAllocation, Status
 from app.tui.screens.gpus import GpusScreen
 from app.tui.widgets.gpu_table import GpuTable
 

@@ -11,8 +11,8 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 from tui_data import DataBuilder, sample_job, settle
 
-from app.models import Status, Template
 from app.queries import job_versions, version_info
+from app.store.models import Status, Template
 from app.tui.app import TraindeckApp
 from app.tui.screens.compare import CompareScreen
 from app.tui.screens.job_detail import JobDetailScreen

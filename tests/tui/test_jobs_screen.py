@@ -10,7 +10,7 @@ from sqlmodel import select
 from tui_data import T0, DataBuilder, sample_job, settle
 
 from app.jobs import set_status
-from app.models import Job, Status, Version
+from app.store.models import Job, Status, Version
 from app.tui.app import TraindeckApp
 from app.tui.screens.job_detail import JobDetailScreen
 from app.tui.screens.jobs import PAGE, JobsScreen, parse_filter

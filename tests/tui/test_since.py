@@ -9,8 +9,8 @@ from tui_data import NOW, T0, DataBuilder, settle
 from tui_helpers import SEEN, SinceHost, make_changes
 
 from app.context import Context
-from app.models import Status
 from app.overview import last_seen, mark_seen, since_last_seen, since_summary
+from app.store.models import Status
 from app.tui.screens.since import SinceScreen, ago
 
 SIZE = (120, 40)

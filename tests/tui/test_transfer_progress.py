@@ -16,9 +16,9 @@ from textual.pilot import Pilot
 from textual.widgets import ProgressBar, Static
 from tui_data import DataBuilder
 
-from app.models import Status
 from app.runtime.plan import state_dir
 from app.storage import TransferFile, TransferSnapshot, transfer_path, write_transfer
+from app.store.models import Status
 from app.tui.app import TraindeckApp
 from app.tui.widgets.version_overview import VersionOverview
 

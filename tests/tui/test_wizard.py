@@ -32,7 +32,7 @@ from tui_helpers import settle_wizard as settle
 from app.context import Context
 from app.errors import FieldError
 from app.jobs import prepare_spec, save_template
-from app.models import Dataset, DatasetVersion, Template, Version
+from app.store.models import Dataset, DatasetVersion, Template, Version
 from app.tui.screens.confirm import ConfirmScreen
 from app.tui.widgets.job_form import JobForm
 from app.tui.widgets.param_rows import DatasetRows, ParamRows, PathRows

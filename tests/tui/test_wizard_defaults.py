@@ -32,8 +32,8 @@ from tui_helpers import settle_wizard as settle
 
 import app.tui.screens.wizard as wizard_module
 from app.context import Context
-from app.models import MetricSummary
 from app.runtime.control import wait_final
+from app.store.models import MetricSummary
 from app.templates import get_template
 from app.tui.screens.wizard import WizardScreen
 from app.tui.widgets.param_rows import PathRows, PatternRows

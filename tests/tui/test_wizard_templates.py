@@ -28,9 +28,9 @@ from tui_helpers import settle_wizard as settle
 
 from app.context import Context
 from app.jobs import save_template
-from app.models import Job, Template
-from app.spec import JobSpec
-from app.spec_rules import validate_spec
+from app.specs.rules import validate_spec
+from app.specs.spec import JobSpec
+from app.store.models import Job, Template
 from app.templates import TemplateInfo, get_template
 from app.tui.widgets.param_rows import DatasetRows, ParamRows
 from app.tui.widgets.wizard_fields import TemplateChoice

@@ -16,7 +16,7 @@ from textual.pilot import Pilot
 
 from app.context import Context
 from app.jobs import VersionRef, modify, set_status, submit
-from app.models import Event, Job, MetricPointRow, MetricSummary, Status, Version
+from app.store.models import Event, Job, MetricPointRow, MetricSummary, Status, Version
 
 T0 = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
 """When the test data's first job was created."""

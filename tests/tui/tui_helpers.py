@@ -30,7 +30,11 @@ from app.config import get_settings
 from app.context import Context
 from app.datasets import add_version, create_dataset
 from app.jobs import VersionRef, save_template
-from app.models import (
+from app.overview import Summary, since_last_seen
+from app.queries import version_info
+from app.registry import create_model
+from app.specs.spec import JobSpec
+from app.store.models import (
     Dataset,
     DatasetVersion,
     GpuAllocation,
@@ -41,10 +45,6 @@ from app.models import (
     Template,
     Version,
 )
-from app.overview import Summary, since_last_seen
-from app.queries import version_info
-from app.registry import create_model
-from app.spec import JobSpec
 from app.tensorboard import TensorBoardInfo
 from app.tui import clock
 from app.tui.screens.datasets import DatasetsScreen

@@ -3,7 +3,7 @@
 `app.cli.main` builds only this module's parsers for them (`add_commands`), so that
 a cold read imports no other command's module.
 
-Each reads the default SQLite file with the standard library first (`app.quicklist`: no
+Each reads the default SQLite file with the standard library first (`app.store.quicklist`: no
 SQLAlchemy, no pydantic, no reconciliation) and prints the same read models as the core
 would hand it; the whole core, reconciled first, answers whenever the cold path cannot
 (another database configured, another schema, a version whose supervisor is gone, a
@@ -32,10 +32,10 @@ T = TypeVar("T")
 
 
 def _cold(read: Callable[[Path], T]) -> T | None:
-    """`read` over the default database file with the standard library only (`app.quicklist`:
+    """`read` over the default database file with the standard library only (`app.store.quicklist`:
     no core, no reconciliation), or None when the core must answer: another database is
     configured, the schema differs, or what is read needs reconciling first."""
-    from app import quicklist
+    from app.store import quicklist
 
     path = quicklist.default_db_path()
     if path is None:
@@ -47,7 +47,7 @@ def _cold(read: Callable[[Path], T]) -> T | None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from app import quicklist
+    from app.store import quicklist
 
     query = {"search": args.filter or "", "status": args.status, "sort": args.sort,
              "descending": DEFAULT_DESCENDING[args.sort] != args.reverse, "limit": args.limit}
@@ -77,7 +77,7 @@ def _duration(started: Any, finished: Any) -> float | None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from app import quicklist
+    from app.store import quicklist
 
     def cold(path: Path) -> tuple[list[Any], list[Any]]:
         versions = quicklist.job_versions_fast(path, args.job, args.version)
@@ -128,12 +128,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    from app import quicklist
+    from app.store import quicklist
 
     cold = _cold(lambda path: quicklist.job_versions_fast(path, args.job, args.version)[-1])
     if cold is None or cold.status in ACTIVE_STATUS_VALUES:  # still to wait for: the core
-        from app.models import version_label
         from app.runtime.control import wait_final
+        from app.store.models import version_label
 
         v = wait_final(open_core(), args.job, args.version, args.timeout)
         label, status, reason, code = version_label(v.number), v.status, v.reason, v.exit_code
@@ -148,8 +148,8 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from app import quicklist
     from app.runtime.logview import print_logs, print_rank_logs
+    from app.store import quicklist
 
     found = None if args.follow else _cold(
         lambda path: quicklist.rank_logs_fast(path, args.job, args.version))
@@ -171,7 +171,7 @@ def _code_changes(snapshots: dict[str, Any], labels: list[str]
     first = snapshots.get(labels[0])
     if first is None:
         return {}
-    from app.runtime.snapshot import changed_files
+    from app.store.snapshot import changed_files
 
     return {label: changed_files(first, snapshots[label]) for label in labels[1:]
             if label in snapshots and snapshots[label].id != first.id}
@@ -187,8 +187,8 @@ def _two_or_more(job: str, versions: list[Any]) -> list[Any]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from app import quicklist
     from app.metrics import compare_versions
+    from app.store import quicklist
 
     def cold(path: Path) -> tuple[list[Any], dict[int, Any], dict[str, Any]]:
         versions = _two_or_more(args.job, quicklist.job_versions_fast(

@@ -14,7 +14,7 @@ from app.errors import TraindeckError
 
 
 def _load(path: str) -> tuple[dict[str, Any], Path]:
-    from app.spec import load_spec_file
+    from app.specs.spec import load_spec_file
 
     return load_spec_file(Path(path))
 

@@ -57,7 +57,7 @@ def check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 def edit_template(args: argparse.Namespace, ctx: Any) -> int:
     """`traindeck templates edit NAME`: from options, or in $EDITOR when none is given."""
     from app.jobs import parse_assignments
-    from app.spec import load_spec_file
+    from app.specs.spec import load_spec_file
     from app.templates import update_template
 
     if args.set or args.spec or args.description is not None or args.rename:
@@ -106,7 +106,7 @@ def _edit_in_editor(ctx: Any, name: str) -> Any:
     stays in its file (named in the last error line) so that no typing is lost.
     """
     from app.errors import SpecError
-    from app.spec import parse_yaml
+    from app.specs.spec import parse_yaml
     from app.templates import get_template, update_template
 
     current = get_template(ctx, name)

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.models import Status
 from app.runtime.executors import RankExit
 from app.runtime.failure import error_line
+from app.store.models import Status
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,10 @@ from typing import Any
 
 from app.context import Context
 from app.datasets import s3_pins
-from app.models import Status, Version
 from app.runtime.launcher import dataset_paths
 from app.runtime.plan import PlanError
 from app.runtime.supervisor.outcome import Outcome
-from app.spec import JobSpec, is_remote
+from app.specs.spec import JobSpec, is_remote
 from app.storage import (
     DataError,
     LogSyncer,
@@ -26,6 +25,7 @@ from app.storage import (
     transfer_path,
     upload_output,
 )
+from app.store.models import Status, Version
 
 log = logging.getLogger("traindeck.supervisor")
 LOG_SYNC_SECONDS = 30.0

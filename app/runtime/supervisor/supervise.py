@@ -27,14 +27,7 @@ from app.errors import TraindeckError
 from app.lifecycle import record_event, set_status
 from app.metrics import MetricPoint, final_values, read_final_metrics
 from app.metrics_log import RankMetricsReader
-from app.models import (
-    Job,
-    MetricPointRow,
-    MetricSummary,
-    Status,
-    Version,
-    version_label,
-)
+from app.procs import hostname, settle_heap, supervisor_alive
 from app.runtime.executors import (
     Executor,
     ExecutorError,
@@ -59,16 +52,23 @@ from app.runtime.plan import (
     version_stamp,
     work_dir,
 )
-from app.runtime.procs import hostname, settle_heap, supervisor_alive
 from app.runtime.sampler import PREFIX as SAMPLED
 from app.runtime.sampler import Sampler
 from app.runtime.scheduler import peek_admission, release, try_admit, wake_queued
 from app.runtime.signals import SignalFlags
 from app.runtime.supervisor.outcome import Outcome, outcome_of
 from app.runtime.supervisor.storage import VersionStorage
-from app.spec import JobSpec
+from app.specs.spec import JobSpec
 from app.storage import (
     local_output_path,
+)
+from app.store.models import (
+    Job,
+    MetricPointRow,
+    MetricSummary,
+    Status,
+    Version,
+    version_label,
 )
 
 log = logging.getLogger("traindeck.supervisor")

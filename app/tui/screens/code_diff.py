@@ -30,7 +30,7 @@ from app.tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
     from app.context import Context
-    from app.runtime.snapshot import Snapshot
+    from app.store.snapshot import Snapshot
 
 MARKS = {"added": ("A", "success", "green"), "removed": ("D", "error", "red"),
          "modified": ("M", "warning", "yellow")}
@@ -116,7 +116,7 @@ class CodeDiffScreen(FirstShow, Screen[None]):
         """Read both snapshots and what differs between them."""
         from app.errors import TraindeckError
         from app.jobs import version_snapshots
-        from app.runtime.snapshot import changed_files, shown_path
+        from app.store.snapshot import changed_files, shown_path
 
         try:
             found = version_snapshots(self.ctx, self.job, [self.old, self.new])
@@ -136,7 +136,7 @@ class CodeDiffScreen(FirstShow, Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="code-diff-file")
     def _read_diff(self, pair: tuple[Snapshot, Snapshot], path: str) -> None:
         """Read one file of both snapshots and diff it."""
-        from app.runtime.snapshot import file_diff
+        from app.store.snapshot import file_diff
 
         try:
             diff = file_diff(*pair, path)

@@ -2,7 +2,7 @@
 
 Rows come from `queries.list_jobs` in pages of `PAGE`; scrolling near the end loads the
 next page, so 10,000 jobs cost what 100 do. Until the app's core has opened, pages come
-from `app.quicklist` (stdlib sqlite3 only), so the first page is up before the core is.
+from `app.store.quicklist` (stdlib sqlite3 only), so the first page is up before the core is.
 Every `POLL_SECONDS` a worker reads `queries.jobs_change_marker`; only when it moves are
 the rows on screen re-read, and only cells whose text changed are redrawn: an idle list
 sends nothing to the terminal (running durations tick from the rows already held).

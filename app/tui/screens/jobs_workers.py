@@ -82,7 +82,7 @@ class JobsWorkers:
                         limit: int) -> None:
         """Before the core opens: the first page straight from the SQLite file, if it can."""
         def work() -> None:
-            from app import quicklist
+            from app.store import quicklist
 
             try:
                 path = quicklist.default_db_path()
@@ -102,7 +102,7 @@ class JobsWorkers:
         """Read one window of rows (and the count) off the UI thread."""
         def work() -> None:
             from app.errors import TraindeckError
-            from app.quicklist import QuickListError
+            from app.store.quicklist import QuickListError
 
             try:
                 rows, total = fetch_rows(source, search, status, sort, descending, offset,

@@ -16,13 +16,13 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from app.spec import NAME_PATTERN
+from app.specs.spec import NAME_PATTERN
 from app.tui.screens.fitted_dialog import FittedDialog
 from app.tui.widgets.footer import KeyFooter
 
 NAME_HELP = ("1-64 letters, digits, '-' or '_', starting with a letter; "
              "the wizard lists them by it.")
-"""The rule of `app.spec.check_name`, as the hint under the field."""
+"""The rule of `app.specs.spec.check_name`, as the hint under the field."""
 
 Saver = Callable[[str, str], "str | None"]
 """Saves under (name, description) and returns why it could not, or None (runs in a

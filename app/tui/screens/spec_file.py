@@ -24,7 +24,7 @@ from textual.suggester import Suggester
 from textual.widgets import Button, Input, Label, Static
 
 from app.errors import SpecError
-from app.spec import load_spec_file
+from app.specs.spec import load_spec_file
 from app.tui.widgets.footer import KeyFooter
 
 SPEC_SUFFIXES = (".yaml", ".yml")

@@ -241,7 +241,7 @@ class VersionActionsScreen(Explained, Screen[None]):
 
         from app.errors import TraindeckError
         from app.jobs import save_template
-        from app.spec import JobSpec
+        from app.specs.spec import JobSpec
 
         try:
             spec = JobSpec.model_validate(info.spec)

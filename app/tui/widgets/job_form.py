@@ -32,7 +32,7 @@ from textual.widgets import (
 )
 
 from app.config import EngineSettings, Settings, config_file
-from app.spec import EVENTS
+from app.specs.spec import EVENTS
 from app.tui.widgets.job_form_collect import JobFormCollect
 from app.tui.widgets.param_rows import (
     DatasetRows,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from textual.widgets import Checkbox
 
 from app.errors import FieldError
-from app.spec import EVENTS
+from app.specs.spec import EVENTS
 from app.tui.widgets.param_rows import DatasetRows, ParamRows, PathRows, PatternRows
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from app.errors import FieldError
 from app.jobs import parse_assignments
-from app.spec import ParamValue, format_parameter
+from app.specs.spec import ParamValue, format_parameter
 
 
 class EditableRow(Horizontal):

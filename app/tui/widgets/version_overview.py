@@ -112,7 +112,7 @@ def limits_text(info: VersionInfo) -> str:
 
 def _logs_location(info: VersionInfo) -> str:
     """Where the logs go: an object-storage folder names the local copy too."""
-    from app.spec import is_remote
+    from app.specs.spec import is_remote
 
     local = info.log_dir or "—"
     spec_log_dir = str(info.spec.get("log_dir") or "")

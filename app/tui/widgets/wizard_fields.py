@@ -28,10 +28,10 @@ from app.config import data_dir
 from app.context import Context
 from app.errors import FieldError, SpecError, TraindeckError
 from app.jobs import default_locations, load_version, modified_spec, prepare_spec, spec_diff
-from app.models import Dataset, DatasetVersion, Job, PresetAlgorithm, Template, version_label
 from app.overview import SlurmPoolRow, slurm_pool_problems, slurm_pools, template_problem
-from app.spec import JobSpec
-from app.spec_rules import PresetInfo, validate_spec
+from app.specs.rules import PresetInfo, validate_spec
+from app.specs.spec import JobSpec
+from app.store.models import Dataset, DatasetVersion, Job, PresetAlgorithm, Template, version_label
 from app.templates import list_templates
 
 # ---------------------------------------------------------------- what the wizard offers

@@ -1,7 +1,7 @@
 """Job specs: the YAML format shared by the wizard and the CLI, and its shape check.
 
 Validation has two stages. The pydantic models here check shape and types; `validate_spec`
-in `app.spec_rules` then checks the rules that need the outside world. Every error names
+in `app.specs.rules` then checks the rules that need the outside world. Every error names
 its field, and validation never writes anything.
 """
 

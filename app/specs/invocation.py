@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.spec import ArgumentStyle, JobSpec, ParamValue, format_parameter
+from app.specs.spec import ArgumentStyle, JobSpec, ParamValue, format_parameter
 
 FOLDERS = ("data_url", "train_url")
 """Placeholders that name the data and output folders (before any run parameter)."""

@@ -131,7 +131,7 @@ class Version(SQLModel, table=True):
     supervisor_host: str = ""
     stop_requested: bool = False
     code_snapshot: str = ""
-    """Id of the snapshot of the code folder the version runs (`app.runtime.snapshot`);
+    """Id of the snapshot of the code folder the version runs (`app.store.snapshot`);
     empty when its algorithm has no code folder."""
     code_info: str = ""
     """The snapshot's folder, size, file count and git commit/dirtiness (JSON)."""

@@ -36,13 +36,13 @@ from app.readmodels import (
 )
 
 if TYPE_CHECKING:
-    from app.runtime.snapshot import Snapshot
+    from app.store.snapshot import Snapshot
 
 APP_NAME = "traindeck"
 DB_FILE_NAME = "traindeck.db"
 URL_SETTING = "TRAINDECK_DATABASE_URL"
 SCHEMA_REVISION = "0005"
-"""The schema these queries are written for (`app.db.HEAD_REVISION`; a test holds them
+"""The schema these queries are written for (`app.store.db.HEAD_REVISION`; a test holds them
 equal): another revision is read by the core, which migrates or refuses it."""
 LAUNCH_GRACE_SECONDS = 30.0
 """`app.runtime.reconcile.LAUNCH_GRACE_SECONDS`: a version this young with no supervisor
@@ -289,7 +289,7 @@ def _require_supervisors(conn: sqlite3.Connection, where: str, params: list[Any]
     for version_id, pid, host, created in conn.execute(
             "SELECT id, supervisor_pid, supervisor_host, created_at FROM versions "
             f"WHERE status IN ({_ACTIVE_SQL}) AND {where}", params):
-        from app.runtime.procs import supervisor_alive  # (only with a version to check)
+        from app.procs import supervisor_alive  # (only with a version to check)
 
         if supervisor_alive(pid, version_id, host):
             continue
@@ -411,7 +411,7 @@ def code_snapshots_fast(db_path: Path, versions: list[VersionInfo]) -> dict[str,
                                    f"({_marks(ids)}) AND code_snapshot != ''", ids))
     if not stored:
         return {}
-    from app.runtime.snapshot import load_snapshot
+    from app.store.snapshot import load_snapshot
 
     return {v.version: load_snapshot(db_path.parent / "snapshots", stored[v.id])
             for v in versions if v.id in stored}

@@ -1,6 +1,6 @@
 """The rules on a job spec that need the outside world, and the catalog they check against.
 
-`validate_spec` runs after the shape check in `app.spec`: it checks the engine catalog,
+`validate_spec` runs after the shape check in `app.specs.spec`: it checks the engine catalog,
 pools, topics, datasets, presets and the file system, and resolves relative paths. Every
 error names its field, and validation never writes anything.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from app.errors import FieldError, SpecError
-from app.runtime.invocation import FOLDERS, placeholder_problem
-from app.spec import (
+from app.specs.invocation import FOLDERS, placeholder_problem
+from app.specs.spec import (
     DataSpec,
     JobSpec,
     ShapeCheck,
