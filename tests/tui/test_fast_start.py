@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from tui_data import T0, DataBuilder, sample_job, settle
 
-from app import queries, quicklist
+from app import queries
+from app.store import quicklist
 from app.store.models import Job, Status
 from app.tui.app import TraindeckApp
 from app.tui.screens.jobs import JobsScreen
