@@ -1,4 +1,5 @@
-"""Read models for the overview screens: GPUs and the queue, "since you left", template checks.
+"""Read models for the overview screens: GPUs and the queue, Slurm pools, "since you left",
+template checks.
 
 Core code: plain dataclasses out, no Textual. The TUI calls these from thread workers.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy import func
@@ -20,6 +21,9 @@ from app.models import AppState, GpuAllocation, Job, Status, Version, version_la
 from app.runtime.gpus import GpuInfo, pool_gpus
 from app.spec import JobSpec
 from app.spec_rules import Catalog
+
+if TYPE_CHECKING:
+    from app.runtime.executors.slurm import PartitionUsage
 
 LAST_SEEN_KEY = "tui_last_seen"
 """`AppState` key holding when the TUI was last open (ISO 8601, UTC)."""
@@ -235,6 +239,67 @@ def gpu_board(settings: Settings, db: Database, inventory: list[GpuInfo]) -> Gpu
     ]
     source = inventory[0].source if inventory else "none"
     return GpuBoard(gpus=rows, queue=queue, source=source)
+
+
+@dataclass(frozen=True)
+class SlurmPoolRow:
+    """A Slurm pool and its partition as the controller reports it now."""
+
+    name: str
+    partition: str
+    usage: PartitionUsage | None
+    """None when the controller could not be read (`error` says why)."""
+    error: str = ""
+    """Why the figures are missing or wrong ('' when they are right)."""
+
+    @property
+    def summary(self) -> str:
+        """`partition gpu: 4 of 16 GPU(s) free on 4 node(s), 3 job(s) pending`, or the
+        error."""
+        usage = self.usage
+        if self.error or usage is None:
+            return f"partition {self.partition}: {self.error}"
+        return (f"partition {self.partition}: {usage.gpus_free} of {usage.gpus_total} GPU(s) "
+                f"free on {usage.nodes} node(s), {usage.pending_jobs} job(s) pending")
+
+
+def slurm_pool_problems(settings: Settings, pool: str, nodes: int,
+                        gpus_per_node: int) -> dict[str, str]:
+    """Field → why `nodes` nodes with `gpus_per_node` GPUs each can never run in Slurm
+    pool `pool`'s partition, as its controller says now; {} when they can, when `pool`
+    is not a Slurm pool, or when the controller does not answer (Slurm will say)."""
+    from app.runtime.executors import ExecutorError
+    from app.runtime.executors.slurm import partition_problems, partition_usage
+
+    found = settings.pool(pool)
+    if found is None or found.kind != "slurm" or not found.partition:
+        return {}
+    try:
+        usage = partition_usage(found.partition)
+    except ExecutorError:
+        return {}
+    return partition_problems(usage, found.partition, nodes, gpus_per_node) if usage.nodes else {}
+
+
+def slurm_pools(settings: Settings) -> list[SlurmPoolRow]:
+    """Each Slurm pool with its partition's nodes, GPUs and pending jobs (`sinfo`,
+    `squeue`: a controller round trip per pool, so never on a UI thread)."""
+    from app.runtime.executors import ExecutorError
+    from app.runtime.executors.slurm import partition_usage
+
+    rows = []
+    for pool in settings.pools:
+        if pool.kind != "slurm":
+            continue
+        partition = pool.partition or ""
+        try:
+            usage = partition_usage(partition)
+        except ExecutorError as exc:
+            rows.append(SlurmPoolRow(pool.name, partition, None, str(exc)))
+            continue
+        rows.append(SlurmPoolRow(pool.name, partition, usage, "" if usage.nodes else
+                                 "no nodes: is the partition's name right?"))
+    return rows
 
 
 # ---------------------------------------------------------------- templates

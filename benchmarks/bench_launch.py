@@ -9,6 +9,11 @@ and the TUI read it), or on `docker run`'s stdout.
 Local: the same one-line script as a Traindeck version with runtime local versus
 running it directly with the same interpreter.
 
+Slurm (where a controller answers; partition `debug` or `TRAINDECK_BENCH_PARTITION`): the
+same script as a version in a Slurm pool of that partition versus the same script
+submitted by hand, `sbatch` of a batch script that runs `srun PYTHON train.py`; the first
+line counts when it is in the rank log, or in the by-hand job's output file.
+
 Runs are interleaved (one of each scenario per round, the order rotated each round) so
 that a machine whose load changes treats every scenario alike; the table shows the
 median and the fastest of N rounds and each median's ratio to its baseline. Nothing is
@@ -18,7 +23,9 @@ asserted. Run with ``.venv/bin/python benchmarks/bench_launch.py [--runs N] [--n
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -37,6 +44,8 @@ IMAGE = "traindeck/python:3.11"
 SCRIPT = "print('hello', flush=True)"
 POLL = 0.002
 TIMEOUT = 60.0
+SLURM_POOL = "bench-slurm"
+"""The Slurm pool the slurm scenarios submit to."""
 
 
 def traindeck_command() -> list[str]:
@@ -58,7 +67,23 @@ def first_stdout_line(argv: list[str]) -> float:
     return elapsed
 
 
-def wait_first_rank_line(log: Path, started: float) -> float:
+def slurm_partition() -> str | None:
+    """The partition the slurm scenarios use, when its controller says it is up."""
+    partition = os.environ.get("TRAINDECK_BENCH_PARTITION", "debug")
+    if shutil.which("sinfo") is None:
+        return None
+    done = subprocess.run(["sinfo", "-h", "-p", partition, "-o", "%a"], capture_output=True,
+                          text=True, timeout=30, check=False)
+    return partition if done.stdout.strip() == "up" else None
+
+
+def slurm_pools(partition: str) -> str:
+    """`TRAINDECK_POOLS` with the slurm scenarios' pool."""
+    return json.dumps([{"name": "public", "kind": "public"},
+                       {"name": SLURM_POOL, "kind": "slurm", "partition": partition}])
+
+
+def wait_first_rank_line(log: Path, started: float, line: bytes = b" hello\n") -> float:
     """Seconds from `started` until the rank log holds a line of the job's own output."""
     deadline = started + TIMEOUT
     while time.perf_counter() < deadline:
@@ -66,7 +91,7 @@ def wait_first_rank_line(log: Path, started: float) -> float:
             text = log.read_bytes()
         except FileNotFoundError:
             text = b""
-        if b" hello\n" in text:  # "<stamp> hello": the job's line, not a [traindeck] one
+        if line in text:  # "<stamp> hello": the job's line, not a [traindeck] one
             return time.perf_counter() - started
         time.sleep(POLL)
     raise RuntimeError(f"no output in {log} after {TIMEOUT:g}s")
@@ -95,10 +120,11 @@ class Bench:
         else:
             algorithm = {"framework": {"engine": "python", "engine_version": "3.11",
                                        "code_dir": str(self.code), "boot_file": "train.py"}}
-        raw = {"name": name, "data": {"paths": [str(self.data)]}, "algorithm": algorithm,
-               "output": str(self.folder / "out" / name),
-               "log_dir": str(self.folder / "logs" / name),
-               "resources": {"runtime": runtime}}
+        raw: dict[str, object] = {
+            "name": name, "data": {"paths": [str(self.data)]}, "algorithm": algorithm,
+            "output": str(self.folder / "out" / name),
+            "log_dir": str(self.folder / "logs" / name),
+            "resources": {"pool": SLURM_POOL} if runtime == "slurm" else {"runtime": runtime}}
         return name, self.folder / "logs" / name / "V001" / "rank-0.log", raw
 
     def via_cli(self, runtime: str) -> float:
@@ -122,6 +148,28 @@ class Bench:
         submit(ctx, raw, self.folder)
         elapsed = wait_first_rank_line(log, started)
         self.settle(name)
+        return elapsed
+
+    def by_hand_slurm(self, partition: str) -> float:
+        """`sbatch` of a script that runs the job's script under `srun`, as a user would
+        write it: seconds to the first line in the job's output file."""
+        self.count += 1
+        out = self.folder / "logs" / f"by-hand-{self.count}.out"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        script = self.folder / "by-hand.sh"
+        script.write_text("#!/bin/sh\nexec " + shlex.join(
+            ["srun", sys.executable, str(self.code / "train.py")]) + "\n")
+        started = time.perf_counter()
+        job = subprocess.run(["sbatch", "--parsable", f"--partition={partition}",
+                              f"--output={out}", f"--chdir={self.folder}", str(script)],
+                             check=True, capture_output=True, text=True).stdout.split(";")[0]
+        elapsed = wait_first_rank_line(out, started, b"hello\n")
+        deadline = time.perf_counter() + TIMEOUT
+        while subprocess.run(["squeue", "-h", "-j", job.strip()], capture_output=True,
+                             text=True, check=False).stdout.strip():
+            if time.perf_counter() > deadline:  # so that runs never overlap
+                raise RuntimeError(f"Slurm job {job.strip()} did not end")
+            time.sleep(0.05)
         return elapsed
 
     def context(self) -> object:
@@ -154,10 +202,14 @@ def print_table(rows: list[list[str]]) -> None:
 
 DOCKER_BASELINE = "docker run --rm"
 LOCAL_BASELINE = "python3 train.py (direct)"
+SLURM_BASELINE = "sbatch + srun (by hand)"
 
 
-def scenarios(bench: Bench, docker: bool) -> dict[str, Callable[[], float]]:
-    """Every scenario by name, each returning seconds to the first line; baselines first."""
+def scenarios(bench: Bench, docker: bool, slurm: str | None = None
+              ) -> dict[str, Callable[[], float]]:
+    """Every scenario by name, each returning seconds to the first line; baselines first.
+    `slurm` is the partition of the slurm scenarios (None: none), whose pool must be in
+    `TRAINDECK_POOLS` (`slurm_pools`)."""
     found: dict[str, Callable[[], float]] = {}
     if docker:
         found = {
@@ -172,6 +224,12 @@ def scenarios(bench: Bench, docker: bool) -> dict[str, Callable[[], float]]:
         "traindeck submit, local": lambda: bench.via_cli("local"),
         "app.jobs.submit, local": lambda: bench.in_process("local"),
     })
+    if slurm is not None:
+        found.update({
+            SLURM_BASELINE: lambda: bench.by_hand_slurm(slurm),
+            "traindeck submit, slurm": lambda: bench.via_cli("slurm"),
+            "app.jobs.submit, slurm": lambda: bench.in_process("slurm"),
+        })
     return found
 
 
@@ -184,21 +242,26 @@ def round_order(names: list[str], round_number: int) -> list[str]:
 
 def baseline_of(name: str) -> str | None:
     """The baseline scenario a scenario is compared with (None for a baseline)."""
-    if name in (DOCKER_BASELINE, LOCAL_BASELINE):
+    if name in (DOCKER_BASELINE, LOCAL_BASELINE, SLURM_BASELINE):
         return None
-    return DOCKER_BASELINE if name.endswith("docker") else LOCAL_BASELINE
+    return {"docker": DOCKER_BASELINE, "slurm": SLURM_BASELINE}.get(
+        name.rpartition(", ")[2], LOCAL_BASELINE)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="rounds (default 7)")
-    parser.add_argument("--no-docker", action="store_true", help="local scenarios only")
+    parser.add_argument("--no-docker", action="store_true", help="no Docker scenarios")
+    parser.add_argument("--no-slurm", action="store_true", help="no Slurm scenarios")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="traindeck-bench-launch-"))
     os.environ["TRAINDECK_HOME"] = str(folder / "home")
     docker = not args.no_docker and shutil.which("docker") is not None
+    slurm = None if args.no_slurm else slurm_partition()
+    if slurm is not None:
+        os.environ["TRAINDECK_POOLS"] = slurm_pools(slurm)
     bench = Bench(folder)
-    found = scenarios(bench, docker)
+    found = scenarios(bench, docker, slurm)
     times: dict[str, list[float]] = {name: [] for name in found}
     try:
         for run in found.values():  # warm-up: caches, images, .pyc files

@@ -436,18 +436,22 @@ def docker_reachable() -> bool:
 
 
 def case_launch(space: Workspace, opts: Options) -> list[Row]:
-    """3: submit → first log line, against `docker run --rm` and running the script directly."""
+    """3: submit → first log line, against `docker run --rm`, running the script directly
+    and (where a Slurm controller answers) `sbatch` + `srun` of it by hand."""
     from benchmarks import bench_launch
 
     home = copy_home(space.base, space.root / "launch")
     os.environ.update(child_env(space, home))
+    slurm = bench_launch.slurm_partition()
+    if slurm is not None:
+        os.environ["TRAINDECK_POOLS"] = bench_launch.slurm_pools(slurm)
     folder = space.root / "launch-work"
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir()
     docker = docker_reachable()
     bench = bench_launch.Bench(folder)
-    found: dict[str, Callable[[], float]] = bench_launch.scenarios(bench, docker)
+    found: dict[str, Callable[[], float]] = bench_launch.scenarios(bench, docker, slurm)
     times: dict[str, list[float]] = {name: [] for name in found}
     for run in found.values():  # warm-up: compiled modules, the image's layers
         run()
@@ -464,20 +468,27 @@ def case_launch(space: Workspace, opts: Options) -> list[Row]:
         if base is None:
             continue
         how, runtime = name.split(", ")
+        target: Target | None
         if runtime == "local":
             target = Target("over", 1.0 if how == "traindeck submit" else 0.3)
-        else:  # the TUI's submit on Docker; a cold command pays its imports first
+        elif runtime == "docker":  # the TUI's submit; a cold command pays its imports first
             target = Target("ratio", 1.3) if how == "app.jobs.submit" else None
+        else:  # slurm: no bar set yet, the ratio is shown
+            target = None
         rows.append(Row(f"3 launch, {runtime}: {words[how]} → first log line", "s", values,
                         times[base], target, shown_as=target.kind if target else "ratio"))
     if rows:
         rows[0].note = ("baselines: `docker run --rm` of the same image and command; "
-                        "the script run directly with the same interpreter. In-process "
+                        "the script run directly with the same interpreter; `sbatch` of a "
+                        "script running it under `srun` (Slurm). In-process "
                         "submit is what the TUI does; a cold `traindeck submit` imports "
                         "the database layer first")
     if not docker:
         rows.insert(0, Row("3 launch, docker", "s", [], error="the Docker engine does not "
                                                              "answer: not measured"))
+    if slurm is None:
+        rows.append(Row("3 launch, slurm", "s", [], error="no Slurm controller answers: "
+                                                         "not measured"))
     return rows
 
 

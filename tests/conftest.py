@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import BOOT_OK, IMAGE, Project, build_project, require_image
+from helpers import BOOT_OK, IMAGE, SLURM_PARTITION, Project, build_project, require_image
 
 import app.db
 from app.config import Settings, get_settings, load_settings
@@ -21,6 +21,7 @@ from app.context import Context
 from app.errors import TraindeckError
 
 REQUIRE_DOCKER_ENV = "TRAINDECK_REQUIRE_DOCKER"
+REQUIRE_SLURM_ENV = "TRAINDECK_REQUIRE_SLURM"
 _docker_problem: list[str | None] = []  # cached once per session: [] = not checked yet
 
 
@@ -42,7 +43,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests (mostly waiting on the controller) and all the others (mostly waiting on
     processes, containers and object storage)."""
     for item in items:
-        group = ("slurm" if item.path.name == "test_runtime_slurm.py" else
+        group = ("slurm" if item.path.name.startswith("test_runtime_slurm") else
                  "tui" if item.path.parent.name == "tui" else "core")
         item.add_marker(pytest.mark.xdist_group(group))
 
@@ -79,6 +80,26 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         problem = docker_problem()
         if problem:
             skip_or_fail(problem)
+
+
+@pytest.fixture(scope="session")
+def slurm() -> None:
+    """A reachable Slurm controller with partition `debug`; skips (fails when
+    `TRAINDECK_REQUIRE_SLURM=1`)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["sinfo", "-h", "-p", SLURM_PARTITION, "-o", "%a"],
+                              capture_output=True, text=True, timeout=30)
+        problem = "" if done.stdout.strip() == "up" else (
+            f"partition {SLURM_PARTITION} is not up: "
+            f"{done.stderr.strip() or done.stdout.strip()}")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        problem = f"no Slurm here ({exc}); run scripts/ensure-slurm"
+    if problem:
+        if os.environ.get(REQUIRE_SLURM_ENV) == "1":
+            pytest.fail(f"{problem} ({REQUIRE_SLURM_ENV}=1)", pytrace=False)
+        pytest.skip(problem)
 
 
 def _reset_caches() -> None:

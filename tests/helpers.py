@@ -29,6 +29,8 @@ BOOT_EXIT_3 = "import sys\nsys.exit(3)\n"
 """A boot file that ends at once with exit code 3."""
 IMAGE = "traindeck/python:3.11"
 """The locally built test image (`scripts/build-test-image`) the Docker tests run in."""
+SLURM_PARTITION = "debug"
+"""The partition of `scripts/ensure-slurm`'s single-host Slurm (1 node, 4 CPUs, 2 GPUs)."""
 SNAPSHOT_LIMIT = 10 * 1024 * 1024
 """The code snapshot size limit the snapshot tests take (10 MiB)."""
 

@@ -101,8 +101,10 @@ def injected(step: int) -> str:
 
 def script_spec(base: Path, name: str, source: str, runtime: str = "local", *,
                 parameters: dict[str, Any] | None = None, nodes: int = 1, gpus: int = 0,
-                files: dict[str, str] | None = None) -> Path:
-    """A spec whose boot file is `source` (in a code dir of its own)."""
+                files: dict[str, str] | None = None,
+                resources: dict[str, Any] | None = None) -> Path:
+    """A spec whose boot file is `source` (in a code dir of its own); `resources` adds
+    to (or replaces) the spec's resources."""
     code = base / name / "code"
     data = base / name / "data"
     code.mkdir(parents=True)
@@ -119,7 +121,7 @@ def script_spec(base: Path, name: str, source: str, runtime: str = "local", *,
         "parameters": parameters or {},
         "output": str(base / name / "out"),
         "log_dir": str(base / name / "logs"),
-        "resources": {"runtime": runtime, "nodes": nodes, "gpus": gpus},
+        "resources": {"runtime": runtime, "nodes": nodes, "gpus": gpus, **(resources or {})},
     })
 
 

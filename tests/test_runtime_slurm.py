@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import noop_launcher
+from helpers import SLURM_PARTITION, noop_launcher
 from runtime_helpers import ECHO_BOOT
 from sqlmodel import select
 
@@ -45,6 +45,7 @@ from app.runtime.executors.slurm import (
     _gpu_count,
     first_host,
     job_state,
+    partition_problems,
     partition_usage,
     slurm_rank_env,
 )
@@ -54,29 +55,12 @@ from app.runtime.procs import pid_alive
 from app.runtime.reconcile import reconcile
 from app.spec import JobSpec
 
-REQUIRE_SLURM_ENV = "TRAINDECK_REQUIRE_SLURM"
-PARTITION = "debug"
+PARTITION = SLURM_PARTITION
 SLEEPER = """\
     import sys, time
     print("ready", flush=True)
     time.sleep(600)
 """
-
-
-@pytest.fixture(scope="module")
-def slurm() -> None:
-    """A reachable Slurm controller with partition `debug`; skips (fails when required)."""
-    try:
-        done = subprocess.run(["sinfo", "-h", "-p", PARTITION, "-o", "%a"],
-                              capture_output=True, text=True, timeout=30)
-        problem = "" if done.stdout.strip() == "up" else (
-            f"partition {PARTITION} is not up: {done.stderr.strip() or done.stdout.strip()}")
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        problem = f"no Slurm here ({exc}); run scripts/ensure-slurm"
-    if problem:
-        if os.environ.get(REQUIRE_SLURM_ENV) == "1":
-            pytest.fail(f"{problem} ({REQUIRE_SLURM_ENV}=1)", pytrace=False)
-        pytest.skip(problem)
 
 
 @pytest.fixture
@@ -172,6 +156,17 @@ def test_rank_env_from_slurm_task_ids() -> None:
     assert env["CUDA_VISIBLE_DEVICES"] == "6,7"  # its half of the node's GPUs
 
 
+def test_a_version_is_checked_against_the_partitions_limits() -> None:
+    usage = PartitionUsage(4, 16, 12, 0, gpus_per_node=4, max_nodes=2)
+    assert partition_problems(usage, "gpu", 2, 4) == {}
+    assert partition_problems(usage, "gpu", 3, 8) == {
+        "resources.nodes": "partition gpu allows at most 2 node(s) per job; 3 asked for",
+        "resources.gpus": "partition gpu has at most 4 GPU(s) on a node; 8 per node asked for"}
+    assert partition_problems(PartitionUsage(1, 0, 0, 0), "cpu", 2, 1) == {
+        "resources.nodes": "partition cpu has 1 node(s); 2 asked for",
+        "resources.gpus": "partition cpu has no GPUs; 1 per node asked for"}
+
+
 def test_a_slurm_pool_needs_a_partition_and_slurm_formats() -> None:
     with pytest.raises(ValueError, match="needs a partition"):
         PoolSettings(name="c", kind="slurm")
@@ -263,7 +258,7 @@ def test_stop_of_a_queued_and_of_a_running_job(
     behind = start(executor, plan_version(ctx, tmp_path, SLEEPER)[0], handles)
     wait_until(lambda: (executor.queue_reason(behind) or "").endswith(": 1 job ahead"), 30,
                "a second job waiting behind the first")
-    assert partition_usage(PARTITION) == PartitionUsage(1, 2, 2, 2)
+    assert partition_usage(PARTITION) == PartitionUsage(1, 2, 2, 2, gpus_per_node=2)
     subprocess.run(["scancel", behind["job_id"]], check=True, timeout=30)
     assert executor.poll(queued) == [None] and executor.poll(running) == [None]
 

@@ -233,30 +233,26 @@ def cmd_gpus(args: argparse.Namespace) -> int:
 
 def cmd_pools(args: argparse.Namespace) -> int:
     from app.config import load_settings
-    from app.runtime.executors import ExecutorError
+    from app.overview import slurm_pools
     from app.runtime.gpus import inventory, pool_gpus, whole_gpus
 
     settings = load_settings()
     here = [g.index for g in whole_gpus(inventory(settings))]
+    slurm = {row.name: row for row in slurm_pools(settings)}
     pools: list[dict[str, Any]] = []
     for pool in settings.pools:
         row: dict[str, Any] = {"name": pool.name, "kind": pool.kind}
-        if pool.kind != "slurm":
+        found = slurm.get(pool.name)
+        if found is None:
             gpus = pool_gpus(settings, pool.name, here)
             row |= {"where": "this machine", "nodes": 1, "gpus": len(gpus), "gpu_indices": gpus}
         else:
-            from app.runtime.executors.slurm import partition_usage
-
-            row["where"] = f"partition {pool.partition}"
-            try:
-                usage = partition_usage(pool.partition or "")
-            except ExecutorError as exc:
-                row["error"] = str(exc)
-            else:
-                if not usage.nodes:
-                    row["error"] = "no nodes: is the partition's name right?"
-                row |= {"nodes": usage.nodes, "gpus": usage.gpus_total,
-                        "gpus_allocated": usage.gpus_allocated, "pending_jobs": usage.pending_jobs}
+            row["where"] = f"partition {found.partition}"
+            row |= {"error": found.error} if found.error else {}
+            if found.usage is not None:
+                row |= {"nodes": found.usage.nodes, "gpus": found.usage.gpus_total,
+                        "gpus_allocated": found.usage.gpus_allocated,
+                        "pending_jobs": found.usage.pending_jobs}
         pools.append(row)
     if args.json:
         print_json(pools)

@@ -22,6 +22,7 @@ from tui_helpers import (
     host,
     next_step,
     note,
+    press_next_until,
     put,
     sync,
     version_spec,
@@ -41,15 +42,6 @@ from app.tui.widgets.wizard_fields import check_raw_spec, load_choices, locate
 pytestmark = pytest.mark.usefixtures("quick_wizard_checks")
 
 SMALL = (80, 24)
-
-
-async def press_next_until(pilot: Pilot[Any], step: int) -> None:
-    """One Ctrl+N per step, as a person presses it, until `step` is shown."""
-    screen = wizard(pilot)
-    while screen.step < step:
-        before = screen.step
-        await next_step(pilot)
-        assert screen.step == before + 1, str(screen.query_one("#wizard-error", Static).render())
 
 
 # ---------------------------------------------------------------- defaults → job succeeds

@@ -170,6 +170,15 @@ async def next_step(pilot: Pilot[Any]) -> None:
         await pilot.pause()
 
 
+async def press_next_until(pilot: Pilot[Any], step: int) -> None:
+    """One Ctrl+N per step, as a person presses it, until `step` is shown."""
+    screen = wizard(pilot)
+    while screen.step < step:
+        before = screen.step
+        await next_step(pilot)
+        assert screen.step == before + 1, str(screen.query_one("#wizard-error", Static).render())
+
+
 async def fill_basic_and_framework(pilot: Pilot[Any], name: str = "digits-baseline") -> None:
     """Step 1 and 2 with a framework algorithm on the `data` folder; ends on step 2."""
     await settle_wizard(pilot)
@@ -267,6 +276,16 @@ class GpusHost(ContextHost):
 
     def on_mount(self) -> None:
         self.push_screen(GpusScreen(self.ctx))
+
+
+def with_slurm_pools(ctx: Context, **partitions: str) -> Context:
+    """`ctx` with Slurm pools added: pool name → partition."""
+    from app.config import PoolSettings
+
+    pools = [PoolSettings(name=name, kind="slurm", partition=partition)
+             for name, partition in partitions.items()]
+    return Context(ctx.settings.model_copy(update={"pools": [*ctx.settings.pools, *pools]}),
+                   ctx.db)
 
 
 def make_board(build: DataBuilder) -> None:

@@ -1,12 +1,14 @@
 """Runs a version in a Slurm pool as one Slurm job (`sbatch`), every rank under `srun`.
 
-Slurm schedules, Traindeck watches. The job's batch script is one fixed line,
-`exec srun PYTHON -P -c RUNNER TRAINDECK_ROOT TASKS.json >>slurm.out 2>&1`, every
-word of it a path Traindeck chose, quoted with `shlex.quote`; what the ranks run (argv,
-environment, log and status files) travels in the JSON file, so run parameters never
-pass through a shell. Each task of the step reads its rank's entry (`SLURM_PROCID`) and becomes the
-local rank wrapper (`app.runtime.rankrun`) for it, with the torchrun variables taken
-from Slurm's task ids and `MASTER_ADDR` the first node of the allocation. The wrapper
+Slurm schedules, Traindeck watches. The job's batch script is two fixed lines: a check
+that the node sees Traindeck's folders (`SEES_FOLDERS`; a version whose folder a node
+does not see fails naming both), then `exec srun CHECK PYTHON -P -c RUNNER TRAINDECK_ROOT
+TASKS.json >>slurm.out 2>&1`, every word of it fixed text or a path Traindeck chose,
+quoted with `shlex.quote`; what the ranks run (argv, environment, log and status files)
+travels in the JSON file, so run parameters never pass through a shell. Each task of the
+step reads its rank's entry (`SLURM_PROCID`) and becomes the local rank wrapper
+(`app.runtime.rankrun`) for it, with the torchrun variables taken from Slurm's task ids
+and `MASTER_ADDR` the first node of the allocation. The wrapper
 writes the stamped log and the exit status file into Traindeck's folder, which the
 nodes share with the host that submits, exactly as a local rank does.
 
@@ -62,6 +64,15 @@ ENDED_BY_SLURM = {
     "DEADLINE": "deadline reached (Slurm DEADLINE)",
 }
 """Final states in which Slurm, not the ranks, ended the job: the failure reason."""
+TRAINDECK_ROOT = str(Path(__file__).resolve().parents[3])
+"""The folder `app` is imported from: the tasks import it from there too."""
+UNSHARED_EXIT = 100
+"""Exit code of a batch script or task whose node does not see folder n of the
+handle's `shared` list: this plus n."""
+SEES_FOLDERS = (f'i={UNSHARED_EXIT}; while [ "$1" != -- ]; do [ -d "$1" ] || exit $i; '
+                'i=$((i+1)); shift; done; shift; exec "$@"')
+"""`sh -c` text that checks the folders given as arguments up to `--`, then runs the rest:
+fixed text, the paths are arguments, so nothing Traindeck writes is read as shell."""
 QUEUE_REASONS = {
     "Resources": "waiting for resources in partition {p}",
     "Priority": "waiting behind higher-priority jobs in partition {p}",
@@ -137,6 +148,15 @@ class PartitionUsage:
     gpus_total: int
     gpus_allocated: int
     pending_jobs: int
+    gpus_per_node: int = 0
+    """The most GPUs one node of the partition has."""
+    max_nodes: int | None = None
+    """The most nodes one job may have there (the partition's limit); None: no limit."""
+
+    @property
+    def gpus_free(self) -> int:
+        """GPUs no job holds now."""
+        return max(0, self.gpus_total - self.gpus_allocated)
 
 
 def _gpu_count(gres: str) -> int:
@@ -147,14 +167,75 @@ def _gpu_count(gres: str) -> int:
 
 
 def partition_usage(partition: str) -> PartitionUsage:
-    """Nodes, GPUs in all and allocated, and pending jobs of a partition."""
+    """Nodes, GPUs in all and allocated, pending jobs and job limits of a partition."""
     rows = [line.split("|") for line in _slurm(
-        ["sinfo", "-h", "-N", "-p", partition, "-O", "NodeHost:|,Gres:|,GresUsed:|"]
+        ["sinfo", "-h", "-N", "-p", partition, "-O", "NodeHost:|,Gres:|,GresUsed:|,Size:|"]
     ).stdout.splitlines() if line.strip()]
-    nodes = {row[0].strip(): row for row in rows if len(row) >= 3}
+    nodes = {row[0].strip(): row for row in rows if len(row) >= 4}
     pending = _slurm(["squeue", "-h", "-t", "PD", "-p", partition, "-o", "%i"]).stdout.split()
-    return PartitionUsage(len(nodes), sum(_gpu_count(r[1]) for r in nodes.values()),
-                          sum(_gpu_count(r[2]) for r in nodes.values()), len(pending))
+    sizes = {row[3].strip().rpartition("-")[2] for row in nodes.values()}
+    limit = max((int(size) for size in sizes if size.isdigit()), default=None)
+    return PartitionUsage(
+        len(nodes), sum(_gpu_count(r[1]) for r in nodes.values()),
+        sum(_gpu_count(r[2]) for r in nodes.values()), len(pending),
+        max((_gpu_count(r[1]) for r in nodes.values()), default=0),
+        None if "infinite" in sizes or not sizes else limit)
+
+
+def partition_problems(usage: PartitionUsage, partition: str, nodes: int,
+                       gpus_per_node: int) -> dict[str, str]:
+    """Field → why a version of `nodes` nodes with `gpus_per_node` GPUs each can never run
+    in the partition (its node count, its job size limit, its biggest node); {} when it
+    can."""
+    problems = {}
+    most = min(usage.nodes, usage.max_nodes or usage.nodes)
+    if nodes > most:
+        limit = (f"allows at most {most} node(s) per job" if most < usage.nodes
+                 else f"has {most} node(s)")
+        problems["resources.nodes"] = f"partition {partition} {limit}; {nodes} asked for"
+    if gpus_per_node > usage.gpus_per_node:
+        have = (f"at most {usage.gpus_per_node} GPU(s) on a node" if usage.gpus_per_node
+                else "no GPUs")
+        problems["resources.gpus"] = (f"partition {partition} has {have}; {gpus_per_node} "
+                                      "per node asked for")
+    return problems
+
+
+def ended_on(job_id: str) -> tuple[int | None, str]:
+    """A job's exit code (its batch script's) and node list, from the controller
+    (`scontrol show job`); (None, "") when it has forgotten the job."""
+    done = _slurm(["scontrol", "-o", "show", "job", job_id], check=False)
+    fields = dict(word.split("=", 1) for word in done.stdout.split() if "=" in word)
+    code = fields.get("ExitCode", "").split(":")[0]
+    return (int(code) if code.isdigit() else None), fields.get("NodeList", "")
+
+
+def shared_folders(plan: LaunchPlan) -> list[tuple[str, str]]:
+    """`(what, path)` of the folders every node of the job must see, as the submitting
+    host sees them: Traindeck's own, the version's, the code and the logs."""
+    folders = [("Traindeck's folder of the version", plan.state_dir),
+               ("the code folder", plan.workdir),
+               *(("the log folder", str(Path(r.log).parent)) for r in plan.ranks),
+               ("Traindeck's code", TRAINDECK_ROOT),
+               ("Traindeck's Python", str(Path(sys.executable).parent))]
+    unique: dict[str, str] = {}
+    for what, path in folders:
+        if path:
+            unique.setdefault(path, what)
+    return [(what, path) for path, what in unique.items()]
+
+
+def unshared_reason(handle: Handle) -> str:
+    """Why the job ended before its ranks could start when a node did not see one of
+    the shared folders (exit code `UNSHARED_EXIT` + n), else ""."""
+    shared = handle.get("shared") or []
+    code, nodes = ended_on(handle["job_id"])
+    if code is None or not UNSHARED_EXIT <= code < UNSHARED_EXIT + len(shared):
+        return ""
+    what, path = shared[code - UNSHARED_EXIT]
+    where = f"node {nodes}" if first_host(nodes) == nodes else f"a node of {nodes}"
+    return (f"{where} does not see {path} ({what}): share it with the nodes of "
+            f"partition {handle.get('partition', '?')}")
 
 
 def first_host(nodelist: str) -> str:
@@ -267,12 +348,16 @@ class SlurmExecutor(Executor):
         tasks = state / TASKS_FILE
         tasks.write_text(json.dumps({"workdir": plan.workdir, "grace": grace, "ranks": ranks}),
                          encoding="utf-8")
-        root = str(Path(__file__).resolve().parents[3])
+        shared = shared_folders(plan)
         cpus = [f"--cpus-per-task={math.ceil(plan.cpus)}"] if plan.cpus else []
+        # The batch node, then every task's node, checks that it sees the shared folders
+        # before anything there is touched (exit UNSHARED_EXIT + n where it does not).
+        sees = ["/bin/sh", "-c", SEES_FOLDERS, "sh", *(path for _, path in shared), "--"]
         script = state / SCRIPT_FILE
-        script.write_text("#!/bin/sh\n# Written by Traindeck: every word is quoted.\nexec "
-                          + shlex.join(["srun", *cpus, sys.executable, "-P", "-c", RUNNER,
-                                        root, str(tasks)])
+        script.write_text("#!/bin/sh\n# Written by Traindeck: every word is quoted.\n"
+                          + shlex.join([*sees, "true"]) + " || exit $?\nexec "
+                          + shlex.join(["srun", *cpus, *sees, sys.executable, "-P", "-c",
+                                        RUNNER, TRAINDECK_ROOT, str(tasks)])
                           + f" >>{shlex.quote(str(state / OUTPUT_FILE))} 2>&1\n",
                           encoding="utf-8")
         out = _slurm(self.sbatch_argv(plan, script)).stdout.strip()
@@ -280,7 +365,7 @@ class SlurmExecutor(Executor):
         if not job_id.isdigit():
             raise ExecutorError(f"slurm: sbatch said {out!r}, not a job id")
         return {"kind": self.kind, "job_id": job_id, "ranks": len(plan.ranks),
-                "state": str(state)}
+                "state": str(state), "shared": shared, "partition": self._pool().partition}
 
     def queue_reason(self, handle: Handle) -> str | None:
         """Why Slurm holds the job, in words ("waiting for resources in partition gpu:
@@ -325,6 +410,9 @@ class SlurmExecutor(Executor):
             info = job_state(handle["job_id"])
         ended = info is None or not info.active
         why = ENDED_BY_SLURM.get(info.state, "") if info else ""
+        if ended and not why and info is not None and info.state == "FAILED" and all(
+                s is None for s in statuses):
+            why = unshared_reason(handle)
         result: list[RankExit | None] = []
         for rank, status in enumerate(statuses):
             if status is None and ended:

@@ -4,6 +4,8 @@ A worker reads the inventory (NVML or the config) and the allocations every
 `POLL_SECONDS`; the tables redraw only cells whose text changed, so an idle screen sends
 nothing to the terminal. A GPU no version holds shows the processes outside Traindeck
 that NVML finds on it (someone's notebook), since the scheduler keeps off a GPU they fill.
+Slurm pools, where configured, show their partitions as the controller reports them
+(`app.overview.slurm_pools`, read in a worker of its own every `SLURM_POLL_SECONDS`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from app.tui.widgets.gpu_table import GpuTable, SyncRow
 
 if TYPE_CHECKING:
     from app.context import Context
-    from app.overview import GpuBoard, GpuRow, QueuedRow
+    from app.overview import GpuBoard, GpuRow, QueuedRow, SlurmPoolRow
     from app.runtime.gpus import GpuInfo
 
 POLL_SECONDS = 2.0
@@ -46,6 +48,13 @@ GPU_COLUMNS: list[tuple[str, str, int | None]] = [
     ("gpu", "GPU", 4), ("name", "Name", 16), ("holder", "Held by", 20), ("util", "Util", 4),
     ("memory", "Memory", 15), ("temp", "Temp", 4), ("pools", "Pool", 12),
     ("since", "Since", 16), ("for", "For", 8),
+]
+SLURM_POLL_SECONDS = 10.0
+"""How often the Slurm controllers are asked again (a round trip per pool each time)."""
+SLURM_COLUMNS: list[tuple[str, str, int | None]] = [
+    ("pool", "Slurm pool", 12), ("partition", "Partition", 11), ("nodes", "Nodes", 5),
+    ("gpus", "GPUs", 4), ("allocated", "In use", 6), ("free", "Free", 4),
+    ("pending", "Pending", 7), ("note", "Note", 40),
 ]
 QUEUE_COLUMNS: list[tuple[str, str, int | None]] = [
     ("position", "#", 3), ("version", "Version", 22), ("pool", "Pool", 12),
@@ -120,6 +129,13 @@ class GpusScreen(FirstShow, Screen[None]):
             self.error = error
             self.extras = extras or {}
 
+    class SlurmPolled(Message):
+        """A fresh read of the Slurm pools' partitions from their controllers."""
+
+        def __init__(self, rows: list[SlurmPoolRow]) -> None:
+            super().__init__()
+            self.rows = rows
+
     def __init__(self, ctx: Context) -> None:
         super().__init__()
         self.ctx = ctx
@@ -127,11 +143,17 @@ class GpusScreen(FirstShow, Screen[None]):
         self._texts: dict[str, str] = {}
         self._last_error = ""
         self._extras: dict[int, GpuExtra] = {}
+        self._has_slurm = any(pool.kind == "slurm" for pool in ctx.settings.pools)
+        self._slurm_rows: list[SlurmPoolRow] | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("GPUs", id="gpus-title", classes="section-title")
         yield GpuTable(GPU_COLUMNS, id="gpus-table")
+        if self._has_slurm:
+            yield Static("Slurm pools — asking the controller…", id="slurm-title",
+                         classes="section-title")
+            yield GpuTable(SLURM_COLUMNS, id="slurm-table")
         yield Static("Queue", id="queue-title", classes="section-title")
         yield GpuTable(QUEUE_COLUMNS, id="queue-table")
         yield Static("", id="queue-reason")
@@ -142,6 +164,9 @@ class GpusScreen(FirstShow, Screen[None]):
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
         self._poll()
         self._timer = self.set_interval(POLL_SECONDS, self._poll)
+        if self._has_slurm:
+            self._read_slurm(self.ctx)
+            self.set_interval(SLURM_POLL_SECONDS, self._poll_slurm)
 
     def on_screen_resume(self) -> None:
         self._poll()
@@ -169,6 +194,43 @@ class GpusScreen(FirstShow, Screen[None]):
             return
         if not get_current_worker().is_cancelled:
             self.post_message(self.Polled(board, extras=gpu_extras(gpus, own)))
+
+    def _poll_slurm(self) -> None:
+        if self.is_current:
+            self._read_slurm(self.ctx)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="gpus-slurm")
+    def _read_slurm(self, ctx: Context) -> None:
+        """Ask each Slurm pool's controller for its partition (`sinfo`, `squeue`)."""
+        from app.overview import slurm_pools
+
+        rows = slurm_pools(ctx.settings)
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.SlurmPolled(rows))
+
+    @on(SlurmPolled)
+    def _slurm_polled(self, message: SlurmPolled) -> None:
+        self._show_slurm(message.rows)
+
+    def _show_slurm(self, rows: list[SlurmPoolRow], force: bool = False) -> None:
+        self._slurm_rows = rows
+        self.query_one("#slurm-table", GpuTable).sync(
+            [self._slurm_row(row) for row in rows], force=force)
+        read = [row.usage for row in rows if row.usage is not None]
+        free = sum(usage.gpus_free for usage in read)
+        pending = sum(usage.pending_jobs for usage in read)
+        self._set_text("#slurm-title", f"Slurm pools — {free} GPU(s) free, {pending} "
+                       f"job(s) pending" if read else "Slurm pools — no controller answers")
+
+    def _slurm_row(self, row: SlurmPoolRow) -> SyncRow:
+        usage = row.usage
+        figures = ((str(usage.nodes), str(usage.gpus_total), str(usage.gpus_allocated),
+                    str(usage.gpus_free), str(usage.pending_jobs)) if usage else ("—",) * 5)
+        texts = (row.name, row.partition, *figures, row.error or "—")
+        note = Text(texts[-1], no_wrap=True, overflow="ellipsis",
+                    style=theme_colour(self.app, "error", "red") if row.error else "")
+        return SyncRow(f"slurm-{row.name}", texts, (Text(row.name, style="bold"),
+                                                    *texts[1:-1], note))
 
     @on(Polled)
     def _polled(self, message: Polled) -> None:
@@ -241,6 +303,8 @@ class GpusScreen(FirstShow, Screen[None]):
     def _theme_changed(self, _theme: Theme) -> None:
         if self.board is not None:
             self._show(self.board, force=True)
+        if self._slurm_rows is not None:
+            self._show_slurm(self._slurm_rows, force=True)
 
     # -- the highlighted row ---------------------------------------------------------------
 
@@ -272,6 +336,8 @@ class GpusScreen(FirstShow, Screen[None]):
         if board is None:
             return None
         focused = self.focused
+        if isinstance(focused, GpuTable) and focused.id == "slurm-table":
+            return None  # a partition, not a version
         if isinstance(focused, GpuTable) and focused.id == "queue-table":
             item = self._highlighted_queued()
             return (item.job, item.version) if item else None
@@ -290,10 +356,10 @@ class GpusScreen(FirstShow, Screen[None]):
         self.post_message(OpenJob(target[0], select=target[1]))
 
     def action_switch_table(self) -> None:
-        """Move between the GPU table and the queue."""
-        gpus = self.query_one("#gpus-table", GpuTable)
-        queue = self.query_one("#queue-table", GpuTable)
-        (queue if self.focused is gpus else gpus).focus()
+        """Move to the next table: GPUs, Slurm pools (where configured), queue."""
+        tables = list(self.query(GpuTable))
+        at = tables.index(self.focused) if self.focused in tables else -1
+        tables[(at + 1) % len(tables)].focus()
 
     def action_refresh_now(self) -> None:
         """Read the GPUs and the queue now."""

@@ -55,6 +55,7 @@ from app.tui.widgets.wizard_fields import (
     field_row,
     list_field,
     mapping_of,
+    pool_label,
     template_label,
     text_of,
 )
@@ -261,6 +262,12 @@ class JobForm(JobFormCollect, ContentSwitcher):
             "fills every field in one step" if choices.templates
             else "none saved yet (see step 4)"
         )
+        if choices.slurm:
+            chosen = self._selected("pool")
+            self._set_options("pool", [(pool_label(p.name, p.kind, choices), p.name)
+                                       for p in self.settings.pools])
+            self._choose("pool", chosen)
+            self.hint_for_pool()
         self._render_notes()
 
     def _set_options(self, select_id: str, options: list[tuple[str | Text, str]]) -> None:
@@ -647,6 +654,8 @@ class JobForm(JobFormCollect, ContentSwitcher):
     def hint_for_pool(self) -> None:
         """Describe the chosen pool beside it."""
         pool = self.settings.pool(self._selected("pool"))
-        self._hints["pool"] = pool.description if pool else ""
+        slurm = self.choices.slurm.get(pool.name) if pool else None
+        self._hints["pool"] = "; ".join(text for text in (
+            pool.description if pool else "", slurm.summary if slurm else "") if text)
         self._render_note("pool")
 

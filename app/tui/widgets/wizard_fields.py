@@ -29,7 +29,7 @@ from app.context import Context
 from app.errors import FieldError, SpecError, TraindeckError
 from app.jobs import default_locations, load_version, modified_spec, prepare_spec, spec_diff
 from app.models import Dataset, DatasetVersion, Job, PresetAlgorithm, Template, version_label
-from app.overview import template_problem
+from app.overview import SlurmPoolRow, slurm_pool_problems, slurm_pools, template_problem
 from app.spec import JobSpec
 from app.spec_rules import PresetInfo, validate_spec
 from app.templates import list_templates
@@ -79,6 +79,20 @@ class WizardChoices:
     """What a new job starts from: a preset that runs here, on sample data when no
     dataset is registered (so that pressing Next through the defaults makes a job that
     succeeds)."""
+    slurm: dict[str, SlurmPoolRow] = field(default_factory=dict)
+    """Slurm pool name → its partition as the controller reported it when the wizard
+    opened (the pool picker shows its free GPUs)."""
+
+
+def pool_label(name: str, kind: str, choices: WizardChoices) -> str:
+    """A pool as the picker offers it: `public (public)`, `cluster (slurm, 2 GPU(s) free)`."""
+    row = choices.slurm.get(name)
+    if row is None:
+        return f"{name} ({kind})"
+    if row.usage is None:
+        return f"{name} (slurm, controller not answering)"
+    return f"{name} (slurm, {row.usage.gpus_free} GPU(s) free)" if row.usage.nodes else (
+        f"{name} (slurm, no nodes)")
 
 
 # ---------------------------------------------------------------- where an error is shown
@@ -203,7 +217,8 @@ def load_choices(ctx: Context, modify_from: tuple[str, str] | None) -> WizardCho
                    if (reason := unavailable_reason(ctx.settings, e.name, e.version))}
     starter = _starter(presets, unavailable, bool(datasets)) if modify_from is None else {}
     return WizardChoices(templates, datasets, presets, version, parent, unavailable,
-                         _docker_answers(ctx) if unavailable else True, default_name, starter)
+                         _docker_answers(ctx) if unavailable else True, default_name, starter,
+                         {row.name: row for row in slurm_pools(ctx.settings)})
 
 
 def _starter(presets: Sequence[PresetChoice], unavailable: Mapping[tuple[str, str], str],
@@ -338,7 +353,8 @@ def check_raw_spec(
 
 def gpu_shortage(ctx: Context, raw: Mapping[str, Any]) -> list[FieldError]:
     """The GPUs asked for that the chosen pool cannot give on this machine (what `submit`
-    refuses), as an error on `resources.gpus`."""
+    refuses), as an error on `resources.gpus`; for a Slurm pool, the nodes and GPUs per
+    node its partition can never give, beside each field."""
     from app.runtime.scheduler import gpu_shortage as shortage
 
     resources = mapping_of(raw.get("resources"))
@@ -347,7 +363,9 @@ def gpu_shortage(ctx: Context, raw: Mapping[str, Any]) -> list[FieldError]:
             and isinstance(pool, str)):
         return []
     found = shortage(ctx.settings, pool, gpus, nodes)
-    return [FieldError("resources.gpus", found)] if found else []
+    slurm = slurm_pool_problems(ctx.settings, pool, nodes, gpus)
+    return [FieldError(at, message) for at, message in slurm.items()] + (
+        [FieldError("resources.gpus", found)] if found else [])
 
 
 def _inner_field(error: FieldError) -> FieldError:
