@@ -17,7 +17,7 @@ from app.errors import ConflictError, TraindeckError
 from app.lifecycle import delete_rows, load_version, set_status
 from app.models import Status, Version, version_label
 from app.runtime.procs import supervisor_alive
-from app.runtime.supervisor.signals import STOP_SIGNAL, signal_supervisor
+from app.runtime.signals import STOP_SIGNAL, signal_supervisor
 
 __all__ = ["Deletion", "delete", "keep_unuploaded_output", "stop_version", "wait_final"]
 

@@ -47,7 +47,7 @@ from app.runtime.plan import (
     state_dir,
 )
 from app.runtime.procs import SUPERVISOR_MODULE, hostname
-from app.runtime.supervisor.signals import CONTROL_SIGNALS, RESTARTED
+from app.runtime.signals import CONTROL_SIGNALS, RESTARTED
 from app.spec import JobSpec
 from app.storage import data_ready
 

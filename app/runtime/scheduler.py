@@ -212,7 +212,7 @@ def release_finished(ctx: Context) -> int:
 
 def wake_queued(ctx: Context, exclude: int | None = None) -> int:
     """Ask every waiting version's supervisor to look at the GPUs again now."""
-    from app.runtime.supervisor.signals import WAKE_SIGNAL, signal_supervisor
+    from app.runtime.signals import WAKE_SIGNAL, signal_supervisor
 
     woken = 0
     for version in queued_supervisors(ctx):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from app.runtime.supervisor.signals import RESTARTED, SignalFlags, install_signal_handlers
+from app.runtime.signals import RESTARTED, SignalFlags, install_signal_handlers
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,8 +62,8 @@ from app.runtime.procs import hostname, settle_heap, supervisor_alive
 from app.runtime.sampler import PREFIX as SAMPLED
 from app.runtime.sampler import Sampler
 from app.runtime.scheduler import peek_admission, release, try_admit, wake_queued
+from app.runtime.signals import SignalFlags
 from app.runtime.supervisor.outcome import Outcome, outcome_of
-from app.runtime.supervisor.signals import SignalFlags
 from app.runtime.supervisor.storage import VersionStorage
 from app.spec import JobSpec
 from app.storage import (
