@@ -34,9 +34,9 @@ from app.errors import FieldError
 from app.jobs import prepare_spec, save_template
 from app.models import Dataset, DatasetVersion, Template, Version
 from app.tui.screens.confirm import ConfirmScreen
-from app.tui.widgets.job_form import JobForm
-from app.tui.widgets.param_rows import DatasetRows, ParamRows, PathRows
-from app.tui.widgets.wizard_fields import check_raw_spec, locate
+from app.tui.wizard.checks import check_raw_spec, locate
+from app.tui.wizard.form import JobForm
+from app.tui.wizard.rows import DatasetRows, ParamRows, PathRows
 
 pytestmark = pytest.mark.usefixtures("quick_wizard_checks")
 

@@ -1,7 +1,7 @@
 """The create-job wizard's form: steps 1-4 as one widget that fills from and reads a spec.
 
 `JobForm.fill` shows a raw spec mapping in the fields; `JobForm.collect` (mixed in from
-`job_form_collect.py`) turns the fields back into a raw spec mapping plus the form's own
+`model.py`) turns the fields back into a raw spec mapping plus the form's own
 findings (a blank required field); `JobForm.show_errors` puts the errors it is handed
 beside their fields. It reads nothing from the database: the screen hands it
 `WizardChoices`.
@@ -33,17 +33,8 @@ from textual.widgets import (
 
 from app.config import EngineSettings, Settings, config_file
 from app.spec import EVENTS
-from app.tui.widgets.job_form_collect import JobFormCollect
-from app.tui.widgets.param_rows import (
-    DatasetRows,
-    EditableRows,
-    EnvRows,
-    ParamRows,
-    PathRows,
-    PatternRows,
-)
 from app.tui.widgets.toggles import Check, Radio
-from app.tui.widgets.wizard_fields import (
+from app.tui.wizard.checks import (
     ARGUMENT_HINTS,
     HINTS,
     LIST_TARGETS,
@@ -58,6 +49,15 @@ from app.tui.widgets.wizard_fields import (
     pool_label,
     template_label,
     text_of,
+)
+from app.tui.wizard.model import JobFormCollect
+from app.tui.wizard.rows import (
+    DatasetRows,
+    EditableRows,
+    EnvRows,
+    ParamRows,
+    PathRows,
+    PatternRows,
 )
 
 _FIELD_CHANGES = (Input.Changed, Select.Changed, Checkbox.Changed, EditableRows.Changed)
@@ -587,7 +587,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
             self.query_one(f"#event-{event}", Checkbox).value = event in events
         self._extra_subscriptions = subs[1:]
 
-    # -- fields → spec: `collect`, mixed in from JobFormCollect (job_form_collect.py)
+    # -- fields → spec: `collect`, mixed in from JobFormCollect (model.py)
 
     # -- errors and hints
 

@@ -34,10 +34,7 @@ from app.templates import TemplateInfo, update_template
 from app.tui.screens.confirm import ConfirmScreen
 from app.tui.screens.first_show import FirstShow
 from app.tui.widgets.footer import KeyFooter
-from app.tui.widgets.job_form import JobForm
-from app.tui.widgets.param_rows import EditableRows
-from app.tui.widgets.spec_diff import diff_table
-from app.tui.widgets.wizard_fields import (
+from app.tui.wizard.checks import (
     SpecCheck,
     StepIndicator,
     TemplateChoice,
@@ -48,6 +45,9 @@ from app.tui.widgets.wizard_fields import (
     locate,
     short_message,
 )
+from app.tui.wizard.form import JobForm
+from app.tui.wizard.rows import EditableRows
+from app.tui.wizard.spec_diff import diff_table
 
 STEPS = ("Basic info", "Job parameters", "Resources", "Subscriptions & save", "Confirm")
 CHECK_DELAY_S = 0.3
@@ -69,9 +69,9 @@ class WizardScreen(FirstShow, Screen[WizardResult]):
     cancelled.
     """
 
-    CSS_PATH = "wizard.tcss"
+    CSS_PATH = "screen.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
-    """Below 110 columns each field's note goes under it (see wizard.tcss)."""
+    """Below 110 columns each field's note goes under it (see screen.tcss)."""
 
     BINDINGS = [
         Binding("ctrl+n", "next_step", "Next", id="wizard.next"),

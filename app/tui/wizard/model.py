@@ -16,14 +16,14 @@ from textual.widgets import Checkbox
 
 from app.errors import FieldError
 from app.spec import EVENTS
-from app.tui.widgets.param_rows import DatasetRows, ParamRows, PathRows, PatternRows
+from app.tui.wizard.rows import DatasetRows, ParamRows, PathRows, PatternRows
 
 if TYPE_CHECKING:
     from textual.reactive import reactive
     from textual.widgets import ContentSwitcher
 
     from app.config import Settings
-    from app.tui.widgets.wizard_fields import WizardChoices
+    from app.tui.wizard.checks import WizardChoices
 
     _FormBase = ContentSwitcher
 else:

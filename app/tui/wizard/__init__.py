@@ -1,0 +1,1 @@
+"""The create-job wizard (also modify, and editing saved job parameters)."""
