@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from app.notify import Alert
     from app.overview import Summary
     from app.readmodels import VersionInfo
-    from app.tui.wizard.checks import TemplateChoice
+    from app.tui.wizard.choices import TemplateChoice
 
 ALERT_POLL_SECONDS = 2.0
 """How often subscribed events are looked for while the TUI is open."""
@@ -400,7 +400,7 @@ class TraindeckApp(EarlyKeys):
 
     def on_templates_screen_edit_template(self, message: Any) -> None:
         """A template's "edit": the wizard in its edit mode, filled with the template."""
-        from app.tui.wizard.checks import TemplateChoice
+        from app.tui.wizard.choices import TemplateChoice
 
         self.open_wizard(edit_template=TemplateChoice(message.name, message.description,
                                                       message.spec, message.problem))

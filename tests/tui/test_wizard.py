@@ -378,6 +378,12 @@ async def test_modify_back_from_confirm_launches_nothing(build: Any) -> None:
         await pilot.click("#back")
         await settle(pilot)
         assert app.screen is wizard(pilot) and wizard(pilot).step == 4
+        await pilot.click("#next")  # the buttons do what their keys do
+        await settle(pilot)
+        assert wizard(pilot).step == 5
+        await pilot.click("#cancel")  # nothing typed: it leaves without asking
+        await settle(pilot)
+        assert app.closed and app.result is None
     with build.ctx.db.read() as session:
         assert len(session.exec(select(Version)).all()) == 1
 

@@ -35,7 +35,8 @@ from app.context import Context
 from app.models import MetricSummary
 from app.runtime.control import wait_final
 from app.templates import get_template
-from app.tui.wizard.checks import check_raw_spec, load_choices, locate
+from app.tui.wizard.checks import check_raw_spec, locate
+from app.tui.wizard.choices import load_choices
 from app.tui.wizard.rows import PathRows, PatternRows
 from app.tui.wizard.screen import WizardScreen
 

@@ -32,7 +32,7 @@ from app.models import Job, Template
 from app.spec import JobSpec
 from app.spec_rules import validate_spec
 from app.templates import TemplateInfo, get_template
-from app.tui.wizard.checks import TemplateChoice
+from app.tui.wizard.choices import TemplateChoice
 from app.tui.wizard.rows import DatasetRows, ParamRows
 
 pytestmark = pytest.mark.usefixtures("quick_wizard_checks")
