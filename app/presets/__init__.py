@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlmodel import select
 
@@ -41,11 +40,6 @@ class PresetDefinition:
     def code_dir(self) -> Path:
         """Absolute folder of the preset's code."""
         return PRESETS_DIR / self.folder
-
-    @property
-    def defaults(self) -> dict[str, Any]:
-        """Every parameter's default value (what the wizard pre-fills)."""
-        return {p.name: p.default for p in self.params if p.default is not None}
 
     def info(self) -> PresetInfo:
         """The validation view of this preset."""

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from app.notify import Alert
     from app.overview import Summary
     from app.readmodels import VersionInfo
-    from app.tui.widgets.wizard_fields import TemplateChoice
+    from app.tui.wizard.choices import TemplateChoice
 
 ALERT_POLL_SECONDS = 2.0
 """How often subscribed events are looked for while the TUI is open."""
@@ -413,7 +413,7 @@ class TraindeckApp(EarlyKeys):
 
     def on_templates_screen_edit_template(self, message: Any) -> None:
         """A template's "edit": the wizard in its edit mode, filled with the template."""
-        from app.tui.widgets.wizard_fields import TemplateChoice
+        from app.tui.wizard.choices import TemplateChoice
 
         self.open_wizard(edit_template=TemplateChoice(message.name, message.description,
                                                       message.spec, message.problem))
@@ -431,7 +431,7 @@ class TraindeckApp(EarlyKeys):
             self.notify("The database is still opening.", severity="warning")
             return
         try:
-            from app.tui.screens.wizard import WizardScreen
+            from app.tui.wizard.screen import WizardScreen
         except ImportError as exc:
             self.notify(f"The create wizard is not available yet ({exc}).",
                         title="Not available", severity="warning")

@@ -72,7 +72,7 @@ def _open_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
 @pytest.fixture
 def quick_wizard_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """The wizard checks its fields 20 ms after a change instead of after a typing pause."""
-    import app.tui.screens.wizard as wizard_module
+    import app.tui.wizard.screen as wizard_module
 
     monkeypatch.setattr(wizard_module, "CHECK_DELAY_S", 0.02)
 

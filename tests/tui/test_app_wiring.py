@@ -94,7 +94,7 @@ async def test_templates_use_opens_the_wizard_filled(build: DataBuilder) -> None
         assert isinstance(app.screen, TemplatesScreen)
         await pilot.press("u")
         await settle(pilot)
-        from app.tui.screens.wizard import WizardScreen
+        from app.tui.wizard.screen import WizardScreen
 
         wizard = app.screen
         assert isinstance(wizard, WizardScreen)
@@ -110,8 +110,8 @@ async def test_templates_edit_saves_in_place_and_the_list_shows_it(build: DataBu
     from app.queries import version_info
     from app.templates import get_template
     from app.tui.screens.templates import TemplatesScreen
-    from app.tui.screens.wizard import WizardScreen
     from app.tui.widgets.gpu_table import GpuTable
+    from app.tui.wizard.screen import WizardScreen
 
     info = version_info(build.ctx.db, ref.job, ref.version)
     save_template(build.ctx, "digits-small", "a small run", JobSpec.model_validate(info.spec),

@@ -20,8 +20,8 @@ from app.store.models import Version
 from app.tui.app import TraindeckApp
 from app.tui.screens.compare import CompareScreen
 from app.tui.screens.job_detail import JobDetailScreen
-from app.tui.screens.wizard import WizardScreen
 from app.tui.widgets.key_table import KeyTable
+from app.tui.wizard.screen import WizardScreen
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = (120, 40)

@@ -18,7 +18,7 @@ from app.context import Context
 from app.tui.app import TraindeckApp
 from app.tui.screens.jobs import JobsScreen
 from app.tui.screens.spec_file import SpecFileScreen, complete_path
-from app.tui.screens.wizard import WizardScreen
+from app.tui.wizard.screen import WizardScreen
 
 SIZE = (120, 40)
 

@@ -34,9 +34,9 @@ from app.errors import FieldError
 from app.jobs import prepare_spec, save_template
 from app.store.models import Dataset, DatasetVersion, Template, Version
 from app.tui.screens.confirm import ConfirmScreen
-from app.tui.widgets.job_form import JobForm
-from app.tui.widgets.param_rows import DatasetRows, ParamRows, PathRows
-from app.tui.widgets.wizard_fields import check_raw_spec, locate
+from app.tui.wizard.checks import check_raw_spec, locate
+from app.tui.wizard.form import JobForm
+from app.tui.wizard.rows import DatasetRows, ParamRows, PathRows
 
 pytestmark = pytest.mark.usefixtures("quick_wizard_checks")
 
@@ -378,6 +378,12 @@ async def test_modify_back_from_confirm_launches_nothing(build: Any) -> None:
         await pilot.click("#back")
         await settle(pilot)
         assert app.screen is wizard(pilot) and wizard(pilot).step == 4
+        await pilot.click("#next")  # the buttons do what their keys do
+        await settle(pilot)
+        assert wizard(pilot).step == 5
+        await pilot.click("#cancel")  # nothing typed: it leaves without asking
+        await settle(pilot)
+        assert app.closed and app.result is None
     with build.ctx.db.read() as session:
         assert len(session.exec(select(Version)).all()) == 1
 

@@ -30,14 +30,15 @@ from tui_helpers import (
 )
 from tui_helpers import settle_wizard as settle
 
-import app.tui.screens.wizard as wizard_module
+import app.tui.wizard.screen as wizard_module
 from app.context import Context
 from app.runtime.control import wait_final
 from app.store.models import MetricSummary
 from app.templates import get_template
-from app.tui.screens.wizard import WizardScreen
-from app.tui.widgets.param_rows import PathRows, PatternRows
-from app.tui.widgets.wizard_fields import check_raw_spec, load_choices, locate
+from app.tui.wizard.checks import check_raw_spec, locate
+from app.tui.wizard.choices import load_choices
+from app.tui.wizard.rows import PathRows, PatternRows
+from app.tui.wizard.screen import WizardScreen
 
 pytestmark = pytest.mark.usefixtures("quick_wizard_checks")
 

@@ -24,7 +24,7 @@ from tui_helpers import (
 )
 from tui_helpers import settle_wizard as settle
 
-from app.tui.widgets.param_rows import EnvRows
+from app.tui.wizard.rows import EnvRows
 
 pytestmark = pytest.mark.usefixtures("quick_wizard_checks")
 

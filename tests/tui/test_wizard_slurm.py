@@ -13,7 +13,7 @@ from textual.widgets import Select
 from tui_helpers import host, next_step, note, press_next_until, put, sync, with_slurm_pools, wizard
 from tui_helpers import settle_wizard as settle
 
-from app.tui.widgets.wizard_fields import check_raw_spec
+from app.tui.wizard.checks import check_raw_spec
 
 NODES = f"partition {SLURM_PARTITION} has 1 node(s); 2 asked for"
 GPUS = f"partition {SLURM_PARTITION} has at most 2 GPU(s) on a node; 4 per node asked for"

@@ -32,8 +32,8 @@ from app.specs.rules import validate_spec
 from app.specs.spec import JobSpec
 from app.store.models import Job, Template
 from app.templates import TemplateInfo, get_template
-from app.tui.widgets.param_rows import DatasetRows, ParamRows
-from app.tui.widgets.wizard_fields import TemplateChoice
+from app.tui.wizard.choices import TemplateChoice
+from app.tui.wizard.rows import DatasetRows, ParamRows
 
 pytestmark = pytest.mark.usefixtures("quick_wizard_checks")
 
@@ -297,7 +297,7 @@ def test_snapshot_picker_with_a_broken_template(snap_compare: Any, snap_build: A
 def test_check_as_a_template_body(build: Any) -> None:
     """Edited job parameters: the job name may be taken, their own name is theirs, another
     saved name is not; a full check fills no defaults."""
-    from app.tui.widgets.wizard_fields import check_raw_spec
+    from app.tui.wizard.checks import check_raw_spec
 
     build.job("digits")
     save_valid(build, "mine")

@@ -25,7 +25,7 @@ from textual.pilot import Pilot
 from textual.widgets import Checkbox, Footer, Input, RadioButton, Select, Static
 from tui_data import T0, DataBuilder, no_launch, sample_job
 
-import app.tui.screens.wizard as wizard_module
+import app.tui.wizard.screen as wizard_module
 from app.config import get_settings
 from app.context import Context
 from app.datasets import add_version, create_dataset
@@ -51,9 +51,9 @@ from app.tui.screens.datasets import DatasetsScreen
 from app.tui.screens.gpus import GpusScreen
 from app.tui.screens.since import SinceScreen
 from app.tui.screens.templates import TemplatesScreen
-from app.tui.screens.wizard import WizardScreen
-from app.tui.widgets.param_rows import ParamRows, PathRows
 from app.tui.widgets.status import theme_variable_defaults
+from app.tui.wizard.rows import ParamRows, PathRows
+from app.tui.wizard.screen import WizardScreen
 
 # ---------------------------------------------------------------- settling
 

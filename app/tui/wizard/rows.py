@@ -83,6 +83,8 @@ class EditableRows(Vertical):
 
     ADD_LABEL: ClassVar[str] = "+ add"
     """Label of the button that adds a row."""
+    _hint = ""
+    """Shown beside the add button while the list has no error."""
 
     class Changed(Message):
         """A row was added or removed (edits inside a row bubble up as their own events)."""
@@ -95,12 +97,6 @@ class EditableRows(Vertical):
         def control(self) -> EditableRows:
             """The list that changed."""
             return self.rows
-
-    def __init__(
-        self, *, id: str | None = None, classes: str | None = None, disabled: bool = False
-    ) -> None:
-        super().__init__(id=id, classes=classes, disabled=disabled)
-        self._hint = ""
 
     def compose(self) -> ComposeResult:
         yield Vertical(classes="rows")
@@ -188,10 +184,8 @@ class ParamRows(EditableRows):
 
     ADD_LABEL = "+ add parameter"
 
-    def __init__(
-        self, *, id: str | None = None, classes: str | None = None, disabled: bool = False
-    ) -> None:
-        super().__init__(id=id, classes=classes, disabled=disabled)
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
         self._originals: dict[str, tuple[str, ParamValue]] = {}
 
     def make_row_controls(self, value: Any) -> list[Widget]:
@@ -267,23 +261,23 @@ class PathRows(EditableRows):
 
     ADD_LABEL = "+ add path"
 
+    PLACEHOLDER: ClassVar[str] = "e.g. ./data or s3://bucket/prefix/"
+
     def make_row_controls(self, value: Any) -> list[Widget]:
-        return [Input(value or "", placeholder="e.g. ./data or s3://bucket/prefix/",
-                      classes="data-path", compact=True)]
+        return [Input(value or "", placeholder=self.PLACEHOLDER, classes="data-path",
+                      compact=True)]
 
     def paths(self) -> list[str]:
         """The text of each row, in order (blank rows included)."""
-        return [_input(row).value.strip() for row in self.rows]
+        return [row.controls[0].value.strip() for row in self.rows
+                if isinstance(row.controls[0], Input)]
 
 
 class PatternRows(PathRows):
     """`metrics.log_patterns`: one regular expression per row (`paths()` gives their text)."""
 
     ADD_LABEL = "+ add pattern"
-
-    def make_row_controls(self, value: Any) -> list[Widget]:
-        return [Input(value or "", placeholder=r"e.g. loss: (?P<loss>\S+)",
-                      classes="data-path", compact=True)]
+    PLACEHOLDER = r"e.g. loss: (?P<loss>\S+)"
 
 
 class DatasetRows(EditableRows):
@@ -301,10 +295,8 @@ class DatasetRows(EditableRows):
 
     ADD_LABEL = "+ add dataset"
 
-    def __init__(
-        self, *, id: str | None = None, classes: str | None = None, disabled: bool = False
-    ) -> None:
-        super().__init__(id=id, classes=classes, disabled=disabled)
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
         self.datasets: dict[str, list[str]] = {}
         """Dataset name → version labels, oldest first (set before rows are made)."""
 
@@ -346,9 +338,3 @@ class DatasetRows(EditableRows):
             out.append((None if name.is_blank() else str(name.value),
                         None if version.is_blank() else str(version.value)))
         return out
-
-
-def _input(row: EditableRow) -> Input:
-    control = row.controls[0]
-    assert isinstance(control, Input)
-    return control

@@ -10,12 +10,14 @@ parameters is the same screen again: its last step saves them instead of creatin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Group
 from rich.syntax import Syntax
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -34,20 +36,18 @@ from app.templates import TemplateInfo, update_template
 from app.tui.screens.confirm import ConfirmScreen
 from app.tui.screens.first_show import FirstShow
 from app.tui.widgets.footer import KeyFooter
-from app.tui.widgets.job_form import JobForm
-from app.tui.widgets.param_rows import EditableRows
-from app.tui.widgets.spec_diff import diff_table
-from app.tui.widgets.wizard_fields import (
+from app.tui.wizard.checks import (
     SpecCheck,
-    StepIndicator,
-    TemplateChoice,
-    WizardChoices,
     as_field_error,
     check_raw_spec,
-    load_choices,
+    left_out_fields,
     locate,
     short_message,
 )
+from app.tui.wizard.choices import TemplateChoice, WizardChoices, load_choices
+from app.tui.wizard.form import JobForm
+from app.tui.wizard.rows import EditableRows
+from app.tui.wizard.steps import StepIndicator
 
 STEPS = ("Basic info", "Job parameters", "Resources", "Subscriptions & save", "Confirm")
 CHECK_DELAY_S = 0.3
@@ -69,9 +69,9 @@ class WizardScreen(FirstShow, Screen[WizardResult]):
     cancelled.
     """
 
-    CSS_PATH = "wizard.tcss"
+    CSS_PATH = "screen.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
-    """Below 110 columns each field's note goes under it (see wizard.tcss)."""
+    """Below 110 columns each field's note goes under it (see screen.tcss)."""
 
     BINDINGS = [
         Binding("ctrl+n", "next_step", "Next", id="wizard.next"),
@@ -310,15 +310,12 @@ class WizardScreen(FirstShow, Screen[WizardResult]):
             self._show_confirm(message.result)
             self.step = 5
 
-    def _visible(self, step: int, target: str) -> bool:
-        return (self._show_all or step == 0 or step in self._attempted
-                or target in self._touched)
-
     def _render_errors(self) -> None:
         located = []
         for error in self._errors:
             loc = locate(error.field)
-            if self._visible(loc.step, loc.target):
+            if (self._show_all or loc.step == 0 or loc.step in self._attempted
+                    or loc.target in self._touched):
                 message = short_message(error.message, self.base_dir)
                 if loc.step == 0 and error.field:
                     message = f"{error.field}: {message}"
@@ -400,13 +397,10 @@ class WizardScreen(FirstShow, Screen[WizardResult]):
             self._pending_step = None
             self.step -= 1
 
-    @on(Button.Pressed, "#next")
-    def _next_pressed(self) -> None:
-        self.action_next_step()
-
-    @on(Button.Pressed, "#back")
-    def _back_pressed(self) -> None:
-        self.action_previous_step()
+    @on(Button.Pressed, "#wizard-buttons Button")
+    def _button_pressed(self, event: Button.Pressed) -> None:
+        {"cancel": self.action_cancel, "back": self.action_previous_step,
+         "next": self.action_next_step, "create": self.action_create}[str(event.button.id)]()
 
     # -- confirm and create
 
@@ -435,26 +429,14 @@ class WizardScreen(FirstShow, Screen[WizardResult]):
         self.query_one("#confirm-spec", Static).update(
             Syntax(spec.to_yaml(), "yaml", theme="ansi_dark", background_color="default"))
 
-    @on(Button.Pressed, "#create")
-    def _create_pressed(self) -> None:
-        if self.edit_template is not None:
-            self.action_save_template()
-        else:
-            self.action_create()
-
     def action_save_template(self) -> None:
         """Save the edited job parameters (nothing is created or started)."""
-        if self.step != 5 or self.creating or self.result is None:
-            return
-        self._start_create()
+        self.action_create()
 
     def action_create(self) -> None:
         """Create the job (or version) and start it."""
         if self.step != 5 or self.creating or self.result is None:
-            return
-        self._start_create()  # (a modify's changes are on this page, above its spec)
-
-    def _start_create(self) -> None:
+            return  # (a modify's changes are on the confirm page, above its spec)
         self.creating = True
         self.query_one("#wizard-error", Static).update(
             "Saving…" if self.edit_template else "Creating…")
@@ -539,26 +521,33 @@ class WizardScreen(FirstShow, Screen[WizardResult]):
         if discard:
             self.dismiss(None)
 
-    @on(Button.Pressed, "#cancel")
-    def _cancel_pressed(self) -> None:
-        self.action_cancel()
+
+def _diff_value(value: Any) -> Text:
+    """A spec value for the diff: missing as a dim dash, lists and mappings as JSON."""
+    if value is None:
+        return Text("—", style="dim")
+    if isinstance(value, bool):
+        return Text("true" if value else "false")
+    if value == "":
+        return Text('""', style="dim")
+    if isinstance(value, list | dict):
+        return Text(json.dumps(value, ensure_ascii=False))
+    return Text(str(value))
 
 
-def left_out_fields(given: Mapping[str, Any], shown: Mapping[str, Any]) -> list[str]:
-    """Fields of a spec file that the wizard's fields could not take (so they are gone)."""
-    def leaves(data: Any, prefix: str = "") -> dict[str, Any]:
-        if isinstance(data, Mapping) and data:
-            out: dict[str, Any] = {}
-            for key, value in data.items():
-                out.update(leaves(value, f"{prefix}.{key}" if prefix else str(key)))
-            return out
-        return {prefix: data}
-
-    have = leaves(shown)
-    gone = []
-    for path, value in leaves(given).items():
-        if value in (None, "", [], {}) or path in have:
-            continue
-        if not any(p.startswith((path + ".", path + "[")) for p in have):
-            gone.append(path)
-    return gone
+def diff_table(diff: Sequence[tuple[str, Any, Any]], old_label: str,
+               new_label: str) -> Table | Text:
+    """What a modify changes against its parent (`(dotted.field, parent value, new value)`
+    as `app.jobs.spec_diff` returns them) as a table, run parameters first; or a line
+    saying that nothing changed."""
+    if not diff:
+        return Text(f"No field differs from {old_label}: {new_label} runs the same spec.",
+                    style="italic")
+    table = Table(expand=True, box=None, padding=(0, 2, 0, 0), show_edge=False)
+    table.add_column("Field", style="bold", ratio=2, overflow="fold")
+    table.add_column(old_label, style="red", ratio=3, overflow="fold")
+    table.add_column(new_label, style="green", ratio=3, overflow="fold")
+    rows = sorted(diff, key=lambda row: (not row[0].startswith("parameters."), row[0]))
+    for path, old, new in rows:
+        table.add_row(path, _diff_value(old), _diff_value(new))
+    return table

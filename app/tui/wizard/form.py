@@ -1,15 +1,13 @@
 """The create-job wizard's form: steps 1-4 as one widget that fills from and reads a spec.
 
-`JobForm.fill` shows a raw spec mapping in the fields; `JobForm.collect` (mixed in from
-`job_form_collect.py`) turns the fields back into a raw spec mapping plus the form's own
-findings (a blank required field); `JobForm.show_errors` puts the errors it is handed
-beside their fields. It reads nothing from the database: the screen hands it
-`WizardChoices`.
+`JobForm.fill` shows a raw spec mapping in the fields; `JobForm.collect` reads the fields
+into `FormValues` and turns them back into a raw spec mapping plus the form's own findings
+(`model.raw_spec`); `JobForm.show_errors` puts the errors it is handed beside their
+fields. It reads nothing from the database: the screen hands it `WizardChoices`.
 """
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from textual.widgets import (
     Checkbox,
     ContentSwitcher,
     Input,
+    Label,
     RadioButton,
     RadioSet,
     Select,
@@ -32,39 +31,41 @@ from textual.widgets import (
 )
 
 from app.config import EngineSettings, Settings, config_file
+from app.errors import FieldError
 from app.specs.spec import EVENTS
-from app.tui.widgets.job_form_collect import JobFormCollect
-from app.tui.widgets.param_rows import (
-    DatasetRows,
-    EditableRows,
-    EnvRows,
-    ParamRows,
-    PathRows,
-    PatternRows,
-)
 from app.tui.widgets.toggles import Check, Radio
-from app.tui.widgets.wizard_fields import (
+from app.tui.wizard.checks import LIST_TARGETS, Location
+from app.tui.wizard.choices import PresetChoice, WizardChoices, pool_label, template_label
+from app.tui.wizard.model import (
     ARGUMENT_HINTS,
     HINTS,
-    LIST_TARGETS,
     LOG_METRICS_HINTS,
     TEMPLATE_MODE_HINTS,
-    Location,
-    PresetChoice,
-    WizardChoices,
-    field_row,
-    list_field,
-    mapping_of,
-    pool_label,
-    template_label,
+    FormValues,
+    filled_rows,
+    form_values,
+    raw_spec,
     text_of,
 )
+from app.tui.wizard.rows import DatasetRows, EditableRows, EnvRows, ParamRows, PathRows, PatternRows
 
 _FIELD_CHANGES = (Input.Changed, Select.Changed, Checkbox.Changed, EditableRows.Changed)
 
 
+def field_row(label: str, control: Widget, target: str, *, row_id: str | None = None) -> Widget:
+    """A labelled field: the label, the control, and a note showing its hint or error."""
+    return Horizontal(Label(label, classes="field-label"), control,
+                      Static("", id=f"{target}-note", classes="field-note", markup=False),
+                      id=row_id, classes="field")
 
-class JobForm(JobFormCollect, ContentSwitcher):
+
+def list_field(label: str, rows: Widget, row_id: str) -> Widget:
+    """A labelled row list (its rows show their own errors)."""
+    return Horizontal(Label(label, classes="field-label"), rows, id=row_id,
+                      classes="field list-field")
+
+
+class JobForm(ContentSwitcher):
     """Steps 1-4 of the wizard (one container each) holding every field of a job spec."""
 
     data_kind: reactive[str] = reactive("paths", init=False)
@@ -99,11 +100,6 @@ class JobForm(JobFormCollect, ContentSwitcher):
         """Numbers in the log: `default` rules, the user's `patterns`, or `off`."""
         self._metrics: Any = None
         """The spec's `metrics:` block as filled (its `log_patterns` are shown)."""
-        self.unavailable: dict[tuple[str, str], str] = {}
-        """(engine, version) → why it cannot run as local processes here."""
-        self.docker_answers = True
-        """Whether a Docker engine answered when the wizard opened (`auto` runs locally
-        when none does)."""
         self._options: dict[str, list[tuple[str | Text, str]]] = {}
         self._hints = dict(HINTS)
         if job_name is not None:
@@ -111,8 +107,8 @@ class JobForm(JobFormCollect, ContentSwitcher):
         if template_mode:
             self._hints.update(TEMPLATE_MODE_HINTS)
         self._errors: dict[str, str] = {}
-        self._path_index: list[int] = []
-        self._pattern_index: list[int] = []
+        self._last: FormValues | None = None
+        """What the fields held at the last `collect` (its rows number its check's errors)."""
         self._extra_subscriptions: list[dict[str, Any]] = []
         self._notes: dict[str, Static] = {}
         self._preset_defaults: dict[str, Any] = {}
@@ -244,7 +240,6 @@ class JobForm(JobFormCollect, ContentSwitcher):
     def set_choices(self, choices: WizardChoices) -> None:
         """Offer the templates, presets and datasets read from the database."""
         self.choices = choices
-        self.unavailable, self.docker_answers = choices.unavailable, choices.docker_answers
         self.query_one("#version", Static).update("—" if self.template_mode else choices.version)
         if self.job_name is None and not self.template_mode and choices.default_name:
             self.query_one("#name", Input).placeholder = choices.default_name
@@ -285,9 +280,6 @@ class JobForm(JobFormCollect, ContentSwitcher):
                                           (f"{value} (unknown)", value)])
         select.value = value
 
-    def _value(self, input_id: str) -> str:
-        return self.query_one(f"#{input_id}", Input).value.strip()
-
     def _selected(self, select_id: str) -> str:
         select = self.query_one(f"#{select_id}", Select)
         return "" if select.is_blank() else str(select.value)
@@ -310,20 +302,14 @@ class JobForm(JobFormCollect, ContentSwitcher):
         """The engine the chosen algorithm runs on, if known."""
         if self.algo_kind == "framework":
             return self.settings.engine(self._selected("engine"), self._selected("engine-version"))
-        if self.algo_kind == "preset":
-            preset = self._preset(self._selected("preset"))
-            if preset is not None:
-                return self.settings.engine(preset.info.engine, preset.info.engine_version)
-        return None
+        preset = self._chosen_preset()
+        return self.settings.engine(preset.info.engine, preset.info.engine_version) if (
+            preset is not None) else None
 
-    def _preset(self, name: str) -> PresetChoice | None:
+    def _chosen_preset(self) -> PresetChoice | None:
+        """The preset chosen (None when the algorithm is not a preset)."""
+        name = self._selected("preset") if self.algo_kind == "preset" else None
         return next((p for p in self.choices.presets if p.name == name), None)
-
-    def _chosen_preset_defaults(self) -> dict[str, Any]:
-        """The default parameters of the chosen preset ({} when the algorithm is not one)."""
-        preset = self._preset(self._selected("preset")) if self.algo_kind == "preset" else None
-        return {p.name: p.default for p in preset.info.params
-                if p.default is not None} if preset else {}
 
     def sync_nodes(self) -> None:
         """Fix the node count at 1, with a note, for a single-node engine."""
@@ -344,12 +330,12 @@ class JobForm(JobFormCollect, ContentSwitcher):
         """Whether the version will run as local processes (as far as the form can tell)."""
         default = self.settings.default_runtime
         return self.runtime == "local" or (self.runtime == "auto" and (
-            default == "local" or (default == "auto" and not self.docker_answers)))
+            default == "local" or (default == "auto" and not self.choices.docker_answers)))
 
     def sync_unavailable(self) -> None:
         """Say beside the engine or preset when it cannot run as local processes here."""
         entry = self.engine_entry()
-        reason = (self.unavailable.get((entry.name, entry.version))
+        reason = (self.choices.unavailable.get((entry.name, entry.version))
                   if entry is not None and self.runs_locally() else None)
         target = "preset" if self.algo_kind == "preset" else "engine"
         for field_id in ("engine", "preset"):
@@ -365,7 +351,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
 
     def _sync_params_hint(self) -> None:
         rows = self.query_one("#params", ParamRows)
-        preset = self._preset(self._selected("preset")) if self.algo_kind == "preset" else None
+        preset = self._chosen_preset()
         if preset is None:
             rows.set_hint("passed to the code as --name=value")
             return
@@ -438,7 +424,7 @@ class JobForm(JobFormCollect, ContentSwitcher):
         typed, _ = rows.collect()
         if typed and typed != self._preset_defaults:
             return  # the user's own parameters
-        self._preset_defaults = self._chosen_preset_defaults()
+        self._preset_defaults = preset.defaults if (preset := self._chosen_preset()) else {}
         if typed != self._preset_defaults:
             await rows.set_params(self._preset_defaults)
 
@@ -465,129 +451,82 @@ class JobForm(JobFormCollect, ContentSwitcher):
 
         With `keep_typed` (a template, or defaults), a name and description typed are kept.
         """
+        public = next((p.name for p in self.settings.pools if p.kind == "public"), "public")
+        values = form_values(raw, has_datasets=bool(self.choices.datasets), public_pool=public)
         with self.prevent(*_FIELD_CHANGES):
-            name = self.query_one("#name", Input)
-            if self.job_name is None and not (keep_typed and name.value.strip()):
-                name.value = text_of(raw.get("name"))
-            description = self.query_one("#description", Input)
-            if not (keep_typed and description.value.strip()):
-                description.value = text_of(raw.get("description"))
-            await self._fill_data(mapping_of(raw.get("data")))
-            self._fill_algorithm(mapping_of(raw.get("algorithm")))
-            params = mapping_of(raw.get("parameters"))
-            await self.query_one("#params", ParamRows).set_params(
-                {str(k): v if isinstance(v, bool | int | float | str) else str(v)
-                 for k, v in params.items()})
-            self._preset_defaults = self._chosen_preset_defaults()
-            env = mapping_of(raw.get("env"))
-            await self.query_one("#env", EnvRows).set_params(
-                {str(k): v if isinstance(v, bool | int | float | str) else str(v)
-                 for k, v in env.items()})
-            await self._fill_metrics(raw.get("metrics"))
-            self.query_one("#output", Input).value = text_of(raw.get("output"))
-            self.query_one("#log-dir", Input).value = text_of(raw.get("log_dir"))
-            self._fill_resources(mapping_of(raw.get("resources")))
-            self._fill_subscriptions(raw.get("subscriptions"))
-            save = mapping_of(raw.get("save_as_template"))
-            self.query_one("#save-template", Checkbox).value = bool(save)
-            self.query_one("#template-name", Input).value = text_of(save.get("name"))
-            self.query_one("#template-description", Input).value = text_of(save.get("description"))
+            for field in self.query(Input).results(Input):
+                kept = (field.id == "name" and self.job_name is not None) or (
+                    field.id in ("name", "description") and keep_typed and field.value.strip())
+                if field.id in values.text and not kept:
+                    field.value = values.text[str(field.id)]
+            for select in self.query(Select).results(Select):
+                choice = values.selected.get(str(select.id))
+                if choice is not None and select.id == "engine-version":
+                    self.sync_engine_versions(prefer=choice)
+                elif choice is not None:
+                    self._choose(str(select.id), choice)
+            for box in self.query(Checkbox).results(Checkbox):
+                box.value = values.ticked.get(str(box.id), box.value)
+            await self.query_one(DatasetRows).set_rows(values.datasets or [None])
+            await self.query_one("#paths", PathRows).set_rows(values.paths or [None])
+            self._press("data-kind", values.data_kind)
+            self.data_kind = values.data_kind
+            self._press("algo-kind", values.algo_kind)
+            self.algo_kind = values.algo_kind
+            self.arguments = values.arguments
+            self._press("arguments", self.arguments)
+            self._hints["arguments"] = ARGUMENT_HINTS[self.arguments]
+            await self.query_one("#params", ParamRows).set_params(values.params[0])
+            self._preset_defaults = preset.defaults if (preset := self._chosen_preset()) else {}
+            await self.query_one("#env", EnvRows).set_params(values.env[0])
+            self._metrics, self.log_metrics = values.metrics, values.log_metrics
+            await self.query_one(PatternRows).set_rows(values.patterns)
+            self._press("log-metrics", self.log_metrics)
+            self.sync_log_metrics()
+            self.runtime = values.runtime
+            self._press("runtime", self.runtime)
+            topics = self.settings.topics
+            self._extra_subscriptions = list(values.extra_subscriptions) if topics else []
+            dropped = ", ".join([values.selected["topic"],
+                                 *(text_of(s.get("topic")) for s in values.extra_subscriptions)])
+            if dropped and not topics:
+                self.query_one("#no-topics", Static).update(
+                    f"Event subscriptions to {dropped} are dropped: no such topic is set up. "
+                    f"Add topics under `topics:` in {config_file()}.")
             self.sync_nodes()
         self.sync_template_fields()
         self._sync_params_hint()
         self.hint_for_pool()
 
-    async def _fill_data(self, data: Mapping[str, Any]) -> None:
-        datasets, paths = data.get("datasets"), data.get("paths")
-        dataset_rows = [(text_of(mapping_of(d).get("name")) or None,
-                         text_of(mapping_of(d).get("version")) or None)
-                        for d in (datasets if isinstance(datasets, list) else [])]
-        path_rows = [text_of(p) for p in (paths if isinstance(paths, list) else [])]
-        use_datasets = bool(dataset_rows) or (not path_rows and bool(self.choices.datasets))
-        kind = "datasets" if use_datasets else "paths"
-        await self.query_one(DatasetRows).set_rows(dataset_rows or [None])
-        await self.query_one(PathRows).set_rows(path_rows or [None])
-        self._press("data-kind", kind)
-        self.data_kind = kind
+    # -- fields → spec
 
-    def _fill_algorithm(self, algo: Mapping[str, Any]) -> None:
-        arguments: Any = None
-        if "preset" in algo:
-            kind = "preset"
-            self._choose("preset", text_of(mapping_of(algo["preset"]).get("name")))
-        elif "image" in algo:
-            kind = "image"
-            image = mapping_of(algo["image"])
-            command = image.get("command")
-            self.query_one("#image-name", Input).value = text_of(image.get("name"))
-            self.query_one("#image-command", Input).value = (
-                shlex.join(map(str, command)) if isinstance(command, list) else text_of(command))
-            self.query_one("#image-code-dir", Input).value = text_of(image.get("code_dir"))
-            arguments = image.get("arguments")
-        else:
-            kind = "framework"
-            framework = mapping_of(algo.get("framework"))
-            self._choose("engine", text_of(framework.get("engine")))
-            self.sync_engine_versions(prefer=text_of(framework.get("engine_version")))
-            self.query_one("#code-dir", Input).value = text_of(framework.get("code_dir"))
-            self.query_one("#boot-file", Input).value = text_of(framework.get("boot_file"))
-            command = framework.get("command")
-            self.query_one("#command", Input).value = (
-                shlex.join(map(str, command)) if isinstance(command, list) else text_of(command))
-            arguments = framework.get("arguments")
-        self._press("algo-kind", kind)
-        self.algo_kind = kind
-        self.arguments = arguments if kind != "preset" and arguments in ARGUMENT_HINTS else (
-            "default")
-        self._press("arguments", self.arguments)
-        self._hints["arguments"] = ARGUMENT_HINTS[self.arguments]
-        self.query_one("#compat-moxing", Checkbox).value = algo.get("compat") == "moxing"
-        self.query_one("#requirements-ignore", Checkbox).value = (
-            algo.get("requirements") == "ignore")
+    def collect(self) -> tuple[dict[str, Any], list[FieldError]]:
+        """The raw spec the fields describe, and the form's own findings (blank fields)."""
+        self._last = self.values()
+        return raw_spec(self._last)
 
-    async def _fill_metrics(self, metrics: Any) -> None:
-        self._metrics = metrics
-        patterns = mapping_of(metrics).get("log_patterns")
-        self.log_metrics = ("default" if patterns is None else "off" if patterns == []
-                            else "patterns")
-        await self.query_one(PatternRows).set_rows(
-            [text_of(p) for p in patterns] if isinstance(patterns, list) else [text_of(patterns)])
-        self._press("log-metrics", self.log_metrics)
-        self.sync_log_metrics()
+    def values(self) -> FormValues:
+        """What the fields hold now."""
+        return FormValues(
+            text={i.id: i.value.strip() for i in self.query(Input).results(Input) if i.id},
+            selected={s.id: "" if s.is_blank() else str(s.value)
+                      for s in self.query(Select).results(Select) if s.id},
+            ticked={c.id: c.value for c in self.query(Checkbox).results(Checkbox) if c.id},
+            data_kind=self.data_kind, algo_kind=self.algo_kind, runtime=self.runtime,
+            arguments=self.arguments, log_metrics=self.log_metrics,
+            datasets=self.query_one(DatasetRows).refs(),
+            paths=self.query_one("#paths", PathRows).paths(),
+            patterns=self.query_one("#log-patterns", PatternRows).paths(),
+            params=self.query_one("#params", ParamRows).collect(),
+            env=self.query_one("#env", ParamRows).collect(), metrics=self._metrics,
+            extra_subscriptions=self._extra_subscriptions,
+            default_name="" if self.template_mode or self.job_name is not None
+            else self.choices.default_name)
 
-    def _fill_resources(self, resources: Mapping[str, Any]) -> None:
-        public = next((p.name for p in self.settings.pools if p.kind == "public"), "public")
-        self._choose("pool", text_of(resources.get("pool")) or public)
-        self.query_one("#gpus", Input).value = text_of(resources.get("gpus", 0))
-        self.query_one("#nodes", Input).value = text_of(resources.get("nodes", 1))
-        for key, input_id in (("processes_per_node", "processes"), ("cpus", "cpus"),
-                              ("memory", "memory")):
-            self.query_one(f"#{input_id}", Input).value = text_of(resources.get(key))
-        self._choose("network", text_of(resources.get("network")))
-        runtime = text_of(resources.get("runtime"))
-        self.runtime = runtime if runtime in ("docker", "local") else "auto"
-        self._press("runtime", self.runtime)
-
-    def _fill_subscriptions(self, subscriptions: Any) -> None:
-        subs = [dict(s) for s in subscriptions if isinstance(s, Mapping)] if isinstance(
-            subscriptions, list) else []
-        self._extra_subscriptions = []
-        if not self.settings.topics:
-            dropped = ", ".join(text_of(s.get("topic")) for s in subs)
-            if dropped:
-                self.query_one("#no-topics", Static).update(
-                    f"Event subscriptions to {dropped} are dropped: no such topic is set up. "
-                    f"Add topics under `topics:` in {config_file()}.")
-            return
-        first = subs[0] if subs else {}
-        self._choose("topic", text_of(first.get("topic")))
-        events = first.get("events")
-        events = events if isinstance(events, list) else []
-        for event in EVENTS:
-            self.query_one(f"#event-{event}", Checkbox).value = event in events
-        self._extra_subscriptions = subs[1:]
-
-    # -- fields → spec: `collect`, mixed in from JobFormCollect (job_form_collect.py)
+    @property
+    def fresh_code(self) -> bool:
+        """Modify: take the code folder as it is now rather than the parent's snapshot."""
+        return self.query_one("#fresh-code", Checkbox).value
 
     # -- errors and hints
 
@@ -630,8 +569,10 @@ class JobForm(JobFormCollect, ContentSwitcher):
             while name and rows.row_of(name) is None:
                 name = name.rpartition(".")[0]
             return rows.row_of(name) if name else None
-        index = {"paths": self._path_index, "log-patterns": self._pattern_index}.get(loc.target)
-        if loc.row is not None and index is not None:
+        texts = None if self._last is None else {
+            "paths": self._last.paths, "log-patterns": self._last.patterns}.get(loc.target)
+        if loc.row is not None and texts is not None:
+            index = filled_rows(texts)
             return index[loc.row] if loc.row < len(index) else None
         return loc.row
 
