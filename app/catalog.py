@@ -29,7 +29,6 @@ from app.store.models import (
     ResourcePool,
     Topic,
     parse_version_label,
-    version_label,
 )
 
 
@@ -190,6 +189,3 @@ def sync_catalog(db: Database, settings: Settings) -> None:
             session.add(Topic(name=name, description=desc, url_count=count))
 
 
-def dataset_label(number: int) -> str:
-    """Dataset versions are labelled like job versions."""
-    return version_label(number)

@@ -463,17 +463,6 @@ def list_datasets(db: Database) -> list[DatasetSummary]:
     return out
 
 
-def dataset_uri(db: Database, name: str, label: str) -> str:
-    """The location of one dataset version."""
-    number = parse_version_label(label)
-    with db.read() as session:
-        row = session.exec(
-            select(DatasetVersion.uri)
-            .join(Dataset, col(Dataset.id) == col(DatasetVersion.dataset_id))
-            .where(Dataset.name == name, DatasetVersion.number == number)).first()
-    if row is None:
-        raise NotFoundError(f"dataset {name!r} has no version {version_label(number)}")
-    return row
 
 
 # ---------------------------------------------------------------- drift

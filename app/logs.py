@@ -349,28 +349,6 @@ def tail(path: Path, max_lines: int, *, include_partial: bool = False) -> tuple[
         return [], 0
 
 
-def last_timestamp(path: Path, *, max_bytes: int = 1024 * 1024) -> datetime | None:
-    """Stamp of the last stamped line of a log file, or None.
-
-    Used to resume streaming Docker logs after a supervisor restart without duplicating
-    lines. Looks back at most ``max_bytes`` from the end of the file.
-    """
-    try:
-        with open(path, "rb") as f:
-            # The last line nearly always has a stamp; look further only for a raw tail.
-            for lines in (8, max_bytes):
-                found, _ = tail_file(f, lines, include_partial=True, max_bytes=max_bytes)
-                for line in reversed(found):
-                    stamp, _ = split_timestamp(line)
-                    if stamp is None:
-                        continue
-                    try:
-                        return parse_timestamp(stamp)
-                    except ValueError:  # shaped like a stamp but not a date (month 13)
-                        continue
-    except FileNotFoundError:
-        pass
-    return None
 
 
 def _open_read(path: Path) -> BinaryIO:

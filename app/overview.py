@@ -359,11 +359,3 @@ def template_problem(catalog: Catalog, spec: Mapping[str, Any]) -> str:
     return "; ".join(problems)
 
 
-def template_problems(catalog: Catalog, specs: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """Template name → its problem, for the templates that have one."""
-    out = {}
-    for name, spec in specs.items():
-        problem = template_problem(catalog, spec)
-        if problem:
-            out[name] = problem
-    return out

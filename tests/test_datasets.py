@@ -22,7 +22,6 @@ from app.datasets import (
     check_dataset_name,
     check_description,
     create_dataset,
-    dataset_uri,
     delete_dataset,
     get_dataset,
     list_datasets,
@@ -66,7 +65,6 @@ def test_local_dataset_versions_and_manifest(ctx: Context, tmp_path: Path) -> No
     assert [(d.name, d.versions, d.latest.version if d.latest else None)
             for d in listed] == [("mnist", 2, "V002")]
     assert json.loads(json.dumps(shown.to_dict(), default=str))["versions"][0]["remote"] is False
-    assert dataset_uri(ctx.db, "mnist", "v2") == str(v2)
     catalog = DbCatalog(ctx.db, ctx.settings)
     assert catalog.has_dataset_version("mnist", "V002") is True
     assert catalog.has_dataset_version("mnist", "V003") is False

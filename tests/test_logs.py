@@ -20,7 +20,6 @@ from app.logs import (
     StampFormatter,
     format_timestamp,
     grep,
-    last_timestamp,
     list_rank_logs,
     parse_timestamp,
     rank_log_path,
@@ -169,18 +168,6 @@ def test_timestamps_format_parse_and_split() -> None:
         parse_timestamp("yesterday")
 
 
-def test_last_timestamp(tmp_path: Path) -> None:
-    path = tmp_path / "rank-0.log"
-    assert last_timestamp(path) is None
-    path.write_text("")
-    assert last_timestamp(path) is None
-    # A long unstamped tail (a raw dump) is looked past, across block boundaries.
-    path.write_text(
-        "2026-11-23T13:45:00.100Z a\n2026-11-23T13:45:01.250Z b\n" + "raw\n" * 40_000
-    )
-    assert last_timestamp(path) == datetime(2026, 11, 23, 13, 45, 1, 250000, tzinfo=UTC)
-    path.write_text("2026-11-23T13:45:02.000Z only")  # no trailing newline
-    assert last_timestamp(path) == datetime(2026, 11, 23, 13, 45, 2, tzinfo=UTC)
 
 
 def test_tail_small_files(tmp_path: Path) -> None:

@@ -35,11 +35,6 @@ class Status(StrEnum):
         """True once the version can no longer change status."""
         return self in FINAL_STATUSES
 
-    @property
-    def is_active(self) -> bool:
-        """True while the version holds or waits for resources."""
-        return not self.is_final
-
 
 FINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.FAILED, Status.STOPPED})
 ACTIVE_STATUSES = frozenset({Status.INITIALIZING, Status.QUEUED, Status.RUNNING})

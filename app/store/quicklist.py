@@ -239,11 +239,6 @@ def count_jobs_fast(db_path: Path, search: str = "", status: str | None = None) 
     return int(count)
 
 
-def jobs_change_marker_fast(db_path: Path) -> tuple[int, datetime | None]:
-    """`app.queries.jobs_change_marker` from the file: (job count, newest `updated_at`)."""
-    with _connect(db_path) as conn:
-        count, newest = conn.execute("SELECT count(*), max(updated_at) FROM jobs").fetchone()
-    return int(count), _time(newest)
 
 
 # ---------------------------------------------------------------- versions, for the CLI

@@ -445,17 +445,3 @@ class DockerExecutor(Executor):
 
         return [] if found is GONE else sorted(found, key=rank_of)
 
-    def recover_handle(self, version_id: int) -> Handle | None:
-        """Rebuild a handle from labels when none was saved (e.g. to clean up), or None."""
-        containers = self.find_containers(version_id)
-        label = f"{LABEL_VERSION_ID}={version_id}"
-        networks = _call(self._docker().api.networks, filters={"label": label})
-        networks = [] if networks is GONE else networks
-        if not containers and not networks:
-            return None
-        return {
-            "kind": self.kind,
-            "containers": [c.id for c in containers],
-            "names": [c.name for c in containers],
-            "network": networks[0]["Name"] if networks else None,
-        }
