@@ -5,6 +5,7 @@ Standard library only: both cold commands and the TUI import it.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -81,3 +82,34 @@ def describe_devices(allocated_gpus: str, allocated_uuids: str, separator: str =
         return ""
     pairs = zip(allocated_gpus.split(","), allocated_uuids.split(","), strict=False)
     return separator.join(f"GPU{gpu} {uuid}".rstrip() for gpu, uuid in pairs)
+
+
+def format_value(value: Any, missing: str = "—") -> str:
+    """A parameter or metric value as a person reads it, in the CLI and the TUI alike:
+    `0.9312` (4 significant digits), `true`, `lr-sweep`, lists and mappings as JSON."""
+    if value is None:
+        return missing
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, str | int):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def format_duration(seconds: float | None, missing: str = "—") -> str:
+    """`45s`, `12m 03s`, `3h 04m`, `2d 05h`: coarser as it grows (fewer redraws)."""
+    if seconds is None:
+        return missing
+    total = int(seconds)
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"

@@ -34,6 +34,7 @@ from sqlmodel import col, select
 from app.config import Settings, TopicSettings, config_file
 from app.context import Context
 from app.errors import ConfigError, ConflictError, FieldError, NotFoundError
+from app.formatting import format_duration
 from app.readmodels import duration_seconds
 from app.specs.spec import check_name
 from app.store.db import Database
@@ -334,18 +335,6 @@ def deliver(topic: str, urls: Sequence[str], event: str, title: str, body: str, 
 # ------------------------------------------------------------------------------ messages
 
 
-def format_duration(seconds: float | None) -> str:
-    """`1h02m`, `3m05s`, `12s`, or `-`."""
-    if seconds is None:
-        return "-"
-    total = int(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
 def compose(job: str, label: str, status: str, reason: str, duration: float | None,
             metrics: dict[str, float]) -> tuple[str, str]:
     """Title and body of a status message."""
@@ -355,7 +344,7 @@ def compose(job: str, label: str, status: str, reason: str, duration: float | No
     lines = [f"Job: {job}", f"Version: {label}", f"Status: {status}"]
     if reason:
         lines.append(f"Reason: {reason}")
-    lines.append(f"Duration: {format_duration(duration)}")
+    lines.append(f"Duration: {format_duration(duration, '-')}")
     if metrics:
         shown = " ".join(f"{n}={metrics[n]:.4g}" for n in ordered_metric_names(metrics))
         lines.append(f"Metrics: {shown}")

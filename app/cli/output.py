@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from app import formatting
+
 
 def print_json(data: Any) -> None:
     """Write `data` as JSON to stdout."""
@@ -38,24 +40,13 @@ def format_time(value: datetime | None) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    """`1h02m`, `3m05s`, `12s`."""
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    """`app.formatting.format_duration`, `-` when missing (plain ASCII for scripts)."""
+    return formatting.format_duration(seconds, "-")
 
 
 def format_value(value: Any) -> str:
-    """A parameter or metric value, compactly."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+    """`app.formatting.format_value`, `-` when missing (plain ASCII for scripts)."""
+    return formatting.format_value(value, "-")
 
 
 def format_typed(value: Any) -> str:

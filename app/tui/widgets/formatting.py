@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
+from app.formatting import format_duration, format_value
 from app.readmodels import format_resources
 from app.tui import clock
 
-__all__ = ["format_resources"]  # (one format of resources for the TUI and the CLI)
+# One format of resources, durations and values for the TUI and the CLI.
+__all__ = ["format_duration", "format_resources", "format_value"]
 
 
 def format_time(value: datetime | None) -> str:
@@ -24,23 +25,6 @@ def format_seconds_time(value: datetime | None) -> str:
     if value is None:
         return "—"
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def format_duration(seconds: float | None) -> str:
-    """`45s`, `12m 03s`, `3h 04m`, `2d 05h` (coarser as it grows: fewer redraws)."""
-    if seconds is None:
-        return "—"
-    total = int(seconds)
-    if total < 60:
-        return f"{total}s"
-    minutes, secs = divmod(total, 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours:02d}h"
 
 
 def format_coarse_duration(seconds: float | None) -> str:
@@ -66,19 +50,6 @@ def run_duration(started: datetime | None, finished: datetime | None) -> float |
         return None
     end = finished or clock.now()
     return max(0.0, (end - started).total_seconds())
-
-
-def format_value(value: Any) -> str:
-    """A parameter or metric value as a person reads it."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, str | int):
-        return str(value)
-    return json.dumps(value)
 
 
 class WrappedPath:
