@@ -399,7 +399,9 @@ def _fill_wal(db: Database, megabytes: int) -> None:
 
 def test_a_background_checkpointer_keeps_checkpoints_out_of_the_writes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app.store.db, "CHECKPOINT_SECONDS", 0.2)
+    # Long enough that the six commits below are done before the thread's first look,
+    # even on a loaded machine (at 0.2 s it sometimes looked mid-way).
+    monkeypatch.setattr(app.store.db, "CHECKPOINT_SECONDS", 2.0)
     # SQLite's way, for comparison: a commit that takes the log past ~4 MB checkpoints.
     plain = Database(f"sqlite:///{tmp_path / 'plain.db'}")
     _fill_wal(plain, 6)
@@ -414,7 +416,7 @@ def test_a_background_checkpointer_keeps_checkpoints_out_of_the_writes(
     assert path.stat().st_size < 1_000_000
     with db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 15
     while path.stat().st_size < 6_000_000:  # the checkpointer's thread copies them
         assert time.monotonic() < deadline, "no checkpoint in the background"
         time.sleep(0.05)
