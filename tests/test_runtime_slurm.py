@@ -194,8 +194,9 @@ def test_two_tasks_get_the_rank_contract_and_write_their_logs(
         slurm: None, ctx: Context, tmp_path: Path, handles: list[Handle]) -> None:
     plan, version = plan_version(ctx, tmp_path, ECHO_BOOT, per_node=2)
     executor = get_executor("slurm", ctx.settings, pool=pool(), gpus_per_node=2)
-    assert isinstance(executor, SlurmExecutor) and not executor.logs_in_job_folder
+    assert isinstance(executor, SlurmExecutor)
     handle = start(executor, plan, handles)
+    assert not executor.logs_in_job_folder(handle)  # no container: the wrappers log
     exits = wait_ended(executor, handle)
     assert [(e.exit_code, e.error) for e in exits] == [(0, ""), (0, "")]
     out = Path(version.output)

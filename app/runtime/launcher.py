@@ -152,7 +152,7 @@ def _start_here(ctx: Context, version_id: int) -> None:
                                  executor, logs, may_wait=False)
             if handle is None:
                 return  # its image must be pulled first: the supervisor does it
-            if executor.logs_in_job_folder:
+            if executor.logs_in_job_folder(handle):
                 # The supervisor needs most of a second to start: copy the first output
                 # of rank 0 meanwhile, here (a `docker run` shows it at once).
                 until = time.monotonic() + FIRST_OUTPUT_COPY_SECONDS

@@ -97,14 +97,16 @@ class Executor(ABC):
     """Starts, watches, stops and cleans up the ranks of a version."""
 
     kind: str
-    logs_in_job_folder: bool = False
-    """True when each rank's wrapper writes its log into the job's folder (a container
-    cannot reach Traindeck's own files), for the supervisor to copy into the rank's log;
-    False when the wrappers write the ranks' logs themselves."""
 
     @abstractmethod
     def start(self, plan: LaunchPlan) -> Handle:
         """Start every rank; raise ExecutorError with a user-facing reason on failure."""
+
+    def logs_in_job_folder(self, handle: Handle) -> bool:
+        """True when each rank's wrapper writes its log into the job's folder (a container
+        cannot reach Traindeck's own files), for the supervisor to copy into the rank's
+        log; False when the wrappers write the ranks' logs themselves."""
+        return False
 
     def wait_any(self, handle: Handle, timeout: float) -> None:
         """Return when a rank may have ended, or after `timeout` seconds at most."""

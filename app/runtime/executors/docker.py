@@ -108,7 +108,6 @@ class DockerExecutor(Executor):
     `network`)."""
 
     kind = "docker"
-    logs_in_job_folder = True
 
     def __init__(self, settings: Settings, client: Any = None) -> None:
         self.settings = settings
@@ -322,6 +321,10 @@ class DockerExecutor(Executor):
             raise ExecutorError(f"{name}: the container vanished before it started")
 
     # -- watch ---------------------------------------------------------------------------
+
+    def logs_in_job_folder(self, handle: Handle) -> bool:
+        """Always: a container's rank wrapper writes into the job's folder."""
+        return True
 
     def wait_any(self, handle: Handle, timeout: float) -> None:
         """Return when a rank's container exits, or after `timeout` seconds: the engine's

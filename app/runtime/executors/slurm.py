@@ -441,7 +441,6 @@ class SlurmExecutor(Executor):
         job_id = out.split(";")[0]
         if not job_id.isdigit():
             raise ExecutorError(f"slurm: sbatch said {out!r}, not a job id")
-        self.logs_in_job_folder = job_files is not None
         return {"kind": self.kind, "job_id": job_id, "ranks": len(plan.ranks),
                 "state": str(state), "shared": shared, "partition": self._pool().partition,
                 **({"container": runtime, "statuses": str(job_files)} if job_files else {})}
@@ -545,13 +544,14 @@ class SlurmExecutor(Executor):
         """Nothing to remove: Slurm forgets ended jobs by itself (the tasks file and the
         batch script stay in the version's folder, for a look after the fact)."""
 
+    def logs_in_job_folder(self, handle: Handle) -> bool:
+        """A job run in containers logs into the job's folder, as in Docker."""
+        return bool(handle.get("statuses"))
+
     def adoptable(self, handle: Handle) -> bool:
-        """True when Slurm knows the job, or every rank has recorded how it ended. Asked
-        first of an executor that adopts the job: it takes the job's way of logging (in
-        a container, into the job's folder: `logs_in_job_folder`)."""
+        """True when Slurm knows the job, or every rank has recorded how it ended."""
         if handle.get("kind") != self.kind or not handle.get("job_id"):
             return False
-        self.logs_in_job_folder = bool(handle.get("statuses"))
         return job_state(handle["job_id"]) is not None or all(
             read_status(status_path(_statuses(handle), r)) is not None
             for r in range(handle["ranks"]))

@@ -319,7 +319,7 @@ class Supervisor:
                 self.flags.changed.set()
 
         threading.Thread(target=wait, name="rank-waiter", daemon=True).start()
-        if not executor.logs_in_job_folder:
+        if not executor.logs_in_job_folder(handle):
             return
         for rank, rank_log in sorted(self.logs.items()):
             source = job_log_path(self.ctx.settings, self.version_id, rank)
@@ -412,7 +412,7 @@ class Supervisor:
             thread.join()
         for rank_log in self.logs.values():
             rank_log.finish_partial()
-        if executor.logs_in_job_folder:  # copied: the job's copies only take space now
+        if executor.logs_in_job_folder(handle):  # copied: the job's copies only take space now
             for rank in self.logs:
                 job_log_path(self.ctx.settings, self.version_id, rank).unlink(missing_ok=True)
         self._finish(executor, handle, version, [e for e in exits if e is not None])
