@@ -21,20 +21,15 @@ from app.cli.common import (
 )
 from app.cli.output import format_time, print_json, print_table
 from app.errors import TraindeckError
+from app.formatting import human_bytes
 
 QUIET_SECONDS = 2.0
 """A snapshot that ends sooner shows no progress."""
 
 
-def _size(count: int) -> str:
-    from app.storage import human_bytes
-
-    return human_bytes(count)
-
-
 def _print_created(info: Any, what: str) -> None:
     print(f"{what} {info.dataset} {info.version}: {info.uri} "
-          f"({info.file_count} files, {_size(info.total_bytes)})")
+          f"({info.file_count} files, {human_bytes(info.total_bytes)})")
     for line in info.warnings:
         print(f"warning: {line}", file=sys.stderr)
 
@@ -81,7 +76,7 @@ def cmd_datasets_list(args: argparse.Namespace) -> int:
         args, rows, ["dataset", "versions", "latest", "files", "size", "location", "description"],
         lambda r: (r.name, r.versions, r.latest.version if r.latest else "-",
                    r.latest.file_count if r.latest else "-",
-                   _size(r.latest.total_bytes) if r.latest else "-",
+                   human_bytes(r.latest.total_bytes) if r.latest else "-",
                    r.latest.uri if r.latest else "-", r.description))
 
 
@@ -95,7 +90,7 @@ def cmd_datasets_show(args: argparse.Namespace) -> int:
     print(info.name + (f": {info.description}" if info.description else ""))
     print(f"  created {format_time(info.created)}")
     print_table(["version", "files", "size", "created", "location", "description"],
-                [(v.version, v.file_count, _size(v.total_bytes), format_time(v.created),
+                [(v.version, v.file_count, human_bytes(v.total_bytes), format_time(v.created),
                   v.uri, v.description) for v in info.versions])
     return 0
 
