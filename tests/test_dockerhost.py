@@ -131,9 +131,8 @@ def test_no_engine_gives_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def test_the_version_learnt_is_kept_per_engine_of_the_environment(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With no host in the settings, the SDK reads DOCKER_HOST, and a command run by the
-    command helper brings its caller's: a version learnt from one engine is not taken
-    for another's."""
+    """With no host in the settings, the SDK reads DOCKER_HOST, which may change within a
+    process: a version learnt from one engine is not taken for another's."""
     monkeypatch.setattr(dockerhost, "_api_versions", {})
     engines = [FakeEngine(tmp_path / f"engine-{i}.sock") for i in range(2)]
     for server in engines:

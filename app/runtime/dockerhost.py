@@ -31,7 +31,7 @@ clients skip asking again (one round trip less per submit in a long-lived TUI)."
 
 def _engine_key(host: str | None) -> tuple[str | None, ...]:
     """Which engine a client for `host` reaches: the host, else what the SDK reads from
-    the environment (a command run by the command helper brings its caller's)."""
+    the environment, which may change within a process (tests change it)."""
     if host:
         return (host,)
     return (None, *(os.environ.get(name) for name in ("DOCKER_HOST", "DOCKER_CONTEXT",
