@@ -117,19 +117,6 @@ class TraindeckApp(EarlyKeys):
         """True when the job list may draw its first page before the core is open."""
         return self._given_ctx is None
 
-    @property
-    def _background_screens(self) -> list[Screen[Any]]:
-        """Screens that show through the top one: none under an opaque screen.
-
-        Textual (8.2.8) counts the screen right under the top one as visible whatever the
-        top's background: a job list under the GPUs screen then stayed `is_current` (kept
-        polling) and each of its repaints rewrote the whole top screen on the terminal
-        when nothing had changed. (A private property of App; Textual is pinned.)
-        """
-        if self._screen_stack and self._screen_stack[-1].styles.background.a == 1:
-            return []
-        return super()._background_screens
-
     def get_default_screen(self) -> Screen[Any]:
         """The job list: the first screen, and the one every other screen returns to."""
         return JobsScreen()

@@ -107,11 +107,18 @@ async def test_a_visible_process_is_named_with_its_user(
         sleeper.wait()
 
 
-async def test_over_the_job_list_nothing_is_redrawn_while_nothing_changes(
-        build: DataBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("keys", [["U"], ["U", "question_mark"], ["question_mark"]],
+                         ids=["gpus-over-the-job-list", "help-over-the-gpus",
+                              "help-over-the-job-list"])
+async def test_nothing_is_redrawn_while_nothing_changes(
+        build: DataBuilder, monkeypatch: pytest.MonkeyPatch, keys: list[str]) -> None:
+    """The GPUs screen over the job list, or the help dialog over either: the screens
+    below poll no longer (Textual repaints a screen that shows under a dialog whole on
+    each of its messages), and the top one draws nothing while nothing changes."""
     import app.tui.screens.gpus as gpus_screen
     import app.tui.screens.jobs as jobs_screen
     from app.tui.app import TraindeckApp
+    from app.tui.screens.help import HelpScreen
 
     nvidia_board(build, monkeypatch)
     # Both screens poll ten times a second, so a short wait holds many of their polls.
@@ -121,9 +128,10 @@ async def test_over_the_job_list_nothing_is_redrawn_while_nothing_changes(
     frames: list[str] = []
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        await pilot.press("U")
-        await settle(pilot, rounds=2)
-        assert isinstance(app.screen, GpusScreen)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot, rounds=2)
+        assert isinstance(app.screen, HelpScreen if keys[-1] == "question_mark" else GpusScreen)
         shown = app._display
 
         def display(screen: Any, update: Any) -> None:
@@ -133,5 +141,6 @@ async def test_over_the_job_list_nothing_is_redrawn_while_nothing_changes(
 
         monkeypatch.setattr(app, "_display", display)
         await pilot.pause(1.0)
-        assert app.screen.board is not None  # type: ignore[attr-defined]
+        gpus = [screen for screen in app.screen_stack if isinstance(screen, GpusScreen)]
+        assert all(screen.board is not None for screen in gpus)  # it has polled
     assert frames == []

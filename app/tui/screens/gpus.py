@@ -174,7 +174,7 @@ class GpusScreen(FirstShow, Screen[None]):
     # -- reading ---------------------------------------------------------------------------
 
     def _poll(self) -> None:
-        if self.is_current or self.board is None:
+        if self.is_active or self.board is None:
             self._read(self.ctx)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="gpus-poll")
@@ -196,7 +196,7 @@ class GpusScreen(FirstShow, Screen[None]):
             self.post_message(self.Polled(board, extras=gpu_extras(gpus, own)))
 
     def _poll_slurm(self) -> None:
-        if self.is_current:
+        if self.is_active:
             self._read_slurm(self.ctx)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="gpus-slurm")

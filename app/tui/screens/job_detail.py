@@ -188,7 +188,7 @@ class JobDetailScreen(FirstShow, VersionActionsScreen):
             self.post_message(self.VersionsLoaded(versions))
 
     def _poll(self) -> None:
-        if self.is_current:
+        if self.is_active:
             self._load_versions()
             if self.current is not None and self.current.status in ACTIVE:
                 self._read_detail()

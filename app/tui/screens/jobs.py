@@ -204,7 +204,7 @@ class JobsScreen(FirstShow, Screen[None]):
 
     def _poll(self) -> None:
         ctx = self.ctx
-        if ctx is None or self._loading or not self.is_current:
+        if ctx is None or self._loading or not self.is_active:
             return
         first, count = self._visible_window()
         for index in range(first, first + count):

@@ -195,8 +195,9 @@ class LogPanel(Vertical):
         select.display = len(ranks) > 1
 
     def _tick(self) -> None:
-        """Start one bounded read of new lines, unless one is still under way."""
-        if self._follower is None or self._reading:
+        """Start one bounded read of new lines, unless one is still under way or another
+        screen (a dialog) is over this one."""
+        if self._follower is None or self._reading or not self.screen.is_active:
             return
         self._reading = True
         self._ticks += 1
