@@ -38,6 +38,8 @@ def named(points: list[MetricPoint]) -> list[tuple[str, int, float]]:
     ("the loss: 0.3", [("loss", 0.3)], None),
     ("INFO:root:MASTER_PORT: 33073", [], None),
     ("data: 500 rows, 2 features, classes ['0', '1']", [], None),
+    ("Loss: 0.000883 after 198 batches", [("Loss", 0.000883)], None),  # pytorch/examples
+    ("loss: 0.3 at step 5", [("loss", 0.3)], 5),
     ("training: steps=200 lr=0.1 log_every=10", [("lr", 0.1), ("log_every", 10.0)], None),
     ("loss: 0.31 accuracy: 0.91", [("loss", 0.31), ("accuracy", 0.91)], None),
     ("Epoch 3/10 - loss: 0.3120 - accuracy: 0.9100",
@@ -65,6 +67,7 @@ def test_default_rules_find(line: str, pairs: list[tuple[str, float]], step: int
     "Using device cuda:0 host:8080",  # no space after the colon
     "rank=0 local_rank=0 world_size=2 pid=123 seed=42 port=29500",  # set-up
     "Namespace(lr=0.1, epochs=3)",  # argparse's echo
+    "SignalException: Process 24283 got signal: 15",  # torchrun, stopped
     "loss=nan acc=inf",
     "epoch 3 | step 4",  # steps only
 ])
