@@ -161,7 +161,7 @@ def prepare_spec(
     from app.runtime.executors.slurm import pool_problems
 
     # What a Slurm pool's partition can never give, in the wizard's words
-    # (`app.overview.slurm_pool_problems`).
+    # (`app.machine.slurm_pool_problems`).
     beyond = pool_problems(ctx.settings.pool(res.pool), res.nodes, res.gpus)
     if beyond:
         raise SpecError([FieldError(at, message) for at, message in beyond.items()], source)

@@ -1,4 +1,5 @@
-"""Saved job parameters (templates): list, show, save from a version, edit, delete."""
+"""Saved job parameters (templates): list, show, save from a version, edit, delete, and
+why saved ones can no longer be used as they are."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 from sqlmodel import col, select
 
 from app.context import Context
 from app.errors import ConflictError, FieldError, NotFoundError
 from app.jobs import load_version, save_template, template_body
-from app.specs.rules import validate_spec
+from app.specs.rules import Catalog, validate_spec
 from app.specs.spec import JobSpec, ParamValue, check_name
 from app.store.models import Template, utcnow
 
@@ -134,3 +136,42 @@ def update_template(
         row.updated_at = utcnow()
         session.add(row)
     return get_template(ctx, target)
+
+
+def template_problem(catalog: Catalog, spec: Mapping[str, Any]) -> str:
+    """Why saved job parameters cannot be used as they are ('' when they can).
+
+    Only what can disappear from under a template is checked: the engine, preset algorithm,
+    datasets, resource pool and topics it names, and the spec format itself.
+    """
+    try:
+        job = JobSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "spec"
+        return f"spec no longer valid: {where}: {first['msg']}"
+    problems: list[str] = []
+    algo = job.algorithm
+    if algo.framework is not None:
+        fw = algo.framework
+        if catalog.engine(fw.engine, fw.engine_version) is None:
+            problems.append(f"engine {fw.engine} {fw.engine_version} not in the catalog")
+    elif algo.preset is not None:
+        preset = catalog.preset(algo.preset.name)
+        if preset is None:
+            problems.append(f"preset algorithm {algo.preset.name} not found")
+        elif catalog.engine(preset.engine, preset.engine_version) is None:
+            problems.append(f"engine {preset.engine} {preset.engine_version} "
+                            "not in the catalog")
+    for ref in job.data.datasets or []:
+        known = catalog.has_dataset_version(ref.name, ref.version)
+        if known is None:
+            problems.append(f"dataset {ref.name} not found")
+        elif not known:
+            problems.append(f"dataset {ref.name} has no version {ref.version}")
+    if not catalog.has_pool(job.resources.pool):
+        problems.append(f"resource pool {job.resources.pool} not configured")
+    for sub in job.subscriptions:
+        if not catalog.has_topic(sub.topic):
+            problems.append(f"topic {sub.topic} not configured")
+    return "; ".join(problems)

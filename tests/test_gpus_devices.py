@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from app.context import Context
 from app.jobs import submit
-from app.overview import gpu_board
+from app.machine import gpu_board
 from app.queries import version_info
 from app.runtime.gpus import GpuDevice, allocatable, inventory, whole_gpus
 from app.runtime.plan import build_plan

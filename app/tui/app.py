@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from app.context import Context
     from app.jobs import VersionRef
     from app.notify import Alert
-    from app.overview import Summary
     from app.readmodels import VersionInfo
+    from app.since import Summary
     from app.tui.wizard.choices import TemplateChoice
 
 ALERT_POLL_SECONDS = 2.0
@@ -269,7 +269,7 @@ class TraindeckApp(EarlyKeys):
     def _read_since(self, ctx: Context) -> None:
         """Summarise what changed since the TUI was last open, and mark now as seen."""
         from app.errors import TraindeckError
-        from app.overview import since_last_seen
+        from app.since import since_last_seen
         from app.tui import clock
 
         try:
@@ -288,7 +288,7 @@ class TraindeckApp(EarlyKeys):
         """After the app has closed: remember this moment as seen, let notifications finish."""
         if self.ctx is not None:
             from app.errors import TraindeckError
-            from app.overview import mark_seen
+            from app.since import mark_seen
             from app.tui import clock
 
             # On failure the next start merely reports a little more than needed.

@@ -15,7 +15,7 @@ from tui_data import T0, DataBuilder, sample_job, settle
 
 from app.context import Context
 from app.jobs import save_template, set_status
-from app.overview import last_seen, mark_seen
+from app.since import last_seen, mark_seen
 from app.specs.spec import JobSpec
 from app.store.models import Status, Version
 from app.tui.app import TraindeckApp

@@ -9,7 +9,7 @@ from sqlmodel import col, delete
 from tui_data import NOW, T0, DataBuilder, settle
 from tui_helpers import SECOND_REASON, WAIT_REASON, GpusHost, make_board
 
-from app.overview import gpu_board
+from app.machine import gpu_board
 from app.runtime.gpus import GpuInfo, inventory
 from app.store.models import GpuAllocation
 from app.tui.screens.gpus import GpusScreen, coarse_age, memory_text

@@ -9,7 +9,7 @@ from tui_data import NOW, T0, DataBuilder, settle
 from tui_helpers import SEEN, SinceHost, make_changes
 
 from app.context import Context
-from app.overview import last_seen, mark_seen, since_last_seen, since_summary
+from app.since import last_seen, mark_seen, since_last_seen, since_summary
 from app.store.models import Status
 from app.tui.screens.since import SinceScreen, ago
 

@@ -138,7 +138,7 @@ def compare_gpus(build: DataBuilder, _mp: pytest.MonkeyPatch) -> tuple[App[Any],
 
 
 def since(build: DataBuilder, _mp: pytest.MonkeyPatch) -> tuple[App[Any], RunBefore]:
-    from app.overview import mark_seen
+    from app.since import mark_seen
 
     make_changes(build)
     mark_seen(build.ctx.db, SEEN)

@@ -30,9 +30,9 @@ from app.config import get_settings
 from app.context import Context
 from app.datasets import add_version, create_dataset
 from app.jobs import VersionRef, save_template
-from app.overview import Summary, since_last_seen
 from app.queries import version_info
 from app.registry import create_model
+from app.since import Summary, since_last_seen
 from app.specs.spec import JobSpec
 from app.store.models import (
     Dataset,

@@ -50,7 +50,7 @@ def cmd_gpus(args: argparse.Namespace) -> int:
 
 def cmd_pools(args: argparse.Namespace) -> int:
     from app.config import load_settings
-    from app.overview import slurm_pools
+    from app.machine import slurm_pools
     from app.runtime.gpus import inventory, pool_gpus, whole_gpus
 
     settings = load_settings()

@@ -5,7 +5,7 @@ A worker reads the inventory (NVML or the config) and the allocations every
 nothing to the terminal. A GPU no version holds shows the processes outside Traindeck
 that NVML finds on it (someone's notebook), since the scheduler keeps off a GPU they fill.
 Slurm pools, where configured, show their partitions as the controller reports them
-(`app.overview.slurm_pools`, read in a worker of its own every `SLURM_POLL_SECONDS`).
+(`app.machine.slurm_pools`, read in a worker of its own every `SLURM_POLL_SECONDS`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from app.tui.widgets.gpu_table import GpuTable, SyncRow
 
 if TYPE_CHECKING:
     from app.context import Context
-    from app.overview import GpuBoard, GpuRow, QueuedRow, SlurmPoolRow
+    from app.machine import GpuBoard, GpuRow, QueuedRow, SlurmPoolRow
     from app.runtime.gpus import GpuInfo
 
 POLL_SECONDS = 2.0
@@ -181,7 +181,7 @@ class GpusScreen(FirstShow, Screen[None]):
     def _read(self, ctx: Context) -> None:
         """Read the inventory, the allocations and the queue."""
         from app.errors import TraindeckError
-        from app.overview import gpu_board
+        from app.machine import gpu_board
         from app.runtime.gpus import inventory, whole_gpus
         from app.runtime.scheduler import own_pids
 
@@ -202,7 +202,7 @@ class GpusScreen(FirstShow, Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="gpus-slurm")
     def _read_slurm(self, ctx: Context) -> None:
         """Ask each Slurm pool's controller for its partition (`sinfo`, `squeue`)."""
-        from app.overview import slurm_pools
+        from app.machine import slurm_pools
 
         rows = slurm_pools(ctx.settings)
         if not get_current_worker().is_cancelled:

@@ -1,6 +1,6 @@
 """"Since you left": what finished, failed, stopped or started while the TUI was closed.
 
-The app computes the summary at start-up (`app.overview.since_last_seen`, in a worker)
+The app computes the summary at start-up (`app.since.since_last_seen`, in a worker)
 and opens this modal only when there is something to say.
 """
 
@@ -25,7 +25,7 @@ from app.tui.widgets.key_table import KeyTable
 from app.tui.widgets.status import STATUS_GLYPHS
 
 if TYPE_CHECKING:
-    from app.overview import SinceItem, Summary
+    from app.since import SinceItem, Summary
 
 COUNT_LABELS = {"succeeded": "succeeded", "failed": "failed", "stopped": "stopped",
                 "started": "started"}

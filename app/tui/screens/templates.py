@@ -60,8 +60,7 @@ class TemplateRow:
 
 def read_templates(ctx: Context) -> list[TemplateRow]:
     """Every template with its catalog check (blocking: call from a worker)."""
-    from app.overview import template_problem
-    from app.templates import list_templates
+    from app.templates import list_templates, template_problem
 
     catalog = ctx.catalog
     return [

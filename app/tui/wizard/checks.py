@@ -18,7 +18,7 @@ from sqlmodel import select
 from app.context import Context
 from app.errors import FieldError, SpecError, TraindeckError
 from app.jobs import modified_spec, prepare_spec, spec_diff
-from app.overview import slurm_pool_problems
+from app.machine import slurm_pool_problems
 from app.specs.rules import validate_spec
 from app.specs.spec import JobSpec
 from app.store.models import Job, Template

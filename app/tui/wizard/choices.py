@@ -21,10 +21,10 @@ from app.catalog import preset_info, unavailable_reason
 from app.config import data_dir
 from app.context import Context
 from app.jobs import default_locations, load_version
-from app.overview import SlurmPoolRow, slurm_pools, template_problem
+from app.machine import SlurmPoolRow, slurm_pools
 from app.specs.rules import PresetInfo
 from app.store.models import Dataset, DatasetVersion, Job, PresetAlgorithm, version_label
-from app.templates import list_templates
+from app.templates import list_templates, template_problem
 
 
 @dataclass(frozen=True)
