@@ -116,6 +116,37 @@ def test_the_docker_executor_fails_a_start_with_the_pull_failure(
     assert not engine.containers.list(all=True, filters={"name": "traindeck-h6-pullfail"})
 
 
+def test_a_missing_image_traindeck_can_build_is_named_with_the_command_that_builds_it(
+        engine: Any, home: Path) -> None:
+    from app.runtime.executors.base import LaunchPlan, RankPlan
+
+    # As pytorch 2.13's image is: a local build only, no registry serves it.
+    settings = Settings(engines=[EngineSettings(name="pytorch", version="2.13", image=MISSING,
+                                                local_image=MISSING)])
+    plan = LaunchPlan(job="demo", version="V001", version_id=1, image=MISSING, workdir="/",
+                      mounts=[], ranks=[RankPlan(0, ["true"], {}, "traindeck-h6-hint")],
+                      user=(os.getuid(), os.getgid()))
+    with pytest.raises(ExecutorError) as failed:
+        DockerExecutor(settings, engine).prepare(plan, None, may_wait=True)
+    assert str(failed.value).startswith(f"image {MISSING}: pull failed: ")
+    assert str(failed.value).endswith("; build it here with `traindeck images build pytorch`")
+
+
+def test_the_ranks_are_told_the_image_they_run_in(engine: Any, home: Path) -> None:
+    """The local build replaces the official image: the ranks' messages and their
+    requirements cache name the one that runs."""
+    from app.runtime.executors.base import LaunchPlan, RankPlan
+
+    settings = Settings(engines=[python_engine("python:3.11-slim", LOCAL)])
+    plan = LaunchPlan(job="demo", version="V001", version_id=1, image="python:3.11-slim",
+                      workdir="/", mounts=[], user=(os.getuid(), os.getgid()),
+                      ranks=[RankPlan(0, ["true"], {"TRAINDECK_IMAGE": "python:3.11-slim"},
+                                      "traindeck-h6-told")])
+    prepared = DockerExecutor(settings, engine).prepare(plan, None, may_wait=True)
+    assert prepared is not None and prepared.image == LOCAL
+    assert prepared.ranks[0].env["TRAINDECK_IMAGE"] == LOCAL
+
+
 @pytest.fixture
 def project(make_project: Any) -> Project:
     return make_project()

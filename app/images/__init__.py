@@ -100,6 +100,14 @@ def image_for(client: Any, settings: Settings, image: str) -> str:
     return image
 
 
+def build_hint(settings: Settings, image: str) -> str:
+    """`; build it here with ...` when `image` belongs to an engine Traindeck can build a
+    local image for (no registry needed), else nothing."""
+    engines = sorted({e.name for e in settings.engines
+                      if image in (e.image, e.local_image) and e.name in RECIPES})
+    return f"; build it here with `traindeck images build {engines[0]}`" if engines else ""
+
+
 def pull_problem(client: Any, image: str) -> str | None:
     """Why `image` cannot be pulled (the engine's words), or None when its registry
     knows it. Waits PROBE_SECONDS at most: a submit never hangs on a registry."""

@@ -52,7 +52,7 @@ def _image_warnings(ctx: Any, image: str | None) -> list[str]:
     """What a Docker version's start will have to do, or cannot, about its image."""
     if image is None:
         return []
-    from app.images import image_for, image_present, pull_problem
+    from app.images import build_hint, image_for, image_present, pull_problem
     from app.runtime.dockerhost import reachable_client
 
     client = reachable_client(ctx.settings)
@@ -66,8 +66,8 @@ def _image_warnings(ctx: Any, image: str | None) -> list[str]:
     finally:
         client.close()
     if problem:
-        return [f"image {image} is not on this machine and cannot be pulled ({problem}); "
-                "build it with `traindeck images build ENGINE`, or use runtime local"]
+        return [f"image {image} is not on this machine and cannot be pulled ({problem})"
+                f"{build_hint(ctx.settings, image)}; or use runtime local"]
     return [f"image {image} is not on this machine: it is pulled when the version starts"]
 
 

@@ -172,7 +172,7 @@ class DockerExecutor(Executor):
         first when missing, with progress lines to `note`; None when it is missing and
         the caller may not wait for a pull (the process that submits leaves it to the
         version's supervisor). ExecutorError with the engine's words when it cannot be."""
-        from app.images import ImageError, image_for, image_present
+        from app.images import ImageError, build_hint, image_for, image_present
 
         if not plan.image:
             raise ExecutorError("runtime docker needs an image")
@@ -184,13 +184,17 @@ class DockerExecutor(Executor):
                     return None
                 self._pull(client, image, plan.state_dir, note)
         except ImageError as exc:
-            raise ExecutorError(str(exc)) from exc
+            raise ExecutorError(f"{exc}{build_hint(self.settings, image)}") from exc
         except Exception as exc:
             err = _as_executor_error(exc)
             if err is None:
                 raise
             raise err from exc
-        return plan if image == plan.image else dataclasses.replace(plan, image=image)
+        if image == plan.image:
+            return plan
+        ranks = [dataclasses.replace(rank, env={**rank.env, "TRAINDECK_IMAGE": image})
+                 for rank in plan.ranks]  # what the ranks' messages name, and their cache key
+        return dataclasses.replace(plan, image=image, ranks=ranks)
 
     def _pull(self, client: Any, image: str, state: str,
               note: Callable[[str], None] | None) -> None:
