@@ -332,3 +332,16 @@ def test_a_cold_comparison_has_the_gpu_rows_and_code_changes(
     assert gpu_rows == [["GPU", "memory", "peak", "(MiB)", "1201", "-", "-"],
                         ["GPU", "utilisation", "mean", "(%)", "46.2", "-", "-"]]
     assert "code of V004 differs from V001's: helper.py (added)" in out
+
+
+@pytest.mark.parametrize("cold", [True, False], ids=["cold", "core"])
+def test_the_tail_of_several_ranks_is_the_versions_last_lines_in_time_order(
+        populated: Context, monkeypatch: pytest.MonkeyPatch, cold: bool) -> None:
+    if not cold:
+        monkeypatch.setattr(read_commands, "_cold", lambda read: None)
+    _log(populated, "beta", "V001", 0, ["a0", "a1", "a2"])  # line i at T0 + i s in both
+    _log(populated, "beta", "V001", 1, ["b0", "b1", "b2"])
+    code, out = run_cli("logs", "beta", "--tail", "3")
+    assert code == 0, out
+    assert out.splitlines() == ["[rank 1] b1", "[rank 0] a2", "[rank 1] b2"]
+    assert run_cli("logs", "beta", "--tail", "0")[1] == ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,7 +51,7 @@ def print_logs(
     ctx: Context, job: str, label: str | None, *, rank: int | None = None,
     follow: bool = False, tail_lines: int | None = None, raw: bool = False,
 ) -> int:
-    """Print the logs (all of them, or the last `tail_lines` of each rank); with
+    """Print the logs (all of them, or the last `tail_lines` of all ranks); with
     `follow`, keep printing until the version ends. `raw`: control characters as they are."""
     from app.lifecycle import load_version
     from app.runtime.plan import rank_count
@@ -94,16 +95,21 @@ def print_rank_logs(
         raise NotFoundError(f"--rank: {job} has ranks 0..{count - 1}")
     known = dict(list_rank_logs(log_dir))
     followers: list[tuple[str, LogFollower]] = []
+    tails: list[tuple[str, int, int, str]] = []  # (time stamp, rank, line number, line)
     for r in ranks:
         path = known.get(r, log_dir / f"rank-{r}.log")
         prefix = f"[rank {r}] " if len(ranks) > 1 else ""
         if tail_lines is not None and path.exists():
             lines, offset = tail(path, tail_lines, include_partial=not follow)
             follower = LogFollower(path, offset)
-            _emit(lines, prefix, raw)
+            tails += [(split_timestamp(line)[0] or "", r, i, line) for i, line in enumerate(lines)]
         else:
             follower = LogFollower(path, 0)
             # Without follow, a line still being written is shown too: it is the end.
             _drain(follower, prefix, raw, final=not follow)
         followers.append((prefix, follower))
+    # The version's last lines, whichever rank wrote them, in the order they were written.
+    last = sorted(tails) if len(ranks) > 1 else tails
+    for r, lines in groupby(last[len(last) - (tail_lines or 0):], key=lambda t: t[1]):
+        _emit([line for *_, line in lines], f"[rank {r}] " if len(ranks) > 1 else "", raw)
     return followers
