@@ -231,8 +231,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rows += [[title, *map(format_value, values)]
              for title, values in gpu_compare_rows(gpus, result.version_ids)]
     print_table(["", *result.versions], rows)
-    if not args.all and len(names) < len(result.parameter_names):
-        print(f"({len(result.parameter_names) - len(names)} equal parameters hidden; --all)")
+    if any(result.best[name] for name in result.metric_names):
+        print("* the best value of a metric")
+    hidden = len(result.parameter_names) - len(names)
+    if not args.all and hidden:
+        print(f"({hidden} equal parameter{'s' if hidden != 1 else ''} hidden; --all shows them)")
     for label, changed in changes.items():
         files = ", ".join(f"{path} ({change})" for path, change in changed[:10])
         more = f" and {len(changed) - 10} more" if len(changed) > 10 else ""
