@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from fake_nvml import NVML_ERROR_DRIVER_NOT_LOADED, FakeNvml, install
 from sqlmodel import col, delete
+from textual.widgets import Static
 from tui_data import NOW, T0, DataBuilder, settle
 from tui_helpers import SECOND_REASON, WAIT_REASON, GpusHost, make_board
 
+from app.context import Context
 from app.machine import gpu_board
 from app.runtime.gpus import GpuInfo, inventory
 from app.store.models import GpuAllocation
@@ -94,3 +98,13 @@ async def test_enter_on_queue_opens_that_job(build: DataBuilder) -> None:
         assert screen._target() == ("demo", "V001")
         await pilot.press("j")
         assert screen._target() is None  # a free GPU has no job to open
+
+
+async def test_a_machine_without_gpus_says_none_were_found(
+        build: DataBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
+    install(monkeypatch, FakeNvml(init_error=NVML_ERROR_DRIVER_NOT_LOADED))
+    ctx = Context(build.ctx.settings.model_copy(update={"gpus": None}), build.ctx.db)
+    app = GpusHost(ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, rounds=2)
+        assert str(app.screen.query_one("#gpus-title", Static).render()) == "GPUs — none found"

@@ -60,8 +60,7 @@ QUEUE_COLUMNS: list[tuple[str, str, int | None]] = [
     ("position", "#", 3), ("version", "Version", 22), ("pool", "Pool", 12),
     ("gpus", "GPUs", 4), ("waited", "Waited", 8), ("reason", "Reason", 54),
 ]
-SOURCES = {"nvml": "read from the NVIDIA driver", "config": "declared in the config",
-           "none": "none found"}
+SOURCES = {"nvml": "read from the NVIDIA driver", "config": "declared in the config"}
 
 
 def coarse_age(since: datetime | None, now: datetime) -> str:
@@ -253,7 +252,8 @@ class GpusScreen(FirstShow, Screen[None]):
             [self._queue_row(item, now) for item in board.queue], force=force)
         held = sum(1 for gpu in board.gpus if gpu.holder and gpu.present)
         present = sum(1 for gpu in board.gpus if gpu.present)
-        gpus = f"{present} GPU{'s' if present != 1 else ''} {SOURCES.get(board.source, '')}"
+        gpus = ("none found" if board.source == "none" else
+                f"{present} GPU{'s' if present != 1 else ''} {SOURCES.get(board.source, '')}")
         if present:
             gpus += f"  ·  {held} in use  ·  {present - held} free"
             others = sum(1 for gpu in board.gpus if not gpu.holder
