@@ -98,6 +98,11 @@ def format_value(value: Any, missing: str = "—") -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def shorten(text: str, width: int) -> str:
+    """`text` cut to `width` characters, the last an ellipsis when it was longer."""
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def format_duration(seconds: float | None, missing: str = "—") -> str:
     """`45s`, `12m 03s`, `3h 04m`, `2d 05h`: coarser as it grows (fewer redraws)."""
     if seconds is None:

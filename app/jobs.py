@@ -29,6 +29,7 @@ from app.lifecycle import (
     set_status,
     version_paths,
 )
+from app.readmodels import leaf_fields
 from app.specs.rules import validate_spec
 from app.specs.spec import (
     PARAM_NAME_PATTERN,
@@ -476,15 +477,7 @@ def modify(
 
 def spec_diff(old: JobSpec, new: JobSpec) -> list[tuple[str, Any, Any]]:
     """Every leaf field that differs, as `(dotted.path, old, new)`; missing is None."""
-    def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-        if isinstance(data, dict):
-            out: dict[str, Any] = {}
-            for key, value in data.items():
-                out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-            return out
-        return {prefix: data}
-
-    a, b = flatten(old.to_dict()), flatten(new.to_dict())
+    a, b = leaf_fields(old.to_dict()), leaf_fields(new.to_dict())
     return [(k, a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from app.logs import LogFollower
-from app.readmodels import Comparison, VersionInfo
+from app.readmodels import Comparison, VersionInfo, leaf_fields
 
 log = logging.getLogger(__name__)
 
@@ -427,9 +427,15 @@ def compare_versions(job_name: str, versions: list[VersionInfo]) -> Comparison:
     metrics = {name: [v.metrics.get(name) for v in versions] for name in metric_names}
     goals: dict[str, str] = {name: metric_goal(name) for name in metric_names}
     best = {name: best_indices(metrics[name], metric_goal(name)) for name in metric_names}
+    specs = [leaf_fields({k: x for k, x in v.spec.items() if k != "parameters"})
+             for v in versions]
+    fields = {path: [spec.get(path) for spec in specs]
+              for path in sorted({path for spec in specs for path in spec})}
+    spec_changes = {path: values for path, values in fields.items()
+                    if len({json.dumps(x, default=str) for x in values}) > 1}
     return Comparison(
         job=job_name, versions=[v.version for v in versions], version_ids=[v.id for v in versions],
         statuses=[v.status for v in versions], parameter_names=param_names, differing=differing,
         parameters=parameters, metric_names=metric_names, metrics=metrics, best=best,
-        goals=goals, reasons=[v.reason for v in versions],
+        goals=goals, reasons=[v.reason for v in versions], spec_changes=spec_changes,
     )

@@ -195,6 +195,9 @@ class Comparison:
     goals: dict[str, str]
     reasons: list[str] = field(default_factory=list)
     """Why each version is in its status (a failure's cause), or ''."""
+    spec_changes: dict[str, list[Any]] = field(default_factory=dict)
+    """The other fields of the spec that differ between the versions (the command, the
+    environment, resources...), by dotted path; None where a version has no such field."""
 
     def to_dict(self) -> dict[str, Any]:
         """For `--json`: per metric, the labels of the versions with the best value."""
@@ -203,6 +206,16 @@ class Comparison:
             name: [self.versions[i] for i in indices] for name, indices in self.best.items()
         }
         return data
+
+
+def leaf_fields(data: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping (a spec) as its leaf values by dotted path (`resources.gpus`)."""
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(leaf_fields(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
 
 
 def gpu_summary_of(rows: Iterable[tuple[int, str, float, float, int]]

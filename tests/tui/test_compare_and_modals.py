@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from rich.text import Text
 from textual.pilot import Pilot
-from tui_data import DataBuilder, sample_job, settle
+from tui_data import DataBuilder, no_launch, sample_job, settle
 
 import app.queries
+from app.jobs import modify
 from app.tui.app import TraindeckApp
 from app.tui.screens.compare import CompareScreen
 from app.tui.screens.confirm import ConfirmScreen
@@ -58,6 +59,26 @@ async def test_compare_marks_best_and_toggles_parameters(build: DataBuilder) -> 
         await pilot.press("a")
         await settle(pilot, rounds=2)
         assert "param-train_steps" not in row_keys(table)
+
+
+async def test_compare_shows_the_other_spec_fields_that_differ(build: DataBuilder) -> None:
+    """V002 changed its parameters only; V004 changes its command's environment and
+    resources, which show below the parameters (equal fields do not)."""
+    sample_job(build)
+    raw = build.spec("digits-baseline", description="first try", env={"OMP_NUM_THREADS": "2"},
+                     resources={"pool": "public", "gpus": 0, "nodes": 1, "runtime": "local",
+                                "cpus": 2})
+    modify(build.ctx, "digits-baseline", "V002", raw=raw, base_dir=build.base,
+           launcher=no_launch)
+    app = TraindeckApp(build.ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_compare(pilot, ["V001", "V002", "V004"])
+        table = screen.query_one("#compare-table", KeyTable)
+        spec_rows = [k for k in row_keys(table) if k.startswith("spec-")]
+        assert spec_rows == ["spec-env.OMP_NUM_THREADS", "spec-resources.cpus"]
+        assert [str(cell) for cell in table.get_row("spec-env.OMP_NUM_THREADS")] == [
+            "  env.OMP_NUM_THREADS", "—", "—", "2"]
+        assert row_keys(table).index("section-spec") < row_keys(table).index("section-metrics")
 
 
 async def test_compare_picks_metrics_with_n_and_p(build: DataBuilder) -> None:

@@ -20,7 +20,12 @@ from typing import Any, TypeVar
 
 from app.cli.common import EXIT_ERROR, AddCommand, count, job_args, open_core, print_records
 from app.cli.output import format_duration, format_time, format_value, print_json, print_table
-from app.formatting import describe_code, describe_devices, describe_resource_limits
+from app.formatting import (
+    describe_code,
+    describe_devices,
+    describe_resource_limits,
+    shorten,
+)
 from app.readmodels import (
     ACTIVE_STATUS_VALUES,
     DEFAULT_DESCENDING,
@@ -160,10 +165,6 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
 def _code_changes(snapshots: dict[str, Any], labels: list[str]
                   ) -> dict[str, Sequence[tuple[str, str]]]:
     """How each version's code (`snapshots` by label) differs from the first one's: label
@@ -220,10 +221,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     names = result.parameter_names if args.all else result.differing
     rows: list[list[str]] = [["status", *result.statuses]]
     if any(status == "failed" for status in result.statuses):
-        rows.append(["reason", *(_cut(reason, 40) if status == "failed" else ""
+        rows.append(["reason", *(shorten(reason, 40) if status == "failed" else ""
                                  for status, reason in zip(result.statuses, result.reasons,
                                                            strict=True))])
     rows += [[f"param {n}", *map(format_value, result.parameters[n])] for n in names]
+    rows += [[f"spec {path}", *(shorten(format_value(x), 40) for x in values)]
+             for path, values in result.spec_changes.items()]
     for name in result.metric_names:
         best = result.best[name]
         rows.append([name, *(format_value(x) + (" *" if i in best else "")

@@ -28,6 +28,7 @@ from textual.widgets import DataTable, Header, Static
 from textual.widgets.data_table import RowKey
 from textual.worker import get_current_worker
 
+from app.formatting import shorten
 from app.tui.screens.first_show import FirstShow
 from app.tui.widgets.footer import KeyFooter
 from app.tui.widgets.formatting import format_value
@@ -264,6 +265,12 @@ class CompareScreen(FirstShow, Screen[None]):
             table.add_row(Text(f"  {name}", style="bold" if differs else ""),
                           *[Text(c, style="" if differs else "dim") for c in cells],
                           key=f"param-{name}")
+        if comparison.spec_changes:
+            table.add_row(self._section("Spec — other fields that differ"),
+                          *([""] * len(comparison.versions)), key="section-spec")
+        for path, values in comparison.spec_changes.items():
+            table.add_row(Text(f"  {path}"), *(shorten(format_value(v), 40) for v in values),
+                          key=f"spec-{path}")
         table.add_row(self._section("Final metrics (★ best)"),
                       *([""] * len(comparison.versions)), key="section-metrics")
         if not comparison.metric_names:
