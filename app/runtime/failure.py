@@ -100,11 +100,3 @@ def error_line(log_paths: Sequence[Path], max_bytes: int = TAIL_BYTES) -> str | 
             return line
     return None
 
-
-def failure_reason(log_paths: Sequence[Path], exit_code: int | None) -> str:
-    """``exit code 2: train.py: error: unrecognized arguments: --data_url=/x/``: the exit
-    code and the logs' last meaningful error line (see ``error_line``); only the exit code
-    when no log has one."""
-    head = f"exit code {exit_code}"
-    line = error_line(log_paths)
-    return f"{head}: {line}" if line else head
