@@ -1,4 +1,4 @@
-"""Tests for app.logs on real files: writing, tailing, following and searching job logs."""
+"""Tests for app.logs on real files: writing, tailing and following job logs."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from app.logs import (
     LogWriter,
     StampFormatter,
     format_timestamp,
-    grep,
     list_rank_logs,
     parse_timestamp,
     rank_log_path,
@@ -264,24 +263,6 @@ def test_follower_truncation_and_replacement(tmp_path: Path) -> None:
     assert follower.read_new() == []
     path.write_bytes(b"again\n")
     assert follower.read_new() == ["again"]
-
-
-def test_grep(tmp_path: Path) -> None:
-    path = tmp_path / "rank-0.log"
-    assert grep(path, "x") == []
-    lines = [f"2026-11-23T13:45:00.123Z step {i}" for i in range(3000)]
-    lines[5] += " ERROR: boom"
-    lines[2000] += " cuda error\r"
-    lines[2999] += " Error at the end"
-    path.write_text("\n".join(lines))  # no final newline: the last line counts too
-    hits = grep(path, "error", block_size=1000)
-    assert [n for n, _ in hits] == [6, 2001, 3000]
-    assert hits[1][1] == "2026-11-23T13:45:00.123Z step 2000 cuda error"
-    assert grep(path, "ERROR", max_hits=2) == hits[:2]
-    assert grep(path, "") == []
-    assert len(grep(path, "step 1", max_hits=10_000)) == 1111
-    path.write_text("Grüße aus KÖLN\nnothing\n", encoding="utf-8")
-    assert grep(path, "köln") == [(1, "Grüße aus KÖLN")]
 
 
 def test_stamp_formatter_shows_local_time_of_day_utc_or_nothing(
