@@ -13,7 +13,7 @@ import re
 import stat
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -56,17 +56,6 @@ def format_timestamp(when: float) -> str:
     millis = int(when * 1000)
     seconds, ms = divmod(millis, 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
-
-
-def parse_timestamp(stamp: str) -> datetime:
-    """Parse a stamp as written in log files into an aware UTC datetime.
-
-    Raises ValueError when the text is not such a stamp.
-    """
-    if not _STAMP.fullmatch(stamp + " "):
-        raise ValueError(f"not a log timestamp: {stamp!r}")
-    # fromisoformat keeps at most microseconds; Docker's nanoseconds are truncated.
-    return datetime.fromisoformat(stamp).astimezone(timezone.utc)  # noqa: UP017 (3.8)
 
 
 def split_timestamp(line: str) -> tuple[str | None, str]:
