@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlmodel import SQLModel
 
 from app.context import Context
-from app.jobs import set_status
+from app.jobs import VersionRef, create_version, modified_spec, set_status
 from app.store.db import Database
 from app.store.models import Status
 
@@ -47,6 +47,14 @@ def instant_launcher(ctx: Context, version_id: int) -> None:
     """
     set_status(ctx, version_id, Status.RUNNING)
     set_status(ctx, version_id, Status.SUCCEEDED, exit_code=0)
+
+
+def new_version(ctx: Context, job: str, parent: str, sets: dict[str, Any],
+                base_dir: Path | None = None) -> VersionRef:
+    """A version of `job` made from `parent` with run parameters set (as `traindeck modify
+    --set` makes it), launched by `noop_launcher`."""
+    _, spec, parent_id = modified_spec(ctx, job, parent, sets, base_dir=base_dir)
+    return create_version(ctx, job, spec, parent_id, launcher=noop_launcher)
 
 
 def count_rows(db: Database) -> dict[str, int]:
