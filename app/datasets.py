@@ -100,13 +100,13 @@ class Manifest:
         return describe_skipped(scan_names(self.files), self.uri)
 
 
-def take_manifest(settings: Any, uri: str, *, endpoints: Any = None) -> Manifest:
+def take_manifest(settings: Any, uri: str) -> Manifest:
     """List a local folder (sizes and mtimes; no hashes) or an object-storage prefix
     (ETags, and VersionIds when the bucket is versioned); StorageError/OSError on failure."""
     manifest = Manifest(uri)
     if is_remote(uri):
         location = S3Location.parse(uri)
-        client = client_for(uri, settings, endpoints=endpoints)
+        client = client_for(uri, settings)
         objects = list_objects(client, location)
         versions = _version_ids(client, location) if objects else {}
         for obj in objects:
