@@ -276,13 +276,13 @@ def theme_colour(app: App[Any] | None, variable: str, default: str) -> str:
 _THEME_LINE = re.compile(r"^theme[ \t]*:.*$", re.MULTILINE)
 
 
-def remember_theme(name: str, path: Path | None = None) -> Path:
+def remember_theme(name: str) -> Path:
     """Write `theme: <name>` into the config file, keeping every other line as it is.
 
     The file is replaced atomically (a temporary file renamed over it), so a crash never
     leaves half a config. Returns the file written. Raises ConfigError on failure.
     """
-    target = path or config_file()
+    target = config_file()
     line = f"theme: {name}"
     try:
         plain = yaml.safe_load(line) == {"theme": name}
