@@ -366,10 +366,9 @@ def _already_sent(db: Database, version_id: int, prefix: str) -> bool:
     return any(m.startswith(prefix) for m in messages)
 
 
-def _record(db: Database, version_id: int, message: str, kind: str = NOTIFICATION_KIND
-            ) -> None:
+def _record(db: Database, version_id: int, message: str) -> None:
     with db.write() as session:
-        session.add(Event(version_id=version_id, kind=kind, message=message))
+        session.add(Event(version_id=version_id, kind=NOTIFICATION_KIND, message=message))
 
 
 def notify_status(ctx: Context, version_id: int, status: Status | str,
