@@ -466,16 +466,14 @@ def wait_for_notifications(timeout: float | None = 120.0) -> bool:
         return not _pending
 
 
-def send_topic_test(ctx: Context, name: str, *, retry_delays: Sequence[float] | None = None
-               ) -> Delivery:
+def send_topic_test(ctx: Context, name: str) -> Delivery:
     """Send a test message to every URL of topic `name`."""
     entry = ctx.settings.topic(name)
     if entry is None:
         raise NotFoundError(f"topic {name!r} not found")
     title = f"[traindeck] test of topic {name}"
     body = f"A test message from Traindeck on {socket.gethostname()}."
-    delays = RETRY_DELAYS if retry_delays is None else tuple(retry_delays)
-    return deliver(name, entry.urls, "test", title, body, Status.RUNNING.value, delays)
+    return deliver(name, entry.urls, "test", title, body, Status.RUNNING.value)
 
 
 # ------------------------------------------------------------------------------ for the TUI
