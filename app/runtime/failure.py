@@ -38,11 +38,11 @@ _SPACES = re.compile(r"\s+")
 _WORKER_MARK = re.compile(r"\[[A-Za-z]+\d+\]:[ \t]?")
 
 
-def _tail_lines(path: Path, max_bytes: int) -> list[str]:
+def _tail_lines(path: Path) -> list[str]:
     """The texts (stamps removed) of the last lines of a log; none if it cannot be read."""
     try:
         with open(path, "rb") as f:
-            lines, _ = tail_file(f, TAIL_LINES, include_partial=True, max_bytes=max_bytes)
+            lines, _ = tail_file(f, TAIL_LINES, include_partial=True, max_bytes=TAIL_BYTES)
     except OSError:
         return []
     texts = [split_timestamp(line)[1] for line in lines]
@@ -88,11 +88,11 @@ def find_error_line(lines: Sequence[str]) -> str | None:
     return strong or weak
 
 
-def error_line(log_paths: Sequence[Path], max_bytes: int = TAIL_BYTES) -> str | None:
+def error_line(log_paths: Sequence[Path]) -> str | None:
     """The last meaningful error line of the first log that has one (see
     ``find_error_line``), as one line of at most ``MAX_REASON_CHARS`` characters."""
     for path in log_paths:
-        line = find_error_line(_tail_lines(Path(path), max_bytes))
+        line = find_error_line(_tail_lines(Path(path)))
         if line:
             line = _SPACES.sub(" ", line).strip()
             if len(line) > MAX_REASON_CHARS:
