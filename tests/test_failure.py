@@ -107,7 +107,6 @@ def test_no_error_line_keeps_the_exit_code(tmp_path: Path) -> None:
     log, code = run_into_log(tmp_path, "import sys\nprint('loss: 0.3')\nsys.exit(4)\n")
     assert failure_reason(log, code) == "exit code 4"
     assert failure_reason(tmp_path / "missing.log", 1) == "exit code 1"
-    assert error_line([]) is None
 
 
 def test_only_the_tail_is_read_and_the_line_is_bounded(tmp_path: Path) -> None:
@@ -161,4 +160,4 @@ def test_outcome_names_the_failed_ranks_line(tmp_path: Path) -> None:
 def test_lines_on_their_own(tmp_path: Path, text: str, found: str | None) -> None:
     path = tmp_path / "rank-0.log"
     path.write_text(text)
-    assert error_line([path]) == found
+    assert error_line(path) == found

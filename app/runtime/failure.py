@@ -88,15 +88,11 @@ def find_error_line(lines: Sequence[str]) -> str | None:
     return strong or weak
 
 
-def error_line(log_paths: Sequence[Path]) -> str | None:
-    """The last meaningful error line of the first log that has one (see
-    ``find_error_line``), as one line of at most ``MAX_REASON_CHARS`` characters."""
-    for path in log_paths:
-        line = find_error_line(_tail_lines(Path(path)))
-        if line:
-            line = _SPACES.sub(" ", line).strip()
-            if len(line) > MAX_REASON_CHARS:
-                line = line[: MAX_REASON_CHARS - 1] + "…"
-            return line
-    return None
-
+def error_line(log_path: Path) -> str | None:
+    """The last meaningful error line of a log (see ``find_error_line``), as one line of
+    at most ``MAX_REASON_CHARS`` characters."""
+    line = find_error_line(_tail_lines(log_path))
+    if not line:
+        return None
+    line = _SPACES.sub(" ", line).strip()
+    return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 1] + "…"
