@@ -110,7 +110,6 @@ class UploadResult:
     uri: str
     files: int = 0
     bytes: int = 0
-    unchanged: int = 0
     seconds: float = 0.0
     links: list[str] = field(default_factory=list)
     """Symbolic links found (relative paths): never followed, never uploaded."""
@@ -447,7 +446,6 @@ def upload_dir(
             continue  # vanished while walking
         state = (info.st_size, info.st_mtime_ns)
         if seen is not None and seen.get(relative) == state:
-            result.unchanged += 1
             continue
         todo.append((path, relative, state))
     jobs = [("up", location.bucket, location.key(rel), str(path), state[0])
