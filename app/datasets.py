@@ -30,13 +30,13 @@ from sqlmodel import Session, col, select
 
 from app.context import Context
 from app.errors import ConflictError, FieldError, NotFoundError, TraindeckError
+from app.formatting import human_bytes
 from app.specs.spec import check_name, is_remote
 from app.storage import (
     Pin,
     S3Location,
     StorageError,
     client_for,
-    human_bytes,
     list_objects,
     scan_names,
 )

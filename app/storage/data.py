@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.formatting import human_bytes
 from app.specs.spec import is_remote
 from app.storage.client import client_for
 from app.storage.errors import DataError, StorageError, TransferCancelled
@@ -34,7 +35,6 @@ from app.storage.progress import (
     ProgressFn,
     ProgressLog,
     TransferFile,
-    human_bytes,
     transfer_path,
 )
 from app.storage.transfer import (

@@ -318,7 +318,7 @@ def stage_in(
         raise storage_error(exc, location.uri, local=str(dest_dir)) from exc
     if total > free:
         shutil.rmtree(dest_dir, ignore_errors=True)
-        from app.storage.progress import human_bytes
+        from app.formatting import human_bytes
 
         raise StorageError(f"disk full while staging {location.uri}: it needs "
                            f"{human_bytes(total)} and {dest_dir.parent} has "
