@@ -32,7 +32,6 @@ from app.storage.data import (
     prepare_data,
     remote_log_uri,
     sync_logs,
-    upload_logs,
     upload_output,
 )
 from app.storage.errors import DataError, StorageError, TransferCancelled
@@ -96,7 +95,6 @@ __all__ = [
     "sync_logs",
     "transfer_path",
     "upload_dir",
-    "upload_logs",
     "upload_output",
     "write_transfer",
 ]
