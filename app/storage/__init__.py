@@ -16,14 +16,10 @@ from app.storage.client import (
     Endpoint,
     S3Location,
     client_for,
-    endpoint_for,
-    endpoints_of,
     make_client,
     storage_error,
 )
 from app.storage.data import (
-    NO_USABLE_FILES,
-    FinalizeResult,
     LogSyncer,
     data_ready,
     finalize_outputs,
@@ -35,9 +31,8 @@ from app.storage.data import (
     upload_output,
 )
 from app.storage.errors import DataError, StorageError, TransferCancelled
-from app.storage.names import NameScan, scan_local, scan_names
+from app.storage.names import scan_names
 from app.storage.progress import (
-    TRANSFER_FILE,
     ProgressLog,
     TransferFile,
     TransferSnapshot,
@@ -46,40 +41,28 @@ from app.storage.progress import (
     write_transfer,
 )
 from app.storage.transfer import (
-    ObjectInfo,
     Pin,
-    StageResult,
     TransferOptions,
-    UploadResult,
     list_objects,
     stage_in,
     upload_dir,
 )
 
 __all__ = [
-    "NO_USABLE_FILES",
-    "TRANSFER_FILE",
     "ClientOptions",
     "DataError",
     "Endpoint",
-    "FinalizeResult",
     "LogSyncer",
-    "NameScan",
-    "ObjectInfo",
     "Pin",
     "ProgressLog",
     "S3Location",
-    "StageResult",
     "StorageError",
     "TransferCancelled",
     "TransferFile",
     "TransferOptions",
     "TransferSnapshot",
-    "UploadResult",
     "client_for",
     "data_ready",
-    "endpoint_for",
-    "endpoints_of",
     "finalize_outputs",
     "list_objects",
     "local_output_path",
@@ -88,7 +71,6 @@ __all__ = [
     "prepare_data",
     "read_transfer",
     "remote_log_uri",
-    "scan_local",
     "scan_names",
     "stage_in",
     "storage_error",
