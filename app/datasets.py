@@ -30,13 +30,13 @@ from sqlmodel import Session, col, select
 
 from app.context import Context
 from app.errors import ConflictError, FieldError, NotFoundError, TraindeckError
+from app.formatting import human_bytes
 from app.specs.spec import check_name, is_remote
 from app.storage import (
     Pin,
     S3Location,
     StorageError,
     client_for,
-    human_bytes,
     list_objects,
     scan_names,
 )
@@ -100,13 +100,13 @@ class Manifest:
         return describe_skipped(scan_names(self.files), self.uri)
 
 
-def take_manifest(settings: Any, uri: str, *, endpoints: Any = None) -> Manifest:
+def take_manifest(settings: Any, uri: str) -> Manifest:
     """List a local folder (sizes and mtimes; no hashes) or an object-storage prefix
     (ETags, and VersionIds when the bucket is versioned); StorageError/OSError on failure."""
     manifest = Manifest(uri)
     if is_remote(uri):
         location = S3Location.parse(uri)
-        client = client_for(uri, settings, endpoints=endpoints)
+        client = client_for(uri, settings)
         objects = list_objects(client, location)
         versions = _version_ids(client, location) if objects else {}
         for obj in objects:
@@ -246,9 +246,9 @@ def check_description(description: str) -> None:
         raise FieldError("description", f"must be at most {DESCRIPTION_MAX} characters")
 
 
-def normalize_location(path: str, base_dir: Path | None = None) -> str:
-    """An `s3://bucket/prefix` as given (trailing `/` dropped) or an absolute local folder;
-    FieldError naming `path` otherwise."""
+def normalize_location(path: str) -> str:
+    """An `s3://bucket/prefix` as given (trailing `/` dropped) or an absolute local folder
+    (a relative one is taken from the current folder); FieldError naming `path` otherwise."""
     if not path.strip():
         raise FieldError("path", "must not be empty")
     if is_remote(path):
@@ -256,7 +256,7 @@ def normalize_location(path: str, base_dir: Path | None = None) -> str:
             return S3Location.parse(path).uri
         except StorageError as exc:
             raise FieldError("path", str(exc)) from exc
-    local = ((base_dir or Path.cwd()) / Path(path).expanduser()).resolve()
+    local = Path(path).expanduser().resolve()
     if not local.is_dir():
         raise FieldError("path", f"{local} is not an existing directory")
     return str(local)
@@ -318,13 +318,13 @@ def _insert_version(session: Session, ctx: Context, dataset: Dataset, uri: str,
 
 
 def create_dataset(ctx: Context, name: str, path: str, description: str = "",
-                   *, base_dir: Path | None = None, progress: Progress = None
+                   *, progress: Progress = None
                    ) -> DatasetVersionInfo:
     """Create a dataset with its first version (V001) at `path` (a local folder is
     snapshotted; `progress(bytes done, bytes in all)` hears how far)."""
     check_dataset_name(name)
     check_description(description)
-    uri = normalize_location(path, base_dir)
+    uri = normalize_location(path)
     with ctx.db.read() as session:
         if session.exec(select(Dataset.id).where(Dataset.name == name)).first() is not None:
             raise _exists(name)
@@ -349,11 +349,11 @@ def _exists(name: str) -> ConflictError:
 
 
 def add_version(ctx: Context, name: str, path: str, description: str = "",
-                *, base_dir: Path | None = None, progress: Progress = None
+                *, progress: Progress = None
                 ) -> DatasetVersionInfo:
     """Add the next version of a dataset at `path` (snapshotted, as `create_dataset`)."""
     check_description(description)
-    uri = normalize_location(path, base_dir)
+    uri = normalize_location(path)
     _get_dataset(ctx.db, name)
     manifest = _manifest_for(ctx, uri)
     snapshot = _snapshot(ctx, uri, manifest, progress)

@@ -465,16 +465,6 @@ def create_version(
     return _launch(ctx, ref, launcher)
 
 
-def modify(
-    ctx: Context, job_name: str, from_label: str, sets: Mapping[str, ParamValue] | None = None,
-    raw: Mapping[str, Any] | None = None, base_dir: Path | None = None,
-    source: str | None = None, *, launcher: Launcher | None = None,
-) -> VersionRef:
-    """Launch a new version whose parent is `from_label`, with changed parameters or spec."""
-    _, spec, parent_id = modified_spec(ctx, job_name, from_label, sets, raw, base_dir, source)
-    return create_version(ctx, job_name, spec, parent_id, launcher=launcher)
-
-
 def spec_diff(old: JobSpec, new: JobSpec) -> list[tuple[str, Any, Any]]:
     """Every leaf field that differs, as `(dotted.path, old, new)`; missing is None."""
     a, b = leaf_fields(old.to_dict()), leaf_fields(new.to_dict())

@@ -2,7 +2,7 @@
 
 Each rank writes ``<version_log_dir>/rank-<N>.log``, every line stamped in UTC with
 milliseconds: ``2026-11-23T13:45:00.123Z epoch 1 loss 0.3``. The writer works per chunk,
-not per line, to keep up with chatty jobs; the readers (tail, follower, grep) read a bounded
+not per line, to keep up with chatty jobs; the readers (tail, follower) read a bounded
 number of bytes per call however large the file. Part of the core: never import textual.
 """
 
@@ -13,8 +13,7 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -57,17 +56,6 @@ def format_timestamp(when: float) -> str:
     millis = int(when * 1000)
     seconds, ms = divmod(millis, 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
-
-
-def parse_timestamp(stamp: str) -> datetime:
-    """Parse a stamp as written in log files into an aware UTC datetime.
-
-    Raises ValueError when the text is not such a stamp.
-    """
-    if not _STAMP.fullmatch(stamp + " "):
-        raise ValueError(f"not a log timestamp: {stamp!r}")
-    # fromisoformat keeps at most microseconds; Docker's nanoseconds are truncated.
-    return datetime.fromisoformat(stamp).astimezone(timezone.utc)  # noqa: UP017 (3.8)
 
 
 def split_timestamp(line: str) -> tuple[str | None, str]:
@@ -418,65 +406,3 @@ class LogFollower:
         partial, self._partial = self._partial, b""
         return [_decode_line(partial)] if partial else []
 
-
-def _iter_portions(f: BinaryIO, block_size: int, max_line_bytes: int) -> Iterator[bytes]:
-    """Yield runs of whole lines (each ending with a newline), at most a block or so each."""
-    carry = b""
-    while True:
-        block = f.read(block_size)
-        if not block:
-            if carry:
-                yield carry + b"\n"
-            return
-        data = carry + block if carry else block
-        cut = data.rfind(b"\n") + 1
-        if cut == 0 and len(data) > max_line_bytes:
-            # An endless line is cut into pieces; each piece then counts as a line.
-            yield data + b"\n"
-            carry = b""
-            continue
-        carry = data[cut:]
-        if cut:
-            yield data[:cut]
-
-
-def grep(
-    path: Path, pattern: str, max_hits: int = 1000, *, block_size: int = 1024 * 1024
-) -> list[tuple[int, str]]:
-    """Lines containing ``pattern`` (case-insensitive substring) as ``(line_no, line)``.
-
-    Line numbers start at 1; lines are returned whole, stamp included, and the stamp is
-    searched too (so ``13:45`` finds lines by time). Reads the file in blocks and stops at
-    ``max_hits`` hits, so memory stays bounded whatever the file's size. A missing file
-    or an empty pattern gives no hits.
-    """
-    needle = pattern.lower()
-    hits: list[tuple[int, str]] = []
-    if not needle or "\n" in needle or max_hits <= 0:
-        return hits
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
-        return hits
-    with f:
-        line_base = 0
-        for portion in _iter_portions(f, block_size, MAX_LINE_BYTES):
-            text = portion.decode("utf-8", errors="replace")
-            low = text.lower()
-            count = low.count("\n")
-            if needle in low:
-                # Lowering can change a string's length, but never its newlines, so line
-                # indexes found in `low` are valid in `text`.
-                lines = text.split("\n")
-                pos = low.find(needle)
-                scanned, index = 0, 0
-                while pos >= 0:
-                    index += low.count("\n", scanned, pos)
-                    hits.append((line_base + index + 1, lines[index].removesuffix("\r")))
-                    if len(hits) >= max_hits:
-                        return hits
-                    scanned = low.find("\n", pos) + 1
-                    index += 1
-                    pos = low.find(needle, scanned)
-            line_base += count
-    return hits

@@ -93,14 +93,13 @@ class JsonlMetricsReader:
     ``time`` or ``wall_time`` gives the Unix time. Every other finite number, not a bool, is
     a metric; nested objects are flattened (``{"val": {"loss": 1}}`` gives ``val/loss``).
 
-    Malformed lines are skipped and counted in ``bad_lines``; nothing here raises for bad
-    content. A final line without its newline waits until it completes. A missing file
-    reads as empty; a file that shrinks or is replaced is read again from the start.
+    Malformed lines are skipped; nothing here raises for bad content. A final line
+    without its newline waits until it completes. A missing file reads as empty; a file
+    that shrinks or is replaced is read again from the start.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.bad_lines = 0
         self._lines = LogFollower(self.path, untrusted=True)  # the job writes it
         self._next_auto_step = 0
 
@@ -122,10 +121,8 @@ class JsonlMetricsReader:
         try:
             record = json.loads(line)
         except (ValueError, RecursionError):
-            self.bad_lines += 1
             return []
         if not isinstance(record, dict):
-            self.bad_lines += 1
             return []
         step_value = record.pop("step", None)
         if step_value is None:
@@ -134,7 +131,6 @@ class JsonlMetricsReader:
         else:
             number = _number(step_value)
             if number is None or not number.is_integer():
-                self.bad_lines += 1
                 return []
             step = int(number)
         # Both keys are taken out of the metrics; wall_time wins when both are numbers.

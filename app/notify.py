@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -367,10 +366,9 @@ def _already_sent(db: Database, version_id: int, prefix: str) -> bool:
     return any(m.startswith(prefix) for m in messages)
 
 
-def _record(db: Database, version_id: int, message: str, kind: str = NOTIFICATION_KIND
-            ) -> None:
+def _record(db: Database, version_id: int, message: str) -> None:
     with db.write() as session:
-        session.add(Event(version_id=version_id, kind=kind, message=message))
+        session.add(Event(version_id=version_id, kind=NOTIFICATION_KIND, message=message))
 
 
 def notify_status(ctx: Context, version_id: int, status: Status | str,
@@ -468,16 +466,14 @@ def wait_for_notifications(timeout: float | None = 120.0) -> bool:
         return not _pending
 
 
-def send_topic_test(ctx: Context, name: str, *, retry_delays: Sequence[float] | None = None
-               ) -> Delivery:
+def send_topic_test(ctx: Context, name: str) -> Delivery:
     """Send a test message to every URL of topic `name`."""
     entry = ctx.settings.topic(name)
     if entry is None:
         raise NotFoundError(f"topic {name!r} not found")
     title = f"[traindeck] test of topic {name}"
     body = f"A test message from Traindeck on {socket.gethostname()}."
-    delays = RETRY_DELAYS if retry_delays is None else tuple(retry_delays)
-    return deliver(name, entry.urls, "test", title, body, Status.RUNNING.value, delays)
+    return deliver(name, entry.urls, "test", title, body, Status.RUNNING.value)
 
 
 # ------------------------------------------------------------------------------ for the TUI
@@ -487,16 +483,10 @@ def send_topic_test(ctx: Context, name: str, *, retry_delays: Sequence[float] | 
 class Alert:
     """A status change worth ringing the bell for."""
 
-    event_id: int
-    version_id: int
     job: str
     version: str
     status: str
-    event: str
     reason: str
-    time: datetime
-    subscribed: bool
-    """True when the version's spec subscribes to this event (any topic)."""
 
     @property
     def title(self) -> str:
@@ -516,14 +506,13 @@ def latest_event_id(db: Database) -> int:
     return int(rows[0] or 0) if rows else 0
 
 
-def subscribed_events_since(db: Database, after_id: int, *, only_subscribed: bool = True,
+def subscribed_events_since(db: Database, after_id: int, *,
                             limit: int = 200) -> tuple[list[Alert], int]:
     """Status changes to running/succeeded/failed recorded after event `after_id`.
 
-    Returns `(alerts, cursor)`: the alerts oldest first — with `only_subscribed` (the
-    default) only those whose version subscribes to the matching event — and the id to
-    pass as `after_id` next time. Reads one indexed window of the events table, so
-    polling every second or two is cheap.
+    Returns `(alerts, cursor)`: the alerts oldest first — only those whose version
+    subscribes to the matching event — and the id to pass as `after_id` next time. Reads
+    one indexed window of the events table, so polling every second or two is cheap.
     """
     top = latest_event_id(db)  # read first: an event added meanwhile waits for next time
     query = (
@@ -540,12 +529,9 @@ def subscribed_events_since(db: Database, after_id: int, *, only_subscribed: boo
     alerts = []
     for event_row, number, spec_json, job in rows:
         name = STATUS_EVENTS[event_row.status or ""]
-        subscribed = any(name in events for _, events in _subscriptions(spec_json))
-        if only_subscribed and not subscribed:
-            continue
-        _, _, reason = event_row.message.partition(": ")
-        alerts.append(Alert(event_row.id or 0, event_row.version_id, job, version_label(number),
-                            event_row.status or "", name, reason, event_row.time, subscribed))
+        if any(name in events for _, events in _subscriptions(spec_json)):
+            _, _, reason = event_row.message.partition(": ")
+            alerts.append(Alert(job, version_label(number), event_row.status or "", reason))
     return alerts, cursor
 
 

@@ -270,7 +270,7 @@ def version_events(db: Database, version_id: int, limit: int = 500) -> list[Even
 
 
 def metric_series(
-    db: Database, version_ids: list[int], names: list[str] | None = None,
+    db: Database, version_ids: list[int],
 ) -> dict[int, dict[str, list[tuple[int, float]]]]:
     """Metric curves: version id → metric name → [(step, value), ...] in step order."""
     out: dict[int, dict[str, list[tuple[int, float]]]] = {vid: {} for vid in version_ids}
@@ -278,8 +278,6 @@ def metric_series(
         return out
     query = select(MetricPointRow.version_id, MetricPointRow.name, MetricPointRow.step,
                    MetricPointRow.value).where(col(MetricPointRow.version_id).in_(version_ids))
-    if names:
-        query = query.where(col(MetricPointRow.name).in_(names))
     with db.read() as session:
         rows = session.exec(query.order_by(col(MetricPointRow.version_id),
                                            col(MetricPointRow.name),

@@ -261,17 +261,6 @@ def delete_model(ctx: Context, name: str, label: str | None = None) -> list[str]
     return [version_label(r.number) for r in sorted(rows, key=lambda r: r.number)]
 
 
-def models_of_version(db: Database, version_id: int) -> list[str]:
-    """`model/V001` labels made from a training version (for its detail view)."""
-    with db.read() as session:
-        rows = session.exec(
-            select(Model.name, ModelVersion.number)
-            .join(Model, col(Model.id) == col(ModelVersion.model_id))
-            .where(ModelVersion.source_version_id == version_id)
-        ).all()
-    return [f"{name}/{version_label(number)}" for name, number in rows]
-
-
 __all__ = [
     "ModelInfo",
     "ModelVersionInfo",
@@ -281,5 +270,4 @@ __all__ = [
     "get_model",
     "list_models",
     "models_dir",
-    "models_of_version",
 ]

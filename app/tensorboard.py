@@ -92,10 +92,9 @@ def unavailable_reason(output: str, work: Path | None = None) -> str | None:
     return event_folder(output, work)[1] or None
 
 
-def ssh_command(port: int, host: str | None = None, user: str | None = None) -> str:
+def ssh_command(port: int) -> str:
     """The `ssh -L` line that brings the port to the user's own machine."""
-    return (f"ssh -L {port}:{HOST}:{port} "
-            f"{user or getpass.getuser()}@{host or socket.gethostname()}")
+    return f"ssh -L {port}:{HOST}:{port} {getpass.getuser()}@{socket.gethostname()}"
 
 
 @dataclass(frozen=True)

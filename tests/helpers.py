@@ -19,7 +19,9 @@ from sqlalchemy import func, select
 from sqlmodel import SQLModel
 
 from app.context import Context
-from app.jobs import set_status
+from app.jobs import VersionRef, create_version, modified_spec, set_status
+from app.specs.rules import EngineInfo, PresetInfo
+from app.specs.spec import is_remote
 from app.store.db import Database
 from app.store.models import Status
 
@@ -47,6 +49,14 @@ def instant_launcher(ctx: Context, version_id: int) -> None:
     """
     set_status(ctx, version_id, Status.RUNNING)
     set_status(ctx, version_id, Status.SUCCEEDED, exit_code=0)
+
+
+def new_version(ctx: Context, job: str, parent: str, sets: dict[str, Any],
+                base_dir: Path | None = None) -> VersionRef:
+    """A version of `job` made from `parent` with run parameters set (as `traindeck modify
+    --set` makes it), launched by `noop_launcher`."""
+    _, spec, parent_id = modified_spec(ctx, job, parent, sets, base_dir=base_dir)
+    return create_version(ctx, job, spec, parent_id, launcher=noop_launcher)
 
 
 def count_rows(db: Database) -> dict[str, int]:
@@ -177,3 +187,37 @@ def require_image(docker_engine: Any, image: str) -> None:
         if os.environ.get("TRAINDECK_REQUIRE_DOCKER") == "1":
             pytest.fail(message)
         pytest.skip(message)
+
+
+@dataclass
+class StaticCatalog:
+    """A catalog held in memory, for checking specs without a Traindeck home."""
+
+    engines: list[EngineInfo] = field(default_factory=list)
+    pools: set[str] = field(default_factory=lambda: {"public"})
+    topics: set[str] = field(default_factory=set)
+    datasets: dict[str, dict[str, str]] = field(default_factory=dict)
+    presets: dict[str, PresetInfo] = field(default_factory=dict)
+
+    def engine(self, name: str, version: str) -> EngineInfo | None:
+        return next((e for e in self.engines if e.name == name and e.version == version), None)
+
+    def engine_versions(self, name: str) -> list[str]:
+        return [e.version for e in self.engines if e.name == name]
+
+    def has_pool(self, name: str) -> bool:
+        return name in self.pools
+
+    def has_topic(self, name: str) -> bool:
+        return name in self.topics
+
+    def has_dataset_version(self, name: str, version: str) -> bool | None:
+        versions = self.datasets.get(name)
+        return None if versions is None else version in versions
+
+    def dataset_local_paths(self, name: str, version: str) -> list[str]:
+        uri = self.datasets.get(name, {}).get(version)
+        return [uri] if uri and not is_remote(uri) else []
+
+    def preset(self, name: str) -> PresetInfo | None:
+        return self.presets.get(name)

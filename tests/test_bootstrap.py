@@ -17,7 +17,8 @@ import pytest
 from runtime_helpers import engine_with, tiny_wheel
 
 from app.runtime import bootstrap
-from app.runtime.failure import failure_reason
+from app.runtime.executors import RankExit
+from app.runtime.supervisor.outcome import outcome_of
 
 BOOTSTRAP = Path(bootstrap.__file__)
 
@@ -173,7 +174,7 @@ def test_an_interpreter_without_pip_fails_with_one_line(code: Path, tmp_path: Pa
         "[traindeck] error: requirements.txt needs pip in image python:3.11-slim\n")
     log = tmp_path / "rank-0.log"
     log.write_text(done.stdout)
-    assert failure_reason([log], done.returncode) == (
+    assert outcome_of([RankExit(0, done.returncode)], [], False, {0: log}).reason == (
         "exit code 97: requirements.txt needs pip in image python:3.11-slim")
 
 

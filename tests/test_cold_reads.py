@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import build_project, noop_launcher, run_cli
+from helpers import build_project, new_version, noop_launcher, run_cli
 
 import app
 from app.cli.commands import reads as read_commands
 from app.context import Context
-from app.jobs import create_version, modified_spec, modify, set_status, submit
+from app.jobs import create_version, modified_spec, set_status, submit
 from app.queries import job_versions, version_events, version_info
 from app.runtime.control import delete
 from app.store import quicklist
@@ -87,9 +87,9 @@ def populated(ctx: Context, home: Path, tmp_path: Path) -> Iterator[Context]:
     v1 = submit(ctx, project.raw(), project.base, launcher=noop_launcher)
     set_status(ctx, v1.version_id, Status.RUNNING)
     set_status(ctx, v1.version_id, Status.SUCCEEDED, exit_code=0)
-    v2 = modify(ctx, "alpha", "V001", {"lr": 0.2}, launcher=noop_launcher)
+    v2 = new_version(ctx, "alpha", "V001", {"lr": 0.2})
     set_status(ctx, v2.version_id, Status.FAILED, "exit code 1", exit_code=1)
-    v3 = modify(ctx, "alpha", "V002", {"lr": 0.3}, launcher=noop_launcher)
+    v3 = new_version(ctx, "alpha", "V002", {"lr": 0.3})
     (project.base / "code" / "helper.py").write_text("X = 1\n", encoding="utf-8")
     _, spec, parent = modified_spec(ctx, "alpha", "V003", {"n": 4})
     v4 = create_version(ctx, "alpha", spec, parent, launcher=noop_launcher, fresh_code=True)

@@ -49,13 +49,15 @@ def make_folder(base: Path, files: dict[str, bytes]) -> Path:
 # ---------------------------------------------------------------- core
 
 
-def test_local_dataset_versions_and_manifest(ctx: Context, tmp_path: Path) -> None:
+def test_local_dataset_versions_and_manifest(ctx: Context, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     v1 = make_folder(tmp_path / "v1", {"train/a.csv": b"12345", "test/b.csv": b"678"})
     info = create_dataset(ctx, "mnist", str(v1), "digits")
     assert (info.dataset, info.version, info.uri) == ("mnist", "V001", str(v1))
     assert (info.file_count, info.total_bytes, info.warnings) == (2, 8, ())
     v2 = make_folder(tmp_path / "v2", {"a.csv": b"1"})
-    second = add_version(ctx, "mnist", "v2", "smaller", base_dir=tmp_path)
+    monkeypatch.chdir(tmp_path)  # a relative path is taken from the current folder
+    second = add_version(ctx, "mnist", "v2", "smaller")
     assert (second.version, second.uri, second.file_count) == ("V002", str(v2), 1)
 
     shown = get_dataset(ctx.db, "mnist")

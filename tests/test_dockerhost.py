@@ -127,23 +127,3 @@ def test_no_engine_gives_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     gone = EngineAddress(docker_host=f"unix://{tmp_path / 'nothing.sock'}")
     assert reachable_client(gone) is None
     assert dockerhost.docker_reachable(gone) is False
-
-
-def test_the_version_learnt_is_kept_per_engine_of_the_environment(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With no host in the settings, the SDK reads DOCKER_HOST, which may change within a
-    process: a version learnt from one engine is not taken for another's."""
-    monkeypatch.setattr(dockerhost, "_api_versions", {})
-    engines = [FakeEngine(tmp_path / f"engine-{i}.sock") for i in range(2)]
-    for server in engines:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        for server in engines:
-            monkeypatch.setenv("DOCKER_HOST", f"unix://{server.server_address}")
-            docker_client(EngineAddress()).close()
-            docker_client(EngineAddress()).close()
-    finally:
-        for server in engines:
-            server.shutdown()
-            server.server_close()
-    assert [server.paths for server in engines] == [["/_ping", f"/v{API}/_ping"]] * 2

@@ -10,7 +10,7 @@ import pytest
 
 from app.logs import LogWriter
 from app.runtime.executors import RankExit
-from app.runtime.failure import MAX_REASON_CHARS, TAIL_BYTES, error_line, failure_reason
+from app.runtime.failure import MAX_REASON_CHARS, TAIL_BYTES, error_line
 from app.runtime.supervisor.outcome import outcome_of
 from app.store.models import Status
 
@@ -30,6 +30,11 @@ def run_into_log(tmp_path: Path, source: str, *args: str, log: str = "rank-0.log
     return path, done.returncode
 
 
+def failure_reason(log: Path, code: int) -> str:
+    """The reason a one-rank version that ended with `code` is given, its log being `log`."""
+    return outcome_of([RankExit(0, code)], [], stopped=False, logs={0: log}).reason
+
+
 STRICT_ARGPARSE = (
     "import argparse\n"
     "parser = argparse.ArgumentParser()\n"
@@ -40,13 +45,13 @@ STRICT_ARGPARSE = (
 
 def test_argparse_rejecting_modelarts_flags(tmp_path: Path) -> None:
     log, code = run_into_log(tmp_path, STRICT_ARGPARSE, "--data_url=/x/", "--train_url=/y/")
-    assert failure_reason([log], code) == (
+    assert failure_reason(log, code) == (
         "exit code 2: train.py: error: unrecognized arguments: --data_url=/x/ --train_url=/y/")
 
 
 def test_module_not_found(tmp_path: Path) -> None:
     log, code = run_into_log(tmp_path, "print('loading')\nimport not_a_module_here\n")
-    assert failure_reason([log], code) == (
+    assert failure_reason(log, code) == (
         "exit code 1: ModuleNotFoundError: No module named 'not_a_module_here'")
 
 
@@ -56,16 +61,16 @@ def test_last_traceback_of_a_chain_and_multiline_message(tmp_path: Path) -> None
         "    {}['x']\n"
         "except KeyError:\n"
         "    raise ValueError('bad config\\nsecond line of the message')\n"))
-    assert failure_reason([log], code) == "exit code 1: ValueError: bad config"
+    assert failure_reason(log, code) == "exit code 1: ValueError: bad config"
 
 
 def test_syntax_error_and_custom_exception(tmp_path: Path) -> None:
     log, code = run_into_log(tmp_path, "print(\n")
-    assert failure_reason([log], code) == "exit code 1: SyntaxError: '(' was never closed"
+    assert failure_reason(log, code) == "exit code 1: SyntaxError: '(' was never closed"
     log, code = run_into_log(tmp_path, (
         "class Diverged(Exception):\n    pass\n"
         "raise Diverged('loss is nan at step 3')\n"))
-    assert failure_reason([log], code) == "exit code 1: Diverged: loss is nan at step 3"
+    assert failure_reason(log, code) == "exit code 1: Diverged: loss is nan at step 3"
 
 
 def test_worker_exception_beats_a_launchers_summary(tmp_path: Path) -> None:
@@ -78,7 +83,7 @@ def test_worker_exception_beats_a_launchers_summary(tmp_path: Path) -> None:
         "except RuntimeError:\n"
         "    print('[rank0]: ' + traceback.format_exc().replace('\\n', '\\n[rank0]: '))\n"
         "raise ChildFailedError('\\n======\\ntrain.py FAILED\\n  exitcode  : 1 (pid: 9)')\n"))
-    assert failure_reason([log], code) == (
+    assert failure_reason(log, code) == (
         "exit code 1: RuntimeError: CUDA error: device-side assert triggered")
 
 
@@ -86,7 +91,7 @@ def test_out_of_memory_and_killed(tmp_path: Path) -> None:
     log, code = run_into_log(tmp_path, (
         "import sys\nprint('step 1')\n"
         "print('CUDA error: out of memory (cudaMalloc of 2 GiB)', flush=True)\nsys.exit(3)\n"))
-    assert failure_reason([log], code) == (
+    assert failure_reason(log, code) == (
         "exit code 3: CUDA error: out of memory (cudaMalloc of 2 GiB)")
     killer = tmp_path / "kill.sh"
     killer.write_text(f"{sys.executable} -c 'import os; os.kill(os.getpid(), 9)'\nexit 137\n")
@@ -94,37 +99,36 @@ def test_out_of_memory_and_killed(tmp_path: Path) -> None:
     with LogWriter(log) as writer:
         writer.write(done.stdout + done.stderr)
     assert done.returncode == 137
-    reason = failure_reason([log], done.returncode)
-    assert reason.startswith("exit code 137: ") and " Killed " in reason
+    reason = failure_reason(log, done.returncode)
+    assert reason.startswith("killed (SIGKILL, exit code 137): ") and " Killed " in reason
 
 
 def test_no_error_line_keeps_the_exit_code(tmp_path: Path) -> None:
     log, code = run_into_log(tmp_path, "import sys\nprint('loss: 0.3')\nsys.exit(4)\n")
-    assert failure_reason([log], code) == "exit code 4"
-    assert failure_reason([tmp_path / "missing.log"], 1) == "exit code 1"
-    assert error_line([]) is None
+    assert failure_reason(log, code) == "exit code 4"
+    assert failure_reason(tmp_path / "missing.log", 1) == "exit code 1"
 
 
 def test_only_the_tail_is_read_and_the_line_is_bounded(tmp_path: Path) -> None:
     log, code = run_into_log(tmp_path, (
         f"print('x' * 100)\nraise ValueError('{'v' * 1000}')\n"))
-    reason = failure_reason([log], code)
+    reason = failure_reason(log, code)
     assert reason.startswith("exit code 1: ValueError: vvv") and reason.endswith("…")
     assert len(reason) == len("exit code 1: ") + MAX_REASON_CHARS and "\n" not in reason
     with LogWriter(log) as writer:  # the error is now further back than the tail
         writer.write(b"".join(b"%d\n" % i for i in range(TAIL_BYTES // 4)))
-    assert failure_reason([log], code) == "exit code 1"
+    assert failure_reason(log, code) == "exit code 1"
 
 
 def test_traindeck_error_lines_count_its_other_lines_do_not(tmp_path: Path) -> None:
     log, code = run_into_log(
         tmp_path, "import sys\nsys.exit(97)\n",
         own="[traindeck] error: requirements.txt needs pip in image python:3.11-slim")
-    assert failure_reason([log], code) == (
+    assert failure_reason(log, code) == (
         "exit code 97: requirements.txt needs pip in image python:3.11-slim")
     log, code = run_into_log(tmp_path, "raise ValueError('x')\n",
                              own="[traindeck] ValueError: not the script's")
-    assert failure_reason([log], code) == "exit code 1: ValueError: x"
+    assert failure_reason(log, code) == "exit code 1: ValueError: x"
 
 
 def test_outcome_names_the_failed_ranks_line(tmp_path: Path) -> None:
@@ -156,4 +160,4 @@ def test_outcome_names_the_failed_ranks_line(tmp_path: Path) -> None:
 def test_lines_on_their_own(tmp_path: Path, text: str, found: str | None) -> None:
     path = tmp_path / "rank-0.log"
     path.write_text(text)
-    assert error_line([path]) == found
+    assert error_line(path) == found

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Project, instant_launcher, run_cli
+from helpers import Project, StaticCatalog, instant_launcher, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +27,7 @@ from app.specs.invocation import (
     placeholders,
     rendezvous_env,
 )
-from app.specs.rules import EngineInfo, StaticCatalog, validate_spec
+from app.specs.rules import EngineInfo, validate_spec
 from app.specs.spec import JobSpec, format_parameter
 
 BOOT = ["/py/bin/python", "/code/train.py"]

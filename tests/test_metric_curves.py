@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from helpers import Project, noop_launcher
+from helpers import Project, new_version, noop_launcher
 
 from app.context import Context
-from app.jobs import modify, submit
+from app.jobs import submit
 from app.queries import metric_curve_names, metric_curves, metric_series
 from app.store.models import MetricPointRow
 from app.tui.widgets.metric_plot import downsample
@@ -32,8 +32,7 @@ def versions(ctx: Context, make_project: Callable[..., Project]) -> list[int]:
     first = submit(ctx, project.raw(), project.base, launcher=noop_launcher)
     ids = [first.version_id]
     for parent in ("V001", "V002"):
-        ids.append(modify(ctx, "demo", parent, {}, base_dir=project.base,
-                          launcher=noop_launcher).version_id)
+        ids.append(new_version(ctx, "demo", parent, {}, project.base).version_id)
     add_points(ctx, ids[0], "loss", [(200, 0.5), (0, 1.0), (100, 0.7)])
     add_points(ctx, ids[0], "accuracy", [(0, 0.1), (100, 0.6)])
     add_points(ctx, ids[1], "loss", [(100, 0.9), (0, 1.1)])

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import SpecError
 from app.logs import LogWriter
 from app.metrics import MetricPoint
 from app.metrics_log import (
@@ -18,7 +17,7 @@ from app.metrics_log import (
     RankMetricsReader,
     default_pairs,
 )
-from app.specs.spec import parse_spec
+from app.specs.spec import check_shape
 
 
 def named(points: list[MetricPoint]) -> list[tuple[str, int, float]]:
@@ -150,21 +149,22 @@ BASE = {"name": "job", "data": {"paths": ["/data"]}, "algorithm": {"preset": {"n
 
 
 def test_spec_log_patterns() -> None:
-    spec = parse_spec({**BASE, "metrics": {"log_patterns": [r"loss=(?P<loss>\S+)"]}})
-    assert spec.metrics is not None and spec.metrics.log_patterns == [r"loss=(?P<loss>\S+)"]
-    assert parse_spec({**BASE, "metrics": {"log_patterns": []}}).to_dict()["metrics"] == {
-        "log_patterns": []}
-    assert "metrics" not in parse_spec(BASE).to_dict()  # existing specs are unchanged
-    with pytest.raises(SpecError) as caught:
-        parse_spec({**BASE, "metrics": {"log_patterns": [
-            r"(?P<loss>\S+)", "(", "no groups", r"(?P<name>\w+)", 5]}})
-    fields = {e.field: e.message for e in caught.value.errors}
+    spec = check_shape({**BASE, "metrics": {"log_patterns": [r"loss=(?P<loss>\S+)"]}}).spec
+    assert spec is not None and spec.metrics is not None
+    assert spec.metrics.log_patterns == [r"loss=(?P<loss>\S+)"]
+    empty = check_shape({**BASE, "metrics": {"log_patterns": []}}).spec
+    assert empty is not None and empty.to_dict()["metrics"] == {"log_patterns": []}
+    plain = check_shape(BASE).spec
+    assert plain is not None and "metrics" not in plain.to_dict()  # existing specs unchanged
+    errors = check_shape({**BASE, "metrics": {"log_patterns": [
+        r"(?P<loss>\S+)", "(", "no groups", r"(?P<name>\w+)", 5]}}).errors
+    fields = {e.field: e.message for e in errors}
     assert set(fields) == {f"metrics.log_patterns[{i}]" for i in range(1, 5)}
     assert fields["metrics.log_patterns[1]"].startswith("not a valid regular expression")
     assert "no named group" in fields["metrics.log_patterns[2]"]
     assert "both (?P<name>...) and (?P<value>...)" in fields["metrics.log_patterns[3]"]
-    with pytest.raises(SpecError, match=r"metrics\.unknown"):
-        parse_spec({**BASE, "metrics": {"unknown": 1}})
+    assert [e.field for e in check_shape({**BASE, "metrics": {"unknown": 1}}).errors] == [
+        "metrics.unknown"]
 
 
 def test_run_parameters_echoed_in_the_log_are_not_metrics(tmp_path: Path) -> None:

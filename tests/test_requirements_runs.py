@@ -26,7 +26,7 @@ from runtime_helpers import (
 
 from app.context import Context
 from app.errors import SpecError
-from app.specs.spec import parse_spec
+from app.jobs import prepare_spec
 
 IMAGE = "traindeck/python:3.11"
 SHOW = """\
@@ -84,12 +84,12 @@ def test_a_replaced_engine_package_is_named_and_requirements_can_be_ignored(
     assert shown["algorithm"]["requirements"] == "ignore"
 
 
-def test_an_unknown_value_names_the_field(tmp_path: Path) -> None:
+def test_an_unknown_value_names_the_field(ctx: Context, tmp_path: Path) -> None:
     raw = yaml.safe_load(script_spec(tmp_path, "bad", SHOW).read_text())
     raw["algorithm"]["requirements"] = "no"
     with pytest.raises(SpecError, match=r"algorithm\.requirements: Input should be 'install' "
                                         r"or 'ignore'"):
-        parse_spec(raw)
+        prepare_spec(ctx, raw, tmp_path)
 
 
 @pytest.mark.docker

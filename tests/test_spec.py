@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Project, noop_launcher, write_yaml
+from helpers import Project, StaticCatalog, noop_launcher, write_yaml
 
 from app.context import Context
 from app.errors import FieldError, SpecError
 from app.jobs import parse_assignments, prepare_spec, submit
-from app.specs.rules import EngineInfo, ParamSchema, PresetInfo, StaticCatalog, validate_spec
+from app.specs.rules import EngineInfo, ParamSchema, PresetInfo, validate_spec
 from app.specs.spec import JobSpec, load_spec_file, parse_yaml
 
 # ------------------------------------------------------------------ fixtures and helpers

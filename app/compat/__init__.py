@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SHIMS = ("moxing",)
-"""The packages this folder provides (the values `compat:` accepts on an algorithm)."""
-
 
 def shim_path() -> Path:
     """The folder to put first on a run's `PYTHONPATH` so that `import moxing` finds the shim."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,18 +23,10 @@ class EngineUnreachable(TraindeckError):
     """The Docker engine cannot be reached."""
 
 
-_api_versions: dict[tuple[str | None, ...], str] = {}
-"""The API version each engine (by `_engine_key`) answered with, in this process: later
-clients skip asking again (one round trip less per submit in a long-lived TUI)."""
-
-
-def _engine_key(host: str | None) -> tuple[str | None, ...]:
-    """Which engine a client for `host` reaches: the host, else what the SDK reads from
-    the environment, which may change within a process (tests change it)."""
-    if host:
-        return (host,)
-    return (None, *(os.environ.get(name) for name in ("DOCKER_HOST", "DOCKER_CONTEXT",
-                                                      "DOCKER_CONFIG", "HOME")))
+_api_versions: dict[str | None, str] = {}
+"""The API version each engine (by its host; None: the environment's) answered with, in
+this process: later clients skip asking again (one round trip less per submit in a
+long-lived TUI)."""
 
 
 def docker_client(settings: Settings | EngineAddress, timeout: float = 60,
@@ -50,8 +41,7 @@ def docker_client(settings: Settings | EngineAddress, timeout: float = 60,
     from docker.errors import DockerException
 
     host = settings.docker_host
-    key = _engine_key(host)
-    version = _api_versions.get(key)
+    version = _api_versions.get(host)
     try:
         if version is None:
             version = _ping_for_version(host, timeout)  # None: an engine that did not say
@@ -60,9 +50,9 @@ def docker_client(settings: Settings | EngineAddress, timeout: float = 60,
             client = _new_client(host, timeout, max_pool_size, version)
             client.ping()
     except (DockerException, OSError) as exc:
-        _api_versions.pop(key, None)  # another engine may answer next time
+        _api_versions.pop(host, None)  # another engine may answer next time
         raise EngineUnreachable(f"Docker engine unreachable: {exc}") from exc
-    _api_versions[key] = client.api.api_version
+    _api_versions[host] = client.api.api_version
     return client
 
 

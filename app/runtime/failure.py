@@ -38,11 +38,11 @@ _SPACES = re.compile(r"\s+")
 _WORKER_MARK = re.compile(r"\[[A-Za-z]+\d+\]:[ \t]?")
 
 
-def _tail_lines(path: Path, max_bytes: int) -> list[str]:
+def _tail_lines(path: Path) -> list[str]:
     """The texts (stamps removed) of the last lines of a log; none if it cannot be read."""
     try:
         with open(path, "rb") as f:
-            lines, _ = tail_file(f, TAIL_LINES, include_partial=True, max_bytes=max_bytes)
+            lines, _ = tail_file(f, TAIL_LINES, include_partial=True, max_bytes=TAIL_BYTES)
     except OSError:
         return []
     texts = [split_timestamp(line)[1] for line in lines]
@@ -88,23 +88,11 @@ def find_error_line(lines: Sequence[str]) -> str | None:
     return strong or weak
 
 
-def error_line(log_paths: Sequence[Path], max_bytes: int = TAIL_BYTES) -> str | None:
-    """The last meaningful error line of the first log that has one (see
-    ``find_error_line``), as one line of at most ``MAX_REASON_CHARS`` characters."""
-    for path in log_paths:
-        line = find_error_line(_tail_lines(Path(path), max_bytes))
-        if line:
-            line = _SPACES.sub(" ", line).strip()
-            if len(line) > MAX_REASON_CHARS:
-                line = line[: MAX_REASON_CHARS - 1] + "…"
-            return line
-    return None
-
-
-def failure_reason(log_paths: Sequence[Path], exit_code: int | None) -> str:
-    """``exit code 2: train.py: error: unrecognized arguments: --data_url=/x/``: the exit
-    code and the logs' last meaningful error line (see ``error_line``); only the exit code
-    when no log has one."""
-    head = f"exit code {exit_code}"
-    line = error_line(log_paths)
-    return f"{head}: {line}" if line else head
+def error_line(log_path: Path) -> str | None:
+    """The last meaningful error line of a log (see ``find_error_line``), as one line of
+    at most ``MAX_REASON_CHARS`` characters."""
+    line = find_error_line(_tail_lines(log_path))
+    if not line:
+        return None
+    line = _SPACES.sub(" ", line).strip()
+    return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 1] + "…"

@@ -159,8 +159,7 @@ def preset_program(settings: Settings, name: str, runtime: str) -> Program:
     return Program(engine.interpreter, preset.code_dir, [preset.boot_file], engine.image)
 
 
-def _program(settings: Settings, spec: JobSpec, runtime: str, presets_dir: Path | None
-             ) -> Program:
+def _program(settings: Settings, spec: JobSpec, runtime: str) -> Program:
     algo = spec.algorithm
     if algo.framework is not None:
         fw = algo.framework
@@ -207,12 +206,12 @@ def _data_dirs(spec: JobSpec, data_paths: list[str]) -> list[Path]:
 
 def build_plan(
     settings: Settings, job: str, version: Version, spec: JobSpec, gpus: list[GpuDevice],
-    dataset_paths: list[str] | None = None, presets_dir: Path | None = None,
+    dataset_paths: list[str] | None = None,
 ) -> LaunchPlan:
     """The LaunchPlan of a version; creates its output, log and state folders."""
     runtime = version.runtime or "local"
     label = version_label(version.number)
-    program = _program(settings, spec, runtime, presets_dir)
+    program = _program(settings, spec, runtime)
     if version.code_snapshot:
         program = replace(program, code_dir=_working_copy(settings, version))
     data_dirs = _data_dirs(spec, dataset_paths or [])

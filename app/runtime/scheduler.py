@@ -56,10 +56,10 @@ def _labels(session: Session, version_ids: set[int]) -> dict[int, str]:
     return {vid: found.get(vid, f"version {vid}") for vid in version_ids}
 
 
-def try_admit(ctx: Context, version_id: int, gpu_indices: list[int] | None = None) -> Admission:
+def try_admit(ctx: Context, version_id: int) -> Admission:
     """Allocate the version's GPUs if it is its turn and they are free."""
     # NVML and /proc are read before the lock that every other decision waits for.
-    devices = _devices(ctx, version_id, gpu_indices)
+    devices = _devices(ctx, version_id)
     own = own_pids(ctx) if any(d.processes for d in devices) else set()
     with ctx.db.write() as session:
         admission, new = _assess(ctx, session, version_id, devices, own)
@@ -82,7 +82,7 @@ def peek_admission(ctx: Context, version_id: int) -> Admission:
     for the first time cost it several milliseconds to prepare, better spent here than
     inside the write lock that every other supervisor's decision waits for.
     """
-    devices = _devices(ctx, version_id, None)
+    devices = _devices(ctx, version_id)
     own = own_pids(ctx) if any(d.processes for d in devices) else set()
     with ctx.db.read() as session:
         return _assess(ctx, session, version_id, devices, own)[0]
@@ -101,11 +101,9 @@ def gpu_shortage(settings: Settings, pool: str, gpus: int, nodes: int) -> str:
     return f"pool {pool} has {have or 'no'} GPU(s) on this machine; {asked} asked for"
 
 
-def _devices(ctx: Context, version_id: int, gpu_indices: list[int] | None) -> list[GpuInfo]:
-    """The GPUs to decide on: those given, else the inventory (NVML is not asked for a
-    version that needs no GPU)."""
-    if gpu_indices is not None:
-        return [GpuInfo(index=i, name=f"GPU {i}") for i in gpu_indices]
+def _devices(ctx: Context, version_id: int) -> list[GpuInfo]:
+    """The GPUs to decide on: the inventory (NVML is not asked for a version that needs
+    no GPU)."""
     if ctx.settings.gpus is None:
         with ctx.db.read() as session:
             wanted = session.exec(select(Version.gpus_requested)

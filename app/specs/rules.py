@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -71,40 +71,6 @@ class Catalog(Protocol):
         ...
     def dataset_local_paths(self, name: str, version: str) -> list[str]: ...
     def preset(self, name: str) -> PresetInfo | None: ...
-
-
-@dataclass
-class StaticCatalog:
-    """A catalog held in memory (tests, and the wizard's offline checks)."""
-
-    engines: list[EngineInfo] = field(default_factory=list)
-    pools: set[str] = field(default_factory=lambda: {"public"})
-    topics: set[str] = field(default_factory=set)
-    datasets: dict[str, dict[str, str]] = field(default_factory=dict)
-    presets: dict[str, PresetInfo] = field(default_factory=dict)
-
-    def engine(self, name: str, version: str) -> EngineInfo | None:
-        return next((e for e in self.engines if e.name == name and e.version == version), None)
-
-    def engine_versions(self, name: str) -> list[str]:
-        return [e.version for e in self.engines if e.name == name]
-
-    def has_pool(self, name: str) -> bool:
-        return name in self.pools
-
-    def has_topic(self, name: str) -> bool:
-        return name in self.topics
-
-    def has_dataset_version(self, name: str, version: str) -> bool | None:
-        versions = self.datasets.get(name)
-        return None if versions is None else version in versions
-
-    def dataset_local_paths(self, name: str, version: str) -> list[str]:
-        uri = self.datasets.get(name, {}).get(version)
-        return [uri] if uri and not is_remote(uri) else []
-
-    def preset(self, name: str) -> PresetInfo | None:
-        return self.presets.get(name)
 
 
 def _path_problem(text: str) -> str | None:

@@ -519,14 +519,6 @@ def _shape_errors(exc: ValidationError) -> list[FieldError]:
     return errors
 
 
-def parse_spec(raw: Mapping[str, Any], source: str | None = None) -> JobSpec:
-    """Check the shape and types of a raw spec mapping."""
-    try:
-        return JobSpec.model_validate(dict(raw))
-    except ValidationError as exc:
-        raise SpecError(_shape_errors(exc), source) from exc
-
-
 _STAND_INS: dict[str, Any] = {
     "name": "stand-in", "description": "", "data": {"paths": ["-"]},
     "algorithm": {"preset": {"name": "-"}}, "parameters": {}, "resources": {},

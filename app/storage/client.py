@@ -226,16 +226,16 @@ def make_client(endpoint: Any | None = None, options: ClientOptions | None = Non
 
 
 def client_for(uri: str, settings: Any = None, *, endpoints: Sequence[Any] | None = None,
-               default: str | None = None, options: ClientOptions | None = None) -> Any:
+               options: ClientOptions | None = None) -> Any:
     """A client for the endpoint that serves `uri`'s bucket, per the settings (or the
-    `endpoints` given; `settings` then only supplies the default name if `default` is None).
+    `endpoints` given; `settings` then only supplies the default endpoint's name).
     Without `options`, the settings' timeouts and retries apply."""
     location = S3Location.parse(uri)
     options = options or ClientOptions.of(settings)
     named, default_name = endpoints_of(settings)
     if endpoints is not None:
         named = list(endpoints)
-    return make_client(endpoint_for(location.bucket, named, default or default_name), options)
+    return make_client(endpoint_for(location.bucket, named, default_name), options)
 
 
 # ---------------------------------------------------------------- errors

@@ -4,7 +4,8 @@
   object-storage locations are staged into the version's cache; `DataError(reason)`
   when the version cannot run ("no usable data files", "s3://b/p: no such bucket", ...).
 * `LogSyncer` (or `sync_logs`) while it runs: the log folder goes up every N seconds.
-* `finalize_outputs` (or `upload_output` + `upload_logs`) when it ends, however it ends.
+* `finalize_outputs` (`upload_output`, then `sync_logs` once more) when it ends, however
+  it ends.
 
 While data is staged or the output (and the last logs) go up, the transfer's progress is
 kept in `transfer.json` in the version's state dir (`progress.TransferFile`), which the
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.formatting import human_bytes
 from app.specs.spec import is_remote
 from app.storage.client import client_for
 from app.storage.errors import DataError, StorageError, TransferCancelled
@@ -34,7 +36,6 @@ from app.storage.progress import (
     ProgressFn,
     ProgressLog,
     TransferFile,
-    human_bytes,
     transfer_path,
 )
 from app.storage.transfer import (
@@ -281,12 +282,6 @@ def sync_logs(
     return None
 
 
-def upload_logs(settings: Any, local_log_dir: Path, remote_log_uri: str | None,
-                seen: dict[str, tuple[int, int]] | None = None, **kwargs: Any) -> str | None:
-    """The last log upload of a version (after its last line was written)."""
-    return sync_logs(settings, local_log_dir, remote_log_uri, seen, **kwargs)
-
-
 def describe_links(links: Sequence[str], shown: int = 3) -> str:
     """The warning for symbolic links left out of an upload, naming the first few."""
     names = ", ".join(links[:shown]) + (f" and {len(links) - shown} more"
@@ -318,7 +313,7 @@ def finalize_outputs(
     if local_log_dir is not None:
         for name in ("transfer", "progress", "warn", "should_stop"):
             kwargs.pop(name, None)
-        log_error = upload_logs(settings, local_log_dir, remote_log_uri, **kwargs)
+        log_error = sync_logs(settings, local_log_dir, remote_log_uri, **kwargs)
     return FinalizeResult(output_error, log_error)
 
 

@@ -110,7 +110,6 @@ class UploadResult:
     uri: str
     files: int = 0
     bytes: int = 0
-    unchanged: int = 0
     seconds: float = 0.0
     links: list[str] = field(default_factory=list)
     """Symbolic links found (relative paths): never followed, never uploaded."""
@@ -319,7 +318,7 @@ def stage_in(
         raise storage_error(exc, location.uri, local=str(dest_dir)) from exc
     if total > free:
         shutil.rmtree(dest_dir, ignore_errors=True)
-        from app.storage.progress import human_bytes
+        from app.formatting import human_bytes
 
         raise StorageError(f"disk full while staging {location.uri}: it needs "
                            f"{human_bytes(total)} and {dest_dir.parent} has "
@@ -447,7 +446,6 @@ def upload_dir(
             continue  # vanished while walking
         state = (info.st_size, info.st_mtime_ns)
         if seen is not None and seen.get(relative) == state:
-            result.unchanged += 1
             continue
         todo.append((path, relative, state))
     jobs = [("up", location.bucket, location.key(rel), str(path), state[0])

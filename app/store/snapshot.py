@@ -1,6 +1,6 @@
 """Code snapshots: a version's code folder, copied once into a content-addressed store.
 
-Layout under the store folder (Traindeck's data dir holds one, see `default_store`):
+Layout under the store folder (`snapshots` in Traindeck's data dir):
 `objects/ab/cdef…` holds each distinct file content once, named by its SHA-256, read-only
 (0444); `snapshots/<id>.json` is a manifest (relative path → hash, mode, size; the git
 commit and whether the folder was dirty; what was skipped), and the snapshot's id is the
@@ -96,13 +96,6 @@ class Snapshot:
         if entry.link is not None:
             return entry.link.encode("utf-8", "surrogateescape")
         return _object_path(self.store, entry.hash).read_bytes()
-
-
-def default_store() -> Path:
-    """The store in Traindeck's data dir."""
-    from app.config import data_dir
-
-    return data_dir() / "snapshots"
 
 
 def _object_path(store: Path, digest: str) -> Path:

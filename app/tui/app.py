@@ -417,14 +417,8 @@ class TraindeckApp(EarlyKeys):
         if self.ctx is None:
             self.notify("The database is still opening.", severity="warning")
             return
-        try:
-            from app.tui.wizard.screen import WizardScreen
-        except ImportError as exc:
-            self.notify(f"The create wizard is not available yet ({exc}).",
-                        title="Not available", severity="warning")
-            return
-
         from app.templates import TemplateInfo
+        from app.tui.wizard.screen import WizardScreen
 
         def created(ref: VersionRef | TemplateInfo | None) -> None:
             if isinstance(ref, TemplateInfo):

@@ -23,7 +23,3 @@ def freeze(at: datetime | None) -> None:
         at = at.replace(tzinfo=UTC)
     _frozen = at
 
-
-def is_frozen() -> bool:
-    """True while a test holds the clock."""
-    return _frozen is not None

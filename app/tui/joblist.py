@@ -10,13 +10,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.tui.widgets.formatting import (
-    format_coarse_duration,
-    format_duration,
-    format_resources,
-    format_time,
-    run_duration,
-)
+from app.formatting import format_duration
+from app.readmodels import format_resources
+from app.tui.widgets.formatting import format_coarse_duration, format_time, run_duration
 
 if TYPE_CHECKING:
     from app.context import Context

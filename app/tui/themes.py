@@ -33,8 +33,6 @@ from app.errors import ConfigError
 if TYPE_CHECKING:
     from textual.app import App
 
-    from app.config import Settings
-
 THEME_SUFFIXES = (".yaml", ".yml")
 STATUS_NAMES = ("initializing", "queued", "running", "succeeded", "failed", "stopped")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -251,22 +249,6 @@ def apply_theme(app: App[Any], name: str) -> str | None:
     return None
 
 
-def register_themes(app: App[Any], settings: Settings | None = None,
-                    dirs: Iterable[Path] | None = None) -> list[str]:
-    """Load and register every user theme, then apply `settings.theme`; returns the errors.
-
-    Reads files on the calling thread: apps that care about start-up time call
-    `load_user_themes` in a worker and `install_themes` + `apply_theme` on the UI thread.
-    """
-    themes, errors = load_user_themes(theme_dirs() if dirs is None else dirs)
-    install_themes(app, themes)
-    if settings is not None:
-        error = apply_theme(app, settings.theme)
-        if error:
-            errors.append(error)
-    return errors
-
-
 def rich_colour(value: str | None, default: str = "default") -> str:
     """A theme colour (`ansi_blue`, `#3d9be9`, `red 50%`) as a Rich style colour.
 
@@ -294,13 +276,13 @@ def theme_colour(app: App[Any] | None, variable: str, default: str) -> str:
 _THEME_LINE = re.compile(r"^theme[ \t]*:.*$", re.MULTILINE)
 
 
-def remember_theme(name: str, path: Path | None = None) -> Path:
+def remember_theme(name: str) -> Path:
     """Write `theme: <name>` into the config file, keeping every other line as it is.
 
     The file is replaced atomically (a temporary file renamed over it), so a crash never
     leaves half a config. Returns the file written. Raises ConfigError on failure.
     """
-    target = path or config_file()
+    target = config_file()
     line = f"theme: {name}"
     try:
         plain = yaml.safe_load(line) == {"theme": name}

@@ -6,10 +6,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from helpers import noop_launcher
 from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import OptionList, Static
-from tui_data import T0, DataBuilder, no_launch, settle
+from tui_data import T0, DataBuilder, settle
 
 from app.jobs import create_version, modified_spec
 from app.queries import version_info
@@ -37,7 +38,7 @@ def code_versions(build: DataBuilder, job: str = JOB) -> None:
     (code / "weights.bin").write_bytes(b"\0\x09\x08\x07" * 8)
     _, spec, parent_id = modified_spec(build.ctx, job, "V001", {"lr": 0.1},
                                        base_dir=build.base)
-    ref = create_version(build.ctx, job, spec, parent_id, fresh_code=True, launcher=no_launch)
+    ref = create_version(build.ctx, job, spec, parent_id, fresh_code=True, launcher=noop_launcher)
     build.finish(ref, Status.SUCCEEDED, created=T0 + timedelta(hours=1), ran=timedelta(minutes=9))
 
 
@@ -271,7 +272,7 @@ async def test_bytes_that_are_not_utf8_are_shown_replaced_or_escaped(
         handle.write(b"\xff\xfe latin-1 text\n")
     _, changed, parent_id = modified_spec(build.ctx, JOB, "V001", {"lr": 0.1},
                                           base_dir=build.base)
-    create_version(build.ctx, JOB, changed, parent_id, fresh_code=True, launcher=no_launch)
+    create_version(build.ctx, JOB, changed, parent_id, fresh_code=True, launcher=noop_launcher)
 
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import noop_launcher
 from rich.text import Text
 from textual.pilot import Pilot
-from tui_data import DataBuilder, no_launch, sample_job, settle
+from tui_data import DataBuilder, sample_job, settle
 
 import app.queries
-from app.jobs import modify
+from app.jobs import create_version, modified_spec
 from app.tui.app import TraindeckApp
 from app.tui.screens.compare import CompareScreen
 from app.tui.screens.confirm import ConfirmScreen
@@ -68,8 +69,9 @@ async def test_compare_shows_the_other_spec_fields_that_differ(build: DataBuilde
     raw = build.spec("digits-baseline", description="first try", env={"OMP_NUM_THREADS": "2"},
                      resources={"pool": "public", "gpus": 0, "nodes": 1, "runtime": "local",
                                 "cpus": 2})
-    modify(build.ctx, "digits-baseline", "V002", raw=raw, base_dir=build.base,
-           launcher=no_launch)
+    _, spec, parent = modified_spec(build.ctx, "digits-baseline", "V002", raw=raw,
+                                    base_dir=build.base)
+    create_version(build.ctx, "digits-baseline", spec, parent, launcher=noop_launcher)
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_compare(pilot, ["V001", "V002", "V004"])

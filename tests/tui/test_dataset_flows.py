@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import noop_launcher
 from s3server import S3Server, put_objects
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
-from tui_data import DataBuilder, no_launch
+from tui_data import DataBuilder
 from tui_helpers import folder, make_dataset_folders, open_datasets, type_into
 from tui_helpers import settle_workers as settle
 
@@ -245,7 +246,7 @@ async def test_delete_while_an_active_version_reads_it_is_refused_with_the_reaso
     make_dataset_folders(build)
     spec = build.spec("reader", data={"datasets": [{"name": "digits-train",
                                                      "version": "V001"}]})
-    submit(build.ctx, spec, build.base, launcher=no_launch)  # stays initializing
+    submit(build.ctx, spec, build.base, launcher=noop_launcher)  # stays initializing
     app = TraindeckApp(build.ctx)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_datasets(pilot)

@@ -17,9 +17,10 @@ from app.config import Settings, load_settings
 from app.errors import ConfigError
 from app.tui.app import TraindeckApp
 from app.tui.themes import (
+    apply_theme,
+    install_themes,
     load_theme_file,
     load_user_themes,
-    register_themes,
     remember_theme,
     rich_colour,
     shipped_theme_dirs,
@@ -33,6 +34,15 @@ SHIPPED = ("traindeck-ansi", "traindeck-night", "traindeck-paper")
 GOOD = {"name": "lab-green", "dark": True, "primary": "#3fae6a", "background": "#101510",
         "status-running": "#3fae6a"}
 
+
+
+def register_themes(app: App[Any], settings: Settings, dirs: list[Path]) -> list[str]:
+    """Install the themes in `dirs` and apply `settings.theme`, as the app does once it has
+    read its theme files; returns the errors it would show."""
+    themes, errors = load_user_themes(dirs)
+    install_themes(app, themes)
+    error = apply_theme(app, settings.theme)
+    return [*errors, error] if error else errors
 
 
 def write_theme(folder: Path, file_name: str, data: Any) -> Path:

@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from helpers import new_version, noop_launcher
 from sqlalchemy import update
 from sqlmodel import col, select
 from textual.pilot import Pilot
 
 from app.context import Context
-from app.jobs import VersionRef, modify, set_status, submit
+from app.jobs import VersionRef, set_status, submit
 from app.store.models import Event, Job, MetricPointRow, MetricSummary, Status, Version
 
 T0 = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
@@ -30,10 +31,6 @@ async def settle(pilot: Pilot[Any], rounds: int = 3) -> None:
         await pilot.pause()
         await pilot.app.workers.wait_for_complete()
     await pilot.pause()
-
-
-def no_launch(ctx: Context, version_id: int) -> None:
-    """A launcher that starts nothing: the version stays `initializing`."""
 
 
 @dataclass
@@ -72,7 +69,7 @@ class DataBuilder:
             exit_code: int | None = None, **spec_changes: Any) -> VersionRef:
         """A new job whose V001 ends in `status` (times fixed from T0)."""
         self._jobs += 1
-        ref = submit(self.ctx, self.spec(name, **spec_changes), self.base, launcher=no_launch)
+        ref = submit(self.ctx, self.spec(name, **spec_changes), self.base, launcher=noop_launcher)
         created = created or T0 + timedelta(minutes=10 * self._jobs)
         self.finish(ref, status, reason, created=created, ran=ran, exit_code=exit_code)
         with self.ctx.db.write() as s:
@@ -85,7 +82,7 @@ class DataBuilder:
                 created: datetime | None = None, ran: timedelta = timedelta(minutes=20),
                 exit_code: int | None = None) -> VersionRef:
         """A new version of `job` made from `parent` with changed run parameters."""
-        ref = modify(self.ctx, job, parent, params, base_dir=self.base, launcher=no_launch)
+        ref = new_version(self.ctx, job, parent, params, self.base)
         created = created or T0 + timedelta(hours=1, minutes=ref.version_id)
         self.finish(ref, status, reason, created=created, ran=ran, exit_code=exit_code)
         with self.ctx.db.write() as s:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from helpers import noop_launcher
 from sqlalchemy import update
 from sqlmodel import col, select
 from textual import work
@@ -23,7 +24,7 @@ from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Footer, Input, RadioButton, Select, Static
-from tui_data import T0, DataBuilder, no_launch, sample_job
+from tui_data import T0, DataBuilder, sample_job
 
 import app.tui.wizard.screen as wizard_module
 from app.config import get_settings
@@ -120,7 +121,7 @@ class WizardHost(App[None]):
 
 def host(ctx: Context, base: Path, **kwargs: Any) -> WizardHost:
     """A host app with a create (or modify, by `kwargs`) wizard that launches nothing."""
-    return WizardHost(WizardScreen(ctx, base_dir=base, launcher=no_launch, **kwargs))
+    return WizardHost(WizardScreen(ctx, base_dir=base, launcher=noop_launcher, **kwargs))
 
 
 def with_topics(ctx: Context) -> Context:

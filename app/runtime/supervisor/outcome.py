@@ -38,7 +38,7 @@ def outcome_of(exits: list[RankExit], failed_first: list[RankExit], stopped: boo
         return Outcome(Status.SUCCEEDED, "", 0)
     reason = describe_exit(culprit, len(exits) > 1)
     log_path = (logs or {}).get(culprit.rank)
-    line = error_line([log_path]) if log_path is not None and not culprit.error else None
+    line = error_line(log_path) if log_path is not None and not culprit.error else None
     if line and not (line == "Killed" and reason.startswith("killed")):
         reason += f": {line}"
     return Outcome(Status.FAILED, reason, culprit.exit_code)

@@ -28,10 +28,9 @@ from textual.widgets import DataTable, Header, Static
 from textual.widgets.data_table import RowKey
 from textual.worker import get_current_worker
 
-from app.formatting import shorten
+from app.formatting import format_value, shorten
 from app.tui.screens.first_show import FirstShow
 from app.tui.widgets.footer import KeyFooter
-from app.tui.widgets.formatting import format_value
 from app.tui.widgets.key_table import KeyTable
 from app.tui.widgets.metric_plot import MetricPlot
 from app.tui.widgets.metrics_view import curve_title

@@ -38,11 +38,11 @@ HELP = {
 }
 
 
-def split_field_error(error: str, fields: tuple[str, ...] = FIELDS) -> tuple[str, str]:
+def split_field_error(error: str) -> tuple[str, str]:
     """`("path", "... is not an existing directory")` from the core's one-line error
     (`"path: ... is not an existing directory"`); `("", error)` when it names no field."""
     head, sep, rest = error.partition(": ")
-    if sep and head in fields:
+    if sep and head in FIELDS:
         return head, rest
     return "", error
 

@@ -19,6 +19,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from app.formatting import human_bytes
 from app.tui.screens.master_detail import MasterDetailScreen
 from app.tui.widgets.formatting import format_time
 from app.tui.widgets.gpu_table import SyncRow
@@ -36,14 +37,6 @@ VERSION_COLUMNS: list[tuple[str, str, int | None]] = [
     ("version", "Version", 7), ("location", "Location", 48), ("files", "Files", 9),
     ("size", "Size", 11), ("created", "Created", 16), ("description", "Description", 16),
 ]
-
-
-def human_size(count: int) -> str:
-    """`1.5 GiB`, `12.0 KiB`, `0 B` (as the CLI and the core's messages write sizes)."""
-    # Imported here: the storage package is loaded by the worker that read the datasets.
-    from app.storage import human_bytes
-
-    return human_bytes(count)
 
 
 def files(count: int) -> str:
@@ -119,7 +112,7 @@ class DatasetsScreen(MasterDetailScreen["DatasetInfo", "DatasetVersionInfo"]):
         newest = latest(item)
         texts = (item.name, str(len(item.versions)), newest.version if newest else "—",
                  f"{newest.file_count:,}" if newest else "—",
-                 human_size(newest.total_bytes) if newest else "—", format_time(item.created),
+                 human_bytes(newest.total_bytes) if newest else "—", format_time(item.created),
                  item.description)
         description = Text(item.description or "—", no_wrap=True, overflow="ellipsis")
         cells = (Text(item.name, style="bold"), *texts[1:6], description)
@@ -127,7 +120,7 @@ class DatasetsScreen(MasterDetailScreen["DatasetInfo", "DatasetVersionInfo"]):
 
     def version_row(self, version: DatasetVersionInfo) -> SyncRow:
         texts = (version.version, version.uri, f"{version.file_count:,}",
-                 human_size(version.total_bytes), format_time(version.created),
+                 human_bytes(version.total_bytes), format_time(version.created),
                  version.description)
         cells = (Text(version.version, style="bold"),
                  Text(version.uri, no_wrap=True, overflow="ellipsis"), *texts[2:5],
@@ -143,7 +136,7 @@ class DatasetsScreen(MasterDetailScreen["DatasetInfo", "DatasetVersionInfo"]):
         text = Text(f"{version.dataset} {version.version}", style="bold")
         where = "object storage" if version.remote else "local folder"
         text.append(f"  {where} {version.uri}  ·  {files(version.file_count)}, "
-                    f"{human_size(version.total_bytes)}")
+                    f"{human_bytes(version.total_bytes)}")
         if extra:
             text.append(f"\n{extra}")
         detail.update(text)
@@ -181,7 +174,7 @@ class DatasetsScreen(MasterDetailScreen["DatasetInfo", "DatasetVersionInfo"]):
         if info is None:
             return
         self.notify(f"{what} {info.dataset} {info.version}: {files(info.file_count)}, "
-                    f"{human_size(info.total_bytes)}")
+                    f"{human_bytes(info.total_bytes)}")
         for line in info.warnings:
             self.notify(line, title="Files training will skip", severity="warning",
                         timeout=15)

@@ -16,9 +16,10 @@ from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from app.formatting import format_value
 from app.tui.messages import OpenJob
 from app.tui.screens.master_detail import MasterDetailScreen
-from app.tui.widgets.formatting import format_time, format_value
+from app.tui.widgets.formatting import format_time
 from app.tui.widgets.gpu_table import SyncRow
 
 if TYPE_CHECKING:

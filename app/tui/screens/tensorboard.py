@@ -18,8 +18,8 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from app.formatting import format_duration
 from app.tui.widgets.footer import KeyFooter
-from app.tui.widgets.formatting import format_duration
 
 if TYPE_CHECKING:
     from app.context import Context

@@ -171,12 +171,8 @@ class VersionActionsScreen(Explained, Screen[None]):
     def _stop(self, label: str) -> None:
         """Ask the version's supervisor to stop it."""
         from app.errors import TraindeckError
+        from app.runtime.control import stop_version
 
-        try:
-            from app.runtime.control import stop_version
-        except ImportError:
-            self.post_message(ActionFailed("Not available", "stop is not available yet"))
-            return
         try:
             done = stop_version(self.ctx, self.job, label)
         except TraindeckError as exc:

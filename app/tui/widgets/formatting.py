@@ -5,12 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from app.formatting import format_duration, format_value
-from app.readmodels import format_resources
 from app.tui import clock
-
-# One format of resources, durations and values for the TUI and the CLI.
-__all__ = ["format_duration", "format_resources", "format_value"]
 
 
 def format_time(value: datetime | None) -> str:

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
-from app.tui.widgets.formatting import format_value
+from app.formatting import format_value
 from app.tui.widgets.key_table import KeyTable
 from app.tui.widgets.metric_plot import MetricPlot
 

@@ -26,15 +26,15 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import ProgressBar, Static
 
-from app.formatting import describe_code, describe_devices, describe_resource_limits
-from app.tui.widgets.formatting import (
-    WrappedPath,
+from app.formatting import (
+    describe_code,
+    describe_devices,
+    describe_resource_limits,
     format_duration,
-    format_resources,
-    format_seconds_time,
     format_value,
-    run_duration,
 )
+from app.readmodels import format_resources
+from app.tui.widgets.formatting import WrappedPath, format_seconds_time, run_duration
 from app.tui.widgets.status import status_colour, status_text
 
 if TYPE_CHECKING:
