@@ -33,7 +33,6 @@ class GpuRow:
     pools: tuple[str, ...]
     holder: str | None = None
     """`job/V003` holding it, or None when free."""
-    holder_version_id: int | None = None
     held_since: datetime | None = None
     memory_used_mb: int | None = None
     memory_total_mb: int | None = None
@@ -85,7 +84,7 @@ def gpu_board(settings: Settings, db: Database, inventory: list[GpuInfo]) -> Gpu
     """The GPUs of `inventory` with their pools and holders, and the queue in FIFO order."""
     pools = gpu_pools(settings, [g.index for g in inventory])
     with db.read() as session:
-        holders: dict[int, tuple[str, int, datetime]] = {}
+        holders: dict[int, tuple[str, datetime]] = {}
         for alloc, name, number in session.exec(
                 select(GpuAllocation, Job.name, Version.number)
                 .join(Version, col(Version.id) == col(GpuAllocation.version_id))
@@ -94,25 +93,25 @@ def gpu_board(settings: Settings, db: Database, inventory: list[GpuInfo]) -> Gpu
             # A GPU split into MIG instances names every version on one of them.
             holder = f"{name}/{version_label(number)}"
             if alloc.gpu not in holders:
-                holders[alloc.gpu] = (holder, alloc.version_id, alloc.allocated_at)
+                holders[alloc.gpu] = (holder, alloc.allocated_at)
             elif holder not in holders[alloc.gpu][0].split(", "):
-                first, first_id, first_since = holders[alloc.gpu]
-                holders[alloc.gpu] = (f"{first}, {holder}", first_id, first_since)
+                first, first_since = holders[alloc.gpu]
+                holders[alloc.gpu] = (f"{first}, {holder}", first_since)
         queued = session.exec(
             select(Job.name, Version).join(Job, col(Job.id) == col(Version.job_id))
             .where(Version.status == Status.QUEUED.value).order_by(col(Version.id))
         ).all()
     rows = []
     for gpu in inventory:
-        label, vid, since = holders.pop(gpu.index, (None, None, None))
+        label, since = holders.pop(gpu.index, (None, None))
         rows.append(GpuRow(
             index=gpu.index, name=gpu.name, pools=pools.get(gpu.index, ()), holder=label,
-            holder_version_id=vid, held_since=since, memory_used_mb=gpu.memory_used_mb,
+            held_since=since, memory_used_mb=gpu.memory_used_mb,
             memory_total_mb=gpu.memory_total_mb, utilization=gpu.utilization,
         ))
-    for index, (label, vid, since) in sorted(holders.items()):
+    for index, (label, since) in sorted(holders.items()):
         rows.append(GpuRow(index=index, name="not in the inventory", pools=(), holder=label,
-                           holder_version_id=vid, held_since=since, present=False))
+                           held_since=since, present=False))
     queue = [
         QueuedRow(position=i + 1, version_id=v.id or 0, job=name,
                   version=version_label(v.number), pool=v.pool,
