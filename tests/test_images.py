@@ -293,14 +293,18 @@ def test_images_lists_each_engine_and_whether_it_is_present(engine: Any, home: P
     (home / "config.yaml").write_text(json.dumps({"engines": [
         {"name": "python", "version": "3.11", "image": "python:3.11-slim",
          "local_image": LOCAL},
-        {"name": "tensorflow", "version": "2.16", "image": MISSING}]}))
+        {"name": "tensorflow", "version": "2.16", "image": MISSING},
+        {"name": "pytorch", "version": "2.13", "image": MISSING, "local_image": MISSING}]}))
     code, out = run_cli("images", "--json")
     assert code == 0, out
     rows = {r["engine"]: r for r in json.loads(out)}
     assert (rows["python"]["present"], rows["python"]["uses"]) == (True, LOCAL)
     assert (rows["tensorflow"]["present"], rows["tensorflow"]["uses"]) == (False, None)
     code, out = run_cli("images")
-    assert code == 0 and LOCAL in out and "missing" in out
+    assert code == 0 and LOCAL in out
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert lines["tensorflow"].endswith("missing: pulled at start")
+    assert lines["pytorch"].endswith("missing: traindeck images build pytorch")
 
 
 def test_the_python_recipe_shares_the_test_images_cached_rootfs() -> None:
@@ -350,7 +354,8 @@ def test_images_pull_shows_progress_and_the_engines_answer(
         engine: Any, home: Path, registry: LoopbackRegistry) -> None:
     (home / "config.yaml").write_text(json.dumps({"engines": [
         {"name": "python", "version": "3.11", "image": registry.image},
-        {"name": "tensorflow", "version": "2.16", "image": MISSING}]}))
+        {"name": "tensorflow", "version": "2.16", "image": MISSING},
+        {"name": "pytorch", "version": "2.13", "image": MISSING, "local_image": MISSING}]}))
     code, out = run_cli("images", "pull", "python")
     assert code == 0, out
     assert f"pulling {registry.image}: 100%" in out and f"{registry.image} is present" in out

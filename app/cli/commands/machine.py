@@ -124,7 +124,18 @@ def cmd_images(args: argparse.Namespace) -> int:
         client.close()
     return print_records(args, rows, ["engine", "version", "image", "local build", "uses"],
                          lambda r: (r.engine, r.version, r.image, r.local_image or "-",
-                                    r.uses or "missing (pulled at start, else local processes)"))
+                                    r.uses or _missing(r)))
+
+
+def _missing(row: Any) -> str:
+    """What becomes of an engine whose image is not here."""
+    from app.images import RECIPES
+
+    build = (f"traindeck images build {row.engine}"
+             if row.local_image and row.engine in RECIPES else "")
+    if build and row.image == row.local_image:  # a local build only: no registry has it
+        return f"missing: {build}"
+    return "missing: pulled at start" + (f", or {build}" if build else "")
 
 
 def _one_engine(args: argparse.Namespace) -> str:
