@@ -44,6 +44,9 @@ Curves = dict[int, list[tuple[int, float]]]
 """One metric's curves: version id → [(step, value), ...]."""
 GpuRows = list[tuple[str, list[float | None]]]
 """`app.readmodels.gpu_compare_rows`: (title, each version's figure or None)."""
+SPEC_VALUE_WIDTH = 20
+"""A spec field's value is cut to this many characters: two versions fit in 80 columns
+(`traindeck compare --json` has them whole)."""
 
 
 class _VersionTable(KeyTable):
@@ -268,8 +271,8 @@ class CompareScreen(FirstShow, Screen[None]):
             table.add_row(self._section("Spec — other fields that differ"),
                           *([""] * len(comparison.versions)), key="section-spec")
         for path, values in comparison.spec_changes.items():
-            table.add_row(Text(f"  {path}"), *(shorten(format_value(v), 40) for v in values),
-                          key=f"spec-{path}")
+            cells = (shorten(format_value(v), SPEC_VALUE_WIDTH) for v in values)
+            table.add_row(Text(f"  {path}"), *cells, key=f"spec-{path}")
         table.add_row(self._section("Final metrics (★ best)"),
                       *([""] * len(comparison.versions)), key="section-metrics")
         if not comparison.metric_names:
