@@ -354,7 +354,9 @@ def test_a_killed_supervisor_is_replaced_and_the_job_adopted(
     assert row is not None and row.supervisor_pid and row.executor == "slurm"
     os.kill(row.supervisor_pid, signal.SIGKILL)
     wait_until(lambda: not pid_alive(row.supervisor_pid), 10, "the supervisor's death")
-    assert any("restart" in action for action in reconcile(ctx))
+    # A controller slow to answer (a loaded machine) defers the decision to a later pass.
+    wait_until(lambda: any("restart" in action for action in reconcile(ctx)), 60,
+               "a reconcile that restarts the supervisor")
     (code / "go").touch()
     ended = final(ctx, version)
     assert (ended.status, ended.reason) == ("succeeded", "")
