@@ -270,9 +270,9 @@ def test_framework_shape_errors(check: Callable[..., JobSpec], fields: dict[str,
 @pytest.mark.parametrize(("env", "line"), [
     ({"TRAINDECK_JOB": "x"}, "env.TRAINDECK_JOB: TRAINDECK_JOB is set by Traindeck for every "
                              "rank: choose another name"),
-    ({"RANK": 1}, "env.RANK: RANK is set by Traindeck for every rank: choose another name"),
+    ({"RANK": 1}, "env.RANK: RANK is set by Traindeck for the ranks: choose another name"),
     ({"TORCHELASTIC_RUN_ID": "r"}, "env.TORCHELASTIC_RUN_ID: TORCHELASTIC_RUN_ID is set by "
-                                   "Traindeck for every rank: choose another name"),
+                                   "Traindeck for the ranks: choose another name"),
     ({"1BAD": "x"}, "env.1BAD: variable name '1BAD' must start with a letter or '_' and hold "
                     "only letters, digits or '_'"),
     ({"OK": [1]}, "env.OK: Input should be a valid string"),
@@ -311,9 +311,9 @@ def test_validate_prints_rank_0_argv_and_environment(command_project: Project) -
     data = command_project.data_dir.resolve()
     assert f"  python train.py 3 --out={output}/m.pt --epochs=3 --data_url=shadow\n" in out
     for line in (f"  TRAIN_URL={output}/", f"  TRAINDECK_DATA_URL={data}/", "  MY_CONFIG=fast",
-                 "  SEED=7", "  GROUP_RANK=0", "  MASTER_PORT=<free port>",
-                 "  TRAINDECK_METRICS_FILE=<version state>/job/metrics.rank0.jsonl"):
+                 "  SEED=7", "  TRAINDECK_METRICS_FILE=<version state>/job/metrics.rank0.jsonl"):
         assert line + "\n" in out
+    assert "RANK=" not in out and "MASTER_PORT" not in out  # one process: no rendezvous
     assert "warning: parameters.data_url: Traindeck already passes the data folder" in out
     assert not (command_project.base / "out").exists()  # validation writes nothing
     assert "traindeck-preview-" not in out  # no scratch path is shown as a real one
@@ -322,7 +322,14 @@ def test_validate_prints_rank_0_argv_and_environment(command_project: Project) -
     rank0 = json.loads(out)["rank0"]
     assert rank0["version"] == "V001"
     assert rank0["argv"][:4] == ["python", "train.py", "3", f"--out={output}/m.pt"]
-    assert rank0["env"]["ROLE_NAME"] == "default" and rank0["env"]["SEED"] == "7"
+    assert rank0["env"]["SEED"] == "7" and "ROLE_NAME" not in rank0["env"]
+
+    command_project.spec["resources"]["nodes"] = 2  # two local processes: torchrun's variables
+    code, out = run_cli("validate", str(command_project.write_spec()))
+    assert code == 0, out
+    for line in ("  RANK=0", "  ROLE_NAME=default", "  MASTER_PORT=<free port>",
+                 "  PET_MASTER_PORT=<free port>"):
+        assert line + "\n" in out
     assert [w.split(":")[0] for w in rank0["warnings"]] == ["parameters.data_url"]
 
 

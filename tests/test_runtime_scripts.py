@@ -30,10 +30,11 @@ parser.add_argument("--save", required=True)
 args = parser.parse_args()  # any argument it does not know is an error
 keys = ["GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE", "ROLE_NAME", "GROUP_WORLD_SIZE",
         "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT", "TORCHELASTIC_MAX_RESTARTS",
-        "LOCAL_WORLD_SIZE", "WORLD_SIZE", "RANK"]
+        "LOCAL_WORLD_SIZE", "WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
+        "PET_NNODES"]
 with open(args.save, "w") as f:
     json.dump({"args": vars(args), "cwd": os.getcwd(), "python": sys.executable,
-               "env": {k: os.environ[k] for k in keys}}, f)
+               "env": {k: os.environ.get(k) for k in keys}}, f)
 """
 
 FROM_ENVIRONMENT = """\
@@ -95,12 +96,10 @@ def test_a_strict_argparse_script_called_by_a_command(
     assert result["cwd"] == ("/traindeck/code" if runtime == "docker" else str(code))
     if runtime == "local":  # `python` is the engine's interpreter, found first on PATH
         assert Path(result["python"]).parent == Path(sys.executable).parent
-    env = result["env"]
-    assert (env["GROUP_RANK"], env["ROLE_RANK"], env["ROLE_NAME"]) == ("0", "0", "default")
-    assert (env["ROLE_WORLD_SIZE"], env["GROUP_WORLD_SIZE"], env["LOCAL_WORLD_SIZE"]) == \
-           ("1", "1", "1")
-    assert (env["TORCHELASTIC_RESTART_COUNT"], env["TORCHELASTIC_MAX_RESTARTS"]) == ("0", "0")
-    assert env["TORCHELASTIC_RUN_ID"].startswith(f"td-strict-{runtime}-v001-")
+    # One process gets none of torchrun's variables: a script that runs distributed when
+    # it finds RANK (nanoGPT's `ddp = int(os.environ.get('RANK', -1)) != -1`) runs as when
+    # started by hand. (A distributed version's ranks get them all: see below.)
+    assert result["env"] == dict.fromkeys(result["env"])
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

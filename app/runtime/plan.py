@@ -294,14 +294,17 @@ def build_plan(
     names, network = rank_names(settings, job, version)
     net = network if runtime == "docker" and world > 1 else None
     master_addr = names[0] if net else "127.0.0.1"
-    master_port = MASTER_PORT_IN_NETWORK if runtime == "docker" else free_port()
+    master_port = MASTER_PORT_IN_NETWORK if runtime == "docker" or world == 1 else free_port()
     ranks = []
     for rank in range(world):
         rank_gpus = gpus[rank * per_rank:(rank + 1) * per_rank]
         env = {
             **call.env, "TRAINDECK_JOB": job, "TRAINDECK_VERSION": label,
             "TRAINDECK_METRICS_FILE": str(job_at / metrics_file_name(rank)),
-            **rendezvous_env(rank, nodes, per_node, master_addr, master_port, network),
+            # One process gets none: a script that runs distributed when it finds RANK
+            # (nanoGPT, Hugging Face's) runs as when started by hand.
+            **(rendezvous_env(rank, nodes, per_node, master_addr, master_port, network)
+               if world > 1 else {}),
             "PYTHONUNBUFFERED": "1",
         }
         if docker:

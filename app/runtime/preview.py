@@ -116,7 +116,9 @@ def preview_rank0(ctx: Context, spec: JobSpec) -> RankPreview:
 
     env = {name: text(value) for name, value in rank.env.items()}
     if version.runtime == "local":
-        env["MASTER_PORT"] = "<free port>"
+        for name in ("MASTER_PORT", "PET_MASTER_PORT"):
+            if name in env:
+                env[name] = "<free port>"
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = "<granted GPUs>"
         inherited = os.environ.get("PATH", os.defpath)

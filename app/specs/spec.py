@@ -137,7 +137,7 @@ def _env_name(name: str) -> str:
         raise ValueError(f"variable name {name!r} must start with a letter or '_' and hold "
                          "only letters, digits or '_'")
     if name in RESERVED_ENV or name.startswith(("TRAINDECK_", "TORCHELASTIC_")):
-        raise ValueError(f"{name} is set by Traindeck for every rank: choose another name")
+        raise ValueError(f"{name} is set by Traindeck for the ranks: choose another name")
     return name
 
 
