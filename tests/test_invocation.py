@@ -268,8 +268,8 @@ def test_framework_shape_errors(check: Callable[..., JobSpec], fields: dict[str,
 
 
 @pytest.mark.parametrize(("env", "line"), [
-    ({"TRAINDECK_JOB": "x"}, "env.TRAINDECK_JOB: TRAINDECK_JOB is set by Traindeck for every "
-                             "rank: choose another name"),
+    ({"TRAINDECK_JOB": "x"}, "env.TRAINDECK_JOB: TRAINDECK_JOB is set by Traindeck for the "
+                             "ranks: choose another name"),
     ({"RANK": 1}, "env.RANK: RANK is set by Traindeck for the ranks: choose another name"),
     ({"TORCHELASTIC_RUN_ID": "r"}, "env.TORCHELASTIC_RUN_ID: TORCHELASTIC_RUN_ID is set by "
                                    "Traindeck for the ranks: choose another name"),
