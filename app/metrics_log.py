@@ -34,15 +34,22 @@ _NAME = r"[A-Za-z_](?:[\w./-]*\w)?"
 # What may follow a value: the end, a separator or closing bracket, or a sentence's full
 # stop. So `1.5s`, `1.2.3`, `12:30`, `2026-11-23`, `9842/10000` and `cuda:0` give nothing.
 _VALUE_END = r"(?=$|[\s,;|)\]}'\"]|\.(?:\s|$))"
-# `name=value` (spaces allowed around `=`) or `name: value` (a space after the colon, so
-# `host:8080` is no pair); the name may be quoted as a printed dict has it
-# (`{'loss': 0.31}`). A name glued to `/`, `.`, `-`, `=` or a word is part of a path,
-# a file name or a flag (`/runs/lr=0.1`, `epoch=3-step=9.ckpt`, `--lr=0.01`): not a pair.
-# A word before the name qualifies it (`test loss: 0.2` is `test_loss`, not `loss`).
-_QUALIFIER = r"(?:(?P<qual>[A-Za-z]+)[ \t](?=[A-Za-z_]))?"
+# `name=value` (spaces allowed around `=`) or `name: value` (with no space after the colon
+# see `_TIGHT`: `host:8080` is no pair); the name may be quoted as a printed dict has it
+# (`{'loss': 0.31}`). A name glued to `/`, `\`, `.`, `-`, `=` or a word is part of a
+# path, a file name or a flag (`/runs/lr=0.1`, `C:\runs\lr=0.1`, `epoch=3-step=9.ckpt`,
+# `--lr=0.01`): not a pair.
+# A word before the name qualifies it (`test loss: 0.2` is `test_loss`, not `loss`), an
+# owner too (LightGBM's `valid_0's l1: 0.43` is `valid_0_l1`).
+_QUALIFIER = r"(?:(?P<qual>[A-Za-z]+|[A-Za-z][\w-]*(?='s))(?:'s)?[ \t](?=[A-Za-z_]))?"
+# With no space after the colon (XGBoost's `train-error:0.0213`, its cv's mean
+# `test-error:0.0012+0.0001`) only a decimal or an exponent is a value, and it must end
+# there: `cuda:0`, `host:8080`, `12:30:45.5` and `version:1.2.3` give nothing.
+_TIGHT = r"[-+]?(?:\d*\.\d+|\d+\.\d*|\d+(?=[eE]))(?:[eE][-+]?\d+)?(?=$|[\s+])"
 _PAIR = re.compile(
-    rf"(?<![\w./=-]){_QUALIFIER}(?P<quote>['\"]?)(?P<name>{_NAME})(?P=quote)"
-    rf"(?:\s*=\s*|\s*:\s+)(?P<value>{_NUMBER})(?P<percent>%)?{_VALUE_END}"
+    rf"(?<![\w./\\=-]){_QUALIFIER}(?P<quote>['\"]?)(?P<name>{_NAME})(?P=quote)"
+    rf"(?:(?:\s*=\s*|\s*:\s+)(?P<value>{_NUMBER})(?P<percent>%)?{_VALUE_END}"
+    rf"|:(?P<tight>{_TIGHT}))"
 )
 # Between `|` bars a bare `name value` is a pair too (`epoch 3 | val_loss 0.2`).
 _BARRED = re.compile(
@@ -50,6 +57,10 @@ _BARRED = re.compile(
 # A step written as words (`Epoch 3/10`, `[iter 200]`, `Step #5:`).
 _STEP_WORDS = re.compile(r"(?<![\w-])(?i:(step|iteration|iter|epoch))\s+\[?#?(\d+)(?![\w.])")
 _URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://\S*")
+# A call's repr: a capitalised name glued to `(` (`Namespace(lr=0.1)`, `BatchNorm2d(64,
+# eps=1e-05)`, `Trainer(limit_train_batches=1)`) holds set-up, not results.
+_CALL = re.compile(r"\b[A-Z]\w*\(")
+_PARENS = re.compile(r"[()]")
 _STEP_KEYS = {"step": 0, "global_step": 0, "iteration": 1, "iter": 1, "epoch": 2}
 """Names that give the step, finest first: with `epoch` and `step` on one line, step wins."""
 _NOT_METRICS = frozenset({
@@ -61,13 +72,16 @@ _NOT_METRICS = frozenset({
 """Numbers scripts print that are set-up, not results."""
 # A value followed by a word that is not the next name (`data: 500 rows`, `took: 3 s`)
 # counts things in a unit: not a metric. A word that starts a phrase is no unit (`Loss:
-# 0.0009 after 198 batches`, `loss: 0.3 at step 5`).
+# 0.0009 after 198 batches`, `loss: 0.3 at step 5`), nor one that starts the next name,
+# qualified or owned (`Last reward: 13.0\tAverage reward: 18.7`, `valid_0's l2: 0.19`).
 _COUNTED = re.compile(r"[ \t]+(?!(?:after|at|and|before|by|for|from|in|of|on|or|over|per|"
-                      r"to|vs|when|while|with)\b)[A-Za-z][\w-]*(?![\w-]*\s*[:=])",
-                      re.IGNORECASE)
+                      r"to|vs|when|while|with)\b)[A-Za-z][\w-]*"
+                      r"(?![\w-]*(?:'s)?(?:[ \t]+[A-Za-z][\w-]*)?\s*[:=])", re.IGNORECASE)
+_VERBS = frozenset({"is", "are", "was", "were", "be", "been"})
+"""A verb before the colon names nothing (`The RMSE of prediction is: 0.445`)."""
 _NOT_QUALIFIERS = frozenset({
     "a", "an", "the", "and", "or", "of", "is", "at", "on", "in", "to", "for", "with", "by",
-    "my", "our", "your", "its", "this", "that", "new", "set", "got", "info", "debug",
+    "my", "our", "your", "it", "its", "this", "that", "new", "set", "got", "info", "debug",
     "warning", "error", "root",
 })
 """Words before a name that do not qualify it (`the loss: 0.3` is `loss`)."""
@@ -80,6 +94,23 @@ def _metric_name(match: re.Match[str]) -> str:
             and qualifier.lower() not in _STEP_KEYS and match["name"].lower() not in _STEP_KEYS:
         return f"{qualifier}_{match['name']}"
     return match["name"]
+
+
+def _without_calls(text: str) -> str:
+    """The line with each call's repr cut out, nested ones with it (an unclosed one runs
+    to the end of the line)."""
+    kept, end = [], 0
+    for call in _CALL.finditer(text):
+        if call.start() < end:
+            continue  # inside the one cut out
+        kept.append(text[end:call.start()])
+        depth, end = 0, len(text)
+        for paren in _PARENS.finditer(text, call.end() - 1):
+            depth += 1 if paren[0] == "(" else -1
+            if depth == 0:
+                end = paren.end()
+                break
+    return " ".join([*kept, text[end:]])
 
 
 def compile_log_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:
@@ -136,15 +167,17 @@ def default_pairs(text: str) -> tuple[list[tuple[str, float]], int | None]:
     the value of ``step``/``global_step``, ``iteration``/``iter`` or ``epoch`` (finest
     first), as a pair or as words (``Epoch 3/10``); it is not a metric itself. Nothing
     comes from URLs, paths, flags, times, dates, versions, values with units, set-up
-    numbers (``rank``, ``pid``, ``seed``, ...) or an argparse ``Namespace(...)`` echo.
+    numbers (``rank``, ``pid``, ``seed``, ...) or a call's repr (an argparse
+    ``Namespace(...)`` echo, ``BatchNorm2d(64, eps=1e-05)``), wherever it is in the line.
     """
-    if ("=" not in text and ":" not in text and "|" not in text) or \
-            text.startswith("Namespace("):
+    if "=" not in text and ":" not in text and "|" not in text:
         return [], None
     if "://" in text:
         text = _URL.sub(" ", text)
-    found = [(_metric_name(m), m["value"]) for m in _PAIR.finditer(text)
-             if not _COUNTED.match(text, m.end())]
+    if "(" in text:
+        text = _without_calls(text)
+    found = [(_metric_name(m), m["value"] or m["tight"]) for m in _PAIR.finditer(text)
+             if m["name"].lower() not in _VERBS and not _COUNTED.match(text, m.end())]
     if "|" in text:
         found += [(_metric_name(m), m["value"]) for piece in text.split("|")
                   if (m := _BARRED.fullmatch(piece))]

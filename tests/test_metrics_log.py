@@ -47,6 +47,22 @@ def named(points: list[MetricPoint]) -> list[tuple[str, int, float]]:
      [("loss", 0.31), ("learning_rate", 5e-05)], 2),
     ("acc: 98.5% (best)", [("acc", 98.5)], None),
     ("[iter 200] train/loss=-0.5;", [("train/loss", -0.5)], 200),
+    # Real lines of public scripts: pytorch/examples reinforce, dcgan (D(x) is a call's
+    # look-alike and left out), LightGBM, XGBoost's train and cv (the mean before `+`).
+    ("Episode 10\tLast reward: 13.00\tAverage reward: 18.72",
+     [("Last_reward", 13.0), ("Average_reward", 18.72)], None),
+    ("[0/25][3/16] Loss_D: 1.3817 Loss_G: 0.6931 D(x): 0.5011 D(G(z)): 0.4998 / 0.5002",
+     [("Loss_D", 1.3817), ("Loss_G", 0.6931)], None),
+    ("[1]\tvalid_0's l1: 0.43\tvalid_0's l2: 0.19",
+     [("valid_0_l1", 0.43), ("valid_0_l2", 0.19)], None),
+    ("[1]\ttrain-error:0.02130\ttest-error:0.02119",
+     [("train-error", 0.0213), ("test-error", 0.02119)], None),
+    ("[0]\ttrain-rmse:0.5 test-rmse:0.6", [("train-rmse", 0.5), ("test-rmse", 0.6)], None),
+    ("[9]\ttrain-error:0.00123+0.00012\ttest-error:0.00123+0.00105",
+     [("train-error", 0.00123), ("test-error", 0.00123)], None),
+    ("lr:1e-3 loss: 0.3", [("lr", 0.001), ("loss", 0.3)], None),
+    ("x = Foo(a=1) loss=0.3", [("loss", 0.3)], None),  # a call's repr is cut out, only it
+    ("it's loss: 0.3", [("loss", 0.3)], None),
 ])
 def test_default_rules_find(line: str, pairs: list[tuple[str, float]], step: int | None) -> None:
     assert default_pairs(line) == (pairs, step)
@@ -69,6 +85,21 @@ def test_default_rules_find(line: str, pairs: list[tuple[str, float]], step: int
     "SignalException: Process 24283 got signal: 15",  # torchrun, stopped
     "loss=nan acc=inf",
     "epoch 3 | step 4",  # steps only
+    # No space after the colon: only a decimal that ends there, named by a word.
+    "at 12:30:45.5 eta:0:01:23.4 version:1.2.3 elapsed:1.5s mem:1.5GB sha:1a2b.3",
+    "see /data/x:1.5 or C:\\runs\\a:1.5 or 10.0.0.1:8080",
+    # Set-up inside a call's repr, anywhere in the line, nested too (Lightning, optuna,
+    # a PyTorch model's print).
+    "`Trainer(limit_train_batches=1)` was configured so 1 batch per epoch will be used.",
+    "FrozenTrial(number=47, state=1, values=[0.97], params={'x': 0.5}, distributions={'x': "
+    "FloatDistribution(high=10000000000.0, log=True, low=1e-10, step=None)}, trial_id=47, "
+    "value=None)",
+    "BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True)",
+    "  (conv1): Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1))",
+    "Namespace(lr=0.1, epochs=3",  # unclosed: to the end of the line
+    # A verb is no name (a metric's name is before it, too far to tell).
+    "The RMSE of prediction is: 0.445",
+    "tokens per iteration will be: 768",
 ])
 def test_default_rules_ignore(line: str) -> None:
     assert default_pairs(line) == ([], None)
