@@ -64,6 +64,26 @@ def test_last_traceback_of_a_chain_and_multiline_message(tmp_path: Path) -> None
     assert failure_reason(log, code) == "exit code 1: ValueError: bad config"
 
 
+def test_message_on_the_lines_after_an_empty_first_line(tmp_path: Path) -> None:
+    """optuna.integration without optuna-integration: the final exception says the fix."""
+    log, code = run_into_log(tmp_path, (
+        "try:\n"
+        "    import optuna_integration_not_here\n"
+        "except ModuleNotFoundError:\n"
+        "    raise ModuleNotFoundError(\n"
+        "        '\\nCould not find `optuna-integration` for `lightgbm`.\\n'\n"
+        "        'Please run `pip install optuna-integration[lightgbm]`.')\n"))
+    assert failure_reason(log, code) == (
+        "exit code 1: ModuleNotFoundError: Could not find `optuna-integration` for "
+        "`lightgbm`. Please run `pip install optuna-integration[lightgbm]`.")
+    # An empty message with nothing after it: the exception's name is the reason.
+    for n, message in enumerate(("", "'\\n'", "' '")):
+        log, code = run_into_log(tmp_path, (
+            f"class SomeError(Exception):\n    pass\nraise SomeError({message})\n"),
+            log=f"empty-{n}.log")
+        assert failure_reason(log, code) == "exit code 1: SomeError", message
+
+
 def test_syntax_error_and_custom_exception(tmp_path: Path) -> None:
     log, code = run_into_log(tmp_path, "print(\n")
     assert failure_reason(log, code) == "exit code 1: SyntaxError: '(' was never closed"

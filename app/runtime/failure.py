@@ -20,6 +20,8 @@ TAIL_BYTES = 64 * 1024
 """How much of the end of a log is searched."""
 TAIL_LINES = 400
 MAX_REASON_CHARS = 300
+MESSAGE_LINES = 4
+"""How many lines after an exception's empty first line are taken as its message."""
 OWN_ERROR = OWN_PREFIX + "error: "
 
 _TRACEBACK = "Traceback (most recent call last):"
@@ -33,6 +35,7 @@ _OOM = re.compile(r"CUDA out of memory|CUDA error: out of memory|OutOfMemoryErro
 # `Killed` (sh) or `bash: line 1: 4321 Killed   python train.py` (bash).
 _KILLED = re.compile(r"Killed|\S+: (?:line \d+: +)?\d+ Killed\b.*")
 _SPACES = re.compile(r"\s+")
+_WORD = re.compile(r"\w")
 # Launchers that merge several workers' output mark each line (`[rank0]: `, torchrun's
 # `--tee` gives `[default0]:`); the mark is dropped so the worker's traceback is seen.
 _WORKER_MARK = re.compile(r"\[[A-Za-z]+\d+\]:[ \t]?")
@@ -58,13 +61,25 @@ def find_error_line(lines: Sequence[str]) -> str | None:
     or Traindeck's own ``[traindeck] error: ...`` line. An exception without a message
     (``KeyboardInterrupt``, torchrun's ``ChildFailedError:`` whose details follow on other
     lines) counts only when there is nothing better, so torchrun's summary does not hide
-    the worker's own exception printed before it.
+    the worker's own exception printed before it. An exception that ends a traceback with
+    an empty first line (``ModuleNotFoundError: `` whose message begins with a newline,
+    then ``Could not find ...``, ``Please run ...``) takes the lines that follow, up to a
+    blank line, a line of no words (torchrun's ``=====`` rule) or ``MESSAGE_LINES`` lines,
+    as its message.
     """
     strong: str | None = None
     weak: str | None = None
     in_traceback = False
+    message: list[str] = []  # the name, then the message lines, of such an exception
     for raw in lines:
         text = raw.rstrip()
+        if message:
+            if (len(message) <= MESSAGE_LINES and _WORD.search(text) and text != _TRACEBACK
+                    and not text.startswith(OWN_PREFIX)):
+                message.append(text.strip())
+                strong = f"{message[0]}: {' '.join(message[1:])}"
+                continue
+            message = []
         if text.startswith(OWN_PREFIX):
             if text.startswith(OWN_ERROR):
                 strong = text.removeprefix(OWN_ERROR)
@@ -81,6 +96,8 @@ def find_error_line(lines: Sequence[str]) -> str | None:
                 strong = text
             elif ends_traceback or text.endswith(":"):
                 weak = text.rstrip(":")
+                if ends_traceback and exception["message"] is not None:
+                    message = [weak]
         elif ends_traceback and text:
             strong = text  # whatever ends a traceback is its exception
         elif _ARGPARSE.fullmatch(text) or _OOM.search(text) or _KILLED.fullmatch(text):
