@@ -70,6 +70,15 @@ def split_timestamp(line: str) -> tuple[str | None, str]:
     return match.group(1), line[match.end() :]
 
 
+def last_rewrite(text: str) -> str:
+    """What a terminal shows of a line's text that rewrote itself with carriage returns
+    (a progress bar): its last rewrite; other text as it is."""
+    if "\r" not in text:
+        return text
+    text = text.rstrip("\r")
+    return text[text.rfind("\r") + 1:]
+
+
 STAMP_STYLES = ("time", "full", "off")
 """How log lines show their stamp: local time of day, the stored UTC stamp, or none."""
 
@@ -79,7 +88,9 @@ class StampFormatter:
 
     `time` turns `2026-05-01T14:03:07.215Z` into the local `16:03:07.215`; the
     conversion is done once per second of stamps (lines of one second share it), so a
-    batch of 100k lines costs a slice and a dictionary lookup each.
+    batch of 100k lines costs a slice and a dictionary lookup each. A line that rewrote
+    itself with carriage returns (a tqdm bar) shows as a terminal showed it: its last
+    rewrite.
     """
 
     def __init__(self, style: str = "time") -> None:
@@ -89,12 +100,12 @@ class StampFormatter:
         self._seconds: dict[str, str] = {}
 
     def __call__(self, line: str) -> str:
-        if self.style == "full":
-            return line
         match = _STAMP.match(line)
-        if match is None:
-            return line
-        text = line[match.end():]
+        head = line[:match.end()] if match else ""
+        text = line[len(head):]
+        text = last_rewrite(text)
+        if self.style == "full" or match is None:
+            return head + text
         if self.style == "off":
             return text
         stamp = match.group(1)
@@ -109,8 +120,8 @@ class StampFormatter:
         return f"{local}{fraction} {text}"
 
     def lines(self, lines: list[str]) -> list[str]:
-        """Every line rewritten (the same list when the style keeps them as they are)."""
-        return lines if self.style == "full" else [self(line) for line in lines]
+        """Every line rewritten."""
+        return [self(line) for line in lines]
 
 
 class LogWriter:

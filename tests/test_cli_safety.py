@@ -69,15 +69,16 @@ def test_logs_prints_the_whole_of_a_big_log(cli: Cli, demo: Path) -> None:
 
 def test_logs_escape_terminal_controls_unless_raw(cli: Cli, demo: Path) -> None:
     stamp = "2026-01-01T00:00:00.000Z "
-    hostile = "\x1b]0;owned\x07\x1b[2J\x1b[H\rbell\x08\x9b1m"
-    (demo / "rank-0.log").write_text(f"{stamp}{hostile}\n{stamp}a\tb\n{stamp}ends")
+    hostile = "\x1b]0;owned\x07\x1b[2J\x1b[Hbell\x08\x9b1m"
+    bar = " 10%|#    \r100%|#####\rhidden\x1b[2J"  # shown as a terminal shows it, escaped
+    (demo / "rank-0.log").write_text(f"{stamp}{hostile}\n{stamp}{bar}\n{stamp}a\tb\n{stamp}ends")
     code, out, _ = cli("logs", "demo")
     assert code == 0
-    assert out == ("\\x1b]0;owned\\x07\\x1b[2J\\x1b[H\\x0dbell\\x08\\x9b1m\n"
-                   "a\tb\nends\n")
-    assert cli("logs", "demo", "--tail", "3")[1] == out
+    assert out == ("\\x1b]0;owned\\x07\\x1b[2J\\x1b[Hbell\\x08\\x9b1m\n"
+                   "hidden\\x1b[2J\na\tb\nends\n")
+    assert cli("logs", "demo", "--tail", "4")[1] == out
     assert cli("logs", "demo", "--follow")[1] == out
-    assert cli("logs", "demo", "--raw")[1] == f"{hostile}\na\tb\nends\n"
+    assert cli("logs", "demo", "--raw")[1] == f"{hostile}\n{bar}\na\tb\nends\n"
 
 
 @pytest.mark.parametrize("args", [("logs", "demo", "--tail", "-1"),

@@ -273,6 +273,11 @@ def test_stamp_formatter_shows_local_time_of_day_utc_or_nothing(
         raw = "a line copied without a stamp"
         assert [StampFormatter(s)(raw) for s in STAMP_STYLES] == [raw] * 3
         assert StampFormatter("off").lines([line, raw]) == ["epoch 3 loss=0.2", raw]
+        # A tqdm bar rewrote its line: it shows as the terminal showed it, stamp kept.
+        bar = "2026-05-01T14:03:07.215Z  0%|          | 0/9\r 50%|#####     | 4/9\r100%|#| 9/9\r"
+        assert StampFormatter("time")(bar) == "22:03:07.215 100%|#| 9/9"
+        assert StampFormatter("full")(bar) == "2026-05-01T14:03:07.215Z 100%|#| 9/9"
+        assert StampFormatter("off")("no stamp\rrewritten") == "rewritten"
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()

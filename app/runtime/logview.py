@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.errors import NotFoundError, TraindeckError
-from app.logs import LogFollower, escape_controls, list_rank_logs, split_timestamp, tail
+from app.logs import (
+    LogFollower,
+    escape_controls,
+    last_rewrite,
+    list_rank_logs,
+    split_timestamp,
+    tail,
+)
 
 if TYPE_CHECKING:
     from app.context import Context
@@ -26,7 +33,7 @@ def _emit(lines: list[str], prefix: str, raw: bool = False) -> None:
     out = sys.stdout
     for line in lines:
         text = split_timestamp(line)[1]
-        out.write(prefix + (text if raw else escape_controls(text)) + "\n")
+        out.write(prefix + (text if raw else escape_controls(last_rewrite(text))) + "\n")
     out.flush()
 
 

@@ -187,6 +187,15 @@ async def test_logs_tab_shows_the_tail_then_follows(build: DataBuilder) -> None:
         await pilot.press("f")
         await settle(pilot, rounds=2)
         assert panel.lines[-1].endswith("held back")
+        # A progress bar that rewrote its line is one row: its last rewrite, stamped.
+        rows = len(panel.lines)
+        build.log(VersionRef("digits-baseline", "V003", ref.id, ref.status),
+                  [" 10%|#         | 1/10\r 50%|#####     | 5/10\r100%|##########| 10/10"])
+        await pilot.pause(0.6)
+        await settle(pilot, rounds=2)
+        assert len(panel.lines) == rows + 1
+        assert panel.lines[-1].endswith(" 100%|##########| 10/10")
+        assert panel.lines[-1][:2].isdigit()  # the time of day is kept
 
 
 async def test_tabs_are_filled_when_first_shown_then_follow_the_selection(
