@@ -10,9 +10,11 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlmodel import Session, select
 
@@ -130,8 +132,29 @@ def unavailable_reason(settings: Settings, engine: str, version: str) -> str | N
     build = (f", or run it in Docker (`traindeck images build {engine}`)"
              if engine in ("python", "pytorch") else ", or run it in Docker")
     return (f"{engine} {version}: the local interpreter {interpreter} has no module "
-            f"{module!r}; fix: `{interpreter} -m pip install {module}`, set the engine's "
-            f"interpreter to one that has it{build}")
+            f"{module!r}; fix: `{interpreter} -m pip install {_package(engine)}`, list it in "
+            f"the code folder's requirements.txt, set the engine's interpreter to one that "
+            f"has it{build}")
+
+
+def _package(engine: str) -> str:
+    """The pip package of an engine's module (`sklearn` is `scikit-learn`'s)."""
+    return "torch" if engine == "pytorch" else engine
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _installs(code_dir: Path, package: str) -> bool:
+    """True when the code folder's requirements.txt names `package` (it is installed into
+    the version's environment before the run)."""
+    try:
+        lines = (code_dir / "requirements.txt").read_text(errors="replace").splitlines()
+    except OSError:
+        return False
+    names = (re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line) for line in lines)
+    return _normalized(package) in {_normalized(m[1]) for m in names if m}
 
 
 def spec_unavailable_reason(catalog: DbCatalog, spec: JobSpec) -> tuple[str, str] | None:
@@ -141,6 +164,9 @@ def spec_unavailable_reason(catalog: DbCatalog, spec: JobSpec) -> tuple[str, str
         return None
     algo = spec.algorithm
     if algo.framework is not None:
+        if algo.requirements != "ignore" and _installs(Path(algo.framework.code_dir),
+                                                       _package(algo.framework.engine)):
+            return None
         found = unavailable_reason(catalog.settings, algo.framework.engine,
                                    algo.framework.engine_version)
         return ("algorithm.framework.engine", found) if found else None

@@ -158,6 +158,27 @@ def test_an_engine_whose_interpreter_lacks_its_module_says_why_and_the_fix(home:
     assert unavailable_reason(settings, "python", "3.11") is None
 
 
+def test_a_module_the_code_folders_requirements_install_is_no_warning(
+        home: Path, project: Project) -> None:
+    (home / "config.yaml").write_text(json.dumps({"engines": [
+        {"name": "scikit-learn", "version": "1.5", "image": "x",
+         "interpreter": "/nonexistent/py"}]}))
+    framework = {"engine": "scikit-learn", "engine_version": "1.5", "code_dir": "code",
+                 "boot_file": "train.py"}
+
+    def warnings(**algorithm: str) -> list[str]:
+        raw = project.raw(algorithm={"framework": framework, **algorithm})
+        code, out = run_cli("validate", str(project.write_spec(raw)), "--json")
+        assert code == 0, out
+        return [w for w in json.loads(out)["warnings"] if w.startswith("algorithm.framework")]
+
+    (found,) = warnings()
+    assert "fix: `/nonexistent/py -m pip install scikit-learn`" in found  # not `sklearn`
+    (project.code_dir / "requirements.txt").write_text("# pinned\nScikit_Learn>=1.5  # ok\n")
+    assert warnings() == []  # installed into the version's environment before it runs
+    assert len(warnings(requirements="ignore")) == 1
+
+
 def test_validate_reports_a_preset_the_interpreter_cannot_run(home: Path,
                                                               project: Project) -> None:
     config = {"engines": [{"name": "pytorch", "version": "2.13", "image": "x",
