@@ -179,6 +179,19 @@ def test_a_module_the_code_folders_requirements_install_is_no_warning(
     assert len(warnings(requirements="ignore")) == 1
 
 
+def test_validate_warns_of_a_data_folder_without_a_usable_file(project: Project) -> None:
+    spec_file = project.write_spec()
+    code, out = run_cli("validate", str(spec_file), "--json")
+    assert code == 0 and not [w for w in json.loads(out)["warnings"] if w.startswith("data")]
+    for data_file in project.data_dir.iterdir():
+        data_file.unlink()
+    code, out = run_cli("validate", str(spec_file), "--json")
+    assert code == 0, out
+    assert [w for w in json.loads(out)["warnings"] if w.startswith("data")] == [
+        f"data.paths: no usable data files in {project.data_dir.resolve()}: the version "
+        "fails when it starts (a script that reads no data still needs a file there)"]
+
+
 def test_validate_reports_a_preset_the_interpreter_cannot_run(home: Path,
                                                               project: Project) -> None:
     config = {"engines": [{"name": "pytorch", "version": "2.13", "image": "x",

@@ -30,7 +30,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     ctx = Context.open()
     spec = prepare_spec(ctx, raw, base, args.spec)
     check_new_job(ctx, spec)  # what `submit` refuses, `validate` refuses with its words
-    warnings = _unavailable(ctx, spec)
+    warnings = _unavailable(ctx, spec) + _no_data(spec)
     rank0 = preview_rank0(ctx, spec)
     warnings += rank0.warnings + _image_warnings(ctx, rank0.image)
     if args.json:
@@ -69,6 +69,18 @@ def _image_warnings(ctx: Any, image: str | None) -> list[str]:
         return [f"image {image} is not on this machine and cannot be pulled ({problem})"
                 f"{build_hint(ctx.settings, image)}; or use runtime local"]
     return [f"image {image} is not on this machine: it is pulled when the version starts"]
+
+
+def _no_data(spec: Any) -> list[str]:
+    """Local data folders without a usable file: the version fails when it starts."""
+    from app.specs.spec import is_remote
+    from app.storage.data import NO_USABLE_FILES, data_ready
+
+    paths = spec.data.paths or []
+    if not paths or any(is_remote(p) for p in paths) or data_ready(paths):
+        return []
+    return [f"data.paths: {NO_USABLE_FILES} in {', '.join(paths)}: the version fails when "
+            "it starts (a script that reads no data still needs a file there)"]
 
 
 def _unavailable(ctx: Any, spec: Any) -> list[str]:
