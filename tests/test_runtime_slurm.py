@@ -153,6 +153,9 @@ def test_rank_env_from_slurm_task_ids() -> None:
     assert env["MASTER_ADDR"] == env["PET_MASTER_ADDR"] == "n07"
     assert env["MASTER_PORT"] == "20123"
     assert env["CUDA_VISIBLE_DEVICES"] == "6,7"  # its half of the node's GPUs
+    # A job of one task: none of torchrun's variables (as locally), its GPUs still set.
+    assert slurm_rank_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_JOB_ID": "5",
+                           "CUDA_VISIBLE_DEVICES": "2"}) == {"CUDA_VISIBLE_DEVICES": "2"}
 
 
 def test_a_version_is_checked_against_the_partitions_limits() -> None:
@@ -286,9 +289,9 @@ def test_a_refused_job_is_an_executor_error(ctx: Context, tmp_path: Path, slurm:
 
 METRICS_BOOT = """\
     import json, os, pathlib, sys, time
-    rank = os.environ["RANK"]
+    rank = os.environ.get("RANK", "0")  # a job of one process has no rendezvous
     go = pathlib.Path(sys.argv[0]).parent / "go"
-    print(f"rank {rank} of {os.environ['WORLD_SIZE']} started", flush=True)
+    print(f"rank {rank} of {os.environ.get('WORLD_SIZE', '1')} started", flush=True)
     while not go.exists() and "wait" in os.environ.get("MODE", ""):
         time.sleep(0.1)
     with open(os.environ["TRAINDECK_METRICS_FILE"], "a") as f:
@@ -398,9 +401,10 @@ def test_a_job_past_its_time_limit_fails_with_that_reason(
 
 HOLDING_BOOT = """\
 import os, time
-print(f"rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']} started", flush=True)
+rank = os.environ.get("RANK", "0")  # a job of one process has no rendezvous
+print(f"rank {rank} of {os.environ.get('WORLD_SIZE', '1')} started", flush=True)
 time.sleep(float(os.environ["HOLD"]))
-print(f"rank {os.environ['RANK']} done", flush=True)
+print(f"rank {rank} done", flush=True)
 """
 
 

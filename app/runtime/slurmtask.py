@@ -35,28 +35,30 @@ def first_host(nodelist: str) -> str:
 
 
 def slurm_rank_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The torchrun variables of the task whose Slurm environment is `env`."""
+    """The torchrun variables of the task whose Slurm environment is `env` (none for a
+    job of one task), and the GPUs it sees."""
     rank, world = env["SLURM_PROCID"], env["SLURM_NTASKS"]
     nodes = env.get("SLURM_JOB_NUM_NODES") or env.get("SLURM_NNODES") or "1"
     node = env.get("SLURM_NODEID", "0")
     master = first_host(env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST") or "")
     port = str(MASTER_PORT_BASE + int(env.get("SLURM_JOB_ID") or 0) % 20000)
-    out = {
-        "RANK": rank, "LOCAL_RANK": env.get("SLURM_LOCALID", "0"), "WORLD_SIZE": world,
-        "NODE_RANK": node, "GROUP_RANK": node, "ROLE_RANK": rank, "ROLE_WORLD_SIZE": world,
-        "GROUP_WORLD_SIZE": nodes, "LOCAL_WORLD_SIZE": str(int(world) // int(nodes)),
-        "MASTER_ADDR": master or "127.0.0.1", "MASTER_PORT": port,
-        "PET_NNODES": nodes, "PET_NODE_RANK": node,
-        "PET_MASTER_ADDR": master or "127.0.0.1", "PET_MASTER_PORT": port,
-    }
+    local, per_node = env.get("SLURM_LOCALID", "0"), str(int(world) // int(nodes))
     # Slurm grants a node's GPUs to the whole step: each process of a node that has
     # as many GPUs as processes (or a multiple) sees its own share, as locally.
     gpus = [g for g in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]
-    per_node, local = int(out["LOCAL_WORLD_SIZE"]), int(out["LOCAL_RANK"])
-    share = len(gpus) // per_node if per_node and len(gpus) % per_node == 0 else 0
-    out["CUDA_VISIBLE_DEVICES"] = (",".join(gpus[local * share:(local + 1) * share])
-                                   if share else ",".join(gpus))
-    return out
+    share = len(gpus) // int(per_node) if int(per_node) and len(gpus) % int(per_node) == 0 else 0
+    out = {"CUDA_VISIBLE_DEVICES": (",".join(gpus[int(local) * share:(int(local) + 1) * share])
+                                    if share else ",".join(gpus))}
+    if world == "1":  # one process gets none of torchrun's variables, as locally
+        return out
+    return {
+        "RANK": rank, "LOCAL_RANK": local, "WORLD_SIZE": world,
+        "NODE_RANK": node, "GROUP_RANK": node, "ROLE_RANK": rank, "ROLE_WORLD_SIZE": world,
+        "GROUP_WORLD_SIZE": nodes, "LOCAL_WORLD_SIZE": per_node,
+        "MASTER_ADDR": master or "127.0.0.1", "MASTER_PORT": port,
+        "PET_NNODES": nodes, "PET_NODE_RANK": node,
+        "PET_MASTER_ADDR": master or "127.0.0.1", "PET_MASTER_PORT": port, **out,
+    }
 
 
 def run_task(tasks_file: str) -> int:
