@@ -196,7 +196,8 @@ def _engine(name: str, version: str, image: str, **extra: Any) -> EngineSettings
 
 
 DEFAULT_ENGINES: list[EngineSettings] = [
-    # Official images on Docker Hub; `local_image` is what `traindeck images build` makes.
+    # Official images on Docker Hub where one exists (`traindeck/...` tags are not on any
+    # registry: built here); `local_image` is what `traindeck images build` makes.
     _engine("python", "3.11", "python:3.11-slim", local_image="traindeck/python:3.11"),
     # No official image carries 2.13: it runs in the local CPU build (or as processes).
     _engine("pytorch", "2.13", "traindeck/pytorch:cpu", local_image="traindeck/pytorch:cpu"),
