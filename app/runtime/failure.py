@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from app.formatting import shorten
 from app.logs import split_timestamp, tail_file
 from app.runtime.logpump import SUPERVISOR_PREFIX as OWN_PREFIX
 
@@ -111,5 +112,4 @@ def error_line(log_path: Path) -> str | None:
     line = find_error_line(_tail_lines(log_path))
     if not line:
         return None
-    line = _SPACES.sub(" ", line).strip()
-    return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 1] + "…"
+    return shorten(_SPACES.sub(" ", line).strip(), MAX_REASON_CHARS)

@@ -42,19 +42,19 @@ def slurm_rank_env(env: Mapping[str, str]) -> dict[str, str]:
     node = env.get("SLURM_NODEID", "0")
     master = first_host(env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST") or "")
     port = str(MASTER_PORT_BASE + int(env.get("SLURM_JOB_ID") or 0) % 20000)
-    local, per_node = env.get("SLURM_LOCALID", "0"), str(int(world) // int(nodes))
+    local, per_node = int(env.get("SLURM_LOCALID", "0")), int(world) // int(nodes)
     # Slurm grants a node's GPUs to the whole step: each process of a node that has
     # as many GPUs as processes (or a multiple) sees its own share, as locally.
     gpus = [g for g in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]
-    share = len(gpus) // int(per_node) if int(per_node) and len(gpus) % int(per_node) == 0 else 0
-    out = {"CUDA_VISIBLE_DEVICES": (",".join(gpus[int(local) * share:(int(local) + 1) * share])
+    share = len(gpus) // per_node if per_node and len(gpus) % per_node == 0 else 0
+    out = {"CUDA_VISIBLE_DEVICES": (",".join(gpus[local * share:(local + 1) * share])
                                     if share else ",".join(gpus))}
     if world == "1":  # one process gets none of torchrun's variables, as locally
         return out
     return {
-        "RANK": rank, "LOCAL_RANK": local, "WORLD_SIZE": world,
+        "RANK": rank, "LOCAL_RANK": str(local), "WORLD_SIZE": world,
         "NODE_RANK": node, "GROUP_RANK": node, "ROLE_RANK": rank, "ROLE_WORLD_SIZE": world,
-        "GROUP_WORLD_SIZE": nodes, "LOCAL_WORLD_SIZE": per_node,
+        "GROUP_WORLD_SIZE": nodes, "LOCAL_WORLD_SIZE": str(per_node),
         "MASTER_ADDR": master or "127.0.0.1", "MASTER_PORT": port,
         "PET_NNODES": nodes, "PET_NODE_RANK": node,
         "PET_MASTER_ADDR": master or "127.0.0.1", "PET_MASTER_PORT": port, **out,
